@@ -1,0 +1,1 @@
+"""The ``carbench`` command: scenarios, virtual time, orchestration and reports."""

@@ -1,0 +1,68 @@
+"""Shared timing and reporting for the benchmark scripts: each prints one JSON object."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    name: str
+    value: float
+    unit: str
+    target: float | None = None  # the issue's minimum, when it names one
+
+    @property
+    def meets_target(self) -> bool | None:
+        return None if self.target is None else self.value >= self.target
+
+
+def rate(fn: Callable[[], object], *, min_seconds: float = 1.0, repeats: int = 5) -> float:
+    """Calls per second of ``fn``: the best of ``repeats`` runs of at least ``min_seconds`` each.
+
+    The best run, not the mean, because on a shared 2-core machine slower runs measure the
+    neighbours, not the code.
+    """
+    batch = 1
+    while True:  # size a batch to take ~1/10 of min_seconds
+        start = time.perf_counter()
+        for _ in range(batch):
+            fn()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds / 10:
+            break
+        batch *= 2
+    best = 0.0
+    for _ in range(repeats):
+        calls = 0
+        start = time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < min_seconds:
+            for _ in range(batch):
+                fn()
+            calls += batch
+        best = max(best, calls / elapsed)
+    return best
+
+
+def report(benchmark: str, figures: list[Figure], **extra: Any) -> None:
+    """Print the benchmark's figures as one JSON object on stdout."""
+    out = {
+        "benchmark": benchmark,
+        "machine": {
+            "python": sys.version.split()[0],
+            "implementation": platform.python_implementation(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
+        "figures": [asdict(f) | {"meets_target": f.meets_target} for f in figures],
+        **extra,
+    }
+    json.dump(out, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")

@@ -1,0 +1,1 @@
+"""Clause-by-clause conformance suites that judge any terminal through the dut adapter."""

@@ -1,0 +1,398 @@
+"""The command-parameter area ``CP=&&…&&`` (HJ 212-2017 §6.3.3): its wire structure and typed view.
+
+On the wire CP is a list of groups separated by ``;``, each a list of ``Key=Value`` items separated
+by ``,``. :class:`Cp` keeps exactly that structure (so a decoded packet re-encodes byte for byte)
+and offers the typed view: ``DataTime``, one :class:`Pollutant` per ``xxxxxx-Field`` code, and the
+parameters of 表 4 (OverTime, ReCount, RtdInterval, …) as ints, times and decimals.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Final
+
+from protocols.hj212.errors import CpError
+
+Item = tuple[str, str]
+Group = tuple[Item, ...]
+
+#: Parameters of 表 4 holding a time ``YYYYMMDDhhmmss``.
+TIME_PARAMS: Final = frozenset({"DataTime", "SystemTime", "RestartTime", "BeginTime", "EndTime"})
+#: Parameters of 表 4 holding an integer.
+INT_PARAMS: Final = frozenset(
+    {
+        "QnRtn",
+        "ExeRtn",
+        "RtdInterval",
+        "MinInterval",
+        "OverTime",
+        "ReCount",
+        "VaseNo",
+        "Ctime",
+        "Stime",
+    }
+)
+#: Pollutant fields that must be numeric (表 4); other numeric-looking custom fields become
+#: numbers too, anything else stays text.
+NUMERIC_FIELDS: Final = frozenset(
+    {
+        "Rtd",
+        "Avg",
+        "Min",
+        "Max",
+        "Cou",
+        "ZsRtd",
+        "ZsAvg",
+        "ZsMin",
+        "ZsMax",
+        "RS",
+        "RT",
+        "Data",
+        "DayData",
+        "NightData",
+        "ValidNum",
+        "TotalNum",
+    }
+)
+TEXT_FIELDS: Final = frozenset({"Flag", "EFlag", "Info", "SN"})
+#: Canonical order of a pollutant's fields when building from typed values.
+FIELD_ORDER: Final = (
+    "SampleTime",
+    "Rtd",
+    "Min",
+    "Avg",
+    "Max",
+    "ZsRtd",
+    "ZsMin",
+    "ZsAvg",
+    "ZsMax",
+    "Cou",
+    "Flag",
+    "EFlag",
+)
+
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)")
+_DIGITS = re.compile(r"\d+")
+_TIME = re.compile(r"\d{14}(?:\d{3})?")
+
+
+def parse_time(text: str, what: str) -> datetime:
+    """``YYYYMMDDhhmmss``; 17 digits (with milliseconds, sent by some devices) are accepted."""
+    if not _TIME.fullmatch(text):
+        raise CpError(f"{what}={text!r}: expected YYYYMMDDhhmmss (14 digits, 表 4)")
+    try:
+        moment = datetime(
+            int(text[0:4]),
+            int(text[4:6]),
+            int(text[6:8]),
+            int(text[8:10]),
+            int(text[10:12]),
+            int(text[12:14]),
+            int(text[14:17] or 0) * 1000,
+        )
+    except ValueError as exc:
+        raise CpError(f"{what}={text!r}: not a valid date and time ({exc})") from None
+    return moment
+
+
+def format_time(moment: datetime) -> str:
+    return moment.strftime("%Y%m%d%H%M%S")
+
+
+def format_number(value: Decimal | int | float | str) -> str:
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, Decimal):
+        text = format(value, "f")
+    elif isinstance(value, float):
+        text = format(Decimal(repr(value)), "f")
+    else:
+        text = str(value)
+    if not _NUMBER.fullmatch(text):
+        raise CpError(f"{value!r} is not a finite decimal number (N14.2 style, 表 4)")
+    return text
+
+
+def _number(text: str, what: str) -> Decimal:
+    if not _NUMBER.fullmatch(text):
+        raise CpError(f"{what}={text!r}: expected a decimal number (表 4 N14.2 style)")
+    return Decimal(text)
+
+
+def _int(text: str, what: str) -> int:
+    if not _DIGITS.fullmatch(text):
+        raise CpError(f"{what}={text!r}: expected an unsigned integer (表 4)")
+    return int(text)
+
+
+@dataclass(frozen=True, slots=True)
+class Pollutant:
+    """The fields of one factor code (``a05001-Avg=…,a05001-Flag=N``).
+
+    ``values`` holds the numeric fields (Rtd, Avg, Min, Max, Cou, Zs…, and any custom numeric
+    field such as the electricity profile's ``Ia`` or ``Ept``) as exact decimals: the meter's
+    significant digits are kept (``Decimal("2.26")``, ``Decimal("0.00")``).
+    """
+
+    code: str
+    values: Mapping[str, Decimal] = field(default_factory=dict)
+    flag: str | None = None
+    eflag: str | None = None
+    sample_time: datetime | None = None
+    texts: Mapping[str, str] = field(default_factory=dict)  # other non-numeric fields
+
+    @property
+    def rtd(self) -> Decimal | None:
+        return self.values.get("Rtd")
+
+    @property
+    def avg(self) -> Decimal | None:
+        return self.values.get("Avg")
+
+    @property
+    def min(self) -> Decimal | None:
+        return self.values.get("Min")
+
+    @property
+    def max(self) -> Decimal | None:
+        return self.values.get("Max")
+
+    @property
+    def cou(self) -> Decimal | None:
+        return self.values.get("Cou")
+
+    def items(self) -> Group:
+        """The wire items in the canonical order of :data:`FIELD_ORDER`, custom fields after."""
+        code = self.code
+        fields: dict[str, str] = {}
+        if self.sample_time is not None:
+            fields["SampleTime"] = format_time(self.sample_time)
+        for name, value in self.values.items():
+            fields[name] = format_number(value)
+        if self.flag is not None:
+            fields["Flag"] = self.flag
+        if self.eflag is not None:
+            fields["EFlag"] = self.eflag
+        fields.update(self.texts)
+        ordered: list[str] = [name for name in FIELD_ORDER if name in fields]
+        ordered += [name for name in fields if name not in FIELD_ORDER]
+        return tuple((f"{code}-{name}", fields[name]) for name in ordered)
+
+
+ParamValue = str | int | Decimal | datetime
+
+
+def _format_param(key: str, value: ParamValue) -> str:
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, bool):
+        raise CpError(f"{key}: a bool is not a parameter value")
+    if isinstance(value, int | Decimal):
+        return format_number(value)
+    return value
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Cp:
+    """CP as on the wire (``groups``) plus its typed view, computed once when made."""
+
+    groups: tuple[Group, ...] = ()
+    params: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    pollutants: Mapping[str, Pollutant] = field(default_factory=lambda: _EMPTY_POLLUTANTS)
+    #: Lenient readings the parser made (whitespace around a field name, …); empty when strict.
+    notes: tuple[str, ...] = ()
+    #: The text as received when the parser tolerated a departure, so it re-encodes exactly.
+    verbatim: str | None = None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Cp) and other.groups == self.groups
+
+    def __hash__(self) -> int:
+        return hash(self.groups)
+
+    # ---- making one ------------------------------------------------------------------
+    @classmethod
+    def parse(cls, text: str) -> Cp:
+        """Parse the text between ``CP=&&`` and the closing ``&&``."""
+        if not text:
+            return _EMPTY_CP
+        notes: list[str] = []
+        groups: list[Group] = []
+        params: dict[str, str] = {}
+        fields: dict[str, dict[str, str]] = {}
+        for group_text in text.split(";"):
+            items: list[Item] = []
+            for item in group_text.split(","):
+                key, eq, value = item.partition("=")
+                if not eq:
+                    if not item.strip():
+                        notes.append("empty CP item ignored")
+                        continue
+                    raise CpError(f"CP item {item!r} has no '=' (HJ 212-2017 §6.3.3.1)")
+                if key != key.strip():
+                    notes.append(f"whitespace around CP field name {key!r} ignored")
+                    key = key.strip()
+                if not key:
+                    raise CpError(f"CP item {item!r} has an empty field name")
+                items.append((key, value))
+                code, dash, name = key.rpartition("-")
+                if dash and code:
+                    per_code = fields.setdefault(code, {})
+                    if name in per_code:
+                        raise CpError(f"CP field {key!r} appears twice")
+                    per_code[name] = value
+                elif key in params:
+                    raise CpError(f"CP parameter {key!r} appears twice")
+                else:
+                    params[key] = value
+            if items:
+                groups.append(tuple(items))
+        _check_params(params, notes)
+        pollutants = {code: _pollutant(code, per_code) for code, per_code in fields.items()}
+        verbatim = text if notes else None
+        return cls(tuple(groups), params, pollutants, tuple(notes), verbatim)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        data_time: datetime | None = None,
+        pollutants: Iterable[Pollutant] = (),
+        params: Mapping[str, ParamValue] | None = None,
+        **more_params: ParamValue,
+    ) -> Cp:
+        """CP from typed values: DataTime, then parameters in the order given, then pollutants.
+
+        Parameters use the standard's own names: ``Cp.build(OverTime=5, ReCount=3)``.
+        """
+        groups: list[Group] = []
+        if data_time is not None:
+            groups.append((("DataTime", format_time(data_time)),))
+        for key, value in {**(params or {}), **more_params}.items():
+            if not key or any(c in key for c in ";,=&"):
+                raise CpError(f"parameter name {key!r} cannot be written in CP")
+            groups.append(((key, _check_text(key, _format_param(key, value))),))
+        for pollutant in pollutants:
+            for key, value in pollutant.items():
+                _check_text(key, value)
+            groups.append(pollutant.items())
+        return cls.from_groups(groups)
+
+    @classmethod
+    def from_groups(cls, groups: Iterable[Iterable[Item]]) -> Cp:
+        """CP from raw groups, validated and typed exactly as a parsed one would be."""
+        cp = cls.parse(render_groups(tuple(tuple(g) for g in groups)))
+        return cp
+
+    # ---- reading it ------------------------------------------------------------------
+    def render(self) -> str:
+        return self.verbatim if self.verbatim is not None else render_groups(self.groups)
+
+    def get(self, key: str) -> str | None:
+        return self.params.get(key)
+
+    def time(self, key: str) -> datetime | None:
+        text = self.params.get(key)
+        return None if text is None else parse_time(text, key)
+
+    def integer(self, key: str) -> int | None:
+        text = self.params.get(key)
+        return None if text is None else _int(text, key)
+
+    @property
+    def data_time(self) -> datetime | None:
+        return self.time("DataTime")
+
+    @property
+    def begin_time(self) -> datetime | None:
+        return self.time("BeginTime")
+
+    @property
+    def end_time(self) -> datetime | None:
+        return self.time("EndTime")
+
+    @property
+    def system_time(self) -> datetime | None:
+        return self.time("SystemTime")
+
+    @property
+    def over_time(self) -> int | None:
+        return self.integer("OverTime")
+
+    @property
+    def re_count(self) -> int | None:
+        return self.integer("ReCount")
+
+    @property
+    def rtd_interval(self) -> int | None:
+        return self.integer("RtdInterval")
+
+    @property
+    def min_interval(self) -> int | None:
+        return self.integer("MinInterval")
+
+    @property
+    def qn_rtn(self) -> int | None:
+        return self.integer("QnRtn")
+
+    @property
+    def exe_rtn(self) -> int | None:
+        return self.integer("ExeRtn")
+
+    def __repr__(self) -> str:
+        return f"Cp({self.render()!r})"
+
+
+def render_groups(groups: tuple[Group, ...]) -> str:
+    return ";".join(",".join(f"{k}={v}" for k, v in group) for group in groups)
+
+
+def _check_text(key: str, value: str) -> str:
+    # ';' ',' split CP and '&&' ends it: a value containing them would change the packet's
+    # structure, so refuse rather than escape (the standard has no escaping).
+    if any(c in value for c in ";,") or "&&" in value or "\r" in value or "\n" in value:
+        raise CpError(f"value of {key} ({value!r}) contains a CP separator (';', ',', '&&')")
+    return value
+
+
+def _check_params(params: dict[str, str], notes: list[str]) -> None:
+    for key, value in params.items():
+        if key in TIME_PARAMS:
+            parse_time(value, key)
+            if len(value) == 17:
+                notes.append(f"{key} has milliseconds (17 digits, the standard has 14)")
+        elif key in INT_PARAMS:
+            _int(value, key)
+
+
+def _pollutant(code: str, per_code: dict[str, str]) -> Pollutant:
+    values: dict[str, Decimal] = {}
+    texts: dict[str, str] = {}
+    flag = per_code.pop("Flag", None)
+    eflag = per_code.pop("EFlag", None)
+    sample = per_code.pop("SampleTime", None)
+    for name, text in per_code.items():
+        if name in NUMERIC_FIELDS:
+            values[name] = _number(text, f"{code}-{name}")
+        elif name not in TEXT_FIELDS and _NUMBER.fullmatch(text):
+            values[name] = Decimal(text)
+        else:
+            texts[name] = text
+    return Pollutant(
+        code,
+        values,
+        flag,
+        eflag,
+        None if sample is None else parse_time(sample, f"{code}-SampleTime"),
+        texts,
+    )
+
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+_EMPTY_POLLUTANTS: Mapping[str, Pollutant] = MappingProxyType({})
+_EMPTY_CP = Cp()

@@ -1,0 +1,116 @@
+"""Split packets (Flag D=1, PNUM/PNO): cutting a long CP into packets and putting it back.
+
+Each part carries the same QN and CN and, when the CP has one, the same DataTime, so every part
+is meaningful on its own; pollutant groups are never cut in the middle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from protocols.hj212.cp import Cp, Group, render_groups
+from protocols.hj212.errors import DataTooLong, HeaderError
+from protocols.hj212.packet import Flag, Packet
+
+
+def split(
+    packet: Packet, *, cp_max: int | None = None, data_max: int | None = None
+) -> list[Packet]:
+    """The packet as one or more packets that each fit the edition's limits."""
+    cp_max = packet.edition.cp_max if cp_max is None else cp_max
+    data_max = packet.edition.data_max if data_max is None else data_max
+    if _fits(packet, cp_max, data_max):
+        return [packet]
+    shared: tuple[Group, ...] = tuple(g for g in packet.cp.groups if g[0][0] == "DataTime")
+    rest = [g for g in packet.cp.groups if g[0][0] != "DataTime"]
+    # Header of a part: "PNUM=nnnn;PNO=nnnn;" and Flag may grow by a digit; allow for both.
+    probe = replace(packet, cp=Cp(), flag=_split_flag(packet.flag), pnum=9999, pno=9999)
+    overhead = len(probe.data_segment().encode("utf-8"))
+    budget = min(cp_max - 7, data_max - overhead)
+    parts: list[list[Group]] = []
+    current: list[Group] = list(shared)
+    for group in rest:
+        trial = [*current, group]
+        if len(render_groups(tuple(trial)).encode("utf-8")) <= budget:
+            current = trial
+            continue
+        if len(current) == len(shared):
+            size = len(render_groups((*shared, group)).encode("utf-8")) + 7
+            raise DataTooLong(f"CP group {group[0][0]!r} alone", cp_max, size)
+        parts.append(current)
+        current = [*shared, group]
+    parts.append(current)
+    total = len(parts)
+    return [
+        replace(
+            packet,
+            cp=Cp.from_groups(groups),
+            flag=_split_flag(packet.flag),
+            pnum=total,
+            pno=number,
+            field_order=None,
+        )
+        for number, groups in enumerate(parts, start=1)
+    ]
+
+
+def _fits(packet: Packet, cp_max: int, data_max: int) -> bool:
+    cp_len = len(packet.cp.render().encode("utf-8")) + 7
+    return cp_len <= cp_max and len(packet.data_segment().encode("utf-8")) <= data_max
+
+
+def _split_flag(flag: Flag | None) -> Flag | None:
+    return None if flag is None else Flag(flag.version, True, flag.ack)
+
+
+@dataclass
+class Reassembler:
+    """Collects the parts of split packets; :meth:`add` returns the whole packet when complete.
+
+    Parts are matched by MN, CN and QN (or DataTime for packets without a QN). Incomplete sets
+    stay in :attr:`pending` until completed or :meth:`discard`-ed by the caller's timeout.
+    """
+
+    pending: dict[tuple[str, int, str], dict[int, Packet]] = field(default_factory=dict)
+
+    def add(self, packet: Packet) -> Packet | None:
+        if packet.pnum is None or packet.pno is None:
+            return packet
+        key = self.key(packet)
+        parts = self.pending.setdefault(key, {})
+        known = next(iter(parts.values()), None)
+        if known is not None and known.pnum != packet.pnum:
+            raise HeaderError(
+                f"PNUM={packet.pnum} differs from PNUM={known.pnum} of earlier parts of {key}"
+            )
+        parts[packet.pno] = packet  # a resent part replaces the earlier copy
+        if len(parts) < packet.pnum:
+            return None
+        del self.pending[key]
+        return merge([parts[n] for n in range(1, packet.pnum + 1)])
+
+    @staticmethod
+    def key(packet: Packet) -> tuple[str, int, str]:
+        tag = packet.qn if packet.qn is not None else (packet.cp.get("DataTime") or "")
+        return (packet.mn, packet.cn, tag)
+
+    def discard(self, key: tuple[str, int, str]) -> list[Packet]:
+        return list(self.pending.pop(key, {}).values())
+
+
+def merge(parts: list[Packet]) -> Packet:
+    """One packet from its parts, in PNO order: shared DataTime once, then every group."""
+    groups: list[Group] = []
+    seen_time = False
+    for part in parts:
+        for group in part.cp.groups:
+            if group[0][0] == "DataTime":
+                if seen_time:
+                    continue
+                seen_time = True
+            groups.append(group)
+    first = parts[0]
+    flag = None if first.flag is None else Flag(first.flag.version, False, first.flag.ack)
+    return replace(
+        first, cp=Cp.from_groups(groups), flag=flag, pnum=None, pno=None, field_order=None
+    )
