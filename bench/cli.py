@@ -2,9 +2,86 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import click
 
+from protocols import hj212
 
-@click.group()
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """carbench: conformance bench for carbon-emission monitoring terminals."""
+
+
+@main.command()
+@click.argument("protocol", type=click.Choice(["hj212", "dlt645", "cjt188"]))
+@click.argument("frames", nargs=-1, required=True)
+@click.option("--lenient-modbus-crc", is_flag=True, help="HJ 212: accept CRC-16/MODBUS in wire order.")
+@click.option("--allow-oversize", is_flag=True, help="HJ 212: accept data segments over 1024 bytes.")
+@click.option("--allow-unknown-cn", is_flag=True, help="HJ 212: accept CN codes not in 表 9.")
+@click.option(
+    "--edition",
+    help="Force the edition: HJ 212 2005|2017|2025, DL/T 645 2007|1997 (default: inferred).",
+)
+@click.option("--unit-first", is_flag=True, help="CJ/T 188: the unit byte precedes each value.")
+@click.option("--pretty", is_flag=True, help="Indent the JSON.")
+def decode(
+    protocol: str,
+    frames: tuple[str, ...],
+    lenient_modbus_crc: bool,
+    allow_oversize: bool,
+    allow_unknown_cn: bool,
+    edition: str | None,
+    unit_first: bool,
+    pretty: bool,
+) -> None:
+    """Decode captured frames and print one JSON object per frame.
+
+    FRAMES are HJ 212 text or meter hex; '-' reads one frame per line from standard input.
+    Exits 1 if any frame is broken; the JSON says what is wrong.
+    """
+    from bench.decode import DecodeSettings, decode_one
+
+    try:
+        hj_options = hj212.DecodeOptions(
+            lenient_modbus_crc=lenient_modbus_crc,
+            allow_oversize=allow_oversize,
+            allow_unknown_cn=allow_unknown_cn,
+            edition=hj212.EDITIONS[edition] if protocol == "hj212" and edition else None,
+        )
+    except KeyError:
+        raise click.BadParameter(f"HJ 212 editions: {', '.join(hj212.EDITIONS)}") from None
+    settings = DecodeSettings(hj_options, edition if protocol == "dlt645" else None, unit_first)
+    texts: list[str] = []
+    for frame in frames:
+        if frame == "-":
+            texts += [line for line in sys.stdin.read().splitlines() if line.strip()]
+        else:
+            texts.append(frame)
+    all_ok = True
+    for text in texts:
+        result, ok = decode_one(protocol, text, settings)
+        all_ok &= ok
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2 if pretty else None))
+        if not ok:
+            error = result.get("error") or result.get("content_error") or {}
+            click.echo(f"carbench decode: {error.get('message', 'broken frame')}", err=True)
+    sys.exit(0 if all_ok else 1)
+
+
+@main.command()
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Where to write the self-check report.",
+)
+def selfcheck(report_dir: Path) -> None:
+    """Decode every public example frame and check each against its recorded verdict."""
+    from bench.selfcheck import run_selfcheck
+
+    sys.exit(run_selfcheck(report_dir))

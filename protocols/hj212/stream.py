@@ -89,7 +89,7 @@ class StreamDecoder:
         if count <= 0:
             return
         if len(self._garbage_sample) < 16:
-            self._garbage_sample += bytes(self._buffer[: 16 - len(self._garbage_sample)])
+            self._garbage_sample += bytes(self._buffer[: min(count, 16 - len(self._garbage_sample))])
         self._garbage += count
         del self._buffer[:count]
 
