@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from bench.decode import DecodeSettings, decode_one
+from bench.selfcheck import run_selfcheck
 from protocols import hj212
 
 
@@ -19,8 +21,12 @@ def main() -> None:
 @main.command()
 @click.argument("protocol", type=click.Choice(["hj212", "dlt645", "cjt188"]))
 @click.argument("frames", nargs=-1, required=True)
-@click.option("--lenient-modbus-crc", is_flag=True, help="HJ 212: accept CRC-16/MODBUS in wire order.")
-@click.option("--allow-oversize", is_flag=True, help="HJ 212: accept data segments over 1024 bytes.")
+@click.option(
+    "--lenient-modbus-crc", is_flag=True, help="HJ 212: accept CRC-16/MODBUS in wire order."
+)
+@click.option(
+    "--allow-oversize", is_flag=True, help="HJ 212: accept data segments over 1024 bytes."
+)
 @click.option("--allow-unknown-cn", is_flag=True, help="HJ 212: accept CN codes not in 表 9.")
 @click.option(
     "--edition",
@@ -43,8 +49,6 @@ def decode(
     FRAMES are HJ 212 text or meter hex; '-' reads one frame per line from standard input.
     Exits 1 if any frame is broken; the JSON says what is wrong.
     """
-    from bench.decode import DecodeSettings, decode_one
-
     try:
         hj_options = hj212.DecodeOptions(
             lenient_modbus_crc=lenient_modbus_crc,
@@ -82,6 +86,4 @@ def decode(
 )
 def selfcheck(report_dir: Path) -> None:
     """Decode every public example frame and check each against its recorded verdict."""
-    from bench.selfcheck import run_selfcheck
-
     sys.exit(run_selfcheck(report_dir))

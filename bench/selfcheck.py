@@ -31,7 +31,9 @@ def _outcome(decode: Callable[[bytes], Any], encode: Callable[[Any], bytes], raw
         again = encode(decode(raw))
     except CodecError as exc:
         return f"rejected ({exc.reason}): {exc}"
-    return "decoded, re-encodes byte for byte" if again == raw else "decoded, re-encodes DIFFERENTLY"
+    return (
+        "decoded, re-encodes byte for byte" if again == raw else "decoded, re-encodes DIFFERENTLY"
+    )
 
 
 def _check(source: str, name: str, expected: str, observed: str) -> Check:

@@ -1,4 +1,4 @@
-"""The public example frames in ``fixtures/vectors/`` as records, with the verdicts recorded there."""
+"""The public example frames in ``fixtures/vectors/`` as records, with their recorded verdicts."""
 
 from __future__ import annotations
 

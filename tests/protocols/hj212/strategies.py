@@ -19,12 +19,23 @@ numbers = st.decimals(
     min_value=Decimal("-99999999"), max_value=Decimal("99999999"), places=3, allow_nan=False
 )
 flags = st.sampled_from([f.value for f in hj212.DataFlag])
-text = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789中文", min_size=1, max_size=12)
+text = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789中文",
+    min_size=1,
+    max_size=12,
+)
 
 
 @st.composite
 def pollutants(draw: st.DrawFn) -> hj212.Pollutant:
-    fields = draw(st.lists(st.sampled_from(["Rtd", "Avg", "Min", "Max", "Cou", "ZsAvg"]), unique=True, min_size=1, max_size=4))
+    fields = draw(
+        st.lists(
+            st.sampled_from(["Rtd", "Avg", "Min", "Max", "Cou", "ZsAvg"]),
+            unique=True,
+            min_size=1,
+            max_size=4,
+        )
+    )
     return hj212.Pollutant(
         code=draw(codes),
         values={name: draw(numbers) for name in fields},

@@ -50,10 +50,19 @@ def test_build_encode_decode_round_trip(packet: Packet) -> None:
 def test_a_minute_upload_built_from_typed_values() -> None:
     cp = Cp.build(
         data_time=datetime(2026, 11, 21, 10, 0),
-        pollutants=[Pollutant("a05001", {"Avg": Decimal("412.50"), "Cou": Decimal("3.2")}, flag="N")],
+        pollutants=[
+            Pollutant("a05001", {"Avg": Decimal("412.50"), "Cou": Decimal("3.2")}, flag="N")
+        ],
     )
-    packet = Packet(cn=Command.MINUTE_DATA, st="31", mn=MN, pw="123456", cp=cp,
-                    qn="20261121100100000", flag=hj212.Flag(1, False, True))
+    packet = Packet(
+        cn=Command.MINUTE_DATA,
+        st="31",
+        mn=MN,
+        pw="123456",
+        cp=cp,
+        qn="20261121100100000",
+        flag=hj212.Flag(1, False, True),
+    )
     assert packet.data_segment() == (
         "QN=20261121100100000;ST=31;CN=2051;PW=123456;MN=010000A8900016F000169DC0;Flag=5;"
         "CP=&&DataTime=20261121100000;a05001-Avg=412.50,a05001-Cou=3.2,a05001-Flag=N&&"
@@ -61,8 +70,14 @@ def test_a_minute_upload_built_from_typed_values() -> None:
 
 
 def test_length_counts_utf8_bytes_and_character_counting_devices_are_tolerated() -> None:
-    packet = Packet(cn=Command.GET_SITE_INFO, st="32", mn=MN, pw="123456",
-                    cp=Cp.build(params={"i11001-Info": "在线"}), qn="20260101000000000")
+    packet = Packet(
+        cn=Command.GET_SITE_INFO,
+        st="32",
+        mn=MN,
+        pw="123456",
+        cp=Cp.build(params={"i11001-Info": "在线"}),
+        qn="20260101000000000",
+    )
     raw = hj212.encode(packet)
     assert int(raw[2:6]) == len(packet.data_segment().encode()) == len(packet.data_segment()) + 4
     by_characters = b"##%04d" % len(packet.data_segment()) + raw[6:]
@@ -78,7 +93,11 @@ def test_length_counts_utf8_bytes_and_character_counting_devices_are_tolerated()
         (b"##01a1QN=1;ST=32;CP=&&&&1C80\r\n", FramingError, "4 decimal digits"),
         (b"##0005CP=&&&&1C80", FramingError, "<CR><LF>"),
         (b"##0007CP=&&&&1C8G\r\n", FramingError, "4 hex digits"),
-        (b"##0009CP=&&&&FFFF\r\n", LengthMismatch, "declares a data segment of 9 bytes, the frame has 7"),
+        (
+            b"##0009CP=&&&&FFFF\r\n",
+            LengthMismatch,
+            "declares a data segment of 9 bytes, the frame has 7",
+        ),
     ],
 )
 def test_framing_errors_say_what_is_wrong(raw: bytes, error: type[Exception], words: str) -> None:
@@ -95,11 +114,19 @@ def test_framing_errors_say_what_is_wrong(raw: bytes, error: type[Exception], wo
         (f"ST=32;CN=7777;PW=1;MN={MN};Flag=4;CP=&&&&", UnknownCommand, "unknown CN '7777'"),
         (f"QN=2016;ST=32;CN=2011;PW=1;MN={MN};CP=&&&&", HeaderError, "17 digits"),
         (f"ST=32;CN=2011;PW=1;MN={MN};Flag=6;CP=&&&&", HeaderError, "PNUM/PNO are missing"),
-        (f"ST=32;CN=2011;PW=1;MN={MN};Flag=6;PNUM=2;PNO=3;CP=&&&&", HeaderError, "PNO=3 is outside"),
+        (
+            f"ST=32;CN=2011;PW=1;MN={MN};Flag=6;PNUM=2;PNO=3;CP=&&&&",
+            HeaderError,
+            "PNO=3 is outside",
+        ),
         (f"ST=32;CN=2011;PW=1;MN={MN};ST=31;CP=&&&&", HeaderError, "ST appears twice"),
         (f"ST=32;CN=2011;PW=1;MN={MN};Flag=4", HeaderError, "no 'CP=&&'"),
         (f"ST=32;CN=2011;PW=1;MN={MN};Flag=4;CP=&&DataTime=2016&&", CpError, "14 digits"),
-        (f"ST=32;CN=2011;PW=1;MN={MN};Flag=4;CP=&&a05001-Rtd=1.2.3&&", CpError, "a05001-Rtd='1.2.3'"),
+        (
+            f"ST=32;CN=2011;PW=1;MN={MN};Flag=4;CP=&&a05001-Rtd=1.2.3&&",
+            CpError,
+            "a05001-Rtd='1.2.3'",
+        ),
         (f"ST=32;CN=2011;PW=1;MN={MN};Flag=4;CP=&&a05001-Rtd=1,a05001-Rtd=2&&", CpError, "twice"),
         (f"ST=32;CN=2011;PW=1;MN={MN};Flag=4;CP=&&OverTime&&", CpError, "has no '='"),
     ],
@@ -121,7 +148,7 @@ def test_unknown_cn_is_accepted_when_asked_and_reported() -> None:
 def test_oversize_is_refused_on_encode_and_decode() -> None:
     big = Cp.build(params={f"i1100{i % 10}-Info{i}": "x" * 40 for i in range(30)})
     packet = Packet(cn=Command.GET_SITE_INFO, st="32", mn=MN, pw="1", cp=big)
-    with pytest.raises(DataTooLong, match="CP is .* the limit is 950"):
+    with pytest.raises(DataTooLong, match=r"CP is .* the limit is 950"):
         hj212.encode(packet)
     raw = hj212.encode(packet, allow_oversize=True)
     with pytest.raises(DataTooLong):
@@ -142,7 +169,9 @@ def test_flag_bits() -> None:
 
 
 def test_2025_profile_is_chosen_by_flag_and_knows_the_heartbeat() -> None:
-    packet = hj212.decode(frame(f"QN=20260101000000000;ST=32;CN=9015;PW=1;MN={MN};Flag=8;RF=1;CP=&&&&"))
+    packet = hj212.decode(
+        frame(f"QN=20260101000000000;ST=32;CN=9015;PW=1;MN={MN};Flag=8;RF=1;CP=&&&&")
+    )
     assert packet.edition is hj212.HJ212_2025
     assert packet.command is Command.HEARTBEAT
     assert packet.extra == (("RF", "1"),)

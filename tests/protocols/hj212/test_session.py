@@ -6,6 +6,7 @@ session started at the QN's instant must write exactly those bytes.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -33,7 +34,9 @@ def pair(**platform: bool) -> tuple[DeviceSession, PlatformSession]:
     return DeviceSession(CONFIG), PlatformSession(CONFIG, **platform)
 
 
-def deliver(sender: hj212.session.Session, receiver: hj212.session.Session, now: datetime) -> list[bytes]:
+def deliver(
+    sender: hj212.session.Session, receiver: hj212.session.Session, now: datetime
+) -> list[bytes]:
     data = sender.data_to_send()
     receiver.receive_data(data, now)
     return frames(data)
@@ -62,7 +65,9 @@ def test_c2_get_device_time_answers_with_the_requests_qn() -> None:
     (received,) = device.events()
     assert isinstance(received, ev.RequestReceived)
     device.accept(received.request)
-    device.send_data(received.request, Cp.build(PolId="w01018", SystemTime=T0.replace(microsecond=0)))
+    device.send_data(
+        received.request, Cp.build(PolId="w01018", SystemTime=T0.replace(microsecond=0))
+    )
     device.complete(received.request)
     sent = deliver(device, platform, T0)
     expected = FLOWS["C.2"][1:]
@@ -71,7 +76,9 @@ def test_c2_get_device_time_answers_with_the_requests_qn() -> None:
     assert hj212.decode(sent[1]) == hj212.decode(expected[1]).replace(lenience=frozenset())
     got = list(platform.events())
     assert got[0] == ev.RequestAccepted(qn)
-    assert isinstance(got[1], ev.RequestData) and got[1].packet.cp.system_time == datetime(2016, 8, 1, 8, 58, 57)
+    assert isinstance(got[1], ev.RequestData) and got[1].packet.cp.system_time == datetime(
+        2016, 8, 1, 8, 58, 57
+    )
     assert got[2] == ev.RequestCompleted(qn, ExeRtn.OK)
 
 
@@ -94,7 +101,9 @@ def test_c4_device_time_calibration_request_is_answered_9013() -> None:
         ("C.10/C.11", Command.REALTIME_DATA, Cp(), None),
     ],
 )
-def test_get_and_set_requests_write_the_flow_bytes(section: str, cn: int, cp: Cp, answer: Cp | None) -> None:
+def test_get_and_set_requests_write_the_flow_bytes(
+    section: str, cn: int, cp: Cp, answer: Cp | None
+) -> None:
     device, platform = pair()
     platform.request(cn, T0, cp)
     assert deliver(platform, device, T0) == FLOWS[section][:1]
@@ -137,7 +146,9 @@ def test_c20_history_request_records_get_new_qns() -> None:
     device.accept(request)
     record = Cp.build(
         data_time=datetime(2016, 8, 1, 8, 40),
-        pollutants=[Pollutant("a05001", {"Avg": Decimal("401.2"), "Cou": Decimal("12.5")}, flag="N")],
+        pollutants=[
+            Pollutant("a05001", {"Avg": Decimal("401.2"), "Cou": Decimal("12.5")}, flag="N")
+        ],
     )
     record_qn = device.send_record(request, record, T0 + timedelta(milliseconds=311))
     device.complete(request)
@@ -170,7 +181,10 @@ def test_unacknowledged_upload_is_resent_recount_times_then_the_link_is_down() -
     platform = PlatformSession(CONFIG)
     deliver(device, platform, now)
     deliver(platform, device, now)
-    assert list(device.events()) == [ev.LinkUp(), ev.UploadAcknowledged(again, Command.MINUTE_DATA, 1)]
+    assert list(device.events()) == [
+        ev.LinkUp(),
+        ev.UploadAcknowledged(again, Command.MINUTE_DATA, 1),
+    ]
 
 
 def test_platform_request_without_9011_fails_after_retries() -> None:
@@ -196,12 +210,14 @@ def test_2025_resends_carry_the_rf_marker() -> None:
 
 
 @pytest.mark.parametrize(
-    ("change", "code"),
-    [({"pw": "wrong"}, QnRtn.BAD_PW), ({"mn": "OTHER"}, QnRtn.BAD_MN)],
+    ("platform_config", "code"),
+    [(replace(CONFIG, pw="wrong"), QnRtn.BAD_PW), (replace(CONFIG, mn="OTHER"), QnRtn.BAD_MN)],
 )
-def test_device_refuses_requests_with_wrong_credentials(change: dict[str, str], code: QnRtn) -> None:
+def test_device_refuses_requests_with_wrong_credentials(
+    platform_config: SessionConfig, code: QnRtn
+) -> None:
     device = DeviceSession(CONFIG)
-    platform = PlatformSession(SessionConfig(**{"mn": MN, "pw": "123456", "st": "32", **change}))
+    platform = PlatformSession(platform_config)
     qn = platform.request(Command.GET_TIME, T0)
     deliver(platform, device, T0)
     (refused,) = device.events()
@@ -243,8 +259,13 @@ def test_a_repeated_request_is_not_run_twice() -> None:
 
 def test_split_upload_is_reassembled_and_acknowledged_once() -> None:
     device, platform = pair()
-    many = [Pollutant(f"a{i:05d}", {"Avg": Decimal("1.234"), "Cou": Decimal("5.6")}, flag="N") for i in range(50)]
-    qn = device.upload(Command.MINUTE_DATA, Cp.build(data_time=T0.replace(microsecond=0), pollutants=many), T0)
+    many = [
+        Pollutant(f"a{i:05d}", {"Avg": Decimal("1.234"), "Cou": Decimal("5.6")}, flag="N")
+        for i in range(50)
+    ]
+    qn = device.upload(
+        Command.MINUTE_DATA, Cp.build(data_time=T0.replace(microsecond=0), pollutants=many), T0
+    )
     sent = deliver(device, platform, T0)
     assert len(sent) > 1
     (data,) = platform.events()

@@ -20,8 +20,15 @@ def big_upload(count: int) -> Packet:
         for i in range(count)
     ]
     cp = Cp.build(data_time=datetime(2026, 11, 21, 10, 0), pollutants=pollutants)
-    return Packet(cn=2051, st="31", mn=MN, pw="123456", cp=cp, qn="20261121100100000",
-                  flag=Flag(1, False, True))
+    return Packet(
+        cn=2051,
+        st="31",
+        mn=MN,
+        pw="123456",
+        cp=cp,
+        qn="20261121100100000",
+        flag=Flag(1, False, True),
+    )
 
 
 def test_small_packets_are_left_alone() -> None:

@@ -18,7 +18,7 @@ BAD = [v.raw for v in hj212_vectors() if not v.valid]
 
 def run(chunks: list[bytes]) -> list[object]:
     decoder = StreamDecoder()
-    out: list[object] = []
+    out: list[Packet | HJ212Error] = []
     for chunk in chunks:
         out += decoder.feed(chunk)
     out += decoder.close()

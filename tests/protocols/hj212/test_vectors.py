@@ -36,7 +36,7 @@ def test_broken_packets_are_rejected_for_their_crc(vector: HJ212Vector) -> None:
 
 
 def test_v3_hand_edited_after_its_crc_names_both_values() -> None:
-    with pytest.raises(CrcMismatch, match="computed 2D00.*carries 1100"):
+    with pytest.raises(CrcMismatch, match=r"computed 2D00.*carries 1100"):
         hj212.decode(VECTORS["V3"].raw)
 
 
@@ -48,7 +48,9 @@ def test_modbus_crc_devices_are_accepted_only_when_asked_and_it_is_reported() ->
     # V31 also breaks the 1024-byte limit: a second, separate permission.
     with pytest.raises(DataTooLong, match="1025 bytes, the limit is 1024"):
         hj212.decode(VECTORS["V31"].raw, lenient)
-    v31 = hj212.decode(VECTORS["V31"].raw, DecodeOptions(lenient_modbus_crc=True, allow_oversize=True))
+    v31 = hj212.decode(
+        VECTORS["V31"].raw, DecodeOptions(lenient_modbus_crc=True, allow_oversize=True)
+    )
     assert v31.lenience == {Lenience.CRC_MODBUS, Lenience.DATA_TOO_LONG}
     assert hj212.encode(v31) == VECTORS["V31"].raw
 
