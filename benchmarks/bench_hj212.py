@@ -55,11 +55,17 @@ def main() -> None:
     report(
         "hj212",
         [
-            Figure("decode 2051 frame, 20 pollutants, CRC checked", decode_rate, "frames/s", 20_000),
+            Figure(
+                "decode 2051 frame, 20 pollutants, CRC checked", decode_rate, "frames/s", 20_000
+            ),
             Figure("encode 2051 frame, 20 pollutants", rate(packet.encode), "frames/s"),
             Figure("stream decode (200 frames per feed)", rate(stream_decode) * 200, "frames/s"),
             Figure("CRC, fast (folded)", rate(lambda: crc16(data)), "frames/s"),
-            Figure("CRC, Appendix A bit by bit", rate(lambda: crc16_reference(data), min_seconds=0.3), "frames/s"),
+            Figure(
+                "CRC, Appendix A bit by bit",
+                rate(lambda: crc16_reference(data), min_seconds=0.3),
+                "frames/s",
+            ),
         ],
         frame_bytes=len(raw),
         pollutants=len(packet.cp.pollutants),

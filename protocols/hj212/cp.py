@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Final, NamedTuple
 
@@ -79,6 +80,29 @@ FIELD_ORDER: Final = (
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)")
 _DIGITS = re.compile(r"\d+")
 _TIME = re.compile(r"\d{14}(?:\d{3})?")
+
+
+def is_time(text: str) -> bool:
+    """Whether ``text`` is ``YYYYMMDDhhmmss`` (or 17 digits with milliseconds), cheaply: the
+    decoder checks every DataTime and QN, and a link's frames share a handful of dates."""
+    return (
+        (len(text) == 14 or len(text) == 17)
+        and text.isascii()
+        and text.isdigit()
+        and _is_date(text[:8])
+        and text[8:10] <= "23"
+        and text[10:12] <= "59"
+        and text[12:14] <= "59"
+    )
+
+
+@lru_cache(maxsize=4096)
+def _is_date(text: str) -> bool:
+    try:
+        date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+    except ValueError:
+        return False
+    return True
 
 
 def parse_time(text: str, what: str) -> datetime:
@@ -243,39 +267,41 @@ class Cp:
         notes: list[str] = []
         params: dict[str, str] = {}
         fields: dict[str, dict[str, str]] = {}
-        for group_text in text.split(";"):
-            for item in group_text.split(","):
-                key, eq, value = item.partition("=")
-                if spaced and key != key.strip():
-                    if not key.strip() and not eq and not value:
-                        notes.append("empty CP item ignored")
-                        continue
-                    notes.append(f"whitespace around CP field name {key!r} ignored")
-                    key = key.strip()
-                if not eq:
-                    raise CpError(f"CP item {item!r} has no '=' (HJ 212-2017 §6.3.3.1)")
-                if not key:
-                    raise CpError(f"CP item {item!r} has an empty field name")
-                code, dash, name = key.rpartition("-")
-                if dash and code:
-                    per_code = fields.get(code)
-                    if per_code is None:
-                        fields[code] = {name: value}
-                    elif name in per_code:
-                        raise CpError(f"CP field {key!r} appears twice")
-                    else:
-                        per_code[name] = value
-                elif key in params:
-                    raise CpError(f"CP parameter {key!r} appears twice")
+        field_of = fields.get
+        # ';' (between items) and ',' (between one item's fields) mean the same to the typed
+        # view, so one flat split serves; ``groups`` keeps the distinction.
+        for item in text.replace(";", ",").split(","):
+            key, eq, value = item.partition("=")
+            if spaced and key != key.strip():
+                if not key.strip() and not eq and not value:
+                    notes.append("empty CP item ignored")
+                    continue
+                notes.append(f"whitespace around CP field name {key!r} ignored")
+                key = key.strip()
+            if not (eq and key):
+                raise CpError(
+                    f"CP item {item!r} has no '=' (HJ 212-2017 §6.3.3.1)"
+                    if not eq
+                    else f"CP item {item!r} has an empty field name"
+                )
+            code, dash, name = key.rpartition("-")
+            if dash and code:
+                per_code = field_of(code)
+                if per_code is None:
+                    fields[code] = {name: value}
+                elif name in per_code:
+                    raise CpError(f"CP field {key!r} appears twice")
                 else:
-                    params[key] = value
+                    per_code[name] = value
+            elif key in params:
+                raise CpError(f"CP parameter {key!r} appears twice")
+            else:
+                params[key] = value
         if params:
             _check_params(params, notes)
-        plain = not "".join(
-            [v for per_code in fields.values() for k, v in per_code.items() if k not in _TEXT_OR_FLAG]
-        ).translate(_NUMBER_CHARS)
-        pollutants = {code: _pollutant(code, per_code, plain) for code, per_code in fields.items()}
-        return cls(text, params, pollutants, tuple(notes))
+        # Text fields other than Flag are rare; their names are what the fast path looks for.
+        textual = any(needle in text for needle in _TEXTUAL_NEEDLES)
+        return cls(text, params, _pollutants(fields, textual), tuple(notes))
 
     @classmethod
     def build(
@@ -383,41 +409,63 @@ def _check_text(key: str, value: str) -> str:
 def _check_params(params: dict[str, str], notes: list[str]) -> None:
     for key, value in params.items():
         if key in TIME_PARAMS:
-            parse_time(value, key)
+            if not is_time(value):
+                parse_time(value, key)  # raises, saying what is wrong
             if len(value) == 17:
                 notes.append(f"{key} has milliseconds (17 digits, the standard has 14)")
         elif key in INT_PARAMS:
             _int(value, key)
 
 
-def _pollutant(code: str, per_code: dict[str, str], plain: bool) -> Pollutant:
-    """The typed view of one code's fields. ``plain``: every non-text value in the whole CP
-    is made only of digits, '.', '+' and '-', so ``Decimal`` alone can judge each one."""
+def _pollutants(fields: dict[str, dict[str, str]], textual: bool) -> dict[str, Pollutant]:
+    """The typed view of every code's fields (``fields`` is consumed)."""
+    if not textual:
+        fast = _plain_pollutants(fields)
+        if fast is not None:
+            return fast
+    return {code: _pollutant(code, per_code) for code, per_code in fields.items()}
+
+
+def _plain_pollutants(fields: dict[str, dict[str, str]]) -> dict[str, Pollutant] | None:
+    """The usual upload, fast: besides Flag only numbers, made of digits, '.', '+' and '-'
+    (which leaves Decimal() itself to judge each value's form). None when that is not so;
+    ``fields`` is then left as it was."""
+    flags = [per_code.pop("Flag", None) for per_code in fields.values()]
+    joined = "".join([v for per_code in fields.values() for v in per_code.values()])
+    out: dict[str, Pollutant] = {}
+    if not joined.translate(_NUMBER_CHARS):
+        try:
+            for (code, per_code), flag in zip(fields.items(), flags, strict=True):
+                values = {}
+                for name, text in per_code.items():
+                    values[name] = Decimal(text)
+                # tuple.__new__ skips the named tuple's Python-level __new__: half the cost.
+                out[code] = tuple.__new__(Pollutant, (code, values, flag, None, None, _EMPTY))
+        except InvalidOperation:
+            out.clear()  # a malformed number: the slow path names it
+    if not out and fields:
+        for per_code, flag in zip(fields.values(), flags, strict=True):
+            if flag is not None:
+                per_code["Flag"] = flag
+        return None
+    return out
+
+
+def _pollutant(code: str, per_code: dict[str, str]) -> Pollutant:
+    """One code's typed view, field by field (any mix of numbers, texts and times)."""
     flag = eflag = sample = None
     values: dict[str, Decimal] = {}
     texts: dict[str, str] = {}
     for name, text in per_code.items():
         if name == "Flag":
             flag = text
-        elif name in _TEXTUAL:
-            if name == "EFlag":
-                eflag = text
-            elif name == "SampleTime":
-                sample = text
-            else:
-                texts[name] = text
-        elif plain:
-            try:
-                values[name] = Decimal(text)
-            except InvalidOperation:
-                if name in NUMERIC_FIELDS:
-                    raise CpError(
-                        f"{code}-{name}={text!r}: expected a decimal number (表 4 N14.2 style)"
-                    ) from None
-                texts[name] = text
+        elif name == "EFlag":
+            eflag = text
+        elif name == "SampleTime":
+            sample = text
         elif name in NUMERIC_FIELDS:
             values[name] = _number(text, f"{code}-{name}")
-        elif _NUMBER.fullmatch(text):
+        elif name not in TEXT_FIELDS and _NUMBER.fullmatch(text):
             values[name] = Decimal(text)
         else:
             texts[name] = text
@@ -426,8 +474,8 @@ def _pollutant(code: str, per_code: dict[str, str], plain: bool) -> Pollutant:
 
 
 _TEXTUAL: Final = frozenset({"EFlag", "SampleTime", "Info", "SN"})
+_TEXTUAL_NEEDLES: Final = tuple(f"-{name}=" for name in _TEXTUAL)
 _NUMBER_CHARS = str.maketrans("", "", "0123456789.+-")
-_TEXT_OR_FLAG: Final = _TEXTUAL | {"Flag"}
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _EMPTY_POLLUTANTS: Mapping[str, Pollutant] = MappingProxyType({})
 _EMPTY_CP = Cp()

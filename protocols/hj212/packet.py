@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from protocols.hj212.codes import Command, command_name
-from protocols.hj212.cp import Cp
+from protocols.hj212.cp import Cp, is_time
 from protocols.hj212.crc import crc16, crc16_modbus_wire_order
 from protocols.hj212.editions import HJ212_2005, HJ212_2017, Edition, edition_for_version
 from protocols.hj212.errors import (
@@ -35,7 +35,6 @@ REQUIRED_FIELDS = ("ST", "CN", "PW", "MN")
 
 _QN = re.compile(r"\d{17}")
 _HEX4 = re.compile(rb"[0-9A-Fa-f]{4}")
-_ST = re.compile(r"[0-9A-Za-z]{1,5}")
 
 
 class Lenience(StrEnum):
@@ -345,7 +344,7 @@ def parse_data_segment(
         text_flag = fields["Flag"]
         if not text_flag.isdigit() or int(text_flag) > 255:
             raise HeaderError(f"Flag={text_flag!r}: expected an integer 0-255 (表 3)")
-        flag = Flag.from_int(int(text_flag))
+        flag = _FLAGS[int(text_flag)]
     if options.edition is not None:
         edition = options.edition
     elif flag is not None:
@@ -354,10 +353,10 @@ def parse_data_segment(
         edition = HJ212_2005  # 2017 made Flag mandatory; a packet without it is 2005-style
 
     qn = fields.get("QN")
-    if qn is not None:
-        qn_to_datetime(qn)
+    if qn is not None and not (len(qn) == 17 and is_time(qn)):
+        qn_to_datetime(qn)  # raises, saying what is wrong
     st = fields["ST"]
-    if not _ST.fullmatch(st):
+    if not (0 < len(st) <= 5 and st.isascii() and st.isalnum()):
         raise HeaderError(f"ST={st!r}: expected a system code of letters and digits (表 5)")
     cn_text = fields["CN"]
     if len(cn_text) != 4 or not cn_text.isdigit():
@@ -380,20 +379,19 @@ def parse_data_segment(
     elif flag is not None and flag.split:
         raise HeaderError(f"Flag={int(flag)} has D=1 (split packet) but PNUM/PNO are missing")
 
-    extra = tuple((k, fields[k]) for k in order if k not in CORE_FIELDS)
-    for key, _ in extra:
-        if key not in edition.extra_header_fields:
+    extra: tuple[tuple[str, str], ...] = ()
+    if not CORE_FIELDS.issuperset(fields):
+        extra = tuple((k, fields[k]) for k in order if k not in CORE_FIELDS)
+        if any(key not in edition.extra_header_fields for key, _ in extra):
             lenience.add(Lenience.UNKNOWN_HEADER_FIELD)
-    canonical = [k for k in edition.header_order if k in fields]
-    canonical += [k for k in order if k not in edition.header_order]
-    field_order = None if canonical == order else tuple(order)
-    if field_order is not None and not _matches_known_order(order):
+    field_order, known = _classify_order(edition, tuple(order))
+    if not known:
         lenience.add(Lenience.HEADER_ORDER)
 
     cp = Cp.parse(cp_text)
     if cp.notes:
         lenience.add(Lenience.CP_DEPARTURES)
-    cp_len = len(cp_text.encode("utf-8")) + 7
+    cp_len = (len(cp_text) if cp_text.isascii() else len(cp_text.encode("utf-8"))) + 7
     if cp_len > edition.cp_max:
         if not options.allow_oversize:
             raise DataTooLong("CP", edition.cp_max, cp_len)
@@ -411,7 +409,7 @@ def parse_data_segment(
         extra=extra,
         edition=edition,
         field_order=field_order,
-        lenience=frozenset(lenience),
+        lenience=frozenset(lenience) if lenience else _NO_LENIENCE,
     )
 
 
@@ -424,10 +422,26 @@ def _packet_number(fields: dict[str, str], key: str) -> int | None:
     return int(text)
 
 
-def _matches_known_order(order: list[str]) -> bool:
-    """Whether the order is one some edition writes (2005 and 2017 order differ)."""
-    for known in (HJ212_2005.header_order, HJ212_2017.header_order):
-        ranked = [k for k in known if k in order]
-        if ranked == [k for k in order if k in known]:
-            return True
-    return False
+def _classify_order(
+    edition: Edition, order: tuple[str, ...]
+) -> tuple[tuple[str, ...] | None, bool]:
+    """(the order to remember, or None when it is the edition's own; whether some edition
+    writes it — 2005 and 2017 orders differ). Cached: a link sends the same order every time."""
+    key = (edition.key, order)
+    found = _ORDERS.get(key)
+    if found is None:
+        canonical = [k for k in edition.header_order if k in order]
+        canonical += [k for k in order if k not in edition.header_order]
+        known = False
+        for reference in (HJ212_2005.header_order, HJ212_2017.header_order):
+            ranked = [k for k in reference if k in order]
+            known = known or ranked == [k for k in order if k in reference]
+        found = (None if canonical == list(order) else order, known)
+        if len(_ORDERS) < 4096:  # bounded: a peer sending junk field names cannot grow it
+            _ORDERS[key] = found
+    return found
+
+
+_ORDERS: dict[tuple[str, tuple[str, ...]], tuple[tuple[str, ...] | None, bool]] = {}
+_FLAGS = tuple(Flag.from_int(value) for value in range(256))
+_NO_LENIENCE: frozenset[Lenience] = frozenset()

@@ -28,70 +28,76 @@ class StreamDecoder:
         self._buffer += data
         out: list[Packet | HJ212Error] = []
         buf = self._buffer
-        while buf:
-            start = buf.find(b"##")
+        pos = 0  # consumed bytes are dropped once per feed: deleting per frame is quadratic
+        size = len(buf)
+        while pos < size:
+            start = buf.find(b"##", pos)
             if start < 0:
                 # Keep a trailing '#': it may be the first half of the next header.
-                self._skip(len(buf) - (1 if buf.endswith(b"#") else 0))
+                pos = self._skip(pos, size - (1 if buf.endswith(b"#") else 0))
                 break
-            self._skip(start)
-            header = _header_at(buf, 0)
+            pos = self._skip(pos, start)
+            header = _header_at(buf, pos)
             if header is None:
                 break  # too few bytes yet to tell
             if not header:
-                self._skip(1)  # '##' that is not a header: move on by one byte
+                pos = self._skip(pos, pos + 1)  # '##' that is not a header: move on by one
                 continue
             self._flush_garbage(out)
-            limit = min(len(buf), MAX_FRAME)
-            end = buf.find(b"\r\n", 6, limit)
-            cut = _next_header(buf, 2, end if end >= 0 else limit)
+            limit = min(size, pos + MAX_FRAME)
+            end = buf.find(b"\r\n", pos + 6, limit)
+            cut = _next_header(buf, pos + 2, end if end >= 0 else limit)
             if cut is None:
                 break
             if cut >= 0:
-                raw = bytes(buf[:cut])
-                del buf[:cut]
+                raw = bytes(buf[pos:cut])
+                pos = cut
                 out.append(TruncatedFrame(_truncated(raw)).with_raw(raw))
                 continue
             if end < 0:
-                if len(buf) >= MAX_FRAME:
-                    raw = bytes(buf[:MAX_FRAME])
-                    del buf[:MAX_FRAME]
+                if size - pos >= MAX_FRAME:
+                    raw = bytes(buf[pos : pos + MAX_FRAME])
+                    pos += MAX_FRAME
                     message = f"no <CR><LF> within {MAX_FRAME} bytes of '##': not a frame"
                     out.append(FramingError(message).with_raw(raw))
                     continue
                 break
-            raw = bytes(buf[: end + 2])
-            del buf[: end + 2]
+            raw = bytes(buf[pos : end + 2])
+            pos = end + 2
             try:
                 out.append(decode(raw, self.options))
             except HJ212Error as exc:
                 out.append(exc)
+        del buf[:pos]
         return out
 
     def close(self) -> list[HJ212Error]:
         """End of stream: whatever is buffered is reported, not silently dropped."""
         out: list[HJ212Error] = []
-        if self._buffer.startswith(b"##") and len(self._buffer) >= 2:
-            raw = bytes(self._buffer)
-            self._buffer.clear()
+        buf = self._buffer
+        if buf.startswith(b"##"):
+            raw = bytes(buf)
             self._flush_garbage(out)
             out.append(TruncatedFrame(_truncated(raw)).with_raw(raw))
         else:
-            self._skip(len(self._buffer))
+            self._skip(0, len(buf))
             self._flush_garbage(out)
+        buf.clear()
         return out
 
     @property
     def buffered(self) -> int:
         return len(self._buffer)
 
-    def _skip(self, count: int) -> None:
-        if count <= 0:
-            return
+    def _skip(self, pos: int, upto: int) -> int:
+        """Count ``buffer[pos:upto]`` as garbage; return the new position."""
+        if upto <= pos:
+            return pos
         if len(self._garbage_sample) < 16:
-            self._garbage_sample += bytes(self._buffer[: min(count, 16 - len(self._garbage_sample))])
-        self._garbage += count
-        del self._buffer[:count]
+            take = min(upto - pos, 16 - len(self._garbage_sample))
+            self._garbage_sample += bytes(self._buffer[pos : pos + take])
+        self._garbage += upto - pos
+        return upto
 
     def _flush_garbage(self, out: list[Packet | HJ212Error] | list[HJ212Error]) -> None:
         if self._garbage:
