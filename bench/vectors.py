@@ -27,12 +27,25 @@ class FlowFrame:
 
 @dataclass(frozen=True, slots=True)
 class MeterVector:
-    protocol: str  # "dlt645" or "cjt188"
-    edition: str  # "2007", "1997" or "2004"
-    raw: bytes
+    tag: str  # "645-2007", "645-1997" or "188"
     checksum_ok: bool
-    meaning: str
-    notes: tuple[str, ...]  # the decoded/value lines under the frame
+    reencode: str  # the file's re-encode verdict: "same", "False", "n/a (…)"
+    raw: bytes
+    fields: dict[str, str]  # the key=value pairs of the summary line after "frame:"
+    text: str  # the whole block, to find a vector by what the file says about it
+    line: int
+
+    @property
+    def protocol(self) -> str:
+        return "cjt188" if self.tag == "188" else "dlt645"
+
+    @property
+    def edition(self) -> str:
+        return "2004" if self.tag == "188" else self.tag[4:]
+
+    @property
+    def id(self) -> str:
+        return f"line{self.line}-{self.tag}"
 
 
 def hj212_vectors(path: Path = VECTORS / "hj212.txt") -> list[HJ212Vector]:
@@ -64,34 +77,36 @@ def hj212_flows(path: Path = VECTORS / "hj212-flows.txt") -> list[FlowFrame]:
     return out
 
 
-_METER_HEAD = re.compile(r"^\[(645-2007|645-1997|188)\] CS (OK|BAD)")
+_METER_HEAD = re.compile(
+    r"^\[(?P<tag>645-2007|645-1997|188)\] CS (?P<cs>OK|BAD)\s+reencode=(?P<re>.*)$"
+)
 
 
 def meter_vectors(path: Path = VECTORS / "meters.txt") -> list[MeterVector]:
-    out: list[MeterVector] = []
+    """A header line per vector, then indented ``key: value`` lines."""
+    vectors: list[MeterVector] = []
     lines = path.read_text(encoding="utf-8").splitlines()
-    for i, line in enumerate(lines):
-        head = _METER_HEAD.match(line)
-        if head is None:
+    for index, line in enumerate(lines):
+        match = _METER_HEAD.match(line)
+        if not match:
             continue
-        block: list[str] = []
-        for follow in lines[i + 1 :]:
-            if not follow.strip() or _METER_HEAD.match(follow):
+        block = [line]
+        for following in lines[index + 1 :]:
+            if not following.startswith("  "):
                 break
-            block.append(follow.strip())
-        frame = next(b for b in block if b.startswith("frame:"))
-        meaning = next((b for b in block if b.startswith("meaning:")), "meaning: ")
-        kind = head.group(1)
-        out.append(
+            block.append(following)
+        frame_line = next(b for b in block if b.strip().startswith("frame:"))
+        summary = block[block.index(frame_line) + 1].strip()
+        fields = dict(re.findall(r"([\w()-]+)=(\S+(?: [0-9a-fA-F]{2}\b)*)", summary))
+        vectors.append(
             MeterVector(
-                protocol="cjt188" if kind == "188" else "dlt645",
-                edition="2004" if kind == "188" else kind[4:],
-                raw=bytes.fromhex(frame[len("frame:") :]),
-                checksum_ok=head.group(2) == "OK",
-                meaning=meaning[len("meaning:") :].strip(),
-                notes=tuple(
-                    b for b in block if not b.startswith(("frame:", "meaning:", "source:"))
-                ),
+                tag=match["tag"],
+                checksum_ok=match["cs"] == "OK",
+                reencode=match["re"].strip(),
+                raw=bytes.fromhex(frame_line.split(":", 1)[1]),
+                fields=fields,
+                text="\n".join(block),
+                line=index + 1,
             )
         )
-    return out
+    return vectors
