@@ -13,6 +13,7 @@ from typing import Final, Literal
 
 from protocols import bcd
 from protocols.errors import CodecError
+from protocols.meterframe import END, START, checked_end
 
 __all__ = [
     "DI_NAMES",
@@ -50,8 +51,6 @@ class CJT188Error(CodecError):
     protocol = "cjt188"
 
 
-START: Final = 0x68
-END: Final = 0x16
 PREAMBLE_BYTE: Final = 0xFE
 HEADER_LEN: Final = 11  # 68 T A0..A6 C L
 MIN_FRAME_LEN: Final = 13  # header + CS + 16
@@ -331,28 +330,7 @@ def decode(data: bytes | bytearray | memoryview) -> Frame:
         raise CJT188Error(
             f"start: expected 0x68 at byte {start}, found 0x{data[start]:02X}", reason="start"
         )
-    length = data[start + 10]
-    end = start + MIN_FRAME_LEN + length
-    if n < end:
-        raise CJT188Error(
-            f"truncated: L=0x{length:02X} makes the frame {end} bytes, found {n}",
-            reason="truncated",
-        )
-    if n > end:
-        raise CJT188Error(
-            f"length: L=0x{length:02X} makes the frame {end} bytes, found {n} ({n - end} trailing)",
-            reason="length",
-        )
-    if data[end - 1] != END:
-        raise CJT188Error(
-            f"end: expected 0x16 at byte {end - 1}, found 0x{data[end - 1]:02X}", reason="end"
-        )
-    checksum = sum(data[start : end - 2]) & 0xFF
-    if data[end - 2] != checksum:
-        raise CJT188Error(
-            f"checksum: expected 0x{checksum:02X}, found 0x{data[end - 2]:02X}",
-            reason="checksum",
-        )
+    end = checked_end(data, start, data[start + 10], MIN_FRAME_LEN, CJT188Error)
     return Frame(
         data[start + 1],
         Address.from_wire(data[start + 2 : start + 9]),

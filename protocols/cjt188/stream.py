@@ -12,15 +12,14 @@ line goes quiet to give up on it.
 from __future__ import annotations
 
 from protocols.cjt188.frame import (
-    END,
     HEADER_LEN,
     MIN_FRAME_LEN,
     PREAMBLE_BYTE,
-    START,
     CJT188Error,
     Frame,
     decode,
 )
+from protocols.meterframe import END, START
 
 __all__ = ["StreamDecoder"]
 

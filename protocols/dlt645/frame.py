@@ -13,6 +13,7 @@ from typing import Final, Literal
 
 from protocols import bcd
 from protocols.errors import CodecError
+from protocols.meterframe import END, START, checked_end
 
 __all__ = [
     "BROADCAST",
@@ -53,8 +54,6 @@ class DLT645Error(CodecError):
     protocol = "dlt645"
 
 
-START: Final = 0x68
-END: Final = 0x16
 PREAMBLE_BYTE: Final = 0xFE
 HEADER_LEN: Final = 10  # 68 A0..A5 68 C L
 MIN_FRAME_LEN: Final = 12  # header + CS + 16
@@ -362,28 +361,7 @@ def decode(data: bytes | bytearray | memoryview, *, edition: str | None = None) 
             f"start: expected the second 0x68 at byte {start + 7}, found 0x{data[start + 7]:02X}",
             reason="start",
         )
-    length = data[start + 9]
-    end = start + MIN_FRAME_LEN + length
-    if n < end:
-        raise DLT645Error(
-            f"truncated: L=0x{length:02X} makes the frame {end} bytes, found {n}",
-            reason="truncated",
-        )
-    if n > end:
-        raise DLT645Error(
-            f"length: L=0x{length:02X} makes the frame {end} bytes, found {n} ({n - end} trailing)",
-            reason="length",
-        )
-    if data[end - 1] != END:
-        raise DLT645Error(
-            f"end: expected 0x16 at byte {end - 1}, found 0x{data[end - 1]:02X}", reason="end"
-        )
-    checksum = sum(data[start : end - 2]) & 0xFF
-    if data[end - 2] != checksum:
-        raise DLT645Error(
-            f"checksum: expected 0x{checksum:02X}, found 0x{data[end - 2]:02X}",
-            reason="checksum",
-        )
+    end = checked_end(data, start, data[start + 9], MIN_FRAME_LEN, DLT645Error)
     control = data[start + 8]
     inferred = wanted is None
     return Frame(

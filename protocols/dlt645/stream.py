@@ -13,14 +13,13 @@ search resumes one byte after its first 0x68, so a real frame hidden inside is s
 from __future__ import annotations
 
 from protocols.dlt645.frame import (
-    END,
     MIN_FRAME_LEN,
     PREAMBLE_BYTE,
-    START,
     DLT645Error,
     Frame,
     decode,
 )
+from protocols.meterframe import END, START
 
 __all__ = ["StreamDecoder"]
 

@@ -54,7 +54,7 @@ def _dlt645_seeds() -> list[bytes]:
             meter, 0x04000102, datetime(2025, 1, 2, 3, 4, 5).time(), password=bytes(4)
         ),
     ]
-    return [v.frame for v in DLT645_VECTORS] + [dlt645.encode(f) for f in built]
+    return [v.raw for v in DLT645_VECTORS] + [dlt645.encode(f) for f in built]
 
 
 def _cjt188_seeds() -> list[bytes]:
@@ -71,7 +71,7 @@ def _cjt188_seeds() -> list[bytes]:
         cjt188.error_reply(0x10, address, b"\x04\x00"),
         cjt188.write_request(0x10, address, 0xA017, b"\x55"),
     ]
-    fixed = [_fix_checksum(v.frame) for v in CJT188_VECTORS]  # incl. the wrong-CS one
+    fixed = [_fix_checksum(v.raw) for v in CJT188_VECTORS]  # incl. the wrong-CS one
     return fixed + [cjt188.encode(f) for f in built]
 
 
