@@ -47,6 +47,7 @@ class Lenience(StrEnum):
     HEADER_ORDER = "header_order"
     UNKNOWN_HEADER_FIELD = "unknown_header_field"
     PACKET_NUMBERS_WITHOUT_D = "packet_numbers_without_d"
+    D_WITHOUT_PACKET_NUMBERS = "d_without_packet_numbers"
     CP_DEPARTURES = "cp_departures"
     UNKNOWN_CN = "unknown_cn"
 
@@ -63,6 +64,7 @@ _LENIENCE_TEXT = {
     Lenience.HEADER_ORDER: "header fields not in the edition's order",
     Lenience.UNKNOWN_HEADER_FIELD: "header field the edition does not define",
     Lenience.PACKET_NUMBERS_WITHOUT_D: "PNUM/PNO present although Flag's D bit is 0",
+    Lenience.D_WITHOUT_PACKET_NUMBERS: "Flag's D bit is 1 but PNUM/PNO are absent",
     Lenience.CP_DEPARTURES: "CP departures tolerated (listed in Packet.cp.notes)",
     Lenience.UNKNOWN_CN: "CN not in the edition's command table (allow_unknown_cn)",
 }
@@ -242,7 +244,11 @@ def _check_packet(packet: Packet) -> None:
     if packet.flag is not None:
         if not 0 <= int(packet.flag) <= 255:
             raise EncodingError(f"Flag={int(packet.flag)} does not fit in 8 bits")
-        if packet.flag.split and packet.pnum is None:
+        if (
+            packet.flag.split
+            and packet.pnum is None
+            and Lenience.D_WITHOUT_PACKET_NUMBERS not in packet.lenience
+        ):
             raise EncodingError("Flag D=1 (split packet) requires PNUM and PNO")
 
 
@@ -377,7 +383,8 @@ def parse_data_segment(
         if flag is not None and not flag.split:
             lenience.add(Lenience.PACKET_NUMBERS_WITHOUT_D)
     elif flag is not None and flag.split:
-        raise HeaderError(f"Flag={int(flag)} has D=1 (split packet) but PNUM/PNO are missing")
+        # HJ/T 212-2005's own examples send Flag=3 on unsplit requests.
+        lenience.add(Lenience.D_WITHOUT_PACKET_NUMBERS)
 
     extra: tuple[tuple[str, str], ...] = ()
     if not CORE_FIELDS.issuperset(fields):

@@ -113,7 +113,6 @@ def test_framing_errors_say_what_is_wrong(raw: bytes, error: type[Exception], wo
         (f"ST=32;CN=1062;PW=1;MN={MN};Flag=60;CP=&&&&", HeaderError, "version bits V5..V0 = 15"),
         (f"ST=32;CN=7777;PW=1;MN={MN};Flag=4;CP=&&&&", UnknownCommand, "unknown CN '7777'"),
         (f"QN=2016;ST=32;CN=2011;PW=1;MN={MN};CP=&&&&", HeaderError, "17 digits"),
-        (f"ST=32;CN=2011;PW=1;MN={MN};Flag=6;CP=&&&&", HeaderError, "PNUM/PNO are missing"),
         (
             f"ST=32;CN=2011;PW=1;MN={MN};Flag=6;PNUM=2;PNO=3;CP=&&&&",
             HeaderError,
@@ -178,3 +177,13 @@ def test_2025_profile_is_chosen_by_flag_and_knows_the_heartbeat() -> None:
     assert not packet.lenience
     with pytest.raises(UnknownCommand):  # 9015 is not a 2017 command
         hj212.decode(frame(f"QN=20260101000000000;ST=32;CN=9015;PW=1;MN={MN};Flag=4;CP=&&&&"))
+
+
+def test_2005_request_example_with_flag_3_and_no_packet_numbers() -> None:
+    # HJ/T 212-2005 Appendix C.1: "Flag=3" (split + ack) on a request that is not split.
+    data = "QN=20040516010101001;ST=32;CN=1072;PW=123456;MN=88888880000001;Flag=3;CP=&&PW=654321&&"
+    packet = hj212.decode(frame(data))
+    assert packet.edition is hj212.HJ212_2005
+    assert packet.lenience == {hj212.Lenience.D_WITHOUT_PACKET_NUMBERS}
+    assert packet.cp.get("PW") == "654321"
+    assert hj212.encode(packet) == frame(data)

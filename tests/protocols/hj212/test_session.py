@@ -291,3 +291,23 @@ def test_qns_are_unique_even_within_one_millisecond() -> None:
     device = DeviceSession(CONFIG)
     qns = [device.upload(Command.REALTIME_DATA, Cp(), T0, ack=False) for _ in range(3)]
     assert qns == ["20160801085857223", "20160801085857224", "20160801085857225"]
+
+
+def test_a_2005_device_answers_with_the_qn_in_cp_as_the_2005_examples_do() -> None:
+    # HJ/T 212-2005 Appendix C.1 (set access password).
+    config = SessionConfig(mn="88888880000001", pw="123456", st="32", edition=hj212.HJ212_2005)
+    device = DeviceSession(config)
+    request = (
+        "QN=20040516010101001;ST=32;CN=1072;PW=123456;MN=88888880000001;Flag=3;CP=&&PW=654321&&"
+    )
+    raw = request.encode()
+    device.receive_data(b"##%04d%s%04X\r\n" % (len(raw), raw, hj212.crc16(raw)), T0)
+    (received,) = device.events()
+    assert isinstance(received, ev.RequestReceived)
+    device.accept(received.request)
+    device.complete(received.request)
+    answers = [hj212.decode(f).data_segment() for f in frames(device.data_to_send())]
+    assert answers == [
+        "ST=91;CN=9011;PW=123456;MN=88888880000001;Flag=0;CP=&&QN=20040516010101001;QnRtn=1&&",
+        "ST=91;CN=9012;PW=123456;MN=88888880000001;CP=&&QN=20040516010101001;ExeRtn=1&&",
+    ]
