@@ -8,6 +8,7 @@
 >>> session = hj212.DeviceSession(hj212.SessionConfig(mn=..., pw=..., st="32"))
 """
 
+from protocols.hj212.cipher import CpCipher, Sm4CpCipher
 from protocols.hj212.codes import Command, DataFlag, ExeRtn, QnRtn
 from protocols.hj212.cp import Cp, Pollutant
 from protocols.hj212.crc import crc16
@@ -49,6 +50,7 @@ __all__ = [
     "STRICT",
     "Command",
     "Cp",
+    "CpCipher",
     "CpError",
     "CrcMismatch",
     "DataFlag",
@@ -72,6 +74,7 @@ __all__ = [
     "Reassembler",
     "SessionConfig",
     "SessionError",
+    "Sm4CpCipher",
     "StreamDecoder",
     "TruncatedFrame",
     "UnknownCommand",

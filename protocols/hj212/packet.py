@@ -8,10 +8,12 @@ one uses its edition's canonical layout.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
+from protocols.hj212.cipher import CpCipher
 from protocols.hj212.codes import Command, command_name
 from protocols.hj212.cp import Cp, is_time
 from protocols.hj212.crc import crc16, crc16_modbus_wire_order
@@ -83,6 +85,8 @@ class DecodeOptions:
     edition: Edition | None = None
     #: Skip the CRC check entirely (to answer QnRtn=9 with the QN of a damaged request).
     check_crc: bool = True
+    #: Decrypt CP with this before the CRC check (HJ 212-2025 profile: CRC over plaintext).
+    cp_cipher: CpCipher | None = None
 
 
 STRICT = DecodeOptions()
@@ -172,8 +176,8 @@ class Packet:
         head = ";".join(f"{k}={v}" for k, v in self.header_fields())
         return f"{head};CP=&&{self.cp.render()}&&"
 
-    def encode(self, *, allow_oversize: bool = False) -> bytes:
-        return encode(self, allow_oversize=allow_oversize)
+    def encode(self, *, allow_oversize: bool = False, cp_cipher: CpCipher | None = None) -> bytes:
+        return encode(self, allow_oversize=allow_oversize, cp_cipher=cp_cipher)
 
     def replace(self, **changes: object) -> Packet:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -204,8 +208,23 @@ def qn_to_datetime(qn: str) -> datetime:
 # ---- encoding -------------------------------------------------------------------------
 
 
-def encode(packet: Packet, *, allow_oversize: bool = False) -> bytes:
-    """The packet's bytes on the wire. Length counts UTF-8 bytes (FACTS.md)."""
+def _with_cp(data: bytes, transform: Callable[[str], str]) -> bytes:
+    """The data segment with its CP area replaced by ``transform`` of it."""
+    at = data.find(b"CP=&&")
+    if at < 0 or not data.endswith(b"&&") or len(data) < at + 7:
+        raise CpError("no 'CP=&&…&&' area to encrypt or decrypt")
+    try:
+        text = data[at + 5 : -2].decode("utf-8")
+    except UnicodeDecodeError:
+        raise CpError("the CP area is not UTF-8 text") from None
+    return data[: at + 5] + transform(text).encode("utf-8") + b"&&"
+
+
+def encode(
+    packet: Packet, *, allow_oversize: bool = False, cp_cipher: CpCipher | None = None
+) -> bytes:
+    """The packet's bytes on the wire. Length counts UTF-8 bytes (FACTS.md). With
+    ``cp_cipher`` CP travels encrypted and the CRC covers the plaintext (2025 profile)."""
     _check_packet(packet)
     allow_oversize = allow_oversize or Lenience.DATA_TOO_LONG in packet.lenience
     data = packet.data_segment().encode("utf-8")
@@ -228,6 +247,9 @@ def encode(packet: Packet, *, allow_oversize: bool = False) -> bytes:
         crc = b"%04X" % crc16(data)
     if Lenience.CRC_LOWERCASE in packet.lenience:
         crc = crc.lower()
+    if cp_cipher is not None:
+        data = _with_cp(data, cp_cipher.encrypt)
+        length = len(data)
     return b"##%04d%s%s\r\n" % (length, data, crc)
 
 
@@ -287,6 +309,8 @@ def _decode(raw: bytes, options: DecodeOptions) -> Packet:
         lenience.add(Lenience.LENGTH_COUNTS_CHARACTERS)
     if not _HEX4.fullmatch(crc_field):
         raise FramingError(f"the CRC field must be 4 hex digits, found {crc_field!r}")
+    if options.cp_cipher is not None:
+        data = _with_cp(data, options.cp_cipher.decrypt)
     if options.check_crc:
         found = int(crc_field, 16)
         expected = crc16(data)

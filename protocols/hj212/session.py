@@ -52,6 +52,7 @@ class SessionConfig:
     over_time: float = 10.0  # seconds, 0 < n ≤ 99 (表 4)
     re_count: int = 3  # retries after the first try, 0 < n ≤ 99 (表 4)
     answer_st: str = "91"  # 表 5: system interaction
+    #: How received frames are decoded; its ``cp_cipher`` also encrypts what is sent.
     decode: DecodeOptions = STRICT
 
     def with_timing(self, over_time: float, re_count: int) -> SessionConfig:
@@ -172,7 +173,7 @@ class Session:
     def _send(self, packet: Packet) -> list[Packet]:
         parts = split(packet)
         for part in parts:
-            self._out += part.encode()
+            self._out += part.encode(cp_cipher=self.config.decode.cp_cipher)
         return parts
 
     def _answer(self, to: Packet, cn: Command, **params: int) -> None:
@@ -185,7 +186,8 @@ class Session:
             packet = replace(self._packet(cn, cp, None, ack=False), flag=flag)
         else:
             packet = self._packet(cn, Cp.build(params=params), qn, ack=False)
-        self._out += replace(packet, st=self.config.answer_st).encode()
+        answer = replace(packet, st=self.config.answer_st)
+        self._out += answer.encode(cp_cipher=self.config.decode.cp_cipher)
 
     def _open(self, packet: Packet, expects: int | None, now: datetime, phase: Phase) -> Exchange:
         assert packet.qn is not None
@@ -202,7 +204,7 @@ class Session:
             resent = frame
             if marker is not None and (marker, "1") not in frame.extra:
                 resent = replace(frame, extra=(*frame.extra, (marker, "1")))
-            self._out += resent.encode()
+            self._out += resent.encode(cp_cipher=self.config.decode.cp_cipher)
         exchange.attempts += 1
         exchange.deadline = now + timedelta(seconds=self.config.over_time)
 

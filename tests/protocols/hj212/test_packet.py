@@ -187,3 +187,29 @@ def test_2005_request_example_with_flag_3_and_no_packet_numbers() -> None:
     assert packet.lenience == {hj212.Lenience.D_WITHOUT_PACKET_NUMBERS}
     assert packet.cp.get("PW") == "654321"
     assert hj212.encode(packet) == frame(data)
+
+
+def test_2025_cp_encryption_keeps_the_crc_over_the_plaintext() -> None:
+    cipher = hj212.Sm4CpCipher(key=bytes(range(16)))
+    cp = Cp.build(
+        data_time=datetime(2026, 1, 1), pollutants=[Pollutant("a05001", {"Avg": Decimal("1.5")})]
+    )
+    packet = Packet(
+        cn=Command.MINUTE_DATA,
+        st="31",
+        mn=MN,
+        pw="1",
+        cp=cp,
+        qn="20260101000100000",
+        flag=hj212.Flag(2, False, True),
+        edition=hj212.HJ212_2025,
+    )
+    wire = hj212.encode(packet, cp_cipher=cipher)
+    assert b"a05001" not in wire
+    assert wire[-6:-2] == b"%04X" % crc16(packet.data_segment().encode())
+    assert int(wire[2:6]) == len(wire) - 12
+    assert hj212.decode(wire, hj212.DecodeOptions(cp_cipher=cipher)) == packet
+    with pytest.raises(hj212.CrcMismatch):  # without the key the CRC cannot match
+        hj212.decode(wire)
+    with pytest.raises(CpError, match="could not be decrypted"):
+        hj212.decode(wire, hj212.DecodeOptions(cp_cipher=hj212.Sm4CpCipher(key=bytes(16))))

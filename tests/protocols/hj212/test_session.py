@@ -311,3 +311,19 @@ def test_a_2005_device_answers_with_the_qn_in_cp_as_the_2005_examples_do() -> No
         "ST=91;CN=9011;PW=123456;MN=88888880000001;Flag=0;CP=&&QN=20040516010101001;QnRtn=1&&",
         "ST=91;CN=9012;PW=123456;MN=88888880000001;CP=&&QN=20040516010101001;ExeRtn=1&&",
     ]
+
+
+def test_2025_sessions_exchange_encrypted_cp_and_the_heartbeat() -> None:
+    options = hj212.DecodeOptions(cp_cipher=hj212.Sm4CpCipher(key=b"0123456789abcdef"))
+    config = SessionConfig(mn=MN, pw="123456", st="32", edition=hj212.HJ212_2025, decode=options)
+    device, platform = DeviceSession(config), PlatformSession(config)
+    cp = Cp.build(data_time=T0.replace(microsecond=0), RestartTime=T0.replace(microsecond=0))
+    qn = device.upload(Command.RESTART_TIME, cp, T0)
+    device.heartbeat(T0)
+    sent = deliver(device, platform, T0)
+    assert all(b"RestartTime" not in frame for frame in sent)
+    data, beat = platform.events()
+    assert isinstance(data, ev.DataReceived) and data.packet.cp == cp
+    assert isinstance(beat, ev.HeartbeatReceived)
+    deliver(platform, device, T0)
+    assert list(device.events()) == [ev.UploadAcknowledged(qn, Command.RESTART_TIME, 1)]
