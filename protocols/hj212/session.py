@@ -338,7 +338,7 @@ class DeviceSession(Session):
                 self._answer(packet, Command.NOTIFICATION_ANSWER)
             self._events.append(ev.NotificationReceived(packet))
             return
-        if cn in ANSWERS or (cn not in _REQUEST_RANGE and cn != Command.REALTIME_DATA):
+        if cn in ANSWERS or cn not in _REQUEST_RANGE:
             self._events.append(ev.UnexpectedPacket(packet, "a device does not receive this"))
             return
         refusal = self._check(packet)
