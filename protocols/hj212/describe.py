@@ -33,6 +33,7 @@ def describe(raw: bytes, options: DecodeOptions = STRICT) -> dict[str, Any]:
 def describe_packet(packet: Packet) -> dict[str, Any]:
     flag = packet.flag
     cp = packet.cp
+    data_time = cp.data_time
     return {
         "header": dict(packet.header_fields()),
         "qn": packet.qn,
@@ -51,7 +52,7 @@ def describe_packet(packet: Packet) -> dict[str, Any]:
         "extra_header": dict(packet.extra),
         "cp": {
             "text": cp.render(),
-            "data_time": None if "DataTime" not in cp.params else cp.data_time.isoformat(),  # type: ignore[union-attr]
+            "data_time": None if data_time is None else data_time.isoformat(),
             "params": dict(cp.params),
             "pollutants": [
                 {

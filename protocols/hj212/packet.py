@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from protocols.hj212.cipher import CpCipher
 from protocols.hj212.codes import Command, command_name
@@ -179,8 +180,8 @@ class Packet:
     def encode(self, *, allow_oversize: bool = False, cp_cipher: CpCipher | None = None) -> bytes:
         return encode(self, allow_oversize=allow_oversize, cp_cipher=cp_cipher)
 
-    def replace(self, **changes: object) -> Packet:
-        return replace(self, **changes)  # type: ignore[arg-type]
+    def replace(self, **changes: Any) -> Packet:
+        return replace(self, **changes)
 
 
 def make_qn(moment: datetime) -> str:
