@@ -77,9 +77,9 @@ FIELD_ORDER: Final = (
     "EFlag",
 )
 
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)")
-_DIGITS = re.compile(r"\d+")
-_TIME = re.compile(r"\d{14}(?:\d{3})?")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)")
+_DIGITS = re.compile(r"[0-9]+")
+_TIME = re.compile(r"[0-9]{14}(?:[0-9]{3})?")
 
 
 def is_time(text: str) -> bool:
@@ -260,48 +260,10 @@ class Cp:
         """Parse the text between ``CP=&&`` and the closing ``&&``."""
         if not text:
             return _EMPTY_CP
-        # This loop is the decoder's hot path (every uploaded value passes through it), so
-        # it does the least per item; the rarely needed whitespace handling is switched on
-        # only for a CP that has whitespace at all.
-        spaced = " " in text or "\t" in text
-        notes: list[str] = []
-        params: dict[str, str] = {}
-        fields: dict[str, dict[str, str]] = {}
-        field_of = fields.get
-        # ';' (between items) and ',' (between one item's fields) mean the same to the typed
-        # view, so one flat split serves; ``groups`` keeps the distinction.
-        for item in text.replace(";", ",").split(","):
-            key, eq, value = item.partition("=")
-            if spaced and key != key.strip():
-                if not key.strip() and not eq and not value:
-                    notes.append("empty CP item ignored")
-                    continue
-                notes.append(f"whitespace around CP field name {key!r} ignored")
-                key = key.strip()
-            if not (eq and key):
-                raise CpError(
-                    f"CP item {item!r} has no '=' (HJ 212-2017 §6.3.3.1)"
-                    if not eq
-                    else f"CP item {item!r} has an empty field name"
-                )
-            code, dash, name = key.rpartition("-")
-            if dash and code:
-                per_code = field_of(code)
-                if per_code is None:
-                    fields[code] = {name: value}
-                elif name in per_code:
-                    raise CpError(f"CP field {key!r} appears twice")
-                else:
-                    per_code[name] = value
-            elif key in params:
-                raise CpError(f"CP parameter {key!r} appears twice")
-            else:
-                params[key] = value
-        if params:
-            _check_params(params, notes)
-        # Text fields other than Flag are rare; their names are what the fast path looks for.
-        textual = any(needle in text for needle in _TEXTUAL_NEEDLES)
-        return cls(text, params, _pollutants(fields, textual), tuple(notes))
+        plain = _parse_plain(text)
+        if plain is not None:
+            return cls(text, *plain)
+        return cls(text, *_parse_general(text))
 
     @classmethod
     def build(
@@ -417,38 +379,107 @@ def _check_params(params: dict[str, str], notes: list[str]) -> None:
             _int(value, key)
 
 
-def _pollutants(fields: dict[str, dict[str, str]], textual: bool) -> dict[str, Pollutant]:
-    """The typed view of every code's fields (``fields`` is consumed)."""
-    if not textual:
-        fast = _plain_pollutants(fields)
-        if fast is not None:
-            return fast
-    return {code: _pollutant(code, per_code) for code, per_code in fields.items()}
+def _parse_general(
+    text: str,
+) -> tuple[dict[str, str], dict[str, Pollutant], tuple[str, ...]]:
+    """Any CP: every field kind, tolerated departures noted, errors explained."""
+    if not text:
+        return {}, {}, ()
+    spaced = " " in text or "\t" in text
+    notes: list[str] = []
+    params: dict[str, str] = {}
+    fields: dict[str, dict[str, str]] = {}
+    field_of = fields.get
+    for item in text.replace(";", ",").split(","):  # flat, as in _parse_plain
+        key, eq, value = item.partition("=")
+        if spaced and key != key.strip():
+            if not key.strip() and not eq and not value:
+                notes.append("empty CP item ignored")
+                continue
+            notes.append(f"whitespace around CP field name {key!r} ignored")
+            key = key.strip()
+        if not (eq and key):
+            raise CpError(
+                f"CP item {item!r} has no '=' (HJ 212-2017 §6.3.3.1)"
+                if not eq
+                else f"CP item {item!r} has an empty field name"
+            )
+        code, dash, name = key.rpartition("-")
+        if dash and code:
+            per_code = field_of(code)
+            if per_code is None:
+                fields[code] = {name: value}
+            elif name in per_code:
+                raise CpError(f"CP field {key!r} appears twice")
+            else:
+                per_code[name] = value
+        elif key in params:
+            raise CpError(f"CP parameter {key!r} appears twice")
+        else:
+            params[key] = value
+    if params:
+        _check_params(params, notes)
+    pollutants = {code: _pollutant(code, per_code) for code, per_code in fields.items()}
+    return params, pollutants, tuple(notes)
 
 
-def _plain_pollutants(fields: dict[str, dict[str, str]]) -> dict[str, Pollutant] | None:
-    """The usual upload, fast: besides Flag only numbers, made of digits, '.', '+' and '-'
-    (which leaves Decimal() itself to judge each value's form). None when that is not so;
-    ``fields`` is then left as it was."""
-    flags = [per_code.pop("Flag", None) for per_code in fields.values()]
-    joined = "".join([v for per_code in fields.values() for v in per_code.values()])
-    out: dict[str, Pollutant] = {}
-    if not joined.translate(_NUMBER_CHARS):
-        try:
-            for (code, per_code), flag in zip(fields.items(), flags, strict=True):
-                values = {}
-                for name, text in per_code.items():
-                    values[name] = Decimal(text)
-                # tuple.__new__ skips the named tuple's Python-level __new__: half the cost.
-                out[code] = tuple.__new__(Pollutant, (code, values, flag, None, None, _EMPTY))
-        except InvalidOperation:
-            out.clear()  # a malformed number: the slow path names it
-    if not out and fields:
-        for per_code, flag in zip(fields.values(), flags, strict=True):
-            if flag is not None:
-                per_code["Flag"] = flag
+def _parse_plain(
+    text: str,
+) -> tuple[dict[str, str], dict[str, Pollutant], tuple[str, ...]] | None:
+    """The usual upload, parsed in one pass: parameters, and factor fields that are Flag or
+    numbers. None for anything else (text fields, whitespace, a duplicate, a malformed
+    value …): the general path then parses it and explains what is wrong.
+
+    This is the decoder's hot path — every uploaded value passes through the loop — so it does
+    the least per item: numbers become Decimals on the spot, and their text is checked once, in
+    bulk, for characters Decimal() would accept but the standard does not (exponents, '_',
+    'NaN', non-ASCII digits).
+    """
+    if " " in text or "\t" in text or any(needle in text for needle in _TEXTUAL_NEEDLES):
         return None
-    return out
+    params: dict[str, str] = {}
+    values: dict[str, dict[str, Decimal]] = {}
+    flags: dict[str, str] = {}
+    numbers: list[str] = []
+    values_of = values.get
+    try:
+        # ';' (between items) and ',' (between one item's fields) mean the same to the typed
+        # view, so one flat split serves; ``Cp.groups`` keeps the distinction.
+        for item in text.replace(";", ",").split(","):
+            key, eq, value = item.partition("=")
+            if not (eq and key):
+                return None
+            code, dash, name = key.rpartition("-")
+            if dash and code:
+                per_code = values_of(code)
+                if per_code is None:
+                    values[code] = per_code = {}
+                if name == "Flag":
+                    if code in flags:
+                        return None
+                    flags[code] = value
+                elif name in per_code:
+                    return None
+                else:
+                    per_code[name] = Decimal(value)
+                    numbers.append(value)
+            elif key in params:
+                return None
+            else:
+                params[key] = value
+    except InvalidOperation:
+        return None
+    if "".join(numbers).translate(_NUMBER_CHARS):
+        return None
+    notes: list[str] = []
+    if params:
+        _check_params(params, notes)
+    # tuple.__new__ skips the named tuple's Python-level __new__: half the cost.
+    pollutants = {
+        code: tuple.__new__(Pollutant, (code, per_code, flags.get(code), None, None, _EMPTY))
+        for code, per_code in values.items()
+    }
+    return params, pollutants, tuple(notes)
 
 
 def _pollutant(code: str, per_code: dict[str, str]) -> Pollutant:

@@ -36,7 +36,7 @@ TRAILER = b"\r\n"
 CORE_FIELDS = frozenset({"QN", "ST", "CN", "PW", "MN", "Flag", "PNUM", "PNO"})
 REQUIRED_FIELDS = ("ST", "CN", "PW", "MN")
 
-_QN = re.compile(r"\d{17}")
+_QN = re.compile(r"[0-9]{17}")
 _HEX4 = re.compile(rb"[0-9A-Fa-f]{4}")
 
 
@@ -373,7 +373,7 @@ def parse_data_segment(
     flag: Flag | None = None
     if "Flag" in fields:
         text_flag = fields["Flag"]
-        if not text_flag.isdigit() or int(text_flag) > 255:
+        if not (text_flag.isascii() and text_flag.isdigit()) or int(text_flag) > 255:
             raise HeaderError(f"Flag={text_flag!r}: expected an integer 0-255 (表 3)")
         flag = _FLAGS[int(text_flag)]
     if options.edition is not None:
@@ -390,7 +390,7 @@ def parse_data_segment(
     if not (0 < len(st) <= 5 and st.isascii() and st.isalnum()):
         raise HeaderError(f"ST={st!r}: expected a system code of letters and digits (表 5)")
     cn_text = fields["CN"]
-    if len(cn_text) != 4 or not cn_text.isdigit():
+    if len(cn_text) != 4 or not (cn_text.isascii() and cn_text.isdigit()):
         raise HeaderError(f"CN={cn_text!r}: expected a 4-digit command code (表 9)")
     cn = int(cn_text)
     if cn not in edition.commands:
@@ -449,7 +449,7 @@ def _packet_number(fields: dict[str, str], key: str) -> int | None:
     text = fields.get(key)
     if text is None:
         return None
-    if not text.isdigit() or len(text) > 4:
+    if not (text.isascii() and text.isdigit()) or len(text) > 4:
         raise HeaderError(f"{key}={text!r}: expected a number 0001-9999 (表 3)")
     return int(text)
 

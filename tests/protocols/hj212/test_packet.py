@@ -21,8 +21,9 @@ from protocols.hj212 import (
     Pollutant,
     UnknownCommand,
 )
+from protocols.hj212.cp import _parse_general
 from protocols.hj212.crc import crc16, crc16_modbus, crc16_reference
-from tests.protocols.hj212.strategies import packets
+from tests.protocols.hj212.strategies import cps, packets
 
 MN = "010000A8900016F000169DC0"
 
@@ -213,3 +214,34 @@ def test_2025_cp_encryption_keeps_the_crc_over_the_plaintext() -> None:
         hj212.decode(wire)
     with pytest.raises(CpError, match="could not be decrypted"):
         hj212.decode(wire, hj212.DecodeOptions(cp_cipher=hj212.Sm4CpCipher(key=bytes(16))))
+
+
+@given(cps())
+def test_the_fast_cp_parser_agrees_with_the_general_one(cp: Cp) -> None:
+    text = cp.render()
+    params, pollutants, notes = _parse_general(text)
+    assert (cp.params, cp.pollutants, cp.notes) == (params, pollutants, notes)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a-Rtd=1e5", "a-Rtd=NaN", "a-Rtd=١٢", "a-Rtd=1_0", "a-Rtd=1.2.3", "a-Rtd=+"],
+)
+def test_numbers_decimal_would_accept_but_the_standard_does_not(text: str) -> None:
+    with pytest.raises(CpError, match="expected a decimal number"):
+        Cp.parse(text)
+
+
+def test_custom_non_numeric_fields_stay_text() -> None:
+    cp = Cp.parse("DataTime=20260101000000;e10001-Info=abc,e10001-Rtd=1.0,e10001-Flag=N")
+    assert cp.pollutants["e10001"].texts == {"Info": "abc"}
+    assert cp.pollutants["e10001"].rtd == Decimal("1.0")
+
+
+@pytest.mark.parametrize("field", ["Flag=٥", "CN=٢٠١١", "PNUM=٢;PNO=1"])
+def test_non_ascii_digits_in_the_header_are_refused(field: str) -> None:
+    data = f"ST=32;CN=2011;PW=1;MN={MN};Flag=4;CP=&&&&"
+    key = field.partition("=")[0]
+    data = ";".join(item for item in data.split(";") if not item.startswith(f"{key}="))
+    with pytest.raises(HeaderError):
+        hj212.decode(frame(data.replace(";CP=", f";{field};CP=")))
