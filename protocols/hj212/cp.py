@@ -1,8 +1,8 @@
 """The command-parameter area ``CP=&&…&&`` (HJ 212-2017 §6.3.3): its wire structure and typed view.
 
 On the wire CP is a list of groups separated by ``;``, each a list of ``Key=Value`` items separated
-by ``,``. :class:`Cp` keeps exactly that structure (so a decoded packet re-encodes byte for byte)
-and offers the typed view: ``DataTime``, one :class:`Pollutant` per ``xxxxxx-Field`` code, and the
+by ``,``. :class:`Cp` keeps the text as received (so a decoded packet re-encodes byte for byte),
+gives that structure as ``groups``, and offers the typed view: ``DataTime``, one :class:`Pollutant` per ``xxxxxx-Field`` code, and the
 parameters of 表 4 (OverTime, ReCount, RtdInterval, …) as ints, times and decimals.
 """
 
@@ -504,8 +504,8 @@ def _pollutant(code: str, per_code: dict[str, str]) -> Pollutant:
     return Pollutant(code, values, flag, eflag, sample_time, texts or _EMPTY)
 
 
-_TEXTUAL: Final = frozenset({"EFlag", "SampleTime", "Info", "SN"})
-_TEXTUAL_NEEDLES: Final = tuple(f"-{name}=" for name in _TEXTUAL)
+# Factor fields that are neither Flag nor a number: their presence sends CP to the general path.
+_TEXTUAL_NEEDLES: Final = tuple(f"-{name}=" for name in (TEXT_FIELDS | {"SampleTime"}) - {"Flag"})
 _NUMBER_CHARS = str.maketrans("", "", "0123456789.+-")
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _EMPTY_POLLUTANTS: Mapping[str, Pollutant] = MappingProxyType({})
