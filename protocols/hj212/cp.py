@@ -2,8 +2,9 @@
 
 On the wire CP is a list of groups separated by ``;``, each a list of ``Key=Value`` items separated
 by ``,``. :class:`Cp` keeps the text as received (so a decoded packet re-encodes byte for byte),
-gives that structure as ``groups``, and offers the typed view: ``DataTime``, one :class:`Pollutant` per ``xxxxxx-Field`` code, and the
-parameters of 表 4 (OverTime, ReCount, RtdInterval, …) as ints, times and decimals.
+gives that structure as ``groups``, and offers the typed view: ``DataTime``, one
+:class:`Pollutant` per ``xxxxxx-Field`` code, and the parameters of 表 4 (OverTime, ReCount,
+RtdInterval, …) as ints, times and decimals.
 """
 
 from __future__ import annotations
