@@ -1,0 +1,189 @@
+"""A fleet at run time: the plant, each meter's view of it, faults, and the record of answers.
+
+Protocol servers (``simulators/meters/``) ask a :class:`MeterRuntime` what to say:
+``read(point, t)`` gives the value the meter shows at ``t`` — the plant's truth, changed by any
+value fault in force (frozen, spike, rollover, replaced) and cut to the meter's resolution —
+and ``communication_fault(t)`` says whether this answer is to be lost, late or damaged. Every
+answer is recorded (:class:`Observation`) so a suite can tell what the terminal was sent.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from typing import Final
+
+from simulators.clock import Clock, RealClock
+from simulators.fleet.schema import (
+    COMMUNICATION_FAULTS,
+    Fault,
+    Fleet,
+    Meter,
+    Point,
+    points_of,
+)
+from simulators.plant import Plant
+
+#: A counter without a declared full scale rolls over at 10^6 (DL/T 645's XXXXXX.XX).
+DEFAULT_FULL_SCALE: Final = Decimal(1_000_000)
+OBSERVATIONS_KEPT: Final = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One value a meter sent, when, and under which faults: the evidence of what was said."""
+
+    t: float
+    meter: str
+    quantity: str
+    value: Decimal
+    truth: float  # the plant's value at t, before faults and resolution
+    faults: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where a meter (or bus, or server) listens, for people and for tests."""
+
+    meter: str
+    protocol: str
+    address: str  # "127.0.0.1:15020 unit 1", "/dev/pts/7", "opc.tcp://…", "mqtt://…/topic"
+
+
+def quantize(value: float, point: Point) -> Decimal:
+    exponent = Decimal(1).scaleb(-point.decimals)
+    rounding = ROUND_FLOOR if point.rounding == "floor" else ROUND_HALF_EVEN
+    return Decimal(repr(value)).quantize(exponent, rounding=rounding)
+
+
+class MeterRuntime:
+    """One meter's behaviour: what it reads, how its clock runs, which faults it has."""
+
+    def __init__(self, fleet: FleetRuntime, spec: Meter, index: int) -> None:
+        self.fleet = fleet
+        self.spec = spec
+        self.id = spec.id
+        self.faults = [f for f in fleet.spec.faults if f.meter == spec.id]
+        self._rng = random.Random(f"{fleet.spec.seed}/{spec.id}")
+        self._clock_offset = 0.0  # seconds set by a time sync (broadcast 0x08 …)
+
+    @property
+    def points(self) -> list[Point]:
+        return points_of(self.spec)
+
+    # ---- values -------------------------------------------------------------------------
+    def read(self, point: Point, t: float, quantity: str | None = None) -> Decimal:
+        """The value the meter shows for ``point`` (or one ``quantity`` of a block) at ``t``."""
+        name = quantity or point.quantity
+        truth = self.fleet.plant.value(name, t)
+        value = Decimal(repr(truth))
+        applied: list[str] = []
+        for fault in self._value_faults(t, name):
+            value = self._apply(fault, point, name, value, t)
+            applied.append(fault.kind)
+        shown = quantize(float(value), point)
+        self.fleet.record(Observation(t, self.id, name, shown, truth, tuple(applied)))
+        return shown
+
+    def _value_faults(self, t: float, name: str) -> list[Fault]:
+        out = []
+        for fault in self.faults:
+            if fault.kind in COMMUNICATION_FAULTS or fault.kind == "clock_drift":
+                continue
+            if fault.quantities and name not in fault.quantities:
+                continue
+            start = self.fleet.at(fault.start)
+            persistent = fault.kind in ("rollover", "replaced")  # a counter stays where it went
+            if t >= start and (persistent or fault.end is None or t < self.fleet.at(fault.end)):
+                out.append(fault)
+        return out
+
+    def _apply(self, fault: Fault, point: Point, name: str, value: Decimal, t: float) -> Decimal:
+        start = self.fleet.at(fault.start)
+        if fault.kind == "frozen":
+            return Decimal(repr(self.fleet.plant.value(name, start)))
+        if fault.kind == "spike":
+            return value * Decimal(repr(fault.factor))
+        if fault.kind == "replaced":  # a new meter counts from zero
+            return value - Decimal(repr(self.fleet.plant.value(name, start)))
+        if fault.kind == "rollover":
+            full = point.full_scale or DEFAULT_FULL_SCALE
+            at_start = Decimal(repr(self.fleet.plant.value(name, start)))
+            offset = (
+                full - fault.headroom - at_start
+            )  # at the start the counter shows full - headroom
+            return (value + offset) % full
+        return value
+
+    # ---- clock --------------------------------------------------------------------------
+    def clock(self, t: float) -> datetime:
+        """The meter's own clock (plant local time, naive), with any drift and time sync."""
+        drift = 0.0
+        for fault in self.faults:
+            if fault.kind == "clock_drift":
+                start = self.fleet.at(fault.start)
+                end = self.fleet.at(fault.end) if fault.end is not None else t
+                if t > start:
+                    drift += fault.drift_s_per_day * (min(t, end) - start) / 86400.0
+        return self.fleet.plant.local_time(t) + timedelta(seconds=drift + self._clock_offset)
+
+    def set_clock(self, t: float, shown: datetime) -> None:
+        """A time sync: from now on the meter's clock shows ``shown`` at ``t``."""
+        self._clock_offset = 0.0
+        self._clock_offset = (shown - self.clock(t)).total_seconds()
+
+    # ---- communication ------------------------------------------------------------------
+    def communication_fault(self, t: float) -> Fault | None:
+        """The communication fault to play on an answer at ``t``, if any (seeded draw)."""
+        for fault in self.faults:
+            if fault.kind not in COMMUNICATION_FAULTS:
+                continue
+            start = self.fleet.at(fault.start)
+            if t < start or (fault.end is not None and t >= self.fleet.at(fault.end)):
+                continue
+            if fault.probability >= 1.0 or self._rng.random() < fault.probability:
+                return fault
+        return None
+
+    def response_delay(self, low_ms: float, high_ms: float) -> float:
+        """A seeded answer delay in seconds, uniform in [low, high] ms."""
+        return self._rng.uniform(low_ms, high_ms) / 1000.0
+
+    def random(self) -> random.Random:
+        """The meter's own seeded random source (garbling bytes, picking truncation points)."""
+        return self._rng
+
+
+@dataclass
+class FleetRuntime:
+    """The plant and every meter of a fleet file, ready for protocol servers to serve."""
+
+    spec: Fleet
+    clock: Clock = field(default_factory=RealClock)
+    observations: deque[Observation] = field(
+        default_factory=lambda: deque(maxlen=OBSERVATIONS_KEPT)
+    )
+    endpoints: list[Endpoint] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.plant = Plant(self.spec.plant, seed=self.spec.seed, start=self.spec.start)
+        self.meters = {m.id: MeterRuntime(self, m, i) for i, m in enumerate(self.spec.meters)}
+
+    def at(self, offset: timedelta) -> float:
+        """POSIX time of an offset from the fleet's start."""
+        return self.spec.start.timestamp() + offset.total_seconds()
+
+    def now(self) -> float:
+        return self.clock.time()
+
+    def record(self, observation: Observation) -> None:
+        self.observations.append(observation)
+
+    def listening(self, meter: str, protocol: str, address: str) -> None:
+        self.endpoints.append(Endpoint(meter, protocol, address))
+
+    def meters_of(self, protocol: str) -> list[MeterRuntime]:
+        return [m for m in self.meters.values() if m.spec.protocol.startswith(protocol)]

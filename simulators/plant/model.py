@@ -1,0 +1,146 @@
+"""The plant: the ground truth every meter reads and every verdict is judged against.
+
+``Plant(spec, seed=…, start=…)`` answers ``value(name, t)`` for any quantity at any instant since
+the start, exactly and always the same for the same seed. Rates and states are constant within
+a minute; totals are the exact integrals of their rates (sums of whole minutes plus the part
+of the current one), so a meter's energy counter at t is what its power was, integrated.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from simulators.plant.profiles import MINUTES, day_load
+from simulators.plant.sources import Quantity, day_arrays, quantities
+from simulators.plant.spec import PlantSpec, Source
+
+_CACHED_DAYS = 64  # per source: a meter fleet reads around "now", rarely far back
+
+
+class PlantTimeError(ValueError):
+    """A time before the plant's start: there is no truth there."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Day:
+    arrays: dict[str, np.ndarray]  # rate and state per minute
+    cumulative: dict[str, np.ndarray]  # per rate: integral from the day's start, 1441 points
+
+
+class Plant:
+    def __init__(self, spec: PlantSpec, *, seed: int, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("the plant's start needs a time zone (e.g. 2026-01-01T00:00:00+08:00)")
+        self.spec = spec
+        self.seed = seed
+        offset = timedelta(hours=spec.utc_offset_hours)
+        local = start.astimezone(UTC) + offset
+        self._first_day = local.date()
+        #: POSIX time of local midnight on the start date: day 0 begins here.
+        self.origin = (
+            datetime(local.year, local.month, local.day, tzinfo=UTC) - offset
+        ).timestamp()
+        self.start = start.timestamp()
+        self._sources = list(spec.sources)
+        self._quantities: dict[str, tuple[int, Quantity]] = {}
+        for index, source in enumerate(self._sources):
+            for q in quantities(source):
+                self._quantities[q.name] = (index, q)
+        self._days: list[OrderedDict[int, _Day]] = [OrderedDict() for _ in self._sources]
+        self._day_start: list[list[dict[str, float]]] = [[{}] for _ in self._sources]
+
+    # ---- what there is ------------------------------------------------------------------
+    @property
+    def quantities(self) -> dict[str, Quantity]:
+        return {name: q for name, (_, q) in self._quantities.items()}
+
+    def quantity(self, name: str) -> Quantity:
+        try:
+            return self._quantities[name][1]
+        except KeyError:
+            raise KeyError(
+                f"no quantity {name!r} in the plant; known: {', '.join(sorted(self._quantities))}"
+            ) from None
+
+    # ---- the truth ------------------------------------------------------------------------
+    def value(self, name: str, t: float) -> float:
+        """The quantity's exact value at POSIX time ``t``."""
+        index, q = self._quantities.get(name) or (None, self.quantity(name))
+        assert index is not None
+        offset = t - self.origin
+        if t < self.start:
+            raise PlantTimeError(
+                f"{datetime.fromtimestamp(t, UTC).isoformat()} is before the plant's start"
+            )
+        day, seconds = divmod(offset, 86400.0)
+        d = int(day)
+        minute = min(int(seconds // 60), MINUTES - 1)
+        data = self._day(index, d)
+        short = q.name.split(".", 1)[1]
+        if q.kind != "total":
+            return float(data.arrays[short][minute])
+        assert q.rate is not None
+        rate = data.arrays[q.rate]
+        within = (seconds - minute * 60.0) / 3600.0
+        total = self._start_total(index, d, q.rate) + data.cumulative[q.rate][minute]
+        return float((total + rate[minute] * within) * q.factor)
+
+    def values(self, names: list[str], t: float) -> dict[str, float]:
+        return {name: self.value(name, t) for name in names}
+
+    def local_time(self, t: float) -> datetime:
+        """Plant-local wall time of ``t`` (naive), for shifts and meter clocks."""
+        return datetime.fromtimestamp(t, UTC).replace(tzinfo=None) + timedelta(
+            hours=self.spec.utc_offset_hours
+        )
+
+    # ---- days ---------------------------------------------------------------------------
+    def _day(self, index: int, d: int) -> _Day:
+        cache = self._days[index]
+        found = cache.get(d)
+        if found is not None:
+            cache.move_to_end(d)
+            return found
+        source = self._sources[index]
+        rng = np.random.default_rng([self.seed, index, d])
+        weekday = (self._first_day + timedelta(days=d)).weekday()
+        running_before = source.load.profile in ("continuous", "three_shift")
+        load = day_load(source.load, rng, weekday, running_before)
+        if d == 0:  # nothing ran before the start instant
+            first = int((self.start - self.origin) // 60)
+            load[:first] = 0.0
+        arrays = day_arrays(source, load, rng)
+        cumulative = {
+            name: np.concatenate(([0.0], np.cumsum(array / 60.0)))
+            for name, array in arrays.items()
+            if name in _rates_of(source)
+        }
+        found = _Day(arrays, cumulative)
+        cache[d] = found
+        if len(cache) > _CACHED_DAYS:
+            cache.popitem(last=False)
+        return found
+
+    def _start_total(self, index: int, d: int, rate: str) -> float:
+        """Integral of ``rate`` from the plant's start to the start of day ``d``."""
+        starts = self._day_start[index]
+        while len(starts) <= d:
+            previous = len(starts) - 1
+            cumulative = self._day(index, previous).cumulative
+            starts.append(
+                {k: starts[previous].get(k, 0.0) + float(v[-1]) for k, v in cumulative.items()}
+            )
+        return starts[d].get(rate, 0.0)
+
+
+def _rates_of(source: Source) -> set[str]:
+    return {q.rate for q in quantities(source) if q.rate is not None}
+
+
+def isclose(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-9)
