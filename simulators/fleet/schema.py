@@ -252,37 +252,36 @@ class Fleet(Strict):
 
     @model_validator(mode="after")
     def _references(self) -> Fleet:
+        # Messages start with the path of the offending field: the loader turns it into a line.
         if self.start.tzinfo is None:
-            raise ValueError("start needs a time zone, e.g. 2026-01-01T00:00:00+08:00")
+            raise ValueError("start: needs a time zone, e.g. 2026-01-01T00:00:00+08:00")
         known = {q.name for source in self.plant.sources for q in quantities(source)}
-        buses = {bus.id: bus for bus in self.buses}
-        if len(buses) != len(self.buses):
-            raise ValueError("bus ids must be unique")
+        buses: dict[str, Bus] = {}
+        for i, bus in enumerate(self.buses):
+            if bus.id in buses:
+                raise ValueError(f"buses[{i}].id: {bus.id!r} is used twice")
+            buses[bus.id] = bus
         ids: set[str] = set()
-        for meter in self.meters:
+        for i, meter in enumerate(self.meters):
             if meter.id in ids:
-                raise ValueError(f"meter id {meter.id!r} is used twice")
+                raise ValueError(f"meters[{i}].id: {meter.id!r} is used twice")
             ids.add(meter.id)
             bus_id = getattr(meter, "bus", None)
             if bus_id is not None:
-                bus = buses.get(bus_id)
-                if bus is None:
-                    raise ValueError(f"meter {meter.id}: no bus {bus_id!r}")
-                family = (
-                    meter.protocol.split("-")[0]
-                    if meter.protocol != "modbus-rtu"
-                    else meter.protocol
-                )
-                if bus.protocol != family:
+                on = buses.get(bus_id)
+                if on is None:
+                    raise ValueError(f"meters[{i}].bus: no bus {bus_id!r} in buses")
+                family = "modbus-rtu" if meter.protocol == "modbus-rtu" else meter.protocol[:6]
+                if on.protocol != family:
                     raise ValueError(
-                        f"meter {meter.id} ({meter.protocol}) is on {bus.protocol} bus {bus.id}"
+                        f"meters[{i}].bus: a {meter.protocol} meter on {on.protocol} bus {on.id}"
                     )
             for name in point_quantities(meter):
                 if name not in known:
-                    raise ValueError(f"meter {meter.id}: no plant quantity {name!r}")
-        for fault in self.faults:
+                    raise ValueError(f"meters[{i}]: no plant quantity {name!r} (meter {meter.id})")
+        for i, fault in enumerate(self.faults):
             if fault.meter not in ids:
-                raise ValueError(f"fault on unknown meter {fault.meter!r}")
+                raise ValueError(f"faults[{i}].meter: no meter {fault.meter!r}")
         return self
 
     def meter(self, meter_id: str) -> Meter:
