@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
 
 import click
 
+from bench import fleet_cmd
 from bench.decode import DecodeSettings, decode_one
 from bench.selfcheck import run_selfcheck
 from protocols import hj212
@@ -87,3 +89,31 @@ def decode(
 def selfcheck(report_dir: Path) -> None:
     """Decode every public example frame and check each against its recorded verdict."""
     sys.exit(run_selfcheck(report_dir))
+
+
+@main.group()
+def fleet() -> None:
+    """Simulated plants and their meter fleets."""
+
+
+@fleet.command("check")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def fleet_check(path: Path) -> None:
+    """Validate a fleet file; errors name the field and the line."""
+    click.echo(fleet_cmd.describe(fleet_cmd.check(path)))
+
+
+@fleet.command("up")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--manual-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write manual-entry CSV files here.",
+)
+def fleet_up(path: Path, manual_dir: Path | None) -> None:
+    """Start every meter of a fleet, print where each listens, serve until Ctrl-C."""
+    spec = fleet_cmd.check(path)
+    try:
+        asyncio.run(fleet_cmd.serve(spec, manual_dir))
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)

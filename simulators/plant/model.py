@@ -53,6 +53,7 @@ class Plant:
                 self._quantities[q.name] = (index, q)
         self._days: list[OrderedDict[int, _Day]] = [OrderedDict() for _ in self._sources]
         self._day_start: list[list[dict[str, float]]] = [[{}] for _ in self._sources]
+        self._rates = [sorted(_rates_of(source)) for source in self._sources]
 
     # ---- what there is ------------------------------------------------------------------
     @property
@@ -90,6 +91,17 @@ class Plant:
         total = self._start_total(index, d, q.rate) + data.cumulative[q.rate][minute]
         return float((total + rate[minute] * within) * q.factor)
 
+    def prepare(self, t: float) -> None:
+        """Compute every source's day containing ``t`` now, so the first reads after local
+        midnight do not all stall on it at once."""
+        if t < self.start:
+            return
+        d = int((t - self.origin) // 86400.0)
+        for index, rates in enumerate(self._rates):
+            self._day(index, d)
+            for rate in rates:
+                self._start_total(index, d, rate)
+
     def values(self, names: list[str], t: float) -> dict[str, float]:
         return {name: self.value(name, t) for name in names}
 
@@ -106,6 +118,18 @@ class Plant:
         if found is not None:
             cache.move_to_end(d)
             return found
+        arrays = self._arrays(index, d, totals_only=False)
+        cumulative = {
+            name: np.concatenate(([0.0], np.cumsum(arrays[name] / 60.0)))
+            for name in self._rates[index]
+        }
+        found = _Day(arrays, cumulative)
+        cache[d] = found
+        if len(cache) > _CACHED_DAYS:
+            cache.popitem(last=False)
+        return found
+
+    def _arrays(self, index: int, d: int, *, totals_only: bool) -> dict[str, np.ndarray]:
         source = self._sources[index]
         rng = np.random.default_rng([self.seed, index, d])
         weekday = (self._first_day + timedelta(days=d)).weekday()
@@ -114,27 +138,24 @@ class Plant:
         if d == 0:  # nothing ran before the start instant
             first = int((self.start - self.origin) // 60)
             load[:first] = 0.0
-        arrays = day_arrays(source, load, rng)
-        cumulative = {
-            name: np.concatenate(([0.0], np.cumsum(array / 60.0)))
-            for name, array in arrays.items()
-            if name in _rates_of(source)
-        }
-        found = _Day(arrays, cumulative)
-        cache[d] = found
-        if len(cache) > _CACHED_DAYS:
-            cache.popitem(last=False)
-        return found
+        return day_arrays(source, load, rng, totals_only=totals_only)
+
+    def _day_sums(self, index: int, d: int) -> dict[str, float]:
+        """Each rate's integral over day ``d``."""
+        # Summed the same way whether the day is cached or not: a total must not depend on
+        # which days happened to be read before.
+        cached = self._days[index].get(d)
+        arrays = cached.arrays if cached is not None else self._arrays(index, d, totals_only=True)
+        return {name: float(arrays[name].sum() / 60.0) for name in self._rates[index]}
 
     def _start_total(self, index: int, d: int, rate: str) -> float:
         """Integral of ``rate`` from the plant's start to the start of day ``d``."""
         starts = self._day_start[index]
         while len(starts) <= d:
             previous = len(starts) - 1
-            cumulative = self._day(index, previous).cumulative
-            starts.append(
-                {k: starts[previous].get(k, 0.0) + float(v[-1]) for k, v in cumulative.items()}
-            )
+            before = starts[previous]
+            sums = self._day_sums(index, previous)
+            starts.append({k: before.get(k, 0.0) + v for k, v in sums.items()})
         return starts[d].get(rate, 0.0)
 
 

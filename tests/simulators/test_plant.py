@@ -61,6 +61,15 @@ def test_answers_do_not_depend_on_the_order_of_questions() -> None:
     assert first == second
 
 
+def test_totals_do_not_depend_on_which_days_were_read_before() -> None:
+    t = T0 + 9 * 86400 + 13 * 3600 + 17.0
+    fresh = plant().value("hw.volume_m3", t)
+    browsed = plant()
+    for d in range(10):  # reading a state caches each whole day first
+        browsed.value("hw.supply_temp_c", T0 + d * 86400 + 600)
+    assert browsed.value("hw.volume_m3", t) == fresh
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     start=st.floats(min_value=0, max_value=20 * 86400),

@@ -1,0 +1,109 @@
+"""Running a fleet: every meter served on its protocol until cancelled.
+
+``run_fleet`` is the whole fleet as one task (a TaskGroup of the protocol servers);
+``running_fleet`` is the same as an async context manager that returns once every meter is
+listening — what tests and the ``carbench fleet up`` command use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from simulators.clock import Clock, RealClock
+from simulators.fleet.loader import load_fleet
+from simulators.fleet.runtime import FleetRuntime
+from simulators.fleet.schema import Fleet
+from simulators.meters.broker import private_broker
+from simulators.meters.https import serve_https
+from simulators.meters.manual import write_manual_entries
+from simulators.meters.modbus_tcp import serve_modbus_tcp
+from simulators.meters.mqtt import serve_mqtt
+from simulators.meters.opcua import serve_opcua
+from simulators.meters.serial_buses import serve_serial_buses
+
+
+class FleetStartError(RuntimeError):
+    """The fleet did not come up: which meters never started listening, and why."""
+
+
+async def run_fleet(fleet: FleetRuntime, *, manual_dir: Path | None = None) -> None:
+    """Serve every meter of ``fleet`` until cancelled; manual-entry CSVs go to ``manual_dir``."""
+    protocols = {meter.spec.protocol for meter in fleet.meters.values()}
+    async with contextlib.AsyncExitStack() as stack:
+        broker = None
+        if "mqtt" in protocols:  # a private broker: the machine's own is never used
+            broker = await stack.enter_async_context(private_broker())
+        if "manual" in protocols and manual_dir is not None:
+            for path in write_manual_entries(fleet, manual_dir, until=fleet.now()):
+                fleet.listening(path.stem, "manual", str(path))
+        async with asyncio.TaskGroup() as group:
+            group.create_task(_keep_plant_ready(fleet), name="plant")
+            if "modbus-tcp" in protocols:
+                group.create_task(serve_modbus_tcp(fleet), name="modbus-tcp")
+            if fleet.spec.buses:
+                group.create_task(serve_serial_buses(fleet), name="serial buses")
+            if "opcua" in protocols:
+                group.create_task(serve_opcua(fleet), name="opcua")
+            if broker is not None:
+                group.create_task(serve_mqtt(fleet, broker), name="mqtt")
+            if "https" in protocols:
+                group.create_task(serve_https(fleet), name="https")
+
+
+async def _keep_plant_ready(fleet: FleetRuntime) -> None:
+    """Compute each plant day before the meters need it (a day costs every source a few ms;
+    at local midnight every meter would otherwise wait for all of them at once)."""
+    while True:
+        fleet.plant.prepare(fleet.now())
+        fleet.plant.prepare(fleet.now() + PREPARE_AHEAD_S)
+        await fleet.clock.sleep(PREPARE_AHEAD_S / 2)
+
+
+PREPARE_AHEAD_S = 1800.0
+
+
+def waiting_for(fleet: FleetRuntime) -> set[str]:
+    """Meters (or, for serial meters, their buses) that have not announced an endpoint yet."""
+    announced = {endpoint.meter for endpoint in fleet.endpoints}
+    missing = set()
+    for meter in fleet.meters.values():
+        if meter.spec.protocol == "manual":
+            continue
+        bus = getattr(meter.spec, "bus", None)
+        if meter.id not in announced and (bus is None or bus not in announced):
+            missing.add(meter.id)
+    return missing
+
+
+@contextlib.asynccontextmanager
+async def running_fleet(
+    spec: Fleet | str | Path,
+    *,
+    clock: Clock | None = None,
+    manual_dir: Path | None = None,
+    timeout: float = 60.0,
+) -> AsyncIterator[FleetRuntime]:
+    """Start the fleet, wait until every meter listens, yield it; stop it on exit."""
+    if not isinstance(spec, Fleet):
+        spec = load_fleet(spec)
+    fleet = FleetRuntime(spec, clock or RealClock())
+    task = asyncio.create_task(run_fleet(fleet, manual_dir=manual_dir), name=f"fleet {spec.name}")
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while waiting_for(fleet):
+            if task.done():
+                task.result()  # raises what stopped it
+                raise FleetStartError("the fleet stopped before every meter was listening")
+            if loop.time() > deadline:
+                missing = ", ".join(sorted(waiting_for(fleet))[:20])
+                raise FleetStartError(f"not listening after {timeout:g} s: {missing}")
+            await asyncio.sleep(0.02)  # polling the bench's own start-up, not plant time
+        yield fleet
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
