@@ -39,7 +39,9 @@ def main() -> None:
     report(
         "plant",
         [
-            Figure("value() of a random quantity within the current hour", rate(one_value), "values/s"),
+            Figure(
+                "value() of a random quantity within the current hour", rate(one_value), "values/s"
+            ),
             Figure(
                 "first answers one year after the start, every quantity (cold caches)",
                 year_cold,

@@ -19,7 +19,14 @@ START = "2026-01-01T00:00:00+08:00"
 
 
 def energy(di: str, quantity: str) -> dict[str, Any]:
-    return {"di": di, "quantity": quantity, "decimals": 2, "rounding": "floor"}
+    # XXXXXX.XX kWh: the register wraps to zero past 999999.99
+    return {
+        "di": di,
+        "quantity": quantity,
+        "decimals": 2,
+        "rounding": "floor",
+        "full_scale": "1000000",
+    }
 
 
 def power_meter_registers(source: str) -> list[dict[str, Any]]:
@@ -504,6 +511,7 @@ def works() -> dict[str, Any]:
                     "quantity": "heating.heat_kwh",
                     "decimals": 2,
                     "rounding": "floor",
+                    "full_scale": "1000000",
                 },
                 "heat_power": {"quantity": "heating.heat_power_kw", "decimals": 2},
                 "flow": {"quantity": "heating.flow_m3_h", "decimals": 4},

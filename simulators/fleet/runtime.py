@@ -53,10 +53,15 @@ class Endpoint:
     address: str  # "127.0.0.1:15020 unit 1", "/dev/pts/7", "opc.tcp://…", "mqtt://…/topic"
 
 
-def quantize(value: float, point: Point) -> Decimal:
+def quantize(value: float | Decimal, point: Point) -> Decimal:
+    """What the meter shows for a true ``value``: wrapped past its full scale (a counter rolls
+    over to zero, CSMT §8.2.2) and cut to its resolution."""
+    exact = value if isinstance(value, Decimal) else Decimal(repr(value))
+    if point.full_scale is not None:
+        exact %= point.full_scale
     exponent = Decimal(1).scaleb(-point.decimals)
     rounding = ROUND_FLOOR if point.rounding == "floor" else ROUND_HALF_EVEN
-    return Decimal(repr(value)).quantize(exponent, rounding=rounding)
+    return exact.quantize(exponent, rounding=rounding)
 
 
 class MeterRuntime:
@@ -84,7 +89,7 @@ class MeterRuntime:
         for fault in self._value_faults(t, name):
             value = self._apply(fault, point, name, value, t)
             applied.append(fault.kind)
-        shown = quantize(float(value), point)
+        shown = quantize(value, point)
         self.fleet.record(Observation(t, self.id, name, shown, truth, tuple(applied)))
         return shown
 
