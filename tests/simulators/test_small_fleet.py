@@ -12,6 +12,7 @@ import asyncio
 import csv
 import json
 import ssl
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,10 +25,12 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 
 from protocols import cjt188, dlt645
 from simulators.fleet import FleetRuntime, Observation, quantize
+from simulators.fleet.loader import load_fleet
 from simulators.fleet.runner import running_fleet
 from simulators.fleet.schema import (
     Cjt188Meter,
     Dlt645Meter,
+    Fault,
     HttpsCollector,
     Meter,
     ModbusRtuMeter,
@@ -189,3 +192,90 @@ def test_every_meter_of_the_small_fleet_tells_the_truth(tmp_path: Path) -> None:
     with (tmp_path / "manual-clinker.csv").open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert rows and all(Decimal(row["value"]) > 0 for row in rows)
+
+
+def test_value_faults_reach_the_wire_and_are_recorded() -> None:
+    """Faults opened 300 days after the start (so in force now): what the terminal is sent."""
+    spec = load_fleet(SMALL)
+    window = {"start": "P300D"}
+    faulty = spec.model_copy(
+        update={
+            "faults": [
+                Fault.model_validate(
+                    {"meter": "em-grid", "kind": "rollover", "headroom": "5", **window}
+                ),
+                Fault.model_validate(
+                    {"meter": "em-grid", "kind": "clock_drift", "drift_s_per_day": 60, **window}
+                ),
+                Fault.model_validate({"meter": "wm-process", "kind": "replaced", **window}),
+                Fault.model_validate(
+                    {
+                        "meter": "plc-cems",
+                        "kind": "frozen",
+                        "quantities": ["stack.co2_pct"],
+                        **window,
+                    }
+                ),
+            ]
+        }
+    )
+
+    async def main() -> None:
+        async with running_fleet(faulty) as fleet:
+            opened = fleet.at(timedelta(days=300))
+            # Rollover: the counter stood 5 kWh below full scale when the window opened.
+            em = meter(fleet, "em-grid", Dlt645Meter)
+            path = endpoint(fleet, "em-grid").split()[0]
+            request = dlt645.read_request(dlt645.Address(em.address), 0x00010000)
+            reply = await asyncio.to_thread(
+                serial_exchange, path, dlt645.encode(request), dlt645.StreamDecoder
+            )
+            assert isinstance(reply, dlt645.Frame)
+            (value,) = dlt645.read_values(reply)
+            obs = next(o for o in reversed(fleet.observations) if o.meter == "em-grid")
+            assert obs.faults == ("rollover",) and value.value == obs.value
+            since = Decimal(repr(obs.truth)) - Decimal(
+                repr(fleet.plant.value("grid.energy_import_kwh", opened))
+            )
+            assert value.value == quantize((since - 5) % 1000000, em.points[0])
+            # Clock drift: 60 s a day since the window opened.
+            request = dlt645.read_request(dlt645.Address(em.address), 0x04000102)
+            reply = await asyncio.to_thread(
+                serial_exchange, path, dlt645.encode(request), dlt645.StreamDecoder
+            )
+            assert isinstance(reply, dlt645.Frame)
+            (shown,) = dlt645.read_values(reply)
+            now = fleet.now()
+            drift = 60 * (now - opened) / 86400
+            local = fleet.plant.local_time(now)
+            ahead = (datetime.combine(local.date(), shown.value) - local).total_seconds()  # type: ignore[arg-type]
+            assert abs(ahead - drift) < 3
+            # Replaced: the new water meter counts from zero at the window's start.
+            wm = meter(fleet, "wm-process", Cjt188Meter)
+            request188 = cjt188.read_request(0x10, cjt188.Address(wm.address))
+            reply188 = await asyncio.to_thread(
+                serial_exchange,
+                endpoint(fleet, "wm-process").split()[0],
+                cjt188.encode(request188),
+                cjt188.StreamDecoder,
+            )
+            assert isinstance(reply188, cjt188.Frame)
+            reading = cjt188.parse_reading(reply188)
+            assert isinstance(reading, cjt188.WaterReading)
+            total = reading.current_total.value
+            volume = fleet.plant.value("process_water.volume_m3", fleet.now())
+            before = fleet.plant.value("process_water.volume_m3", opened)
+            assert abs(total - Decimal(repr(volume - before))) < Decimal("0.1")
+            # Frozen: the CEMS logger repeats the CO2 concentration of the window's start.
+            host, _, rest = endpoint(fleet, "plc-cems").partition(":")
+            tcp = AsyncModbusTcpClient(host, port=int(rest.split()[0]))
+            await tcp.connect()
+            try:
+                words = await tcp.read_holding_registers(0, count=2, device_id=1)
+                co2 = tcp.convert_from_registers(words.registers, tcp.DATATYPE.FLOAT32)
+            finally:
+                tcp.close()
+            stuck = fleet.plant.value("stack.co2_pct", opened)
+            assert isinstance(co2, float) and abs(co2 - stuck) < 0.006
+
+    asyncio.run(main())
