@@ -4,7 +4,8 @@ Protocol servers (``simulators/meters/``) ask a :class:`MeterRuntime` what to sa
 ``read(point, t)`` gives the value the meter shows at ``t`` — the plant's truth, changed by any
 value fault in force (frozen, spike, rollover, replaced) and cut to the meter's resolution —
 and ``communication_fault(t)`` says whether this answer is to be lost, late or damaged. Every
-answer is recorded (:class:`Observation`) so a suite can tell what the terminal was sent.
+answer is recorded (:class:`Observation`), and every communication fault played
+(:class:`FaultEvent`), so a suite can tell what the terminal was sent.
 """
 
 from __future__ import annotations
@@ -42,6 +43,15 @@ class Observation:
     value: Decimal
     truth: float  # the plant's value at t, before faults and resolution
     faults: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FaultEvent:
+    """A communication fault played on one answer (value faults show in observations)."""
+
+    t: float
+    meter: str
+    kind: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +160,7 @@ class MeterRuntime:
             if t < start or (fault.end is not None and t >= self.fleet.at(fault.end)):
                 continue
             if fault.probability >= 1.0 or self._rng.random() < fault.probability:
+                self.fleet.fault_events.append(FaultEvent(t, self.id, fault.kind))
                 return fault
         return None
 
@@ -172,6 +183,7 @@ class FleetRuntime:
         default_factory=lambda: deque(maxlen=OBSERVATIONS_KEPT)
     )
     endpoints: list[Endpoint] = field(default_factory=list)
+    fault_events: deque[FaultEvent] = field(default_factory=lambda: deque(maxlen=OBSERVATIONS_KEPT))
 
     def __post_init__(self) -> None:
         self.plant = Plant(self.spec.plant, seed=self.spec.seed, start=self.spec.start)
