@@ -161,3 +161,5 @@ def test_communication_faults_follow_their_window_and_probability() -> None:
         meter.communication_fault(fleet.at(timedelta(hours=3.5))) is not None for _ in range(2000)
     )
     assert 400 < hits < 600
+    kinds = [event.kind for event in fleet.fault_events]
+    assert kinds == ["no_answer"] + ["garbled"] * hits  # every fault played is on record
