@@ -1,0 +1,261 @@
+"""The terminal's configuration as validated data (ISC-2 §7.2.2 configuration tool, CSMT §11.3).
+
+One file (YAML or JSON) gives the serial buses, the devices on them or on the network, the
+points each device yields, the point groups and their periods, processing rules and storage.
+Every error names the field.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Id = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", max_length=64)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message lists each problem with its field."""
+
+
+# ---- serial buses and devices ------------------------------------------------------------------
+
+
+class SerialBus(Strict):
+    """An RS-485/RS-232 port. One request is in flight on it at a time (ISC-2 §7.1.1)."""
+
+    id: Id
+    port: str  # /dev/ttyUSB0, /dev/pts/N …
+    protocol: Literal["modbus-rtu", "dlt645", "cjt188"]
+    baud: int = Field(9600, ge=300, le=921600)
+    framing: Annotated[str, Field(pattern=r"^[78][NEO][12]$")] = "8E1"
+    #: Quiet time between one answer and the next request (some meters need it).
+    turnaround_ms: float = Field(5.0, ge=0, le=2000)
+
+
+class DeviceBase(Strict):
+    id: Id
+    timeout_s: float = Field(1.0, gt=0, le=60)
+    retries: int = Field(2, ge=0, le=10)
+
+
+class ModbusTcpDevice(DeviceBase):
+    protocol: Literal["modbus-tcp"]
+    host: str
+    port: int = Field(502, ge=1, le=65535)
+    unit_id: int = Field(1, ge=0, le=247)
+
+
+class ModbusRtuDevice(DeviceBase):
+    protocol: Literal["modbus-rtu"]
+    bus: Id
+    unit_id: int = Field(ge=1, le=247)
+
+
+class Dlt645Device(DeviceBase):
+    protocol: Literal["dlt645-2007", "dlt645-1997"]
+    bus: Id
+    address: Annotated[str, Field(pattern=r"^[0-9]{12}$")]
+
+
+class Cjt188Device(DeviceBase):
+    protocol: Literal["cjt188"]
+    bus: Id
+    meter_type: Literal["water", "hot_water", "gas", "heat", "cooling"]
+    address: Annotated[str, Field(pattern=r"^[0-9]{14}$")]
+    di_order: Literal["standard", "swapped"] = "standard"
+    unit_first: bool = False
+
+
+class OpcUaDevice(DeviceBase):
+    protocol: Literal["opcua"]
+    endpoint: str  # opc.tcp://host:port/path
+    namespace: str = "urn:carbench:plant"
+
+
+class MqttDevice(DeviceBase):
+    """A collector publishing JSON readings to a broker; the terminal subscribes."""
+
+    protocol: Literal["mqtt"]
+    host: str
+    port: int = Field(1883, ge=1, le=65535)
+    topic: str
+
+
+class HttpsDevice(DeviceBase):
+    """A collector's HTTPS API: pulled (GET ``url``) or pushing to the terminal's intake."""
+
+    protocol: Literal["https"]
+    url: str = ""
+    ca_file: str | None = None
+    mode: Literal["pull", "push"] = "pull"
+
+
+class SqlDevice(DeviceBase):
+    """A plant database read with a query returning (name, value) rows (SQLAlchemy URL)."""
+
+    protocol: Literal["sql"]
+    url: str
+    query: str
+
+
+class ManualDevice(DeviceBase):
+    """Values entered by hand or imported from CSV (ISC-2 §7.2.2, CSMT §11.6)."""
+
+    protocol: Literal["manual"]
+
+
+Device = Annotated[
+    ModbusTcpDevice
+    | ModbusRtuDevice
+    | Dlt645Device
+    | Cjt188Device
+    | OpcUaDevice
+    | MqttDevice
+    | HttpsDevice
+    | SqlDevice
+    | ManualDevice,
+    Field(discriminator="protocol"),
+]
+
+# ---- points -----------------------------------------------------------------------------------
+
+
+class Register(Strict):
+    table: Literal["holding", "input"] = "holding"
+    address: int = Field(ge=0, le=65535)
+    type: Literal["uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64"]
+    word_order: Literal["big", "little"] = "big"
+    scale: Decimal = Decimal(1)
+
+
+class Analog(Strict):
+    """A 4–20 mA input read as a raw register: raw_min..raw_max maps onto low..high."""
+
+    raw_min: Decimal = Decimal(4000)
+    raw_max: Decimal = Decimal(20000)
+    low: Decimal
+    high: Decimal
+
+
+class Source(Strict):
+    """Where a point's value comes from on one device (the fields that device's protocol uses)."""
+
+    device: Id
+    register: Register | None = None  # Modbus
+    di: str | None = None  # DL/T 645 data identifier, e.g. "00010000"
+    index: int = Field(0, ge=0)  # element of a block DI
+    field: str | None = None  # CJ/T 188 reading field, e.g. "current_total"
+    node: str | None = None  # OPC UA node id, e.g. "ns=2;s=dcs.Clinker_t"
+    name: str | None = None  # MQTT/HTTPS value name, SQL row name
+    analog: Analog | None = None
+
+
+class Point(Strict):
+    id: Id
+    name: str = ""
+    unit: str = ""
+    #: ``counter``: a cumulative register (energy, volume), increments derived, rollover handled;
+    #: ``gauge``: an instantaneous value (power, temperature).
+    kind: Literal["counter", "gauge"] = "gauge"
+    group: Id
+    source: Source
+    backup: Source | None = None  # switched to when the source falls silent (ISC-2 §7.2.3(1))
+    decimals: int = Field(2, ge=0, le=6)
+    min: Decimal | None = None  # range check, CSMT §8.1.1
+    max: Decimal | None = None
+    full_scale: Decimal | None = None  # counter rollover, CSMT §8.2.2
+    #: Second check (CSMT §8.1.2): an increment above this many times the historical
+    #: valid monthly total of the source is suspect. None disables it.
+    history_factor: Decimal | None = Decimal(2)
+
+
+class Group(Strict):
+    id: Id
+    #: Acquisition period, 1 s to 3 h (ISC-2 §9.1, CSMT §11.2).
+    period_s: float = Field(ge=1, le=10800)
+
+
+class Processing(Strict):
+    #: A point silent this long (of due readings) switches to its backup (ISC-2 §7.2.3(1)).
+    gap_threshold_s: float = Field(10.0, gt=0, le=86400)
+    interpolation: Literal["linear", "nearest"] = "linear"
+
+
+class Storage(Strict):
+    #: SQLAlchemy URL; the default is SQLite in WAL mode with synchronous=FULL (FACTS.md).
+    url: str = "sqlite:///data/terminal.db"
+    retention_days: int = Field(400, ge=183, description="≥ 6 months online, ISC-2 §7.2.3(4)")
+    batch_max: int = Field(5000, ge=1, le=100_000)
+
+
+class TerminalConfig(Strict):
+    name: str = "carbench reference terminal"
+    buses: list[SerialBus] = []
+    devices: list[Device] = []
+    groups: list[Group] = []
+    points: list[Point] = []
+    processing: Processing = Processing()
+    storage: Storage = Storage()
+
+    @model_validator(mode="after")
+    def _references(self) -> TerminalConfig:
+        buses = {b.id: b for b in self.buses}
+        devices = {d.id: d for d in self.devices}
+        groups = {g.id for g in self.groups}
+        if len(buses) != len(self.buses):
+            raise ValueError("buses: ids must be unique")
+        if len(devices) != len(self.devices):
+            raise ValueError("devices: ids must be unique")
+        for i, device in enumerate(self.devices):
+            bus = getattr(device, "bus", None)
+            if bus is not None:
+                if bus not in buses:
+                    raise ValueError(f"devices[{i}].bus: no bus {bus!r}")
+                family = "modbus-rtu" if device.protocol == "modbus-rtu" else device.protocol[:6]
+                if buses[bus].protocol != family:
+                    raise ValueError(
+                        f"devices[{i}].bus: {device.protocol} on a {buses[bus].protocol} bus"
+                    )
+        seen: set[str] = set()
+        for i, point in enumerate(self.points):
+            if point.id in seen:
+                raise ValueError(f"points[{i}].id: {point.id!r} is used twice")
+            seen.add(point.id)
+            if point.group not in groups:
+                raise ValueError(f"points[{i}].group: no group {point.group!r}")
+            for where, source in (("source", point.source), ("backup", point.backup)):
+                if source is not None and source.device not in devices:
+                    raise ValueError(f"points[{i}].{where}.device: no device {source.device!r}")
+        return self
+
+    def device(self, device_id: str) -> Device:
+        for device in self.devices:
+            if device.id == device_id:
+                return device
+        raise KeyError(device_id)
+
+
+def load_config(path: str | Path) -> TerminalConfig:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return TerminalConfig.model_validate(data)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except ValidationError as exc:
+        problems = [
+            f"  {'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
+        ]
+        raise ConfigError(
+            f"{path}: invalid terminal configuration\n" + "\n".join(problems)
+        ) from None
