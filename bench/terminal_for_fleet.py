@@ -1,0 +1,256 @@
+"""A terminal configuration that reads every meter of a running fleet: the wiring a technician
+would do on site, done from the fleet's endpoints (the bench knows where each meter listens)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reference_terminal.config import TerminalConfig
+from simulators.fleet import FleetRuntime
+from simulators.fleet.schema import (
+    Cjt188Meter,
+    Dlt645Meter,
+    HttpsCollector,
+    ManualEntry,
+    ModbusRtuMeter,
+    ModbusTcpMeter,
+    MqttCollector,
+    OpcUaServer,
+    Point,
+)
+
+#: Acquisition periods by kind of link: serial buses are slow, networks fast.
+PERIODS = {"serial": 5.0, "network": 2.0, "push": 10.0}
+
+
+def _endpoint(fleet: FleetRuntime, meter_id: str) -> str:
+    for endpoint in fleet.endpoints:
+        if endpoint.meter == meter_id:
+            return endpoint.address
+    raise KeyError(f"meter {meter_id} has not announced where it listens")
+
+
+def _point(
+    fleet: FleetRuntime, point_id: str, point: Point, group: str, source: dict[str, Any]
+) -> dict[str, Any]:
+    total = fleet.plant.quantity(point.quantity).kind == "total"
+    return {
+        "id": point_id,
+        "name": point.quantity,
+        "unit": fleet.plant.quantity(point.quantity).unit,
+        "kind": "counter" if total else "gauge",
+        "group": group,
+        "decimals": point.decimals,
+        "full_scale": None if point.full_scale is None else str(point.full_scale),
+        "source": source,
+    }
+
+
+def terminal_config(fleet: FleetRuntime, *, storage_url: str, **periods: float) -> TerminalConfig:
+    """Devices and points for every meter of ``fleet`` (manual entries become manual points)."""
+    period = {**PERIODS, **periods}
+    buses: dict[str, dict[str, Any]] = {}
+    devices: list[dict[str, Any]] = []
+    points: list[dict[str, Any]] = []
+    for meter in fleet.spec.meters:
+        where = _endpoint(fleet, meter.id) if not isinstance(meter, ManualEntry) else ""
+        if hasattr(meter, "bus"):
+            bus = fleet.spec.bus(meter.bus)
+            buses.setdefault(
+                bus.id,
+                {
+                    "id": bus.id,
+                    "port": where.split()[0],
+                    "protocol": bus.protocol,
+                    "baud": bus.baud,
+                    "framing": bus.framing,
+                },
+            )
+        match meter:
+            case ModbusTcpMeter():
+                host, _, rest = where.partition(":")
+                devices.append(
+                    {
+                        "id": meter.id,
+                        "protocol": "modbus-tcp",
+                        "host": host,
+                        "port": int(rest.split()[0]),
+                        "unit_id": meter.unit_id,
+                    }
+                )
+                for r in meter.registers:
+                    register = {
+                        "table": r.table,
+                        "address": r.address,
+                        "type": r.type,
+                        "word_order": r.word_order,
+                        "scale": str(r.scale),
+                    }
+                    points.append(
+                        _point(
+                            fleet,
+                            f"{meter.id}.{r.address}",
+                            r,
+                            "network",
+                            {"device": meter.id, "register": register},
+                        )
+                    )
+            case ModbusRtuMeter():
+                devices.append(
+                    {
+                        "id": meter.id,
+                        "protocol": "modbus-rtu",
+                        "bus": meter.bus,
+                        "unit_id": meter.unit_id,
+                        "timeout_s": 2.0,
+                    }
+                )
+                for r in meter.registers:
+                    register = {
+                        "table": r.table,
+                        "address": r.address,
+                        "type": r.type,
+                        "word_order": r.word_order,
+                        "scale": str(r.scale),
+                    }
+                    points.append(
+                        _point(
+                            fleet,
+                            f"{meter.id}.{r.address}",
+                            r,
+                            "serial",
+                            {"device": meter.id, "register": register},
+                        )
+                    )
+            case Dlt645Meter():
+                devices.append(
+                    {
+                        "id": meter.id,
+                        "protocol": meter.protocol,
+                        "bus": meter.bus,
+                        "address": meter.address,
+                        "timeout_s": 2.0,
+                    }
+                )
+                for dp in meter.points:
+                    names = dp.quantities or [dp.quantity]
+                    for index, quantity in enumerate(names):
+                        single = dp.model_copy(update={"quantity": quantity, "quantities": []})
+                        suffix = f"{dp.di}" if len(names) == 1 else f"{dp.di}.{index}"
+                        points.append(
+                            _point(
+                                fleet,
+                                f"{meter.id}.{suffix}",
+                                single,
+                                "serial",
+                                {"device": meter.id, "di": dp.di, "index": index},
+                            )
+                        )
+            case Cjt188Meter():
+                devices.append(
+                    {
+                        "id": meter.id,
+                        "protocol": "cjt188",
+                        "bus": meter.bus,
+                        "meter_type": meter.meter_type,
+                        "address": meter.address,
+                        "di_order": meter.di_order,
+                        "unit_first": meter.unit_first,
+                        "timeout_s": 2.0,
+                    }
+                )
+                for name, field in meter.fields.items():
+                    points.append(
+                        _point(
+                            fleet,
+                            f"{meter.id}.{name}",
+                            field,
+                            "serial",
+                            {"device": meter.id, "field": name},
+                        )
+                    )
+            case OpcUaServer():
+                devices.append(
+                    {
+                        "id": meter.id,
+                        "protocol": "opcua",
+                        "endpoint": where,
+                        "namespace": meter.namespace,
+                    }
+                )
+                for tag in meter.tags:
+                    node = f"ns=2;s={meter.id}.{tag.name}"
+                    points.append(
+                        _point(
+                            fleet,
+                            f"{meter.id}.{tag.name}",
+                            tag,
+                            "network",
+                            {"device": meter.id, "node": node},
+                        )
+                    )
+            case MqttCollector():
+                broker, _, topic = where.removeprefix("mqtt://").partition("/")
+                host, _, port = broker.partition(":")
+                devices.append(
+                    {
+                        "id": meter.id,
+                        "protocol": "mqtt",
+                        "host": host,
+                        "port": int(port),
+                        "topic": topic,
+                    }
+                )
+                for named in meter.points:
+                    points.append(
+                        _point(
+                            fleet,
+                            f"{meter.id}.{named.name}",
+                            named,
+                            "push",
+                            {"device": meter.id, "name": named.name},
+                        )
+                    )
+            case HttpsCollector():
+                url, _, ca = where.partition(" (ca: ")
+                devices.append(
+                    {
+                        "id": meter.id,
+                        "protocol": "https",
+                        "url": f"{url}/readings",
+                        "ca_file": ca.rstrip(")"),
+                        "mode": "pull",
+                    }
+                )
+                for named in meter.points:
+                    points.append(
+                        _point(
+                            fleet,
+                            f"{meter.id}.{named.name}",
+                            named,
+                            "network",
+                            {"device": meter.id, "name": named.name},
+                        )
+                    )
+            case ManualEntry():
+                devices.append({"id": meter.id, "protocol": "manual"})
+                for named in meter.points:
+                    points.append(
+                        _point(
+                            fleet,
+                            f"{meter.id}.{named.name}",
+                            named,
+                            "push",
+                            {"device": meter.id, "name": named.name},
+                        )
+                    )
+    return TerminalConfig.model_validate(
+        {
+            "name": f"reference terminal for fleet {fleet.spec.name}",
+            "buses": list(buses.values()),
+            "devices": devices,
+            "groups": [{"id": kind, "period_s": seconds} for kind, seconds in period.items()],
+            "points": points,
+            "storage": {"url": storage_url},
+        }
+    )
