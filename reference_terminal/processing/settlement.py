@@ -1,0 +1,428 @@
+"""Real-time windows, daily settlement and the month and year roll-ups of one point (CSMT §8.2.1).
+
+"日结数据是某一活动数据在一天内的增量和当天采集间隔时间内的最大值、最小值;根据活动数据的日结数据,
+进而计算出逐月、逐年数据;根据此数学计算,同样计算出秒、分钟、小时数据,作为实时数据。"
+
+Every window is an :class:`Aggregate` emitted once, when it closes: when a sample falls in a
+later window, or when the caller promises with :meth:`PointWindows.close_until` that nothing
+earlier will come. Windows without any sample are not emitted.
+
+**What goes into a window.**
+
+- A gauge's usable readings, each at its own time ``t``.
+- A counter's increments (CSMT §8.2.1: activity data are increments), each at the middle of its
+  interval (:attr:`Increment.mid`). A poll answered at 00:00:00.3 covers the last minute of the
+  day, and it is attributed to that day: this is the meters' own daily freeze at 00:00. An
+  increment is never split between windows: an interval longer than a window lands whole in
+  the window of its middle (interpolation splits long gaps first, see ``interpolation.py``).
+
+**The figures.** ``count`` valid samples; ``first``/``last`` are readings (for a counter the
+register at the start of its first increment and at the end of its last, so ``last − first`` is
+the window's increment when nothing rolled over); ``min``/``max``/``mean`` are of the readings
+for a gauge and of the interval increments for a counter (CSMT's
+"当天采集间隔时间内的最大值、最小值": the largest and smallest consumption of one acquisition
+interval); ``increment`` is the sum of a
+counter's valid increments. SUSPECT increments are counted in ``excluded`` and mark the window
+SUSPECT but add nothing. ``mean`` is rounded half-even to the samples' digits.
+
+**Plant-local time.** Windows are aligned on the plant's local time, a fixed UTC offset (China
++08:00 by default; no daylight saving there), so days start at local midnight and hour windows
+stay on local hours for offsets like +05:30. Real-time periods must divide a day.
+
+Month and year are rolled up from days, never recomputed from samples, so a month is exactly
+the sum of its days.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Literal
+
+from reference_terminal.model import Quality, Reading
+from reference_terminal.processing.increments import Increment
+from reference_terminal.processing.validation import BY_RANK, RANK
+
+Kind = Literal["counter", "gauge"]
+
+DAY = 86_400
+#: China Standard Time, the plant-local time of every standard in the catalogue.
+CHINA_OFFSET_S = 8 * 3600
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_SUSPECT_RANK = RANK[Quality.SUSPECT]
+_ZERO = Decimal(0)
+_NAMES = {1: "second", 60: "minute", 3600: "hour"}
+
+
+class WindowError(ValueError):
+    """Windows that cannot be laid out, or a sample that arrives after its window closed."""
+
+
+class LateSample(WindowError):
+    """A sample for a window already closed: the caller broke its time-order promise."""
+
+
+def period_name(period_s: int) -> str:
+    """``second``, ``minute``, ``hour`` or ``<n>s`` (e.g. ``300s``) for a real-time period."""
+    return _NAMES.get(period_s, f"{period_s}s")
+
+
+def check_periods(periods: Sequence[int], utc_offset_s: int) -> None:
+    """Raise :class:`WindowError` unless the real-time periods and the offset can be aligned."""
+    if abs(utc_offset_s) > 14 * 3600 or utc_offset_s % 60:
+        raise WindowError(
+            f"utc_offset_s {utc_offset_s}: a plant's UTC offset is whole minutes within ±14 h"
+        )
+    for p in periods:
+        if not isinstance(p, int) or p <= 0 or p >= DAY or DAY % p:
+            raise WindowError(
+                f"real-time period {p!r} s: must be a whole number of seconds that divides a day "
+                f"(CSMT §8.2.1 秒、分钟、小时数据; windows align on local midnight)"
+            )
+    if list(periods) != sorted(set(periods)):
+        raise WindowError(f"real-time periods {list(periods)}: give each once, shortest first")
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    """One closed window of one point: a real-time figure, a daily settlement, a month or a
+    year (see the module text for what each field holds). ``start`` is inclusive and ``end``
+    exclusive, POSIX seconds; ``label`` is the window's start in plant-local time."""
+
+    point: str
+    period: str  # second, minute, hour, <n>s, day, month, year
+    start: float
+    end: float
+    label: str
+    kind: Kind
+    count: int
+    first: Decimal | None
+    last: Decimal | None
+    min: Decimal | None
+    max: Decimal | None
+    mean: Decimal | None
+    increment: Decimal | None  # counters only
+    excluded: int
+    digits: int
+    quality: Quality
+    note: str = ""
+
+    @property
+    def value(self) -> Decimal | None:
+        """The window's main figure: a counter's increment, a gauge's mean."""
+        return self.increment if self.kind == "counter" else self.mean
+
+    def figures(self) -> tuple[tuple[str, Decimal | None], ...]:
+        """The window as (kind, value) pairs for a store with one value per row: ``day`` (the
+        main figure), ``day_max``, ``day_min``, ``day_first``, ``day_last``, and for gauges
+        ``day_mean`` is the main figure itself."""
+        p = self.period
+        return (
+            (p, self.value),
+            (f"{p}_max", self.max),
+            (f"{p}_min", self.min),
+            (f"{p}_first", self.first),
+            (f"{p}_last", self.last),
+        )
+
+
+class _Acc:
+    """What a window has gathered so far (mutable, one per open window)."""
+
+    __slots__ = ("count", "digits", "excluded", "first", "hi", "last", "lo", "rank", "total")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: Decimal | None = None
+        self.last: Decimal | None = None
+        # Meaningful once count > 0; zero before, so the hot path needs no None checks.
+        self.lo = self.hi = self.total = _ZERO
+        self.digits = 0
+        self.rank = 0
+        self.excluded = 0
+
+    def add(self, value: Decimal, first: Decimal, last: Decimal, digits: int, rank: int) -> None:
+        if self.count:
+            self.count += 1
+            if value < self.lo:
+                self.lo = value
+            elif value > self.hi:
+                self.hi = value
+            self.total += value
+        else:
+            self.count = 1
+            self.lo = self.hi = self.total = value
+        if self.first is None:
+            self.first = first
+        self.last = last
+        # Comparisons, not max(): this runs per value and window, and the call costs more.
+        if digits > self.digits:  # noqa: PLR1730
+            self.digits = digits
+        if rank > self.rank:  # noqa: PLR1730
+            self.rank = rank
+
+    def exclude(self, rank: int) -> None:
+        self.excluded += 1
+        self.rank = max(self.rank, rank)
+
+    def merge(self, other: _Acc) -> None:
+        if other.count:
+            if self.count:
+                self.lo = min(self.lo, other.lo)
+                self.hi = max(self.hi, other.hi)
+                self.total += other.total
+            else:
+                self.lo, self.hi, self.total = other.lo, other.hi, other.total
+            self.count += other.count
+        if self.first is None:
+            self.first = other.first
+        if other.last is not None:
+            self.last = other.last
+        self.digits = max(self.digits, other.digits)
+        self.rank = max(self.rank, other.rank)
+        self.excluded += other.excluded
+
+
+class _Level:
+    __slots__ = ("acc", "idx", "name", "p")
+
+    def __init__(self, p: int, name: str) -> None:
+        self.p = p
+        self.name = name
+        self.idx: int | None = None
+        self.acc: _Acc | None = None
+
+
+class _Span:
+    """An open month or year: closed days (or months) merged so far."""
+
+    __slots__ = ("acc", "end_day", "label", "start_day")
+
+    def __init__(self, start_day: int, end_day: int, label: str) -> None:
+        self.start_day = start_day
+        self.end_day = end_day
+        self.label = label
+        self.acc = _Acc()
+
+
+_QUANTA = tuple(Decimal(1).scaleb(-d) for d in range(19))
+
+
+def _quantum(digits: int) -> Decimal:
+    return _QUANTA[digits] if digits < len(_QUANTA) else Decimal(1).scaleb(-digits)
+
+
+#: Recent window labels: every point closes the same windows, so formatting a time once per
+#: window instead of once per point and window keeps second windows cheap.
+_LABELS: dict[tuple[int, int], str] = {}
+
+
+def _label(period_s: int, local: int) -> str:
+    """The plant-local label of a window starting at ``local`` (POSIX seconds + offset)."""
+    key = (period_s, local)
+    label = _LABELS.get(key)
+    if label is None:
+        if len(_LABELS) > 4096:
+            _LABELS.clear()
+        when = datetime.fromtimestamp(local, UTC)
+        if period_s == DAY:
+            label = f"{when:%Y-%m-%d}"
+        elif period_s % 60:
+            label = f"{when:%Y-%m-%dT%H:%M:%S}"
+        else:
+            label = f"{when:%Y-%m-%dT%H:%M}"
+        _LABELS[key] = label
+    return label
+
+
+def _day_date(day: int) -> date:
+    return date.fromordinal(_EPOCH_ORDINAL + day)
+
+
+def _day_index(d: date) -> int:
+    return d.toordinal() - _EPOCH_ORDINAL
+
+
+class PointWindows:
+    """The open windows of one point: the real-time periods, the day, the month and the year.
+
+    Gauges feed readings with :meth:`add_reading`, counters increments with
+    :meth:`add_increment`; both return the windows their sample closed, shortest period first.
+    """
+
+    __slots__ = ("_levels", "_month", "_year", "kind", "offset", "point")
+
+    def __init__(
+        self,
+        point: str,
+        kind: Kind,
+        periods: Sequence[int] = (60, 3600),
+        utc_offset_s: int = CHINA_OFFSET_S,
+    ) -> None:
+        check_periods(periods, utc_offset_s)
+        self.point = point
+        self.kind: Kind = kind
+        self.offset = utc_offset_s
+        self._levels = [_Level(p, period_name(p)) for p in periods] + [_Level(DAY, "day")]
+        self._month: _Span | None = None
+        self._year: _Span | None = None
+
+    # ---- feeding ----------------------------------------------------------------------------
+    def add_reading(self, reading: Reading) -> list[Aggregate]:
+        """A gauge's usable reading, attributed to its time."""
+        v = reading.value
+        assert v is not None
+        return self._add(reading.t, v, v, v, reading.digits, RANK[reading.quality])
+
+    def add_increment(self, inc: Increment) -> list[Aggregate]:
+        """A counter's increment, attributed to the middle of its interval; a SUSPECT one is
+        counted as excluded."""
+        if inc.quality is Quality.SUSPECT:
+            return self._add(inc.mid, None, inc.start, inc.end, inc.digits, _SUSPECT_RANK)
+        return self._add(inc.mid, inc.value, inc.start, inc.end, inc.digits, RANK[inc.quality])
+
+    def _add(
+        self,
+        x: float,
+        value: Decimal | None,
+        first: Decimal,
+        last: Decimal,
+        digits: int,
+        rank: int,
+    ) -> list[Aggregate]:
+        out: list[Aggregate] = []
+        shifted = x + self.offset
+        for level in self._levels:
+            idx = int(shifted // level.p)
+            acc = level.acc
+            if idx != level.idx or acc is None:
+                if level.idx is not None and acc is not None:
+                    if idx < level.idx:
+                        raise LateSample(
+                            f"{self.point}: a sample at t={x} belongs to a {level.name} window "
+                            f"already closed (samples must come in time order)"
+                        )
+                    out.append(self._emit(level, level.idx, acc))
+                    if level.p == DAY:
+                        self._settle_day(level.idx, acc, out)
+                if level.p == DAY:
+                    self._roll(idx, out)
+                level.idx = idx
+                level.acc = acc = _Acc()
+            if value is None:
+                acc.exclude(rank)
+            else:
+                acc.add(value, first, last, digits, rank)
+        return out
+
+    def close_until(self, threshold: float) -> list[Aggregate]:
+        """Close every window that ends at or before ``threshold``: the caller promises that no
+        sample attributed to ``threshold`` or earlier will come."""
+        out: list[Aggregate] = []
+        shifted = threshold + self.offset
+        for level in self._levels:
+            idx, acc = level.idx, level.acc
+            if idx is not None and acc is not None and (idx + 1) * level.p <= shifted:
+                out.append(self._emit(level, idx, acc))
+                if level.p == DAY:
+                    self._settle_day(idx, acc, out)
+                level.idx = level.acc = None
+        self._roll(int(shifted // DAY), out)
+        return out
+
+    def restore(self, stored: Aggregate) -> None:
+        """Merge a stored closed ``day`` of the open month, or ``month`` of the open year, back
+        after a restart (a gauge's mean comes back as mean × count: its rounding stays)."""
+        if stored.point != self.point or stored.period not in ("day", "month"):
+            raise WindowError(
+                f"{self.point}: only stored days and months of this point can be restored, "
+                f"got a {stored.period} of {stored.point}"
+            )
+        acc = _Acc()
+        acc.count = stored.count
+        if stored.count and stored.min is not None and stored.max is not None:
+            acc.lo, acc.hi = stored.min, stored.max
+            if self.kind == "counter":
+                acc.total = stored.increment if stored.increment is not None else _ZERO
+            elif stored.mean is not None:
+                acc.total = stored.mean * stored.count
+        acc.first, acc.last = stored.first, stored.last
+        acc.digits, acc.rank, acc.excluded = stored.digits, RANK[stored.quality], stored.excluded
+        first_day = int((stored.start + self.offset) // DAY)
+        if stored.period == "day":
+            self._settle_day(first_day, acc, [])
+            return
+        y = _day_date(first_day).year
+        year = self._year
+        if year is None:
+            year = self._year = _Span(
+                _day_index(date(y, 1, 1)), _day_index(date(y + 1, 1, 1)), f"{y:04d}"
+            )
+        year.acc.merge(acc)
+
+    # ---- month and year -----------------------------------------------------------------------
+    def _settle_day(self, day: int, acc: _Acc, out: list[Aggregate]) -> None:
+        month = self._month
+        if month is None or day >= month.end_day:
+            self._roll(day, out)
+            d = _day_date(day)
+            first = d.replace(day=1)
+            nxt = (first + timedelta(days=32)).replace(day=1)
+            month = self._month = _Span(_day_index(first), _day_index(nxt), f"{d:%Y-%m}")
+        month.acc.merge(acc)
+
+    def _roll(self, day: int, out: list[Aggregate]) -> None:
+        """Emit the month (and year) that ended before local day ``day``."""
+        month = self._month
+        if month is not None and day >= month.end_day:
+            out.append(self._emit_span("month", month))
+            year = self._year
+            if year is None or month.start_day >= year.end_day:
+                if year is not None:
+                    out.append(self._emit_span("year", year))
+                y = _day_date(month.start_day).year
+                year = self._year = _Span(
+                    _day_index(date(y, 1, 1)), _day_index(date(y + 1, 1, 1)), f"{y:04d}"
+                )
+            year.acc.merge(month.acc)
+            self._month = None
+        year = self._year
+        if year is not None and day >= year.end_day and self._month is None:
+            out.append(self._emit_span("year", year))
+            self._year = None
+
+    # ---- emitting -----------------------------------------------------------------------------
+    def _emit(self, level: _Level, idx: int, acc: _Acc) -> Aggregate:
+        local = idx * level.p
+        start = float(local - self.offset)
+        return self._aggregate(level.name, start, start + level.p, _label(level.p, local), acc)
+
+    def _emit_span(self, name: str, span: _Span) -> Aggregate:
+        start = float(span.start_day * DAY - self.offset)
+        end = float(span.end_day * DAY - self.offset)
+        return self._aggregate(name, start, end, span.label, span.acc)
+
+    def _aggregate(self, name: str, start: float, end: float, label: str, acc: _Acc) -> Aggregate:
+        counter = self.kind == "counter"
+        n = acc.count
+        mean = (acc.total / n).quantize(_quantum(acc.digits)) if n else None
+        return Aggregate(
+            self.point,
+            name,
+            start,
+            end,
+            label,
+            self.kind,
+            acc.count,
+            acc.first,
+            acc.last,
+            acc.lo if n else None,
+            acc.hi if n else None,
+            mean,
+            acc.total if counter and n else None,
+            acc.excluded,
+            acc.digits,
+            BY_RANK[acc.rank],
+        )
