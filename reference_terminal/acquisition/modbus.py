@@ -32,7 +32,7 @@ import math
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Context, Decimal, Inexact
+from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact
 from typing import Final, Literal
 
 from pymodbus.client import AsyncModbusTcpClient
@@ -301,6 +301,10 @@ class _ModbusDriver:
             value = register_value(mine, register)
             if source.analog is not None:
                 value = analog_value(value, source.analog)
+            if source.analog is not None or register.type.startswith("float"):
+                # A float (or a scaled analog input) carries no resolution of its own: the
+                # point's configured decimals are the meter's display (ISC-2 §9.3).
+                value = value.quantize(Decimal(1).scaleb(-point.decimals), ROUND_HALF_EVEN)
         except (ValueError, ArithmeticError) as exc:
             return RawValue(point.id, None, raw, t, self.device_id, f"value: {exc}")
         return RawValue(point.id, value, raw, t, self.device_id)

@@ -23,7 +23,7 @@ import logging
 import math
 import struct
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Final
 
 from asyncua import Client as _Client  # type: ignore[attr-defined]
@@ -143,6 +143,10 @@ class OpcUaDriver:
             value, raw = opcua_value(variant)
         except ValueError as exc:
             return self._error(point, text, f"value: {exc}", t)
+        if variant.VariantType.name in ("Double", "Float"):
+            # A floating-point tag carries no resolution of its own: the point's configured
+            # decimals are the source system's display (ISC-2 §9.3).
+            value = value.quantize(Decimal(1).scaleb(-point.decimals), ROUND_HALF_EVEN)
         return RawValue(point.id, value, raw, t, self.device_id)
 
     def _error(self, point: Point, raw: str, message: str, t: float | None = None) -> RawValue:

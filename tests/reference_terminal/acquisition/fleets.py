@@ -69,10 +69,10 @@ def arbiter(line: SerialLine, *, turnaround_ms: float = 0.0) -> BusArbiter:
     return BusArbiter(config, CLOCK)
 
 
-def request(device: str, **source: Any) -> tuple[Point, Source]:
-    """A (point, source) pair with a fresh point id."""
+def request(device: str, *, decimals: int = 2, **source: Any) -> tuple[Point, Source]:
+    """A (point, source) pair with a fresh point id; ``decimals``: the meter's resolution."""
     src = Source(device=device, **source)
-    point = Point(id=f"p{next(_ids)}", group="g", source=src)
+    point = Point(id=f"p{next(_ids)}", group="g", source=src, decimals=decimals)
     return point, src
 
 

@@ -38,8 +38,8 @@ def test_reads_tags_exactly_and_reports_bad_status() -> None:
             driver = OpcUaDriver(device, CLOCK)
             reqs = [
                 request("dcs", node="nsu=urn:carbench:plant;s=dcs.Heat_kWh"),
-                request("dcs", node="s=dcs.Flow_m3h"),
-                request("dcs", node="ns=2;s=dcs.CO2_t"),
+                request("dcs", node="s=dcs.Flow_m3h", decimals=4),
+                request("dcs", node="ns=2;s=dcs.CO2_t", decimals=3),
                 request("dcs", node="dcs.Supply_C"),
                 request("dcs", node="s=dcs.NoSuchTag"),
                 request("dcs", node="nsu=urn:other;s=x"),

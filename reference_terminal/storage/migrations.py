@@ -1,0 +1,218 @@
+"""Ordered schema migrations, applied when a store opens (``Store.open`` calls ``migrate``).
+
+Each migration is frozen once released: it builds the tables *as they were* at its version,
+never from ``schema.py`` (which describes the latest state). ``schema_version`` records every
+applied version with its time. Applying is idempotent and safe when two processes open the
+same database at once:
+
+- SQLite: all pending steps run in one ``BEGIN IMMEDIATE`` transaction (DDL is transactional);
+- PostgreSQL: one transaction holding an advisory lock;
+- MariaDB/MySQL: DDL commits implicitly, so a named lock (``GET_LOCK``) serialises openers and
+  every step creates only what is missing (``checkfirst``), so a step interrupted half-way is
+  completed on the next start.
+
+A database newer than this code is refused rather than used: an old terminal must not write
+into a schema it does not know.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Double,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy import func as sqlfunc
+
+from reference_terminal.storage.schema import (
+    TABLE_OPTIONS,
+    VALUE_LENGTH,
+    StoreError,
+    identifier,
+    row_id,
+    schema_version,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def _v1(conn: Connection) -> None:
+    md = MetaData()
+    Table(
+        "schema_version",
+        md,
+        Column("version", Integer, primary_key=True, autoincrement=False),
+        Column("description", String(200), nullable=False),
+        Column("applied_at", Double, nullable=False),
+        **TABLE_OPTIONS,
+    )
+    Table(
+        "readings",
+        md,
+        Column("id", row_id(), primary_key=True, autoincrement=True),
+        Column("point", identifier(), nullable=False),
+        Column("t", Double, nullable=False),
+        Column("raw", Text, nullable=False),
+        Column("value", String(VALUE_LENGTH), nullable=True),
+        Column("quality", String(16), nullable=False),
+        Column("digits", SmallInteger, nullable=False),
+        Column("device", identifier(), nullable=False),
+        Column("note", Text, nullable=False),
+        Index("ix_readings_point_t", "point", "t"),
+        sqlite_autoincrement=True,
+        **TABLE_OPTIONS,
+    )
+    Table(
+        "events",
+        md,
+        Column("id", row_id(), primary_key=True, autoincrement=True),
+        Column("t", Double, nullable=False),
+        Column("kind", identifier(), nullable=False),
+        Column("point", identifier(), nullable=True),
+        Column("device", identifier(), nullable=True),
+        Column("period_start", Double, nullable=True),
+        Column("period_end", Double, nullable=True),
+        Column("details", Text, nullable=False),
+        Index("ix_events_kind_t", "kind", "t"),
+        Index("ix_events_t", "t"),
+        sqlite_autoincrement=True,
+        **TABLE_OPTIONS,
+    )
+    md.create_all(conn, checkfirst=True)
+
+
+def _v2(conn: Connection) -> None:
+    md = MetaData()
+    events = Table("events", md, Column("point", identifier()), Column("t", Double))
+    Index("ix_events_point_t", events.c.point, events.c.t).create(conn, checkfirst=True)
+    Table(
+        "derived_values",
+        md,
+        Column("id", row_id(), primary_key=True, autoincrement=True),
+        Column("point", identifier(), nullable=False),
+        Column("kind", identifier(), nullable=False),
+        Column("period_start", Double, nullable=False),
+        Column("period_end", Double, nullable=False),
+        Column("value", String(VALUE_LENGTH), nullable=True),
+        Column("quality", String(16), nullable=False),
+        Column("note", Text, nullable=False),
+        Column("computed_at", Double, nullable=False),
+        UniqueConstraint("point", "kind", "period_start", name="uq_derived_values_period"),
+        Index("ix_derived_values_period_end", "period_end"),
+        sqlite_autoincrement=True,
+        **TABLE_OPTIONS,
+    ).create(conn, checkfirst=True)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "readings and events", _v1),
+    Migration(2, "derived values (increments, settlements); events by point", _v2),
+)
+LATEST = MIGRATIONS[-1].version
+
+_KNOWN_TABLES = ("readings", "events", "derived_values")
+_PG_LOCK_KEY = 0x63617262  # "carb"
+_MYSQL_LOCK = "carbench.store.migrate"
+
+
+def current_version(conn: Connection) -> int:
+    """The database's schema version; 0 for an empty database."""
+    names = set(inspect(conn).get_table_names())
+    if "schema_version" not in names:
+        found = sorted(names.intersection(_KNOWN_TABLES))
+        if found:
+            raise StoreError(
+                f"the database has table(s) {', '.join(found)} but no schema_version table: "
+                "it is not a carbench store this code can upgrade; restore into a fresh database"
+            )
+        return 0
+    version = conn.scalar(select(sqlfunc.max(schema_version.c.version)))
+    return int(version or 0)
+
+
+def _check(version: int) -> None:
+    if version > LATEST:
+        raise StoreError(
+            f"the database's schema is version {version}, newer than this terminal's "
+            f"({LATEST}); refusing to open it (upgrade the terminal, or restore a backup)"
+        )
+
+
+@contextmanager
+def _mysql_lock(conn: Connection, timeout_s: int = 60) -> Iterator[None]:
+    got = conn.scalar(
+        text("SELECT GET_LOCK(:name, :timeout)"), {"name": _MYSQL_LOCK, "timeout": timeout_s}
+    )
+    conn.commit()
+    if got != 1:
+        raise StoreError(f"could not take the migration lock {_MYSQL_LOCK!r} in {timeout_s} s")
+    try:
+        yield
+    finally:
+        conn.rollback()
+        conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": _MYSQL_LOCK})
+        conn.commit()
+
+
+def _record(conn: Connection, m: Migration) -> None:
+    conn.execute(
+        schema_version.insert().values(
+            version=m.version, description=m.description, applied_at=time.time()
+        )
+    )
+
+
+def migrate(engine: Engine, target: int = LATEST) -> list[int]:
+    """Bring the database up to ``target`` (default: the latest); return the versions applied."""
+    if not 1 <= target <= LATEST:
+        raise ValueError(f"target version must be 1..{LATEST}, got {target}")
+    applied: list[int] = []
+    with engine.connect() as conn:
+        dialect = conn.dialect.name
+        if dialect in ("mysql", "mariadb"):
+            with _mysql_lock(conn):
+                current = current_version(conn)
+                conn.commit()
+                _check(current)
+                for m in MIGRATIONS:
+                    if current < m.version <= target:
+                        m.apply(conn)
+                        _record(conn, m)
+                        conn.commit()
+                        applied.append(m.version)
+            return applied
+        if dialect == "sqlite":
+            conn.execution_options(sqlite_begin="IMMEDIATE")
+        with conn.begin():
+            if dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+            current = current_version(conn)
+            _check(current)
+            for m in MIGRATIONS:
+                if current < m.version <= target:
+                    m.apply(conn)
+                    _record(conn, m)
+                    applied.append(m.version)
+    return applied

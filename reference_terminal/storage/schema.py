@@ -1,0 +1,346 @@
+"""The store's tables (SQLAlchemy Core) and how the terminal's records map onto their rows.
+
+Every table keeps what ISC-2 §9.3 and CSMT §9.2 ask for: the raw reading as the device sent it,
+the converted value as *exact decimal text* (``Decimal("0.00")`` comes back ``"0.00"``, with the
+meter's digits; a ``Numeric`` column would normalise the scale), its quality and digits.
+
+Times are POSIX seconds in ``DOUBLE`` columns (not ``FLOAT``: MariaDB's FLOAT is single
+precision). Identifiers use a binary collation on MariaDB/MySQL so ``EM1`` and ``em1`` are two
+points, as they are in the configuration. Ids increase in commit order (one writer), so
+``id > cursor`` finds what was stored since a cursor.
+
+This module describes the *current* schema; ``migrations.py`` builds it step by step, and a
+test checks that both agree.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.types import TypeEngine
+
+from reference_terminal.model import Event, Quality, Reading
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked; the message says why and what to check."""
+
+
+#: Width of identifier columns (point, device, kind): the configuration's ``Id`` is ≤ 64.
+ID_LENGTH = 64
+#: Width of the value column: exact decimal text, e.g. ``"-123456789.123456"``.
+VALUE_LENGTH = 64
+
+#: Table options: InnoDB and utf8mb4 on MariaDB/MySQL (Chinese notes), ignored elsewhere.
+TABLE_OPTIONS: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+
+
+def identifier() -> TypeEngine[str]:
+    """An identifier column type: case- and byte-exact on every backend."""
+    return String(ID_LENGTH).with_variant(
+        mysql.VARCHAR(ID_LENGTH, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+    )
+
+
+def row_id() -> TypeEngine[int]:
+    """A 64-bit autoincrement key (``INTEGER PRIMARY KEY`` on SQLite, the rowid)."""
+    return BigInteger().with_variant(Integer(), "sqlite")
+
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("description", String(200), nullable=False),
+    Column("applied_at", Double, nullable=False),
+    **TABLE_OPTIONS,
+)
+
+readings = Table(
+    "readings",
+    metadata,
+    Column("id", row_id(), primary_key=True, autoincrement=True),
+    Column("point", identifier(), nullable=False),
+    Column("t", Double, nullable=False),
+    Column("raw", Text, nullable=False),
+    Column("value", String(VALUE_LENGTH), nullable=True),
+    Column("quality", String(16), nullable=False),
+    Column("digits", SmallInteger, nullable=False),
+    Column("device", identifier(), nullable=False),
+    Column("note", Text, nullable=False),
+    Index("ix_readings_point_t", "point", "t"),
+    sqlite_autoincrement=True,
+    **TABLE_OPTIONS,
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", row_id(), primary_key=True, autoincrement=True),
+    Column("t", Double, nullable=False),
+    Column("kind", identifier(), nullable=False),
+    Column("point", identifier(), nullable=True),
+    Column("device", identifier(), nullable=True),
+    Column("period_start", Double, nullable=True),
+    Column("period_end", Double, nullable=True),
+    Column("details", Text, nullable=False),  # a JSON object of strings
+    Index("ix_events_kind_t", "kind", "t"),
+    Index("ix_events_t", "t"),
+    Index("ix_events_point_t", "point", "t"),
+    sqlite_autoincrement=True,
+    **TABLE_OPTIONS,
+)
+
+derived_values = Table(
+    "derived_values",
+    metadata,
+    Column("id", row_id(), primary_key=True, autoincrement=True),
+    Column("point", identifier(), nullable=False),
+    Column("kind", identifier(), nullable=False),
+    Column("period_start", Double, nullable=False),
+    Column("period_end", Double, nullable=False),
+    Column("value", String(VALUE_LENGTH), nullable=True),
+    Column("quality", String(16), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("computed_at", Double, nullable=False),
+    UniqueConstraint("point", "kind", "period_start", name="uq_derived_values_period"),
+    Index("ix_derived_values_period_end", "period_end"),
+    sqlite_autoincrement=True,
+    **TABLE_OPTIONS,
+)
+
+#: The tables holding data, in the order a backup copies them.
+DATA_TABLES = (readings, events, derived_values)
+
+
+@dataclass(frozen=True, slots=True)
+class Derived:
+    """A value processing derived for one point and period: an increment, an hourly/daily/
+    monthly settlement, a daily max or min … (CSMT §8.2.1). Writing the same (point, kind,
+    period start) again replaces it: processing recomputes a period after a backfill."""
+
+    point: str
+    kind: str  # "increment", "hour", "day", "day_max", "day_min", "month", "year" …
+    start: float  # period start, POSIX seconds (inclusive)
+    end: float  # period end (exclusive)
+    value: Decimal | None
+    quality: Quality
+    note: str = ""  # how it was derived: formula, inputs, interpolation …
+    computed_at: float = 0.0  # when processing computed it (terminal clock)
+
+
+# ---- records to rows ---------------------------------------------------------------------------
+
+
+def _time(name: str, t: float) -> float:
+    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
+        raise ValueError(f"{name} must be finite POSIX seconds, got {t!r}")
+    return float(t)
+
+
+def _ident(name: str, value: str, *, allow_empty: bool = False) -> str:
+    if (
+        not isinstance(value, str)
+        or len(value) > ID_LENGTH
+        or not (value or allow_empty)
+        or "\x00" in value
+    ):
+        raise ValueError(
+            f"{name} must be a {'' if allow_empty else 'non-empty '}string of "
+            f"≤ {ID_LENGTH} characters without NUL, got {value!r}"
+        )
+    return value
+
+
+def _text(name: str, value: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {type(value).__name__}")
+    if "\x00" in value:  # PostgreSQL cannot store it; the same rule on every backend
+        raise ValueError(f"{name} contains a NUL character: give binary data as hex text")
+    return value
+
+
+def _digits(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 32767:
+        raise ValueError(f"{name} must be a whole number of decimal places, got {value!r}")
+    return value
+
+
+def decimal_text(name: str, value: Decimal | None) -> str | None:
+    """The exact text of a decimal value; ``Decimal(text)`` gives back the same digits."""
+    if value is None:
+        return None
+    if not isinstance(value, Decimal):
+        raise TypeError(f"{name} must be a Decimal or None, got {type(value).__name__}")
+    if not value.is_finite():
+        raise ValueError(f"{name} must be finite, got {value}")
+    text = str(value)
+    if len(text) > VALUE_LENGTH:
+        raise ValueError(f"{name} has {len(text)} characters, more than {VALUE_LENGTH}")
+    return text
+
+
+#: Columns a reading fills, in the order of ``reading_values``.
+READING_COLUMNS = ("point", "t", "raw", "value", "quality", "digits", "device", "note")
+
+
+_QUALITY_TEXT = {q.value: q.value for q in Quality}  # Quality members and their text both hit
+
+
+def reading_values(r: Reading) -> tuple[Any, ...]:
+    """A reading's column values (``READING_COLUMNS``), checked.
+
+    The writer calls this for every row: a fast path accepts the common well-formed reading,
+    anything else goes through the slow path that says what is wrong."""
+    if type(r) is not Reading:
+        return _checked_reading_values(r)
+    point, t, value, device = r.point, r.t, r.value, r.device
+    quality = _QUALITY_TEXT.get(r.quality)
+    if (
+        type(point) is str
+        and 0 < len(point) <= ID_LENGTH
+        and "\x00" not in point
+        and type(t) is float
+        and t - t == 0.0  # finite
+        and type(r.raw) is str
+        and "\x00" not in r.raw
+        and quality is not None
+        and type(r.digits) is int
+        and 0 <= r.digits <= 32767
+        and type(device) is str
+        and len(device) <= ID_LENGTH
+        and "\x00" not in device
+        and type(r.note) is str
+        and "\x00" not in r.note
+    ):
+        if value is None:
+            return (point, t, r.raw, None, quality, r.digits, device, r.note)
+        if type(value) is Decimal and value.is_finite():
+            text = str(value)
+            if len(text) <= VALUE_LENGTH:
+                return (point, t, r.raw, text, quality, r.digits, device, r.note)
+    return _checked_reading_values(r)
+
+
+def _checked_reading_values(r: Reading) -> tuple[Any, ...]:
+    if not isinstance(r, Reading):
+        raise TypeError(f"expected a Reading, got {type(r).__name__}")
+    return (
+        _ident("Reading.point", r.point),
+        _time("Reading.t", r.t),
+        _text("Reading.raw", r.raw),
+        decimal_text(f"Reading.value of {r.point}", r.value),
+        Quality(r.quality).value,
+        _digits("Reading.digits", r.digits),
+        _ident("Reading.device", r.device, allow_empty=True),
+        _text("Reading.note", r.note),
+    )
+
+
+def reading_row(r: Reading) -> dict[str, Any]:
+    return dict(zip(READING_COLUMNS, reading_values(r), strict=True))
+
+
+def row_reading(row: Mapping[Any, Any]) -> Reading:
+    value = row["value"]
+    return Reading(
+        point=row["point"],
+        t=row["t"],
+        raw=row["raw"],
+        value=None if value is None else Decimal(value),
+        quality=Quality(row["quality"]),
+        digits=row["digits"],
+        device=row["device"],
+        note=row["note"],
+    )
+
+
+#: Columns an event fills, in the order of ``event_values``.
+EVENT_COLUMNS = ("t", "kind", "point", "device", "period_start", "period_end", "details")
+
+
+def event_values(e: Event) -> tuple[Any, ...]:
+    """An event's column values (``EVENT_COLUMNS``), checked."""
+    if not isinstance(e, Event):
+        raise TypeError(f"expected an Event, got {type(e).__name__}")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in e.details.items()):
+        raise ValueError(f"Event.details of {e.kind!r} must map strings to strings")
+    return (
+        _time("Event.t", e.t),
+        _ident("Event.kind", e.kind),
+        None if e.point is None else _ident("Event.point", e.point),
+        None if e.device is None else _ident("Event.device", e.device),
+        None if e.start is None else _time("Event.start", e.start),
+        None if e.end is None else _time("Event.end", e.end),
+        json.dumps(e.details, ensure_ascii=False, sort_keys=True),
+    )
+
+
+def event_row(e: Event) -> dict[str, Any]:
+    return dict(zip(EVENT_COLUMNS, event_values(e), strict=True))
+
+
+def row_event(row: Mapping[Any, Any]) -> Event:
+    return Event(
+        t=row["t"],
+        kind=row["kind"],
+        point=row["point"],
+        device=row["device"],
+        start=row["period_start"],
+        end=row["period_end"],
+        details=json.loads(row["details"]),
+    )
+
+
+def derived_row(d: Derived) -> dict[str, Any]:
+    if not isinstance(d, Derived):
+        raise TypeError(f"expected a Derived, got {type(d).__name__}")
+    start = _time("Derived.start", d.start)
+    end = _time("Derived.end", d.end)
+    if end < start:
+        raise ValueError(f"Derived {d.point}/{d.kind}: period ends ({end}) before it starts")
+    return {
+        "point": _ident("Derived.point", d.point),
+        "kind": _ident("Derived.kind", d.kind),
+        "period_start": start,
+        "period_end": end,
+        "value": decimal_text(f"Derived.value of {d.point}/{d.kind}", d.value),
+        "quality": Quality(d.quality).value,
+        "note": _text("Derived.note", d.note),
+        "computed_at": _time("Derived.computed_at", d.computed_at),
+    }
+
+
+def row_derived(row: Mapping[Any, Any]) -> Derived:
+    value = row["value"]
+    return Derived(
+        point=row["point"],
+        kind=row["kind"],
+        start=row["period_start"],
+        end=row["period_end"],
+        value=None if value is None else Decimal(value),
+        quality=Quality(row["quality"]),
+        note=row["note"],
+        computed_at=row["computed_at"],
+    )

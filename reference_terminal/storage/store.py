@@ -1,0 +1,678 @@
+"""The terminal's durable local store (ISC-2 §9.2, §7.2.3(4); CSMT §9.2).
+
+``Store`` is used from the terminal's event loop and never blocks it:
+
+- ``await store.write(readings)`` returns only once the rows are committed *and on disk*
+  (SQLite: WAL with ``synchronous=FULL``, which lost no acknowledged commit in the power-cut
+  test of FACTS.md; PostgreSQL: ``synchronous_commit=on``; MariaDB: InnoDB with
+  ``innodb_flush_log_at_trx_commit=1``, checked and warned about when it is not).
+- One writer thread owns all writes. While it commits, new writes queue up; it then takes as
+  many whole writes as fit in ``batch_max`` rows into the next transaction (group commit), so
+  a hundred acquisition tasks writing a few readings each share one fsync. One ``write`` call
+  is one atomic unit: all its rows commit together or not at all; a call larger than
+  ``batch_max`` gets a transaction of its own. Writes commit in the order they were made.
+- A write whose rows are invalid fails alone (with a clear error) and does not fail the others
+  in its group; a database error retries each write of the group on its own, so one bad write
+  cannot make the others fail. A connection lost during COMMIT fails the writes although the
+  server may have committed them (the usual ambiguity): a failed write may be in the store,
+  an acknowledged one always is.
+- Cancelling a ``write`` before the writer took it stops it; after that, it commits anyway.
+- Queries run in a small thread pool on their own connections (SQLite WAL readers do not block
+  the writer) and see every write that has been acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    create_engine,
+    event,
+    select,
+    text,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from reference_terminal.config import Storage
+from reference_terminal.model import Event, Reading
+from reference_terminal.storage.migrations import migrate
+from reference_terminal.storage.schema import (
+    EVENT_COLUMNS,
+    READING_COLUMNS,
+    Derived,
+    StoreError,
+    derived_row,
+    derived_values,
+    event_values,
+    events,
+    reading_values,
+    readings,
+    row_derived,
+    row_event,
+    row_reading,
+)
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = Storage().url
+DEFAULT_BATCH_MAX = Storage().batch_max
+
+
+class StoreClosed(StoreError):
+    """The store was closed; nothing more can be written or read."""
+
+
+def sqlite_url(path: str | Path) -> str:
+    """The SQLAlchemy URL of an SQLite file."""
+    return f"sqlite:///{Path(path)}"
+
+
+# ---- engines -----------------------------------------------------------------------------------
+
+
+def _sqlite_on_connect(busy_timeout_s: float) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # SQLAlchemy emits BEGIN itself (see _sqlite_on_begin), so transactions, DDL included,
+        # are real transactions and the writer can ask for BEGIN IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            mode = _wal(cursor, busy_timeout_s)
+            if mode != "wal":
+                raise StoreError(
+                    f"SQLite would not switch to WAL mode (journal_mode is {mode!r}); "
+                    "the file system may not support it (network file systems do not)"
+                )
+            cursor.execute("PRAGMA synchronous = FULL")
+        finally:
+            cursor.close()
+
+    return on_connect
+
+
+def _wal(cursor: Any, timeout_s: float) -> str:
+    """Put the database in WAL mode (once per file). Switching modes needs an exclusive lock
+    and SQLite's busy handler does not cover it, so openers racing on a new file retry."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            mode = str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+            if mode != "wal":
+                mode = str(cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+            return mode
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _postgres_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Whatever the server default, a commit is acknowledged only once it is flushed to disk.
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO on")
+    dbapi_connection.commit()
+
+
+def make_engine(url: str | URL, *, busy_timeout_s: float = 10.0) -> Engine:
+    """An engine set up for durable writes: SQLite (WAL, synchronous=FULL, busy timeout),
+    PostgreSQL (psycopg 3) or MariaDB/MySQL (PyMySQL, utf8mb4)."""
+    try:
+        u = make_url(url)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"storage url {str(url)!r} is not a database URL: {exc}") from None
+    backend = u.get_backend_name()
+    if backend == "sqlite":
+        database = u.database or ""
+        if database in ("", ":memory:") or u.query.get("mode") == "memory":
+            raise StoreError(
+                f"storage url {u!s} is an in-memory SQLite database: the store must be durable "
+                "and shared between its writer and readers, give it a file (sqlite:///path.db)"
+            )
+        if u.query.get("uri") not in ("true", "1"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(u, connect_args={"timeout": busy_timeout_s})
+        event.listen(engine, "connect", _sqlite_on_connect(busy_timeout_s))
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    if backend == "postgresql":
+        if u.drivername == "postgresql":
+            u = u.set(drivername="postgresql+psycopg")
+        # positional parameters: the writer's executemany of tuples is ~1.6× faster than dicts
+        engine = create_engine(u, pool_pre_ping=True, paramstyle="format")
+        event.listen(engine, "connect", _postgres_on_connect)
+        return engine
+    if backend in ("mysql", "mariadb"):
+        if "+" not in u.drivername:
+            u = u.set(drivername=f"{backend}+pymysql")
+        if "charset" not in u.query:
+            u = u.update_query_dict({"charset": "utf8mb4"})
+        return create_engine(u, pool_pre_ping=True, pool_recycle=3600)
+    raise StoreError(
+        f"storage url {u!s}: backend {backend!r} is not supported "
+        "(use sqlite:///…, postgresql://… or mariadb://… / mysql://…)"
+    )
+
+
+def durability(conn: Connection) -> tuple[str, bool]:
+    """What makes a commit durable on this connection's backend, and whether it is enough."""
+    backend = conn.dialect.name
+    if backend == "sqlite":
+        mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+        sync = conn.exec_driver_sql("PRAGMA synchronous").scalar()
+        return f"sqlite journal_mode={mode} synchronous={sync}", mode == "wal" and sync in (2, 3)
+    if backend == "postgresql":
+        fsync = conn.exec_driver_sql("SHOW fsync").scalar()
+        commit = conn.exec_driver_sql("SHOW synchronous_commit").scalar()
+        return f"postgresql fsync={fsync} synchronous_commit={commit}", fsync == "on" and (
+            commit in ("on", "remote_write", "remote_apply", "local")
+        )
+    flush = conn.exec_driver_sql("SELECT @@innodb_flush_log_at_trx_commit").scalar()
+    return f"{backend} innodb_flush_log_at_trx_commit={flush}", str(flush) == "1"
+
+
+# ---- queries (synchronous; the Store runs them in its reader threads) ---------------------------
+
+
+def list_points(conn: Connection) -> list[str]:
+    """Every point with readings, sorted, by a loose index scan of (point, t): one index seek
+    per point instead of a scan of five years of rows."""
+    rows = conn.execute(
+        text(
+            "WITH RECURSIVE p(point) AS ("
+            " SELECT MIN(point) FROM readings"
+            " UNION ALL"
+            " SELECT (SELECT MIN(r.point) FROM readings r WHERE r.point > p.point)"
+            " FROM p WHERE p.point IS NOT NULL)"
+            " SELECT point FROM p WHERE point IS NOT NULL"
+        )
+    )
+    return [row[0] for row in rows]
+
+
+def select_readings(
+    conn: Connection, point: str, start: float, end: float, limit: int | None = None
+) -> list[Reading]:
+    c = readings.c
+    query = (
+        select(readings)
+        .where(c.point == point, c.t >= start, c.t < end)
+        .order_by(c.t, c.id)
+        .limit(limit)
+    )
+    return [row_reading(row) for row in conn.execute(query).mappings()]
+
+
+def select_latest(conn: Connection, points: Iterable[str] | None = None) -> dict[str, Reading]:
+    c = readings.c
+    out: dict[str, Reading] = {}
+    for point in list_points(conn) if points is None else points:
+        query = select(readings).where(c.point == point).order_by(c.t.desc(), c.id.desc())
+        row = conn.execute(query.limit(1)).mappings().first()
+        if row is not None:
+            out[point] = row_reading(row)
+    return out
+
+
+def select_events(
+    conn: Connection,
+    *,
+    kind: str | None = None,
+    point: str | None = None,
+    start: float | None = None,
+    end: float | None = None,
+    limit: int | None = None,
+) -> list[Event]:
+    c = events.c
+    query = select(events).order_by(c.t, c.id).limit(limit)
+    if kind is not None:
+        query = query.where(c.kind == kind)
+    if point is not None:
+        query = query.where(c.point == point)
+    if start is not None:
+        query = query.where(c.t >= start)
+    if end is not None:
+        query = query.where(c.t < end)
+    return [row_event(row) for row in conn.execute(query).mappings()]
+
+
+def select_derived(
+    conn: Connection,
+    point: str,
+    kind: str | None = None,
+    start: float | None = None,
+    end: float | None = None,
+) -> list[Derived]:
+    c = derived_values.c
+    query = select(derived_values).where(c.point == point).order_by(c.period_start, c.kind)
+    if kind is not None:
+        query = query.where(c.kind == kind)
+    if start is not None:
+        query = query.where(c.period_start >= start)
+    if end is not None:
+        query = query.where(c.period_start < end)
+    return [row_derived(row) for row in conn.execute(query).mappings()]
+
+
+# ---- the writer --------------------------------------------------------------------------------
+
+
+class _Job:
+    """One write (readings, events, derived values: one atomic unit), or one call."""
+
+    __slots__ = ("call", "derived", "events", "future", "readings", "size")
+
+    def __init__(
+        self,
+        readings: Sequence[Reading] = (),
+        events: Sequence[Event] = (),
+        derived: Sequence[Derived] = (),
+        call: Callable[[Connection], Any] | None = None,
+    ) -> None:
+        self.readings = readings
+        self.events = events
+        self.derived = derived
+        self.call = call
+        self.size = len(readings) + len(events) + len(derived)
+        self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+
+_Rows = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[dict[str, Any]]]
+_STOP = _Job()
+_derived_key_delete = derived_values.delete().where(
+    and_(
+        derived_values.c.point == bindparam("k_point"),
+        derived_values.c.kind == bindparam("k_kind"),
+        derived_values.c.period_start == bindparam("k_start"),
+    )
+)
+
+
+def _prepare(job: _Job) -> _Rows:
+    return (
+        [reading_values(r) for r in job.readings],
+        [event_values(e) for e in job.events],
+        [derived_row(d) for d in job.derived],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    transactions: int  # committed write transactions (group commits and calls)
+    rows: int  # rows committed by writes
+    writes: int  # acknowledged write calls
+    largest: int  # rows in the largest write transaction
+
+
+class _Writer:
+    def __init__(self, engine: Engine, batch_max: int) -> None:
+        self._engine = engine
+        self._batch_max = batch_max
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._insert_readings = _BulkInsert(engine, readings, READING_COLUMNS)
+        self._insert_events = _BulkInsert(engine, events, EVENT_COLUMNS)
+        self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self.transactions = 0
+        self.rows = 0
+        self.writes = 0
+        self.largest = 0
+        self._thread.start()
+
+    def submit(self, job: _Job) -> concurrent.futures.Future[Any]:
+        self._queue.put(job)
+        return job.future
+
+    def stop(self) -> None:
+        self._queue.put(_STOP)
+
+    def join(self) -> None:
+        self._thread.join()
+
+    # -- in the writer thread --
+
+    def _connect(self) -> Connection:
+        conn = self._engine.connect()
+        if self._sqlite:
+            conn.execution_options(sqlite_begin="IMMEDIATE")
+        return conn
+
+    def _run(self) -> None:
+        carry: _Job | None = None
+        while True:
+            job = carry if carry is not None else self._queue.get()
+            carry = None
+            if job is _STOP:
+                return
+            if not job.future.set_running_or_notify_cancel():
+                continue
+            if job.call is not None:
+                self._run_call(job)
+                continue
+            group, size = [job], job.size
+            while size < self._batch_max:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP or nxt.call is not None or size + nxt.size > self._batch_max:
+                    carry = nxt
+                    break
+                if nxt.future.set_running_or_notify_cancel():
+                    group.append(nxt)
+                    size += nxt.size
+            try:
+                self._commit_group(group)
+            except BaseException as exc:  # a bug here must not leave writers waiting forever
+                log.exception("store writer: unexpected failure")
+                for waiting in group:
+                    if not waiting.future.done():
+                        waiting.future.set_exception(exc)
+
+    def _run_call(self, job: _Job) -> None:
+        assert job.call is not None
+        try:
+            with self._connect() as conn, conn.begin():
+                result = job.call(conn)
+        except BaseException as exc:
+            job.future.set_exception(exc)
+        else:
+            self.transactions += 1
+            job.future.set_result(result)
+
+    def _commit_group(self, group: list[_Job]) -> None:
+        prepared: list[tuple[_Job, _Rows]] = []
+        for job in group:
+            try:
+                prepared.append((job, _prepare(job)))
+            except Exception as exc:  # invalid rows: this write fails alone
+                job.future.set_exception(exc)
+        if not prepared:
+            return
+        try:
+            self._execute([rows for _, rows in prepared])
+        except Exception as exc:
+            if len(prepared) > 1 and not _is_disconnect(exc):
+                for job, rows in prepared:  # find the write at fault; the others commit
+                    try:
+                        self._execute([rows])
+                    except Exception as one:
+                        job.future.set_exception(_commit_error(one, job.size))
+                    else:
+                        self.writes += 1
+                        job.future.set_result(None)
+            else:
+                error = _commit_error(exc, sum(job.size for job, _ in prepared))
+                for job, _ in prepared:
+                    job.future.set_exception(error)
+            return
+        self.writes += len(prepared)
+        for job, _ in prepared:
+            job.future.set_result(None)
+
+    def _execute(self, batches: list[_Rows]) -> None:
+        reading_rows = [row for rows in batches for row in rows[0]]
+        event_rows = [row for rows in batches for row in rows[1]]
+        latest: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for rows in batches:  # the last value written for a period wins
+            for row in rows[2]:
+                latest[(row["point"], row["kind"], row["period_start"])] = row
+        derived_rows = list(latest.values())
+        with self._connect() as conn, conn.begin():
+            if reading_rows:
+                self._insert_readings(conn, reading_rows)
+            if event_rows:
+                self._insert_events(conn, event_rows)
+            if derived_rows:
+                keys = [{"k_point": p, "k_kind": k, "k_start": s} for p, k, s in latest]
+                conn.execute(_derived_key_delete, keys)
+                conn.execute(derived_values.insert(), derived_rows)
+        n = len(reading_rows) + len(event_rows) + len(derived_rows)
+        self.transactions += 1
+        self.rows += n
+        self.largest = max(self.largest, n)
+
+
+class _BulkInsert:
+    """An INSERT run straight through the driver's ``executemany`` with rows as tuples: the
+    writer's hot path (twice as fast as ``Connection.execute`` with dicts on SQLite)."""
+
+    def __init__(self, engine: Engine, table: Table, columns: Sequence[str]) -> None:
+        compiled = table.insert().compile(dialect=engine.dialect, column_keys=list(columns))
+        self.sql = str(compiled)
+        self.columns = tuple(columns)
+        self.positional = compiled.positional and list(compiled.positiontup or ()) == list(columns)
+
+    def __call__(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        if self.positional:
+            conn.exec_driver_sql(self.sql, rows)
+        else:
+            conn.exec_driver_sql(self.sql, [dict(zip(self.columns, r, strict=True)) for r in rows])
+
+
+def _is_disconnect(exc: BaseException) -> bool:
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def _commit_error(exc: Exception, rows: int) -> Exception:
+    if isinstance(exc, SQLAlchemyError):
+        detail = str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)
+        error = StoreError(f"could not commit {rows} row(s): {detail}")
+        error.__cause__ = exc
+        return error
+    return exc
+
+
+# ---- the store ---------------------------------------------------------------------------------
+
+
+class Store:
+    """The durable store. Open with ``await Store.open(url)``; close with ``await close()``
+    (or ``async with``), which commits every write made before it."""
+
+    def __init__(self, engine: Engine, *, batch_max: int = DEFAULT_BATCH_MAX, readers: int = 4):
+        """Wraps an engine whose database is already migrated; use ``Store.open``."""
+        if batch_max < 1:
+            raise ValueError(f"batch_max must be ≥ 1, got {batch_max}")
+        self.engine = engine
+        self.batch_max = batch_max
+        self._writer = _Writer(engine, batch_max)
+        self._readers = concurrent.futures.ThreadPoolExecutor(readers, "store-reader")
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        url: str | URL = DEFAULT_URL,
+        *,
+        batch_max: int = DEFAULT_BATCH_MAX,
+        busy_timeout_s: float = 10.0,
+        readers: int = 4,
+    ) -> Store:
+        """Open (and create or upgrade) the store at ``url``."""
+        engine = make_engine(url, busy_timeout_s=busy_timeout_s)
+        try:
+            await asyncio.to_thread(_prepare_database, engine)
+        except DBAPIError as exc:
+            engine.dispose()
+            where = engine.url.render_as_string(hide_password=True)
+            raise StoreError(f"cannot open the store at {where}: {exc.orig}") from exc
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, batch_max=batch_max, readers=readers)
+
+    @classmethod
+    async def from_config(cls, storage: Storage) -> Store:
+        return await cls.open(storage.url, batch_max=storage.batch_max)
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def backend(self) -> str:
+        """``sqlite``, ``postgresql``, ``mysql`` or ``mariadb``."""
+        return self.engine.dialect.name
+
+    @property
+    def stats(self) -> StoreStats:
+        w = self._writer
+        return StoreStats(
+            transactions=w.transactions, rows=w.rows, writes=w.writes, largest=w.largest
+        )
+
+    def _submit(self, job: _Job) -> concurrent.futures.Future[Any]:
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        return self._writer.submit(job)
+
+    # -- writes --
+
+    async def write(
+        self,
+        readings: Iterable[Reading] = (),
+        *,
+        events: Iterable[Event] = (),
+        derived: Iterable[Derived] = (),
+    ) -> None:
+        """Store readings (and events, derived values) atomically; return once durable."""
+        job = _Job(list(readings), list(events), list(derived))
+        if job.size:
+            await asyncio.wrap_future(self._submit(job))
+
+    async def write_events(self, events: Iterable[Event]) -> None:
+        await self.write(events=events)
+
+    async def write_derived(self, values: Iterable[Derived]) -> None:
+        """Store derived values; one with the same (point, kind, start) is replaced."""
+        await self.write(derived=values)
+
+    async def run_in_writer(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn(connection)`` in the writer thread in a transaction of its own, in order
+        with the writes (retention deletes, maintenance). Keep it short: writes wait."""
+        job = _Job(call=fn)
+        result: T = await asyncio.wrap_future(self._submit(job))
+        return result
+
+    # -- queries --
+
+    async def run_in_reader(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn(connection)`` in a reader thread (one read transaction)."""
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._read, fn)
+
+    def _read(self, fn: Callable[[Connection], T]) -> T:
+        with self.engine.connect() as conn:
+            return fn(conn)
+
+    async def readings(
+        self, point: str, start: float, end: float, *, limit: int | None = None
+    ) -> list[Reading]:
+        """Readings of ``point`` with ``start <= t < end``, oldest first."""
+        return await self.run_in_reader(lambda c: select_readings(c, point, start, end, limit))
+
+    async def latest(self, points: Iterable[str] | None = None) -> dict[str, Reading]:
+        """The latest reading of each point (of ``points``, or of every point)."""
+        wanted = None if points is None else list(points)
+        return await self.run_in_reader(lambda c: select_latest(c, wanted))
+
+    async def points(self) -> list[str]:
+        return await self.run_in_reader(list_points)
+
+    async def events(
+        self,
+        *,
+        kind: str | None = None,
+        point: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        limit: int | None = None,
+    ) -> list[Event]:
+        """Events by kind, point and time (``start <= t < end``), oldest first."""
+        return await self.run_in_reader(
+            lambda c: select_events(c, kind=kind, point=point, start=start, end=end, limit=limit)
+        )
+
+    async def derived(
+        self,
+        point: str,
+        kind: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> list[Derived]:
+        """Derived values of ``point`` whose period starts in ``[start, end)``."""
+        return await self.run_in_reader(lambda c: select_derived(c, point, kind, start, end))
+
+    async def durability(self) -> str:
+        """What makes a commit durable here, e.g. ``sqlite journal_mode=wal synchronous=2``."""
+        return (await self.run_in_reader(durability))[0]
+
+    # -- closing --
+
+    async def close(self) -> None:
+        """Commit every write already made, then release the database."""
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.stop()
+        await asyncio.to_thread(self._finish)
+
+    def _finish(self) -> None:
+        self._writer.join()
+        self._readers.shutdown(wait=True)
+        if self.backend == "sqlite":
+            checkpoint(self.engine)
+        self.engine.dispose()
+
+
+def checkpoint(engine: Engine) -> None:
+    """Fold SQLite's WAL into the database file and truncate it (one tidy file); a reader in
+    another process only makes this partial, never wrong."""
+    raw = engine.raw_connection()
+    try:
+        raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()  # type: ignore[union-attr]
+    except Exception as exc:
+        log.info("WAL checkpoint skipped: %s", exc)
+    finally:
+        raw.close()
+
+
+def _prepare_database(engine: Engine) -> None:
+    migrate(engine)
+    with engine.connect() as conn:
+        description, enough = durability(conn)
+    if not enough:
+        log.warning("store at %s may lose acknowledged commits: %s", engine.url, description)

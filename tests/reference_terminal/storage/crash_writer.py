@@ -1,0 +1,59 @@
+"""Child process of the crash test: writes readings from many concurrent writers and prints
+the id of each reading (its ``note``) once ``write`` has acknowledged it, one per line.
+
+    python -m tests.reference_terminal.storage.crash_writer DB_PATH FIRST_ID
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from decimal import Decimal
+
+from reference_terminal.model import Event, Quality, Reading
+from reference_terminal.storage.store import Store, sqlite_url
+
+
+async def main(path: str, first_id: int) -> None:
+    store = await Store.open(sqlite_url(path), batch_max=200)
+    next_id = first_id
+    out = sys.stdout
+
+    async def writer(w: int) -> None:
+        nonlocal next_id
+        while True:
+            ids = range(next_id, next_id + 1 + w % 4)
+            next_id = ids[-1] + 1
+            await store.write(
+                [
+                    Reading(
+                        f"P{w}",
+                        float(i),
+                        f"{i:08X}",
+                        Decimal(i).scaleb(-2),
+                        Quality.GOOD,
+                        2,
+                        "m",
+                        str(i),
+                    )
+                    for i in ids
+                ],
+                events=[
+                    Event(
+                        float(ids[0]),
+                        "batch",
+                        f"P{w}",
+                        details={"first": str(ids[0]), "size": str(len(ids))},
+                    )
+                ],
+            )
+            out.write("".join(f"{i}\n" for i in ids))
+            out.flush()
+
+    out.write("ready\n")
+    out.flush()
+    await asyncio.gather(*(writer(w) for w in range(16)))
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], int(sys.argv[2])))

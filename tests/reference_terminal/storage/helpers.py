@@ -1,0 +1,60 @@
+"""Small builders shared by the store tests."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from reference_terminal.model import Event, Quality, Reading
+from reference_terminal.storage.schema import Derived
+
+T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+def reading(
+    point: str = "EM01.ep",
+    t: float = T0,
+    value: str | None = "1.00",
+    *,
+    raw: str = "33 33 34 33",
+    quality: Quality = Quality.GOOD,
+    digits: int = 2,
+    device: str = "meter-01",
+    note: str = "",
+) -> Reading:
+    return Reading(
+        point=point,
+        t=t,
+        raw=raw,
+        value=None if value is None else Decimal(value),
+        quality=quality,
+        digits=digits,
+        device=device,
+        note=note,
+    )
+
+
+def event(kind: str = "gap", t: float = T0, point: str | None = "EM01.ep", **details: str) -> Event:
+    return Event(
+        t=t, kind=kind, point=point, device="meter-01", start=t - 60, end=t, details=details
+    )
+
+
+def derived(
+    point: str = "EM01.ep",
+    kind: str = "hour",
+    start: float = T0,
+    value: str | None = "12.50",
+    *,
+    length: float = 3600.0,
+    note: str = "",
+) -> Derived:
+    return Derived(
+        point=point,
+        kind=kind,
+        start=start,
+        end=start + length,
+        value=None if value is None else Decimal(value),
+        quality=Quality.GOOD,
+        note=note,
+        computed_at=start + length + 1,
+    )

@@ -1,0 +1,170 @@
+"""Group commit: many small concurrent writers share transactions, every acknowledged write is
+committed and visible to another connection, a write is atomic, batch_max bounds a group, and
+closing flushes."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from reference_terminal.storage.store import Store, StoreClosed
+from tests.reference_terminal.storage.helpers import T0, event, reading
+
+pytestmark = pytest.mark.anyio
+
+
+def _count(path: Path, sql: str = "SELECT COUNT(*) FROM readings") -> int:
+    db = sqlite3.connect(path)  # an independent connection, not the store's
+    try:
+        return int(db.execute(sql).fetchone()[0])
+    finally:
+        db.close()
+
+
+async def test_concurrent_writers_share_transactions(url: str) -> None:
+    async with await Store.open(url) as store:
+        writers, per_writer = 300, 3
+
+        async def writer(k: int) -> None:
+            await store.write(
+                [
+                    reading(f"P{k % 10}", T0 + k * per_writer + i, f"{k}.{i}0")
+                    for i in range(per_writer)
+                ]
+            )
+
+        await asyncio.gather(*(writer(k) for k in range(writers)))
+        stats = store.stats
+        assert stats.writes == writers
+        assert stats.rows == writers * per_writer
+        assert stats.transactions < writers / 5, stats  # grouped, not one fsync per write
+        got = {
+            (r.point, r.t, str(r.value))
+            for p in await store.points()
+            for r in await store.readings(p, 0, 5e9)
+        }
+        want = {
+            (f"P{k % 10}", T0 + k * per_writer + i, f"{k}.{i}0")
+            for k in range(writers)
+            for i in range(per_writer)
+        }
+        assert got == want
+
+
+async def test_acknowledged_means_visible_to_another_connection(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    async with await Store.open(f"sqlite:///{path}") as store:
+        for i in range(20):
+            await store.write([reading(t=T0 + i)])
+            assert _count(path) == i + 1
+
+
+async def test_batch_max_bounds_a_transaction_and_a_write_stays_atomic(sqlite_url: str) -> None:
+    async with await Store.open(sqlite_url, batch_max=10) as store:
+        await asyncio.gather(
+            *(store.write([reading(f"P{k}", T0 + i) for i in range(3)]) for k in range(100))
+        )
+        assert store.stats.largest <= 10
+        assert store.stats.transactions >= 300 / 10
+        # one write larger than batch_max is one transaction of its own, not split
+        before = store.stats.transactions
+        await store.write([reading("BIG", T0 + i) for i in range(25)])
+        assert store.stats.transactions == before + 1
+        assert store.stats.largest == 25
+
+
+async def test_writes_commit_in_the_order_they_were_made(sqlite_url: str) -> None:
+    async with await Store.open(sqlite_url, batch_max=7) as store:
+        tasks = [asyncio.ensure_future(store.write([reading("P", T0 + i)])) for i in range(200)]
+        await asyncio.gather(*tasks)
+        ids = await store.run_in_reader(
+            lambda c: [
+                tuple(r) for r in c.exec_driver_sql("SELECT id, t FROM readings ORDER BY id")
+            ]
+        )
+        assert [t for _, t in ids] == [T0 + i for i in range(200)]
+
+
+async def test_readings_events_and_derived_commit_together(sqlite_url: str) -> None:
+    async with await Store.open(sqlite_url) as store:
+        await store.write([reading()], events=[event("interpolated", reason="linear")])
+        assert len(await store.events(kind="interpolated")) == 1
+        assert store.stats.transactions == 1
+
+
+async def test_database_error_fails_only_the_write_at_fault(sqlite_url: str) -> None:
+    async with await Store.open(sqlite_url) as store:
+        # a trigger makes the database itself refuse one value (validation cannot see it)
+        await store.run_in_writer(
+            lambda c: c.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON readings WHEN NEW.note = 'refuse' "
+                "BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END"
+            )
+        )
+        results = await asyncio.gather(
+            *(
+                store.write([reading("P", T0 + k, note="refuse" if k == 5 else "")])
+                for k in range(10)
+            ),
+            return_exceptions=True,
+        )
+        failures = [r for r in results if r is not None]
+        assert len(failures) == 1
+        assert "could not commit 1 row(s)" in str(failures[0])
+        assert "refused by trigger" in str(failures[0])
+        assert len(await store.readings("P", 0, 5e9)) == 9
+
+
+async def test_close_flushes_pending_writes(sqlite_url: str, tmp_path: Path) -> None:
+    store = await Store.open(sqlite_url)
+    tasks = [asyncio.ensure_future(store.write([reading("P", T0 + i)])) for i in range(50)]
+    await asyncio.sleep(0)  # the writes are queued, most not yet committed
+    await store.close()
+    await asyncio.gather(*tasks)
+    assert _count(tmp_path / "store.db") == 50
+    with pytest.raises(StoreClosed):
+        await store.write([reading()])
+    with pytest.raises(StoreClosed):
+        await store.readings("P", 0, 1)
+    await store.close()  # twice is harmless
+
+
+async def test_the_event_loop_keeps_running_during_a_large_write(sqlite_url: str) -> None:
+    async with await Store.open(sqlite_url) as store:
+        ticks = 0
+        done = False
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not done:
+                ticks += 1
+                await asyncio.sleep(0.001)
+
+        task = asyncio.ensure_future(ticker())
+        await store.write([reading(f"P{i % 50}", T0 + i) for i in range(20_000)])
+        done = True
+        await task
+        assert ticks >= 5  # the loop ran while the writer thread worked
+
+
+async def test_a_write_cancelled_before_the_writer_took_it_is_not_stored(sqlite_url: str) -> None:
+    import threading
+
+    async with await Store.open(sqlite_url) as store:
+        gate = threading.Event()
+        busy = asyncio.ensure_future(store.run_in_writer(lambda _c: gate.wait(5)))
+        await asyncio.sleep(0.05)  # the writer is now inside the call
+        cancelled = asyncio.ensure_future(store.write([reading("GONE")]))
+        kept = asyncio.ensure_future(store.write([reading("KEPT")]))
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        await asyncio.sleep(0.01)  # the cancellation reaches the queued job
+        gate.set()
+        assert await busy is True
+        await kept
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        assert await store.points() == ["KEPT"]

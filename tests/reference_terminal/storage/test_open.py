@@ -1,0 +1,71 @@
+"""Opening a store: SQLite is set up durable (WAL, synchronous=FULL, busy timeout), servers
+are checked, URLs that cannot work are refused with a reason."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from reference_terminal.config import Storage
+from reference_terminal.storage.schema import StoreError
+from reference_terminal.storage.store import Store, make_engine
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_sqlite_is_wal_with_synchronous_full(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "data" / "terminal.db"  # missing directories are made
+    async with await Store.from_config(Storage(url=f"sqlite:///{path}", batch_max=100)) as store:
+        assert store.batch_max == 100
+        assert await store.durability() == "sqlite journal_mode=wal synchronous=2"
+        timeout = await store.run_in_reader(
+            lambda c: c.exec_driver_sql("PRAGMA busy_timeout").scalar()
+        )
+        assert timeout == 10_000
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    db.close()
+    assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
+
+
+async def test_servers_commit_durably(url: str) -> None:
+    async with await Store.open(url) as store:
+        description = await store.durability()
+        if store.backend == "postgresql":
+            assert "fsync=on synchronous_commit=on" in description
+        elif store.backend != "sqlite":
+            assert description.endswith("innodb_flush_log_at_trx_commit=1")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite://", "in-memory"),
+        ("sqlite:///:memory:", "in-memory"),
+        ("oracle://scott@db/orcl", "not supported"),
+        ("no url at all", "not a database URL"),
+    ],
+)
+async def test_urls_that_cannot_work_are_refused(url: str, message: str) -> None:
+    with pytest.raises(StoreError, match=message):
+        await Store.open(url)
+
+
+def test_default_url_is_the_configured_sqlite_file() -> None:
+    from reference_terminal.storage.store import DEFAULT_URL
+
+    assert DEFAULT_URL == Storage().url == "sqlite:///data/terminal.db"
+
+
+async def test_unreachable_server_fails_on_open_with_the_reason() -> None:
+    with pytest.raises(StoreError, match=r"cannot open the store at postgresql.*127\.0\.0\.1:1"):
+        await Store.open("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
+
+
+def test_make_engine_completes_bare_driver_names() -> None:
+    assert make_engine("postgresql://u@h/d").url.drivername == "postgresql+psycopg"
+    engine = make_engine("mariadb://u@h/d")
+    assert engine.url.drivername == "mariadb+pymysql"
+    assert engine.url.query["charset"] == "utf8mb4"
