@@ -68,7 +68,7 @@ def postgres_url() -> Iterator[str]:
         info = conn.info
         url = (
             f"postgresql+psycopg://{info.user}@{info.host}:{info.port}/{info.dbname}"
-            f"?options=-csearch_path%3D{schema}"
+            f"?options=-csearch_path%3D{schema}&application_name={schema}"
         )
     try:
         yield url
@@ -113,6 +113,40 @@ def backend_url(backend: str, tmp_path: Path) -> Iterator[str]:
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty store URL on each backend."""
     yield from backend_url(request.param, tmp_path)
+
+
+@pytest.fixture(params=BACKENDS[1:])
+def server_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh store URL on each database server."""
+    yield from backend_url(request.param, tmp_path)
+
+
+def drop_connections(url: str) -> int:
+    """Kill the server-side sessions of the test database at ``url`` (and only those)."""
+    if url.startswith("postgresql"):
+        import psycopg
+
+        schema = url.rsplit("application_name=", 1)[1]
+        with psycopg.connect(PG_CONNINFO, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                (schema,),
+            ).fetchall()
+        return len(rows)
+    import pymysql
+
+    database = url.rsplit("/", 1)[1]
+    conn = pymysql.connect(**_mariadb_params())
+    try:
+        cursor = conn.cursor()
+        cursor.execute("SELECT id FROM information_schema.processlist WHERE db = %s", (database,))
+        ids = [row[0] for row in cursor.fetchall()]
+        for session in ids:
+            cursor.execute(f"KILL {int(session)}")
+        return len(ids)
+    finally:
+        conn.close()
 
 
 @pytest.fixture

@@ -9,8 +9,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Connection
 
+from reference_terminal.storage.schema import StoreError
 from reference_terminal.storage.store import Store, StoreClosed
+from tests.reference_terminal.storage.conftest import drop_connections
 from tests.reference_terminal.storage.helpers import T0, event, reading
 
 pytestmark = pytest.mark.anyio
@@ -116,6 +119,32 @@ async def test_database_error_fails_only_the_write_at_fault(sqlite_url: str) -> 
         assert "could not commit 1 row(s)" in str(failures[0])
         assert "refused by trigger" in str(failures[0])
         assert len(await store.readings("P", 0, 5e9)) == 9
+        with pytest.raises(StoreError, match="could not commit 1 row"):  # alone in its group
+            await store.write([reading("P", T0 + 99, note="refuse")])
+
+
+async def test_a_failing_writer_call_fails_alone(sqlite_url: str) -> None:
+    async with await Store.open(sqlite_url) as store:
+
+        def broken(conn: Connection) -> None:
+            conn.exec_driver_sql("DELETE FROM readings")
+            raise RuntimeError("maintenance step failed")
+
+        await store.write([reading()])
+        with pytest.raises(RuntimeError, match="maintenance step failed"):
+            await store.run_in_writer(broken)
+        assert len(await store.readings("EM01.ep", 0, 5e9)) == 1  # rolled back
+        await store.write([reading(t=T0 + 1)])
+        assert len(await store.readings("EM01.ep", 0, 5e9)) == 2
+
+
+async def test_writes_go_on_after_the_server_dropped_the_connections(server_url: str) -> None:
+    async with await Store.open(server_url) as store:
+        await store.write([reading(t=T0)])
+        assert await store.readings("EM01.ep", 0, 5e9)
+        assert drop_connections(server_url) >= 1  # the writer's and the reader's sessions
+        await store.write([reading(t=T0 + 1)])  # a fresh connection, transparently
+        assert len(await store.readings("EM01.ep", 0, 5e9)) == 2
 
 
 async def test_close_flushes_pending_writes(sqlite_url: str, tmp_path: Path) -> None:
