@@ -19,6 +19,7 @@ from reference_terminal.clock import Clock, RealClock
 from reference_terminal.config import MqttDevice, TerminalConfig
 from reference_terminal.model import Event, RawValue
 from reference_terminal.processing.pipeline import Output, Processor
+from reference_terminal.storage.retention import purge
 from reference_terminal.storage.schema import Derived
 from reference_terminal.storage.store import Store
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 #: How often open real-time and settlement windows are closed when no value arrives.
 CLOSE_WINDOWS_EVERY_S = 60.0
+RETENTION_EVERY_S = 6 * 3600.0
 
 
 def derived_rows(output: Output, now: float) -> list[Derived]:
@@ -88,6 +90,7 @@ class Terminal:
                         )
                         group.create_task(intake.run(), name=f"mqtt {device.id}")
                 group.create_task(self._close_windows(), name="windows")
+                group.create_task(self._keep_retention(), name="retention")
                 self.ready.set()
 
     async def accept(self, raws: Sequence[RawValue]) -> None:
@@ -108,6 +111,16 @@ class Terminal:
                 events=output.events,
                 derived=derived_rows(output, self.clock.time()),
             )
+
+    async def _keep_retention(self) -> None:
+        """Drop what is older than the retention period (≥ 6 months, ISC-2 §7.2.3(4))."""
+        assert self.store is not None
+        while True:
+            purged = await purge(
+                self.store, self.config.storage.retention_days, now=self.clock.time()
+            )
+            log.info("retention: %s", purged)
+            await self.clock.sleep(RETENTION_EVERY_S)
 
     async def _close_windows(self) -> None:
         while True:

@@ -1,0 +1,69 @@
+"""``python -m reference_terminal --config FILE``: the terminal runs alone, as on a gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from bench.terminal_for_fleet import terminal_config
+from simulators.fleet.runner import running_fleet
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ROOT / "fixtures" / "fleets" / "small.yaml"
+
+
+def test_runs_from_a_config_file_stores_readings_and_stops_on_sigterm(tmp_path: Path) -> None:
+    database = tmp_path / "terminal.db"
+
+    async def main() -> None:
+        async with running_fleet(SMALL) as fleet:
+            config = terminal_config(fleet, storage_url=f"sqlite:///{database}", serial=2.0)
+            path = tmp_path / "terminal.yaml"
+            path.write_text(yaml.safe_dump(config.model_dump(mode="json"), allow_unicode=True))
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "reference_terminal",
+                "--config",
+                str(path),
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            try:
+                deadline = time.monotonic() + 30
+                stored = 0
+                while time.monotonic() < deadline and stored < 20:
+                    await asyncio.sleep(0.5)
+                    if database.exists():
+                        with sqlite3.connect(database) as db:
+                            stored = db.execute("select count(*) from readings").fetchone()[0]
+                assert stored >= 20
+            finally:
+                process.send_signal(signal.SIGTERM)
+                _, err = await asyncio.wait_for(process.communicate(), 30)
+            assert process.returncode == 0, err.decode()
+
+    asyncio.run(main())
+
+
+def test_a_bad_config_exits_2_naming_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("groups: [{id: g, period_s: 0.1}]\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "reference_terminal", "--config", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ},
+    )
+    assert result.returncode == 2
+    assert "groups.0.period_s" in result.stderr
