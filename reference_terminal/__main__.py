@@ -8,9 +8,25 @@ import contextlib
 import logging
 import signal
 import sys
+from pathlib import Path
 
+import uvicorn
+
+from reference_terminal.api import create_app
 from reference_terminal.app import Terminal
 from reference_terminal.config import ConfigError, load_config
+
+
+async def _run(terminal: Terminal) -> None:
+    """The terminal, and its management API when the configuration asks for one."""
+    async with asyncio.TaskGroup() as group:
+        group.create_task(terminal.run(), name="terminal")
+        api = terminal.config.api
+        if api is not None:
+            config = uvicorn.Config(
+                create_app(terminal), host=api.host, port=api.port, log_level="warning"
+            )
+            group.create_task(uvicorn.Server(config).serve(), name="api")
 
 
 async def _serve(terminal: Terminal) -> None:
@@ -19,7 +35,7 @@ async def _serve(terminal: Terminal) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    task = asyncio.create_task(terminal.run())
+    task = asyncio.create_task(_run(terminal))
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     task.cancel()
@@ -41,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    asyncio.run(_serve(Terminal(config)))
+    asyncio.run(_serve(Terminal(config, config_path=Path(args.config))))
     return 0
 
 

@@ -10,13 +10,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 from reference_terminal.acquisition.driver import Driver
 from reference_terminal.acquisition.drivers import is_polled, make_buses, make_driver, requests_for
+from reference_terminal.acquisition.https import HttpsIntake
 from reference_terminal.acquisition.mqtt import MqttIntake
 from reference_terminal.acquisition.scheduler import Scheduler
 from reference_terminal.clock import Clock, RealClock
-from reference_terminal.config import MqttDevice, TerminalConfig
+from reference_terminal.config import HttpsDevice, MqttDevice, TerminalConfig
 from reference_terminal.model import Event, RawValue
 from reference_terminal.processing.pipeline import Output, Processor
 from reference_terminal.storage.retention import purge
@@ -53,29 +55,98 @@ def derived_rows(output: Output, now: float) -> list[Derived]:
     return rows
 
 
-class Terminal:
-    """A running terminal: ``await Terminal(config).run()`` until cancelled."""
+class TerminalNotReady(RuntimeError):
+    """Values offered before the store is open (starting, or restarting for a new
+    configuration): nothing was processed, the sender should try again."""
 
-    def __init__(self, config: TerminalConfig, *, clock: Clock | None = None) -> None:
+
+class Terminal:
+    """A running terminal: ``await Terminal(config).run()`` until cancelled.
+
+    ``apply_config`` replaces the configuration while it runs: acquisition and processing are
+    rebuilt for the new one (the store stays open unless its URL changed).
+    """
+
+    def __init__(
+        self,
+        config: TerminalConfig,
+        *,
+        clock: Clock | None = None,
+        config_path: Path | None = None,
+    ) -> None:
         self.config = config
+        self.config_path = config_path
         self.clock = clock or RealClock()
         self.processor = Processor.from_config(config)
         self.store: Store | None = None
         self.scheduler: Scheduler | None = None
+        self.intake = HttpsIntake()  # mounted by the management API before run()
+        self._wire_intake()
         self.ready = asyncio.Event()
+        self.state = "stopped"
+        self.started_at = self.clock.time()
         self._lock = asyncio.Lock()  # processing is sequential per call; values stay in order
+        self._reload: asyncio.Queue[TerminalConfig] = asyncio.Queue()
 
     async def run(self) -> None:
+        """Run until cancelled, restarting acquisition whenever a new configuration arrives."""
+        self.started_at = self.clock.time()
+        self.state = "starting"
+        store_url = None
+        try:
+            async with contextlib.AsyncExitStack() as stores:
+                stores.push_async_callback(self._close_store)
+                while True:
+                    if self.store is None or store_url != self.config.storage.url:
+                        if self.store is not None:
+                            await self.store.close()
+                        self.store = await Store.from_config(self.config.storage)
+                        store_url = self.config.storage.url
+                    running = asyncio.create_task(self._acquire(), name="acquisition")
+                    changed = asyncio.create_task(self._reload.get(), name="reload")
+                    await asyncio.wait({running, changed}, return_when=asyncio.FIRST_COMPLETED)
+                    if running.done():
+                        changed.cancel()
+                        running.result()  # acquisition ended: raise why
+                        return
+                    self.state = "starting"
+                    self.ready.clear()
+                    running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await running
+                    self.config = changed.result()
+                    self.processor = Processor.from_config(self.config)
+        finally:
+            self.state = "stopped"
+            self.ready.clear()
+
+    async def apply_config(self, config: TerminalConfig) -> None:
+        """Run ``config`` from now on. Refused (ValueError) if its devices cannot be built;
+        the running configuration is then untouched."""
+        buses = make_buses(config.buses, self.clock)
+        try:
+            for device in config.devices:
+                if is_polled(device):
+                    make_driver(device, buses=buses, clock=self.clock)
+        finally:
+            for arbiter in buses.values():
+                arbiter.close()
+        await self._reload.put(config)
+        await self.ready.wait()
+
+    async def _close_store(self) -> None:
+        if self.store is not None:
+            await self.store.close()
+
+    async def _acquire(self) -> None:
         buses = make_buses(self.config.buses, self.clock)
         drivers: dict[str, Driver] = {
             d.id: make_driver(d, buses=buses, clock=self.clock)
             for d in self.config.devices
             if is_polled(d)
         }
+        self._wire_intake()
         async with contextlib.AsyncExitStack() as stack:
-            self.store = await stack.enter_async_context(
-                await Store.from_config(self.config.storage)
-            )
             for driver in drivers.values():
                 stack.push_async_callback(driver.close)
             for arbiter in buses.values():
@@ -91,10 +162,19 @@ class Terminal:
                         group.create_task(intake.run(), name=f"mqtt {device.id}")
                 group.create_task(self._close_windows(), name="windows")
                 group.create_task(self._keep_retention(), name="retention")
+                self.state = "running"
                 self.ready.set()
+
+    def _wire_intake(self) -> None:
+        self.intake.clear()
+        for device in self.config.devices:
+            if isinstance(device, HttpsDevice) and device.mode == "push":
+                self.intake.add(device, requests_for(self.config, device.id), self.accept)
 
     async def accept(self, raws: Sequence[RawValue]) -> None:
         """Process values and store everything they produced; returns once it is durable."""
+        if self.store is None:
+            raise TerminalNotReady("the terminal's store is not open yet")
         async with self._lock:
             output = self.processor.process_many(raws)
         await self._store(output)
@@ -104,7 +184,8 @@ class Terminal:
         await self.store.write_events(events)
 
     async def _store(self, output: Output) -> None:
-        assert self.store is not None
+        if self.store is None:
+            raise TerminalNotReady("the terminal's store is not open")
         if output:
             await self.store.write(
                 output.readings,

@@ -202,8 +202,16 @@ class Storage(Strict):
     batch_max: int = Field(5000, ge=1, le=100_000)
 
 
+class Api(Strict):
+    """The management API (``python -m reference_terminal`` serves it when this is set)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8480, ge=0, le=65535)
+
+
 class TerminalConfig(Strict):
     name: str = "carbench reference terminal"
+    api: Api | None = None
     buses: list[SerialBus] = []
     devices: list[Device] = []
     groups: list[Group] = []

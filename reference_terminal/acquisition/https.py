@@ -156,6 +156,10 @@ class HttpsIntake:
         self._devices[device.id] = _PushDevice(device, list(requests), deliver, stats)
         return stats
 
+    def clear(self) -> None:
+        """Forget every device (a new configuration adds its own)."""
+        self._devices.clear()
+
     def stats(self, device: str) -> IntakeStats:
         return self._devices[device].stats
 

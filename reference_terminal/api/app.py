@@ -1,0 +1,74 @@
+"""The terminal's management API: ``create_app(terminal)`` gives a FastAPI app (JSON, OpenAPI at
+``/openapi.json``, docs at ``/docs``) over a running :class:`~reference_terminal.app.Terminal`.
+
+The configuration tool for every protocol (ISC-2 §7.2.2, CSMT §11.3), manual data (CSMT §11.6),
+queries of the stored history, export and backup (ISC-2 §7.2.3(4), §4.4), on-command reads
+(ISC-2 §9.1), status (ISC-2 §8.1, §8.2), and the HTTPS push intake for collectors (``/intake``).
+
+- Values are exact decimal text; times are ISO 8601 with the plant's offset plus POSIX seconds
+  (:mod:`.wire`). Errors are JSON ``{"error", "detail"}`` (:mod:`.errors`).
+- The app does not run the terminal: serve it next to ``terminal.run()`` (e.g. a uvicorn
+  ``Server`` in the same event loop). Routes needing the store answer 503 until it is open.
+- **Security is not enforced yet.** Every route declares what it does through
+  :func:`.security.authorize`, which allows everybody today; the security issue (users, the
+  three roles, audit, the SM-protected management channel) replaces that hook, see
+  :mod:`.security`.
+- What the app needs from ``Terminal`` that it does not have yet (``apply_config``,
+  ``config_path``, ``intake``, ``started_at``, ``state``) is in :mod:`.contract`.
+"""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI
+
+from reference_terminal.acquisition.drivers import requests_for
+from reference_terminal.acquisition.https import HttpsIntake
+from reference_terminal.api.context import ApiContext
+from reference_terminal.api.contract import terminal_intake
+from reference_terminal.api.errors import install
+from reference_terminal.api.routes_config import config_routes
+from reference_terminal.api.routes_data import data_routes
+from reference_terminal.api.routes_files import file_routes
+from reference_terminal.api.routes_health import health_routes
+from reference_terminal.api.routes_manual import manual_routes
+from reference_terminal.api.security import Action, authorize
+from reference_terminal.app import Terminal
+from reference_terminal.config import HttpsDevice
+
+__all__ = ["create_app"]
+
+
+def _own_intake(ctx: ApiContext) -> HttpsIntake:
+    """An intake for the configuration's push devices, while the Terminal has none of its own
+    (it should: it owns acquisition, and must re-wire the intake when its configuration
+    changes)."""
+    intake = HttpsIntake()
+    config = ctx.config
+    for device in config.devices:
+        if isinstance(device, HttpsDevice) and device.mode == "push":
+            intake.add(device, requests_for(config, device.id), ctx.deliver)
+    return intake
+
+
+def create_app(terminal: Terminal) -> FastAPI:
+    """The management API of ``terminal`` (which may still be starting)."""
+    ctx = ApiContext(terminal, created_at=terminal.clock.time())
+    intake = terminal_intake(terminal) or _own_intake(ctx)
+    app = FastAPI(
+        title="carbench reference terminal",
+        summary="Management API of a carbon-emission monitoring terminal (ISC-2, CSMT)",
+        version="1",
+    )
+    install(app)
+    app.include_router(health_routes(ctx, intake))
+    app.include_router(config_routes(ctx))
+    app.include_router(data_routes(ctx))
+    app.include_router(manual_routes(ctx))
+    app.include_router(file_routes(ctx))
+    # The intake's router serves POST /intake/{device} itself.
+    app.include_router(
+        intake.router, tags=["intake"], dependencies=[Depends(authorize(Action.PUSH))]
+    )
+    app.state.context = ctx
+    app.state.intake = intake
+    return app

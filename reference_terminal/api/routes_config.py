@@ -1,0 +1,124 @@
+"""``/config``: the configuration tool's API for every protocol (ISC-2 §7.2.2, CSMT §11.3).
+
+A new configuration is validated by :class:`TerminalConfig` itself (a 422 names each field in
+error), then applied: written next to the configuration file, handed to the terminal's
+``apply_config``, and only once the terminal took it renamed over the file, so the file never
+holds a configuration the terminal refused, and a restart runs what was applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from reference_terminal.api.context import ApiContext
+from reference_terminal.api.contract import apply_config_hook, config_path
+from reference_terminal.api.errors import ApiError
+from reference_terminal.api.security import CanConfigure, CanRead
+from reference_terminal.config import ConfigError, TerminalConfig
+
+
+class Applied(BaseModel):
+    applied: bool
+    #: The file the configuration was written to; None when the terminal has none.
+    written_to: str | None
+    config: TerminalConfig
+
+
+class Validated(BaseModel):
+    valid: bool
+    config: TerminalConfig
+
+
+def _document(config: TerminalConfig, path: Path) -> str:
+    data: dict[str, Any] = config.model_dump(mode="json")  # decimals as their exact text
+    if path.suffix.lower() == ".json":
+        return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+
+
+def _write_part(config: TerminalConfig, path: Path) -> Path:
+    """The new file's content under a temporary name, on disk."""
+    part = path.with_name(path.name + ".part")
+    with part.open("w", encoding="utf-8") as out:
+        out.write(_document(config, path))
+        out.flush()
+        os.fsync(out.fileno())
+    return part
+
+
+def _publish(part: Path, path: Path) -> None:
+    part.replace(path)
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)  # the rename itself survives a power cut
+    finally:
+        os.close(fd)
+
+
+def config_routes(ctx: ApiContext) -> APIRouter:
+    router = APIRouter(tags=["configuration"])
+
+    @router.get("/config", summary="The configuration the terminal runs")
+    async def get_config(_: CanRead) -> TerminalConfig:
+        return ctx.config
+
+    @router.post(
+        "/config/validate",
+        summary="Check a configuration without applying it (422 names each field in error)",
+    )
+    async def validate_config(config: TerminalConfig, _: CanConfigure) -> Validated:
+        return Validated(valid=True, config=config)
+
+    @router.put(
+        "/config",
+        summary="Replace the configuration: validate, write the file, apply",
+        responses={
+            422: {"description": "invalid, or refused by the terminal"},
+            501: {"description": "the terminal cannot apply a configuration while it runs"},
+        },
+    )
+    async def put_config(config: TerminalConfig, _: CanConfigure) -> Applied:
+        apply = apply_config_hook(ctx.terminal)
+        if apply is None:
+            raise ApiError(
+                501,
+                "not_implemented",
+                "the configuration is valid, but this terminal cannot apply one while it runs "
+                "(Terminal.apply_config is missing); nothing was changed",
+            )
+        path = config_path(ctx.terminal)
+        async with ctx.config_lock:
+            part = None if path is None else await asyncio.to_thread(_write_part, config, path)
+            try:
+                try:
+                    await apply(config)
+                except (ConfigError, ValueError) as exc:
+                    raise ApiError(
+                        422,
+                        "config_not_applied",
+                        f"the terminal refused the configuration and runs the previous one: {exc}",
+                    ) from exc
+                if part is not None and path is not None:
+                    try:
+                        await asyncio.to_thread(_publish, part, path)
+                    except OSError as exc:
+                        raise ApiError(
+                            500,
+                            "config_not_written",
+                            f"the terminal runs the new configuration, but {path} could not be "
+                            f"replaced ({exc.strerror}): a restart would run the previous one",
+                        ) from exc
+            finally:
+                if part is not None:
+                    part.unlink(missing_ok=True)
+        return Applied(applied=True, written_to=None if path is None else str(path), config=config)
+
+    return router

@@ -1,0 +1,220 @@
+"""Points, their readings and derived values, events, and on-command reads.
+
+Queries take ``start`` (inclusive) and ``end`` (exclusive) as ISO 8601 with an offset or POSIX
+seconds, both optional, and give at most ``limit`` items oldest first with ``truncated`` set
+when more match (for bulk data, ``/export`` streams a file instead).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+from sqlalchemy import Connection, select
+
+from reference_terminal.acquisition.drivers import is_polled
+from reference_terminal.api.context import ApiContext
+from reference_terminal.api.errors import ApiError
+from reference_terminal.api.security import CanOperate, CanRead
+from reference_terminal.api.wire import (
+    DerivedOut,
+    EventOut,
+    Page,
+    RawOut,
+    ReadingOut,
+    optional_range,
+    time_range,
+)
+from reference_terminal.config import HttpsDevice, Point
+from reference_terminal.storage.schema import Derived, derived_values, row_derived
+
+DEFAULT_LIMIT = 1000
+MAX_LIMIT = 100_000
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="most items answered")]
+Start = Annotated[str | None, Query(description="inclusive; ISO 8601 with offset or POSIX seconds")]
+End = Annotated[str | None, Query(description="exclusive; ISO 8601 with offset or POSIX seconds")]
+
+
+class PointOut(BaseModel):
+    id: str
+    configured: bool  # false: readings are stored, but the point is no longer configured
+    name: str = ""
+    unit: str = ""
+    kind: str | None = None
+    group: str | None = None
+    period_s: float | None = None
+    device: str | None = None
+    protocol: str | None = None
+    decimals: int | None = None
+    min: str | None = None
+    max: str | None = None
+    full_scale: str | None = None
+    #: How values arrive: ``polled`` (on schedule; on command too), ``pushed`` (MQTT, HTTPS
+    #: intake) or ``manual`` (entered by hand or imported).
+    acquisition: Literal["polled", "pushed", "manual"] | None = None
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def select_derived_page(
+    conn: Connection,
+    point: str,
+    kind: str | None,
+    start: float | None,
+    end: float | None,
+    limit: int,
+) -> list[Derived]:
+    """The store's derived query with a limit (a counter has an increment per reading, so an
+    open range can be years of rows)."""
+    c = derived_values.c
+    query = select(derived_values).where(c.point == point)
+    if kind is not None:
+        query = query.where(c.kind == kind)
+    if start is not None:
+        query = query.where(c.period_start >= start)
+    if end is not None:
+        query = query.where(c.period_start < end)
+    query = query.order_by(c.period_start, c.kind).limit(limit)
+    return [row_derived(row) for row in conn.execute(query).mappings()]
+
+
+def data_routes(ctx: ApiContext) -> APIRouter:
+    router = APIRouter(tags=["data"])
+
+    def describe(point: Point) -> PointOut:
+        device = ctx.device_of(point)
+        periods = {g.id: g.period_s for g in ctx.config.groups}
+        if device.protocol == "manual":
+            acquisition: Literal["polled", "pushed", "manual"] = "manual"
+        elif is_polled(device):
+            acquisition = "polled"
+        else:
+            acquisition = "pushed"
+        return PointOut(
+            id=point.id,
+            configured=True,
+            name=point.name,
+            unit=point.unit,
+            kind=point.kind,
+            group=point.group,
+            period_s=periods.get(point.group),
+            device=device.id,
+            protocol=device.protocol,
+            decimals=point.decimals,
+            min=_text(point.min),
+            max=_text(point.max),
+            full_scale=_text(point.full_scale),
+            acquisition=acquisition,
+        )
+
+    async def known(point_id: str) -> bool:
+        """Configured, or with stored readings (a point removed from the configuration)."""
+        return ctx.point(point_id) is not None or point_id in await ctx.store().points()
+
+    async def must_know(point_id: str) -> None:
+        if not await known(point_id):
+            raise ApiError(
+                404, "unknown_point", f"no point {point_id!r}: not configured, nothing stored"
+            )
+
+    @router.get("/points", summary="Configured points, and stored ones no longer configured")
+    async def list_points(_: CanRead) -> list[PointOut]:
+        out = [describe(p) for p in ctx.config.points]
+        configured = {p.id for p in ctx.config.points}
+        stored = await ctx.store().points()
+        out += [PointOut(id=p, configured=False) for p in stored if p not in configured]
+        return out
+
+    @router.get(
+        "/points/{point_id}/latest",
+        summary="A point's latest stored reading",
+        responses={404: {"description": "unknown point, or no reading yet"}},
+    )
+    async def latest(point_id: str, _: CanRead) -> ReadingOut:
+        found = (await ctx.store().latest([point_id])).get(point_id)
+        if found is None:
+            await must_know(point_id)
+            raise ApiError(404, "no_reading", f"point {point_id!r} has no reading yet")
+        return ReadingOut.of(found, ctx.offset_s)
+
+    @router.get("/points/{point_id}/readings", summary="A point's stored readings")
+    async def readings(
+        point_id: str,
+        _: CanRead,
+        start: Start = None,
+        end: End = None,
+        limit: Limit = DEFAULT_LIMIT,
+    ) -> Page[ReadingOut]:
+        lo, hi = time_range(start, end)
+        found = await ctx.store().readings(point_id, lo, hi, limit=limit + 1)
+        if not found:
+            await must_know(point_id)
+        return Page[ReadingOut].of([ReadingOut.of(r, ctx.offset_s) for r in found], limit)
+
+    @router.get(
+        "/points/{point_id}/derived",
+        summary="A point's derived values (increments, settlements) by period start",
+    )
+    async def derived(
+        point_id: str,
+        _: CanRead,
+        kind: Annotated[
+            str | None, Query(description="increment, hour, day, day_max, month, year …")
+        ] = None,
+        start: Start = None,
+        end: End = None,
+        limit: Limit = DEFAULT_LIMIT,
+    ) -> Page[DerivedOut]:
+        lo, hi = optional_range(start, end)
+        found = await ctx.store().run_in_reader(
+            lambda conn: select_derived_page(conn, point_id, kind, lo, hi, limit + 1)
+        )
+        if not found:
+            await must_know(point_id)
+        return Page[DerivedOut].of([DerivedOut.of(d, ctx.offset_s) for d in found], limit)
+
+    @router.get("/events", summary="Events: gaps, switch-overs, rejected values, manual entries …")
+    async def events(
+        _: CanRead,
+        kind: str | None = None,
+        point: str | None = None,
+        start: Start = None,
+        end: End = None,
+        limit: Limit = DEFAULT_LIMIT,
+    ) -> Page[EventOut]:
+        lo, hi = optional_range(start, end)
+        found = await ctx.store().events(kind=kind, point=point, start=lo, end=hi, limit=limit + 1)
+        return Page[EventOut].of([EventOut.of(e, ctx.offset_s) for e in found], limit)
+
+    @router.post(
+        "/points/{point_id}/read",
+        summary="Read a point now, outside its schedule (on-command acquisition, ISC-2 §9.1)",
+        responses={409: {"description": "the point is not polled (pushed or entered by hand)"}},
+    )
+    async def read_now(point_id: str, _: CanOperate) -> list[RawOut]:
+        point = ctx.configured_point(point_id)
+        device = ctx.device_of(point)
+        if not is_polled(device):
+            how = (
+                "its values are entered by hand (POST /manual)"
+                if device.protocol == "manual"
+                else "its device pushes values"
+                + (" to /intake" if isinstance(device, HttpsDevice) else "")
+            )
+            raise ApiError(
+                409,
+                "not_polled",
+                f"point {point_id!r} cannot be read on command: device {device.id} "
+                f"({device.protocol}) is not polled, {how}",
+            )
+        try:
+            raws = await ctx.scheduler().read_now([point_id])
+        except KeyError as exc:  # configured, but the running scheduler does not poll it
+            raise ApiError(409, "not_polled", f"point {point_id!r}: {exc.args[0]}") from None
+        return [RawOut.of(r, ctx.offset_s) for r in raws]
+
+    return router
