@@ -13,18 +13,15 @@ queries of the stored history, export and backup (ISC-2 §7.2.3(4), §4.4), on-c
   :func:`.security.authorize`, which allows everybody today; the security issue (users, the
   three roles, audit, the SM-protected management channel) replaces that hook, see
   :mod:`.security`.
-- What the app needs from ``Terminal`` that it does not have yet (``apply_config``,
-  ``config_path``, ``intake``, ``started_at``, ``state``) is in :mod:`.contract`.
+- It uses the terminal's ``apply_config``, ``config_path``, ``intake`` (mounted here),
+  ``started_at`` and ``state``.
 """
 
 from __future__ import annotations
 
 from fastapi import Depends, FastAPI
 
-from reference_terminal.acquisition.drivers import requests_for
-from reference_terminal.acquisition.https import HttpsIntake
 from reference_terminal.api.context import ApiContext
-from reference_terminal.api.contract import terminal_intake
 from reference_terminal.api.errors import install
 from reference_terminal.api.routes_config import config_routes
 from reference_terminal.api.routes_data import data_routes
@@ -33,27 +30,14 @@ from reference_terminal.api.routes_health import health_routes
 from reference_terminal.api.routes_manual import manual_routes
 from reference_terminal.api.security import Action, authorize
 from reference_terminal.app import Terminal
-from reference_terminal.config import HttpsDevice
 
 __all__ = ["create_app"]
-
-
-def _own_intake(ctx: ApiContext) -> HttpsIntake:
-    """An intake for the configuration's push devices, while the Terminal has none of its own
-    (it should: it owns acquisition, and must re-wire the intake when its configuration
-    changes)."""
-    intake = HttpsIntake()
-    config = ctx.config
-    for device in config.devices:
-        if isinstance(device, HttpsDevice) and device.mode == "push":
-            intake.add(device, requests_for(config, device.id), ctx.deliver)
-    return intake
 
 
 def create_app(terminal: Terminal) -> FastAPI:
     """The management API of ``terminal`` (which may still be starting)."""
     ctx = ApiContext(terminal, created_at=terminal.clock.time())
-    intake = terminal_intake(terminal) or _own_intake(ctx)
+    intake = terminal.intake
     app = FastAPI(
         title="carbench reference terminal",
         summary="Management API of a carbon-emission monitoring terminal (ISC-2, CSMT)",

@@ -19,7 +19,6 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from reference_terminal.api.context import ApiContext
-from reference_terminal.api.contract import apply_config_hook, config_path
 from reference_terminal.api.errors import ApiError
 from reference_terminal.api.security import CanConfigure, CanRead
 from reference_terminal.config import ConfigError, TerminalConfig
@@ -82,24 +81,15 @@ def config_routes(ctx: ApiContext) -> APIRouter:
         summary="Replace the configuration: validate, write the file, apply",
         responses={
             422: {"description": "invalid, or refused by the terminal"},
-            501: {"description": "the terminal cannot apply a configuration while it runs"},
         },
     )
     async def put_config(config: TerminalConfig, _: CanConfigure) -> Applied:
-        apply = apply_config_hook(ctx.terminal)
-        if apply is None:
-            raise ApiError(
-                501,
-                "not_implemented",
-                "the configuration is valid, but this terminal cannot apply one while it runs "
-                "(Terminal.apply_config is missing); nothing was changed",
-            )
-        path = config_path(ctx.terminal)
+        path = ctx.terminal.config_path
         async with ctx.config_lock:
             part = None if path is None else await asyncio.to_thread(_write_part, config, path)
             try:
                 try:
-                    await apply(config)
+                    await ctx.terminal.apply_config(config)
                 except (ConfigError, ValueError) as exc:
                     raise ApiError(
                         422,

@@ -12,7 +12,6 @@ from pydantic import BaseModel
 
 from reference_terminal.acquisition.https import HttpsIntake
 from reference_terminal.api.context import ApiContext
-from reference_terminal.api.contract import declared_state, started_at
 from reference_terminal.api.security import CanRead
 from reference_terminal.api.wire import iso
 from reference_terminal.config import HttpsDevice
@@ -115,15 +114,8 @@ def health_routes(ctx: ApiContext, intake: HttpsIntake) -> APIRouter:
     async def health(_: CanRead) -> JSONResponse:
         terminal = ctx.terminal
         now = ctx.now()
-        store, closed = await store_health()
-        state = declared_state(terminal)
-        if state is None:
-            if closed:
-                state = "stopped"
-            elif store is None or not terminal.ready.is_set():
-                state = "starting"
-            else:
-                state = "running"
+        store, _closed = await store_health()
+        state = terminal.state
         scheduler = terminal.scheduler
         counters = None
         gaps: list[Gap] = []
@@ -140,13 +132,12 @@ def health_routes(ctx: ApiContext, intake: HttpsIntake) -> APIRouter:
                 Gap(point=p, since=s, since_time=iso(s, ctx.offset_s), seconds=now - s)
                 for p, s in sorted(scheduler.watchdog.open_gaps().items())
             ]
-        origin = started_at(terminal)
         body = Health(
             state=state,
             name=ctx.config.name,
             t=now,
             time=iso(now, ctx.offset_s),
-            uptime_s=max(0.0, now - (ctx.created_at if origin is None else origin)),
+            uptime_s=max(0.0, now - terminal.started_at),
             scheduler=counters,
             open_gaps=gaps,
             store=store,

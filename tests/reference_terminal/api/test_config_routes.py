@@ -10,7 +10,6 @@ from typing import Any
 
 import yaml
 
-from reference_terminal.api.contract import ConfigurableTerminal
 from reference_terminal.app import Terminal
 from reference_terminal.config import ConfigError, TerminalConfig, load_config
 from tests.reference_terminal.api.harness import CONFIG, make_config, running_api
@@ -96,7 +95,6 @@ def test_put_config_applies_then_replaces_the_file(tmp_path: Path) -> None:
     async def main() -> None:
         async with running_api(config, terminal_factory=factory) as (_, client):
             terminal = terminals[0]
-            assert isinstance(terminal, ConfigurableTerminal)
             data = config.model_dump(mode="json")
             data["name"] = "line 2 terminal"
             data["groups"].append({"id": "hourly", "period_s": 3600})
