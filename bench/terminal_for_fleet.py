@@ -46,6 +46,31 @@ def _point(
     }
 
 
+def _registers(
+    fleet: FleetRuntime, meter: ModbusTcpMeter | ModbusRtuMeter, group: str
+) -> list[dict[str, Any]]:
+    """Terminal points for a Modbus meter's registers, with the same layout."""
+    return [
+        _point(
+            fleet,
+            f"{meter.id}.{r.address}",
+            r,
+            group,
+            {
+                "device": meter.id,
+                "register": {
+                    "table": r.table,
+                    "address": r.address,
+                    "type": r.type,
+                    "word_order": r.word_order,
+                    "scale": str(r.scale),
+                },
+            },
+        )
+        for r in meter.registers
+    ]
+
+
 def terminal_config(fleet: FleetRuntime, *, storage_url: str, **periods: float) -> TerminalConfig:
     """Devices and points for every meter of ``fleet`` (manual entries become manual points)."""
     period = {**PERIODS, **periods}
@@ -78,23 +103,7 @@ def terminal_config(fleet: FleetRuntime, *, storage_url: str, **periods: float) 
                         "unit_id": meter.unit_id,
                     }
                 )
-                for r in meter.registers:
-                    register = {
-                        "table": r.table,
-                        "address": r.address,
-                        "type": r.type,
-                        "word_order": r.word_order,
-                        "scale": str(r.scale),
-                    }
-                    points.append(
-                        _point(
-                            fleet,
-                            f"{meter.id}.{r.address}",
-                            r,
-                            "network",
-                            {"device": meter.id, "register": register},
-                        )
-                    )
+                points += _registers(fleet, meter, "network")
             case ModbusRtuMeter():
                 devices.append(
                     {
@@ -105,23 +114,7 @@ def terminal_config(fleet: FleetRuntime, *, storage_url: str, **periods: float) 
                         "timeout_s": 2.0,
                     }
                 )
-                for r in meter.registers:
-                    register = {
-                        "table": r.table,
-                        "address": r.address,
-                        "type": r.type,
-                        "word_order": r.word_order,
-                        "scale": str(r.scale),
-                    }
-                    points.append(
-                        _point(
-                            fleet,
-                            f"{meter.id}.{r.address}",
-                            r,
-                            "serial",
-                            {"device": meter.id, "register": register},
-                        )
-                    )
+                points += _registers(fleet, meter, "serial")
             case Dlt645Meter():
                 devices.append(
                     {
