@@ -18,13 +18,16 @@ from bench.terminal_for_fleet import terminal_config
 from reference_terminal.app import Terminal
 from reference_terminal.config import TerminalConfig
 from reference_terminal.model import Quality
+from reference_terminal.storage.store import Store
 from simulators.clock import RealClock
+from simulators.fleet import FleetRuntime
 from simulators.fleet.loader import load_fleet
 from simulators.fleet.runner import running_fleet
 from simulators.fleet.schema import Fault
 
 SMALL = Path(__file__).resolve().parents[2] / "fixtures" / "fleets" / "small.yaml"
-RUN_S = 28.0
+MIN_RUN_S = 24.0
+MAX_WAIT_S = 60.0
 
 
 def with_backup_and_ranges(config: TerminalConfig) -> TerminalConfig:
@@ -41,6 +44,37 @@ def with_backup_and_ranges(config: TerminalConfig) -> TerminalConfig:
         if device["id"] == "em-grid":  # give up quickly, so silence is seen every period
             device["timeout_s"], device["retries"] = 0.5, 1
     return TerminalConfig.model_validate(data)
+
+
+async def behaviour_seen(store: Store, fleet: FleetRuntime) -> None:
+    """Raises AssertionError until every fault has ended in its documented behaviour."""
+    t0, t1 = fleet.now() - 3600, fleet.now() + 60
+    # Retried: most of the water meter's damaged answers are retried into good
+    # readings; a read that failed every retry is stored as a fault, then filled.
+    water = await store.readings("wm-process.current_total", t0, t1)
+    damaged = sum(e.meter == "wm-process" for e in fleet.fault_events)
+    failed = sum(r.quality is Quality.COMM_FAULT for r in water)
+    assert damaged > failed
+    assert sum(r.quality is Quality.GOOD for r in water) > failed
+    # A silent gas meter: its gap is on record and filled, flagged interpolated.
+    gas = await store.readings("gm-boiler.current_total", t0, t1)
+    kinds = {r.quality for r in gas}
+    assert Quality.COMM_FAULT in kinds and Quality.INTERPOLATED in kinds, kinds
+    gaps = await store.events(kind="gap", start=t0, end=t1)
+    assert any(e.point == "gm-boiler.current_total" for e in gaps)
+    filled = [r for r in gas if r.quality is Quality.INTERPOLATED]
+    good = [r.value for r in gas if r.quality is Quality.GOOD and r.value is not None]
+    assert all(min(good) <= (r.value or Decimal(0)) <= max(good) for r in filled)
+    # The feeder's energy switched to its backup after 10 s, and the operator knew.
+    switches = await store.events(kind="switch_to_backup", start=t0, end=t1)
+    notes = await store.events(kind="notification", start=t0, end=t1)
+    assert [e.point for e in switches] == ["em-grid.00010000"]
+    assert any(e.point == "em-grid.00010000" for e in notes)
+    grid = await store.readings("em-grid.00010000", t0, t1)
+    assert any(r.quality is Quality.BACKUP for r in grid)
+    # A spike beyond the instrument's range is kept but flagged.
+    oxygen = await store.readings("plc-cems.2", t0, t1)
+    assert any(r.quality is Quality.OUT_OF_RANGE for r in oxygen)
 
 
 def test_meter_faults_end_in_the_documented_behaviour(tmp_path: Path) -> None:
@@ -76,36 +110,19 @@ def test_meter_faults_end_in_the_documented_behaviour(tmp_path: Path) -> None:
             task = asyncio.create_task(terminal.run())
             try:
                 await asyncio.wait_for(terminal.ready.wait(), 30)
-                await asyncio.sleep(RUN_S)
                 store = terminal.store
                 assert store is not None
-                t0, t1 = fleet.now() - 3600, fleet.now() + 60
-                # Retried: most of the water meter's damaged answers are retried into good
-                # readings; a read that failed every retry is stored as a fault, then filled.
-                water = await store.readings("wm-process.current_total", t0, t1)
-                damaged = sum(e.meter == "wm-process" for e in fleet.fault_events)
-                failed = sum(r.quality is Quality.COMM_FAULT for r in water)
-                assert damaged > failed
-                assert sum(r.quality is Quality.GOOD for r in water) > failed
-                # A silent gas meter: its gap is on record and filled, flagged interpolated.
-                gas = await store.readings("gm-boiler.current_total", t0, t1)
-                kinds = {r.quality for r in gas}
-                assert Quality.COMM_FAULT in kinds and Quality.INTERPOLATED in kinds, kinds
-                gaps = await store.events(kind="gap", start=t0, end=t1)
-                assert any(e.point == "gm-boiler.current_total" for e in gaps)
-                filled = [r for r in gas if r.quality is Quality.INTERPOLATED]
-                good = [r.value for r in gas if r.quality is Quality.GOOD and r.value is not None]
-                assert all(min(good) <= (r.value or Decimal(0)) <= max(good) for r in filled)
-                # The feeder's energy switched to its backup after 10 s, and the operator knew.
-                switches = await store.events(kind="switch_to_backup", start=t0, end=t1)
-                notes = await store.events(kind="notification", start=t0, end=t1)
-                assert [e.point for e in switches] == ["em-grid.00010000"]
-                assert any(e.point == "em-grid.00010000" for e in notes)
-                grid = await store.readings("em-grid.00010000", t0, t1)
-                assert any(r.quality is Quality.BACKUP for r in grid)
-                # A spike beyond the instrument's range is kept but flagged.
-                oxygen = await store.readings("plc-cems.2", t0, t1)
-                assert any(r.quality is Quality.OUT_OF_RANGE for r in oxygen)
+                # The faults close 22 s in; on a busy machine the reads after them come late.
+                await asyncio.sleep(MIN_RUN_S)
+                deadline = fleet.now() + MAX_WAIT_S
+                while True:
+                    try:
+                        await behaviour_seen(store, fleet)
+                        break
+                    except AssertionError:
+                        if fleet.now() > deadline:
+                            raise
+                    await asyncio.sleep(1.0)
             finally:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
