@@ -104,7 +104,15 @@ class Terminal:
                         store_url = self.config.storage.url
                     running = asyncio.create_task(self._acquire(), name="acquisition")
                     changed = asyncio.create_task(self._reload.get(), name="reload")
-                    await asyncio.wait({running, changed}, return_when=asyncio.FIRST_COMPLETED)
+                    try:
+                        await asyncio.wait({running, changed}, return_when=asyncio.FIRST_COMPLETED)
+                    except asyncio.CancelledError:
+                        # Stop acquisition before the store closes under it.
+                        self.state = "stopping"
+                        for task in (running, changed):
+                            task.cancel()
+                        await asyncio.gather(running, changed, return_exceptions=True)
+                        raise
                     if running.done():
                         changed.cancel()
                         running.result()  # acquisition ended: raise why
@@ -131,6 +139,7 @@ class Terminal:
         finally:
             for arbiter in buses.values():
                 arbiter.close()
+        self.ready.clear()  # set again once acquisition runs the new configuration
         await self._reload.put(config)
         await self.ready.wait()
 
