@@ -92,6 +92,14 @@ def sent(fleet: FleetRuntime, meter: str, quantity: str) -> Decimal:
     return last_observation(fleet, meter, quantity).value
 
 
+def was_sent(fleet: FleetRuntime, meter: str, quantity: str, value: Decimal) -> bool:
+    """Whether the meter ever sent ``value`` for ``quantity`` (a server that refreshes on its
+    own, like OPC UA, may have moved on by the time the test looks)."""
+    return any(
+        o.meter == meter and o.quantity == quantity and o.value == value for o in fleet.observations
+    )
+
+
 def sent_at(fleet: FleetRuntime, meter: str, quantity: str, t: float, within: float) -> Decimal:
     """The value the meter sent for ``quantity`` closest to ``t`` (and within ``within`` s)."""
     best = min(
