@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from bench import fleet_cmd
+from bench import fleet_cmd, platform_cmd
 from bench.decode import DecodeSettings, decode_one
 from bench.selfcheck import run_selfcheck
 from protocols import hj212
@@ -115,5 +115,29 @@ def fleet_up(path: Path, manual_dir: Path | None) -> None:
     spec = fleet_cmd.check(path)
     try:
         asyncio.run(fleet_cmd.serve(spec, manual_dir))
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+
+
+@main.group()
+def platform() -> None:
+    """Platform simulators: HJ 212 and HTTPS data centres."""
+
+
+@platform.command("check")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def platform_check(path: Path) -> None:
+    """Validate a platform file; errors name the field."""
+    click.echo(platform_cmd.describe(platform_cmd.check(path)))
+
+
+@platform.command("up")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--record", "record_url", help="SQLAlchemy URL of the record (overrides the file).")
+def platform_up(path: Path, record_url: str | None) -> None:
+    """Start every centre of a platform file, print where each listens, serve until Ctrl-C."""
+    spec = platform_cmd.check(path)
+    try:
+        asyncio.run(platform_cmd.serve(spec, record_url))
     except KeyboardInterrupt:
         click.echo("stopped", err=True)

@@ -180,11 +180,12 @@ async def standard_responder(device: Device, request: Packet) -> None:
     elif cn == Command.SET_MIN_INTERVAL:
         device.min_interval = request.cp.min_interval or device.min_interval
     if cn in GET_COMMANDS:
-        params: dict[str, str | int | datetime] = {
+        answers: dict[int, dict[str, str | int | datetime]] = {
             Command.GET_TIME: {"SystemTime": T0},
             Command.GET_RTD_INTERVAL: {"RtdInterval": device.rtd_interval},
             Command.GET_MIN_INTERVAL: {"MinInterval": device.min_interval},
-        }.get(Command(cn), {})
+        }
+        params = answers.get(cn, {})
         session.send_data(request, Cp.build(params=params))
     if cn in HISTORY_COMMANDS:
         begin, end = request.cp.begin_time, request.cp.end_time
@@ -194,13 +195,14 @@ async def standard_responder(device: Device, request: Packet) -> None:
             qn = session.send_record(request, cp, now(), ack=device.ack_records)
             device.flush()
             if device.ack_records:  # C.48: the next record only after this one's 9014
-                await device.wait_for(
-                    ev.UploadAcknowledged,
-                    lambda e: isinstance(e, ev.UploadAcknowledged) and e.qn == qn,
-                )
+                await device.wait_for(ev.UploadAcknowledged, acknowledges(qn))
         session.complete(request, ExeRtn.OK if found else ExeRtn.NO_DATA)
         return
     session.complete(request)
+
+
+def acknowledges(qn: str) -> Callable[[ev.Event], bool]:
+    return lambda e: isinstance(e, ev.UploadAcknowledged) and e.qn == qn
 
 
 def minutes(start: datetime, count: int) -> list[datetime]:

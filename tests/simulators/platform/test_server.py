@@ -15,19 +15,11 @@ from protocols.hj212.errors import CrcMismatch
 from protocols.hj212.packet import decode
 from simulators.platform import Hj212Server, Record
 from tests.simulators.platform.conftest import CentreFactory, DeviceFactory
-from tests.simulators.platform.device import MN, T0, data_cp
+from tests.simulators.platform.device import MN, T0, acknowledges, data_cp
 
 pytestmark = pytest.mark.anyio
 
 VALUES = [("a05001", "412.50"), ("a19001", "20.9")]
-
-
-def acked(qn: str) -> type[ev.Event]:
-    return ev.UploadAcknowledged
-
-
-def is_ack(qn: str) -> object:
-    return lambda e: isinstance(e, ev.UploadAcknowledged) and e.qn == qn
 
 
 async def until(condition: object, timeout: float = 5.0) -> None:
@@ -42,7 +34,7 @@ async def test_ack_answers_each_upload_with_9014_echoing_its_qn(
 ) -> None:
     device = await device_factory(centre)
     qn = device.upload(Command.REALTIME_DATA, data_cp(T0, VALUES))
-    event = await device.wait_for(ev.UploadAcknowledged, is_ack(qn))  # type: ignore[arg-type]
+    event = await device.wait_for(ev.UploadAcknowledged, acknowledges(qn))
     assert isinstance(event, ev.UploadAcknowledged) and event.attempts == 1
 
     frames = record.frames(centre=centre.name)
@@ -77,7 +69,7 @@ async def test_ack_late_is_met_by_a_resend_and_both_copies_are_recorded(
     centre = await centre_factory(behaviour={"kind": "ack_late", "delay_s": 0.45})
     device = await device_factory(centre, over_time=0.3, re_count=2)
     qn = device.upload(Command.REALTIME_DATA, data_cp(T0, VALUES))
-    event = await device.wait_for(ev.UploadAcknowledged, is_ack(qn))  # type: ignore[arg-type]
+    event = await device.wait_for(ev.UploadAcknowledged, acknowledges(qn))
     assert isinstance(event, ev.UploadAcknowledged) and event.attempts == 2
     await until(lambda: len(record.frames(direction="out")) == 2)  # both copies get their 9014
     ins = record.frames(centre=centre.name, direction="in")
@@ -124,7 +116,7 @@ async def test_drop_after_n_frames_acknowledges_before_and_closes_on_the_nth(
     centre = await centre_factory(behaviour={"kind": "drop", "after_frames": 2})
     device = await device_factory(centre)
     first = device.upload(Command.REALTIME_DATA, data_cp(T0, VALUES))
-    await device.wait_for(ev.UploadAcknowledged, is_ack(first))  # type: ignore[arg-type]
+    await device.wait_for(ev.UploadAcknowledged, acknowledges(first))
     second = device.upload(Command.REALTIME_DATA, data_cp(T0 + timedelta(seconds=30), VALUES))
     await asyncio.wait_for(device.closed.wait(), 5)
     assert not device.of(ev.UploadFailed)  # still pending: the terminal must reconnect
@@ -157,7 +149,7 @@ async def test_refuse_closes_the_port_and_accepting_again_reopens_the_same_one(
     assert centre.port == port
     again = await device_factory(centre)
     qn = again.upload(Command.REALTIME_DATA, data_cp(T0, VALUES))
-    await again.wait_for(ev.UploadAcknowledged, is_ack(qn))  # type: ignore[arg-type]
+    await again.wait_for(ev.UploadAcknowledged, acknowledges(qn))
 
 
 async def test_refuse_from_the_start_never_listens(
@@ -197,13 +189,13 @@ async def test_behaviour_switches_at_run_time_on_open_connections(
 ) -> None:
     device = await device_factory(centre, over_time=0.1, re_count=1)
     first = device.upload(Command.REALTIME_DATA, data_cp(T0, VALUES))
-    await device.wait_for(ev.UploadAcknowledged, is_ack(first))  # type: ignore[arg-type]
+    await device.wait_for(ev.UploadAcknowledged, acknowledges(first))
     await centre.set_behaviour("never_ack")
     second = device.upload(Command.REALTIME_DATA, data_cp(T0 + timedelta(minutes=1), VALUES))
     await device.wait_for(ev.UploadFailed, lambda e: e.qn == second)  # type: ignore[attr-defined]
     await centre.set_behaviour({"kind": "ack"})
     third = device.upload(Command.REALTIME_DATA, data_cp(T0 + timedelta(minutes=2), VALUES))
-    await device.wait_for(ev.UploadAcknowledged, is_ack(third))  # type: ignore[arg-type]
+    await device.wait_for(ev.UploadAcknowledged, acknowledges(third))
     with pytest.raises(ValueError, match="server_error"):
         await centre.set_behaviour("server_error")
 
@@ -249,12 +241,10 @@ async def test_time_calibration_request_is_answered_9013(
 async def test_many_terminals_at_once_each_get_their_own_session(
     centre: Hj212Server, device_factory: DeviceFactory, record: Record
 ) -> None:
-    devices = [
-        await device_factory(centre, mn=f"MN{i:022d}", pw=f"{i:06d}") for i in range(40)
-    ]
+    devices = [await device_factory(centre, mn=f"MN{i:022d}", pw=f"{i:06d}") for i in range(40)]
     qns = [d.upload(Command.REALTIME_DATA, data_cp(T0, VALUES)) for d in devices]
     for device, qn in zip(devices, qns, strict=True):
-        await device.wait_for(ev.UploadAcknowledged, is_ack(qn))  # type: ignore[arg-type]
+        await device.wait_for(ev.UploadAcknowledged, acknowledges(qn))
     assert len(centre.by_mn) == 40 and centre.acks_sent == 40
     # each answer carries its terminal's own MN and PW
     for frame in record.frames(direction="out"):

@@ -1,0 +1,167 @@
+"""The record: frames and readings written in batches, queries, the de-duplicated view, on SQLite
+(memory and file) and PostgreSQL when reachable."""
+
+from __future__ import annotations
+
+import functools
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from protocols.hj212.cp import Pollutant
+from simulators.platform import Record
+from simulators.platform.record import format_data_time
+from tests.simulators.platform.device import MN, T0
+
+PG_CONNINFO = os.environ.get(
+    "CARBENCH_TEST_POSTGRES", "host=127.0.0.1 port=5432 user=postgres dbname=test"
+)
+
+
+@functools.cache
+def postgres_problem() -> str | None:
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_CONNINFO, connect_timeout=2) as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:
+        return f"PostgreSQL not reachable ({PG_CONNINFO}): {str(exc).strip()}"
+    return None
+
+
+def postgres_url() -> Iterator[str]:
+    import psycopg
+
+    problem = postgres_problem()
+    if problem:
+        pytest.skip(problem)
+    schema = f"carbench_p_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_CONNINFO, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        info = conn.info
+        url = (
+            f"postgresql+psycopg://{info.user}@{info.host}:{info.port}/{info.dbname}"
+            f"?options=-csearch_path%3D{schema}"
+        )
+    try:
+        yield url
+    finally:
+        with psycopg.connect(PG_CONNINFO, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["memory", "file", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "postgresql":
+        yield from postgres_url()
+    elif request.param == "file":
+        yield f"sqlite:///{tmp_path / 'record.sqlite'}"
+    else:
+        yield "sqlite://"
+
+
+def upload(record: Record, qn: str, minute: int, value: str, *, at: float = 0.0) -> int:
+    moment = format_data_time(T0 + timedelta(minutes=minute))
+    raw = f"##0000QN={qn};ST=32;CN=2051;PW=1;MN={MN};Flag=5;CP=&&DataTime={moment};…&&0000\r\n"
+    frame_id = record.add_frame(
+        at=at,
+        centre="c1",
+        transport="hj212",
+        conn=1,
+        peer="127.0.0.1:5000",
+        direction="in",
+        raw=raw,
+        mn=MN,
+        cn=2051,
+        qn=qn,
+        data_time=moment,
+        note="ack",
+    )
+    record.add_readings(
+        frame_id,
+        at=at,
+        centre="c1",
+        mn=MN,
+        cn=2051,
+        qn=qn,
+        data_time=moment,
+        pollutants=[
+            Pollutant("a05001", {"Avg": Decimal(value), "Max": Decimal("9.00")}, "N"),
+            Pollutant("a19001", {"Avg": Decimal("20.9")}, "N"),
+        ],
+    )
+    return frame_id
+
+
+def test_frames_and_readings_round_trip_with_exact_values(url: str) -> None:
+    with Record(url) as record:
+        first = upload(record, "20260101120100001", 0, "1.50", at=100.25)
+        record.add_frame(
+            at=100.5,
+            centre="c1",
+            transport="hj212",
+            conn=1,
+            peer="127.0.0.1:5000",
+            direction="out",
+            raw="##…9014…\r\n",
+            cn=9014,
+            qn="20260101120100001",
+            ok=False,
+            error_reason="crc",
+            error="spoiled",
+        )
+        frames = record.frames()
+        assert [(f.id, f.direction, f.cn, f.at) for f in frames] == [
+            (first, "in", 2051, 100.25),
+            (first + 1, "out", 9014, 100.5),
+        ]
+        assert frames[0].data_time == T0 and frames[0].raw.startswith("##0000QN=")
+        assert (frames[1].ok, frames[1].error_reason) == (False, "crc")
+        readings = record.readings(cn=2051)
+        assert [(r.code, r.value, r.fields) for r in readings] == [
+            ("a05001", Decimal("1.50"), {"Avg": "1.50", "Max": "9.00", "Flag": "N"}),
+            ("a19001", Decimal("20.9"), {"Avg": "20.9", "Flag": "N"}),
+        ]
+        assert record.frames(direction="out", ok=False)[0].cn == 9014
+        assert record.count_frames(centre="c1") == 2
+
+
+def test_the_deduplicated_view_counts_copies_qns_and_disagreeing_values(url: str) -> None:
+    with Record(url) as record:
+        upload(record, "20260101120100001", 0, "1.50", at=1)
+        upload(record, "20260101120100001", 0, "1.50", at=2)  # a resend: same QN
+        upload(record, "20260101120500009", 0, "1.60", at=3)  # again, new QN, other value
+        upload(record, "20260101120200002", 1, "2.50", at=4)
+        rows = record.deduplicated(centre="c1")
+        co2 = [r for r in rows if r.code == "a05001"]
+        assert [(r.data_time, r.value, r.copies, r.qns, r.n_values) for r in co2] == [
+            (T0, Decimal("1.50"), 3, 2, 2),
+            (T0 + timedelta(minutes=1), Decimal("2.50"), 1, 1, 1),
+        ]
+        assert (co2[0].first_at, co2[0].last_at) == (1.0, 3.0)
+        assert len(rows) == 4 and record.deduplicated(centre="other") == []
+
+
+def test_a_reopened_file_record_keeps_its_frames_and_numbers_on(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'record.sqlite'}"
+    with Record(url) as record:
+        first = upload(record, "20260101120100001", 0, "1")
+    with Record(url) as record:
+        second = upload(record, "20260101120200002", 1, "2")
+        assert second == first + 1
+        assert [f.id for f in record.frames()] == [first, second]
+
+
+def test_writes_are_batched_by_the_writer_thread_not_the_caller() -> None:
+    with Record("sqlite://", flush_interval=0.05) as record:
+        for i in range(2000):
+            upload(record, f"2026010112{i // 60 % 60:02d}{i % 60:02d}{i % 1000:03d}", i, str(i))
+        # a query flushes first: everything added before it is there
+        assert record.count_frames() == 2000
+        assert len(record.readings()) == 4000
