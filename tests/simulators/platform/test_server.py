@@ -251,3 +251,22 @@ async def test_many_terminals_at_once_each_get_their_own_session(
         packet = decode(frame.raw.encode())
         assert packet.pw == f"{int(packet.mn[2:]):06d}"
     assert len(record.deduplicated(centre=centre.name)) == 80
+
+
+@pytest.mark.parametrize("edition", ["2005", "2017", "2025"])
+def test_the_fast_9014_is_byte_for_byte_the_sessions(edition: str) -> None:
+    from protocols.hj212.editions import EDITIONS
+    from protocols.hj212.packet import Flag, Packet
+    from protocols.hj212.session import PlatformSession, SessionConfig
+    from simulators.platform.server import AckTemplate
+
+    config = SessionConfig(mn=MN, pw="123456", st="32", edition=EDITIONS[edition])
+    session = PlatformSession(config, auto_ack=False)
+    upload = Packet(
+        2011, "32", MN, "123456", data_cp(T0, VALUES), "20260101120000123", Flag(1, False, True)
+    )
+    session.acknowledge(upload)
+    template = AckTemplate(config)
+    assert template.usable == (edition != "2005")
+    if template.usable:
+        assert template.frame("20260101120000123") == session.data_to_send()
