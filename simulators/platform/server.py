@@ -183,7 +183,7 @@ class Hj212Server:
         if new.kind == "refuse":
             for conn in list(self.connections.values()):
                 conn.close(reset=getattr(new, "reset", False))
-        elif old.kind == "refuse" or self._server is None:
+        elif self._server is None:  # was refusing with the port closed
             await self._listen()
         log.info("centre %s: behaviour %s → %s", self.name, old.kind, new.kind)
 

@@ -169,6 +169,10 @@ async def test_refuse_with_reset_accepts_then_resets(
     with pytest.raises(ConnectionResetError):
         await asyncio.wait_for(reader.read(100), 5)
     writer.close()
+    await centre.set_behaviour("ack")  # the port stayed open: accepting again is immediate
+    reader, writer = await asyncio.open_connection(*centre.address)
+    assert centre.connected(MN) is False and len(centre.connections) <= 1
+    writer.close()
 
 
 async def test_bad_crc_answers_a_9014_the_terminal_rejects(
