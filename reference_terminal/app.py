@@ -7,6 +7,7 @@ schema); ``python -m reference_terminal --config FILE`` runs the same on a gatew
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 from collections.abc import Sequence
@@ -32,9 +33,9 @@ CLOSE_WINDOWS_EVERY_S = 60.0
 RETENTION_EVERY_S = 6 * 3600.0
 
 
-def derived_rows(output: Output, now: float) -> list[Derived]:
-    """Processing's increments and window figures as the store's one-value rows."""
-    rows = [
+def increment_rows(output: Output, now: float) -> list[Derived]:
+    """Processing's increments as the store's one-value rows."""
+    return [
         Derived(
             inc.point,
             "increment" if inc.quality.usable else f"increment_{inc.quality.value}",
@@ -47,12 +48,21 @@ def derived_rows(output: Output, now: float) -> list[Derived]:
         )
         for inc in output.increments
     ]
-    for agg in output.aggregates:
-        for kind, value in agg.figures():
-            rows.append(
-                Derived(agg.point, kind, agg.start, agg.end, value, agg.quality, agg.note, now)
-            )
-    return rows
+
+
+def window_rows(output: Output, now: float) -> list[Derived]:
+    """Processing's closed windows (real-time figures, settlements) as one-value rows."""
+    return [
+        Derived(agg.point, kind, agg.start, agg.end, value, agg.quality, agg.note, now)
+        for agg in output.aggregates
+        for kind, value in agg.figures()
+    ]
+
+
+def _report_failure(future: concurrent.futures.Future[None]) -> None:
+    error = None if future.cancelled() else future.exception()
+    if error is not None:
+        log.error("window figures not stored: %s", error)
 
 
 class TerminalNotReady(RuntimeError):
@@ -193,14 +203,24 @@ class Terminal:
         await self.store.write_events(events)
 
     async def _store(self, output: Output) -> None:
-        if self.store is None:
+        """Readings, their increments and events: durable when this returns. Closed windows'
+        figures follow behind (computed from rows already durable, and a minute's close of
+        every point at once must not hold up the readings arriving meanwhile)."""
+        store = self.store
+        if store is None:
             raise TerminalNotReady("the terminal's store is not open")
-        if output:
-            await self.store.write(
-                output.readings,
-                events=output.events,
-                derived=derived_rows(output, self.clock.time()),
+        now = self.clock.time()
+        if output.aggregates:
+            store.write_behind(window_rows(output, now)).add_done_callback(_report_failure)
+        if output.readings or output.events or output.increments:
+            await store.write(
+                output.readings, events=output.events, derived=increment_rows(output, now)
             )
+
+    async def settled(self) -> None:
+        """Wait until the figures of every window closed so far are stored too."""
+        if self.store is not None:
+            await self.store.flush_behind()
 
     async def _keep_retention(self) -> None:
         """Drop what is older than the retention period (≥ 6 months, ISC-2 §7.2.3(4))."""

@@ -57,6 +57,15 @@ async def test_concurrent_writers_share_transactions(url: str) -> None:
         assert got == want
 
 
+async def test_writes_made_in_one_turn_of_the_event_loop_share_one_commit(url: str) -> None:
+    # four devices answering at the same instant: their writes go to the writer together
+    async with await Store.open(url) as store:
+        await store.write([reading("P0", T0)])
+        before = store.stats.transactions
+        await asyncio.gather(*(store.write([reading(f"P{k}", T0 + 1)]) for k in range(4)))
+        assert store.stats.transactions == before + 1
+
+
 async def test_acknowledged_means_visible_to_another_connection(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     async with await Store.open(f"sqlite:///{path}") as store:

@@ -1,0 +1,67 @@
+"""Writes behind: derived values computed from rows already stored (closed windows) are written
+in small transactions whenever the writer has nothing else to do, so the readings that keep
+arriving never wait behind a minute's close of every point; closing the store writes them all."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from decimal import Decimal
+
+import pytest
+
+from reference_terminal.storage.schema import Derived
+from reference_terminal.storage.store import Store
+from tests.reference_terminal.storage.helpers import T0, derived, reading
+
+pytestmark = pytest.mark.anyio
+
+
+def minute_figures(points: int, start: float = T0) -> list[Derived]:
+    return [
+        derived(f"P{i:04d}", kind, start, f"{i}.00", length=60.0)
+        for i in range(points)
+        for kind in ("minute", "minute_max", "minute_min", "minute_first", "minute_last")
+    ]
+
+
+async def test_written_behind_values_are_stored_once_flushed(url: str) -> None:
+    async with await Store.open(url, behind_chunk=7) as store:
+        store.write_behind(minute_figures(10))
+        store.write_behind([derived("P0003", "minute", T0, "9.99", length=60.0)])  # replaces
+        await store.flush_behind()
+        got = await store.derived("P0003")
+        assert {d.kind: d.value for d in got}["minute"] == Decimal("9.99")
+        assert len(got) == 5
+        assert len(await store.derived("P0009")) == 5
+
+
+async def test_a_write_does_not_wait_for_the_backlog(sqlite_url: str) -> None:
+    async with await Store.open(sqlite_url, behind_chunk=50) as store:
+        backlog = store.write_behind(minute_figures(2_000))  # 10 000 rows, 200 transactions
+        before = store.stats.transactions
+        await store.write([reading("LIVE", T0)])
+        # committed after at most the chunk being written when it arrived, not after all 200
+        assert store.stats.transactions - before <= 2
+        assert not backlog.done()
+        await asyncio.wrap_future(backlog)
+        assert store.stats.transactions - before >= math.ceil(10_000 / 50)
+
+
+async def test_closing_the_store_writes_the_whole_backlog(sqlite_url: str) -> None:
+    async with await Store.open(sqlite_url) as store:
+        backlog = store.write_behind(minute_figures(300))
+    assert backlog.done() and backlog.exception() is None
+    async with await Store.open(sqlite_url) as store:
+        assert len(await store.derived("P0299")) == 5
+
+
+async def test_an_invalid_value_fails_its_own_write_behind_only(sqlite_url: str) -> None:
+    async with await Store.open(sqlite_url) as store:
+        bad = store.write_behind([derived("P0001", "minute", T0, "1.00", length=-1.0)])
+        good = store.write_behind(minute_figures(3))
+        await store.flush_behind()
+        with pytest.raises(ValueError, match=r"ends .* before it starts"):
+            bad.result()
+        assert good.result() is None
+        assert len(await store.derived("P0002")) == 5
