@@ -224,6 +224,11 @@ class Processor:
         manual = [d.id for d in config.devices if d.protocol == "manual"]
         return cls(config.points, settings=settings, virtual=virtual, manual_devices=manual)
 
+    @property
+    def points(self) -> list[Point]:
+        """The physical points processed (virtual ones are in ``plan``)."""
+        return [st.point for st in self._states.values()]
+
     # ---- the stream -------------------------------------------------------------------------
     def process(self, raw: RawValue) -> Output:
         """Process one RawValue (time order per point)."""
