@@ -25,6 +25,7 @@ from reference_terminal.processing.pipeline import Output, Processor
 from reference_terminal.storage.retention import purge
 from reference_terminal.storage.schema import Derived
 from reference_terminal.storage.store import Store
+from reference_terminal.uplink.service import Uplink
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,8 @@ class Terminal:
         self.processor = Processor.from_config(config)
         self.store: Store | None = None
         self.scheduler: Scheduler | None = None
+        #: Upload to the configured data centres (ISC-2 §7.2.4); set while the terminal runs.
+        self.uplink: Uplink | None = None
         self.intake = HttpsIntake()  # mounted by the management API before run()
         self._wire_intake()
         self.ready = asyncio.Event()
@@ -165,6 +168,12 @@ class Terminal:
             if is_polled(d)
         }
         self._wire_intake()
+        # Before acquisition writes anything: a new centre's cursors start here, so nothing
+        # stored from now on can be missed by its outbox.
+        assert self.store is not None
+        uplink = Uplink(self.config, self.store, self.clock)
+        await uplink.prepare()
+        self.uplink = uplink
         async with contextlib.AsyncExitStack() as stack:
             for driver in drivers.values():
                 stack.push_async_callback(driver.close)
@@ -181,6 +190,7 @@ class Terminal:
                         group.create_task(intake.run(), name=f"mqtt {device.id}")
                 group.create_task(self._close_windows(), name="windows")
                 group.create_task(self._keep_retention(), name="retention")
+                group.create_task(uplink.run(), name="uplink")
                 self.state = "running"
                 self.ready.set()
 

@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from reference_terminal.uplink.codes import HJ212_CODE, ItemCode
+
 Id = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", max_length=64)]
 
 
@@ -209,6 +211,182 @@ class Api(Strict):
     port: int = Field(8480, ge=0, le=65535)
 
 
+# ---- upload to data centres (ISC-2 §7.2.4, CSMT §7, CPCIF §8.3) --------------------------------
+
+WEEK_S = 7 * 86400
+#: 表 4: MinInterval may be 1, 2, 3, 4, 5, 6, 10, 12, 15, 20 or 30 minutes.
+MIN_INTERVALS = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30)
+
+
+class CodeEntry(Strict):
+    """One row of the data item code table: which code a point's values are filed under."""
+
+    point: Id
+    #: A structured CSMT §7.2 code, or an HJ 212 pollutant code (``a05001``).
+    code: ItemCode | Annotated[str, Field(pattern=HJ212_CODE.pattern)]
+
+
+class Streams(Strict):
+    """What a centre is sent (ISC-2 §7.2.4(1): real-time every 15 min, daily and monthly)."""
+
+    #: Real-time data, CN 2011: the latest reading of each point every ``realtime_interval_s``.
+    realtime: bool = True
+    #: RtdInterval (表 4: 30 ≤ n ≤ 3600 s); ISC-2 §7.2.4(1) says 15 minutes.
+    realtime_interval_s: int = Field(900, ge=30, le=3600)
+    #: Minute data, CN 2051, one frame per closed minute window.
+    minute: bool = False
+    #: MinInterval (表 4), minutes: how often minute data is uploaded.
+    minute_interval_min: int = 1
+    hourly: bool = True  # CN 2061
+    daily: bool = True  # CN 2031
+    #: Monthly indicators. HJ 212-2017 has no monthly command, and strict 2017 decoders refuse
+    #: a CN outside 表 9, so this is off until the platform names the CN it accepts.
+    monthly: bool = False
+    monthly_cn: int = Field(2071, ge=1000, le=9999)
+
+    @model_validator(mode="after")
+    def _min_interval(self) -> Streams:
+        if self.minute_interval_min not in MIN_INTERVALS:
+            raise ValueError(
+                f"minute_interval_min: {self.minute_interval_min} is not one of 表 4's "
+                f"MinInterval values {list(MIN_INTERVALS)}"
+            )
+        return self
+
+    def frames_per_week(self) -> int:
+        """Frames a week of data makes at these rates (one per period and stream)."""
+        n = 0
+        if self.realtime:
+            n += WEEK_S // self.realtime_interval_s
+        if self.minute:
+            n += WEEK_S // 60
+        if self.hourly:
+            n += WEEK_S // 3600
+        if self.daily:
+            n += 7
+        if self.monthly:
+            n += 1
+        return n
+
+
+class Backoff(Strict):
+    """Reconnection delays: ``initial_s`` doubling (``multiplier``) up to ``max_s``, each spread
+    by ± ``jitter`` of itself so that many terminals do not reconnect in step."""
+
+    initial_s: float = Field(1.0, gt=0, le=3600)
+    max_s: float = Field(300.0, gt=0, le=86400)
+    multiplier: float = Field(2.0, ge=1, le=10)
+    jitter: float = Field(0.2, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _order(self) -> Backoff:
+        if self.max_s < self.initial_s:
+            raise ValueError(f"max_s: {self.max_s} is less than initial_s {self.initial_s}")
+        return self
+
+
+class OutboxLimits(Strict):
+    #: Frames kept for the centre while it is unreachable. At least one week of data at the
+    #: configured rates (CPCIF §8.3); reaching it raises an alarm and stops taking new frames
+    #: (the data stays in the store and is queued once room is made), it never drops any.
+    max_entries: int = Field(100_000, ge=1)
+    #: Backlog frames in flight at once during a backfill (live frames always go first).
+    window: int = Field(8, ge=1, le=256)
+
+
+class CentreBase(Strict):
+    name: Id
+    enabled: bool = True
+    #: Device identity at this centre (HJ 212 MN; the JSON body's "MN").
+    mn: Annotated[str, Field(pattern=r"^[0-9A-Za-z]{1,24}$")]
+    streams: Streams = Streams()
+    #: Points sent; None: every point of the code table.
+    points: list[Id] | None = None
+    #: This centre's own code table (third parties may file differently); None: the uplink's.
+    codes: list[CodeEntry] | None = None
+    backoff: Backoff = Backoff()
+    outbox: OutboxLimits = OutboxLimits()
+
+    @model_validator(mode="after")
+    def _week(self) -> CentreBase:
+        week = self.streams.frames_per_week()
+        if self.outbox.max_entries < week:
+            raise ValueError(
+                f"outbox.max_entries: {self.outbox.max_entries} frames hold less than one week "
+                f"of data at the configured rates ({week} frames); CPCIF §8.3 asks for ≥ 1 week"
+            )
+        return self
+
+
+class Hj212Centre(CentreBase):
+    """A data centre reached over HJ 212 on TCP (ISC-2 §7.2.4)."""
+
+    protocol: Literal["hj212"]
+    host: str
+    port: int = Field(ge=1, le=65535)
+    pw: Annotated[str, Field(pattern=r"^[0-9A-Za-z]{1,9}$")] = "123456"
+    st: Annotated[str, Field(pattern=r"^[0-9]{2}$")] = "32"
+    edition: Literal["2005", "2017", "2025"] = "2017"
+    #: OverTime (s) and ReCount (表 1, 表 4: 0 < n ≤ 99); CN 1000 changes them at run time.
+    over_time_s: int = Field(10, ge=1, le=99)
+    re_count: int = Field(3, ge=1, le=99)
+    #: HJ 212-2025 profile: SM4 key (32 hex digits) encrypting CP; None sends CP in clear.
+    cp_key: Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{32}$")] | None = None
+    connect_timeout_s: float = Field(10.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _mn(self) -> Hj212Centre:
+        if self.edition != "2005" and len(self.mn) != 24:
+            raise ValueError(f"mn: HJ 212-{self.edition} MN has 24 characters, got {len(self.mn)}")
+        if self.cp_key is not None and self.edition != "2025":
+            raise ValueError("cp_key: CP encryption belongs to the HJ 212-2025 profile")
+        return self
+
+
+class HttpsCentre(CentreBase):
+    """A centre taking JSON over HTTPS (ISC-2 §7.2.3(6): resend until a success reply)."""
+
+    protocol: Literal["https"]
+    url: Annotated[str, Field(pattern=r"^https?://")]
+    pw: Annotated[str, Field(max_length=64)] = ""
+    st: Annotated[str, Field(pattern=r"^[0-9]{2}$")] = "32"
+    #: CA bundle the centre's certificate is checked against; None: the system's.
+    ca_file: str | None = None
+    verify: bool = True
+    timeout_s: float = Field(10.0, gt=0, le=300)
+
+
+Centre = Annotated[Hj212Centre | HttpsCentre, Field(discriminator="protocol")]
+
+
+class Uplink(Strict):
+    """Every data centre the terminal uploads to (≥ 2 at once plus third parties, ISC-2
+    §7.2.4(3), CSMT §7.3), and the data item code table (CSMT §7.2)."""
+
+    centres: list[Centre] = []
+    codes: list[CodeEntry] = []
+    #: HJ 212 times (DataTime, QN, BeginTime) are plant-local: China Standard Time by default.
+    utc_offset_s: int = Field(8 * 3600, ge=-14 * 3600, le=14 * 3600)
+    #: How long after a period ends its frames are built (late windows go in the next frame).
+    grace_s: float = Field(5.0, ge=0, le=600)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Uplink:
+        names = [c.name for c in self.centres]
+        for i, name in enumerate(names):
+            if names.index(name) != i:
+                raise ValueError(f"centres[{i}].name: {name!r} is used twice")
+        for where, table in [("codes", self.codes)] + [
+            (f"centres[{i}].codes", c.codes) for i, c in enumerate(self.centres)
+        ]:
+            seen: set[str] = set()
+            for j, entry in enumerate(table or []):
+                if entry.point in seen:
+                    raise ValueError(f"{where}[{j}].point: {entry.point!r} has two codes")
+                seen.add(entry.point)
+        return self
+
+
 class TerminalConfig(Strict):
     name: str = "carbench reference terminal"
     api: Api | None = None
@@ -218,6 +396,26 @@ class TerminalConfig(Strict):
     points: list[Point] = []
     processing: Processing = Processing()
     storage: Storage = Storage()
+    uplink: Uplink = Uplink()
+
+    @model_validator(mode="after")
+    def _uplink_references(self) -> TerminalConfig:
+        points = {p.id for p in self.points}
+        tables = [("uplink.codes", self.uplink.codes)]
+        for i, centre in enumerate(self.uplink.centres):
+            tables.append((f"uplink.centres[{i}].codes", centre.codes or []))
+            coded = {e.point for e in (centre.codes or self.uplink.codes)}
+            for j, point in enumerate(centre.points or []):
+                if point not in coded:
+                    raise ValueError(
+                        f"uplink.centres[{i}].points[{j}]: {point!r} has no data item code "
+                        "(CSMT §7.2)"
+                    )
+        for where, table in tables:
+            for j, entry in enumerate(table):
+                if entry.point not in points:
+                    raise ValueError(f"{where}[{j}].point: no point {entry.point!r}")
+        return self
 
     @model_validator(mode="after")
     def _references(self) -> TerminalConfig:

@@ -126,9 +126,38 @@ def _v2(conn: Connection) -> None:
     ).create(conn, checkfirst=True)
 
 
+def _v3(conn: Connection) -> None:
+    md = MetaData()
+    Table(
+        "uplink_outbox",
+        md,
+        Column("id", row_id(), primary_key=True, autoincrement=True),
+        Column("centre", identifier(), nullable=False),
+        Column("cn", Integer, nullable=False),
+        Column("data_time", Double, nullable=False),
+        Column("payload", Text, nullable=False),
+        Column("origin", String(16), nullable=False),
+        Column("qn", String(32), nullable=True),
+        Column("created_at", Double, nullable=False),
+        Column("first_sent_at", Double, nullable=True),
+        Index("ix_uplink_outbox_centre_id", "centre", "id"),
+        sqlite_autoincrement=True,
+        **TABLE_OPTIONS,
+    ).create(conn, checkfirst=True)
+    Table(
+        "uplink_state",
+        md,
+        Column("centre", identifier(), primary_key=True),
+        Column("key", identifier(), primary_key=True),
+        Column("value", String(VALUE_LENGTH), nullable=False),
+        **TABLE_OPTIONS,
+    ).create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "readings and events", _v1),
     Migration(2, "derived values (increments, settlements); events by point", _v2),
+    Migration(3, "upload outbox and per-centre upload state", _v3),
 )
 LATEST = MIGRATIONS[-1].version
 

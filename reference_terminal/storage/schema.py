@@ -130,6 +130,39 @@ derived_values = Table(
     **TABLE_OPTIONS,
 )
 
+#: QN ``YYYYMMDDhhmmsszzz`` (HJ 212-2017 表 3) or an HTTPS request id.
+QN_LENGTH = 32
+
+#: The upload outbox (``reference_terminal/uplink/outbox.py``): one row per frame a centre has
+#: not acknowledged yet. ``qn`` is set (durably) before the frame is first sent, so a resend
+#: after a restart carries the same QN and DataTime.
+uplink_outbox = Table(
+    "uplink_outbox",
+    metadata,
+    Column("id", row_id(), primary_key=True, autoincrement=True),
+    Column("centre", identifier(), nullable=False),
+    Column("cn", Integer, nullable=False),
+    Column("data_time", Double, nullable=False),
+    Column("payload", Text, nullable=False),  # JSON: the frame's items
+    Column("origin", String(16), nullable=False),  # live, resend, corrected
+    Column("qn", String(QN_LENGTH), nullable=True),
+    Column("created_at", Double, nullable=False),
+    Column("first_sent_at", Double, nullable=True),
+    Index("ix_uplink_outbox_centre_id", "centre", "id"),
+    sqlite_autoincrement=True,
+    **TABLE_OPTIONS,
+)
+
+#: Per-centre upload state: stream cursors, the last QN issued, intervals set by the platform.
+uplink_state = Table(
+    "uplink_state",
+    metadata,
+    Column("centre", identifier(), primary_key=True),
+    Column("key", identifier(), primary_key=True),
+    Column("value", String(VALUE_LENGTH), nullable=False),
+    **TABLE_OPTIONS,
+)
+
 #: The tables holding data, in the order a backup copies them.
 DATA_TABLES = (readings, events, derived_values)
 

@@ -1,0 +1,339 @@
+"""A centre's durable outbox in the terminal's store (CPCIF §8.3, ISC-2 §7.2.4(4), CSMT §7.6).
+
+The rules that make "every reading reaches every centre" survive a power cut at any instant:
+
+- A frame is enqueued in a store transaction *after* the one that stored the data it reports,
+  together with the cursor saying how far that data has been enqueued (``producer.py``): a
+  kill before that commit leaves the cursor behind, and the next start enqueues it again.
+- A frame gets its QN in a durable transaction *before* it is first sent, and keeps it: a frame
+  resent after a restart carries the same QN and DataTime, so a platform can de-duplicate.
+- A frame leaves the outbox only when acknowledged (9014 for HJ 212, a success reply over
+  HTTPS). Duplicates are possible only for frames whose acknowledgement was not yet committed.
+- The outbox is bounded (≥ one week of data, checked by the configuration). Reaching the bound
+  is an alarm and an audit entry; the frames not taken stay as data in the store behind the
+  cursor and are enqueued once room is made: nothing is ever dropped.
+
+The functions taking a ``Connection`` run inside the store's writer or reader threads
+(``Store.run_in_writer`` / ``run_in_reader``); :class:`Outbox` is the async face for one centre.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, func, select
+
+from protocols.hj212.packet import make_qn, qn_to_datetime
+from reference_terminal.clock import Clock
+from reference_terminal.model import Event
+from reference_terminal.storage.schema import uplink_outbox, uplink_state
+from reference_terminal.storage.store import Store
+from reference_terminal.uplink.frames import Frame, local_time
+
+log = logging.getLogger(__name__)
+
+#: Why a frame is in the outbox.
+LIVE, RESEND, CORRECTED = "live", "resend", "corrected"
+
+
+class OutboxFull(Exception):
+    """The centre's outbox holds its bound of frames (CPCIF §8.3 asks ≥ 1 week while
+    disconnected): new frames wait in the store until the centre acknowledges older ones."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    id: int
+    centre: str
+    frame: Frame
+    origin: str
+    qn: str | None
+    created_at: float
+    first_sent_at: float | None = None
+
+
+# ---- per-centre state (cursors, last QN, settings from the platform) ---------------------------
+
+
+def get_state(conn: Connection, centre: str, key: str) -> str | None:
+    c = uplink_state.c
+    value = conn.scalar(select(c.value).where(c.centre == centre, c.key == key))
+    return None if value is None else str(value)
+
+
+def set_state(conn: Connection, centre: str, key: str, value: str) -> None:
+    c = uplink_state.c
+    # delete + insert: one statement for every backend (no dialect-specific upsert)
+    conn.execute(uplink_state.delete().where(c.centre == centre, c.key == key))
+    conn.execute(uplink_state.insert().values(centre=centre, key=key, value=value))
+
+
+def all_state(conn: Connection, centre: str) -> dict[str, str]:
+    c = uplink_state.c
+    rows = conn.execute(select(c.key, c.value).where(c.centre == centre))
+    return {str(k): str(v) for k, v in rows}
+
+
+# ---- rows ---------------------------------------------------------------------------------------
+
+
+def count(conn: Connection, centre: str) -> int:
+    c = uplink_outbox.c
+    return int(conn.scalar(select(func.count()).where(c.centre == centre)) or 0)
+
+
+def max_id(conn: Connection, centre: str) -> int:
+    c = uplink_outbox.c
+    return int(conn.scalar(select(func.max(c.id)).where(c.centre == centre)) or 0)
+
+
+def insert(
+    conn: Connection, centre: str, frames: Sequence[Frame], origin: str, now: float
+) -> list[Entry]:
+    entries = []
+    for frame in frames:
+        result = conn.execute(
+            uplink_outbox.insert().values(
+                centre=centre,
+                cn=frame.cn,
+                data_time=frame.data_time,
+                payload=frame.payload(),
+                origin=origin,
+                qn=None,
+                created_at=now,
+            )
+        )
+        key = result.inserted_primary_key
+        assert key is not None
+        entries.append(Entry(int(key[0]), centre, frame, origin, None, now))
+    return entries
+
+
+def room(conn: Connection, centre: str, bound: int) -> int:
+    """How many more frames the centre's outbox takes."""
+    return max(0, bound - count(conn, centre))
+
+
+def try_insert(
+    conn: Connection, centre: str, frames: Sequence[Frame], origin: str, now: float, bound: int
+) -> list[Entry] | None:
+    """Insert ``frames`` unless the outbox would then hold more than ``bound``: None."""
+    if not frames:
+        return []
+    if count(conn, centre) + len(frames) > bound:
+        return None
+    return insert(conn, centre, frames, origin, now)
+
+
+def load(
+    conn: Connection, centre: str, after_id: int, upto_id: int | None, limit: int
+) -> list[Entry]:
+    """Entries with ``after_id < id <= upto_id``, oldest first."""
+    c = uplink_outbox.c
+    query = select(uplink_outbox).where(c.centre == centre, c.id > after_id)
+    if upto_id is not None:
+        query = query.where(c.id <= upto_id)
+    rows = conn.execute(query.order_by(c.id).limit(limit)).mappings()
+    return [
+        Entry(
+            int(r["id"]),
+            r["centre"],
+            Frame.from_row(int(r["cn"]), float(r["data_time"]), r["payload"]),
+            r["origin"],
+            r["qn"],
+            float(r["created_at"]),
+            r["first_sent_at"],
+        )
+        for r in rows
+    ]
+
+
+def delete(conn: Connection, ids: Sequence[int]) -> int:
+    c = uplink_outbox.c
+    done = 0
+    for at in range(0, len(ids), 500):  # keep IN lists short on every backend
+        done += conn.execute(uplink_outbox.delete().where(c.id.in_(ids[at : at + 500]))).rowcount
+    return done
+
+
+# ---- QNs ---------------------------------------------------------------------------------------
+
+
+class QnSource:
+    """QNs (``YYYYMMDDhhmmsszzz``, plant-local time, HJ 212-2017 表 3) strictly increasing for a
+    centre, across restarts (the last one is stored), and valid times even when several are
+    issued in one millisecond (the next millisecond, not ``…59999 + 1``)."""
+
+    def __init__(self, last: str | None = None) -> None:
+        self.last = last
+
+    def next(self, now: datetime) -> str:
+        qn = make_qn(now)
+        if self.last is not None and qn <= self.last:
+            qn = make_qn(qn_to_datetime(self.last) + timedelta(milliseconds=1))
+        self.last = qn
+        return qn
+
+
+LAST_QN = "last_qn"
+
+
+def assign_qns(
+    conn: Connection, centre: str, assigned: Sequence[tuple[int, str]], last: str, now: float
+) -> None:
+    c = uplink_outbox.c
+    for entry_id, qn in assigned:
+        conn.execute(
+            uplink_outbox.update().where(c.id == entry_id).values(qn=qn, first_sent_at=now)
+        )
+    set_state(conn, centre, LAST_QN, last)
+
+
+# ---- the async face ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class OutboxStats:
+    enqueued: int = 0
+    acknowledged: int = 0
+    full_episodes: int = 0
+
+
+class Outbox:
+    """One centre's outbox. ``listener`` is told of every entry enqueued (the client sends live
+    frames at once instead of finding them in the store later)."""
+
+    def __init__(
+        self, store: Store, centre: str, bound: int, clock: Clock, utc_offset_s: int
+    ) -> None:
+        self.store = store
+        self.centre = centre
+        self.bound = bound
+        self.clock = clock
+        self.utc_offset_s = utc_offset_s
+        self.qns = QnSource()
+        self.listener: Callable[[list[Entry]], None] | None = None
+        self.full = False
+        self.stats = OutboxStats()
+        self._acks: list[int] = []
+        self._alarm_lock = asyncio.Lock()
+        self._ack_flush: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        """Read the last QN issued (QNs keep increasing across restarts)."""
+        self.qns.last = await self.store.run_in_reader(lambda c: get_state(c, self.centre, LAST_QN))
+
+    async def size(self) -> int:
+        return await self.store.run_in_reader(lambda c: count(c, self.centre))
+
+    async def max_id(self) -> int:
+        return await self.store.run_in_reader(lambda c: max_id(c, self.centre))
+
+    async def load(self, after_id: int, upto_id: int | None, limit: int) -> list[Entry]:
+        return await self.store.run_in_reader(
+            lambda c: load(c, self.centre, after_id, upto_id, limit)
+        )
+
+    async def enqueue(self, frames: Sequence[Frame], origin: str) -> list[Entry]:
+        """Enqueue frames made outside the producer (manual resend, corrected data, CSMT §7.5);
+        raises :class:`OutboxFull` (after the alarm) when there is no room."""
+        now = self.clock.time()
+        entries = await self.store.run_in_writer(
+            lambda c: try_insert(c, self.centre, frames, origin, now, self.bound)
+        )
+        if entries is None:
+            await self.report_full(len(frames), origin)
+            raise OutboxFull(
+                f"centre {self.centre}: the outbox holds its bound of {self.bound} frames; "
+                f"{len(frames)} {origin} frame(s) not queued (CPCIF §8.3)"
+            )
+        self.delivered(entries)
+        return entries
+
+    def delivered(self, entries: list[Entry]) -> None:
+        """Entries committed to the outbox: count them and tell the listener."""
+        if entries:
+            self.stats.enqueued += len(entries)
+            if self.listener is not None:
+                self.listener(entries)
+
+    async def report_full(self, waiting: int, origin: str) -> None:
+        """The alarm and the audit entry for a full outbox, once per episode."""
+        async with self._alarm_lock:
+            await self._report_full(waiting, origin)
+
+    async def _report_full(self, waiting: int, origin: str) -> None:
+        if self.full:
+            return
+        self.full = True
+        self.stats.full_episodes += 1
+        now = self.clock.time()
+        details = {
+            "centre": self.centre,
+            "bound": str(self.bound),
+            "waiting": str(waiting),
+            "origin": origin,
+            "clause": "CPCIF §8.3",
+            "effect": "new frames stay in the store until the centre acknowledges older ones",
+        }
+        log.error("uplink %s: outbox full (%d frames)", self.centre, self.bound)
+        await self.store.write_events(
+            [
+                Event(now, "alarm", details={"alarm": "uplink_outbox_full", **details}),
+                Event(now, "audit", details={"action": "uplink_outbox_full", **details}),
+            ]
+        )
+
+    async def report_room(self) -> None:
+        async with self._alarm_lock:
+            await self._report_room()
+
+    async def _report_room(self) -> None:
+        if not self.full:
+            return
+        self.full = False
+        now = self.clock.time()
+        details = {"alarm": "uplink_outbox_full", "centre": self.centre}
+        await self.store.write_events([Event(now, "alarm_cleared", details=details)])
+
+    async def assign_qns(self, entries: Sequence[Entry]) -> list[Entry]:
+        """Give each entry without a QN one, durably, before it is first sent."""
+        fresh = [e for e in entries if e.qn is None]
+        if not fresh:
+            return list(entries)
+        now = self.clock.time()
+        when = local_time(now, self.utc_offset_s)
+        assigned = [(e.id, self.qns.next(when)) for e in fresh]
+        last = self.qns.last
+        assert last is not None
+        await self.store.run_in_writer(lambda c: assign_qns(c, self.centre, assigned, last, now))
+        qn_of = dict(assigned)
+        return [
+            e
+            if e.qn is not None
+            else Entry(e.id, e.centre, e.frame, e.origin, qn_of[e.id], e.created_at, now)
+            for e in entries
+        ]
+
+    def acknowledge(self, entry_id: int) -> None:
+        """The centre acknowledged this entry: delete it (acks are committed in small groups,
+        one transaction at a time, so a burst of 9014 costs a few commits)."""
+        self._acks.append(entry_id)
+        self.stats.acknowledged += 1
+        if self._ack_flush is None or self._ack_flush.done():
+            self._ack_flush = asyncio.create_task(self._flush_acks(), name="outbox acks")
+
+    async def _flush_acks(self) -> None:
+        while self._acks:
+            ids, self._acks = self._acks, []
+            await self.store.run_in_writer(functools.partial(delete, ids=ids))
+
+    async def flush(self) -> None:
+        """Wait until every acknowledgement so far is committed."""
+        while self._ack_flush is not None and not self._ack_flush.done():
+            await asyncio.shield(self._ack_flush)

@@ -1,0 +1,334 @@
+"""Turning stored data into a centre's frames, on the centre's schedule, exactly once.
+
+Each stream has a cursor in the centre's upload state: for minute/hour/day/month data the last
+``derived_values`` id taken (ids grow in commit order), for real-time data the last sampling
+instant sent. A scan reads what lies past the cursor, builds the frames, inserts them into the
+outbox and moves the cursor, all in one store transaction: whatever the store holds is either
+behind the cursor and in the outbox (or acknowledged), or ahead of it and taken next time — a
+kill at any instant loses nothing and enqueues nothing twice.
+
+A period's rows that are committed after its frame was built (a late window) go in a second
+frame with the same DataTime and the other codes; a platform merges by (MN, CN, DataTime, code).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, select
+
+from reference_terminal.clock import Clock
+from reference_terminal.config import CentreBase
+from reference_terminal.model import Reading
+from reference_terminal.storage.schema import derived_values, readings, row_derived, row_reading
+from reference_terminal.storage.store import Store
+from reference_terminal.uplink.frames import (
+    STREAM_CN,
+    STREAM_KINDS,
+    Coding,
+    Frame,
+    Stream,
+    period_frames,
+    realtime_frame,
+)
+from reference_terminal.uplink.outbox import (
+    LIVE,
+    Entry,
+    Outbox,
+    get_state,
+    insert,
+    room,
+    set_state,
+)
+from reference_terminal.uplink.settings import CentreSettings
+
+log = logging.getLogger(__name__)
+
+#: Main rows read per scan transaction (a backlog is enqueued in several).
+SCAN_ROWS = 5_000
+#: Missed real-time instants made up after a long stop: one week (CPCIF §8.3); older ones are
+#: left out (their minute/hour/day data still goes).
+REALTIME_CATCH_UP_S = 7 * 86400
+#: Real-time data is built this long after its instant (CPCIF §6.1: latency ≤ 2 s).
+REALTIME_DELAY_S = 1.0
+SCAN_EVERY_S = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    entries: list[Entry]
+    full: bool = False  # the outbox had no room: the cursor stayed
+    more: bool = False  # a full chunk was taken: scan again
+
+
+def _cursor_key(stream: Stream) -> str:
+    return f"cursor.{stream.value}"
+
+
+def next_tick(after: float, interval_s: int, utc_offset_s: int) -> float:
+    """The first instant after ``after`` on the ``interval_s`` grid of plant-local time."""
+    k = math.floor((after + utc_offset_s) / interval_s) + 1
+    return k * interval_s - utc_offset_s
+
+
+class Producer:
+    """Builds a centre's frames from the store and puts them in its outbox."""
+
+    def __init__(
+        self,
+        centre: CentreBase,
+        coding: Coding,
+        store: Store,
+        clock: Clock,
+        outbox: Outbox,
+        settings: CentreSettings,
+        *,
+        utc_offset_s: int,
+        grace_s: float,
+    ) -> None:
+        self.centre = centre
+        self.coding = coding
+        self.store = store
+        self.clock = clock
+        self.outbox = outbox
+        self.settings = settings
+        self.utc_offset_s = utc_offset_s
+        self.grace_s = grace_s
+        self.wake = asyncio.Event()  # a setting changed, or "send now"
+        self._minute_done = -math.inf  # last minute boundary whose minute data was scanned
+        streams = centre.streams
+        self.derived_streams = [
+            s
+            for s, on in (
+                (Stream.MINUTE, streams.minute),
+                (Stream.HOUR, streams.hourly),
+                (Stream.DAY, streams.daily),
+                (Stream.MONTH, streams.monthly),
+            )
+            if on
+        ]
+
+    def cn(self, stream: Stream) -> int:
+        return self.centre.streams.monthly_cn if stream is Stream.MONTH else STREAM_CN[stream]
+
+    # ---- start -------------------------------------------------------------------------
+    async def prepare(self) -> None:
+        """A new centre starts from now: its cursors are set to what the store holds, before
+        acquisition writes anything more (so nothing stored after this is missed)."""
+        now = self.clock.time()
+        tick = next_tick(now, self.settings.realtime_interval_s, self.utc_offset_s)
+        last_tick = tick - self.settings.realtime_interval_s
+        name = self.centre.name
+
+        def init(conn: Connection) -> None:
+            top = conn.scalar(select(func.max(derived_values.c.id))) or 0
+            for stream in (Stream.MINUTE, Stream.HOUR, Stream.DAY, Stream.MONTH):
+                if get_state(conn, name, _cursor_key(stream)) is None:
+                    set_state(conn, name, _cursor_key(stream), str(int(top)))
+            if get_state(conn, name, _cursor_key(Stream.REALTIME)) is None:
+                set_state(conn, name, _cursor_key(Stream.REALTIME), repr(last_tick))
+
+        await self.store.run_in_writer(init)
+
+    # ---- the schedule -------------------------------------------------------------------
+    async def run(self) -> None:
+        while True:
+            now = self.clock.time()
+            await self.produce(now)
+            due = self._next_due(now)
+            self.wake.clear()
+            sleeper = asyncio.ensure_future(self.clock.sleep(max(0.0, due - now)))
+            waker = asyncio.ensure_future(self.wake.wait())
+            try:
+                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (sleeper, waker):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+    def _next_due(self, now: float) -> float:
+        due = next_tick(now - self.grace_s, SCAN_EVERY_S, 0) + self.grace_s
+        if self.centre.streams.realtime and self.settings.realtime_on:
+            interval = self.settings.realtime_interval_s
+            tick = next_tick(now - REALTIME_DELAY_S, interval, self.utc_offset_s)
+            due = min(due, tick + REALTIME_DELAY_S)
+        return due
+
+    async def produce(self, now: float) -> list[Entry]:
+        """Enqueue everything due by ``now``; returns the entries made."""
+        made: list[Entry] = []
+        if self.centre.streams.realtime and self.settings.realtime_on:
+            made += await self._realtime(now)
+        minute_period = self.settings.minute_interval_min * 60
+        local_boundary = math.floor((now - self.grace_s + self.utc_offset_s) / minute_period)
+        minute_due = local_boundary * minute_period - self.utc_offset_s
+        for stream in self.derived_streams:
+            if stream is Stream.MINUTE:
+                if minute_due <= self._minute_done:
+                    continue
+                self._minute_done = minute_due
+            made += await self._derived(stream, now)
+        return made
+
+    # ---- real-time data (2011) -----------------------------------------------------------
+    async def _realtime(self, now: float) -> list[Entry]:
+        interval = self.settings.realtime_interval_s
+        points = sorted(self.coding.codes)
+        name, key = self.centre.name, _cursor_key(Stream.REALTIME)
+        bound = self.outbox.bound
+
+        def scan(conn: Connection) -> Scan:
+            last = float(get_state(conn, name, key) or now)
+            ticks: list[float] = []
+            t = next_tick(max(last, now - REALTIME_CATCH_UP_S), interval, self.utc_offset_s)
+            while t + REALTIME_DELAY_S <= now and len(ticks) < 500:
+                ticks.append(t)
+                t += interval
+            if not ticks:
+                return Scan([])
+            frames = []
+            for tick in ticks:
+                latest = _latest(conn, points, tick - interval, tick)
+                frame = realtime_frame(latest, tick, self.coding)
+                if frame is not None:
+                    frames.append(frame)
+            space = room(conn, name, bound)
+            full = len(frames) > space
+            if full:  # take what fits; the cursor stops at the last instant taken
+                frames = frames[:space]
+                if not frames:
+                    return Scan([], full=True)
+            entries = insert(conn, name, frames, LIVE, now)
+            last = frames[-1].data_time if full else ticks[-1]
+            set_state(conn, name, key, repr(last))
+            return Scan(entries, full=full, more=not full and len(ticks) == 500)
+
+        return await self._scan_loop(scan)
+
+    # ---- minute, hour, day, month data ---------------------------------------------------
+    async def _derived(self, stream: Stream, now: float) -> list[Entry]:
+        name, key, cn = self.centre.name, _cursor_key(stream), self.cn(stream)
+        main, low, high = STREAM_KINDS[stream]
+        coded = set(self.coding.codes)
+        bound = self.outbox.bound
+
+        def scan(conn: Connection) -> Scan:
+            c = derived_values.c
+            cursor = int(get_state(conn, name, key) or 0)
+            top = int(conn.scalar(select(func.max(c.id))) or 0)
+            if top <= cursor:
+                return Scan([])
+            query = (
+                select(derived_values)
+                .where(c.id > cursor, c.id <= top, c.kind == main)
+                .order_by(c.id)
+                .limit(SCAN_ROWS)
+            )
+            mains = [(int(r["id"]), row_derived(r)) for r in conn.execute(query).mappings()]
+            more = len(mains) == SCAN_ROWS
+            new_cursor = mains[-1][0] if more else top
+            rows = [d for _, d in mains if d.point in coded]
+            if rows:
+                starts = sorted({d.start for d in rows})
+                extra = select(derived_values).where(
+                    c.kind.in_((low, high)),
+                    c.point.in_(sorted({d.point for d in rows})),
+                    c.period_start >= starts[0],
+                    c.period_start <= starts[-1],
+                )
+                wanted = {(d.point, d.start) for d in rows}
+                for r in conn.execute(extra).mappings():
+                    d = row_derived(r)
+                    if (d.point, d.start) in wanted:
+                        rows.append(d)
+            frames = period_frames(rows, stream, cn, self.coding)
+            space = room(conn, name, bound)
+            full = len(frames) > space
+            if full:
+                # take the oldest periods that fit; the cursor stops before the first row of
+                # a period left out, so it is read again once there is room
+                left_out = {f.data_time for f in frames[space:]}
+                frames = frames[:space]
+                new_cursor = min(i for i, d in mains if d.start in left_out) - 1
+                if not frames:
+                    return Scan([], full=True)
+            entries = insert(conn, name, frames, LIVE, now)
+            set_state(conn, name, key, str(new_cursor))
+            return Scan(entries, full=full, more=more and not full)
+
+        return await self._scan_loop(scan)
+
+    async def _scan_loop(self, scan: Callable[[Connection], Scan]) -> list[Entry]:
+        made: list[Entry] = []
+        while True:
+            result: Scan = await self.store.run_in_writer(scan)
+            if result.entries:
+                if not result.full:
+                    await self.outbox.report_room()
+                self.outbox.delivered(result.entries)
+                made += result.entries
+            if result.full:
+                await self.outbox.report_full(0, LIVE)
+                break
+            if not result.more:
+                break
+        return made
+
+    # ---- frames on demand (history requests, manual resend) -------------------------------
+    async def frames(self, stream: Stream, start: float, end: float) -> list[Frame]:
+        """Frames of ``stream`` for periods starting in ``[start, end]`` (inclusive, as
+        BeginTime/EndTime are), from what the store holds now."""
+        if stream is Stream.REALTIME:
+            return await self._realtime_frames(start, end)
+        kinds = STREAM_KINDS[stream]
+        points = sorted(self.coding.codes)
+        cn = self.cn(stream)
+
+        def read(conn: Connection) -> list[Frame]:
+            c = derived_values.c
+            query = select(derived_values).where(
+                c.kind.in_(kinds),
+                c.point.in_(points),
+                c.period_start >= start,
+                c.period_start <= end,
+            )
+            rows = [row_derived(r) for r in conn.execute(query).mappings()]
+            return period_frames(rows, stream, cn, self.coding)
+
+        return await self.store.run_in_reader(read)
+
+    async def _realtime_frames(self, start: float, end: float) -> list[Frame]:
+        interval = self.settings.realtime_interval_s
+        points = sorted(self.coding.codes)
+
+        def read(conn: Connection) -> list[Frame]:
+            frames = []
+            t = next_tick(start - 1e-6, interval, self.utc_offset_s)
+            while t <= end:
+                frame = realtime_frame(_latest(conn, points, t - interval, t), t, self.coding)
+                if frame is not None:
+                    frames.append(frame)
+                t += interval
+            return frames
+
+        return await self.store.run_in_reader(read)
+
+
+def _latest(conn: Connection, points: Sequence[str], after: float, upto: float) -> list[Reading]:
+    """Each point's last reading with ``after < t <= upto``."""
+    c = readings.c
+    query = (
+        select(readings)
+        .where(c.point.in_(points), c.t > after, c.t <= upto)
+        .order_by(c.point, c.t, c.id)
+    )
+    last: dict[str, Reading] = {}
+    for row in conn.execute(query).mappings():
+        last[row["point"]] = row_reading(row)
+    return list(last.values())

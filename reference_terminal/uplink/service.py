@@ -1,0 +1,228 @@
+"""The uplink as the terminal runs it: for every configured centre an outbox, a producer on the
+centre's schedule and a client (HJ 212 or HTTPS), all on the terminal's store and clock.
+
+``Terminal`` calls ``await uplink.prepare()`` before acquisition starts (so a new centre's
+cursors begin before any new data) and runs ``await uplink.run()`` beside acquisition, inside
+the store's lifetime. The management API calls :meth:`Uplink.resend`,
+:meth:`Uplink.backfill_corrected`, :meth:`Uplink.send_now` and :meth:`Uplink.status`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from reference_terminal.clock import Clock
+from reference_terminal.config import CentreBase, Hj212Centre, HttpsCentre, TerminalConfig
+from reference_terminal.model import Event
+from reference_terminal.storage.store import Store
+from reference_terminal.uplink.codes import render_code
+from reference_terminal.uplink.commands import Commands
+from reference_terminal.uplink.frames import Coding, Stream
+from reference_terminal.uplink.hj212_client import ClientStatus, Hj212Client
+from reference_terminal.uplink.https_client import HttpsClient
+from reference_terminal.uplink.outbox import CORRECTED, RESEND, Outbox
+from reference_terminal.uplink.producer import Producer
+from reference_terminal.uplink.settings import CentreSettings
+
+log = logging.getLogger(__name__)
+
+
+class UnknownCentre(KeyError):
+    """A manual upload names a centre that is not configured (or not enabled)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CentreStatus:
+    name: str
+    protocol: str
+    outbox: int  # frames not yet acknowledged
+    outbox_full: bool
+    link: ClientStatus
+
+
+class _Centre:
+    def __init__(
+        self,
+        centre: CentreBase,
+        coding: Coding,
+        store: Store,
+        clock: Clock,
+        uplink_offset: int,
+        grace_s: float,
+    ) -> None:
+        self.config = centre
+        self.coding = coding
+        self.store = store
+        self.clock = clock
+        self.offset = uplink_offset
+        self.grace_s = grace_s
+        self.outbox = Outbox(store, centre.name, centre.outbox.max_entries, clock, uplink_offset)
+        self.settings = CentreSettings.configured(centre)
+        self.producer: Producer | None = None
+        self.client: Hj212Client | HttpsClient | None = None
+
+    async def prepare(self) -> None:
+        self.settings = await CentreSettings.load(self.store, self.config)
+        await self.outbox.open()
+        self.producer = Producer(
+            self.config,
+            self.coding,
+            self.store,
+            self.clock,
+            self.outbox,
+            self.settings,
+            utc_offset_s=self.offset,
+            grace_s=self.grace_s,
+        )
+        await self.producer.prepare()
+        if isinstance(self.config, Hj212Centre):
+            commands = Commands(
+                self.config,
+                self.settings,
+                self.producer,
+                self.store,
+                self.clock,
+                utc_offset_s=self.offset,
+                on_change=self._changed,
+            )
+            self.client = Hj212Client(
+                self.config,
+                self.outbox,
+                commands,
+                self.settings,
+                self.clock,
+                utc_offset_s=self.offset,
+            )
+        else:
+            assert isinstance(self.config, HttpsCentre)
+            self.client = HttpsClient(
+                self.config, self.outbox, self.clock, utc_offset_s=self.offset
+            )
+
+    def _changed(self) -> None:
+        assert self.producer is not None
+        self.producer.wake.set()
+        if isinstance(self.client, Hj212Client):
+            self.client.timing_changed()
+
+
+def coding_for(config: TerminalConfig, centre: CentreBase) -> Coding:
+    table = centre.codes if centre.codes is not None else config.uplink.codes
+    wanted = None if centre.points is None else set(centre.points)
+    codes = {e.point: render_code(e.code) for e in table if wanted is None or e.point in wanted}
+    counters = frozenset(p.id for p in config.points if p.kind == "counter")
+    return Coding(codes, counters)
+
+
+class Uplink:
+    def __init__(self, config: TerminalConfig, store: Store, clock: Clock) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        up = config.uplink
+        self.centres: dict[str, _Centre] = {
+            c.name: _Centre(c, coding_for(config, c), store, clock, up.utc_offset_s, up.grace_s)
+            for c in up.centres
+            if c.enabled
+        }
+
+    async def prepare(self) -> None:
+        for centre in self.centres.values():
+            await centre.prepare()
+
+    async def run(self) -> None:
+        """Run every centre's producer and client until cancelled; acknowledgements received
+        are committed before it returns."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                for name, centre in self.centres.items():
+                    assert centre.producer is not None and centre.client is not None
+                    group.create_task(centre.producer.run(), name=f"uplink {name} producer")
+                    group.create_task(centre.client.run(), name=f"uplink {name} client")
+        finally:
+            for centre in self.centres.values():
+                try:
+                    await asyncio.shield(centre.outbox.flush())
+                except Exception as exc:  # the next start resends them: duplicates, not losses
+                    log.warning("uplink %s: acknowledgements not committed: %s", centre, exc)
+
+    def _centre(self, name: str) -> _Centre:
+        try:
+            return self.centres[name]
+        except KeyError:
+            raise UnknownCentre(
+                f"no enabled centre {name!r} (configured: {', '.join(self.centres) or 'none'})"
+            ) from None
+
+    # ---- manual uploads (CSMT §7.5) --------------------------------------------------------
+    async def resend(self, centre: str, stream: Stream, start: float, end: float) -> int:
+        """Send ``stream``'s data for periods starting in ``[start, end]`` to ``centre`` again,
+        as the store holds it now (operator's "send now" for a time range). Frames carry new
+        QNs and their original DataTime. Returns the number of frames queued."""
+        return await self._manual(self._centre(centre), stream, start, end, RESEND)
+
+    async def backfill_corrected(
+        self,
+        stream: Stream,
+        start: float,
+        end: float,
+        *,
+        centres: Iterable[str] | None = None,
+        reason: str = "",
+    ) -> dict[str, int]:
+        """Upload corrected data (CSMT §7.5, ISC-2 §7.2.4(5) manual backfill of corrected data)
+        for ``[start, end]`` to ``centres`` (default: all), audited with ``reason``."""
+        chosen = [self._centre(n) for n in (self.centres if centres is None else centres)]
+        out = {}
+        for centre in chosen:
+            out[centre.config.name] = await self._manual(
+                centre, stream, start, end, CORRECTED, reason
+            )
+        return out
+
+    async def _manual(
+        self,
+        centre: _Centre,
+        stream: Stream,
+        start: float,
+        end: float,
+        origin: str,
+        reason: str = "",
+    ) -> int:
+        assert centre.producer is not None
+        frames = await centre.producer.frames(stream, start, end)
+        if frames:
+            await centre.outbox.enqueue(frames, origin)
+        details = {
+            "action": f"uplink_{origin}",
+            "centre": centre.config.name,
+            "stream": stream.value,
+            "start": repr(start),
+            "end": repr(end),
+            "frames": str(len(frames)),
+            "reason": reason,
+        }
+        await self.store.write_events([Event(self.clock.time(), "audit", details=details)])
+        return len(frames)
+
+    async def send_now(self, centre: str | None = None) -> None:
+        """Build whatever is due now (CSMT §7.5 manual "send now")."""
+        for c in [self._centre(centre)] if centre is not None else self.centres.values():
+            assert c.producer is not None
+            await c.producer.produce(self.clock.time())
+
+    async def status(self) -> dict[str, CentreStatus]:
+        out = {}
+        for name, centre in self.centres.items():
+            assert centre.client is not None
+            out[name] = CentreStatus(
+                name,
+                "hj212" if isinstance(centre.config, Hj212Centre) else "https",
+                await centre.outbox.size(),
+                centre.outbox.full,
+                centre.client.status,
+            )
+        return out

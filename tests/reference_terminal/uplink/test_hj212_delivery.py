@@ -1,0 +1,204 @@
+"""Delivery to HJ 212 centres over loopback sockets: every frame acknowledged exactly once at
+every centre, a refusing centre delaying no other, restarts resending under the same QN, the
+backlog oldest-first beside live frames on time, and a full outbox raising an alarm without
+dropping anything (ISC-2 §7.2.4(3)–(5), CPCIF §8.3)."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+
+from reference_terminal.app import Terminal
+from reference_terminal.model import Quality
+from reference_terminal.storage.schema import Derived
+from reference_terminal.storage.store import Store
+
+from .helpers import (
+    MN_A,
+    MN_B,
+    Centre,
+    ScaledClock,
+    config,
+    hj212_centre,
+    local_midnight,
+    minute_rows,
+    posix,
+    running,
+)
+
+SPEED = 60.0  # one virtual minute per wall second
+
+
+async def _free_port() -> int:
+    probe = Centre(MN_B)
+    port = await probe.start()
+    await probe.stop()
+    return port
+
+
+async def _minutes_closing(store: Store, clock: ScaledClock, minutes: int) -> list[float]:
+    """Write each minute's window as processing would when it closes; the minutes' starts."""
+    starts = []
+    for _ in range(minutes):
+        now = clock.time()
+        start = now - now % 60
+        await clock.sleep(start + 60 - now + 0.5)
+        await store.write_derived(minute_rows(start, 1))
+        starts.append(start)
+    return starts
+
+
+def _times(centre: Centre, cn: int = 2051) -> list[float]:
+    return [posix(u.data_time) for u in centre.uploads if u.cn == cn and u.data_time]
+
+
+def test_two_centres_at_once_one_refusing_the_other_on_time(tmp_path: Path) -> None:
+    async def main() -> None:
+        a = Centre(MN_A)
+        await a.start()
+        b_port = await _free_port()  # nobody listens: centre b refuses connections
+        cfg = config(tmp_path, [hj212_centre("a", MN_A, a.port), hj212_centre("b", MN_B, b_port)])
+        clock = ScaledClock(SPEED)
+        terminal = Terminal(cfg, clock=clock)
+        async with running(terminal) as store:
+            starts = await _minutes_closing(store, clock, 4)
+            await a.wait_for(lambda: len(_times(a)) == 4)
+            # a: every minute once, each within its period's end + grace + a few seconds
+            loop_at = {u.qn: u.at for u in a.uploads}
+            assert len(loop_at) == 4
+            lateness = [
+                (u.at - a.uploads[0].at) * SPEED - (start - starts[0])
+                for u, start in zip(a.uploads, starts, strict=True)
+            ]
+            assert max(lateness) - min(lateness) < 10, lateness
+            for upload in a.uploads:
+                assert upload.codes == ("C301103001e0101", "a05001")
+                assert upload.packet.flag is not None and upload.packet.flag.ack
+
+            assert terminal.uplink is not None
+            await terminal.uplink.centres["a"].outbox.flush()
+            status = await terminal.uplink.status()
+            assert status["b"].link.connect_failures >= 1 and status["b"].outbox == 4
+            assert status["a"].outbox == 0
+
+            # b comes up: it gets the whole backlog, oldest first, each frame once
+            b = Centre(MN_B, port=b_port)
+            await b.start()
+            await b.wait_for(lambda: len(b.uploads) >= 4, timeout=15)
+            more = await _minutes_closing(store, clock, 1)
+            await b.wait_for(lambda: len(b.uploads) == 5)
+            await a.wait_for(lambda: len(a.uploads) == 5)
+            assert _times(b) == sorted(_times(b))
+            assert len({u.qn for u in b.uploads}) == 5
+            assert _times(b) == [*starts, *more]
+            await b.stop()
+        await a.stop()
+
+    asyncio.run(main())
+
+
+def test_restart_after_a_kill_resends_unacknowledged_frames_with_the_same_qn(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        silent = Centre(MN_A, ack=False)  # receives, never answers 9014
+        await silent.start()
+        cfg = config(tmp_path, [hj212_centre("a", MN_A, silent.port, over_time_s=30)])
+        clock = ScaledClock(SPEED)
+        async with running(Terminal(cfg, clock=clock)) as store:
+            await _minutes_closing(store, clock, 3)
+            await silent.wait_for(lambda: len({u.qn for u in silent.uploads}) == 3)
+        first = {u.qn: u.data_time for u in silent.uploads}
+        await silent.stop()
+
+        healthy = Centre(MN_A, port=silent.port)
+        await healthy.start()
+        terminal = Terminal(cfg, clock=ScaledClock(SPEED, start=clock.time()))
+        async with running(terminal) as store:
+            await healthy.wait_for(lambda: len(healthy.uploads) >= 3)
+            assert terminal.uplink is not None
+            outbox = terminal.uplink.centres["a"].outbox
+            await healthy.wait_for(lambda: outbox.stats.acknowledged >= 3)
+            await outbox.flush()
+            assert await outbox.size() == 0
+        again = {u.qn: u.data_time for u in healthy.uploads[:3]}
+        assert again == first  # same QN, same DataTime: the platform can de-duplicate
+        await healthy.stop()
+
+    asyncio.run(main())
+
+
+def test_backlog_goes_oldest_first_while_live_frames_keep_their_schedule(tmp_path: Path) -> None:
+    async def main() -> None:
+        port = await _free_port()
+        centre = {"outbox": {"window": 2}}
+        cfg = config(tmp_path, [hj212_centre("a", MN_A, port, **centre)])
+        clock = ScaledClock(SPEED)
+        terminal = Terminal(cfg, clock=clock)
+        async with running(terminal) as store:
+            # an outage of two hours: 120 minutes stored, enqueued, not delivered
+            now = clock.time()
+            outage_start = now - now % 60 - 120 * 60
+            await store.write_derived(minute_rows(outage_start, 120))
+            assert terminal.uplink is not None
+            outbox = terminal.uplink.centres["a"].outbox
+            await terminal.uplink.send_now("a")
+            assert await outbox.size() == 120
+
+            slow = Centre(MN_A, port=port, ack_delay_s=0.03)  # 2 in flight: ~2 s of backlog
+            await slow.start()
+            live = await _minutes_closing(store, clock, 2)
+            await slow.wait_for(lambda: len(slow.uploads) == 122, timeout=20)
+            times = _times(slow)
+            backlog = [t for t in times if t < outage_start + 120 * 60]
+            assert backlog == sorted(backlog) and len(backlog) == 120
+            # the live minutes went out while the backlog was still going, not after it
+            arrived = {posix(u.data_time): u.at for u in slow.uploads if u.data_time}
+            last_backlog_at = max(arrived[t] for t in backlog)
+            for start in live:
+                assert arrived[start] < last_backlog_at
+            await slow.stop()
+
+    asyncio.run(main())
+
+
+def test_a_full_outbox_raises_an_alarm_and_drops_nothing(tmp_path: Path) -> None:
+    async def main() -> None:
+        port = await _free_port()
+        daily = {"realtime": False, "hourly": False, "daily": True}
+        centre = hj212_centre("a", MN_A, port, streams=daily, outbox={"max_entries": 7})
+        clock = ScaledClock(SPEED)
+        terminal = Terminal(config(tmp_path, [centre]), clock=clock)
+        async with running(terminal) as store:
+            day0 = local_midnight(clock.time()) - 10 * 86400
+            days = [
+                Derived(
+                    p, "day", day0 + d * 86400, day0 + (d + 1) * 86400, Decimal(d), Quality.GOOD
+                )
+                for d in range(10)
+                for p in ("P1", "P2")
+            ]
+            await store.write_derived(days)
+            assert terminal.uplink is not None
+            await terminal.uplink.send_now("a")
+            outbox = terminal.uplink.centres["a"].outbox
+            assert await outbox.size() == 7 and outbox.full
+            (alarm,) = await store.events(kind="alarm")
+            assert alarm.details["alarm"] == "uplink_outbox_full"
+            assert alarm.details["clause"] == "CPCIF §8.3"
+            (audit,) = await store.events(kind="audit")
+            assert audit.details["action"] == "uplink_outbox_full"
+
+            up = Centre(MN_A, port=port)
+            await up.start()
+            await up.wait_for(lambda: len(up.uploads) == 7)
+            await outbox.flush()
+            await terminal.uplink.send_now("a")  # room again: the rest follows
+            await up.wait_for(lambda: len(up.uploads) == 10)
+            assert sorted(_times(up, 2031)) == _times(up, 2031)
+            assert len(set(_times(up, 2031))) == 10
+            assert len(await store.events(kind="alarm_cleared")) == 1
+            await up.stop()
+
+    asyncio.run(main())
