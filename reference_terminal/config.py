@@ -404,7 +404,8 @@ class TerminalConfig(Strict):
         tables = [("uplink.codes", self.uplink.codes)]
         for i, centre in enumerate(self.uplink.centres):
             tables.append((f"uplink.centres[{i}].codes", centre.codes or []))
-            coded = {e.point for e in (centre.codes or self.uplink.codes)}
+            table = centre.codes if centre.codes is not None else self.uplink.codes
+            coded = {e.point for e in table}
             for j, point in enumerate(centre.points or []):
                 if point not in coded:
                     raise ValueError(

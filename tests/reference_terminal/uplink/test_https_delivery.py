@@ -1,0 +1,90 @@
+"""The HTTPS uploader (ISC-2 §7.2.3(6)): JSON over verified TLS, resent with the same QN until a
+success reply, each frame acknowledged once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from reference_terminal.app import Terminal
+from simulators.meters.https import make_tls
+from simulators.platform.https_schema import UploadBody
+
+from .helpers import MN_A, ScaledClock, config, minute_rows, running
+
+
+@contextlib.asynccontextmanager
+async def https_centre(tmp_path: Path, failures: int) -> AsyncIterator[tuple[str, Path, list[str]]]:
+    """A centre answering 503 to its first ``failures`` uploads, then ``{"ok": true}``."""
+    tls = make_tls(tmp_path / "tls")
+    received: list[str] = []
+    app = FastAPI()
+
+    @app.post("/hj212/upload")
+    async def upload(request: Request) -> JSONResponse:
+        body = UploadBody.model_validate_json(await request.body())
+        received.append(body.qn)
+        if len(received) <= failures:
+            return JSONResponse({"ok": False, "error": "busy"}, status_code=503)
+        return JSONResponse({"ok": True, "QN": body.qn, "values": len(body.values)})
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            ssl_certfile=str(tls.cert),
+            ssl_keyfile=str(tls.key),
+        )
+    )
+    task = asyncio.create_task(server.serve(sockets=[listener]))
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        yield f"https://127.0.0.1:{listener.getsockname()[1]}/hj212/upload", tls.ca, received
+    finally:
+        server.should_exit = True
+        await task
+        listener.close()
+
+
+def test_https_uploads_are_resent_with_the_same_qn_until_a_success_reply(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with https_centre(tmp_path, failures=2) as (url, ca, received):
+            centre = {
+                "name": "hq",
+                "protocol": "https",
+                "url": url,
+                "ca_file": str(ca),
+                "mn": MN_A,
+                "streams": {"realtime": False, "minute": True},
+                "backoff": {"initial_s": 1, "max_s": 2},
+            }
+            clock = ScaledClock(60.0)
+            terminal = Terminal(config(tmp_path, [centre]), clock=clock)
+            async with running(terminal) as store:
+                now = clock.time()
+                await store.write_derived(minute_rows(now - now % 60 - 180, 3))
+                assert terminal.uplink is not None
+                await terminal.uplink.send_now("hq")
+                outbox = terminal.uplink.centres["hq"].outbox
+                async with asyncio.timeout(10):
+                    while outbox.stats.acknowledged < 3:
+                        await asyncio.sleep(0.02)
+                await outbox.flush()
+                assert await outbox.size() == 0
+            # refused twice, then every frame once more under its first QN
+            first, again = received[:3], received[3:]
+            assert len(set(first)) == 3 and len(again) == 2
+            assert set(again) <= set(first)
+
+    asyncio.run(main())
