@@ -290,7 +290,9 @@ class OutboxLimits(Strict):
     #: configured rates (CPCIF §8.3); reaching it raises an alarm and stops taking new frames
     #: (the data stays in the store and is queued once room is made), it never drops any.
     max_entries: int = Field(100_000, ge=1)
-    #: Backlog frames in flight at once during a backfill (live frames always go first).
+    #: Frames in flight at once (sent, not yet acknowledged); live frames take the first free
+    #: place, the backlog the rest. Enough to keep the link busy: window × frame size ≥ the
+    #: link's rate × the acknowledgement's round trip.
     window: int = Field(8, ge=1, le=256)
 
 

@@ -4,10 +4,10 @@
   (``retry.py``), reset once the centre acknowledges a frame.
 - Uploads with Flag A=1; OverTime/ReCount resends are the session's; after ReCount failures the
   link counts as down (HJ 212-2017 表 1): the connection is closed and made again.
-- What is sent, per connection: *live* frames (enqueued since the connection came up) at once,
-  whatever else is in flight, so the schedule holds; the *backlog* (everything the outbox held
-  when it came up) oldest-first, at most ``outbox.window`` frames in flight, filling the rest of
-  the link (ISC-2 §7.2.4(5): backfill in the next upload window without starving live data).
+- What is sent, per connection: at most ``outbox.window`` frames in flight; *live* frames
+  (enqueued since the connection came up) take the first free place, so the schedule holds;
+  the *backlog* (everything the outbox held when it came up) fills the others oldest-first
+  (ISC-2 §7.2.4(5): backfill in the next upload window without starving live data).
 - Answers platform requests through ``commands.py``.
 """
 
@@ -73,7 +73,6 @@ class _Link:
         self.backlog_cursor = 0
         self.backlog_done = boundary == 0
         self.in_flight: dict[str, Entry] = {}
-        self.backlog_in_flight = 0
         self.wake = asyncio.Event()
         self.kick = asyncio.Event()  # the timer's earliest deadline may have moved
         self.tasks: set[asyncio.Task[None]] = set()  # commands being answered
@@ -227,8 +226,6 @@ class Hj212Client:
                 entry = link.in_flight.pop(event.qn, None)
                 if entry is None:
                     continue
-                if entry.id <= link.boundary:
-                    link.backlog_in_flight -= 1
                 self.outbox.acknowledge(entry.id)
                 self.status.acknowledged += 1
                 self.status.last_ack_at = self.clock.time()
@@ -281,15 +278,16 @@ class Hj212Client:
         window = self.centre.outbox.window
         while True:
             link.wake.clear()
-            batch = list(link.live)
-            link.live.clear()
-            while link.backlog_in_flight < window:
+            batch: list[Entry] = []
+            while len(link.in_flight) + len(batch) < window:
+                if link.live:  # live frames first: the schedule holds during a backfill
+                    batch.append(link.live.popleft())
+                    continue
                 if not link.backlog and not link.backlog_done:
                     await self._load_backlog(link)
                 if not link.backlog:
                     break
                 batch.append(link.backlog.popleft())
-                link.backlog_in_flight += 1
             self.status.backlog_left = bool(link.backlog) or not link.backlog_done
             if not batch:
                 await link.wake.wait()

@@ -94,9 +94,11 @@ class HttpsClient:
         window = self.centre.outbox.window
         while True:
             self._wake.clear()
-            batch = list(self._live)
-            self._live.clear()
+            batch: list[Entry] = []
             while len(batch) < window:
+                if self._live:  # live frames first
+                    batch.append(self._live.popleft())
+                    continue
                 if not backlog and not done:
                     chunk = await self.outbox.load(cursor, boundary, BACKLOG_CHUNK)
                     done = len(chunk) < BACKLOG_CHUNK
