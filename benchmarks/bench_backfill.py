@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import tempfile
 import time
 from datetime import datetime
@@ -57,11 +58,13 @@ class Relay:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        await asyncio.gather(
-            self._pump(reader, up_writer, upstream=True),
-            self._pump(up_reader, writer, upstream=False),
-            return_exceptions=True,
-        )
+        # a handler cancelled at shutdown is the benchmark ending, not an error
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(
+                self._pump(reader, up_writer, upstream=True),
+                self._pump(up_reader, writer, upstream=False),
+                return_exceptions=True,
+            )
         writer.close()
         up_writer.close()
 
@@ -105,6 +108,12 @@ class Receiver:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = PlatformSession(SessionConfig(MN, "123456", "32"))
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await self._receive(session, reader, writer)
+
+    async def _receive(
+        self, session: PlatformSession, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         while data := await reader.read(65536):
             session.receive_data(data, datetime.now())
             for event in session.events():
