@@ -22,6 +22,7 @@ from reference_terminal.clock import Clock, RealClock
 from reference_terminal.config import HttpsDevice, MqttDevice, TerminalConfig
 from reference_terminal.model import Event, RawValue
 from reference_terminal.processing.pipeline import Output, Processor
+from reference_terminal.resume import resume
 from reference_terminal.storage.retention import purge
 from reference_terminal.storage.schema import Derived
 from reference_terminal.storage.store import Store
@@ -171,6 +172,8 @@ class Terminal:
         # Before acquisition writes anything: a new centre's cursors start here, so nothing
         # stored from now on can be missed by its outbox.
         assert self.store is not None
+        async with self._lock:  # before any value is processed (pushed ones included)
+            await resume(self.processor, self.store)
         uplink = Uplink(self.config, self.store, self.clock)
         await uplink.prepare()
         self.uplink = uplink

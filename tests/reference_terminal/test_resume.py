@@ -5,10 +5,12 @@ goes uncounted), and its stored months feed the second check again (CSMT §8.1.2
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from decimal import Decimal
 from pathlib import Path
 
-from reference_terminal.config import Point
+from reference_terminal.app import Terminal
+from reference_terminal.config import Point, TerminalConfig
 from reference_terminal.model import Quality, RawValue, Reading
 from reference_terminal.processing.pipeline import Processor
 from reference_terminal.resume import Resumed, resume
@@ -87,5 +89,37 @@ def test_a_new_store_resumes_nothing(tmp_path: Path) -> None:
     async def main() -> None:
         async with await Store.open(sqlite_url(tmp_path / "t.db")) as store:
             assert await resume(Processor([counter()]), store) == Resumed(0, 0)
+
+    asyncio.run(main())
+
+
+def test_a_restarted_terminal_counts_what_was_used_while_it_was_down(tmp_path: Path) -> None:
+    config = TerminalConfig.model_validate(
+        {
+            "name": "restart",
+            "devices": [{"id": "EM01", "protocol": "manual"}],
+            "groups": [{"id": "g", "period_s": 60}],
+            "points": [counter().model_dump()],
+            "storage": {"url": sqlite_url(tmp_path / "t.db")},
+        }
+    )
+
+    async def run_once(value: str, t: float) -> None:
+        terminal = Terminal(config)
+        task = asyncio.create_task(terminal.run())
+        try:
+            await asyncio.wait_for(terminal.ready.wait(), 30)
+            await terminal.accept([RawValue("EM01.ep", Decimal(value), value, t, "EM01")])
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def main() -> None:
+        await run_once("100.00", T0)
+        await run_once("104.25", T0 + 3600)  # a new process: the power came back an hour later
+        async with await Store.open(config.storage.url) as store:
+            increments = await store.derived("EM01.ep", "increment")
+        assert [(d.start, d.end, d.value) for d in increments] == [(T0, T0 + 3600, Decimal("4.25"))]
 
     asyncio.run(main())
