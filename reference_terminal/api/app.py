@@ -28,6 +28,7 @@ from reference_terminal.api.routes_data import data_routes
 from reference_terminal.api.routes_files import file_routes
 from reference_terminal.api.routes_health import health_routes
 from reference_terminal.api.routes_manual import manual_routes
+from reference_terminal.api.routes_uplink import uplink_routes
 from reference_terminal.api.security import Action, authorize
 from reference_terminal.app import Terminal
 
@@ -49,6 +50,7 @@ def create_app(terminal: Terminal) -> FastAPI:
     app.include_router(data_routes(ctx))
     app.include_router(manual_routes(ctx))
     app.include_router(file_routes(ctx))
+    app.include_router(uplink_routes(ctx))
     # The intake's router serves POST /intake/{device} itself.
     app.include_router(
         intake.router, tags=["intake"], dependencies=[Depends(authorize(Action.PUSH))]

@@ -17,6 +17,7 @@ from reference_terminal.config import Device, Point, TerminalConfig
 from reference_terminal.model import RawValue
 from reference_terminal.processing.settlement import CHINA_OFFSET_S
 from reference_terminal.storage.store import Store
+from reference_terminal.uplink.service import Uplink
 
 
 @dataclass
@@ -52,6 +53,12 @@ class ApiContext:
         if scheduler is None:
             raise NotReady("the terminal is starting: its scheduler is not running yet")
         return scheduler
+
+    def uplink(self) -> Uplink:
+        uplink = self.terminal.uplink
+        if uplink is None:
+            raise NotReady("the terminal is starting: its uplink is not running yet (ISC-2 §7.2.4)")
+        return uplink
 
     def point(self, point_id: str) -> Point | None:
         for point in self.config.points:
