@@ -129,9 +129,10 @@ class Hj212Client:
         c = self.centre
         while True:
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(c.host, c.port), c.connect_timeout_s
-                )
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
+                # arrives as a refused connection fails, and shutdown then never ends
+                async with asyncio.timeout(c.connect_timeout_s):
+                    reader, writer = await asyncio.open_connection(c.host, c.port)
             except (OSError, TimeoutError) as exc:
                 self.status.connect_failures += 1
                 self.status.last_error = f"connect to {c.host}:{c.port}: {exc or 'timed out'}"

@@ -163,6 +163,10 @@ def test_openapi_lists_every_route(tmp_path: Path) -> None:
             paths = (await client.get("/openapi.json")).json()["paths"]
             expected = {
                 "/health": {"get"},
+                "/uplink": {"get"},
+                "/uplink/{centre}/send-now": {"post"},
+                "/uplink/{centre}/resend": {"post"},
+                "/uplink/backfill": {"post"},
                 "/config": {"get", "put"},
                 "/config/validate": {"post"},
                 "/points": {"get"},
