@@ -14,7 +14,6 @@ from decimal import Decimal
 from pathlib import Path
 
 from bench.terminal_for_fleet import terminal_config
-from reference_terminal.acquisition.drivers import is_polled
 from reference_terminal.app import Terminal
 from reference_terminal.config import TerminalConfig
 from simulators.fleet.runner import running_fleet
@@ -32,11 +31,16 @@ SMALL = Path(__file__).resolve().parents[2] / "fixtures" / "fleets" / "small.yam
 SPEED = 240.0  # a virtual minute in a quarter of a wall second
 MN = {"provincial": "010000A8900016F000169DC0", "group": "010000A8900016F000169DC1"}
 MINUTE_DATA = 2051
+TERMINAL_STAMPED = {"modbus-tcp", "modbus-rtu", "dlt645-2007", "dlt645-1997", "cjt188"}
 
 
 def with_uplink(config: TerminalConfig, ports: dict[str, int]) -> TerminalConfig:
-    """``config`` uploading every polled point's minute data to both centres."""
-    polled = [p for p in config.points if is_polled(config.device(p.source.device))]
+    """``config`` uploading minute data to both centres, of every point whose readings the
+    terminal stamps itself. (A collector stamps its values with its own, real, clock; against
+    this test's compressed clock those would fall into windows long closed.)"""
+    polled = [
+        p for p in config.points if config.device(p.source.device).protocol in TERMINAL_STAMPED
+    ]
     codes = [
         {
             "point": p.id,
@@ -81,7 +85,7 @@ def posix(data_time: datetime) -> float:
 class Stored:
     data_time: datetime
     code: str
-    value: Decimal
+    value: Decimal | None  # None: the window has only a flag (no usable value)
     field: str  # the CP field it travels in
     computed_at: float  # when the terminal stored it
 
@@ -90,8 +94,7 @@ class Stored:
 
 
 async def stored_minutes(terminal: Terminal, config: TerminalConfig, until: float) -> list[Stored]:
-    """Every minute window with a value the terminal stored for a coded point, starting before
-    ``until``."""
+    """Every minute window the terminal stored for a coded point, starting before ``until``."""
     assert terminal.store is not None
     codes = {c.point: str(c.code) for c in config.uplink.codes}
     out = []
@@ -99,10 +102,7 @@ async def stored_minutes(terminal: Terminal, config: TerminalConfig, until: floa
         if point.id in codes:
             field = "Cou" if point.kind == "counter" else "Avg"
             for d in await terminal.store.derived(point.id, "minute", end=until):
-                if d.value is not None:
-                    out.append(
-                        Stored(local(d.start), codes[point.id], d.value, field, d.computed_at)
-                    )
+                out.append(Stored(local(d.start), codes[point.id], d.value, field, d.computed_at))
     return out
 
 
