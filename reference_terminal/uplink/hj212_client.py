@@ -28,7 +28,7 @@ from reference_terminal.clock import Clock
 from reference_terminal.config import Hj212Centre
 from reference_terminal.uplink.commands import Commands
 from reference_terminal.uplink.frames import local_time
-from reference_terminal.uplink.outbox import Entry, Outbox
+from reference_terminal.uplink.outbox import START, BacklogCursor, Entry, Outbox
 from reference_terminal.uplink.retry import Backoff
 from reference_terminal.uplink.session import UplinkSession
 from reference_terminal.uplink.settings import CentreSettings
@@ -70,7 +70,7 @@ class _Link:
         self.boundary = boundary  # entries with id ≤ boundary are the backlog
         self.live: deque[Entry] = deque()
         self.backlog: deque[Entry] = deque()
-        self.backlog_cursor = 0
+        self.backlog_cursor: BacklogCursor = START
         self.backlog_done = boundary == 0
         self.in_flight: dict[str, Entry] = {}
         self.wake = asyncio.Event()
@@ -314,7 +314,7 @@ class Hj212Client:
         if len(chunk) < BACKLOG_CHUNK:
             link.backlog_done = True
         if chunk:
-            link.backlog_cursor = chunk[-1].id
+            link.backlog_cursor = chunk[-1].frame.data_time, chunk[-1].id
             link.backlog.extend(chunk)
 
 

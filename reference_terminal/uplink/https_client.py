@@ -23,7 +23,7 @@ from reference_terminal.clock import Clock
 from reference_terminal.config import HttpsCentre
 from reference_terminal.model import Event
 from reference_terminal.uplink.hj212_client import BACKLOG_CHUNK, ClientStatus
-from reference_terminal.uplink.outbox import Entry, Outbox
+from reference_terminal.uplink.outbox import START, BacklogCursor, Entry, Outbox
 from reference_terminal.uplink.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,8 @@ class HttpsClient:
         boundary = await self.outbox.max_id()
         self._boundary = boundary
         self._live.clear()
-        cursor, done = 0, boundary == 0
+        cursor: BacklogCursor = START
+        done = boundary == 0
         backlog: deque[Entry] = deque()
         window = self.centre.outbox.window
         while True:
@@ -103,7 +104,7 @@ class HttpsClient:
                     chunk = await self.outbox.load(cursor, boundary, BACKLOG_CHUNK)
                     done = len(chunk) < BACKLOG_CHUNK
                     if chunk:
-                        cursor = chunk[-1].id
+                        cursor = chunk[-1].frame.data_time, chunk[-1].id
                         backlog.extend(chunk)
                 if not backlog:
                     break

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, tuple_
 
 from protocols.hj212.packet import make_qn, qn_to_datetime
 from reference_terminal.clock import Clock
@@ -130,15 +130,23 @@ def try_insert(
     return insert(conn, centre, frames, origin, now)
 
 
+#: Where a backlog read stopped: the last entry's (DataTime, id).
+BacklogCursor = tuple[float, int]
+START: BacklogCursor = (float("-inf"), 0)
+
+
 def load(
-    conn: Connection, centre: str, after_id: int, upto_id: int | None, limit: int
+    conn: Connection, centre: str, after: BacklogCursor, upto_id: int | None, limit: int
 ) -> list[Entry]:
-    """Entries with ``after_id < id <= upto_id``, oldest first."""
+    """Entries with ``id <= upto_id`` past ``after``, oldest DataTime first (ISC-2 §7.2.4(5)):
+    a window that closed late (a meter gap held it open) still goes before later ones."""
     c = uplink_outbox.c
-    query = select(uplink_outbox).where(c.centre == centre, c.id > after_id)
+    query = select(uplink_outbox).where(
+        c.centre == centre, tuple_(c.data_time, c.id) > tuple_(*after)
+    )
     if upto_id is not None:
         query = query.where(c.id <= upto_id)
-    rows = conn.execute(query.order_by(c.id).limit(limit)).mappings()
+    rows = conn.execute(query.order_by(c.data_time, c.id).limit(limit)).mappings()
     return [
         Entry(
             int(r["id"]),
@@ -234,10 +242,8 @@ class Outbox:
     async def max_id(self) -> int:
         return await self.store.run_in_reader(lambda c: max_id(c, self.centre))
 
-    async def load(self, after_id: int, upto_id: int | None, limit: int) -> list[Entry]:
-        return await self.store.run_in_reader(
-            lambda c: load(c, self.centre, after_id, upto_id, limit)
-        )
+    async def load(self, after: BacklogCursor, upto_id: int | None, limit: int) -> list[Entry]:
+        return await self.store.run_in_reader(lambda c: load(c, self.centre, after, upto_id, limit))
 
     async def enqueue(self, frames: Sequence[Frame], origin: str) -> list[Entry]:
         """Enqueue frames made outside the producer (manual resend, corrected data, CSMT §7.5);
