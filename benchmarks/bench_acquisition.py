@@ -40,7 +40,6 @@ import contextlib
 import gc
 import itertools
 import multiprocessing
-import socket
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -54,7 +53,7 @@ from typing import Any, Final
 import yaml
 
 from bench.terminal_for_fleet import terminal_config
-from benchmarks.harness import Figure, report
+from benchmarks.harness import Figure, free_ports, report
 from protocols import dlt645
 from reference_terminal.acquisition.driver import Driver, DriverError
 from reference_terminal.acquisition.drivers import make_buses, make_driver, requests_for
@@ -136,19 +135,6 @@ async def fleet_in_process(
         if process.is_alive():
             process.terminate()
             await asyncio.to_thread(process.join, 5)
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports nobody holds right now (all held at once, so they differ; then released)."""
-    held = []
-    for _ in range(count):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        held.append(s)
-    ports = [s.getsockname()[1] for s in held]
-    for s in held:
-        s.close()
-    return ports
 
 
 # ---- driving drivers ---------------------------------------------------------------------------

@@ -58,14 +58,14 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
 from benchmarks.bench_store import ingest as store_ingest
-from benchmarks.harness import Figure, report
+from benchmarks.harness import Figure, collector_pauses, report
 from reference_terminal.app import Terminal
 from reference_terminal.config import TerminalConfig
 from reference_terminal.model import Quality, RawValue, Reading
@@ -232,27 +232,6 @@ def data_seconds(values: Values, first: int, count: int) -> list[list[list[RawVa
         t_of = [T0 + s + slot_of(d) / SLOTS for d in range(DEVICES)]
         out.append(values.second(t_of))
     return out
-
-
-@contextlib.contextmanager
-def collector_pauses() -> Iterator[list[float]]:
-    """The collector's full passes (generation 2) while the block runs, in seconds."""
-    pauses: list[float] = []
-    started = [0.0]
-
-    def timed(phase: str, info: dict[str, Any]) -> None:
-        if info["generation"] != 2:
-            return
-        if phase == "start":
-            started[0] = time.perf_counter()
-        else:
-            pauses.append(time.perf_counter() - started[0])
-
-    gc.callbacks.append(timed)
-    try:
-        yield pauses
-    finally:
-        gc.callbacks.remove(timed)
 
 
 def fsync_times(directory: Path, size: int = 84 * 1024, count: int = 500) -> list[float]:

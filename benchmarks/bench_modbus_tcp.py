@@ -30,15 +30,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import multiprocessing
 import queue
 import random
-import socket
 import statistics
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from multiprocessing.synchronize import Event
@@ -47,7 +44,7 @@ from typing import Any, Final
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from benchmarks.harness import Figure, report
+from benchmarks.harness import Figure, collector_pauses, free_ports, report
 from simulators.fleet import FleetRuntime
 from simulators.fleet.schema import Fleet
 from simulators.meters.modbus_tcp import parse_endpoint, serve_modbus_tcp
@@ -152,40 +149,6 @@ def warm_up(fleet: FleetRuntime) -> None:
     now = fleet.now()
     for source in fleet.spec.plant.sources:
         fleet.plant.value(f"{source.id}.energy_import_kwh", now)
-
-
-@contextlib.contextmanager
-def collector_pauses() -> Iterator[list[float]]:
-    """The garbage collector's full passes (generation 2) while the block runs, in seconds."""
-    pauses: list[float] = []
-    started = [0.0]
-
-    def timed(phase: str, info: dict[str, Any]) -> None:
-        if info["generation"] != 2:
-            return
-        if phase == "start":
-            started[0] = time.perf_counter()
-        else:
-            pauses.append(time.perf_counter() - started[0])
-
-    gc.callbacks.append(timed)
-    try:
-        yield pauses
-    finally:
-        gc.callbacks.remove(timed)
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports nobody holds right now (all held at once, so they differ; then released)."""
-    held = []
-    for _ in range(count):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        held.append(s)
-    ports = [s.getsockname()[1] for s in held]
-    for s in held:
-        s.close()
-    return ports
 
 
 # ---- the clients (other processes) ----------------------------------------------------------
