@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import functools
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -16,44 +13,8 @@ import pytest
 from protocols.hj212.cp import Pollutant
 from simulators.platform import Record
 from simulators.platform.record import format_data_time
+from tests.reference_terminal.storage.conftest import postgres_url
 from tests.simulators.platform.device import MN, T0
-
-PG_CONNINFO = os.environ.get(
-    "CARBENCH_TEST_POSTGRES", "host=127.0.0.1 port=5432 user=postgres dbname=test"
-)
-
-
-@functools.cache
-def postgres_problem() -> str | None:
-    import psycopg
-
-    try:
-        with psycopg.connect(PG_CONNINFO, connect_timeout=2) as conn:
-            conn.execute("SELECT 1")
-    except Exception as exc:
-        return f"PostgreSQL not reachable ({PG_CONNINFO}): {str(exc).strip()}"
-    return None
-
-
-def postgres_url() -> Iterator[str]:
-    import psycopg
-
-    problem = postgres_problem()
-    if problem:
-        pytest.skip(problem)
-    schema = f"carbench_p_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_CONNINFO, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-        info = conn.info
-        url = (
-            f"postgresql+psycopg://{info.user}@{info.host}:{info.port}/{info.dbname}"
-            f"?options=-csearch_path%3D{schema}"
-        )
-    try:
-        yield url
-    finally:
-        with psycopg.connect(PG_CONNINFO, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture(params=["memory", "file", "postgresql"])
