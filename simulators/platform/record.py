@@ -41,11 +41,13 @@ from typing import Any, Final, Literal
 from sqlalchemy import (
     Boolean,
     Column,
+    ColumnElement,
     Connection,
     Engine,
     Float,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     Text,
@@ -297,17 +299,15 @@ class Record:
         qn: str | None = None,
         ok: bool | None = None,
     ) -> list[FrameRow]:
-        query = select(frames).order_by(frames.c.id)
-        for column, value in (
+        query = _equal(
+            select(frames).order_by(frames.c.id),
             (frames.c.centre, centre),
             (frames.c.mn, mn),
             (frames.c.cn, cn),
             (frames.c.direction, direction),
             (frames.c.qn, qn),
             (frames.c.ok, ok),
-        ):
-            if value is not None:
-                query = query.where(column == value)
+        )
         with self._read() as conn:
             rows = conn.execute(query).all()
         return [
@@ -345,14 +345,12 @@ class Record:
         self, *, centre: str | None = None, mn: str | None = None, cn: int | None = None
     ) -> list[ReadingRow]:
         """Every reading received, each copy of a duplicate included, in arrival order."""
-        query = select(readings).order_by(readings.c.frame_id, readings.c.code)
-        for column, value in (
+        query = _equal(
+            select(readings).order_by(readings.c.frame_id, readings.c.code),
             (readings.c.centre, centre),
             (readings.c.mn, mn),
             (readings.c.cn, cn),
-        ):
-            if value is not None:
-                query = query.where(column == value)
+        )
         with self._read() as conn:
             rows = conn.execute(query).all()
         return [
@@ -504,3 +502,11 @@ def _create_view(conn: Connection) -> None:
         conn.exec_driver_sql(f"CREATE VIEW IF NOT EXISTS {DEDUP_VIEW} AS {_DEDUP_SELECT}")
     else:
         conn.exec_driver_sql(f"CREATE OR REPLACE VIEW {DEDUP_VIEW} AS {_DEDUP_SELECT}")
+
+
+def _equal(query: Select[Any], *conditions: tuple[ColumnElement[Any], object]) -> Select[Any]:
+    """``query`` with ``column == value`` for each condition whose value is not None."""
+    for column, value in conditions:
+        if value is not None:
+            query = query.where(column == value)
+    return query
