@@ -13,8 +13,10 @@ read from then on; one removed or updated releases at once what it was holding b
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -24,6 +26,8 @@ from simulators.network.toxics import Stream
 
 if TYPE_CHECKING:
     from simulators.network.connection import Connection
+
+log = logging.getLogger(__name__)
 
 #: Bytes read but not yet written at which the link stops reading from its source.
 HIGH_WATER: Final = 1 << 20
@@ -72,8 +76,8 @@ class Link:
             self._arm(stage)
         name = f"{self.connection.name} {self.stream}"
         self._tasks = [
-            self._spawn(self._read_loop(), f"{name} reader"),
-            self._spawn(self._write_loop(), f"{name} writer"),
+            self._spawn(self._read_loop, f"{name} reader"),
+            self._spawn(self._write_loop, f"{name} writer"),
         ]
 
     def stop(self) -> None:
@@ -130,7 +134,8 @@ class Link:
     def _arm(self, stage: Stage) -> None:
         if stage.applies and stage.close_after is not None:
             self._timers[stage.uid] = self._spawn(
-                self._close_later(stage, stage.close_after), f"{self.connection.name} timeout"
+                functools.partial(self._close_later, stage, stage.close_after),
+                f"{self.connection.name} timeout",
             )
 
     def _disarm(self, stage: Stage) -> None:
@@ -225,8 +230,18 @@ class Link:
         self.connection.close(reset=item.kind is Kind.RESET)
         return False
 
-    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        return asyncio.get_running_loop().create_task(work, name=name)
+    def _spawn(
+        self, work: Callable[[], Coroutine[Any, Any, None]], name: str
+    ) -> asyncio.Task[None]:
+        return asyncio.get_running_loop().create_task(self._guarded(work), name=name)
+
+    async def _guarded(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        # A bug here must cost one connection (reset, logged), never the proxy or a hang.
+        try:
+            await work()
+        except Exception:
+            log.exception("fault proxy %s (%s): link failed", self.connection.name, self.stream)
+            self.connection.close(reset=True)
 
 
 async def sleep_or_wake(clock: Clock, seconds: float, wake: asyncio.Event) -> None:

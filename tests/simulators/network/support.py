@@ -7,6 +7,7 @@ import contextlib
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec
 
@@ -18,12 +19,26 @@ TEST_TIMEOUT_S = 15.0
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
+#: The clients a running test has opened with :func:`connect`, closed when it ends.
+_clients: ContextVar[list[asyncio.StreamWriter]] = ContextVar("clients")
+
+
 def aio(test: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, None]:
-    """Run an async test in a fresh event loop, bounded by ``TEST_TIMEOUT_S``."""
+    """Run an async test in a fresh event loop, bounded by ``TEST_TIMEOUT_S``; the clients it
+    opened are closed after it."""
 
     @functools.wraps(test)
     def run(*args: P.args, **kwargs: P.kwargs) -> None:
-        asyncio.run(asyncio.wait_for(test(*args, **kwargs), TEST_TIMEOUT_S))
+        async def main() -> None:
+            clients: list[asyncio.StreamWriter] = []
+            _clients.set(clients)
+            try:
+                await asyncio.wait_for(test(*args, **kwargs), TEST_TIMEOUT_S)
+            finally:
+                for writer in clients:
+                    writer.close()
+
+        asyncio.run(main())
 
     return run
 
@@ -32,7 +47,10 @@ def aio(test: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, None]:
 async def tcp_server(handler: Handler) -> AsyncIterator[int]:
     """``handler`` serving on a free loopback port; yields the port."""
 
+    writers: list[asyncio.StreamWriter] = []
+
     async def quietly(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
         with contextlib.suppress(OSError):  # resets are what several tests are about
             await handler(reader, writer)
 
@@ -41,6 +59,8 @@ async def tcp_server(handler: Handler) -> AsyncIterator[int]:
         yield server.sockets[0].getsockname()[1]
     finally:
         server.close()
+        for writer in writers:
+            writer.close()
 
 
 async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -114,7 +134,10 @@ class Sink:
 
 
 async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    return await asyncio.open_connection("127.0.0.1", port)
+    """A client connection to a loopback port (closed at the end of the test)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    _clients.get([]).append(writer)
+    return reader, writer
 
 
 async def round_trip(

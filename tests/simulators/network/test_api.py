@@ -4,15 +4,17 @@ codes and bodies."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 from hypothesis import HealthCheck, given, settings
 
-from simulators.network import FaultProxyServer, ProxyConfig
+from simulators.network import FaultProxyServer, ProxyConfig, serve_until_stopped
 from simulators.network.api import VERSION, create_app
 from tests.simulators.network.support import aio, connect, echo, round_trip, tcp_server
 from tests.simulators.network.test_models import JSON, TOXIC_BODIES
@@ -316,3 +318,32 @@ async def test_the_api_served_by_uvicorn_drives_a_proxy() -> None:
         reader, writer = await connect(listen_port)
         assert await round_trip(reader, writer, b"via uvicorn") >= 0.15
         writer.close()
+
+
+@aio
+async def test_serve_runs_the_proxies_of_a_toxiproxy_config_file_and_the_api(
+    tmp_path: Path,
+) -> None:
+    """What ``carbench``'s CLI will run: Toxiproxy's -config JSON, the API, until stopped."""
+    async with tcp_server(echo) as port:
+        config = tmp_path / "toxiproxy.json"
+        proxies = [{"name": "echo", "listen": "127.0.0.1:0", "upstream": f"127.0.0.1:{port}"}]
+        config.write_text(json.dumps(proxies))
+        lines: list[str] = []
+        serving = asyncio.ensure_future(
+            serve_until_stopped(api="127.0.0.1:0", seed=3, config=config, announce=lines.append)
+        )
+        try:
+            while len(lines) < 2:
+                await asyncio.sleep(0.01)
+            url = lines[0].split()[3]
+            assert lines[0].startswith("toxiproxy-compatible API on http://127.0.0.1:")
+            async with httpx.AsyncClient(base_url=url, headers=GO_CLIENT) as client:
+                listen = (await client.get("/proxies/echo")).json()["listen"]
+            assert lines[1] == f"proxy echo: {listen} -> 127.0.0.1:{port} (up)"
+            reader, writer = await connect(int(listen.rpartition(":")[2]))
+            await round_trip(reader, writer, b"served")
+        finally:
+            serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving

@@ -20,6 +20,7 @@ from simulators.network import (
     ToxicNotFound,
     make_toxic,
     running_proxies,
+    stages,
 )
 from tests.simulators.network.support import (
     Recording,
@@ -273,3 +274,26 @@ async def test_an_hour_of_latency_passes_in_moments_on_the_virtual_clock() -> No
         writer.close()
         assert clock.monotonic() - before >= 3600
     assert took < 5
+
+
+# ---- robustness --------------------------------------------------------------------------------
+
+
+@aio
+async def test_a_failing_toxic_costs_its_connection_not_the_proxy(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(self: object, item: object) -> list[object]:
+        raise RuntimeError("a bug in a toxic")
+
+    monkeypatch.setattr(stages.LatencyStage, "process", broken)
+    async with tcp_server(echo) as port, running_proxies(to(port)) as net:
+        await net["p"].add_toxic("latency", latency=10)
+        reader, writer = await connect(net["p"].port)
+        writer.write(b"trigger")
+        with pytest.raises(ConnectionResetError):
+            await asyncio.wait_for(reader.read(10), 2)
+        await net["p"].remove_toxic("latency_downstream")
+        reader, writer = await connect(net["p"].port)
+        assert await round_trip(reader, writer, b"fine") < 0.5
+    assert "a bug in a toxic" in caplog.text
