@@ -199,7 +199,8 @@ class ApiServer:
     async def start(self) -> None:
         # Bind first, so port 0 is resolved before uvicorn starts and the URL can be told.
         try:
-            listener = socket.create_server((self.host, self.port))
+            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+            listener = socket.create_server((self.host, self.port), family=family)
         except OSError as error:
             raise OSError(
                 error.errno, f"fault proxy API: cannot listen on {self.host}:{self.port}: {error}"
