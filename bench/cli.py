@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from bench import fleet_cmd, platform_cmd
+from bench import fleet_cmd, platform_cmd, scenario_cmd
 from bench.decode import DecodeSettings, decode_one
 from bench.selfcheck import run_selfcheck
 from protocols import hj212
@@ -141,3 +141,33 @@ def platform_up(path: Path, record_url: str | None) -> None:
         asyncio.run(platform_cmd.serve(spec, record_url))
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
+
+
+@main.group()
+def scenario() -> None:
+    """Scenarios: a fleet, a terminal, platforms and a timeline of faults, in virtual time."""
+
+
+_SCENARIO = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@scenario.command("check")
+@click.argument("path", type=_SCENARIO)
+@click.option("--seed", type=int, help="Override the file's seed.")
+def scenario_check(path: Path, seed: int | None) -> None:
+    """Validate a scenario file and show its timeline; errors name the field."""
+    click.echo(scenario_cmd.describe(scenario_cmd.check(path, seed)))
+
+
+@scenario.command("run")
+@click.argument("path", type=_SCENARIO)
+@click.option("--seed", type=int, help="Override the file's seed.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory (default reports/<scenario>-seed<N>-<time>).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def scenario_run(path: Path, seed: int | None, out: Path | None, quiet: bool) -> None:
+    """Run a scenario; exit 0 only when nothing was lost, duplicated or unexpected."""
+    sys.exit(scenario_cmd.run(scenario_cmd.check(path, seed), out, quiet))

@@ -202,6 +202,9 @@ class Storage(Strict):
     url: str = "sqlite:///data/terminal.db"
     retention_days: int = Field(400, ge=183, description="≥ 6 months online, ISC-2 §7.2.3(4)")
     batch_max: int = Field(5000, ge=1, le=100_000)
+    #: SQLite only. FULL is what survives a power cut in WAL mode; NORMAL and OFF exist for a
+    #: bench to show that its power cuts catch a terminal that cuts this corner.
+    synchronous: Literal["FULL", "NORMAL", "OFF"] = "FULL"
 
 
 class Api(Strict):

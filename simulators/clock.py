@@ -1,13 +1,21 @@
 """The clock every simulator takes time from (DESIGN.md: nothing calls time.time() itself).
 
-``RealClock`` is the wall clock. A virtual clock (the faults and scenarios issue) implements the
-same protocol, so the simulators run unchanged in virtual time.
+``RealClock`` is the wall clock; ``VirtualClock`` is time owned by the bench, in which the
+simulators and an in-process reference terminal run unchanged, hours in seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
+import itertools
+import math
+import os
+import sys
+import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -33,6 +41,131 @@ class RealClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+class VirtualClock:
+    """Virtual time owned by the bench (DESIGN.md "Time").
+
+    Time stands still while anything in the process has work to do and jumps to the earliest
+    sleeper's deadline once everything waits: the event loop has nothing ready (checked over a
+    few loop turns, so bytes in flight between in-process sockets are delivered first) and no
+    worker thread is running (a SQLite commit in a writer thread is work, not waiting). Sleepers
+    with the same deadline wake in the order they went to sleep, so a run is reproducible.
+
+    ``time()`` is POSIX time; ``monotonic()`` counts from the clock's start.
+    """
+
+    def __init__(self, start: float, *, idle_turns: int = 3, stuck_after_s: float = 2.0) -> None:
+        self._mono = 0.0
+        self._start = start
+        self.idle_turns = idle_turns
+        self.stuck_after_s = stuck_after_s
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._driver: asyncio.Task[None] | None = None
+        self._holds = 0
+        self.steps = 0
+        #: times time moved although a thread still looked busy after ``stuck_after_s`` of
+        #: real time (a thread blocked somewhere this clock does not know as waiting)
+        self.forced_steps = 0
+
+    # ---- the Clock protocol -------------------------------------------------------------------
+    def time(self) -> float:
+        return self._start + self._mono
+
+    def monotonic(self) -> float:
+        return self._mono
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        # A delay too small to move a float clock still moves it: a caller looping until the
+        # clock passes a deadline must not find it standing still.
+        deadline = max(self._mono + seconds, math.nextafter(self._mono, math.inf))
+        heapq.heappush(self._sleepers, (deadline, next(self._order), future))
+        if self._driver is None or self._driver.done():
+            self._driver = loop.create_task(self._drive(), name="virtual clock")
+        await future
+
+    # ---- for the bench ----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Keep time still while the bench does something that takes no time in the scenario
+        (starting a terminal, a power cut's bookkeeping)."""
+        self._holds += 1
+        try:
+            yield
+        finally:
+            self._holds -= 1
+
+    async def sleep_until(self, monotonic: float) -> None:
+        await self.sleep(monotonic - self._mono)
+
+    # ---- the driver ----------------------------------------------------------------------------
+    async def _drive(self) -> None:
+        while self._sleepers:
+            await self._wait_quiescent()
+            # Drop sleepers cancelled meanwhile (a timeout that did not fire) without moving time.
+            while self._sleepers and self._sleepers[0][2].done():
+                heapq.heappop(self._sleepers)
+            if not self._sleepers:
+                return
+            deadline = self._sleepers[0][0]
+            self._mono = max(self._mono, deadline)
+            self.steps += 1
+            while self._sleepers and self._sleepers[0][0] <= self._mono:
+                future = heapq.heappop(self._sleepers)[2]
+                if not future.done():
+                    future.set_result(None)
+
+    async def _wait_quiescent(self) -> None:
+        loop = asyncio.get_running_loop()
+        ready = getattr(loop, "_ready", None)  # CPython's BaseEventLoop; else turns only
+        idle = 0
+        busy_since: float | None = None
+        while idle < self.idle_turns:
+            await asyncio.sleep(0)
+            if self._holds or (ready is not None and len(ready) > 0):
+                idle = 0
+                continue
+            if _threads_busy():
+                now = time.monotonic()
+                busy_since = busy_since or now
+                if now - busy_since < self.stuck_after_s:
+                    idle = 0
+                    # Give the thread the GIL and a moment instead of spinning the loop.
+                    await asyncio.sleep(0.0002)
+                    continue
+                self.forced_steps += 1
+            idle += 1
+
+
+#: Where a worker thread's innermost Python frame is when it waits for work rather than does it.
+_WAITING = {
+    ("threading.py", "wait"),
+    ("threading.py", "_wait_for_tstate_lock"),
+    ("queue.py", "get"),
+    ("thread.py", "_worker"),  # concurrent.futures' idle worker blocks in a C queue get
+    ("selectors.py", "select"),
+    ("unix_events.py", "_do_waitpid"),  # asyncio's watcher of a spawned child (mosquitto)
+    # The reference terminal's store writer blocks in SimpleQueue.get, C code with no frame of
+    # its own, so its waiting place is its own method.
+    ("store.py", "_next"),
+}
+
+
+def _threads_busy() -> bool:
+    me = threading.get_ident()
+    for ident, frame in sys._current_frames().items():
+        if ident == me:
+            continue
+        where = (os.path.basename(frame.f_code.co_filename), frame.f_code.co_name)
+        if where not in _WAITING:
+            return True
+    return False
 
 
 def utc(t: float) -> datetime:

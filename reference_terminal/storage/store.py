@@ -98,7 +98,12 @@ def sqlite_url(path: str | Path) -> str:
 # ---- engines -----------------------------------------------------------------------------------
 
 
-def _sqlite_on_connect(busy_timeout_s: float) -> Callable[[Any, Any], None]:
+#: SQLite's synchronous settings a store may run with; FULL is the only durable one in WAL mode
+#: (FACTS.md: NORMAL lost acknowledged commits on a power cut, OFF whole tables).
+SYNCHRONOUS = ("FULL", "NORMAL", "OFF")
+
+
+def _sqlite_on_connect(busy_timeout_s: float, synchronous: str) -> Callable[[Any, Any], None]:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # SQLAlchemy emits BEGIN itself (see _sqlite_on_begin), so transactions, DDL included,
         # are real transactions and the writer can ask for BEGIN IMMEDIATE.
@@ -112,7 +117,7 @@ def _sqlite_on_connect(busy_timeout_s: float) -> Callable[[Any, Any], None]:
                     f"SQLite would not switch to WAL mode (journal_mode is {mode!r}); "
                     "the file system may not support it (network file systems do not)"
                 )
-            cursor.execute("PRAGMA synchronous = FULL")
+            cursor.execute(f"PRAGMA synchronous = {synchronous}")
         finally:
             cursor.close()
 
@@ -147,9 +152,14 @@ def _postgres_on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.commit()
 
 
-def make_engine(url: str | URL, *, busy_timeout_s: float = 10.0) -> Engine:
+def make_engine(
+    url: str | URL, *, busy_timeout_s: float = 10.0, synchronous: str = "FULL"
+) -> Engine:
     """An engine set up for durable writes: SQLite (WAL, synchronous=FULL, busy timeout),
-    PostgreSQL (psycopg 3) or MariaDB/MySQL (PyMySQL, utf8mb4)."""
+    PostgreSQL (psycopg 3) or MariaDB/MySQL (PyMySQL, utf8mb4). ``synchronous`` weakens SQLite
+    on purpose (a bench proving its power cuts catch a weak terminal)."""
+    if synchronous not in SYNCHRONOUS:
+        raise StoreError(f"synchronous={synchronous!r}: SQLite takes one of {SYNCHRONOUS}")
     try:
         u = make_url(url)
     except SQLAlchemyError as exc:
@@ -165,7 +175,7 @@ def make_engine(url: str | URL, *, busy_timeout_s: float = 10.0) -> Engine:
         if u.query.get("uri") not in ("true", "1"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(u, connect_args={"timeout": busy_timeout_s})
-        event.listen(engine, "connect", _sqlite_on_connect(busy_timeout_s))
+        event.listen(engine, "connect", _sqlite_on_connect(busy_timeout_s, synchronous))
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
     if backend == "postgresql":
@@ -731,9 +741,10 @@ class Store:
         behind_chunk: int = DEFAULT_BEHIND_CHUNK,
         busy_timeout_s: float = 10.0,
         readers: int = 4,
+        synchronous: str = "FULL",
     ) -> Store:
         """Open (and create or upgrade) the store at ``url``."""
-        engine = make_engine(url, busy_timeout_s=busy_timeout_s)
+        engine = make_engine(url, busy_timeout_s=busy_timeout_s, synchronous=synchronous)
         try:
             await asyncio.to_thread(_prepare_database, engine)
         except DBAPIError as exc:
@@ -747,7 +758,9 @@ class Store:
 
     @classmethod
     async def from_config(cls, storage: Storage) -> Store:
-        return await cls.open(storage.url, batch_max=storage.batch_max)
+        return await cls.open(
+            storage.url, batch_max=storage.batch_max, synchronous=storage.synchronous
+        )
 
     async def __aenter__(self) -> Store:
         return self

@@ -266,8 +266,12 @@ class SerialLine:
             while sent < len(data):
                 if self._closed:
                     raise LineClosed(f"serial line of bus {self.bus.id} is closed")
-                elapsed = self.clock.monotonic() - start
-                due = min(len(data), int(elapsed / self.char_s + _EPSILON))
+                now = self.clock.monotonic()
+                due = min(len(data), int((now - start) / self.char_s + _EPSILON))
+                if now >= start + (sent + 1) * self.char_s:
+                    # Far from the clock's zero, float rounding can leave the division a hair
+                    # short of a deadline already reached; never wait for it again (a spin).
+                    due = max(due, sent + 1)
                 if due > sent:
                     self._write(data[sent:due])
                     sent = due

@@ -1,0 +1,10 @@
+"""Scenarios: a fleet, a terminal, platforms and a timeline of faults, run in virtual time.
+
+``load_scenario`` validates a YAML file; ``run_scenario`` runs it and writes ``reports/<run>/``.
+"""
+
+from bench.scenario.engine import run_scenario
+from bench.scenario.outcome import Outcome
+from bench.scenario.schema import Scenario, ScenarioError, load_scenario
+
+__all__ = ["Outcome", "Scenario", "ScenarioError", "load_scenario", "run_scenario"]

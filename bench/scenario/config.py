@@ -1,0 +1,77 @@
+"""The terminal's configuration for a scenario: the fleet's meters (wired as a technician
+would), minute data to every centre through its fault proxy, the store on the bench's disk."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.scenario.schema import Scenario
+from bench.terminal_for_fleet import terminal_config
+from reference_terminal.config import TerminalConfig
+from simulators.fleet import FleetRuntime
+
+#: An MN per centre (24 characters, HJ 212 表 5).
+MN_PREFIX = "010000A8900016F0001"
+
+
+def mn_of(index: int) -> str:
+    return f"{MN_PREFIX}{index:05d}"
+
+
+def deep_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def scenario_config(
+    scenario: Scenario, fleet: FleetRuntime, storage_url: str, ports: dict[str, int]
+) -> TerminalConfig:
+    """``ports``: centre name -> the port of the fault proxy in front of it."""
+    setup = scenario.terminal
+    config = terminal_config(
+        fleet,
+        storage_url=storage_url,
+        serial=setup.periods.serial,
+        network=setup.periods.network,
+        push=setup.periods.push,
+    )
+    data = config.model_dump(mode="json")
+    data["storage"]["synchronous"] = setup.synchronous
+    polled = [p for p in config.points if config.device(p.source.device).protocol != "manual"]
+    codes = [
+        {
+            "point": p.id,
+            "code": {
+                "industry": "C3011",
+                "activity": "03",
+                "source": f"{n:03d}",
+                "parameter": "e01",
+                "point": 1,
+            },
+        }
+        for n, p in enumerate(polled, start=1)
+    ]
+    centres = [
+        {
+            "name": centre.name,
+            "protocol": "hj212",
+            "host": "127.0.0.1",
+            "port": ports[centre.name],
+            "mn": mn_of(n),
+            "over_time_s": setup.over_time_s,
+            "streams": {
+                "realtime": setup.realtime,
+                "minute": True,
+                "hourly": setup.hourly,
+                "daily": setup.daily,
+            },
+        }
+        for n, centre in enumerate(scenario.platforms.centres)
+    ]
+    data["uplink"] = {"codes": codes, "centres": centres}
+    return TerminalConfig.model_validate(data)

@@ -1,0 +1,276 @@
+"""Run a scenario: the fleet, the platforms behind fault proxies, the terminal on a disk whose
+power the bench holds, all on one virtual clock; play the timeline; check what arrived.
+
+Writes to the run directory:
+``timeline.jsonl`` (what happened, virtual and wall time), ``platform-record.sqlite`` (every
+frame each centre received), ``terminal.db`` (the terminal's store as its disk kept it),
+``truth.csv.gz`` (every value a meter showed, with the plant's truth) and ``outcome.json``."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import gzip
+import json
+import shutil
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from bench.scenario.config import deep_merge, mn_of, scenario_config
+from bench.scenario.expected import MINUTE_DATA, Acknowledged
+from bench.scenario.outcome import CentreOutcome, Outcome
+from bench.scenario.schema import Scenario
+from bench.scenario.target import ReferenceTarget, TargetError
+from bench.scenario.timeline import Event, expand, meter_faults
+from reference_terminal.config import TerminalConfig
+from simulators.clock import VirtualClock
+from simulators.fleet import FleetRuntime
+from simulators.fleet.loader import load_fleet
+from simulators.fleet.runner import running_fleet
+from simulators.fleet.schema import Fleet
+from simulators.network import FaultProxyServer
+from simulators.network.toxics import parse_toxic
+from simulators.platform import PlatformFile, Platforms, check, running_platforms
+from simulators.platform.record import Record
+from simulators.power import VolatileMount, power_cut_mode, volatile_mount
+from simulators.power.mount import PowerCutMode
+
+#: How often (virtual s) the drain looks whether every centre has everything.
+DRAIN_CHECK_S = 300.0
+
+Progress = Callable[[float, float, str], None]  # (virtual s done, virtual s total, what)
+
+
+@dataclass
+class Run:
+    scenario: Scenario
+    out: Path
+    clock: VirtualClock
+    fleet: FleetRuntime
+    platforms: Platforms
+    proxies: FaultProxyServer
+    target: ReferenceTarget
+    acknowledged: Acknowledged
+    log: TextIO
+    wall0: float
+
+    def note(self, what: str, **detail: Any) -> None:
+        entry = {
+            "virtual_s": round(self.clock.monotonic(), 3),
+            "wall_s": round(time.perf_counter() - self.wall0, 3),
+            "what": what,
+            **detail,
+        }
+        self.log.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+
+    def centres(self, which: str) -> list[str]:
+        return list(self.platforms.centres) if which == "all" else [which]
+
+    async def play(self, event: Event) -> None:
+        self.note(event.describe())
+        match event.action:
+            case "link_down" | "link_up":
+                for name in self.centres(event.centre):
+                    await self.proxies[name].set_enabled(event.action == "link_up")
+            case "toxic_on":
+                detail = dict(event.detail or {})
+                toxic = {
+                    "name": detail.pop("name"),
+                    "type": detail.pop("type"),
+                    "stream": detail.pop("stream"),
+                    "toxicity": detail.pop("toxicity"),
+                    "attributes": detail,
+                }
+                for name in self.centres(event.centre):
+                    await self.proxies[name].add_toxic(parse_toxic(toxic))
+            case "toxic_off":
+                for name in self.centres(event.centre):
+                    await self.proxies[name].remove_toxic((event.detail or {})["name"])
+            case "power_off":
+                if self.target.terminal is not None:
+                    await self.acknowledged.snapshot(self.target.terminal, self.clock.time())
+                await self.target.power_off()
+            case "power_on":
+                await self.target.power_on()
+            case "platform":
+                behaviour = (event.detail or {})["behaviour"]
+                for name in self.centres(event.centre):
+                    await self.platforms.hj212(name).set_behaviour(behaviour)
+            case "clock_jump":
+                self.target.rtc.jump(float((event.detail or {})["seconds"]))
+            case "config":
+                changes = (event.detail or {})["set"]
+                data = deep_merge(self.target.config.model_dump(mode="json"), changes)
+                self.target.config = TerminalConfig.model_validate(data)
+                if self.target.terminal is not None:
+                    await self.target.terminal.apply_config(self.target.config)
+
+
+def _fleet_spec(scenario: Scenario) -> Fleet:
+    spec = load_fleet(scenario.fleet)
+    faults = meter_faults(scenario)
+    if not faults:
+        return spec
+    data = spec.model_dump(mode="json")
+    data["faults"] = [*data.get("faults", []), *faults]
+    return Fleet.model_validate(data)
+
+
+def _platform_spec(scenario: Scenario) -> PlatformFile:
+    """The scenario's centres on free ports (the proxies in front take the terminal)."""
+    data = scenario.platforms.model_dump(mode="json")
+    for centre in data["centres"]:
+        centre["port"] = 0
+    return PlatformFile.model_validate(data)
+
+
+@asynccontextmanager
+async def _disk(out: Path, mode: str) -> AsyncIterator[tuple[Path, VolatileMount | None, str]]:
+    """Where the terminal's store lives: a volatile-cache mount, or a plain directory."""
+    capability = power_cut_mode()
+    if mode == "fuse" and capability.mode is not PowerCutMode.FUSE:
+        raise TargetError(f"power.mode fuse: {capability.reason}")
+    if mode != "stop" and capability.mode is PowerCutMode.FUSE:
+        backing, mountpoint = out / "disk-backing", out / "disk"
+        backing.mkdir(parents=True, exist_ok=True)
+        mountpoint.mkdir(parents=True, exist_ok=True)
+        async with volatile_mount(backing, mountpoint, startup_timeout=None) as mount:
+            yield mountpoint, mount, "fuse"
+        return
+    plain = out / "disk-backing"
+    plain.mkdir(parents=True, exist_ok=True)
+    why = "asked for" if mode == "stop" else capability.reason
+    yield plain, None, f"stop ({why}): a cut stops the terminal but unsynced writes survive"
+
+
+async def _drain(run: Run, until: float) -> None:
+    """Let backlogs drain until every centre has every acknowledged window or ``until``."""
+    while run.clock.monotonic() < until:
+        await run.clock.sleep(min(DRAIN_CHECK_S, until - run.clock.monotonic()))
+        if run.target.terminal is None:
+            continue
+        await run.acknowledged.snapshot(run.target.terminal, run.clock.time())
+        if all(_check(run, name).complete for name in run.platforms.centres):
+            run.note("every centre has every acknowledged window")
+            return
+
+
+def _check(run: Run, name: str) -> Any:
+    mn = mn_of(list(run.platforms.centres).index(name))
+    rows = [
+        r
+        for r in run.platforms.record.readings(centre=name, cn=MINUTE_DATA)
+        if r.data_time is not None and r.data_time < run.acknowledged.until_local
+    ]
+    return check(run.acknowledged.expected(mn), rows)
+
+
+def _write_truth(fleet: FleetRuntime, path: Path) -> None:
+    with gzip.open(path, "wt", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(["t", "meter", "quantity", "shown", "truth", "faults"])
+        for o in fleet.observations:
+            out.writerow([f"{o.t:.3f}", o.meter, o.quantity, o.value, o.truth, " ".join(o.faults)])
+
+
+async def run_scenario(
+    scenario: Scenario, out: Path, *, progress: Progress | None = None
+) -> Outcome:
+    """Run ``scenario``, write the run directory ``out``, return the outcome."""
+    out.mkdir(parents=True, exist_ok=True)
+    wall0 = time.perf_counter()
+    spec = _fleet_spec(scenario)
+    clock = VirtualClock(spec.start.timestamp())
+    duration = scenario.duration.total_seconds()
+    total = duration + scenario.drain.total_seconds()
+    events = expand(scenario)
+    async with AsyncExitStack() as stack:
+        fleet = await stack.enter_async_context(running_fleet(spec, clock=clock))
+        fleet.observations = deque()  # the whole run's truth, not the default window
+        record = Record(f"sqlite:///{out / 'platform-record.sqlite'}")
+        stack.callback(record.close)
+        platforms = await stack.enter_async_context(
+            running_platforms(_platform_spec(scenario), clock=clock, record=record)
+        )
+        proxies = await stack.enter_async_context(FaultProxyServer(seed=scenario.seed, clock=clock))
+        ports = {}
+        for name, centre in platforms.centres.items():
+            proxy = await proxies.create_proxy(name, upstream=f"127.0.0.1:{centre.address[1]}")
+            ports[name] = proxy.port
+        directory, disk, power_note = await stack.enter_async_context(
+            _disk(out, scenario.power.mode)
+        )
+        config = scenario_config(scenario, fleet, f"sqlite:///{directory / 'terminal.db'}", ports)
+        target = ReferenceTarget(config, clock, disk)
+        acknowledged = Acknowledged.of(config, clock.time() + duration)
+        log = stack.enter_context((out / "timeline.jsonl").open("w", encoding="utf-8", buffering=1))
+        run = Run(scenario, out, clock, fleet, platforms, proxies, target, acknowledged, log, wall0)
+        run.note("start", seed=scenario.seed, power=power_note, events=len(events))
+        await target.power_on()
+        run.note("terminal ready")
+        t0 = clock.monotonic()
+        ticker = asyncio.create_task(_tick(run, t0, total, progress))
+        try:
+            for event in events:
+                await clock.sleep_until(t0 + event.at.total_seconds())
+                await run.play(event)
+            await clock.sleep_until(t0 + duration)
+            run.note("end of the timeline")
+            if not target.powered:
+                await target.power_on()
+            await _drain(run, t0 + total)
+            assert target.terminal is not None
+            await acknowledged.snapshot(target.terminal, clock.time())
+            await acknowledged.final_values(target.terminal, target.config)
+            results = {name: _check(run, name) for name in platforms.centres}
+        finally:
+            ticker.cancel()
+            await target.stop()
+        run.note("checked", **{n: r.summary().splitlines()[0] for n, r in results.items()})
+        virtual = clock.monotonic() - t0
+        if progress is not None:
+            progress(virtual, total, "done")
+        bytes_dropped = target.bytes_dropped
+    _copy_store(out / "disk-backing", out)
+    _write_truth(fleet, out / "truth.csv.gz")
+    centres = {name: CentreOutcome.of(result) for name, result in results.items()}
+    outcome = Outcome(
+        scenario=scenario.name,
+        seed=scenario.seed,
+        power_cut_mode="fuse" if power_note == "fuse" else "stop",
+        power_note=power_note,
+        expected=sum(c.expected for c in centres.values()),
+        received=sum(c.received for c in centres.values()),
+        lost=sum(c.lost for c in centres.values()),
+        duplicated=sum(c.duplicated for c in centres.values()),
+        unexpected=sum(c.unexpected for c in centres.values()),
+        gaps=sum(c.gaps for c in centres.values()),
+        power_cuts=target.cuts,
+        bytes_dropped_by_cuts=bytes_dropped,
+        wall_seconds=round(time.perf_counter() - wall0, 2),
+        virtual_seconds=round(virtual, 1),
+        clock_steps=clock.steps,
+        centres=centres,
+    )
+    outcome.write(out / "outcome.json")
+    return outcome
+
+
+def _copy_store(disk: Path, out: Path) -> None:
+    """The store as the disk kept it (the backing directory: the mount is gone by now)."""
+    for part in disk.glob("terminal.db*"):
+        shutil.copy2(part, out / part.name)
+
+
+async def _tick(run: Run, t0: float, total: float, progress: Progress | None) -> None:
+    if progress is None:
+        return
+    while True:
+        await asyncio.sleep(0.2)  # wall time: progress is for the person watching
+        power = "on" if run.target.powered else "OFF"
+        progress(run.clock.monotonic() - t0, total, f"power {power}, cuts {run.target.cuts}")

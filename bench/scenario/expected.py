@@ -1,0 +1,81 @@
+"""What the terminal acknowledged, and so what the platforms must receive.
+
+Before every power cut, during the drain and at the end, the bench asks the terminal's store
+which minute windows (CN 2051) it holds: the store answers only after the commit, so each one
+is acknowledged, and the terminal owes it to every centre whatever happens to its disk
+afterwards. The values are checked against the windows the terminal finally holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from reference_terminal.app import Terminal
+from reference_terminal.config import TerminalConfig
+from simulators.platform import Expected
+
+MINUTE_DATA = 2051
+SNAPSHOT_OVERLAP_S = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    code: str
+    data_time: datetime  # plant-local, naive, as on the wire
+
+
+@dataclass
+class Acknowledged:
+    """The union of the terminal's answers over the run."""
+
+    codes: dict[str, str]  # point -> item code
+    utc_offset: timedelta
+    until: float  # POSIX: readings at or after this are outside the scenario's duration
+    windows: set[Window] = field(default_factory=set)
+    values: dict[Window, tuple[Decimal | None, str]] = field(default_factory=dict)
+    _since: float = 0.0
+
+    @classmethod
+    def of(cls, config: TerminalConfig, until: float) -> Acknowledged:
+        offset = timedelta(seconds=config.uplink.utc_offset_s)
+        whole = until - until % 60  # whole minutes only: the last, cut short, is not owed
+        return cls({c.point: str(c.code) for c in config.uplink.codes}, offset, whole)
+
+    @property
+    def until_local(self) -> datetime:
+        """``until`` as a wire DataTime (plant-local, naive)."""
+        return self._window("", self.until).data_time
+
+    def _window(self, code: str, t: float) -> Window:
+        local = datetime.fromtimestamp(t - t % 60, UTC) + self.utc_offset
+        return Window(code, local.replace(tzinfo=None))
+
+    async def snapshot(self, terminal: Terminal, now: float) -> None:
+        """Add every minute window stored since the last snapshot (``now``: the clock's time)."""
+        store = terminal.store
+        if store is None:
+            return
+        for point, code in self.codes.items():
+            for window in await store.derived(point, "minute", self._since, self.until):
+                self.windows.add(self._window(code, window.start))
+        # The next snapshot overlaps this one by a margin (readings stamped by a collector may
+        # come late); a set does not mind.
+        self._since = max(self._since, now - SNAPSHOT_OVERLAP_S)
+
+    async def final_values(self, terminal: Terminal, config: TerminalConfig) -> None:
+        """The minute windows the terminal holds at the end: the values to compare."""
+        store = terminal.store
+        assert store is not None
+        kinds = {p.id: p.kind for p in config.points}
+        for point, code in self.codes.items():
+            field_ = "Cou" if kinds.get(point) == "counter" else "Avg"
+            for d in await store.derived(point, "minute", end=self.until):
+                self.values[self._window(code, d.start)] = (d.value, field_)
+
+    def expected(self, mn: str) -> list[Expected]:
+        out = []
+        for window in sorted(self.windows, key=lambda w: (w.data_time, w.code)):
+            value, field_ = self.values.get(window, (None, None))
+            out.append(Expected(mn, MINUTE_DATA, window.data_time, window.code, value, field_))
+        return out

@@ -1,0 +1,73 @@
+"""A scenario run's verdict, as ``outcome.json``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simulators.platform import CheckResult
+
+
+@dataclass
+class CentreOutcome:
+    expected: int
+    received: int  # distinct readings of the scenario's duration, after de-duplication
+    lost: int
+    duplicated: int  # copies under a new QN (resends under the same QN are de-duplicated)
+    resends: int
+    unexpected: int
+    wrong_value: int
+    conflicting: int
+    out_of_order: int
+    gaps: int
+    first_lost: list[str] = field(default_factory=list)
+    first_unexpected: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, result: CheckResult) -> CentreOutcome:
+        return cls(
+            expected=result.expected,
+            received=result.distinct,
+            lost=len(result.lost),
+            duplicated=result.new_qn_copies,
+            resends=result.resends,
+            unexpected=len(result.unexpected),
+            wrong_value=len(result.wrong_value),
+            conflicting=len(result.conflicting),
+            out_of_order=len(result.out_of_order),
+            gaps=len(result.gaps),
+            first_lost=[str(k) for k in sorted(result.lost)[:10]],
+            first_unexpected=[str(k) for k in sorted(result.unexpected)[:10]],
+        )
+
+
+@dataclass
+class Outcome:
+    scenario: str
+    seed: int
+    power_cut_mode: str  # "fuse" (unsynced writes lost) or "stop" (said why in power_note)
+    power_note: str
+    expected: int
+    received: int
+    lost: int
+    duplicated: int
+    unexpected: int
+    gaps: int
+    power_cuts: int
+    bytes_dropped_by_cuts: int
+    wall_seconds: float
+    virtual_seconds: float
+    clock_steps: int
+    centres: dict[str, CentreOutcome]
+    passed: bool = False
+
+    def __post_init__(self) -> None:
+        self.passed = self.lost == 0 and self.duplicated == 0 and self.unexpected == 0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n")

@@ -1,0 +1,113 @@
+"""The reference terminal as a scenario's target: run in the bench's event loop on the bench's
+clock, its store on a disk whose power the bench controls.
+
+A power cut looks as it would on a gateway: the disk drops every write not yet fsynced and
+fails everything after (the volatile-cache file system of ``simulators.power``), then the
+terminal stops dead mid-operation; whatever it does while dying cannot reach the disk. Power
+on starts a new terminal from the same configuration, which finds its store as the disk kept
+it and the clock where a real RTC would be."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+from reference_terminal.app import Terminal
+from reference_terminal.config import TerminalConfig
+from simulators.clock import Clock
+from simulators.power.mount import VolatileMount
+
+log = logging.getLogger(__name__)
+
+BOOT_TIMEOUT_S = 120.0  # wall seconds: a terminal that does not come up is the bench's error
+
+
+class TargetError(RuntimeError):
+    """The bench could not drive the terminal (not the terminal failing a clause)."""
+
+
+class Rtc:
+    """The terminal's real-time clock: the bench's time plus whatever it was set wrong by.
+    Kept across power cuts, as a battery-backed RTC keeps time while the terminal is off."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.offset = 0.0
+
+    def jump(self, seconds: float) -> None:
+        self.offset += seconds
+
+    def time(self) -> float:
+        return self.clock.time() + self.offset
+
+    def monotonic(self) -> float:
+        return self.clock.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await self.clock.sleep(seconds)
+
+
+class ReferenceTarget:
+    def __init__(self, config: TerminalConfig, clock: Clock, disk: VolatileMount | None) -> None:
+        self.config = config
+        self.rtc = Rtc(clock)
+        self.disk = disk
+        self.terminal: Terminal | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.boots = 0
+        self.cuts = 0
+        self.bytes_dropped = 0
+
+    @property
+    def powered(self) -> bool:
+        return self._task is not None
+
+    async def power_on(self) -> None:
+        if self._task is not None:
+            raise TargetError("power on: the terminal is already on")
+        terminal = Terminal(self.config, clock=self.rtc)
+        self.terminal = terminal
+        self._task = asyncio.create_task(terminal.run(), name=f"terminal boot {self.boots}")
+        self.boots += 1
+        ready = asyncio.create_task(terminal.ready.wait())
+        done, _ = await asyncio.wait(
+            {ready, self._task}, timeout=BOOT_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+        )
+        if ready not in done:
+            ready.cancel()
+            if self._task in done:
+                error = self._task.exception()
+                self._task = None
+                raise TargetError(f"the terminal stopped while booting: {error!r}") from error
+            raise TargetError(f"the terminal was not ready after {BOOT_TIMEOUT_S:g} s")
+
+    async def power_off(self) -> None:
+        """The power cut: disk first (nothing after this instant is written), then the CPU."""
+        if self._task is None:
+            raise TargetError("power off: the terminal is already off")
+        if self.disk is not None:
+            report = await self.disk.cut()
+            self.bytes_dropped += report.bytes_dropped
+        task, self._task = self._task, None
+        task.cancel()
+        # Its dying words fail against a dead disk: that is the point, not an error.
+        with contextlib.suppress(BaseException):
+            await task
+        self.terminal = None
+        self.cuts += 1
+        if self.disk is not None:
+            await self.disk.restore()  # powered again only at power_on: nothing runs meanwhile
+
+    async def stop(self) -> None:
+        """End of the run: an orderly shutdown (not a cut), so the store is left tidy."""
+        if self._task is not None:
+            task, self._task = self._task, None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def store_url(directory: Path) -> str:
+    return f"sqlite:///{directory / 'terminal.db'}"
