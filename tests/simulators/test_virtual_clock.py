@@ -1,0 +1,136 @@
+"""The bench's virtual clock: hours pass in moments, but only while nothing has work to do."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from simulators.clock import VirtualClock
+
+T0 = 1_767_196_800.0  # 2026-01-01T00:00:00+08:00
+
+
+def test_sleepers_wake_at_their_deadlines_in_order_and_an_hour_takes_no_wall_time() -> None:
+    async def main() -> None:
+        clock = VirtualClock(T0)
+        woke: list[tuple[str, float]] = []
+
+        async def sleeper(name: str, seconds: float) -> None:
+            await clock.sleep(seconds)
+            woke.append((name, clock.monotonic()))
+
+        wall = time.perf_counter()
+        await asyncio.gather(sleeper("hour", 3600), sleeper("minute", 60), sleeper("second", 1))
+        assert woke == [("second", 1.0), ("minute", 60.0), ("hour", 3600.0)]
+        assert clock.time() == T0 + 3600
+        assert time.perf_counter() - wall < 1.0
+
+    asyncio.run(main())
+
+
+def test_time_stands_still_while_a_worker_thread_is_busy() -> None:
+    """A commit in a writer thread is work: a timer must not fire during it."""
+
+    async def main() -> None:
+        clock = VirtualClock(T0)
+
+        def commit() -> float:
+            time.sleep(0.3)  # a slow fsync
+            return clock.monotonic()
+
+        timer = asyncio.create_task(clock.sleep(5))
+        during = await asyncio.to_thread(commit)
+        assert during == 0.0 and not timer.done()
+        await timer
+        assert clock.monotonic() == 5.0
+
+    asyncio.run(main())
+
+
+def test_time_stands_still_while_bytes_are_in_flight_between_tasks() -> None:
+    async def main() -> None:
+        clock = VirtualClock(T0)
+        seen: list[float] = []
+
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while data := await reader.read(4):
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        deadline = asyncio.create_task(clock.sleep(30))  # a reply timeout in virtual time
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(50):
+            writer.write(b"ping")
+            await writer.drain()
+            assert await reader.readexactly(4) == b"ping"
+            seen.append(clock.monotonic())
+        writer.close()
+        server.close()
+        assert set(seen) == {0.0} and not deadline.done()
+        deadline.cancel()
+
+    asyncio.run(main())
+
+
+def test_a_sleep_too_short_for_a_float_still_moves_the_clock() -> None:
+    """Loops that wait until the clock passes a deadline must not find it standing still."""
+
+    async def main() -> None:
+        clock = VirtualClock(T0)
+        await clock.sleep(1e6)
+        before = clock.monotonic()
+        await clock.sleep(1e-12)  # below one ULP of 1e6
+        assert clock.monotonic() > before
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_sleep_does_not_move_time() -> None:
+    async def main() -> None:
+        clock = VirtualClock(T0)
+        far = asyncio.create_task(clock.sleep(3600))
+        await asyncio.sleep(0)
+        far.cancel()
+        await clock.sleep(10)
+        assert clock.monotonic() == 10.0
+
+    asyncio.run(main())
+
+
+def test_a_hold_keeps_time_still() -> None:
+    async def main() -> None:
+        clock = VirtualClock(T0)
+        timer = asyncio.create_task(clock.sleep(1))
+        with clock.hold():
+            for _ in range(50):
+                await asyncio.sleep(0)
+            assert clock.monotonic() == 0.0 and not timer.done()
+        await timer
+        assert clock.monotonic() == 1.0
+
+    asyncio.run(main())
+
+
+def test_an_unknown_blocked_thread_delays_time_but_cannot_stop_it() -> None:
+    async def main() -> None:
+        clock = VirtualClock(T0, stuck_after_s=0.2)
+        release = threading.Event()
+
+        def stuck() -> None:
+            while not release.is_set():  # looks busy: not a known waiting place
+                time.sleep(0.01)
+
+        worker = threading.Thread(target=stuck, daemon=True)
+        worker.start()
+        try:
+            await clock.sleep(1)
+            assert clock.monotonic() == 1.0 and clock.forced_steps >= 1
+        finally:
+            release.set()
+            worker.join()
+
+    asyncio.run(main())
