@@ -171,3 +171,19 @@ def scenario_check(path: Path, seed: int | None) -> None:
 def scenario_run(path: Path, seed: int | None, out: Path | None, quiet: bool) -> None:
     """Run a scenario; exit 0 only when nothing was lost, duplicated or unexpected."""
     sys.exit(scenario_cmd.run(scenario_cmd.check(path, seed), out, quiet))
+
+
+@main.command("proxy")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8474, show_default=True, help="Toxiproxy's API port.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the toxics' randomness.")
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Toxiproxy -config JSON: proxies to create at start.",
+)
+def proxy(host: str, port: int, seed: int, config: Path | None) -> None:
+    """A Toxiproxy-compatible TCP fault proxy with its HTTP API, until Ctrl-C."""
+    from simulators.network import serve  # noqa: PLC0415
+
+    serve(host, port, seed=seed, config=config, announce=click.echo)
