@@ -90,3 +90,28 @@ def test_the_same_cuts_catch_a_terminal_whose_store_does_not_sync(tmp_path: Path
 
     assert outcome.bytes_dropped_by_cuts > 0
     assert outcome.lost > 0 and not outcome.passed
+
+
+@needs_fuse
+def test_every_kind_of_step_plays_against_the_reference_terminal(tmp_path: Path) -> None:
+    """Toxics, a refusing centre, a meter fault, a link down, a power cut, a configuration
+    change and a clock jump: each is played, and still nothing acknowledged goes missing."""
+    every = SMALL.parents[1] / "scenarios" / "every-step-small.yaml"
+    outcome = asyncio.run(run_scenario(load_scenario(every), tmp_path / "run"))
+
+    played = {
+        json.loads(line)["what"].split()[0]
+        for line in (tmp_path / "run" / "timeline.jsonl").read_text().splitlines()
+    }
+    assert {
+        "toxic_on",
+        "toxic_off",
+        "platform",
+        "link_down",
+        "link_up",
+        "power_off",
+        "power_on",
+        "config",
+        "clock_jump",
+    } <= played
+    assert outcome.passed, outcome.centres
