@@ -45,10 +45,11 @@ class Event:
     detail: dict[str, Any] | None = None
 
     def describe(self) -> str:
-        where = "" if self.action.startswith("power") or self.centre == "all" else self.centre
-        detail = self.detail or {}
-        more = "".join(f" {k}={v}" for k, v in detail.items())
-        return f"{self.action} {where}{more}".strip()
+        parts = [self.action]
+        if self.centre != "all" and not self.action.startswith("power"):
+            parts.append(self.centre)
+        parts += [f"{k}={v}" for k, v in (self.detail or {}).items()]
+        return " ".join(parts)
 
 
 def power_cut_windows(step: PowerCuts, rng: random.Random) -> list[tuple[timedelta, timedelta]]:
