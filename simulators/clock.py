@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import logging
 import math
 import os
 import sys
@@ -18,6 +19,8 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 
 class Clock(Protocol):
@@ -106,6 +109,14 @@ class VirtualClock:
 
     # ---- the driver ----------------------------------------------------------------------------
     async def _drive(self) -> None:
+        try:
+            await self._advance()
+        except Exception:
+            # A driver that dies leaves every sleeper asleep for ever: say so loudly.
+            log.exception("virtual clock driver failed; time stands still")
+            raise
+
+    async def _advance(self) -> None:
         while self._sleepers:
             await self._wait_quiescent()
             # Drop sleepers cancelled meanwhile (a timeout that did not fire) without moving time.

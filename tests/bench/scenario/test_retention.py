@@ -13,15 +13,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.scenario import load_scenario, run_scenario
+from bench.scenario import Outcome, Scenario, load_scenario, run_scenario
 from simulators.power import PowerCutMode, power_cut_mode
 
+WALL_LIMIT_S = 300.0
 SMALL = Path(__file__).resolve().parents[3] / "fixtures" / "fleets" / "small.yaml"
 
 needs_fuse = pytest.mark.skipif(
     power_cut_mode().mode is not PowerCutMode.FUSE,
     reason=f"power cuts that lose unsynced writes need FUSE: {power_cut_mode().reason}",
 )
+
+
+def run_within_limit(scenario: Scenario, out: Path) -> Outcome:
+    """The scenario, failing rather than hanging if the bench stalls (wall seconds)."""
+    return asyncio.run(asyncio.wait_for(run_scenario(scenario, out), WALL_LIMIT_S))
 
 
 def scenario_file(tmp_path: Path, synchronous: str) -> Path:
@@ -58,7 +64,7 @@ def test_every_acknowledged_window_arrives_once_at_both_centres_after_power_cuts
     tmp_path: Path,
 ) -> None:
     scenario = load_scenario(scenario_file(tmp_path, "FULL"))
-    outcome = asyncio.run(run_scenario(scenario, tmp_path / "run"))
+    outcome = run_within_limit(scenario, tmp_path / "run")
 
     assert outcome.power_cut_mode == "fuse" and outcome.power_cuts == 2
     assert outcome.expected > 0 and set(outcome.centres) == {"provincial", "group"}
@@ -86,7 +92,7 @@ def test_every_acknowledged_window_arrives_once_at_both_centres_after_power_cuts
 def test_the_same_cuts_catch_a_terminal_whose_store_does_not_sync(tmp_path: Path) -> None:
     """A fault injector that cannot make a weak terminal fail proves nothing."""
     scenario = load_scenario(scenario_file(tmp_path, "OFF"))
-    outcome = asyncio.run(run_scenario(scenario, tmp_path / "run"))
+    outcome = run_within_limit(scenario, tmp_path / "run")
 
     assert outcome.bytes_dropped_by_cuts > 0
     assert outcome.lost > 0 and not outcome.passed
@@ -97,7 +103,7 @@ def test_every_kind_of_step_plays_against_the_reference_terminal(tmp_path: Path)
     """Toxics, a refusing centre, a meter fault, a link down, a power cut, a configuration
     change and a clock jump: each is played, and still nothing acknowledged goes missing."""
     every = SMALL.parents[1] / "scenarios" / "every-step-small.yaml"
-    outcome = asyncio.run(run_scenario(load_scenario(every), tmp_path / "run"))
+    outcome = run_within_limit(load_scenario(every), tmp_path / "run")
 
     played = {
         json.loads(line)["what"].split()[0]
