@@ -45,7 +45,7 @@ class Event:
     detail: dict[str, Any] | None = None
 
     def describe(self) -> str:
-        parts = [self.action]
+        parts: list[str] = [self.action]
         if self.centre != "all" and not self.action.startswith("power"):
             parts.append(self.centre)
         parts += [f"{k}={v}" for k, v in (self.detail or {}).items()]
