@@ -3,6 +3,7 @@ would do on site, done from the fleet's endpoints (the bench knows where each me
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from reference_terminal.config import TerminalConfig
@@ -247,3 +248,21 @@ def terminal_config(fleet: FleetRuntime, *, storage_url: str, **periods: float) 
             "storage": {"url": storage_url},
         }
     )
+
+
+def item_codes(points: Sequence[Any]) -> list[dict[str, Any]]:
+    """A CSMT §7.2 item code per point (cement works, one source number each), as the
+    ``uplink.codes`` entries of a terminal configuration."""
+    return [
+        {
+            "point": p.id,
+            "code": {
+                "industry": "C3011",
+                "activity": "03",
+                "source": f"{n:03d}",
+                "parameter": "e01",
+                "point": 1,
+            },
+        }
+        for n, p in enumerate(points, start=1)
+    ]

@@ -162,6 +162,7 @@ _WAITING = {
     ("thread.py", "_worker"),  # concurrent.futures' idle worker blocks in a C queue get
     ("selectors.py", "select"),
     ("unix_events.py", "_do_waitpid"),  # asyncio's watcher of a spawned child (mosquitto)
+    ("gateway_base.py", "read"),  # pytest-xdist's channel to its controller, blocked in read
     # The reference terminal's store writer blocks in SimpleQueue.get, C code with no frame of
     # its own, so its waiting place is its own method.
     ("store.py", "_next"),

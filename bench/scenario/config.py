@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.scenario.schema import Scenario
-from bench.terminal_for_fleet import terminal_config
+from bench.terminal_for_fleet import item_codes, terminal_config
 from reference_terminal.config import TerminalConfig
 from simulators.fleet import FleetRuntime
 
@@ -43,19 +43,7 @@ def scenario_config(
     data = config.model_dump(mode="json")
     data["storage"]["synchronous"] = setup.synchronous
     polled = [p for p in config.points if config.device(p.source.device).protocol != "manual"]
-    codes = [
-        {
-            "point": p.id,
-            "code": {
-                "industry": "C3011",
-                "activity": "03",
-                "source": f"{n:03d}",
-                "parameter": "e01",
-                "point": 1,
-            },
-        }
-        for n, p in enumerate(polled, start=1)
-    ]
+    codes = item_codes(polled)
     centres = [
         {
             "name": centre.name,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from pathlib import Path
 
 from reference_terminal.app import Terminal
 from reference_terminal.config import TerminalConfig
@@ -107,7 +106,3 @@ class ReferenceTarget:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-def store_url(directory: Path) -> str:
-    return f"sqlite:///{directory / 'terminal.db'}"

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from bench.terminal_for_fleet import terminal_config
+from bench.terminal_for_fleet import item_codes, terminal_config
 from reference_terminal.app import Terminal
 from reference_terminal.config import TerminalConfig
 from simulators.fleet.runner import running_fleet
@@ -41,19 +41,7 @@ def with_uplink(config: TerminalConfig, ports: dict[str, int]) -> TerminalConfig
     polled = [
         p for p in config.points if config.device(p.source.device).protocol in TERMINAL_STAMPED
     ]
-    codes = [
-        {
-            "point": p.id,
-            "code": {
-                "industry": "C3011",
-                "activity": "03",
-                "source": f"{n:03d}",
-                "parameter": "e01",
-                "point": 1,
-            },
-        }
-        for n, p in enumerate(polled, start=1)
-    ]
+    codes = item_codes(polled)
     centres = [
         {
             "name": name,
