@@ -179,14 +179,15 @@ def test_minute_data_reaches_both_centres_exactly_once_through_an_hour_of_refusa
                 assert platforms.record.frames(centre=name, ok=False) == []
 
             # the healthy centre got each minute as soon as the terminal had stored it (a scan
-            # a minute) while the other refused
+            # a minute) while the other refused: within a few minutes, never the hour of the
+            # refusal (at 240× a loaded suite stretches a virtual minute: 159 s seen)
             stored_at = {(row.data_time, row.code): row.computed_at for row in stored}
             during = [
                 r.at - stored_at[r.data_time, r.code]
                 for r in platforms.record.readings(centre="provincial", cn=MINUTE_DATA)
                 if refused_at <= posix(r.data_time) < back_at - 120
             ]
-            assert during and max(during) < 150, max(during)
+            assert during and max(during) < 240, max(during)
             # … and the refused one got that hour only once it came back
             backlog = [
                 r
