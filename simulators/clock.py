@@ -169,13 +169,21 @@ _WAITING = {
 }
 
 
+#: Verdicts by code object: the same few frames are asked about at every step.
+_WAITING_CODE: dict[object, bool] = {}
+
+
 def _threads_busy() -> bool:
     me = threading.get_ident()
     for ident, frame in sys._current_frames().items():
         if ident == me:
             continue
-        where = (os.path.basename(frame.f_code.co_filename), frame.f_code.co_name)
-        if where not in _WAITING:
+        code = frame.f_code
+        waiting = _WAITING_CODE.get(code)
+        if waiting is None:
+            where = (os.path.basename(code.co_filename), code.co_name)
+            waiting = _WAITING_CODE[code] = where in _WAITING
+        if not waiting:
             return True
     return False
 

@@ -190,7 +190,9 @@ async def run_scenario(
     total = duration + scenario.drain.total_seconds()
     events = expand(scenario)
     async with AsyncExitStack() as stack:
-        fleet = await stack.enter_async_context(running_fleet(spec, clock=clock))
+        fleet = await stack.enter_async_context(
+            running_fleet(spec, clock=clock, serial_pacing="frame")
+        )
         fleet.observations = deque()  # the whole run's truth, not the default window
         record = Record(f"sqlite:///{out / 'platform-record.sqlite'}")
         stack.callback(record.close)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Literal
 
 from simulators.clock import Clock, RealClock
 from simulators.fleet.loader import load_fleet
@@ -85,11 +86,12 @@ async def running_fleet(
     clock: Clock | None = None,
     manual_dir: Path | None = None,
     timeout: float = 60.0,
+    serial_pacing: Literal["char", "frame"] = "char",
 ) -> AsyncIterator[FleetRuntime]:
     """Start the fleet, wait until every meter listens, yield it; stop it on exit."""
     if not isinstance(spec, Fleet):
         spec = load_fleet(spec)
-    fleet = FleetRuntime(spec, clock or RealClock())
+    fleet = FleetRuntime(spec, clock or RealClock(), serial_pacing=serial_pacing)
     task = asyncio.create_task(run_fleet(fleet, manual_dir=manual_dir), name=f"fleet {spec.name}")
     try:
         loop = asyncio.get_running_loop()

@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
-from typing import Final
+from typing import Final, Literal
 
 from simulators.clock import Clock, RealClock
 from simulators.fleet.schema import (
@@ -179,6 +179,8 @@ class FleetRuntime:
 
     spec: Fleet
     clock: Clock = field(default_factory=RealClock)
+    #: how serial lines pace what meters send (``simulators.meters.serial_line.Pacing``)
+    serial_pacing: Literal["char", "frame"] = "char"
     observations: deque[Observation] = field(
         default_factory=lambda: deque(maxlen=OBSERVATIONS_KEPT)
     )

@@ -59,7 +59,9 @@ async def serve_serial_buses(
     async with AsyncExitStack() as stack:
         lines: dict[str, SerialLine] = {}
         for bus, server in servers:
-            line = await stack.enter_async_context(SerialLine(bus, fleet.clock))
+            line = await stack.enter_async_context(
+                SerialLine(bus, fleet.clock, pacing=fleet.serial_pacing)
+            )
             lines[bus.id] = line
             fleet.listening(bus.id, bus.protocol, line.address)
             for meter, where in server.meters:

@@ -138,6 +138,25 @@ def test_the_terminal_receives_no_byte_before_the_wire_could_carry_it() -> None:
     run(main)
 
 
+def test_frame_pacing_hands_over_a_whole_transmission_when_its_last_byte_is_due() -> None:
+    """Frame pacing (long virtual runs): nothing before the last byte's time, all of it then."""
+
+    async def main() -> None:
+        async with SerialLine(bus(9600, "8E1"), RealClock(), pacing="frame") as line:
+            ser = port(line)
+            data = bytes(range(60))
+            reader = asyncio.create_task(asyncio.to_thread(receive_times, ser, len(data)))
+            before = time.monotonic()
+            end = await line.send(data)
+            times = await reader
+            ser.close()
+        assert end - before == pytest.approx(len(data) * 11 / 9600, abs=0.005)
+        assert times[0][0] >= end - 1e-6
+        assert [count for _, count in times][-1] == len(data)
+
+    run(main)
+
+
 def test_long_transmissions_keep_to_the_baud_rate_without_drift() -> None:
     async def main() -> None:
         async with SerialLine(bus(57600, "8N1"), RealClock()) as line:
