@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -187,3 +188,65 @@ def proxy(host: str, port: int, seed: int, config: Path | None) -> None:
     from simulators.network import serve  # noqa: PLC0415
 
     serve(host, port, seed=seed, config=config, announce=click.echo)
+
+
+@main.command("run")
+@click.option(
+    "--target",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Target file: implementation statement and test parameters (fixtures/targets/*.yaml).",
+)
+@click.option("--profile", type=click.Choice(["quick", "full"]), default="quick", show_default=True)
+@click.option("--suite", "suites", multiple=True, help="Run only this suite (repeatable).")
+@click.option(
+    "--clock", type=click.Choice(["virtual", "real"]), default="virtual", show_default=True
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory (default reports/<target>-<profile>-<UTC time>).",
+)
+@click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="SM2 private key (PEM) to sign results.json (default: the bench key, made on first use).",
+)
+@click.option("--suites-dir", type=click.Path(path_type=Path), hidden=True)
+@click.option("--plugin", hidden=True, help="pytest plugin module ('' for none).")
+def run_cmd(
+    target: Path,
+    profile: str,
+    suites: tuple[str, ...],
+    clock: str,
+    out: Path | None,
+    key: Path | None,
+    suites_dir: Path | None,
+    plugin: str | None,
+) -> None:
+    """Run the conformance suites against a target; write report.html, a signed results.json,
+    junit.xml and allure-results/. Exit 0 only when every applicable mandatory clause passes,
+    1 when one does not, 2 when the bench could not judge."""
+    from bench import run_cmd as job  # noqa: PLC0415 — keeps the other commands' start fast
+
+    opts = job.RunOptions(target, profile, suites, clock, out, key)
+    if suites_dir is not None:
+        opts = dataclasses.replace(opts, suites_dir=suites_dir)
+    if plugin is not None:
+        opts = dataclasses.replace(opts, plugin=plugin)
+    sys.exit(job.main(opts))
+
+
+@main.command("verify")
+@click.argument("results", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--pubkey",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The SM2 public key (PEM) that must have signed it.",
+)
+@click.option("--content-only", is_flag=True, help="Skip checking the run's files beside it.")
+def verify_cmd(results: Path, pubkey: Path | None, content_only: bool) -> None:
+    """Check a results.json: SM3 hash, SM2 signature and the SM3 of the run's files."""
+    from bench.report import verify_cmd as job  # noqa: PLC0415
+
+    sys.exit(job.main(results, pubkey, content_only))

@@ -1,0 +1,152 @@
+"""The clause catalogue as the reports need it, loaded lazily and never required.
+
+The catalogue (``conformance.catalogue``) is built in parallel with the reports and may be
+absent or invalid; a report must still render and must say why coverage is missing rather
+than silently drop it. Its objects are read by attribute name with a few accepted spellings,
+so a field renamed there degrades to "unknown" here instead of breaking every run.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bench.report.summary import clause_key, sorted_standards, standard_of
+
+
+@dataclass(frozen=True)
+class ClauseInfo:
+    id: str
+    standard: str
+    level: str  # "shall" | "should" | "" (unknown)
+    testability: str  # "auto" | "lab" | "declared" | "n/a" | ""
+    summary: str
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Share of a standard's auto clauses that have at least one automated test."""
+
+    standard: str
+    auto_total: int
+    auto_tested: int
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.auto_tested / self.auto_total if self.auto_total else 100.0
+
+
+@dataclass(frozen=True)
+class CatalogueView:
+    clauses: dict[str, ClauseInfo]
+    coverage: dict[str, Coverage]
+
+    def mandatory(self) -> set[str]:
+        return {c.id for c in self.clauses.values() if c.level == "shall"}
+
+    def untested_auto(self, tested: Iterable[str]) -> list[ClauseInfo]:
+        seen = set(tested)
+        return sorted(
+            (c for c in self.clauses.values() if c.testability == "auto" and c.id not in seen),
+            key=lambda c: clause_key(c.id),
+        )
+
+    def standards(self) -> list[str]:
+        return sorted_standards(c.standard for c in self.clauses.values())
+
+
+@dataclass(frozen=True)
+class CatalogueLoad:
+    view: CatalogueView | None
+    note: str  # why it is missing, or where it came from
+
+
+def _attr(obj: Any, *names: str, default: Any = "") -> Any:
+    for name in names:
+        if isinstance(obj, Mapping) and name in obj:
+            return obj[name]
+        if hasattr(obj, name):
+            return getattr(obj, name)
+    return default
+
+
+def _text(value: Any) -> str:
+    # enums (Level.SHALL) and plain strings both end up as their lower-case value
+    return str(getattr(value, "value", value) or "").strip().lower()
+
+
+def _clause(obj: Any) -> ClauseInfo:
+    clause_id = str(_attr(obj, "id", "clause_id", "clause"))
+    return ClauseInfo(
+        id=clause_id,
+        standard=str(_attr(obj, "standard", default="") or standard_of(clause_id)),
+        level=_text(_attr(obj, "level", "obligation", "requirement")),
+        testability=_text(_attr(obj, "testability", "testable", "test_class", "kind")),
+        summary=str(_attr(obj, "summary", "english", "summary_en", "title", default="") or ""),
+    )
+
+
+def _clause_objects(catalogue: Any) -> list[Any]:
+    clauses = _attr(catalogue, "clauses", default=None)
+    if clauses is None:
+        clauses = list(catalogue)
+    if isinstance(clauses, Mapping):
+        clauses = list(clauses.values())
+    out: list[Any] = []
+    for item in clauses:
+        # a catalogue may hold standards that hold clauses (one YAML file per standard)
+        inner = _attr(item, "clauses", default=None)
+        out.extend(inner.values() if isinstance(inner, Mapping) else inner or [item])
+    return out
+
+
+def _own_coverage(clauses: dict[str, ClauseInfo], tested: set[str]) -> dict[str, Coverage]:
+    out: dict[str, Coverage] = {}
+    for standard in sorted_standards(c.standard for c in clauses.values()):
+        auto = [c for c in clauses.values() if c.standard == standard and c.testability == "auto"]
+        out[standard] = Coverage(standard, len(auto), sum(c.id in tested for c in auto))
+    return out
+
+
+def _their_coverage(catalogue: Any, tested: set[str]) -> dict[str, Coverage] | None:
+    """The catalogue's own ``coverage(tested_ids)`` when its answer has a shape we know."""
+    method = getattr(catalogue, "coverage", None)
+    if method is None:
+        return None
+    answer = method(tested)
+    if not isinstance(answer, Mapping):
+        answer = {_attr(a, "standard"): a for a in answer}
+    out: dict[str, Coverage] = {}
+    for standard, value in answer.items():
+        total = _attr(value, "auto_total", "total", "testable", default=None)
+        covered = _attr(value, "auto_tested", "covered", "tested", default=None)
+        if isinstance(total, int) and isinstance(covered, int):
+            out[str(standard)] = Coverage(str(standard), total, covered)
+        elif isinstance(total, Iterable) and isinstance(covered, Iterable):
+            out[str(standard)] = Coverage(str(standard), len(list(total)), len(list(covered)))
+        else:
+            return None  # a bare percentage: recompute, so counts can be shown too
+    return out
+
+
+def load(tested: Iterable[str]) -> CatalogueLoad:
+    """The catalogue view, or None with the reason (never raises: the report must render)."""
+    tested_ids = set(tested)
+    try:
+        # by name, so this module type-checks and runs whether or not the catalogue exists yet
+        module = importlib.import_module("conformance.catalogue")
+    except ImportError as exc:
+        return CatalogueLoad(None, f"catalogue not available ({exc})")
+    try:
+        catalogue = module.load_catalogue()
+        clauses = {c.id: c for c in map(_clause, _clause_objects(catalogue))}
+    except Exception as exc:  # a broken catalogue must not lose the run's report
+        return CatalogueLoad(None, f"catalogue not available: {type(exc).__name__}: {exc}")
+    try:
+        coverage = _their_coverage(catalogue, tested_ids) or _own_coverage(clauses, tested_ids)
+    except Exception:  # its coverage() changed shape: our own count is still right
+        coverage = _own_coverage(clauses, tested_ids)
+    n = len(clauses)
+    return CatalogueLoad(CatalogueView(clauses, coverage), f"catalogue: {n} clauses")

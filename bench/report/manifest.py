@@ -1,0 +1,180 @@
+"""The reproducibility manifest: everything needed to re-run a run and get the same verdicts.
+
+It is merged into ``RunResults.manifest`` before signing, so a signature also vouches for which
+bench, target declaration, seeds and scenario files produced the verdicts. Files are named by
+path and SM3 hash: a lab re-running years later can tell whether it has the same inputs.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from protocols.smcrypto import Sm3
+
+#: manifest keys the conformance plugin knows better than the bench (it ran the scenarios)
+PLUGIN_OWNED = ("seeds", "fleet", "scenario_files", "platforms")
+
+
+class ManifestError(Exception):
+    """An input of the manifest (the target file) cannot be read."""
+
+
+def sm3_file(path: Path) -> str:
+    h = Sm3()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 16), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def bench_version() -> str:
+    try:
+        return metadata.version("carbench")
+    except metadata.PackageNotFoundError:  # run from a bare checkout
+        return "unknown"
+
+
+def git_state(repo: Path) -> dict[str, Any]:
+    """Revision and dirty flag; a run from an exported tree says so instead of failing."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(repo), *args], check=False, capture_output=True, text=True, timeout=30
+        )
+        if done.returncode:
+            raise OSError(done.stderr.strip())
+        return done.stdout.strip()
+
+    try:
+        revision = git("rev-parse", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError) as exc:
+        return {"revision": None, "dirty": None, "note": f"not a git checkout: {exc}"}
+    return {"revision": revision, "dirty": bool(changed)}
+
+
+def _referenced_files(value: Any, base: Path) -> Iterable[Path]:
+    """Files a target declaration points at (fleet, scenarios, certificates...)."""
+    if isinstance(value, Mapping):
+        for item in value.values():
+            yield from _referenced_files(item, base)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _referenced_files(item, base)
+    elif isinstance(value, str) and "\n" not in value and len(value) < 300:
+        for candidate in (base / value, Path(value)):
+            try:
+                if candidate.suffix and candidate.is_file():
+                    yield candidate
+                    break
+            except OSError:
+                break
+
+
+def describe_file(path: Path) -> dict[str, Any]:
+    try:
+        return {"path": str(path), "sm3": sm3_file(path)}
+    except OSError as exc:
+        return {"path": str(path), "sm3": None, "note": f"unreadable: {exc.strerror or exc}"}
+
+
+def target_entry(path: Path) -> dict[str, Any]:
+    """The target file: path, hash and its declaration (implementation statement, PIXIT)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ManifestError(f"cannot read target file {path}: {exc.strerror or exc}") from None
+    try:
+        declaration = yaml.safe_load(raw.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ManifestError(f"target file {path} is not valid YAML: {exc}") from None
+    h = Sm3(raw)
+    files = sorted({str(p): p for p in _referenced_files(declaration, path.parent)}.items())
+    return {
+        "path": str(path),
+        "sm3": h.hexdigest(),
+        "declaration": declaration,
+        "referenced_files": [describe_file(p) for _, p in files],
+    }
+
+
+def _with_hashes(value: Any) -> Any:
+    """Plugin entries naming files (``fleet: path``, ``scenario_files: [paths]``) get hashes."""
+    if isinstance(value, str) and Path(value).is_file():
+        return describe_file(Path(value))
+    if isinstance(value, list):
+        return [_with_hashes(v) for v in value]
+    return value
+
+
+def build(
+    *,
+    plugin_manifest: Mapping[str, Any],
+    target: Path,
+    profile: str,
+    clock: str,
+    suites: list[str],
+    command: list[str],
+    pytest_command: list[str],
+    started: datetime,
+    ended: datetime,
+    durations: Mapping[str, Any],
+    repo: Path,
+) -> dict[str, Any]:
+    """The plugin's manifest with the bench's facts on top (the bench saw the whole run)."""
+    merged: dict[str, Any] = dict(plugin_manifest)
+    for key in PLUGIN_OWNED:
+        if key in merged:
+            merged[key] = _with_hashes(merged[key])
+    target_info = target_entry(target)
+    seeds = merged.get("seeds")
+    if seeds is None and isinstance(target_info["declaration"], Mapping):
+        seeds = {k: v for k, v in target_info["declaration"].items() if "seed" in str(k)}
+    merged.update(
+        {
+            "bench": {"name": "carbench", "version": bench_version()},
+            "git": git_state(repo),
+            "python": {
+                "version": sys.version.split()[0],
+                "implementation": sys.implementation.name,
+            },
+            "platform": {
+                "system": platform.system(),
+                "release": platform.release(),
+                "machine": platform.machine(),
+                "node": platform.node(),
+            },
+            "target": target_info,
+            "profile": profile,
+            "clock": clock,
+            "suites": suites or ["all"],
+            "seeds": seeds or {},
+            "command": command,
+            "pytest_command": pytest_command,
+            "started": started.isoformat(),
+            "ended": ended.isoformat(),
+            "durations": dict(durations),
+        }
+    )
+    return merged
+
+
+def evidence_hashes(run_dir: Path, exclude: Iterable[str]) -> dict[str, str]:
+    """SM3 of every file the run left (evidence, junit.xml, allure-results/, the log), so the
+    signature vouches for them too. Paths are relative to the run directory, '/'-separated."""
+    skip = set(exclude)
+    out: dict[str, str] = {}
+    for path in sorted(run_dir.rglob("*")):
+        rel = path.relative_to(run_dir).as_posix()
+        if path.is_file() and not path.is_symlink() and rel not in skip:
+            out[rel] = sm3_file(path)
+    return out

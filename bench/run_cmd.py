@@ -1,0 +1,313 @@
+"""``carbench run``: the main job. Runs the conformance suites against a target in a pytest
+subprocess and leaves a run directory with report.html, a signed results.json, junit.xml and
+allure-results/.
+
+pytest runs in a child process so the suites' event loops, threads, FUSE mounts and any crash
+stay there: a dead child becomes an *error* verdict in a report, never a traceback instead of
+one. Exit status: 0 only when every applicable mandatory clause passes, 1 when one does not,
+2 when the bench could not judge (usage, crash, error verdicts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bench.report import catalogue_view, html, manifest, signing
+from bench.report.progress import ENV as PROGRESS_ENV
+from bench.report.summary import EXIT_BENCH_ERROR, Outcome, judge
+from conformance.results import RunResults, TestRecord, Verdict
+
+REPO = Path(__file__).resolve().parents[1]
+SUITES_DIR = REPO / "conformance" / "suites"
+PLUGIN = "conformance.plugin"
+RESULTS = "results.json"
+REPORT = "report.html"
+JUNIT = "junit.xml"
+ALLURE = "allure-results"
+EVIDENCE = "evidence"
+LOG = "pytest.log"
+PROFILES = ("quick", "full")
+CLOCKS = ("virtual", "real")
+
+#: pytest's exit codes other than 0 (all passed) and 1 (some failed): the run itself broke
+PYTEST_BROKE = {
+    2: "pytest was interrupted (or a suite failed to import: see pytest.log)",
+    3: "pytest hit an internal error (see pytest.log)",
+    4: "pytest refused its command line (see pytest.log)",
+    5: "no test was collected: check --suite",
+}
+
+
+class RunError(Exception):
+    """The run cannot start: bad options, missing suites, no signing key. Exit status 2."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    target: Path
+    profile: str = "quick"
+    suites: tuple[str, ...] = ()
+    clock: str = "virtual"
+    out: Path | None = None
+    key: Path | None = None
+    suites_dir: Path = SUITES_DIR
+    plugin: str = PLUGIN
+
+    def command(self) -> list[str]:
+        """The command line that reproduces this run (recorded in the manifest)."""
+        cmd = ["carbench", "run", "--target", str(self.target), "--profile", self.profile]
+        for suite in self.suites:
+            cmd += ["--suite", suite]
+        return [*cmd, "--clock", self.clock]
+
+
+@dataclass
+class PytestRun:
+    exit_code: int
+    seconds: float
+    collected: int | None = None
+    finished: list[dict[str, Any]] = field(default_factory=list)
+
+
+def default_out(target: Path, profile: str, now: datetime) -> Path:
+    return Path("reports") / f"{target.stem}-{profile}-{now:%Y%m%dT%H%M%SZ}"
+
+
+def select_suites(suites_dir: Path, names: tuple[str, ...]) -> list[Path]:
+    """Suite files for ``--suite`` names (``upload`` → ``test_upload.py``); all when none."""
+    if not suites_dir.is_dir():
+        raise RunError(f"no conformance suites at {suites_dir} (the suites are not built yet?)")
+    available = {p.stem.removeprefix("test_"): p for p in sorted(suites_dir.glob("test_*.py"))}
+    if not available:
+        raise RunError(f"no suite files (test_*.py) in {suites_dir}")
+    if not names:
+        return [suites_dir]
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise RunError(f"unknown suite(s) {', '.join(unknown)}; available: {', '.join(available)}")
+    return [available[n] for n in dict.fromkeys(names)]
+
+
+def pytest_command(opts: RunOptions, run_dir: Path, paths: list[Path]) -> list[str]:
+    cmd = [sys.executable, "-m", "pytest", *(str(p) for p in paths)]
+    cmd += ["-p", "bench.report.progress", "-p", "no:cacheprovider", "--color=no"]
+    if opts.plugin:
+        cmd += ["-p", opts.plugin]
+    return [
+        *cmd,
+        "--target",
+        str(opts.target.resolve()),
+        "--profile",
+        opts.profile,
+        "--clock",
+        opts.clock,
+        "--results-json",
+        str(run_dir / RESULTS),
+        "--evidence-dir",
+        str(run_dir / EVIDENCE),
+        f"--junitxml={run_dir / JUNIT}",
+        f"--alluredir={run_dir / ALLURE}",
+    ]
+
+
+_SHOWN = {"passed": ("passed", "green"), "failed": ("FAILED", "red"), "skipped": ("skipped", "")}
+
+
+def _show(event: dict[str, Any], done: int, total: int | None) -> None:
+    word, colour = _SHOWN.get(str(event.get("outcome")), ("?", ""))
+    if event.get("when") != "call" and word == "FAILED":
+        word, colour = "ERROR", "magenta"  # setup/teardown broke: the bench, not the terminal
+    count = f"[{done:>3}/{total}]" if total else f"[{done:>3}]"
+    styled = click.style(f"{word:7}", fg=colour or None)
+    click.echo(f"{count} {styled} {event.get('nodeid')} ({float(event.get('seconds', 0)):.1f} s)")
+
+
+def run_pytest(cmd: list[str], run_dir: Path) -> PytestRun:
+    """Run pytest with its output in pytest.log, echoing each test as it finishes."""
+    read_end, write_end = os.pipe()
+    env = {**os.environ, PROGRESS_ENV: str(write_end)}
+    started = time.perf_counter()
+    run = PytestRun(exit_code=-1, seconds=0.0)
+    with (run_dir / LOG).open("wb") as log:
+        log.write(("$ " + shlex.join(cmd) + "\n\n").encode())
+        log.flush()
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=env, pass_fds=(write_end,)
+        )
+        os.close(write_end)  # only the child holds it now: EOF on our end means it is gone
+        try:
+            with os.fdopen(read_end, "rb") as events:
+                for line in events:
+                    try:
+                        event = json.loads(line)
+                    except ValueError:
+                        continue
+                    if event.get("event") == "collected":
+                        run.collected = int(event["count"])
+                    elif event.get("event") == "test":
+                        run.finished.append(event)
+                        _show(event, len(run.finished), run.collected)
+        except KeyboardInterrupt:
+            # the child got the same SIGINT; give it time to write what it has
+            click.echo("interrupted: waiting for pytest to write its results", err=True)
+        try:
+            run.exit_code = proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            run.exit_code = proc.wait()
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+def _log_tail(run_dir: Path, lines: int = 25) -> str:
+    try:
+        text = (run_dir / LOG).read_text("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _suite_of(nodeid: str) -> str:
+    return Path(nodeid.split("::", 1)[0]).stem.removeprefix("test_")
+
+
+def collect_results(run_dir: Path, run: PytestRun) -> tuple[RunResults, str]:
+    """The plugin's results and a bench-error message ("" when the run was sound).
+
+    When the child died before writing results, what the progress pipe saw is kept (with
+    pytest's outcome only: no clause was judged) plus one error record that says why.
+    """
+    problem = ""
+    if run.exit_code < 0:
+        problem = f"pytest died from signal {-run.exit_code}"
+    elif run.exit_code in PYTEST_BROKE:
+        problem = PYTEST_BROKE[run.exit_code]
+    path = run_dir / RESULTS
+    try:
+        results = RunResults.load(path)
+    except FileNotFoundError:
+        results = None
+        why = f" ({problem})" if problem else ""
+        problem = f"pytest exited with status {run.exit_code}{why} without writing {RESULTS}"
+    except (ValueError, KeyError, TypeError) as exc:
+        results = None
+        problem = f"the conformance plugin wrote an unreadable {RESULTS}: {exc}"
+    if results is not None:
+        return results, problem
+    outcome = {"passed": Verdict.PASS, "failed": Verdict.FAIL, "skipped": Verdict.NOT_APPLICABLE}
+    seen = [
+        TestRecord(
+            nodeid=str(e["nodeid"]),
+            title=str(e["nodeid"]).rsplit("::", 1)[-1],
+            clauses=(),
+            suite=_suite_of(str(e["nodeid"])),
+            verdict=outcome.get(str(e.get("outcome")), Verdict.ERROR),
+            reason="pytest's own outcome: the conformance plugin recorded no verdict",
+            seconds=float(e.get("seconds", 0.0)),
+        )
+        for e in run.finished
+    ]
+    crash = TestRecord(
+        nodeid="<pytest run>",
+        title="the pytest run",
+        clauses=(),
+        suite="bench",
+        verdict=Verdict.ERROR,
+        reason=f"{problem}\n\nlast lines of {LOG}:\n{_log_tail(run_dir)}",
+        seconds=run.seconds,
+    )
+    return RunResults([*seen, crash], {}), problem
+
+
+def _print_summary(results: RunResults, outcome: Outcome, run_dir: Path, size: int) -> None:
+    tests = Counter(t.verdict.value for t in results.tests)
+    clauses = Counter(v.value for v in results.clause_verdicts().values())
+    click.echo(
+        f"\n{len(results.tests)} tests: "
+        + ", ".join(f"{n} {v}" for v, n in sorted(tests.items()))
+        + f"; {sum(clauses.values())} clauses: "
+        + ", ".join(f"{n} {v}" for v, n in sorted(clauses.items()))
+    )
+    colour = {"PASS": "green", "FAIL": "red"}.get(outcome.label, "magenta")
+    click.echo(click.style(f"{outcome.label}: {outcome.explanation}", fg=colour, bold=True))
+    for clause in outcome.deciding[:20]:
+        click.echo(f"  {clause}")
+    click.echo(f"report: {run_dir / REPORT} ({size // 1024} KiB); results: {run_dir / RESULTS}")
+
+
+def run(opts: RunOptions) -> int:
+    """The whole job; returns the exit status."""
+    started = datetime.now(UTC)
+    wall0 = time.perf_counter()
+    run_dir = opts.out or default_out(opts.target, opts.profile, started)
+    if (run_dir / RESULTS).exists():
+        raise RunError(f"{run_dir} already holds a run; choose another --out")
+    if find_spec("allure_pytest") is None:
+        raise RunError("allure-pytest is not installed (pip install -e .): no allure-results/")
+    paths = select_suites(opts.suites_dir, opts.suites)
+    try:
+        key, key_path, created = signing.load_or_create_key(opts.key)
+        manifest.target_entry(opts.target)  # a broken target file fails now, not after the run
+    except (signing.SigningError, manifest.ManifestError) as exc:
+        raise RunError(str(exc)) from None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / EVIDENCE).mkdir(exist_ok=True)
+    click.echo(f"report will be at {run_dir / REPORT}")
+    if created:
+        click.echo(f"made a bench signing key: {key_path} (public key beside it)")
+    cmd = pytest_command(opts, run_dir.resolve(), paths)
+    pytest_run = run_pytest(cmd, run_dir)
+    results, problem = collect_results(run_dir, pytest_run)
+    catalogue = catalogue_view.load(results.clause_verdicts())
+    mandatory = catalogue.view.mandatory() if catalogue.view else None
+    outcome = judge(results, mandatory, bench_error=problem)
+    per_suite: dict[str, float] = {}
+    for t in results.tests:
+        per_suite[t.suite] = per_suite.get(t.suite, 0.0) + t.seconds
+    results.manifest = manifest.build(
+        plugin_manifest=results.manifest,
+        target=opts.target,
+        profile=opts.profile,
+        clock=opts.clock,
+        suites=list(opts.suites),
+        command=opts.command(),
+        pytest_command=cmd,
+        started=started,
+        ended=datetime.now(UTC),
+        durations={
+            "wall_s": round(time.perf_counter() - wall0, 3),
+            "pytest_s": round(pytest_run.seconds, 3),
+            "tests_s": round(sum(t.seconds for t in results.tests), 3),
+            "per_suite_s": {s: round(v, 3) for s, v in sorted(per_suite.items())},
+        },
+        repo=REPO,
+    )
+    results.manifest["outcome"] = {"status": outcome.status, "label": outcome.label}
+    results.manifest["catalogue"] = catalogue.note
+    results.manifest["files_sm3"] = manifest.evidence_hashes(run_dir, (RESULTS, REPORT))
+    document = signing.sign(results.to_json(), key)
+    signing.write(run_dir / RESULTS, document)
+    size = html.write(run_dir / REPORT, document, outcome, catalogue)
+    _print_summary(results, outcome, run_dir, size)
+    return outcome.status
+
+
+def main(opts: RunOptions) -> int:
+    try:
+        return run(opts)
+    except RunError as exc:
+        click.echo(f"carbench run: {exc}", err=True)
+        return EXIT_BENCH_ERROR

@@ -1,0 +1,218 @@
+"""``carbench run`` end to end against a tiny suite directory with a stand-in plugin.
+
+The stand-in (a conftest in the temporary suite directory) honours the same command-line
+contract as ``conformance.plugin`` — ``--target --profile --clock --results-json
+--evidence-dir`` — and writes ``RunResults``, so these tests exercise the real subprocess,
+progress pipe, signing and rendering without depending on the real suites.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bench.cli import main
+from bench.report import signing
+from conformance.results import RunResults, Verdict
+
+STAND_IN_PLUGIN = """
+import os
+from pathlib import Path
+
+import pytest
+
+from conformance.results import Attachment, RunResults, Step, TestRecord, Verdict
+
+RECORDS = []
+
+
+def pytest_addoption(parser):
+    for name in ("--target", "--profile", "--clock", "--results-json", "--evidence-dir"):
+        parser.addoption(name)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "clause(*ids): the clauses a test judges")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" and not (report.when == "setup" and report.skipped):
+        return
+    marker = item.get_closest_marker("clause")
+    verdict = {"passed": Verdict.PASS, "failed": Verdict.FAIL, "skipped": Verdict.NOT_APPLICABLE}
+    evidence = Path(item.config.getoption("--evidence-dir"))
+    name = f"{item.name}.txt"
+    (evidence / name).write_text(f"frames seen by {item.name}\\n")
+    RECORDS.append(
+        TestRecord(
+            nodeid=item.nodeid,
+            title=item.name,
+            clauses=tuple(marker.args) if marker else (),
+            suite=Path(item.nodeid.split("::")[0]).stem.removeprefix("test_"),
+            verdict=verdict[report.outcome],
+            reason="" if report.passed else str(report.longrepr)[-300:],
+            seconds=report.duration,
+            steps=(Step("send a frame", 0.01),),
+            attachments=(Attachment("frames", f"evidence/{name}"),),
+            measurements={"latency_ms": 3.5},
+        )
+    )
+
+
+def pytest_sessionfinish(session):
+    path = session.config.getoption("--results-json")
+    if path:
+        manifest = {"seeds": {"plant": 7}, "profile_seen": session.config.getoption("--profile")}
+        RunResults(RECORDS, manifest).save(Path(path))
+"""
+
+PASSING = """
+import pytest
+
+
+@pytest.mark.clause("ISC-2 §9.2")
+def test_keeps_data():
+    assert True
+
+
+@pytest.mark.clause("ISC-2 §9.4")
+def test_fast_enough():
+    assert 1 + 1 == 2
+"""
+
+FAILING = """
+import pytest
+
+
+@pytest.mark.clause("CSMT §8.2.2")
+def test_rollover():
+    assert 9999 + 1 == 0, "rollover <b>not</b> handled"
+"""
+
+CRASHING = """
+import os
+
+
+def test_dies():
+    os._exit(3)
+"""
+
+
+@pytest.fixture(autouse=True)
+def _own_key_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # never touch the user's real bench key
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+
+
+def _suites(tmp_path: Path, **files: str) -> Path:
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    (suites / "conftest.py").write_text(STAND_IN_PLUGIN)
+    for name, body in files.items():
+        (suites / f"test_{name}.py").write_text(textwrap.dedent(body))
+    return suites
+
+
+def _target(tmp_path: Path) -> Path:
+    (tmp_path / "fleet.yaml").write_text("meters: []\n")
+    target = tmp_path / "tiny.yaml"
+    target.write_text("name: tiny terminal\nseed: 11\nfleet: fleet.yaml\n")
+    return target
+
+
+def _run(tmp_path: Path, suites: Path, *extra: str) -> tuple[int, str, Path]:
+    out = tmp_path / "run"
+    args = ["run", "--target", str(_target(tmp_path)), "--out", str(out)]
+    args += ["--suites-dir", str(suites), "--plugin", "", *extra]
+    result = CliRunner().invoke(main, args)
+    return result.exit_code, result.output, out
+
+
+def test_passing_run_writes_all_four_outputs_and_exits_0(tmp_path: Path) -> None:
+    code, output, out = _run(tmp_path, _suites(tmp_path, storage=PASSING))
+    assert code == 0, output
+    assert output.splitlines()[0] == f"report will be at {out / 'report.html'}"
+    assert "test_keeps_data" in output and "passed" in output  # progress as tests finish
+    for name in ("report.html", "results.json", "junit.xml", "pytest.log"):
+        assert (out / name).is_file(), name
+    assert any((out / "allure-results").glob("*-result.json"))
+    suites = ET.parse(out / "junit.xml").getroot()
+    assert suites.find("testsuite") is not None
+    assert suites.find("testsuite").get("tests") == "2"  # type: ignore[union-attr]
+    document = signing.read(out / "results.json")
+    signing.verify(document, run_dir=out)  # evidence, junit and allure files hashed too
+    results = RunResults.from_json(document)
+    assert {t.verdict for t in results.tests} == {Verdict.PASS}
+    manifest = results.manifest
+    assert manifest["seeds"] == {"plant": 7}  # the plugin's, kept
+    assert manifest["profile"] == "quick" and manifest["clock"] == "virtual"
+    assert manifest["target"]["declaration"]["name"] == "tiny terminal"
+    assert [Path(f["path"]).name for f in manifest["target"]["referenced_files"]] == ["fleet.yaml"]
+    assert "evidence/test_keeps_data.txt" in manifest["files_sm3"]
+    assert manifest["outcome"] == {"status": 0, "label": "PASS"}
+    html = (out / "report.html").read_text()
+    assert "frames seen by test_keeps_data" in html  # text evidence inlined
+
+
+def test_failing_clause_exits_1_and_is_reported(tmp_path: Path) -> None:
+    code, output, out = _run(tmp_path, _suites(tmp_path, storage=PASSING, processing=FAILING))
+    assert code == 1, output
+    assert "CSMT §8.2.2" in output and "FAIL" in output
+    html = (out / "report.html").read_text()
+    assert "rollover &lt;b&gt;not&lt;/b&gt; handled" in html
+
+
+def test_suite_selection_runs_only_that_file(tmp_path: Path) -> None:
+    suites = _suites(tmp_path, storage=PASSING, processing=FAILING)
+    code, output, out = _run(tmp_path, suites, "--suite", "storage")
+    assert code == 0, output
+    results = RunResults.load(out / "results.json")
+    assert {t.suite for t in results.tests} == {"storage"}
+    assert results.manifest["suites"] == ["storage"]
+
+
+def test_unknown_suite_is_a_usage_error(tmp_path: Path) -> None:
+    code, output, out = _run(tmp_path, _suites(tmp_path, storage=PASSING), "--suite", "nope")
+    assert code == 2
+    assert "unknown suite(s) nope; available: storage" in output
+    assert not out.exists()
+
+
+def test_crash_in_pytest_is_an_error_verdict_in_a_report(tmp_path: Path) -> None:
+    code, output, out = _run(tmp_path, _suites(tmp_path, storage=PASSING, zcrash=CRASHING))
+    assert code == 2, output
+    results = RunResults.load(out / "results.json")
+    crash = results.tests[-1]
+    assert crash.verdict is Verdict.ERROR and "without writing results.json" in crash.reason
+    # the tests that finished before the crash are still listed
+    assert [t.title for t in results.tests[:-1]] == ["test_keeps_data", "test_fast_enough"]
+    assert (out / "report.html").is_file()
+    signing.verify(signing.read(out / "results.json"), run_dir=out)
+
+
+def test_verify_command(tmp_path: Path) -> None:
+    code, output, out = _run(tmp_path, _suites(tmp_path, storage=PASSING))
+    assert code == 0, output
+    runner = CliRunner()
+    pub = tmp_path / "config" / "carbench" / signing.PUBLIC_KEY_FILE
+    ok = runner.invoke(main, ["verify", str(out / "results.json"), "--pubkey", str(pub)])
+    assert ok.exit_code == 0 and ok.output.startswith("OK "), ok.output
+    (out / "evidence" / "test_keeps_data.txt").write_text("forged frames\n")
+    bad = runner.invoke(main, ["verify", str(out / "results.json")])
+    assert bad.exit_code == 1
+    assert "evidence/test_keeps_data.txt: changed" in bad.output
+    content_only = runner.invoke(main, ["verify", "--content-only", str(out / "results.json")])
+    assert content_only.exit_code == 0, content_only.output
+    text = (out / "results.json").read_text()
+    (out / "results.json").write_text(text.replace('"pass"', '"fail"', 1))
+    tampered = runner.invoke(main, ["verify", "--content-only", str(out / "results.json")])
+    assert tampered.exit_code == 1 and "content changed after signing" in tampered.output
+    json.loads((out / "results.json").read_text())  # still valid JSON: caught by the hash
