@@ -23,6 +23,8 @@ class ClauseInfo:
     level: str  # "shall" | "should" | "" (unknown)
     testability: str  # "auto" | "lab" | "declared" | "n/a" | ""
     summary: str
+    quote: str = ""  # the Chinese text of the seed: the authority, shown beside the summary
+    requirement: bool = True  # headings and annexes state none and are not in the matrix
 
 
 @dataclass(frozen=True)
@@ -34,14 +36,17 @@ class Coverage:
     auto_tested: int
 
     @property
-    def percent(self) -> float:
-        return 100.0 * self.auto_tested / self.auto_total if self.auto_total else 100.0
+    def percent(self) -> float | None:
+        """None when the standard has no auto clause (0 of 0 is not "100 % covered")."""
+        return 100.0 * self.auto_tested / self.auto_total if self.auto_total else None
 
 
 @dataclass(frozen=True)
 class CatalogueView:
     clauses: dict[str, ClauseInfo]
     coverage: dict[str, Coverage]
+    #: clause IDs that tests name but the catalogue does not know
+    unknown: tuple[str, ...] = ()
 
     def mandatory(self) -> set[str]:
         return {c.id for c in self.clauses.values() if c.level == "shall"}
@@ -49,7 +54,11 @@ class CatalogueView:
     def untested_auto(self, tested: Iterable[str]) -> list[ClauseInfo]:
         seen = set(tested)
         return sorted(
-            (c for c in self.clauses.values() if c.testability == "auto" and c.id not in seen),
+            (
+                c
+                for c in self.clauses.values()
+                if c.testability == "auto" and c.requirement and c.id not in seen
+            ),
             key=lambda c: clause_key(c.id),
         )
 
@@ -79,12 +88,15 @@ def _text(value: Any) -> str:
 
 def _clause(obj: Any) -> ClauseInfo:
     clause_id = str(_attr(obj, "id", "clause_id", "clause"))
+    quote = _attr(obj, "text", "quote", "chinese", default="")
     return ClauseInfo(
         id=clause_id,
         standard=str(_attr(obj, "standard", default="") or standard_of(clause_id)),
-        level=_text(_attr(obj, "level", "obligation", "requirement")),
-        testability=_text(_attr(obj, "testability", "testable", "test_class", "kind")),
+        level=_text(_attr(obj, "level", "obligation")),
+        testability=_text(_attr(obj, "testability", "testable", "test_class")),
         summary=str(_attr(obj, "summary", "english", "summary_en", "title", default="") or ""),
+        quote=" ".join(quote) if isinstance(quote, list) else str(quote or ""),
+        requirement=bool(_attr(obj, "is_requirement", default=True)),
     )
 
 
@@ -105,22 +117,31 @@ def _clause_objects(catalogue: Any) -> list[Any]:
 def _own_coverage(clauses: dict[str, ClauseInfo], tested: set[str]) -> dict[str, Coverage]:
     out: dict[str, Coverage] = {}
     for standard in sorted_standards(c.standard for c in clauses.values()):
-        auto = [c for c in clauses.values() if c.standard == standard and c.testability == "auto"]
+        auto = [
+            c
+            for c in clauses.values()
+            if c.standard == standard and c.testability == "auto" and c.requirement
+        ]
         out[standard] = Coverage(standard, len(auto), sum(c.id in tested for c in auto))
     return out
 
 
-def _their_coverage(catalogue: Any, tested: set[str]) -> dict[str, Coverage] | None:
-    """The catalogue's own ``coverage(tested_ids)`` when its answer has a shape we know."""
+def _their_coverage(
+    catalogue: Any, tested: set[str]
+) -> tuple[dict[str, Coverage], tuple[str, ...]] | None:
+    """The catalogue's own ``coverage(tested_ids)`` (it normalises ID spellings) when its
+    answer has a shape we know, with the tested IDs it does not know."""
     method = getattr(catalogue, "coverage", None)
     if method is None:
         return None
     answer = method(tested)
-    if not isinstance(answer, Mapping):
-        answer = {_attr(a, "standard"): a for a in answer}
+    unknown = tuple(str(i) for i in _attr(answer, "unknown", default=()) or ())
+    per_standard = _attr(answer, "standards", default=answer)
+    if not isinstance(per_standard, Mapping):
+        per_standard = {_attr(a, "standard"): a for a in per_standard}
     out: dict[str, Coverage] = {}
-    for standard, value in answer.items():
-        total = _attr(value, "auto_total", "total", "testable", default=None)
+    for standard, value in per_standard.items():
+        total = _attr(value, "auto_total", "auto", "total", "testable", default=None)
         covered = _attr(value, "auto_tested", "covered", "tested", default=None)
         if isinstance(total, int) and isinstance(covered, int):
             out[str(standard)] = Coverage(str(standard), total, covered)
@@ -128,7 +149,7 @@ def _their_coverage(catalogue: Any, tested: set[str]) -> dict[str, Coverage] | N
             out[str(standard)] = Coverage(str(standard), len(list(total)), len(list(covered)))
         else:
             return None  # a bare percentage: recompute, so counts can be shown too
-    return out
+    return out, unknown
 
 
 def load(tested: Iterable[str]) -> CatalogueLoad:
@@ -145,8 +166,12 @@ def load(tested: Iterable[str]) -> CatalogueLoad:
     except Exception as exc:  # a broken catalogue must not lose the run's report
         return CatalogueLoad(None, f"catalogue not available: {type(exc).__name__}: {exc}")
     try:
-        coverage = _their_coverage(catalogue, tested_ids) or _own_coverage(clauses, tested_ids)
+        theirs = _their_coverage(catalogue, tested_ids)
     except Exception:  # its coverage() changed shape: our own count is still right
-        coverage = _own_coverage(clauses, tested_ids)
-    n = len(clauses)
-    return CatalogueLoad(CatalogueView(clauses, coverage), f"catalogue: {n} clauses")
+        theirs = None
+    if theirs is None:
+        unknown = tuple(sorted(i for i in tested_ids if i not in clauses))
+        theirs = _own_coverage(clauses, tested_ids), unknown
+    coverage, unknown = theirs
+    view = CatalogueView(clauses, coverage, unknown)
+    return CatalogueLoad(view, f"catalogue: {len(clauses)} clauses")

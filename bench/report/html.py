@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote as url_quote
 
 import jinja2
 
@@ -69,6 +69,7 @@ class ClauseRow:
     level: str
     testability: str
     summary: str
+    quote: str
     tests: list[TestLink]
     verdict: str
     reason: str
@@ -116,7 +117,7 @@ def _attachment(run_dir: Path, path: str, name: str, media_type: str) -> Attachm
     # a hostile or buggy record must not make the report embed files from elsewhere
     if not target.is_relative_to(root) or Path(path).is_absolute():
         return AttachmentView(**{**base.__dict__, "note": "refused: outside the run directory"})
-    href = quote(Path(path).as_posix())
+    href = url_quote(Path(path).as_posix())
     if not target.is_file():
         return AttachmentView(**{**base.__dict__, "note": "file missing from the run directory"})
     size = target.stat().st_size
@@ -148,7 +149,8 @@ def _standards(
     verdicts = results.clause_verdicts()
     view = catalogue.view
     known = view.clauses if view else {}
-    ids = set(tests_of) | set(known)
+    # headings and annexes state no requirement: listed only when a test names one
+    ids = set(tests_of) | {c for c, info in known.items() if info.requirement}
     sections: list[StandardSection] = []
     for standard in sorted_standards(
         known[c].standard if c in known else standard_of(c) for c in ids
@@ -171,6 +173,7 @@ def _standards(
                     level=info.level if info else "",
                     testability=info.testability if info else "",
                     summary=summary,
+                    quote=info.quote if info else "",
                     tests=[TestLink(anchors[t.nodeid], _short(t), t.verdict.value) for t in tests],
                     verdict=verdict,
                     reason=deciding.reason if deciding else "",
@@ -278,6 +281,7 @@ def render(
         coverage=sorted(coverage, key=lambda c: standard_key(c.standard)),
         catalogue_loaded=catalogue.view is not None,
         catalogue_note=catalogue.note,
+        unknown_clauses=catalogue.view.unknown if catalogue.view else (),
         standards=_standards(results, anchors, catalogue),
         chart_suites=charts.verdicts_per_suite(results),
         chart_slowest=charts.slowest_tests(results),

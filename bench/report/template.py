@@ -43,6 +43,7 @@ details.test > summary { cursor: pointer; }
 details.test[data-verdict="fail"] { border-left: 4px solid var(--fail); }
 details.test[data-verdict="error"] { border-left: 4px solid var(--error); }
 details.test[data-verdict="pass"] { border-left: 4px solid var(--pass); }
+.quote { color: #5d4037; font-size: 12px; margin-top: 2px; }
 .muted { color: #757575; } .mono { font-family: ui-monospace, monospace; font-size: 12px; }
 .note { background: #fff8e1; border: 1px solid #ffe082; padding: 6px 10px; border-radius: 4px; }
 .bar { background: #eee; height: 10px; border-radius: 5px; width: 160px; display: inline-block; }
@@ -71,25 +72,26 @@ nav a { margin-right: 12px; }
 <tr><th>Bench</th><td>carbench {{ bench.get('version', '?') }} · git {{ git_text }}</td></tr>
 <tr><th>Tests ({{ tests|length }})</th><td class="counts">{% for v, n in test_counts %}<span><span class="v v-{{ v }}">{{ v }}</span> {{ n }}</span>{% endfor %}</td></tr>
 <tr><th>Clauses ({{ clause_total }})</th><td class="counts">{% for v, n in clause_counts %}<span><span class="v v-{{ v }}">{{ v }}</span> {{ n }}</span>{% endfor %}</td></tr>
-<tr><th>Clause coverage</th><td>{% if coverage %}{% for c in coverage %}<span style="margin-right:14px">{{ c.standard }} {{ '%.0f'|format(c.percent) }} % <span class="muted">({{ c.auto_tested }}/{{ c.auto_total }} auto)</span></span>{% endfor %}{% else %}<span class="muted">{{ catalogue_note }}</span>{% endif %}</td></tr>
+<tr><th>Clause coverage</th><td>{% if coverage %}{% for c in coverage %}<span style="margin-right:14px">{{ c.standard }} {% if c.percent is none %}—{% else %}{{ '%.0f'|format(c.percent) }} %{% endif %} <span class="muted">({{ c.auto_tested }}/{{ c.auto_total }} auto)</span></span>{% endfor %}{% else %}<span class="muted">{{ catalogue_note }}</span>{% endif %}</td></tr>
 <tr><th>results.json</th><td class="mono">{% if integrity %}SM3 {{ integrity.get('sm3', '') }} · SM2 key {{ integrity.get('fingerprint', '') }}{% else %}unsigned{% endif %}</td></tr>
 </table>
 {% if not catalogue_loaded %}<p class="note">{{ catalogue_note }} — the matrix lists the clauses the tests name; mandatory clauses, coverage and untested clauses cannot be shown.</p>{% endif %}
 
 <h2 id="matrix">Clause matrix</h2>
 {% for s in standards %}
-<h3>{{ s.name }}{% if s.coverage %} — coverage {{ '%.0f'|format(s.coverage.percent) }} % <span class="bar"><i style="width:{{ '%.0f'|format(s.coverage.percent) }}%"></i></span> <span class="muted">{{ s.coverage.auto_tested }} of {{ s.coverage.auto_total }} auto clauses have a test</span>{% endif %}</h3>
+<h3>{{ s.name }}{% if s.coverage and s.coverage.percent is not none %} — coverage {{ '%.0f'|format(s.coverage.percent) }} % <span class="bar"><i style="width:{{ '%.0f'|format(s.coverage.percent) }}%"></i></span> <span class="muted">{{ s.coverage.auto_tested }} of {{ s.coverage.auto_total }} auto clauses have a test</span>{% elif s.coverage %} <span class="muted">— no auto clauses</span>{% endif %}</h3>
 <table class="matrix">
 <tr><th>Clause</th>{% if catalogue_loaded %}<th>Level</th><th>Class</th>{% endif %}<th>Summary</th><th>Tests</th><th>Verdict</th><th>Reason</th></tr>
 {% for r in s.rows %}
 <tr id="clause-{{ r.anchor }}"><td class="mono">{{ r.id }}</td>{% if catalogue_loaded %}<td>{{ r.level }}</td><td>{{ r.testability }}</td>{% endif %}
-<td>{{ r.summary }}</td>
+<td>{{ r.summary }}{% if r.quote %}<div class="quote" lang="zh">{{ r.quote }}</div>{% endif %}</td>
 <td>{% for t in r.tests %}<a href="#{{ t.anchor }}"><span class="v v-{{ t.verdict }}" title="{{ t.verdict }}">{{ t.short }}</span></a> {% endfor %}</td>
 <td><span class="v v-{{ r.verdict }}">{{ r.verdict }}</span></td><td>{{ r.reason }}</td></tr>
 {% endfor %}
 </table>
 {% if s.untested %}<p><b>Untested auto clauses ({{ s.untested|length }}):</b> {% for c in s.untested %}<span class="mono">{{ c.id }}</span>{% if c.summary %} <span class="muted">({{ c.summary }})</span>{% endif %}{% if not loop.last %}; {% endif %}{% endfor %}</p>{% endif %}
 {% endfor %}
+{% if unknown_clauses %}<p class="note">Tests name clauses the catalogue does not know: {{ unknown_clauses|join(', ') }}</p>{% endif %}
 {% if not standards %}<p class="note">No test named a clause.</p>{% endif %}
 
 <h2 id="charts">Charts</h2>

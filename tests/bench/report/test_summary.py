@@ -1,0 +1,54 @@
+"""The exit status: 0 only when every applicable mandatory clause passes."""
+
+from __future__ import annotations
+
+from bench.report.summary import clause_key, judge, standard_of
+from conformance.results import RunResults, Verdict
+from tests.bench.report.conftest import CLAUSE_OF, record
+
+
+def run(*verdicts: Verdict) -> RunResults:
+    return RunResults([record(v) for v in verdicts])
+
+
+def test_all_pass_or_not_applicable() -> None:
+    outcome = judge(run(Verdict.PASS, Verdict.NOT_APPLICABLE), None)
+    assert (outcome.status, outcome.label) == (0, "PASS")
+
+
+def test_a_failing_clause_fails() -> None:
+    outcome = judge(run(Verdict.PASS, Verdict.FAIL, Verdict.ERROR), None)
+    assert outcome.status == 1 and outcome.deciding == (CLAUSE_OF[Verdict.FAIL],)
+
+
+def test_error_is_a_bench_error() -> None:
+    assert judge(run(Verdict.PASS, Verdict.ERROR), None).status == 2
+
+
+def test_inconclusive_and_pending_do_not_pass() -> None:
+    assert judge(run(Verdict.INCONCLUSIVE), None).status == 1
+    assert judge(run(Verdict.PENDING_OPERATOR), None).status == 1
+
+
+def test_only_mandatory_clauses_decide_with_a_catalogue() -> None:
+    results = run(Verdict.PASS, Verdict.FAIL)
+    shall = {CLAUSE_OF[Verdict.PASS]}  # the failing one is a "should"
+    assert judge(results, shall).status == 0
+    assert judge(results, shall | {CLAUSE_OF[Verdict.FAIL]}).status == 1
+
+
+def test_bench_error_and_empty_runs() -> None:
+    assert judge(run(Verdict.PASS), None, bench_error="pytest died").status == 2
+    assert judge(RunResults([]), None).status == 2
+
+
+def test_clause_ids() -> None:
+    assert standard_of("ISC-2 §7.2.4(4)") == "ISC-2"
+    ids = ["CSMT §7.3", "ISC-2 §9.10", "ISC-2 §9.2", "ISC-2 §7.2.4(10)", "ISC-2 §7.2.4(4)"]
+    assert sorted(ids, key=clause_key) == [
+        "ISC-2 §7.2.4(4)",
+        "ISC-2 §7.2.4(10)",
+        "ISC-2 §9.2",
+        "ISC-2 §9.10",
+        "CSMT §7.3",
+    ]
