@@ -110,14 +110,28 @@ def anchor(prefix: str, text: str) -> str:
     return prefix + re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")
 
 
+def _locate(run_dir: Path, path: str) -> Path | None:
+    """Where an attachment is: relative to the run directory (the contract), else to its
+    evidence/ directory (how a plugin may record it); None when outside the run directory."""
+    if Path(path).is_absolute():
+        return None
+    inside = [
+        target
+        for base in (run_dir.resolve(), (run_dir / "evidence").resolve())
+        # a hostile or buggy record must not make the report embed files from elsewhere
+        if (target := (base / path).resolve()).is_relative_to(base)
+    ]
+    if not inside:
+        return None
+    return next((c for c in inside if c.is_file()), inside[0])
+
+
 def _attachment(run_dir: Path, path: str, name: str, media_type: str) -> AttachmentView:
     base = AttachmentView(name, path, media_type, "missing")
-    root = run_dir.resolve()
-    target = (run_dir / path).resolve()
-    # a hostile or buggy record must not make the report embed files from elsewhere
-    if not target.is_relative_to(root) or Path(path).is_absolute():
+    target = _locate(run_dir, path)
+    if target is None:
         return AttachmentView(**{**base.__dict__, "note": "refused: outside the run directory"})
-    href = url_quote(Path(path).as_posix())
+    href = url_quote(target.relative_to(run_dir.resolve()).as_posix())
     if not target.is_file():
         return AttachmentView(**{**base.__dict__, "note": "file missing from the run directory"})
     size = target.stat().st_size

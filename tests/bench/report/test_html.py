@@ -104,6 +104,8 @@ def test_evidence_inlined_embedded_linked_or_refused(run_dir: Path) -> None:
     (run_dir / "evidence" / "frames.txt").write_text("##0101QN=1;CN=2011\n")
     (run_dir / "evidence" / "shot.png").write_bytes(PNG)
     (run_dir / "evidence" / "capture.pcap").write_bytes(b"\xd4\xc3\xb2\xa1")
+    (run_dir / "evidence" / "t1").mkdir()
+    (run_dir / "evidence" / "t1" / "log.txt").write_text("relative to evidence/")
     (run_dir.parent / "secret.txt").write_text("not evidence")
     test = attach(
         Attachment("frames", "evidence/frames.txt"),
@@ -112,6 +114,7 @@ def test_evidence_inlined_embedded_linked_or_refused(run_dir: Path) -> None:
         Attachment("escape", "../secret.txt"),
         Attachment("absolute", "/etc/passwd"),
         Attachment("gone", "evidence/none.txt"),
+        Attachment("plugin-style", "t1/log.txt"),
     )
     page = render(RunResults([test]), run_dir)
     assert "##0101QN=1;CN=2011" in page
@@ -120,6 +123,7 @@ def test_evidence_inlined_embedded_linked_or_refused(run_dir: Path) -> None:
     assert "not evidence" not in page and "root:" not in page
     assert page.count("refused: outside the run directory") == 2
     assert "file missing from the run directory" in page
+    assert "relative to evidence/" in page and 'href="evidence/t1/log.txt"' in page
 
 
 def test_long_text_evidence_is_cut(run_dir: Path) -> None:
