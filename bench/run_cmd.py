@@ -27,7 +27,7 @@ import click
 
 from bench.report import catalogue_view, html, manifest, signing
 from bench.report.progress import ENV as PROGRESS_ENV
-from bench.report.summary import EXIT_BENCH_ERROR, Outcome, judge
+from bench.report.summary import EXIT_BENCH_ERROR, Outcome, judge, tested_clause_ids
 from conformance.results import RunResults, TestRecord, Verdict
 
 REPO = Path(__file__).resolve().parents[1]
@@ -271,7 +271,7 @@ def run(opts: RunOptions) -> int:
     cmd = pytest_command(opts, run_dir.resolve(), paths)
     pytest_run = run_pytest(cmd, run_dir)
     results, problem = collect_results(run_dir, pytest_run)
-    catalogue = catalogue_view.load(results.clause_verdicts())
+    catalogue = catalogue_view.load(tested_clause_ids(results))
     mandatory = catalogue.view.mandatory() if catalogue.view else None
     outcome = judge(results, mandatory, bench_error=problem)
     per_suite: dict[str, float] = {}

@@ -22,8 +22,10 @@ import jinja2
 from bench.report import charts
 from bench.report.catalogue_view import CatalogueLoad, ClauseInfo, Coverage
 from bench.report.summary import (
+    NotRun,
     Outcome,
     clause_key,
+    not_run,
     sorted_standards,
     standard_key,
     standard_of,
@@ -35,6 +37,7 @@ IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/svg+
 MAX_TEXT = 64 * 1024  # per attachment shown inline; the file stays linked
 MAX_IMAGE = 2 * 1024 * 1024
 UNTESTED = "untested"
+NOT_RUN = "not-run"  # the profile left its tests out (quick run of a long clause)
 
 
 @dataclass(frozen=True)
@@ -160,44 +163,56 @@ def _standards(
     for t in results.tests:
         for c in t.clauses:
             tests_of[c].append(t)
+    skipped: dict[str, list[NotRun]] = defaultdict(list)
+    for entry in not_run(results):
+        for c in entry.clauses:
+            skipped[c].append(entry)
     verdicts = results.clause_verdicts()
     view = catalogue.view
     known = view.clauses if view else {}
     # headings and annexes state no requirement: listed only when a test names one
-    ids = set(tests_of) | {c for c, info in known.items() if info.requirement}
+    ids = set(tests_of) | set(skipped) | {c for c, info in known.items() if info.requirement}
+
+    def standard(cid: str) -> str:
+        return known[cid].standard if cid in known else standard_of(cid)
+
     sections: list[StandardSection] = []
-    for standard in sorted_standards(
-        known[c].standard if c in known else standard_of(c) for c in ids
-    ):
+    for name in sorted_standards(map(standard, ids)):
         rows: list[ClauseRow] = []
-        for cid in sorted(
-            (c for c in ids if (known[c].standard if c in known else standard_of(c)) == standard),
-            key=clause_key,
-        ):
+        for cid in sorted((c for c in ids if standard(c) == name), key=clause_key):
             info = known.get(cid)
             tests = tests_of.get(cid, [])
-            verdict = verdicts[cid].value if cid in verdicts else UNTESTED
-            # the reason shown for a clause is the one of the test that decided its verdict
-            deciding = next((t for t in tests if t.verdict.value == verdict and t.reason), None)
-            summary = info.summary if info else ("not in the catalogue" if view else "")
+            links = [TestLink(anchors[t.nodeid], _short(t), t.verdict.value) for t in tests]
+            if cid in verdicts:
+                verdict = verdicts[cid].value
+                # the reason shown is that of a test that decided the clause's verdict
+                deciding = next((t for t in tests if t.verdict.value == verdict and t.reason), None)
+                reason = deciding.reason if deciding else ""
+            elif cid in skipped:
+                verdict, reason = NOT_RUN, "; ".join(dict.fromkeys(e.why for e in skipped[cid]))
+            else:
+                verdict, reason = UNTESTED, ""
+            links += [
+                TestLink("", e.nodeid.rsplit("::", 1)[-1][:28], NOT_RUN)
+                for e in skipped.get(cid, [])
+            ]
             rows.append(
                 ClauseRow(
                     id=cid,
                     anchor=anchor("c-", cid),
                     level=info.level if info else "",
                     testability=info.testability if info else "",
-                    summary=summary,
+                    summary=info.summary if info else ("not in the catalogue" if view else ""),
                     quote=info.quote if info else "",
-                    tests=[TestLink(anchors[t.nodeid], _short(t), t.verdict.value) for t in tests],
+                    tests=links,
                     verdict=verdict,
-                    reason=deciding.reason if deciding else "",
+                    reason=reason,
                 )
             )
-        untested = (
-            [c for c in view.untested_auto(tests_of) if c.standard == standard] if view else []
-        )
-        coverage = view.coverage.get(standard) if view else None
-        sections.append(StandardSection(standard, coverage, rows, untested))
+        tested = set(tests_of) | set(skipped)
+        untested = [c for c in view.untested_auto(tested) if c.standard == name] if view else []
+        coverage = view.coverage.get(name) if view else None
+        sections.append(StandardSection(name, coverage, rows, untested))
     return sections
 
 
@@ -297,6 +312,7 @@ def render(
         catalogue_note=catalogue.note,
         unknown_clauses=catalogue.view.unknown if catalogue.view else (),
         standards=_standards(results, anchors, catalogue),
+        not_run=not_run(results),
         chart_suites=charts.verdicts_per_suite(results),
         chart_slowest=charts.slowest_tests(results),
         chart_measurements=charts.measurement_charts(results),

@@ -45,6 +45,35 @@ def sorted_standards(standards: Iterable[str]) -> list[str]:
 
 
 @dataclass(frozen=True)
+class NotRun:
+    """A test the profile left out (the plugin lists them in ``manifest["not_run"]``)."""
+
+    nodeid: str
+    clauses: tuple[str, ...]
+    why: str
+
+
+def not_run(results: RunResults) -> list[NotRun]:
+    entries = results.manifest.get("not_run")
+    if not isinstance(entries, list):
+        return []
+    return [
+        NotRun(str(e.get("nodeid", "?")), tuple(map(str, e.get("clauses", ()))), str(e.get("why")))
+        for e in entries
+        if isinstance(e, dict)
+    ]
+
+
+def tested_clause_ids(results: RunResults) -> set[str]:
+    """Clauses with at least one automated test, whether or not this profile ran it:
+    coverage is a property of the suites, not of one run."""
+    ids = set(results.clause_verdicts())
+    for entry in not_run(results):
+        ids.update(entry.clauses)
+    return ids
+
+
+@dataclass(frozen=True)
 class Outcome:
     """The run's overall judgement and the exit status that goes with it."""
 

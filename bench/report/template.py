@@ -34,7 +34,7 @@ table.kv th { width: 190px; }
 .v-error { background: var(--error); } .v-inconclusive { background: var(--inconclusive); }
 .v-pending-operator { background: var(--pending-operator); }
 .v-not-applicable { background: var(--not-applicable); }
-.v-untested { background: var(--untested); color: #212121; }
+.v-untested, .v-not-run { background: var(--untested); color: #212121; }
 .counts span { margin-right: 10px; }
 pre { background: #fafafa; border: 1px solid #eee; padding: 6px; overflow: auto; max-height: 420px;
       white-space: pre-wrap; word-break: break-word; margin: 4px 0; }
@@ -43,6 +43,7 @@ details.test > summary { cursor: pointer; }
 details.test[data-verdict="fail"] { border-left: 4px solid var(--fail); }
 details.test[data-verdict="error"] { border-left: 4px solid var(--error); }
 details.test[data-verdict="pass"] { border-left: 4px solid var(--pass); }
+.reason { white-space: pre-wrap; font-size: 12px; max-height: 9em; overflow: auto; }
 .quote { color: #5d4037; font-size: 12px; margin-top: 2px; }
 .muted { color: #757575; } .mono { font-family: ui-monospace, monospace; font-size: 12px; }
 .note { background: #fff8e1; border: 1px solid #ffe082; padding: 6px 10px; border-radius: 4px; }
@@ -67,7 +68,7 @@ nav a { margin-right: 12px; }
 <table class="kv">
 <tr><th>Target</th><td>{{ target_name }} <span class="mono muted">{{ target.get('path', '') }} · SM3 {{ target.get('sm3', '')[:16] }}…</span></td></tr>
 <tr><th>Profile · clock</th><td>{{ manifest.get('profile', '?') }} · {{ manifest.get('clock', '?') }} · suites: {{ manifest.get('suites', ['?'])|join(', ') }}</td></tr>
-<tr><th>Started · ended</th><td>{{ manifest.get('started', '?') }} · {{ manifest.get('ended', '?') }}</td></tr>
+<tr><th>Started · ended</th><td>{{ (manifest.get('started', '?')|string)[:19] }} · {{ (manifest.get('ended', '?')|string)[:19] }} UTC</td></tr>
 <tr><th>Duration</th><td>{{ duration }}</td></tr>
 <tr><th>Bench</th><td>carbench {{ bench.get('version', '?') }} · git {{ git_text }}</td></tr>
 <tr><th>Tests ({{ tests|length }})</th><td class="counts">{% for v, n in test_counts %}<span><span class="v v-{{ v }}">{{ v }}</span> {{ n }}</span>{% endfor %}</td></tr>
@@ -85,8 +86,8 @@ nav a { margin-right: 12px; }
 {% for r in s.rows %}
 <tr id="clause-{{ r.anchor }}"><td class="mono">{{ r.id }}</td>{% if catalogue_loaded %}<td>{{ r.level }}</td><td>{{ r.testability }}</td>{% endif %}
 <td>{{ r.summary }}{% if r.quote %}<div class="quote" lang="zh">{{ r.quote }}</div>{% endif %}</td>
-<td>{% for t in r.tests %}<a href="#{{ t.anchor }}"><span class="v v-{{ t.verdict }}" title="{{ t.verdict }}">{{ t.short }}</span></a> {% endfor %}</td>
-<td><span class="v v-{{ r.verdict }}">{{ r.verdict }}</span></td><td>{{ r.reason }}</td></tr>
+<td>{% for t in r.tests %}{% if t.anchor %}<a href="#{{ t.anchor }}"><span class="v v-{{ t.verdict }}" title="{{ t.verdict }}">{{ t.short }}</span></a>{% else %}<span class="v v-{{ t.verdict }}" title="{{ t.verdict }}">{{ t.short }}</span>{% endif %} {% endfor %}</td>
+<td><span class="v v-{{ r.verdict }}">{{ r.verdict }}</span></td><td><div class="reason">{{ r.reason|truncate(400, True, ' …') }}</div></td></tr>
 {% endfor %}
 </table>
 {% if s.untested %}<p><b>Untested auto clauses ({{ s.untested|length }}):</b> {% for c in s.untested %}<span class="mono">{{ c.id }}</span>{% if c.summary %} <span class="muted">({{ c.summary }})</span>{% endif %}{% if not loop.last %}; {% endif %}{% endfor %}</p>{% endif %}
@@ -125,6 +126,9 @@ nav a { margin-right: 12px; }
 {% endfor %}
 {% endfor %}
 {% if not tests %}<p class="note">The run recorded no tests.</p>{% endif %}
+{% if not_run %}<h3>Not run in this profile <span class="muted">({{ not_run|length }})</span></h3>
+<table><tr><th>Test</th><th>Clauses</th><th>Why</th></tr>
+{% for e in not_run %}<tr><td class="mono">{{ e.nodeid }}</td><td>{{ e.clauses|join(', ') }}</td><td>{{ e.why }}</td></tr>{% endfor %}</table>{% endif %}
 
 <h2 id="manifest">Reproducibility manifest</h2>
 <table class="kv">

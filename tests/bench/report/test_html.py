@@ -144,3 +144,22 @@ def test_write_returns_size(results: RunResults, run_dir: Path) -> None:
     outcome = Outcome(1, "FAIL", "x")
     size = html.write(path, results.to_json(), outcome, NO_CATALOGUE)
     assert size == path.stat().st_size > 5000
+
+
+def test_tests_left_out_by_the_profile_are_listed(
+    results: RunResults, run_dir: Path, catalogue: CatalogueLoad
+) -> None:
+    results.manifest["not_run"] = [
+        {
+            "nodeid": "suites/test_storage.py::test_retention_48h",
+            "clauses": ["ISC-2 §9.3"],
+            "why": "runs in the full profile only (this run: quick)",
+        }
+    ]
+    page = render(results, run_dir, catalogue)
+    row = page[page.index('id="clause-c-ISC-2-9-3"') :]
+    row = row[: row.index("</tr>")]
+    assert "v-not-run" in row and "full profile only" in row and "test_retention_48h" in row
+    assert "Not run in this profile" in page
+    untested = page[page.index("Untested auto clauses") :] if "Untested auto" in page else ""
+    assert "ISC-2 §9.3" not in untested[:300]  # it has a test, just not in this profile

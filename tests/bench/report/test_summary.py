@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bench.report import summary
 from bench.report.summary import clause_key, judge, standard_of
 from conformance.results import RunResults, Verdict
 from tests.bench.report.conftest import CLAUSE_OF, record
@@ -52,3 +53,9 @@ def test_clause_ids() -> None:
         "ISC-2 §9.10",
         "CSMT §7.3",
     ]
+
+
+def test_tested_ids_include_tests_the_profile_left_out() -> None:
+    results = run(Verdict.PASS)
+    results.manifest["not_run"] = [{"nodeid": "x", "clauses": ["ISC-2 §9.3"], "why": "full"}]
+    assert summary.tested_clause_ids(results) == {CLAUSE_OF[Verdict.PASS], "ISC-2 §9.3"}
