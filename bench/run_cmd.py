@@ -124,14 +124,25 @@ def pytest_command(opts: RunOptions, run_dir: Path, paths: list[Path]) -> list[s
 
 
 _SHOWN = {"passed": ("passed", "green"), "failed": ("FAILED", "red"), "skipped": ("skipped", "")}
+_VERDICT_COLOUR = {
+    "pass": "green",
+    "fail": "red",
+    "error": "magenta",
+    "inconclusive": "yellow",
+    "pending-operator": "blue",
+}
 
 
 def _show(event: dict[str, Any], done: int, total: int | None) -> None:
-    word, colour = _SHOWN.get(str(event.get("outcome")), ("?", ""))
-    if event.get("when") != "call" and word == "FAILED":
-        word, colour = "ERROR", "magenta"  # setup/teardown broke: the bench, not the terminal
+    verdict = event.get("verdict")
+    if isinstance(verdict, str):  # the conformance plugin's verdict, when it gave one
+        word, colour = verdict, _VERDICT_COLOUR.get(verdict, "")
+    else:
+        word, colour = _SHOWN.get(str(event.get("outcome")), ("?", ""))
+        if event.get("when") != "call" and word == "FAILED":
+            word, colour = "ERROR", "magenta"  # setup/teardown broke: the bench, not the DUT
     count = f"[{done:>3}/{total}]" if total else f"[{done:>3}]"
-    styled = click.style(f"{word:7}", fg=colour or None)
+    styled = click.style(f"{word:16}", fg=colour or None)
     click.echo(f"{count} {styled} {event.get('nodeid')} ({float(event.get('seconds', 0)):.1f} s)")
 
 
@@ -184,6 +195,17 @@ def _suite_of(nodeid: str) -> str:
     return Path(nodeid.split("::", 1)[0]).stem.removeprefix("test_")
 
 
+def _verdict_of(event: dict[str, Any]) -> Verdict:
+    """The plugin's verdict if it gave one, else pytest's outcome read as one."""
+    try:
+        return Verdict(str(event.get("verdict")))
+    except ValueError:
+        pass
+    if event.get("outcome") == "failed":
+        return Verdict.FAIL if event.get("when") == "call" else Verdict.ERROR
+    return Verdict.PASS if event.get("outcome") == "passed" else Verdict.NOT_APPLICABLE
+
+
 def collect_results(run_dir: Path, run: PytestRun) -> tuple[RunResults, str]:
     """The plugin's results and a bench-error message ("" when the run was sound).
 
@@ -207,15 +229,14 @@ def collect_results(run_dir: Path, run: PytestRun) -> tuple[RunResults, str]:
         problem = f"the conformance plugin wrote an unreadable {RESULTS}: {exc}"
     if results is not None:
         return results, problem
-    outcome = {"passed": Verdict.PASS, "failed": Verdict.FAIL, "skipped": Verdict.NOT_APPLICABLE}
     seen = [
         TestRecord(
             nodeid=str(e["nodeid"]),
             title=str(e["nodeid"]).rsplit("::", 1)[-1],
             clauses=(),
             suite=_suite_of(str(e["nodeid"])),
-            verdict=outcome.get(str(e.get("outcome")), Verdict.ERROR),
-            reason="pytest's own outcome: the conformance plugin recorded no verdict",
+            verdict=_verdict_of(e),
+            reason="from the progress pipe: the run died before its results were written",
             seconds=float(e.get("seconds", 0.0)),
         )
         for e in run.finished

@@ -31,21 +31,30 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     _emit({"event": "collected", "count": len(session.items)})
 
 
+_running: dict[str, dict[str, Any]] = {}
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    # a test is over after its call phase, or after setup when setup failed or skipped
-    done = report.when == "call" or (report.when == "setup" and not report.passed)
-    if report.when == "teardown" and report.failed:
-        done = True
-    if done:
-        _emit(
-            {
-                "event": "test",
-                "nodeid": report.nodeid,
-                "when": report.when,
-                "outcome": report.outcome,
-                "seconds": round(report.duration, 4),
-            }
-        )
+    # one event per test, after its teardown: only then is the conformance verdict known
+    # (the conformance plugin puts it in the teardown report's user_properties)
+    state = _running.setdefault(report.nodeid, {"outcome": "passed", "when": "call", "s": 0.0})
+    state["s"] += report.duration
+    if state["outcome"] != "failed" and (report.failed or report.skipped):
+        state["outcome"], state["when"] = report.outcome, report.when
+    if report.when != "teardown":
+        return
+    del _running[report.nodeid]
+    properties = dict(report.user_properties)
+    _emit(
+        {
+            "event": "test",
+            "nodeid": report.nodeid,
+            "when": state["when"],
+            "outcome": state["outcome"],
+            "verdict": properties.get("verdict"),
+            "seconds": round(state["s"], 4),
+        }
+    )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
