@@ -173,7 +173,9 @@ class Terminal:
         # stored from now on can be missed by its outbox.
         assert self.store is not None
         async with self._lock:  # before any value is processed (pushed ones included)
-            await resume(self.processor, self.store)
+            resumed = await resume(self.processor, self.store)
+        if resumed.recovered:
+            await self._store(Output(aggregates=resumed.recovered))
         uplink = Uplink(self.config, self.store, self.clock)
         await uplink.prepare()
         self.uplink = uplink

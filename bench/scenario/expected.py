@@ -1,9 +1,11 @@
 """What the terminal acknowledged, and so what the platforms must receive.
 
 Before every power cut, during the drain and at the end, the bench asks the terminal's store
-which minute windows (CN 2051) it holds: the store answers only after the commit, so each one
-is acknowledged, and the terminal owes it to every centre whatever happens to its disk
-afterwards. The values are checked against the windows the terminal finally holds."""
+which samples it holds: a gauge's usable readings, a counter's usable increments. The store
+answers only after the commit, so each one is acknowledged, and the minute window it falls in
+(CN 2051) is owed to every centre whatever happens to the disk afterwards, including the minute
+the power failed in and windows whose figures were not yet written. The minute windows stored
+are owed too. Values are checked against the windows the terminal finally holds."""
 
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ class Acknowledged:
     """The union of the terminal's answers over the run."""
 
     codes: dict[str, str]  # point -> item code
+    counters: frozenset[str]  # points whose samples are increments
     utc_offset: timedelta
     until: float  # POSIX: readings at or after this are outside the scenario's duration
     windows: set[Window] = field(default_factory=set)
@@ -40,7 +43,9 @@ class Acknowledged:
     def of(cls, config: TerminalConfig, until: float) -> Acknowledged:
         offset = timedelta(seconds=config.uplink.utc_offset_s)
         whole = until - until % 60  # whole minutes only: the last, cut short, is not owed
-        return cls({c.point: str(c.code) for c in config.uplink.codes}, offset, whole)
+        codes = {c.point: str(c.code) for c in config.uplink.codes}
+        counters = frozenset(p.id for p in config.points if p.kind == "counter")
+        return cls(codes, counters, offset, whole)
 
     @property
     def until_local(self) -> datetime:
@@ -56,9 +61,20 @@ class Acknowledged:
         store = terminal.store
         if store is None:
             return
+        since, until = self._since, self.until
         for point, code in self.codes.items():
-            for window in await store.derived(point, "minute", self._since, self.until):
+            for window in await store.derived(point, "minute", since, until):
                 self.windows.add(self._window(code, window.start))
+            if point in self.counters:
+                # An increment counts in the window of its interval's middle (settlement.py).
+                for inc in await store.derived(point, "increment", since - 3600, until):
+                    mid = (inc.start + inc.end) / 2
+                    if since <= mid < until:
+                        self.windows.add(self._window(code, mid))
+            else:
+                for r in await store.readings(point, since, until):
+                    if r.quality.usable and r.value is not None:
+                        self.windows.add(self._window(code, r.t))
         # The next snapshot overlaps this one by a margin (readings stamped by a collector may
         # come late); a set does not mind.
         self._since = max(self._since, now - SNAPSHOT_OVERLAP_S)

@@ -41,11 +41,12 @@ increment after it then spans the whole gap, so the total is still never lost. A
 only filled when the register simply advanced (or rolled over) across it and the span passes
 the second check.
 
-**Restart.** Seed each counter's monthly history (for the second check) from storage with
-:meth:`Processor.seed`; to resume the baselines and the open day, month and year, pass the
-stored closed days of the current month, months of the current year, and the readings from
-each point's last one before local midnight on, to :meth:`Processor.restore`. (Fills pending
-at the restart are not resumed: the first increment after it spans the gap, nothing is lost.)
+**Restart.** Seed each point's baseline and each counter's monthly history (for the second
+check) from storage with :meth:`Processor.seed`, then give :meth:`Processor.rebuild` the stored
+windows to merge back and the readings stored since they end: it rebuilds the open windows and
+returns the windows that closed meanwhile, which a power cut may have kept from the store
+(``reference_terminal/resume.py``). (Fills pending at the restart are not resumed: the first
+increment after it spans the gap, nothing is lost.)
 """
 
 from __future__ import annotations
@@ -291,45 +292,53 @@ class Processor:
         if last is not None:
             st.last_t = max(st.last_t, last.t)
 
-    def restore(
+    def rebuild(
         self,
-        readings: Iterable[Reading] = (),
-        closed: Iterable[Aggregate] = (),
+        point: str,
         *,
+        closed: Iterable[Aggregate] = (),
+        readings: Iterable[Reading] = (),
         since: float,
-    ) -> None:
-        """Rebuild the state after a restart, emitting nothing.
+    ) -> list[Aggregate]:
+        """Rebuild one point's open windows after a restart; return the windows the replay
+        closed (some may be stored already: the caller keeps those it does not have).
 
-        ``since`` is the start of the open day (local midnight); ``closed`` the stored days of
-        the current month and months of the current year (any point); ``readings`` the stored
-        readings in time order per point, starting with each point's last usable reading before
-        ``since``. Readings rebuild the baselines; only what falls at or after ``since`` goes
-        back into the windows, so no closed day is counted twice. Use :meth:`seed` for the
-        monthly history, and for ``last`` only for points without readings here.
-        """
+        ``closed`` are its stored windows to merge back (:meth:`PointWindows.restore`: days of
+        the open month, months of the open year, longest real-time windows of the open day);
+        ``readings`` its stored readings from ``since`` on, in time order, ``since`` being where
+        the stored windows end. Seed the baseline (the last usable reading before ``since``)
+        with :meth:`seed` first. Only samples attributed at or after ``since`` go into windows,
+        so nothing stored is counted twice. Virtual points are not rebuilt."""
+        st = self._state(point)
         for a in closed:
-            windows = self._windows_of(a.point)
-            if windows is not None:
-                windows.restore(a)
+            st.windows.restore(a)
+        sink = _Sink()
         for r in readings:
-            st = self._state(r.point)
             if r.quality in USABLE and r.value is not None:
                 st.last_t = max(st.last_t, r.t)
-                self._replay(st, r, since)
+                self._replay(st, r, since, sink)
+        return sink.aggregates
 
-    def _replay(self, st: _PointState, r: Reading, since: float) -> None:
+    def _replay(self, st: _PointState, r: Reading, since: float, sink: _Sink) -> None:
         if st.counter is not None:
             inc = st.counter.update(r).increment
             if inc is not None and inc.mid >= since:
-                st.windows.add_increment(inc)
+                self._replayed(st, st.windows.add_increment(inc), sink)
             return
         st.last_good = r
         if r.t >= since:
-            st.windows.add_reading(r)
+            self._replayed(st, st.windows.add_reading(r), sink)
         for integ, windows in st.integrals:
             inc, _ = integ.update(r)
             if inc is not None and inc.mid >= since:
-                windows.add_increment(inc)
+                self._replayed(st, windows.add_increment(inc), sink)
+
+    def _replayed(self, st: _PointState, closed: list[Aggregate], sink: _Sink) -> None:
+        # Like _aggregates, but virtual points are not fed: they would see only this point.
+        for a in closed:
+            sink.aggregates.append(a)
+            if a.period == "month" and st.counter is not None and a.increment is not None:
+                st.counter.add_month(a.label, a.increment)
 
     # ---- internals --------------------------------------------------------------------------
     def _state(self, point: str) -> _PointState:

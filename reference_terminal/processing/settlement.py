@@ -69,6 +69,13 @@ def period_name(period_s: int) -> str:
     return _NAMES.get(period_s, f"{period_s}s")
 
 
+def counted(period: str) -> bool:
+    """Whether a window of this period stores its sample count (an hour or longer)."""
+    if period in ("second", "minute"):
+        return False
+    return not (period.endswith("s") and int(period[:-1]) < 3600)
+
+
 def check_periods(periods: Sequence[int], utc_offset_s: int) -> None:
     """Raise :class:`WindowError` unless the real-time periods and the offset can be aligned."""
     if abs(utc_offset_s) > 14 * 3600 or utc_offset_s % 60:
@@ -117,15 +124,19 @@ class Aggregate:
     def figures(self) -> tuple[tuple[str, Decimal | None], ...]:
         """The window as (kind, value) pairs for a store with one value per row: ``day`` (the
         main figure), ``day_max``, ``day_min``, ``day_first``, ``day_last``, and for gauges
-        ``day_mean`` is the main figure itself."""
+        ``day_mean`` is the main figure itself. Windows of an hour or longer add ``_count``:
+        a restart merges them back into the open day or month, and a mean needs its count."""
         p = self.period
-        return (
+        main = (
             (p, self.value),
             (f"{p}_max", self.max),
             (f"{p}_min", self.min),
             (f"{p}_first", self.first),
             (f"{p}_last", self.last),
         )
+        if counted(p):
+            return (*main, (f"{p}_count", Decimal(self.count)))
+        return main
 
 
 class _Acc:
@@ -332,13 +343,24 @@ class PointWindows:
         self._roll(int(shifted // DAY), out)
         return out
 
+    @property
+    def coarsest(self) -> str | None:
+        """The name of the longest real-time period (the one a restart merges into the day)."""
+        return self._levels[-2].name if len(self._levels) > 1 else None
+
     def restore(self, stored: Aggregate) -> None:
-        """Merge a stored closed ``day`` of the open month, or ``month`` of the open year, back
-        after a restart (a gauge's mean comes back as mean × count: its rounding stays)."""
-        if stored.point != self.point or stored.period not in ("day", "month"):
+        """Merge a stored closed window back after a restart: a ``day`` of the open month, a
+        ``month`` of the open year, or a window of the longest real-time period (if it is an
+        hour or longer) into the open day. A gauge's mean comes back as mean × count: its
+        rounding stays. Give them in time order, before any sample of the open day."""
+        rolling = stored.period in ("day", "month")
+        if stored.point != self.point or not (
+            rolling or (stored.period == self.coarsest and counted(stored.period))
+        ):
             raise WindowError(
-                f"{self.point}: only stored days and months of this point can be restored, "
-                f"got a {stored.period} of {stored.point}"
+                f"{self.point}: only stored days and months (and {self.coarsest} windows of the "
+                f"open day) of this point can be restored, got a {stored.period} of "
+                f"{stored.point}"
             )
         acc = _Acc()
         acc.count = stored.count
@@ -351,6 +373,17 @@ class PointWindows:
         acc.first, acc.last = stored.first, stored.last
         acc.digits, acc.rank, acc.excluded = stored.digits, RANK[stored.quality], stored.excluded
         first_day = int((stored.start + self.offset) // DAY)
+        if not rolling:
+            day = self._levels[-1]
+            if day.idx is None or day.acc is None:
+                day.idx, day.acc = first_day, _Acc()
+            elif day.idx != first_day:
+                raise WindowError(
+                    f"{self.point}: a stored {stored.period} of {stored.label} is not in the "
+                    f"open day; restore only the open day's windows"
+                )
+            day.acc.merge(acc)
+            return
         if stored.period == "day":
             self._settle_day(first_day, acc, [])
             return

@@ -1,6 +1,7 @@
 """After a restart, processing picks up from the store: a counter's first reading after it
 gives the increment since its last usable reading before it (nothing used across the restart
-goes uncounted), and its stored months feed the second check again (CSMT §8.1.2)."""
+goes uncounted), its stored months feed the second check again (CSMT §8.1.2), and the windows
+open at the restart, or closed but never written, come back from the stored readings."""
 
 from __future__ import annotations
 
@@ -81,6 +82,43 @@ def test_stored_months_feed_the_second_check_again(tmp_path: Path) -> None:
             restarted = Processor([counter()])
             assert await resume(restarted, store) == Resumed(baselines=0, months=1)
             assert jump_after(restarted) is Quality.SUSPECT
+
+    asyncio.run(main())
+
+
+def gauge_reading(t: float, value: str) -> Reading:
+    return Reading("FT01.q", t, value, Decimal(value), Quality.GOOD, 1, "FT01")
+
+
+def gauge() -> Point:
+    return Point.model_validate(
+        {"id": "FT01.q", "kind": "gauge", "group": "g", "source": {"device": "FT01"}}
+    )
+
+
+def test_windows_the_power_cut_kept_from_the_store_come_back(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with await Store.open(sqlite_url(tmp_path / "t.db")) as store:
+            # Readings every minute from 10:00:10 to 10:05:10 are durable; of the windows they
+            # closed only 10:00's figures were written before the cut.
+            await store.write([gauge_reading(T0 + 10 + 60 * k, f"{5 + k}.0") for k in range(6)])
+            stored = Derived("FT01.q", "minute", T0, T0 + 60, Decimal("5.0"), Quality.GOOD)
+            await store.write_derived([stored])
+            processor = Processor([gauge()])
+            resumed = await resume(processor, store)
+            assert resumed.replayed == 6
+            assert [(a.period, a.start, a.value) for a in resumed.recovered] == [
+                ("minute", T0 + 60 * k, Decimal(f"{5 + k}.0")) for k in range(1, 5)
+            ]
+            # The minute open at the cut closes like any other once time moves on.
+            out = processor.close_until(T0 + 400)
+            assert [(a.period, a.start, a.value) for a in out.aggregates] == [
+                ("minute", T0 + 300, Decimal("10.0"))
+            ]
+            # And the hour holds every reading of it, from before the restart and after.
+            processor.process(RawValue("FT01.q", Decimal("2.0"), "2.0", T0 + 3590, "FT01"))
+            hour = processor.close_until(T0 + 3600).aggregates[-1]
+            assert (hour.period, hour.count, hour.mean) == ("hour", 7, Decimal("6.7"))  # 47 / 7
 
     asyncio.run(main())
 

@@ -247,8 +247,10 @@ def test_restore_rebuilds_the_open_day() -> None:
     closed = [a for a in stored.aggregates if a.period == "day"]
     assert [a.label for a in closed] == ["2025-11-20"]
     second = Processor([point("E", "counter")])
-    # From the last reading before midnight on; the stored day goes back into November.
-    second.restore(stored.readings[1:], closed, since=T0)
+    # The last reading before midnight is the baseline; the stored day goes back into November.
+    second.seed("E", last=stored.readings[1])
+    replayed = second.rebuild("E", closed=closed, readings=stored.readings[2:], since=T0)
+    assert [a for a in stored.aggregates if a.start >= T0] == replayed
     end = T0 + 40 * 86_400
     assert first.close_until(end) == second.close_until(end)
 

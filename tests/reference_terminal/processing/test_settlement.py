@@ -176,17 +176,48 @@ def test_periods_must_divide_a_day() -> None:
     assert [period_name(p) for p in (1, 60, 3600, 300)] == ["second", "minute", "hour", "300s"]
 
 
-def test_figures_flatten_a_window() -> None:
-    windows = PointWindows("G", "gauge", ())
+def test_figures_flatten_a_window_with_its_count_from_an_hour_up() -> None:
+    windows = PointWindows("G", "gauge", (60,))
     windows.add_reading(reading("G", T0 + 1, "3.5"))
-    (day,) = windows.close_until(T0 + 86_400)
+    windows.add_reading(reading("G", T0 + 2, "4.5"))
+    minute, day = windows.close_until(T0 + 86_400)
+    assert dict(minute.figures()) == {
+        "minute": D("4.0"),
+        "minute_max": D("4.5"),
+        "minute_min": D("3.5"),
+        "minute_first": D("3.5"),
+        "minute_last": D("4.5"),
+    }
     assert dict(day.figures()) == {
-        "day": D("3.5"),
-        "day_max": D("3.5"),
+        "day": D("4.0"),
+        "day_max": D("4.5"),
         "day_min": D("3.5"),
         "day_first": D("3.5"),
-        "day_last": D("3.5"),
+        "day_last": D("4.5"),
+        "day_count": D(2),  # a restart merges the day back into its month: the mean needs it
     }
+
+
+def test_a_restart_merges_the_open_days_stored_hours_back() -> None:
+    """The open day after a restart = its stored hours + what follows; the same day results."""
+    before = PointWindows("G", "gauge", (3600,))
+    samples = [reading("G", T0 + 600 * k + 1, str(10 + k % 7)) for k in range(30)]
+    closed = [a for r in samples[:20] for a in before.add_reading(r)]
+    hours = by(closed, "hour")
+    assert len(hours) == 3
+    after = PointWindows("G", "gauge", (3600,))
+    for hour in hours:
+        after.restore(hour)
+    for r in samples[18:]:  # the fourth hour (from T0 + 3 h) comes back from its readings
+        after.add_reading(r)
+    for r in samples[20:]:
+        before.add_reading(r)
+    end = T0 + 86_400
+    assert by(after.close_until(end), "day") == by(before.close_until(end), "day")
+    fresh = PointWindows("G", "gauge", (3600,))
+    fresh.restore(hours[0])
+    with pytest.raises(WindowError, match="not in the open day"):
+        fresh.restore(replace(hours[1], start=hours[1].start + 86_400))
 
 
 def test_restore_resumes_the_open_month() -> None:
