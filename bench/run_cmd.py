@@ -257,10 +257,11 @@ def _print_summary(results: RunResults, outcome: Outcome, run_dir: Path, size: i
     tests = Counter(t.verdict.value for t in results.tests)
     clauses = Counter(v.value for v in results.clause_verdicts().values())
     click.echo(
-        f"\n{len(results.tests)} tests: "
+        f"\ntests: {len(results.tests)} ("
         + ", ".join(f"{n} {v}" for v, n in sorted(tests.items()))
-        + f"; {sum(clauses.values())} clauses: "
+        + f"); clauses judged: {sum(clauses.values())} ("
         + ", ".join(f"{n} {v}" for v, n in sorted(clauses.items()))
+        + ")"
     )
     colour = {"PASS": "green", "FAIL": "red"}.get(outcome.label, "magenta")
     click.echo(click.style(f"{outcome.label}: {outcome.explanation}", fg=colour, bold=True))

@@ -164,7 +164,11 @@ def load(tested: Iterable[str]) -> CatalogueLoad:
         catalogue = module.load_catalogue()
         clauses = {c.id: c for c in map(_clause, _clause_objects(catalogue))}
     except Exception as exc:  # a broken catalogue must not lose the run's report
-        return CatalogueLoad(None, f"catalogue not available: {type(exc).__name__}: {exc}")
+        lines = str(exc).splitlines() or [""]
+        more = f" (and {len(lines) - 1} more problems)" if len(lines) > 1 else ""
+        return CatalogueLoad(
+            None, f"catalogue not available: {type(exc).__name__}: {lines[0]}{more}"
+        )
     try:
         theirs = _their_coverage(catalogue, tested_ids)
     except Exception:  # its coverage() changed shape: our own count is still right

@@ -21,7 +21,7 @@ import yaml
 from protocols.smcrypto import Sm3
 
 #: manifest keys the conformance plugin knows better than the bench (it ran the scenarios)
-PLUGIN_OWNED = ("seeds", "fleet", "scenario_files", "platforms")
+PLUGIN_OWNED = ("seeds", "fleet", "scenario_files", "scenarios", "platforms")
 
 
 class ManifestError(Exception):
@@ -113,6 +113,8 @@ def _with_hashes(value: Any) -> Any:
         return describe_file(Path(value))
     if isinstance(value, list):
         return [_with_hashes(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _with_hashes(v) for k, v in value.items()}
     return value
 
 

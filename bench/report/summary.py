@@ -148,4 +148,5 @@ def judge(
         )
     if not deciding:
         return Outcome(EXIT_PASS, "PASS", f"no applicable {scope} in this selection")
-    return Outcome(EXIT_PASS, "PASS", f"all {len(deciding)} applicable {scope} pass")
+    n = len(deciding)
+    return Outcome(EXIT_PASS, "PASS", f"{n} of {n} applicable {scope} pass")

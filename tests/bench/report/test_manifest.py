@@ -92,12 +92,13 @@ def test_plugin_entries_kept_and_hashed(target: Path, tmp_path: Path) -> None:
         target,
         tmp_path,
         seeds={"plant": 7},
-        fleet=str(tmp_path / "fleet.yaml"),
+        fleet={"file": str(tmp_path / "fleet.yaml"), "name": "small"},
         scenario_files=[str(scenario)],
         extra="kept",
     )
     assert m["seeds"] == {"plant": 7} and m["extra"] == "kept"
-    assert m["fleet"] == {"path": str(tmp_path / "fleet.yaml"), "sm3": sm3(b"meters: []\n").hex()}
+    fleet = {"path": str(tmp_path / "fleet.yaml"), "sm3": sm3(b"meters: []\n").hex()}
+    assert m["fleet"] == {"file": fleet, "name": "small"}
     assert m["scenario_files"] == [{"path": str(scenario), "sm3": sm3(b"name: outage\n").hex()}]
 
 
