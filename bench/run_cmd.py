@@ -294,7 +294,7 @@ def run(opts: RunOptions) -> int:
     pytest_run = run_pytest(cmd, run_dir)
     results, problem = collect_results(run_dir, pytest_run)
     catalogue = catalogue_view.load(tested_clause_ids(results))
-    mandatory = catalogue.view.mandatory() if catalogue.view else None
+    mandatory = catalogue.view.mandatory(results.clause_verdicts()) if catalogue.view else None
     outcome = judge(results, mandatory, bench_error=problem)
     per_suite: dict[str, float] = {}
     for t in results.tests:

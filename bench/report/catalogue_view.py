@@ -48,8 +48,11 @@ class CatalogueView:
     #: clause IDs that tests name but the catalogue does not know
     unknown: tuple[str, ...] = ()
 
-    def mandatory(self) -> set[str]:
-        return {c.id for c in self.clauses.values() if c.level == "shall"}
+    def mandatory(self, tested: Iterable[str] = ()) -> set[str]:
+        """The "shall" clauses, plus any tested ID the catalogue does not know: a misspelt
+        marker must not turn a failure into an optional one."""
+        shall = {c.id for c in self.clauses.values() if c.level == "shall"}
+        return shall | {c for c in tested if c not in self.clauses}
 
     def untested_auto(self, tested: Iterable[str]) -> list[ClauseInfo]:
         seen = set(tested)

@@ -69,6 +69,11 @@ def test_reads_the_catalogue(monkeypatch: pytest.MonkeyPatch) -> None:
     view = loaded.view
     assert view is not None and loaded.note == "catalogue: 4 clauses"
     assert view.mandatory() == {"ISC-2 §9.2", "ISC-2 §7.1.1"}
+    assert view.mandatory(["ISC-2 §9.3", "ISC-2 §99"]) == {
+        "ISC-2 §9.2",
+        "ISC-2 §7.1.1",
+        "ISC-2 §99",
+    }
     assert view.clauses["ISC-2 §9.2"].quote == "应保存"
     assert not view.clauses["ISC-2 §9"].requirement
     assert [c.id for c in view.untested_auto(["ISC-2 §9.2"])] == ["ISC-2 §9.3"]
