@@ -34,7 +34,8 @@ def describe(scenario: Scenario) -> str:
 
 
 def run(scenario: Scenario, out: Path | None, quiet: bool) -> int:
-    """Run it; the exit status is 0 only when nothing was lost, duplicated or unexpected."""
+    """Run it; the exit status is 0 only when nothing was lost, duplicated or unexpected and
+    every operator request was answered as expected."""
     from rich.progress import BarColumn, Progress, TextColumn  # noqa: PLC0415
 
     from bench.scenario.engine import run_scenario  # noqa: PLC0415
@@ -76,5 +77,7 @@ def run(scenario: Scenario, out: Path | None, quiet: bool) -> int:
     for name, centre in outcome.centres.items():
         for key in centre.first_lost[:3]:
             click.echo(f"  {name} lost: {key}")
+    for step in outcome.failed_steps:
+        click.echo(f"  step failed: {step}")
     click.echo(f"report: {out}")
     return 0 if outcome.passed else 1

@@ -17,9 +17,11 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+
+import httpx
 
 from bench.scenario.config import deep_merge, mn_of, scenario_config
 from bench.scenario.expected import MINUTE_DATA, Acknowledged
@@ -27,6 +29,7 @@ from bench.scenario.outcome import CentreOutcome, Outcome
 from bench.scenario.schema import Scenario
 from bench.scenario.target import ReferenceTarget, TargetError
 from bench.scenario.timeline import Event, expand, meter_faults
+from reference_terminal.api.app import create_app
 from reference_terminal.config import TerminalConfig
 from simulators.clock import VirtualClock
 from simulators.fleet import FleetRuntime
@@ -58,6 +61,7 @@ class Run:
     acknowledged: Acknowledged
     log: TextIO
     wall0: float
+    failed_steps: list[str] = field(default_factory=list)
 
     def note(self, what: str, **detail: Any) -> None:
         entry = {
@@ -103,12 +107,33 @@ class Run:
                     await self.platforms.hj212(name).set_behaviour(behaviour)
             case "clock_jump":
                 self.target.rtc.jump(float((event.detail or {})["seconds"]))
+            case "operator":
+                await self.operate(dict(event.detail or {}))
             case "config":
                 changes = (event.detail or {})["set"]
                 data = deep_merge(self.target.config.model_dump(mode="json"), changes)
                 self.target.config = TerminalConfig.model_validate(data)
                 if self.target.terminal is not None:
                     await self.target.terminal.apply_config(self.target.config)
+
+    async def operate(self, request: dict[str, Any]) -> None:
+        """An operator's request to the terminal's management API (in-process ASGI: the same
+        routes, validation and answers as over the network)."""
+        expect = request.pop("expect")
+        what = f"{request['method']} {request['path']}"
+        terminal = self.target.terminal
+        if terminal is None:
+            status, answer = 0, "the terminal is off"
+        else:
+            transport = httpx.ASGITransport(app=create_app(terminal))
+            async with httpx.AsyncClient(transport=transport, base_url="http://terminal") as api:
+                response = await api.request(
+                    request["method"], request["path"], json=request.get("body")
+                )
+            status, answer = response.status_code, response.text[:2000]
+        self.note("operator answered", request=what, status=status, answer=answer)
+        if status != expect:
+            self.failed_steps.append(f"operator {what}: {status} (expected {expect}): {answer}")
 
 
 def _fleet_spec(scenario: Scenario) -> Fleet:
@@ -258,6 +283,7 @@ async def run_scenario(
         virtual_seconds=round(virtual, 1),
         clock_steps=clock.steps,
         centres=centres,
+        failed_steps=run.failed_steps,
     )
     outcome.write(out / "outcome.json")
     return outcome

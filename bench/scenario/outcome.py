@@ -61,10 +61,17 @@ class Outcome:
     virtual_seconds: float
     clock_steps: int
     centres: dict[str, CentreOutcome]
+    #: timeline steps the terminal did not take as they should (an operator request refused)
+    failed_steps: list[str] = field(default_factory=list)
     passed: bool = False
 
     def __post_init__(self) -> None:
-        self.passed = self.lost == 0 and self.duplicated == 0 and self.unexpected == 0
+        self.passed = (
+            self.lost == 0
+            and self.duplicated == 0
+            and self.unexpected == 0
+            and not self.failed_steps
+        )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

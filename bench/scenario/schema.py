@@ -156,6 +156,18 @@ class ConfigChange(_At):
     set: dict[str, Any]
 
 
+class OperatorAction(_At):
+    """What an operator does at the terminal's console, as a request to its management API:
+    enter a value by hand, resend or back-fill a range, send now, change a setting. The run
+    fails unless the terminal answers with ``expect`` (an operator would notice)."""
+
+    do: Literal["operator"]
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    path: str = Field(pattern=r"^/")
+    body: dict[str, Any] | list[Any] | None = None
+    expect: int = Field(200, ge=100, le=599)
+
+
 Step = Annotated[
     LinkDown
     | LinkUp
@@ -165,7 +177,8 @@ Step = Annotated[
     | PlatformBehaviour
     | MeterFault
     | ClockJump
-    | ConfigChange,
+    | ConfigChange
+    | OperatorAction,
     Field(discriminator="do"),
 ]
 

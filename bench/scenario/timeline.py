@@ -17,6 +17,7 @@ from bench.scenario.schema import (
     LinkDown,
     LinkUp,
     MeterFault,
+    OperatorAction,
     PlatformBehaviour,
     PowerCut,
     PowerCuts,
@@ -34,6 +35,7 @@ Action = Literal[
     "platform",
     "clock_jump",
     "config",
+    "operator",
 ]
 
 
@@ -105,6 +107,11 @@ def expand(scenario: Scenario) -> list[Event]:
                 events.append(Event(step.at, "clock_jump", detail={"seconds": step.seconds}))
             case ConfigChange():
                 events.append(Event(step.at, "config", detail={"set": step.set}))
+            case OperatorAction():
+                request = {"method": step.method, "path": step.path, "expect": step.expect}
+                if step.body is not None:
+                    request["body"] = step.body
+                events.append(Event(step.at, "operator", detail=request))
             case MeterFault():
                 pass  # played by the fleet itself (see meter_faults)
     power = [e for e in events if e.action.startswith("power")]

@@ -3,6 +3,7 @@ the scenario and its seed."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 import yaml
 
 from bench.scenario import ScenarioError, load_scenario
+from bench.scenario.outcome import Outcome
 from bench.scenario.schema import parse_duration
 from bench.scenario.timeline import expand
 
@@ -66,6 +68,14 @@ def test_durations_read_as_people_write_them() -> None:
             "do not fit",
         ),
         ({"terminal": {"synchronous": "SOMETIMES"}}, "terminal.synchronous"),
+        (
+            {"timeline": [{"at": "1m", "do": "operator", "path": "uplink"}]},
+            r"timeline.0.operator.path: String should match pattern",
+        ),
+        (
+            {"timeline": [{"at": "1m", "do": "operator", "path": "/uplink", "method": "BREW"}]},
+            "timeline.0.operator.method",
+        ),
         ({"colour": "blue"}, "colour: Extra inputs are not permitted"),
     ],
 )
@@ -109,3 +119,39 @@ def test_a_toxic_for_a_while_is_switched_off_again(tmp_path: Path) -> None:
         ("toxic_off", timedelta(minutes=15)),
     ]
     assert events[0].detail is not None and events[0].detail["latency"] == 500
+
+
+def test_an_operator_request_is_a_timeline_event_with_what_it_expects(tmp_path: Path) -> None:
+    step = {"at": "5m", "do": "operator", "path": "/manual", "body": {"point": "p", "value": "1"}}
+    (event,) = expand(load_scenario(write(tmp_path, timeline=[step])))
+    assert (event.at, event.action) == (timedelta(minutes=5), "operator")
+    assert event.detail == {
+        "method": "POST",
+        "path": "/manual",
+        "expect": 200,
+        "body": {"point": "p", "value": "1"},
+    }
+
+
+def test_a_refused_operator_request_fails_the_run() -> None:
+    outcome = Outcome(
+        scenario="t",
+        seed=1,
+        power_cut_mode="fuse",
+        power_note="fuse",
+        expected=1,
+        received=1,
+        lost=0,
+        duplicated=0,
+        unexpected=0,
+        gaps=0,
+        power_cuts=0,
+        bytes_dropped_by_cuts=0,
+        wall_seconds=1.0,
+        virtual_seconds=60.0,
+        clock_steps=1,
+        centres={},
+    )
+    assert outcome.passed
+    refused = replace(outcome, failed_steps=["operator POST /manual: 422 (expected 200)"])
+    assert not refused.passed
