@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from bench import fleet_cmd, platform_cmd, scenario_cmd
+from bench import clauses_cmd, fleet_cmd, platform_cmd, scenario_cmd
 from bench.decode import DecodeSettings, decode_one
 from bench.selfcheck import run_selfcheck
 from protocols import hj212
@@ -250,3 +250,6 @@ def verify_cmd(results: Path, pubkey: Path | None, content_only: bool) -> None:
     from bench.report import verify_cmd as job  # noqa: PLC0415
 
     sys.exit(job.main(results, pubkey, content_only))
+
+
+main.add_command(clauses_cmd.clauses)
