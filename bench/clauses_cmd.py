@@ -88,7 +88,8 @@ def list_clauses(
         click.echo(json.dumps([clause_json(c) for c in selected], ensure_ascii=False, indent=2))
         return
     table = Table(show_lines=False, header_style="bold")
-    for column in ("ID", "Level", "Class", "Area", "Summary"):
+    table.add_column("ID", no_wrap=True)
+    for column in ("Level", "Class", "Area", "Summary"):
         table.add_column(column, overflow="fold")
     for clause in selected:
         summary = clause.summary or f"[dim]{escape(clause.title or clause.kind)}[/dim]"

@@ -94,6 +94,8 @@ ID_PATTERN = re.compile(
     rf"(?P<items>(?:{_ITEM})*)(?P<letter>{_LETTER})?$"
 )
 MAX_QUOTE = 600  # characters: a sentence or an item, never a page
+# libyaml when present: the catalogue is ~8000 lines and the pure-Python parser takes a second
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def canonical_id(raw: str) -> str:
@@ -393,7 +395,7 @@ class Catalogue:
 def _line_numbers(text: str) -> list[int]:
     """1-based line of each entry of the top-level ``clauses`` list (for error messages)."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_LOADER)
     except yaml.YAMLError:
         return []
     if not isinstance(root, yaml.MappingNode):
@@ -425,7 +427,7 @@ def _load_file(
     name = path.name
     text = path.read_text(encoding="utf-8")
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_LOADER)  # a safe loader (libyaml or Python)
     except yaml.YAMLError as exc:
         errors.append(CatalogueError(name, None, None, f"not YAML: {exc}"))
         return None, []

@@ -1,0 +1,1 @@
+"""Tests of the conformance package: the clause catalogue and its coverage."""
