@@ -152,26 +152,39 @@ def scenario() -> None:
 _SCENARIO = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
+_SET = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a setting of the file, e.g. terminal.synchronous=OFF (repeatable).",
+)
+
+
 @scenario.command("check")
 @click.argument("path", type=_SCENARIO)
 @click.option("--seed", type=int, help="Override the file's seed.")
-def scenario_check(path: Path, seed: int | None) -> None:
+@_SET
+def scenario_check(path: Path, seed: int | None, overrides: tuple[str, ...]) -> None:
     """Validate a scenario file and show its timeline; errors name the field."""
-    click.echo(scenario_cmd.describe(scenario_cmd.check(path, seed)))
+    click.echo(scenario_cmd.describe(scenario_cmd.check(path, seed, overrides)))
 
 
 @scenario.command("run")
 @click.argument("path", type=_SCENARIO)
 @click.option("--seed", type=int, help="Override the file's seed.")
+@_SET
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     help="Run directory (default reports/<scenario>-seed<N>-<time>).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def scenario_run(path: Path, seed: int | None, out: Path | None, quiet: bool) -> None:
+def scenario_run(
+    path: Path, seed: int | None, overrides: tuple[str, ...], out: Path | None, quiet: bool
+) -> None:
     """Run a scenario; exit 0 only when nothing was lost, duplicated or unexpected."""
-    sys.exit(scenario_cmd.run(scenario_cmd.check(path, seed), out, quiet))
+    sys.exit(scenario_cmd.run(scenario_cmd.check(path, seed, overrides), out, quiet))
 
 
 @main.command("proxy")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,9 +14,9 @@ import click
 from bench.scenario.schema import Scenario, ScenarioError, load_scenario
 
 
-def check(path: Path, seed: int | None = None) -> Scenario:
+def check(path: Path, seed: int | None = None, overrides: Sequence[str] = ()) -> Scenario:
     try:
-        return load_scenario(path, seed=seed)
+        return load_scenario(path, seed=seed, overrides=overrides)
     except ScenarioError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -19,6 +19,7 @@ timeline of steps at offsets from the start (``90s``, ``30m``, ``48h``, ``7d``):
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -249,8 +250,11 @@ class ScenarioError(ValueError):
     """A scenario file that cannot be run, with the field at fault."""
 
 
-def load_scenario(path: Path | str, *, seed: int | None = None) -> Scenario:
-    """Read and validate a scenario file; ``seed`` overrides the file's."""
+def load_scenario(
+    path: Path | str, *, seed: int | None = None, overrides: Sequence[str] = ()
+) -> Scenario:
+    """Read and validate a scenario file; ``seed`` overrides the file's, and each override
+    ``dotted.key=value`` (a YAML value) one of its settings, e.g. ``terminal.synchronous=OFF``."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -260,6 +264,21 @@ def load_scenario(path: Path | str, *, seed: int | None = None) -> Scenario:
         raise ScenarioError(f"{path}: a scenario is a mapping (name, fleet, duration, …)")
     if seed is not None:
         data["seed"] = seed
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        if not sep or not key.strip():
+            raise ScenarioError(f"override {override!r}: write it as dotted.key=value")
+        node = data
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ScenarioError(f"override {override!r}: {part} is not a mapping")
+            node = child
+        value = yaml.safe_load(text)
+        if isinstance(value, bool) and text.strip().lower() not in ("true", "false"):
+            value = text.strip()  # YAML 1.1 reads OFF, on, yes as booleans: here they are words
+        node[leaf] = value
     if isinstance(data.get("fleet"), str):
         data["fleet"] = str((path.parent / data["fleet"]).resolve())
     try:

@@ -155,3 +155,13 @@ def test_a_refused_operator_request_fails_the_run() -> None:
     assert outcome.passed
     refused = replace(outcome, failed_steps=["operator POST /manual: 422 (expected 200)"])
     assert not refused.passed
+
+
+def test_a_setting_is_overridden_from_the_command_line(tmp_path: Path) -> None:
+    path = write(tmp_path)
+    weak = load_scenario(path, overrides=["terminal.synchronous=OFF", "seed=9"])
+    assert (weak.terminal.synchronous, weak.seed) == ("OFF", 9)  # OFF stays a word, not False
+    with pytest.raises(ScenarioError, match=r"dotted\.key=value"):
+        load_scenario(path, overrides=["synchronous"])
+    with pytest.raises(ScenarioError, match=r"terminal\.synchronous"):
+        load_scenario(path, overrides=["terminal.synchronous=SOMETIMES"])

@@ -1,0 +1,83 @@
+"""Long scenarios against the reference terminal: ``python -m benchmarks.bench_scenarios``
+prints one JSON object.
+
+For each scenario file and seed (and each ``--set`` variant), one run in a fresh run directory:
+wall seconds (against the issue's limit: 48 h in ≤ 60 s, 7 days in ≤ 180 s), virtual seconds,
+clock steps, power cuts survived, and what the checker found (expected, received, lost,
+duplicated, unexpected). Runs are sequential: on a 2-core machine two at once measure each
+other. ``--keep DIR`` keeps the run directories (platform record, terminal store, timeline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.scenario import load_scenario, run_scenario
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "fixtures" / "scenarios"
+#: The issue's wall-time limits (issue 6, "Time").
+WALL_LIMIT_S = {"retention-48h": 60.0, "outage-7d": 180.0}
+
+
+def run_one(path: Path, seed: int | None, overrides: list[str], out: Path) -> dict[str, Any]:
+    scenario = load_scenario(path, seed=seed, overrides=overrides)
+    outcome = asyncio.run(run_scenario(scenario, out))
+    limit = WALL_LIMIT_S.get(scenario.name)
+    return {
+        "scenario": scenario.name,
+        "seed": scenario.seed,
+        "overrides": overrides,
+        "passed": outcome.passed,
+        "expected": outcome.expected,
+        "received": outcome.received,
+        "lost": outcome.lost,
+        "duplicated": outcome.duplicated,
+        "unexpected": outcome.unexpected,
+        "failed_steps": outcome.failed_steps,
+        "power_cuts": outcome.power_cuts,
+        "power_cut_mode": outcome.power_cut_mode,
+        "bytes_dropped_by_cuts": outcome.bytes_dropped_by_cuts,
+        "virtual_seconds": outcome.virtual_seconds,
+        "wall_seconds": outcome.wall_seconds,
+        "wall_limit_s": limit,
+        "within_limit": None if limit is None else outcome.wall_seconds <= limit,
+        "speed_x_real_time": round(outcome.virtual_seconds / outcome.wall_seconds, 1),
+        "clock_steps": outcome.clock_steps,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "scenarios", nargs="*", type=Path, default=[SCENARIOS / "retention-48h.yaml"]
+    )
+    parser.add_argument("--seeds", type=int, nargs="*", help="default: each file's own seed")
+    parser.add_argument(
+        "--set",
+        dest="variants",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE[,KEY=VALUE]",
+        help="also run each with these overrides, e.g. terminal.synchronous=OFF",
+    )
+    parser.add_argument("--keep", type=Path, help="keep the run directories here")
+    args = parser.parse_args()
+    variants = [[], *([o for o in v.split(",") if o] for v in args.variants)]
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="carbench-scenarios-") as scratch:
+        root = args.keep or Path(scratch)
+        for path in args.scenarios:
+            for seed in args.seeds or [None]:
+                for overrides in variants:
+                    name = f"{path.stem}-seed{seed if seed is not None else 'file'}-{len(runs)}"
+                    runs.append(run_one(path, seed, overrides, root / name))
+    print(json.dumps({"benchmark": "scenarios", "runs": runs}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
