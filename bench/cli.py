@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from bench import clauses_cmd, fleet_cmd, platform_cmd, scenario_cmd
+from bench.account_cmd import account_command
 from bench.decode import DecodeSettings, decode_one
 from bench.selfcheck import run_selfcheck
 from protocols import hj212
@@ -266,3 +267,6 @@ def verify_cmd(results: Path, pubkey: Path | None, content_only: bool) -> None:
 
 
 main.add_command(clauses_cmd.clauses)
+
+
+main.add_command(account_command)
