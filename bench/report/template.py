@@ -79,12 +79,13 @@ nav a { margin-right: 12px; }
 {% if not catalogue_loaded %}<p class="note">{{ catalogue_note }} — the matrix lists the clauses the tests name; mandatory clauses, coverage and untested clauses cannot be shown.</p>{% endif %}
 
 <h2 id="matrix">Clause matrix</h2>
+<p class="filters"><label><input type="checkbox" id="judged-only"> show only the clauses this run judged (untested and not-run rows hidden; the lists below stay)</label></p>
 {% for s in standards %}
 <h3>{{ s.name }}{% if s.coverage and s.coverage.percent is not none %} — coverage {{ '%.0f'|format(s.coverage.percent) }} % <span class="bar"><i style="width:{{ '%.0f'|format(s.coverage.percent) }}%"></i></span> <span class="muted">{{ s.coverage.auto_tested }} of {{ s.coverage.auto_total }} auto clauses have a test</span>{% elif s.coverage %} <span class="muted">— no auto clauses</span>{% endif %}</h3>
 <table class="matrix">
 <tr><th>Clause</th>{% if catalogue_loaded %}<th>Level</th><th>Class</th>{% endif %}<th>Summary</th><th>Tests</th><th>Verdict</th><th>Reason</th></tr>
 {% for r in s.rows %}
-<tr id="clause-{{ r.anchor }}"><td class="mono">{{ r.id }}</td>{% if catalogue_loaded %}<td>{{ r.level }}</td><td>{{ r.testability }}</td>{% endif %}
+<tr id="clause-{{ r.anchor }}" data-verdict="{{ r.verdict }}"><td class="mono">{{ r.id }}</td>{% if catalogue_loaded %}<td>{{ r.level }}</td><td>{{ r.testability }}</td>{% endif %}
 <td>{{ r.summary }}{% if r.quote %}<div class="quote" lang="zh">{{ r.quote }}</div>{% endif %}</td>
 <td>{% for t in r.tests %}{% if t.anchor %}<a href="#{{ t.anchor }}"><span class="v v-{{ t.verdict }}" title="{{ t.verdict }}">{{ t.short }}</span></a>{% else %}<span class="v v-{{ t.verdict }}" title="{{ t.verdict }}">{{ t.short }}</span>{% endif %} {% endfor %}</td>
 <td><span class="v v-{{ r.verdict }}">{{ r.verdict }}</span></td><td><div class="reason">{{ r.reason|truncate(400, True, ' …') }}</div></td></tr>
@@ -153,6 +154,13 @@ Check it with <code>carbench verify results.json --pubkey bench-signing-key.pub.
       document.querySelectorAll('details.test').forEach(function (d) {
         d.style.display = (b.dataset.f === 'all' || d.dataset.verdict === b.dataset.f) ? '' : 'none';
       });
+    });
+  });
+  var judged = document.getElementById('judged-only');
+  judged.addEventListener('change', function () {
+    document.querySelectorAll('table.matrix tr[data-verdict]').forEach(function (r) {
+      var v = r.dataset.verdict;
+      r.style.display = (judged.checked && (v === 'untested' || v === 'not-run')) ? 'none' : '';
     });
   });
   document.querySelectorAll('.filters button[data-open]').forEach(function (b) {
