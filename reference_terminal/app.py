@@ -250,6 +250,7 @@ class Terminal:
     async def _close_windows(self) -> None:
         while True:
             await self.clock.sleep(CLOSE_WINDOWS_EVERY_S)
+            lag = self.config.processing.window_lag_s
             async with self._lock:
-                output = self.processor.close_until(self.clock.time())
+                output = self.processor.close_until(self.clock.time() - lag)
             await self._store(output)

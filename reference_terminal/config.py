@@ -195,6 +195,10 @@ class Processing(Strict):
     #: A point silent this long (of due readings) switches to its backup (ISC-2 §7.2.3(1)).
     gap_threshold_s: float = Field(10.0, gt=0, le=86400)
     interpolation: Literal["linear", "nearest"] = "linear"
+    #: How long after its end a gauge's real-time window still takes values: reads in flight
+    #: and collectors that stamp values and send them a little later. A value later than this
+    #: is stored but left out of the window sent (an event says so).
+    window_lag_s: float = Field(30.0, ge=0, le=3600)
 
 
 class Storage(Strict):

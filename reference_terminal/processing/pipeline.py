@@ -312,6 +312,7 @@ class Processor:
         st = self._state(point)
         for a in closed:
             st.windows.restore(a)
+        st.windows.closed_before(since)
         sink = _Sink()
         for r in readings:
             if r.quality in USABLE and r.value is not None:
@@ -395,9 +396,9 @@ class Processor:
             inc = step.increment
             if inc is not None:
                 sink.increments.append(inc)
-                closed = st.windows.add_increment(inc)
-                if closed:
-                    self._aggregates(st, closed, sink)
+                self._into_windows(st, st.windows, inc, sink)
+        elif st.windows.is_late(r.t):
+            self._late(st, r, sink)
         else:
             sink.readings.append(r)
             st.last_good = r
@@ -410,9 +411,22 @@ class Processor:
                     sink.events.append(event)
                 if inc is not None:
                     sink.increments.append(inc)
-                    closed = windows.add_increment(inc)
-                    if closed:
-                        self._aggregates(st, closed, sink)
+                    self._into_windows(st, windows, inc, sink)
+
+    def _into_windows(
+        self, st: _PointState, windows: PointWindows, inc: Increment, sink: _Sink
+    ) -> None:
+        # close_until keeps a counter's windows open until no increment can still fall in them,
+        # so a late one means something outside that promise (a store edited behind the
+        # terminal's back): stored and reported, never a crash or a revised window.
+        if windows.is_late(inc.mid):
+            sink.events.append(
+                Event(inc.t, "late_increment", windows.point, details={"mid": repr(inc.mid)})
+            )
+            return
+        closed = windows.add_increment(inc)
+        if closed:
+            self._aggregates(st, closed, sink)
 
     def _aggregates(self, st: _PointState, closed: list[Aggregate], sink: _Sink) -> None:
         for a in closed:
@@ -516,6 +530,17 @@ class Processor:
         sink.events.append(fill.event)
         for filled in fill.readings:
             self._usable(st, filled, sink)
+
+    def _late(self, st: _PointState, r: Reading, sink: _Sink) -> None:
+        """A gauge's reading for a window already closed (a collector that stamps its values
+        and sends them late): kept, and the base for filling, but the windows sent stay as they
+        were (ISC-2 §7.2.4(5): corrections go up as an audited backfill, not by rewriting)."""
+        note = "arrived after its window closed: not in the window figures" + (
+            f"; {r.note}" if r.note else ""
+        )
+        sink.readings.append(replace(r, note=note))
+        st.last_good = r
+        sink.events.append(Event(r.t, "late_value", r.point, r.device))
 
     def _out_of_order(self, st: _PointState, r: Reading, sink: _Sink) -> None:
         note = f"out of time order (last t={st.last_t}): kept as evidence, not processed" + (

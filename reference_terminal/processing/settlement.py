@@ -263,7 +263,7 @@ class PointWindows:
     :meth:`add_increment`; both return the windows their sample closed, shortest period first.
     """
 
-    __slots__ = ("_levels", "_month", "_year", "kind", "offset", "point")
+    __slots__ = ("_closed", "_levels", "_month", "_year", "kind", "offset", "point")
 
     def __init__(
         self,
@@ -279,6 +279,8 @@ class PointWindows:
         self._levels = [_Level(p, period_name(p)) for p in periods] + [_Level(DAY, "day")]
         self._month: _Span | None = None
         self._year: _Span | None = None
+        # Local seconds before which the shortest windows are closed: a sample there is late.
+        self._closed = float("-inf")
 
     # ---- feeding ----------------------------------------------------------------------------
     def add_reading(self, reading: Reading) -> list[Aggregate]:
@@ -294,6 +296,16 @@ class PointWindows:
             return self._add(inc.mid, None, inc.start, inc.end, inc.digits, _SUSPECT_RANK)
         return self._add(inc.mid, inc.value, inc.start, inc.end, inc.digits, RANK[inc.quality])
 
+    def closed_before(self, x: float) -> None:
+        """Treat every window ending at or before ``x`` as closed (a restart: those before the
+        replay are stored)."""
+        p = self._levels[0].p
+        self._closed = max(self._closed, (x + self.offset) // p * p)
+
+    def is_late(self, x: float) -> bool:
+        """Whether a sample attributed to ``x`` falls in a window already closed (emitted)."""
+        return x + self.offset < self._closed
+
     def _add(
         self,
         x: float,
@@ -305,6 +317,11 @@ class PointWindows:
     ) -> list[Aggregate]:
         out: list[Aggregate] = []
         shifted = x + self.offset
+        if shifted < self._closed:
+            raise LateSample(
+                f"{self.point}: a sample at t={x} belongs to a window already closed "
+                f"(emitted windows are never revised)"
+            )
         for level in self._levels:
             idx = int(shifted // level.p)
             acc = level.acc
@@ -318,6 +335,8 @@ class PointWindows:
                     out.append(self._emit(level, level.idx, acc))
                     if level.p == DAY:
                         self._settle_day(level.idx, acc, out)
+                    if level is self._levels[0]:
+                        self._closed = idx * level.p
                 if level.p == DAY:
                     self._roll(idx, out)
                 level.idx = idx
@@ -340,6 +359,8 @@ class PointWindows:
                 if level.p == DAY:
                     self._settle_day(idx, acc, out)
                 level.idx = level.acc = None
+                if level is self._levels[0]:
+                    self._closed = max(self._closed, (idx + 1) * level.p)
         self._roll(int(shifted // DAY), out)
         return out
 

@@ -301,3 +301,21 @@ def test_totals_are_never_lost_whatever_fails(polls: list[tuple[int, bool]], met
     for period in ("minute", "hour", "day", "month"):
         windows = [a for o in out for a in o.aggregates if a.period == period]
         assert sum((a.increment or D(0) for a in windows), D(0)) == last - first
+
+
+def test_a_value_for_a_window_already_sent_is_kept_but_never_rewrites_it() -> None:
+    """A collector that stamps its values and sends them late: the window closed without the
+    value is not emitted again with it (it was sent; a correction is an audited backfill)."""
+    p = Processor([point("G")])
+    p.process(raw("G", T0 + 10, "5.0"))
+    (minute,) = [a for a in p.close_until(T0 + 120).aggregates if a.period == "minute"]
+    assert (minute.start, minute.mean) == (T0, Decimal("5.0"))
+    late = p.process(raw("G", T0 + 50, "9.0"))  # after T0 + 10, but its minute has gone
+    assert [(r.t, r.quality, r.note) for r in late.readings] == [
+        (T0 + 50, Quality.GOOD, "arrived after its window closed: not in the window figures")
+    ]
+    assert [e.kind for e in late.events] == ["late_value"] and not late.aggregates
+    on_time = p.process(raw("G", T0 + 130, "7.0"))
+    assert not on_time.aggregates
+    minutes = [a for a in p.close_until(T0 + 3600).aggregates if a.period == "minute"]
+    assert [(a.start, a.mean) for a in minutes] == [(T0 + 120, Decimal("7.0"))]

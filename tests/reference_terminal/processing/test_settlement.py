@@ -165,6 +165,16 @@ def test_a_late_sample_is_refused() -> None:
         windows.add_reading(reading("G", T0 + 10, "1"))
 
 
+def test_a_sample_for_a_closed_window_is_late_even_once_nothing_is_open() -> None:
+    windows = PointWindows("G", "gauge", (60,))
+    windows.add_reading(reading("G", T0 + 10, "1"))
+    windows.close_until(T0 + 120)  # the minute of T0 is emitted; nothing is open now
+    assert windows.is_late(T0 + 59) and not windows.is_late(T0 + 60)
+    with pytest.raises(LateSample, match="already closed"):
+        windows.add_reading(reading("G", T0 + 30, "1"))
+    assert windows.add_reading(reading("G", T0 + 61, "2")) == []  # a window never emitted
+
+
 def test_periods_must_divide_a_day() -> None:
     check_periods((1, 60, 300, 900, 3600), 8 * 3600)
     with pytest.raises(WindowError, match="divides a day"):
