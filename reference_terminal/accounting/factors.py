@@ -347,15 +347,15 @@ class FactorLibrary:
                 where = sorted({f.vintage for f in named})
                 raise UnknownFactor(f"{name!r} is not in vintage {vintage!r}; it is in {where}")
             named = in_vintage
-        if len({f.vintage for f in named}) > 1:
-            where = sorted({f.vintage for f in named})
-            raise AmbiguousFactor(f"{name!r} is in several vintages {where}: choose a vintage")
         if data_year is not None:
             years = [f for f in named if f.data_year == data_year]
             if not years:
                 have = sorted(str(f.data_year) for f in named)
                 raise UnknownFactor(f"{name!r} has no data year {data_year}; it has {have}")
             named = years
+        if len({f.vintage for f in named}) > 1:
+            where = sorted({f.vintage for f in named})
+            raise AmbiguousFactor(f"{name!r} is in several vintages {where}: choose a vintage")
         if len(named) > 1:
             have = sorted(str(f.data_year) for f in named)
             raise AmbiguousFactor(f"{name!r} has data years {have}: choose a data_year")
@@ -393,8 +393,6 @@ class FactorLibrary:
     ) -> FactorLibrary:
         """The factor ``(name, vintage, data_year)`` with ``changes`` (quantities as text)."""
         old = self.get(name, vintage, data_year)
-        if "name" in changes or "vintage" in changes or "data_year" in changes:
-            raise LibraryError("updated() cannot move a factor: add a new one with with_factor()")
         for parameter in PARAMETERS:
             if isinstance(changes.get(parameter), str):
                 try:

@@ -457,7 +457,7 @@ def account_source(
         raise
     except AccountingError as exc:  # a unit problem the steps did not place: blame the input
         raise InvalidParameter(spec.name, "quantity", str(exc)) from None
-    value = ef.times(ad).value
+    value = ef.times(ad).to(TCO2).value  # a factor may be in kgCO2 per unit
     if spec.kind in DEDUCTED:
         value = CONTEXT.minus(value)  # in CONTEXT: unary minus would round at 28 digits
     if spec.kind is SourceKind.BIOMASS:
