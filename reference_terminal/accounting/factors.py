@@ -203,8 +203,17 @@ class FactorLibrary:
 
     vintages: Mapping[str, Vintage]
     factors: tuple[Factor, ...]
+    # Name and label (case-folded) → factors: every calculation looks names up.
+    _by_name: Mapping[str, tuple[Factor, ...]] = dataclasses.field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
+        index: dict[str, list[Factor]] = {}
+        for f in self.factors:
+            for key in {f.name.casefold(), f.label.casefold()} - {""}:
+                index.setdefault(key, []).append(f)
+        object.__setattr__(self, "_by_name", {k: tuple(v) for k, v in index.items()})
         seen = Counter(f.key for f in self.factors)
         if dup := [k for k, n in seen.items() if n > 1]:
             name, vintage, year = dup[0]
@@ -318,12 +327,11 @@ class FactorLibrary:
         to_confirm: bool | None = None,
     ) -> list[Factor]:
         """Factors matching every given criterion (a name also matches a label)."""
-        key = None if name is None else name.casefold()
+        pool = self.factors if name is None else self._by_name.get(name.casefold(), ())
         return [
             f
-            for f in self.factors
-            if (key is None or key in (f.name, f.label.casefold()))
-            and (vintage is None or f.vintage == vintage)
+            for f in pool
+            if (vintage is None or f.vintage == vintage)
             and (kind is None or f.kind == kind)
             and (data_year is None or f.data_year == data_year)
             and (to_confirm is None or f.to_confirm == to_confirm)

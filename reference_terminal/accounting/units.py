@@ -15,9 +15,10 @@ below any reported place. Reported figures are rounded once, by :func:`round_rep
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import (
     ROUND_HALF_UP,
     Context,
@@ -100,14 +101,15 @@ class Term:
 
     atom: Atom
     power: int = 0
+    # Derived once: conversions read them on every call.
+    scale: Decimal = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scale", self.atom.scale.scaleb(self.power, CONTEXT))
 
     @property
     def dimension(self) -> Dimension:
         return self.atom.dimension
-
-    @property
-    def scale(self) -> Decimal:
-        return self.atom.scale.scaleb(self.power, CONTEXT)
 
     def __str__(self) -> str:
         if self.power == 0:
@@ -119,10 +121,11 @@ class Term:
 class Unit:
     num: Term
     den: Term | None = None
+    dimension: tuple[Dimension, Dimension | None] = field(init=False, repr=False, compare=False)
 
-    @property
-    def dimension(self) -> tuple[Dimension, Dimension | None]:
-        return self.num.dimension, None if self.den is None else self.den.dimension
+    def __post_init__(self) -> None:
+        den = None if self.den is None else self.den.atom.dimension
+        object.__setattr__(self, "dimension", (self.num.atom.dimension, den))
 
     @property
     def numerator(self) -> Unit:
@@ -245,6 +248,15 @@ def _term(text: str, whole: str) -> Term:
 
 def parse_unit(text: str) -> Unit:
     """``"GJ/10^4 Nm3"`` → a :class:`Unit`; :class:`UnitError` says what is wrong."""
+    if not isinstance(text, str):
+        raise UnitError(f"a unit must be text, not {type(text).__name__}")
+    return _known_unit(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _known_unit(text: str) -> Unit:
+    # Units are few and immutable: parsing each once makes conversions cheap. Errors raise
+    # through the cache and are never stored in it.
     return _parse_unit(text, text)
 
 
@@ -285,7 +297,12 @@ def parse_quantity(text: str) -> Quantity:
     digits = number.lstrip("+-").replace(".", "").lstrip("0")
     if len(digits) > MAX_DIGITS:
         raise UnitError(f"{text!r}: more than {MAX_DIGITS} significant digits")
-    return Quantity(Decimal(number), _parse_unit(rest.strip(), text))
+    rest = rest.strip()
+    try:
+        unit = _known_unit(rest)
+    except UnitError:
+        unit = _parse_unit(rest, text)  # raises again, quoting the whole quantity
+    return Quantity(Decimal(number), unit)
 
 
 def quantity(value: Decimal | int | str, unit: str) -> Quantity:
