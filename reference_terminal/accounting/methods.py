@@ -185,7 +185,8 @@ def spec_from_text(
 
     library_name, library_field, factor_q = fuel, "fuel", None
     if factor is not None:
-        if factor.strip()[:1].isdigit() or factor.strip()[:1] in "+-.":
+        first = factor.strip()[:1]
+        if first and first in "+-.0123456789":  # a value, not a library name
             factor_q = read("factor", factor)
         elif fuel is not None:
             raise InvalidParameter(
@@ -225,9 +226,16 @@ class _Resolved:
         for p, q in spec.explicit().items():
             if p not in accepts:
                 raise InvalidParameter(
-                    spec.name, p, f"does not apply to a {spec.kind} source ({_formula_hint(spec)})"
+                    spec.name, p, f"does not apply to kind {spec.kind} ({_formula_hint(spec)})"
                 )
             self.values[p] = Parameter(p, q, "input")
+        if spec.vintage is not None and vintage is not None and spec.vintage != vintage:
+            raise InvalidParameter(
+                spec.name,
+                "vintage",
+                f"{spec.vintage!r}, but the calculation's vintage is {vintage!r}: one "
+                "calculation takes factors from one vintage only",
+            )
         if spec.library_name is not None:
             self._from_library(spec.library_name, library, spec.vintage or vintage)
 
@@ -235,8 +243,6 @@ class _Resolved:
         spec = self.spec
         if library is None:
             raise InvalidParameter(spec.name, spec.library_field, "no factor library loaded")
-        if spec.vintage is not None and vintage is not None and spec.vintage != vintage:
-            raise InvalidParameter(spec.name, "vintage", f"{spec.vintage!r} ≠ {vintage!r}")
         try:
             entry = library.get(name, vintage, spec.data_year)
         except AccountingError as exc:

@@ -222,7 +222,7 @@ def test_biomass_has_no_scope(lib: FactorLibrary) -> None:
             "10 MWh",
             {"ncv": "1 GJ/t", "factor": "0.5 tCO2/MWh"},
             InvalidParameter,
-            "ncv: does not apply to a electricity source",
+            "ncv: does not apply to kind electricity",
         ),
         ("electricity", "10 MWh", {}, MissingParameter, "factor: missing: E = AD × EF"),
         (
@@ -303,6 +303,12 @@ def test_every_kind_has_a_scope_rule() -> None:
     from reference_terminal.accounting.methods import SCOPE
 
     assert set(SCOPE) == set(SourceKind)
+
+
+def test_a_source_s_vintage_must_agree_with_the_calculation_s(lib: FactorLibrary) -> None:
+    spec = spec_from_text("s", "combustion", "1 t", fuel="diesel", vintage="other")
+    with pytest.raises(InvalidParameter, match="source 's': vintage: 'other', but the calc"):
+        account_source(spec, lib, "2015 guidelines / GB/T 32150")
 
 
 def test_without_a_library_a_name_is_an_error() -> None:

@@ -152,6 +152,44 @@ def test_the_parser_never_crashes_on_garbage(text: str) -> None:
         assert isinstance(q.value, Decimal) and q.value.is_finite()
 
 
+_PIECES = st.sampled_from(
+    [
+        "5",
+        "12.5",
+        " ",
+        "/",
+        "10^4",
+        "10⁴",
+        "^",
+        "-",
+        ".",
+        "%",
+        "kg",
+        "t",
+        "tC",
+        "tCO2",
+        "GJ",
+        "MWh",
+        "Nm3",
+        "Nm³",
+        "kwh",
+        "m3",
+        "e",
+        "10^",
+        "10^99",
+        "0",
+    ]
+)
+
+
+@given(st.lists(_PIECES, max_size=8).map("".join))
+def test_the_parser_never_crashes_on_near_misses(text: str) -> None:
+    try:
+        parse_quantity(text)
+    except UnitError as exc:
+        assert str(exc)
+
+
 _UNITS = st.sampled_from(
     [a for a in ATOMS if a]
     + ["10^4 Nm3", "GJ/10^4 Nm3", "tC/GJ", "tCO2/MWh", "kgCO2/kWh", "GJ/t", "t/10^4 Nm3"]
