@@ -67,6 +67,8 @@ class VirtualClock:
         self._order = itertools.count()
         self._driver: asyncio.Task[None] | None = None
         self._holds = 0
+        self._free = asyncio.Event()  # set while nothing holds the clock
+        self._free.set()
         self.steps = 0
         #: times time moved although a thread still looked busy after ``stuck_after_s`` of
         #: real time (a thread blocked somewhere this clock does not know as waiting)
@@ -97,12 +99,18 @@ class VirtualClock:
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
         """Keep time still while the bench does something that takes no time in the scenario
-        (starting a terminal, a power cut's bookkeeping)."""
+        (starting the fleet or a terminal, a power cut's bookkeeping). Whatever takes real time
+        meanwhile (a server filling its address space in a thread, a child process starting)
+        then cannot move the clock by however long it happened to take: a run stays the same
+        run, seed for seed. Nothing inside may wait for virtual time to pass."""
         self._holds += 1
+        self._free.clear()
         try:
             yield
         finally:
             self._holds -= 1
+            if not self._holds:
+                self._free.set()
 
     async def sleep_until(self, monotonic: float) -> None:
         await self.sleep(monotonic - self._mono)
@@ -139,7 +147,11 @@ class VirtualClock:
         busy_since: float | None = None
         while idle < self.idle_turns:
             await asyncio.sleep(0)
-            if self._holds or (ready is not None and len(ready) > 0):
+            if self._holds:
+                await self._free.wait()
+                idle = 0
+                continue
+            if ready is not None and len(ready) > 0:
                 idle = 0
                 continue
             if _threads_busy():

@@ -96,11 +96,13 @@ class Run:
                 for name in self.centres(event.centre):
                     await self.proxies[name].remove_toxic((event.detail or {})["name"])
             case "power_off":
-                if self.target.terminal is not None:
-                    await self.acknowledged.snapshot(self.target.terminal, self.clock.time())
-                await self.target.power_off()
+                with self.clock.hold():  # the cut is an instant; the bookkeeping takes none
+                    if self.target.terminal is not None:
+                        await self.acknowledged.snapshot(self.target.terminal, self.clock.time())
+                    await self.target.power_off()
             case "power_on":
-                await self.target.power_on()
+                with self.clock.hold():  # booting takes no scenario time (its real time varies)
+                    await self.target.power_on()
             case "platform":
                 behaviour = (event.detail or {})["behaviour"]
                 for name in self.centres(event.centre):
@@ -179,7 +181,8 @@ async def _drain(run: Run, until: float) -> None:
         await run.clock.sleep(min(DRAIN_CHECK_S, until - run.clock.monotonic()))
         if run.target.terminal is None:
             continue
-        await run.acknowledged.snapshot(run.target.terminal, run.clock.time())
+        with run.clock.hold():
+            await run.acknowledged.snapshot(run.target.terminal, run.clock.time())
         if all(_check(run, name).complete for name in run.platforms.centres):
             run.note("every centre has every acknowledged window")
             return
@@ -215,31 +218,42 @@ async def run_scenario(
     total = duration + scenario.drain.total_seconds()
     events = expand(scenario)
     async with AsyncExitStack() as stack:
-        fleet = await stack.enter_async_context(
-            running_fleet(spec, clock=clock, serial_pacing="frame")
-        )
-        fleet.observations = deque()  # the whole run's truth, not the default window
-        record = Record(f"sqlite:///{out / 'platform-record.sqlite'}")
-        stack.callback(record.close)
-        platforms = await stack.enter_async_context(
-            running_platforms(_platform_spec(scenario), clock=clock, record=record)
-        )
-        proxies = await stack.enter_async_context(FaultProxyServer(seed=scenario.seed, clock=clock))
-        ports = {}
-        for name, centre in platforms.centres.items():
-            proxy = await proxies.create_proxy(name, upstream=f"127.0.0.1:{centre.address[1]}")
-            ports[name] = proxy.port
-        directory, disk, power_note = await stack.enter_async_context(
-            _disk(out, scenario.power.mode)
-        )
-        config = scenario_config(scenario, fleet, f"sqlite:///{directory / 'terminal.db'}", ports)
-        target = ReferenceTarget(config, clock, disk)
-        acknowledged = Acknowledged.of(config, clock.time() + duration)
-        log = stack.enter_context((out / "timeline.jsonl").open("w", encoding="utf-8", buffering=1))
-        run = Run(scenario, out, clock, fleet, platforms, proxies, target, acknowledged, log, wall0)
-        run.note("start", seed=scenario.seed, power=power_note, events=len(events))
-        await target.power_on()
-        run.note("terminal ready")
+        # Setting up takes no scenario time, however much wall time it takes (a server that
+        # fills its address space in a thread would otherwise move the clock by its own pace).
+        with clock.hold():
+            fleet = await stack.enter_async_context(
+                running_fleet(spec, clock=clock, serial_pacing="frame")
+            )
+            fleet.observations = deque()  # the whole run's truth, not the default window
+            record = Record(f"sqlite:///{out / 'platform-record.sqlite'}")
+            stack.callback(record.close)
+            platforms = await stack.enter_async_context(
+                running_platforms(_platform_spec(scenario), clock=clock, record=record)
+            )
+            proxies = await stack.enter_async_context(
+                FaultProxyServer(seed=scenario.seed, clock=clock)
+            )
+            ports = {}
+            for name, centre in platforms.centres.items():
+                proxy = await proxies.create_proxy(name, upstream=f"127.0.0.1:{centre.address[1]}")
+                ports[name] = proxy.port
+            directory, disk, power_note = await stack.enter_async_context(
+                _disk(out, scenario.power.mode)
+            )
+            config = scenario_config(
+                scenario, fleet, f"sqlite:///{directory / 'terminal.db'}", ports
+            )
+            target = ReferenceTarget(config, clock, disk)
+            acknowledged = Acknowledged.of(config, clock.time() + duration)
+            log = stack.enter_context(
+                (out / "timeline.jsonl").open("w", encoding="utf-8", buffering=1)
+            )
+            run = Run(
+                scenario, out, clock, fleet, platforms, proxies, target, acknowledged, log, wall0
+            )
+            run.note("start", seed=scenario.seed, power=power_note, events=len(events))
+            await target.power_on()
+            run.note("terminal ready")
         t0 = clock.monotonic()
         ticker = asyncio.create_task(_tick(run, t0, total, progress))
         try:
@@ -249,11 +263,13 @@ async def run_scenario(
             await clock.sleep_until(t0 + duration)
             run.note("end of the timeline")
             if not target.powered:
-                await target.power_on()
+                with clock.hold():
+                    await target.power_on()
             await _drain(run, t0 + total)
             assert target.terminal is not None
-            await acknowledged.snapshot(target.terminal, clock.time())
-            await acknowledged.final_values(target.terminal, target.config)
+            with clock.hold():
+                await acknowledged.snapshot(target.terminal, clock.time())
+                await acknowledged.final_values(target.terminal, target.config)
             results = {name: _check(run, name) for name in platforms.centres}
         finally:
             ticker.cancel()

@@ -133,3 +133,27 @@ def test_an_unknown_blocked_thread_delays_time_but_cannot_stop_it() -> None:
             worker.join()
 
     asyncio.run(main())
+
+
+def test_time_stands_still_while_held_however_long_the_work_takes() -> None:
+    """Setting up (a server starting in a thread, a child process) takes no scenario time."""
+
+    async def main() -> None:
+        clock = VirtualClock(T0)
+        ticks: list[float] = []
+
+        async def ticker() -> None:
+            while True:
+                await clock.sleep(1.0)
+                ticks.append(clock.monotonic())
+
+        task = asyncio.create_task(ticker())
+        with clock.hold():
+            await asyncio.to_thread(time.sleep, 0.3)  # real work, longer than a few steps
+            await asyncio.sleep(0.05)
+        assert ticks == [] and clock.monotonic() == 0.0
+        await clock.sleep(2.5)
+        assert ticks == [1.0, 2.0]
+        task.cancel()
+
+    asyncio.run(main())
