@@ -21,6 +21,7 @@ What is measured, and what is not:
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import time
@@ -181,6 +182,8 @@ def a_year(lib: FactorLibrary) -> tuple[list[Figure], dict[str, str]]:
 
 
 def main() -> None:
+    # On a shared 2-core machine the neighbours' load shows in the tail latencies: say how much.
+    load_at_start = os.getloadavg()
     lib = FactorLibrary.load(ROOT / "factors")
     figures = per_kind_rates(lib)
     figures.append(mixed_enterprise(lib))
@@ -192,6 +195,7 @@ def main() -> None:
         "accounting",
         figures,
         year_of_data=year_result,
+        load_average={"at_start": load_at_start, "at_end": os.getloadavg()},
         notes=[
             "calculation only: no store reads, no report rendering (later parts of issue 9)",
             f"mean of the three per-kind rates: {per_source:.0f} sources/s",
