@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
+import os
+import pwd
 import shutil
+import signal
 import socket
 import tempfile
 from collections.abc import AsyncIterator
@@ -23,6 +27,8 @@ from pathlib import Path
 from typing import Final
 
 from simulators.clock import RealClock
+
+PR_SET_PDEATHSIG: Final = 1  # <linux/prctl.h>
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +72,9 @@ def _config(port: int) -> str:
             f"listener {port} 127.0.0.1",
             "allow_anonymous true",
             "persistence false",
-            # stderr, not a file: as root, mosquitto drops to its own user, which could not
-            # write into our private directory.
+            # Stay the user that started it: as root, mosquitto would otherwise drop to its own
+            # user, and a change of user clears the parent-death signal (_die_with_parent).
+            f"user {pwd.getpwuid(os.geteuid()).pw_name}",
             "log_dest stderr",
             "log_type error",
             "log_type warning",
@@ -75,6 +82,13 @@ def _config(port: int) -> str:
             "",
         ]
     )
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the bench dies, however it dies (a SIGKILLed bench
+    must not leave its broker behind)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @contextlib.asynccontextmanager
@@ -97,6 +111,7 @@ async def private_broker(binary: Path | None = None) -> AsyncIterator[tuple[str,
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=log_sink,
                     stderr=log_sink,
+                    preexec_fn=_die_with_parent,
                 )
             try:
                 if await _ready(process, host, port):

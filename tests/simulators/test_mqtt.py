@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import json
 import shutil
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -282,6 +283,40 @@ async def test_the_broker_stops_with_its_context() -> None:
         writer.close()
     with pytest.raises(OSError):
         await asyncio.open_connection(host, port)
+
+
+_HOLD_A_BROKER = """
+import asyncio, sys
+from simulators.meters.broker import private_broker
+
+async def main():
+    async with private_broker() as (host, port):
+        print(port, flush=True)
+        await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_killed_bench_leaves_no_broker_behind() -> None:
+    bench = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _HOLD_A_BROKER, stdout=asyncio.subprocess.PIPE
+    )
+    assert bench.stdout is not None
+    port = int(await asyncio.wait_for(bench.stdout.readline(), 30))
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.close()
+    bench.kill()  # SIGKILL: no context manager gets to stop the broker
+    await bench.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            return
+        writer.close()
+        await asyncio.sleep(0.1)
+    pytest.fail(f"the broker on port {port} outlived its bench")
 
 
 async def test_a_missing_broker_binary_says_how_to_install_it(
