@@ -1,0 +1,29 @@
+"""Terminal adapters: how the bench drives a terminal under test (``conformance.dut.Dut``).
+
+``reference``: the reference terminal in the bench's event loop and clock; ``external``: a
+device (or a program) reached through its management interface, a power switch and prompts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conformance.dut import ClockMode, Dut
+from conformance.target import Target
+from simulators.clock import Clock
+from simulators.fleet import FleetRuntime
+
+
+def make_dut(
+    target: Target, *, fleet: FleetRuntime, clock: Clock, clock_mode: ClockMode, workdir: Path
+) -> Dut:
+    """The adapter the target file asks for (not started yet)."""
+    if target.adapter.kind == "reference":
+        from bench.adapters.reference import ReferenceDut  # noqa: PLC0415 - loads the terminal
+
+        return ReferenceDut(
+            target, fleet=fleet, clock=clock, clock_mode=clock_mode, workdir=workdir
+        )
+    from bench.adapters.external import ExternalDut  # noqa: PLC0415
+
+    return ExternalDut(target, fleet=fleet, clock=clock, clock_mode=clock_mode, workdir=workdir)

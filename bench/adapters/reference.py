@@ -1,0 +1,293 @@
+"""The reference terminal as a device under test, in the bench's own event loop and clock.
+
+- Configuration: the wiring a technician would do for the bench's fleet
+  (``bench.terminal_for_fleet``), the periods, MN/PW, OverTime/ReCount and real-time interval
+  of the target's test parameters, and its uplink pointed at the bench's centres (their fault
+  proxies): each HJ 212 and HTTPS centre with real-time, minute, hourly and daily data.
+- Power: ``bench.scenario.target.ReferenceTarget`` — the store on the FUSE volatile disk, so a
+  cut loses every write not fsynced, then the terminal stops dead. Without FUSE (or with
+  ``power.switch: process``) a cut only stops the terminal: unsynced writes survive, and
+  ``PowerCut.mode`` is ``kill`` with the reason, for the report.
+- Management API: the terminal's own (``reference_terminal.api``) served on a loopback port,
+  down while the power is off. The suites read the terminal only through it.
+- Mutations (``adapter.mutation``), for the mutation check, all by configuration or by the
+  uplink relay of ``bench.adapters.relay``: ``sync-off`` (storage.synchronous=OFF),
+  ``rt-20min`` (RtdInterval 1200 s), ``bad-crc`` and ``no-retransmission``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+from bench.adapters.changes import apply_changes, render_code
+from bench.adapters.management_server import ManagementServer
+from bench.adapters.relay import BrokenUplink
+from bench.scenario.config import deep_merge
+from bench.scenario.target import ReferenceTarget
+from bench.terminal_for_fleet import item_codes, terminal_config
+from conformance.dut import (
+    CentreEndpoint,
+    Change,
+    ClockMode,
+    DutError,
+    PointBinding,
+    PowerCut,
+)
+from conformance.management import Management
+from conformance.target import Target
+from reference_terminal.config import TerminalConfig
+from simulators.clock import Clock
+from simulators.fleet import FleetRuntime
+from simulators.power import PowerCutMode, VolatileMount, power_cut_mode, volatile_mount
+
+PUSHED = {"mqtt"}
+#: The RtdInterval of the ``rt-20min`` mutation: longer than ISC-2 §7.2.4(1)'s 15 minutes.
+BROKEN_REALTIME_S = 1200
+
+
+class ReferenceDut:
+    """The reference terminal, in-process (see the module text)."""
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        fleet: FleetRuntime,
+        clock: Clock,
+        clock_mode: ClockMode,
+        workdir: Path,
+    ) -> None:
+        if target.adapter.kind != "reference":
+            raise DutError(f"target {target.name!r} is not the reference terminal")
+        self._target = target
+        self.fleet = fleet
+        self.clock = clock
+        self._clock_mode = clock_mode
+        self.workdir = workdir
+        self.server = ManagementServer()
+        self._management = Management(self.server.base_url, timeout_s=target.management.timeout_s)
+        self.runner: ReferenceTarget | None = None
+        self.config: TerminalConfig | None = None
+        self.relays: dict[str, BrokenUplink] = {}
+        self.mount: VolatileMount | None = None
+        self.power_note = ""
+        self._stack = AsyncExitStack()
+        self._mns: dict[str, str] = {}
+
+    # ---- Dut ---------------------------------------------------------------------------
+    @property
+    def target(self) -> Target:
+        return self._target
+
+    @property
+    def clock_mode(self) -> ClockMode:
+        return self._clock_mode
+
+    @property
+    def powered(self) -> bool:
+        return self.runner is not None and self.runner.powered
+
+    @property
+    def management(self) -> Management:
+        return self._management
+
+    def mn(self, centre: str) -> str:
+        return self._mns[centre]
+
+    def pw(self, centre: str) -> str:
+        return self._target.parameters.pw
+
+    def points(self) -> Sequence[PointBinding]:
+        config = self._live_config()
+        codes = {
+            c.point: render_code(c.model_dump(mode="json")["code"]) for c in config.uplink.codes
+        }
+        periods = {g.id: g.period_s for g in config.groups}
+        out = []
+        for p in config.points:
+            device = config.device(p.source.device)
+            if device.protocol == "manual":
+                acquisition = "manual"
+            elif device.protocol in PUSHED or getattr(device, "mode", "pull") == "push":
+                acquisition = "pushed"
+            else:
+                acquisition = "polled"
+            assert p.group in periods
+            out.append(
+                PointBinding(
+                    point=p.id,
+                    meter=p.source.device,
+                    quantity=p.name or None,
+                    protocol=device.protocol,
+                    kind=p.kind,
+                    decimals=p.decimals,
+                    group=p.group,
+                    acquisition=acquisition,  # type: ignore[arg-type]
+                    code=codes.get(p.id),
+                    unit=p.unit,
+                )
+            )
+        return out
+
+    async def start(self, centres: Sequence[CentreEndpoint]) -> None:
+        directory = await self._disk()
+        uplinks = await self._uplinks(centres)
+        self.config = self._configure(centres, uplinks, f"sqlite:///{directory / 'terminal.db'}")
+        self.runner = ReferenceTarget(self.config, self.clock, self.mount)
+        await self.power_on()
+
+    async def stop(self) -> None:
+        await self.server.stop()
+        if self.runner is not None:
+            await self.runner.stop()
+        await self._management.aclose()
+        await self._stack.aclose()
+
+    async def power_off(self) -> PowerCut:
+        runner = self._runner()
+        if runner.terminal is not None:
+            # the configuration file survives a cut (the API writes it with fsync): boot on it
+            runner.config = runner.terminal.config
+        dropped_before = runner.bytes_dropped
+        await runner.power_off()
+        await self.server.stop(abort=True)
+        if self.mount is not None:
+            return PowerCut(
+                "fuse", "fuse", self.power_note, bytes_dropped=runner.bytes_dropped - dropped_before
+            )
+        return PowerCut("process", "kill", self.power_note)
+
+    async def power_on(self) -> None:
+        runner = self._runner()
+        await runner.power_on()
+        assert runner.terminal is not None
+        await self.server.start(runner.terminal)
+
+    async def configure(self, *changes: Change) -> None:
+        current = await self._management.config()
+        await self._management.put_config(apply_changes(current, changes))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "reference",
+            "mutation": self._target.adapter.mutation,
+            "clock": self._clock_mode.value,
+            "power": "fuse" if self.mount is not None else "kill",
+            "power_note": self.power_note,
+            "management": self.server.base_url,
+            "store": None if self.config is None else self.config.storage.url,
+            "relays": {n: r.fault for n, r in self.relays.items()},
+        }
+
+    # ---- inside --------------------------------------------------------------------------
+    def _runner(self) -> ReferenceTarget:
+        if self.runner is None:
+            raise DutError("the reference terminal was not started")
+        return self.runner
+
+    def _live_config(self) -> TerminalConfig:
+        runner = self.runner
+        if runner is not None and runner.terminal is not None:
+            return runner.terminal.config
+        if runner is not None:
+            return runner.config
+        if self.config is None:
+            raise DutError("the reference terminal was not started: no configuration yet")
+        return self.config
+
+    async def _disk(self) -> Path:
+        """The store's directory: a volatile-cache mount when the target cuts power with FUSE
+        and this machine can, else a plain directory (cuts only kill; said in the report)."""
+        backing, mountpoint = self.workdir / "disk-backing", self.workdir / "disk"
+        # a new terminal: a store left by an earlier run in this directory is not its own
+        shutil.rmtree(backing, ignore_errors=True)
+        backing.mkdir(parents=True, exist_ok=True)
+        capability = power_cut_mode()
+        wanted = self._target.power.switch == "fuse"
+        if wanted and capability.mode is PowerCutMode.FUSE:
+            self.mount = await self._stack.enter_async_context(
+                volatile_mount(backing, mountpoint, startup_timeout=None)
+            )
+            self.power_note = "FUSE volatile disk: a cut loses every write not fsynced"
+            return mountpoint
+        why = capability.reason if wanted else f"power.switch is {self._target.power.switch}"
+        self.power_note = (
+            f"a cut stops the terminal dead but the OS keeps its unsynced writes ({why})"
+        )
+        return backing
+
+    async def _uplinks(self, centres: Sequence[CentreEndpoint]) -> dict[str, tuple[str, int]]:
+        """Where the terminal dials each centre: the centre, or a broken-uplink relay."""
+        mutation = self._target.adapter.mutation
+        out = {}
+        for centre in centres:
+            address = (centre.host, centre.port)
+            if mutation in ("bad-crc", "no-retransmission") and centre.protocol == "hj212":
+                relay = BrokenUplink(address, mutation)
+                await relay.start()
+                self._stack.push_async_callback(relay.close)
+                self.relays[centre.name] = relay
+                address = ("127.0.0.1", relay.port)
+            out[centre.name] = address
+        return out
+
+    def _configure(
+        self,
+        centres: Sequence[CentreEndpoint],
+        uplinks: dict[str, tuple[str, int]],
+        storage_url: str,
+    ) -> TerminalConfig:
+        target = self._target
+        pixit = target.parameters
+        config = terminal_config(self.fleet, storage_url=storage_url, **pixit.periods)
+        coded = [p for p in config.points if config.device(p.source.device).protocol != "manual"]
+        realtime = pixit.realtime_interval_s
+        mutation = target.adapter.mutation
+        if mutation == "rt-20min":
+            realtime = BROKEN_REALTIME_S
+        streams = {
+            "realtime": True,
+            "realtime_interval_s": realtime,
+            "minute": True,
+            "hourly": True,
+            "daily": True,
+        }
+        entries = []
+        for index, centre in enumerate(centres):
+            self._mns[centre.name] = target.mn(centre.name, index)
+            common: dict[str, Any] = {
+                "name": centre.name,
+                "mn": self._mns[centre.name],
+                "pw": pixit.pw,
+                "streams": streams,
+            }
+            host, port = uplinks[centre.name]
+            if centre.protocol == "https":
+                common |= {
+                    "protocol": "https",
+                    "url": f"https://{host}:{port}{centre.path}",
+                    "ca_file": None if centre.ca_file is None else str(centre.ca_file),
+                }
+            else:
+                common |= {
+                    "protocol": "hj212",
+                    "host": host,
+                    "port": port,
+                    "over_time_s": pixit.over_time_s,
+                    "re_count": pixit.re_count,
+                }
+            entries.append(common)
+        changes: dict[str, Any] = {
+            "name": f"{target.name} ({target.adapter.mutation})"
+            if mutation != "none"
+            else target.name,
+            "uplink": {"codes": item_codes(coded), "centres": entries},
+        }
+        if mutation == "sync-off":
+            changes["storage"] = {"synchronous": "OFF"}
+        data = deep_merge(config.model_dump(mode="json"), changes)
+        return TerminalConfig.model_validate(data)

@@ -1,0 +1,133 @@
+"""A broken uplink, for the mutation check: a TCP relay inside the *terminal's* box, between
+its HJ 212 client and the network, that makes the terminal behave as a faulty one would.
+
+- ``bad-crc``: every ``every``-th minute-data frame (CN 2051) leaves with a CRC that does not
+  match its data segment (a vendor computing the CRC before a last edit of the frame).
+- ``no-retransmission``: a frame goes out once; when the terminal sends the same QN again (a
+  retry after OverTime, or its backlog after a reconnect) the relay answers 9014 itself, as if
+  the terminal had forgotten the frame — a terminal without retransmission.
+
+The reference terminal itself is not changed (no test-only code paths in it): from the
+platform's side of the wire the relay and the terminal together are the broken terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from typing import Literal
+
+from protocols.hj212 import EDITIONS, SessionConfig
+from simulators.platform.server import AckTemplate, corrupt_crc, header_of
+
+Fault = Literal["bad-crc", "no-retransmission"]
+UPLOADS = frozenset({2011, 2031, 2051, 2061, 2071})
+_EDITION = re.compile(rb"Flag=(\d+)")
+
+
+class BrokenUplink:
+    """One relay: listens on loopback, forwards to ``upstream`` with ``fault`` applied."""
+
+    def __init__(self, upstream: tuple[str, int], fault: Fault, *, every: int = 4) -> None:
+        self.upstream = upstream
+        self.fault = fault
+        self.every = every
+        self.port = 0
+        self.sent_qns: set[str] = set()
+        self.minute_frames = 0
+        self.spoiled = 0
+        self.swallowed = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self.port
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            try:
+                up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+            except OSError:
+                return  # the network beyond is down: the terminal sees its connection close
+            try:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(self._pipe(up_reader, writer))
+                    group.create_task(self._frames(reader, up_writer, writer))
+            except* (OSError, EOFError):
+                pass
+            finally:
+                up_writer.close()
+        finally:
+            writer.close()
+            self._tasks.discard(task)
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        raise EOFError
+
+    async def _frames(
+        self,
+        reader: asyncio.StreamReader,
+        upstream: asyncio.StreamWriter,
+        terminal: asyncio.StreamWriter,
+    ) -> None:
+        while True:
+            try:
+                frame = await reader.readuntil(b"\r\n")
+            except asyncio.IncompleteReadError as exc:
+                if exc.partial:
+                    upstream.write(exc.partial)
+                raise EOFError from None
+            except asyncio.LimitOverrunError:
+                frame = await reader.read(65536)
+            out = self._transform(frame, terminal)
+            if out:
+                upstream.write(out)
+                await upstream.drain()
+
+    def _transform(self, frame: bytes, terminal: asyncio.StreamWriter) -> bytes:
+        header = header_of(frame)
+        cn_text = header.get(b"CN", b"")
+        cn = int(cn_text) if cn_text.isdigit() else None
+        qn = header.get(b"QN", b"").decode()
+        if self.fault == "bad-crc" and cn == 2051:
+            self.minute_frames += 1
+            if self.minute_frames % self.every == 0:
+                self.spoiled += 1
+                return corrupt_crc(frame)
+            return frame
+        if self.fault == "no-retransmission" and cn in UPLOADS and qn:
+            if qn in self.sent_qns:
+                self.swallowed += 1
+                with contextlib.suppress(Exception):
+                    terminal.write(self._ack(header, qn))
+                return b""
+            self.sent_qns.add(qn)
+        return frame
+
+    @staticmethod
+    def _ack(header: dict[bytes, bytes], qn: str) -> bytes:
+        config = SessionConfig(
+            mn=header.get(b"MN", b"").decode(),
+            pw=header.get(b"PW", b"").decode(),
+            st=header.get(b"ST", b"32").decode(),
+            edition=EDITIONS["2017"],
+        )
+        return AckTemplate(config).frame(qn)

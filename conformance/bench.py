@@ -1,0 +1,150 @@
+"""What the suites share: the rig and the terminal under test, and the few judgements every
+area needs (time on the wire, the terminal's points, waiting in virtual or real time).
+
+Time: under the virtual clock a wait costs little wall time; under the real clock a test that
+needs more time than the profile allows says so (*inconclusive*, with how long it needs)
+instead of holding the run for hours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from conformance.dut import Dut, PointBinding
+from conformance.rig import Rig
+from conformance.verdicts import Inconclusive
+from simulators.platform import FrameRow, ReadingRow
+
+#: Longest wait (s) a test may ask for on the wall clock, per profile.
+REAL_BUDGET_S = {"quick": 15 * 60.0, "full": 8 * 3600.0}
+#: HJ 212 DataTime is plant-local time (the uplink's utc offset, China by default).
+PLANT_OFFSET = timedelta(hours=8)
+UPLOADS = (2011, 2031, 2051, 2061)
+
+
+def local(t: float) -> datetime:
+    """POSIX seconds as a wire DataTime (plant-local, naive)."""
+    return (datetime.fromtimestamp(t, UTC) + PLANT_OFFSET).replace(tzinfo=None)
+
+
+def posix(data_time: datetime) -> float:
+    return (data_time - PLANT_OFFSET).replace(tzinfo=UTC).timestamp()
+
+
+@dataclass
+class Bench:
+    rig: Rig
+    dut: Dut
+    profile: str
+    manifest: dict[str, Any]
+    t0: float = 0.0
+    _warm: bool = field(default=False)
+
+    # ---- time ----------------------------------------------------------------------------
+    def now(self) -> float:
+        return self.rig.now()
+
+    def needs(self, seconds: float, clauses: Sequence[str] = ()) -> None:
+        """A test that must watch ``seconds`` of terminal time: fine under the virtual clock,
+        inconclusive on the wall clock when longer than the profile allows."""
+        if self.rig.virtual:
+            return
+        budget = REAL_BUDGET_S[self.profile]
+        if seconds > budget:
+            raise Inconclusive(
+                f"needs {seconds / 3600:.1f} h of real time, more than the {self.profile} "
+                f"profile's {budget / 3600:.1f} h on the wall clock (run with --clock virtual, "
+                "or --profile full)",
+                *clauses,
+            )
+
+    async def wait(self, seconds: float) -> None:
+        self.needs(seconds)
+        await self.rig.sleep(seconds)
+
+    async def until(
+        self,
+        test: Callable[[], Awaitable[bool]],
+        *,
+        within: float,
+        every: float = 30.0,
+    ) -> bool:
+        """Poll ``test`` every ``every`` terminal seconds until it holds or ``within`` passed;
+        whether it held."""
+        self.needs(within)
+        deadline = self.now() + within
+        while True:
+            if await test():
+                return True
+            if self.now() >= deadline:
+                return False
+            await self.rig.sleep(min(every, max(0.001, deadline - self.now())))
+
+    async def warm(self) -> None:
+        """Once per run: wait until the terminal has read every polled point once and is
+        connected to every HJ 212 centre (tests judge a running terminal, not its boot)."""
+        if self._warm:
+            return
+        polled = [b.point for b in self.points(acquisition="polled")]
+        periods = [float(p) for p in self.dut.target.parameters.periods.values()] or [60.0]
+
+        async def ready() -> bool:
+            for point in polled:
+                if await self.dut.management.latest(point) is None:
+                    return False
+            return all(
+                self.rig.platforms.hj212(name).connected(self.dut.mn(name))
+                for name in self.rig.hj212_centres()
+            )
+
+        await self.until(ready, within=3 * max(periods) + 600, every=10)
+        self._warm = True
+
+    # ---- the terminal's points -------------------------------------------------------------
+    def points(
+        self, *, acquisition: str | None = None, protocol: str | None = None
+    ) -> list[PointBinding]:
+        return [
+            b
+            for b in self.dut.points()
+            if (acquisition is None or b.acquisition == acquisition)
+            and (protocol is None or b.protocol == protocol)
+        ]
+
+    def coded(self) -> list[PointBinding]:
+        """Points the terminal uploads (they have a data item code)."""
+        return [b for b in self.dut.points() if b.code is not None]
+
+    def fleet_meter(self, binding: PointBinding) -> bool:
+        return binding.meter is not None and binding.meter in self.rig.fleet.meters
+
+    # ---- the wire ----------------------------------------------------------------------------
+    def frames_in(self, centre: str, *, since: float | None = None) -> list[FrameRow]:
+        """Every frame ``centre`` received from the terminal (its MN there), since ``since``."""
+        rows = self.rig.record.frames(centre=centre, direction="in")
+        mn = self.dut.mn(centre)
+        return [
+            r for r in rows if (r.mn == mn or r.mn is None) and (since is None or r.at >= since)
+        ]
+
+    def readings(
+        self, centre: str, cn: int, *, since: float | None = None, before: float | None = None
+    ) -> list[ReadingRow]:
+        """Readings (every copy) of the terminal's CN ``cn`` frames with DataTime in range."""
+        rows = self.rig.record.readings(centre=centre, mn=self.dut.mn(centre), cn=cn)
+        lo = None if since is None else local(since)
+        hi = None if before is None else local(before)
+        return [
+            r
+            for r in rows
+            if (lo is None or r.data_time >= lo) and (hi is None or r.data_time < hi)
+        ]
+
+    def note_scenario(self, path: Path) -> None:
+        files = self.manifest.setdefault("scenario_files", [])
+        if str(path) not in files:
+            files.append(str(path))

@@ -1,0 +1,180 @@
+"""The device under test as the suites see it: one small interface, whatever drives it.
+
+In the spirit of EVerest's test controller: the suites never know whether the terminal is the
+reference terminal in the bench's own event loop, the same program as a process, or a vendor's
+box on the lab network. They see it only through :class:`Dut` and the wire (the platform
+centres' record of every frame, the fleet's record of every meter answer). What the terminal
+stores is read back through its management interface (:mod:`conformance.management`).
+
+Two adapters implement it: ``bench.adapters.reference`` and ``bench.adapters.external``
+(DESIGN.md: the adapters live in ``bench/``; ``conformance/`` never imports the terminal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from conformance.management import Management
+from conformance.target import Target
+
+
+class ClockMode(StrEnum):
+    VIRTUAL = "virtual"  # the bench owns the clock; the terminal takes its time from it
+    REAL = "real"  # wall time
+
+
+class DutError(RuntimeError):
+    """The bench could not drive the terminal (an error of the bench, not a verdict)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CentreEndpoint:
+    """Where the terminal must upload to reach one of the bench's centres (its fault proxy)."""
+
+    name: str
+    protocol: Literal["hj212", "https"]
+    host: str
+    port: int
+    path: str = ""  # HTTPS: the upload path
+    ca_file: Path | None = None  # HTTPS: the CA the centre's certificate is verified with
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}{self.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class PointBinding:
+    """One of the terminal's points: what it reads, how, and what it is uploaded as."""
+
+    point: str
+    meter: str | None  # the bench fleet's meter it reads; None: not from the fleet
+    quantity: str | None  # the plant quantity that meter shows
+    protocol: str  # how the terminal gets it: modbus-tcp, dlt645-2007, manual …
+    kind: Literal["counter", "gauge"]
+    decimals: int
+    group: str  # the point group (acquisition period)
+    acquisition: Literal["polled", "pushed", "manual"]
+    code: str | None = None  # data item code at the centres (CSMT §7.2); None: not uploaded
+    unit: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PowerCut:
+    """What a power cut did: how it was made and what it is worth as evidence."""
+
+    switch: str  # fuse | process | modbus-relay | operator
+    #: ``fuse``: unsynced writes were lost; ``kill``: the process died but the OS kept its
+    #: page cache (a weaker test, said in ``note``); ``relay``/``operator``: a real supply.
+    mode: Literal["fuse", "kill", "relay", "operator"]
+    note: str = ""
+    bytes_dropped: int | None = None
+
+
+# ---- configuration changes the suites may ask for ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SetPeriod:
+    """Acquisition period of a point group (ISC-2 §9.1: 1 min to 3 h, second level)."""
+
+    group: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class SetRange:
+    """A point's valid range (CSMT §8.1.1); None leaves that side open."""
+
+    point: str
+    low: Decimal | None
+    high: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class SetBackup:
+    """Read ``point`` from where ``backup_point`` is read when its own device falls silent
+    (ISC-2 §7.2.3(1)); None removes the backup."""
+
+    point: str
+    backup_point: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AddVirtualPoint:
+    """A point computed from others (CSMT §8.3.2)."""
+
+    point: str
+    operation: Literal["add", "subtract"]
+    inputs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MoveCentre:
+    """Upload to a centre at another address (ISC-2 §8.3 remote configuration)."""
+
+    centre: str
+    host: str
+    port: int
+
+
+Change = SetPeriod | SetRange | SetBackup | AddVirtualPoint | MoveCentre
+
+
+class Dut(Protocol):
+    """A terminal under test."""
+
+    @property
+    def target(self) -> Target: ...
+
+    @property
+    def clock_mode(self) -> ClockMode: ...
+
+    @property
+    def powered(self) -> bool: ...
+
+    @property
+    def management(self) -> Management:
+        """Its management interface (base URL and credentials inside)."""
+        ...
+
+    def points(self) -> Sequence[PointBinding]: ...
+
+    def mn(self, centre: str) -> str:
+        """The MN it uses at ``centre`` (HJ 212 表 5)."""
+        ...
+
+    def pw(self, centre: str) -> str: ...
+
+    async def start(self, centres: Sequence[CentreEndpoint]) -> None:
+        """Power it on with its uplink pointed at the bench's ``centres``; returns once its
+        management interface answers."""
+        ...
+
+    async def stop(self) -> None:
+        """An orderly shutdown (end of the run, not a power cut)."""
+        ...
+
+    async def power_off(self) -> PowerCut:
+        """Cut the power: the terminal stops mid-operation; what it had not made durable is
+        gone (as far as the switch can make it so: see ``PowerCut.mode``)."""
+        ...
+
+    async def power_on(self) -> None:
+        """Restore the power; returns once the management interface answers again."""
+        ...
+
+    async def configure(self, *changes: Change) -> None:
+        """Apply configuration changes (all or none); raises a verdict exception when this
+        terminal cannot be configured so (``Inconclusive``) or a person must do it and nobody
+        did (``PendingOperator``)."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """What the run's manifest records about the terminal and how it was driven."""
+        ...

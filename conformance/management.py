@@ -1,0 +1,335 @@
+"""A terminal's management interface, as the suites read it: the "carbench" REST profile.
+
+The profile is the reference terminal's management API (its OpenAPI document is at
+``/openapi.json``); a vendor's terminal that serves the same routes is read the same way. What
+the suites use:
+
+==========================================  ====================================================
+``GET /health``                             state, uptime, counters, open gaps, store durability
+``GET /points``                             configured points (period, protocol, decimals …)
+``GET /points/{id}/latest|readings``        stored readings: raw text, exact value, quality,
+                                            the meter's digits
+``GET /points/{id}/derived?kind=``          increments, minute/hour/day/month/year figures
+``GET /events?kind=&point=``                gaps, switch-overs, rejected values, audit …
+``POST /points/{id}/read``                  an on-command read (ISC-2 §9.1)
+``POST /manual``                            a value entered by hand
+``GET /export``, ``POST /backup``           history as a file, a backup of everything
+``GET|PUT /config``                         the configuration (remote configuration)
+``GET /uplink``, ``POST /uplink/…``         centres' state, send now, resend, backfill
+``/accounting/…``                           emission accounting (no terminal serves it yet)
+==========================================  ====================================================
+
+Values are exact decimal text (a reading keeps the meter's digits, ISC-2 §9.3); times are POSIX
+seconds. A terminal that does not answer is :class:`ManagementUnavailable` (the clause cannot be
+judged: inconclusive); one that answers with an error where the profile promises data fails the
+clause under test (:class:`ManagementRefused`, an assertion about the terminal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from conformance.verdicts import ClauseFailure, Inconclusive
+
+#: Items asked for per page (the profile caps a page at 100 000).
+PAGE = 50_000
+
+
+class ManagementUnavailable(Inconclusive):
+    """The management interface did not answer (connection refused, timeout)."""
+
+
+class ManagementRefused(ClauseFailure):
+    """The management interface answered with an error where the profile promises data."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.status = response.status_code
+        body = response.text[:400]
+        super().__init__(
+            f"the management interface answered {response.request.method} "
+            f"{response.request.url.path} with HTTP {response.status_code}: {body}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReading:
+    point: str
+    t: float
+    raw: str
+    value: Decimal | None
+    quality: str
+    digits: int
+    device: str
+    note: str = ""
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> StoredReading:
+        value = data.get("value")
+        return cls(
+            point=str(data["point"]),
+            t=float(data["t"]),
+            raw=str(data.get("raw", "")),
+            value=None if value is None else Decimal(str(value)),
+            quality=str(data["quality"]),
+            digits=int(data.get("digits", 0)),
+            device=str(data.get("device", "")),
+            note=str(data.get("note", "")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedValue:
+    point: str
+    kind: str
+    start: float
+    end: float
+    value: Decimal | None
+    quality: str
+    note: str
+    computed_at: float
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> DerivedValue:
+        value = data.get("value")
+        return cls(
+            point=str(data["point"]),
+            kind=str(data["kind"]),
+            start=float(data["start"]),
+            end=float(data["end"]),
+            value=None if value is None else Decimal(str(value)),
+            quality=str(data["quality"]),
+            note=str(data.get("note", "")),
+            computed_at=float(data.get("computed_at", 0.0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    t: float
+    kind: str
+    point: str | None
+    device: str | None
+    start: float | None
+    end: float | None
+    details: Mapping[str, str]
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> EventRecord:
+        return cls(
+            t=float(data["t"]),
+            kind=str(data["kind"]),
+            point=data.get("point"),
+            device=data.get("device"),
+            start=data.get("start"),
+            end=data.get("end"),
+            details=dict(data.get("details") or {}),
+        )
+
+
+class Management:
+    """A client of one terminal's management interface (carbench profile), on the event loop
+    of whoever calls it first."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.user = user
+        self.password = password
+        self.token = token
+        self.timeout_s = timeout_s
+        self._client: httpx.AsyncClient | None = None
+
+    def credentials(self) -> dict[str, Any]:
+        """httpx keyword arguments that authenticate a request (empty: none configured)."""
+        if self.token is not None:
+            return {"headers": {"Authorization": f"Bearer {self.token}"}}
+        if self.user is not None:
+            return {"auth": (self.user, self.password or "")}
+        return {}
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout_s)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    # ---- raw requests ---------------------------------------------------------------------
+    async def request(
+        self, method: str, path: str, *, authenticated: bool = True, **kwargs: Any
+    ) -> httpx.Response:
+        """One request, answered whatever its status (``authenticated=False`` sends none of
+        the configured credentials: what a stranger on the LAN would send)."""
+        if authenticated:
+            for key, value in self.credentials().items():
+                kwargs.setdefault(key, value)
+        try:
+            return await self._http().request(method, path, **kwargs)
+        except (httpx.TransportError, OSError) as exc:
+            raise ManagementUnavailable(
+                f"the management interface at {self.base_url} did not answer {method} {path}: "
+                f"{exc!r}"
+            ) from exc
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise ManagementRefused(response)
+        return response.json()
+
+    async def _items(self, path: str, params: dict[str, Any]) -> list[Mapping[str, Any]]:
+        """Every item of a paged query: each next page starts after the last item's time."""
+        out: list[Mapping[str, Any]] = []
+        params = {k: v for k, v in params.items() if v is not None}
+        params["limit"] = PAGE
+        while True:
+            response = await self.request("GET", path, params=params)
+            if response.status_code == 404:
+                return out  # no such point, or nothing stored yet
+            if response.status_code >= 400:
+                raise ManagementRefused(response)
+            page = response.json()
+            items = page["items"]
+            out.extend(items)
+            if not page.get("truncated") or not items:
+                return out
+            last = items[-1]
+            key = "t" if "t" in last else "start"
+            # the next page from just after the last time (items at the same instant: the
+            # profile orders by time, so none is skipped unless > PAGE share one instant)
+            params["start"] = repr(float(last[key]) + 1e-6)
+
+    # ---- the terminal ---------------------------------------------------------------------
+    async def health(self) -> dict[str, Any]:
+        """``/health`` (answered with 503 while the terminal is not running: still a body)."""
+        response = await self.request("GET", "/health")
+        if response.status_code not in (200, 503):
+            raise ManagementRefused(response)
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def points(self) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = await self._json("GET", "/points")
+        return data
+
+    async def config(self) -> dict[str, Any]:
+        data: dict[str, Any] = await self._json("GET", "/config")
+        return data
+
+    async def put_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        data: dict[str, Any] = await self._json("PUT", "/config", json=dict(config))
+        return data
+
+    # ---- stored data ----------------------------------------------------------------------
+    async def latest(self, point: str) -> StoredReading | None:
+        response = await self.request("GET", f"/points/{point}/latest")
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise ManagementRefused(response)
+        return StoredReading.of(response.json())
+
+    async def readings(
+        self, point: str, start: float | None = None, end: float | None = None
+    ) -> list[StoredReading]:
+        params = {"start": None if start is None else repr(start)}
+        params["end"] = None if end is None else repr(end)
+        items = await self._items(f"/points/{point}/readings", params)
+        return [StoredReading.of(i) for i in items]
+
+    async def derived(
+        self,
+        point: str,
+        kind: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> list[DerivedValue]:
+        params = {"kind": kind, "start": None if start is None else repr(start)}
+        params["end"] = None if end is None else repr(end)
+        items = await self._items(f"/points/{point}/derived", params)
+        return [DerivedValue.of(i) for i in items]
+
+    async def events(
+        self,
+        kind: str | None = None,
+        point: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> list[EventRecord]:
+        params = {"kind": kind, "point": point, "start": None if start is None else repr(start)}
+        params["end"] = None if end is None else repr(end)
+        items = await self._items("/events", params)
+        return [EventRecord.of(i) for i in items]
+
+    # ---- actions --------------------------------------------------------------------------
+    async def read_now(self, point: str) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = await self._json("POST", f"/points/{point}/read")
+        return data
+
+    async def enter_manual(
+        self, point: str, value: str, t: float, operator: str, note: str = ""
+    ) -> dict[str, Any]:
+        body = {"point": point, "value": value, "time": t, "operator": operator, "note": note}
+        data: dict[str, Any] = await self._json("POST", "/manual", json=body)
+        return data
+
+    async def export(
+        self,
+        what: str = "readings",
+        fmt: str = "csv",
+        start: float | None = None,
+        end: float | None = None,
+        points: list[str] | None = None,
+    ) -> httpx.Response:
+        params: dict[str, Any] = {"what": what, "format": fmt}
+        if start is not None:
+            params["start"] = repr(start)
+        if end is not None:
+            params["end"] = repr(end)
+        if points:
+            params["points"] = ",".join(points)
+        response = await self.request("GET", "/export", params=params)
+        if response.status_code >= 400:
+            raise ManagementRefused(response)
+        return response
+
+    async def backup(self) -> httpx.Response:
+        response = await self.request("POST", "/backup")
+        if response.status_code >= 400:
+            raise ManagementRefused(response)
+        return response
+
+    async def uplink(self) -> dict[str, Any]:
+        data: dict[str, Any] = await self._json("GET", "/uplink")
+        return data
+
+    async def send_now(self, centre: str) -> dict[str, Any]:
+        data: dict[str, Any] = await self._json("POST", f"/uplink/{centre}/send-now")
+        return data
+
+    async def resend(self, centre: str, stream: str, start: float, end: float) -> dict[str, Any]:
+        body = {"stream": stream, "start": start, "end": end}
+        data: dict[str, Any] = await self._json("POST", f"/uplink/{centre}/resend", json=body)
+        return data
+
+    async def backfill(
+        self, stream: str, start: float, end: float, reason: str, centres: list[str] | None = None
+    ) -> dict[str, Any]:
+        body = {"stream": stream, "start": start, "end": end, "reason": reason, "centres": centres}
+        data: dict[str, Any] = await self._json("POST", "/uplink/backfill", json=body)
+        return data

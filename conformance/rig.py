@@ -1,0 +1,303 @@
+"""The bench around the terminal for a whole run: the clock, the plant and its meters, the
+platform centres, and a fault proxy in front of each centre (DESIGN.md's picture, left and
+right of the terminal).
+
+One rig serves every test of a session (standing it up costs seconds; tests take turns on it).
+Tests observe it — ``rig.record`` holds every frame each centre received, ``rig.fleet`` every
+value a meter sent — and disturb it through :meth:`Rig.link`, :meth:`Rig.toxic`,
+:meth:`Rig.behaviour` and :meth:`Rig.meter_fault`, restoring what they changed.
+
+Under the virtual clock the plant starts shortly before a local midnight that ends a year, so
+a short run crosses a day, a month and a year (settlement, daily uploads) within minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from conformance.dut import CentreEndpoint, ClockMode
+from conformance.target import Target
+from simulators.clock import Clock, RealClock, VirtualClock
+from simulators.fleet import FleetRuntime, Observation
+from simulators.fleet.loader import load_fleet
+from simulators.fleet.runner import FleetStartError, run_fleet, waiting_for
+from simulators.fleet.schema import Fault, Fleet, MqttCollector, OpcUaServer
+from simulators.network import FaultProxyServer
+from simulators.network.toxics import make_toxic
+from simulators.platform import (
+    HttpsServer,
+    PlatformFile,
+    Platforms,
+    Record,
+    running_platforms,
+)
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FLEETS = {"quick": FIXTURES / "fleets" / "small.yaml", "full": FIXTURES / "fleets" / "works.yaml"}
+#: Where virtual time starts (plant-local): 30 minutes before a year ends.
+VIRTUAL_START = "2026-12-31T23:30:00+08:00"
+FLEET_START_TIMEOUT_S = 120.0
+
+
+class RigError(RuntimeError):
+    """The bench could not stand up its side (an error of the bench)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WireAnswer:
+    """A meter's answer with the wall time it was made (for latencies measured from the wire)."""
+
+    wall: float  # time.perf_counter()
+    observation: Observation
+
+
+class TimedFleet(FleetRuntime):
+    """A fleet that also notes the wall time of every answer (virtual time stands still while
+    the terminal works, so latency is measured in wall time)."""
+
+    answers: deque[WireAnswer]
+
+    def record(self, observation: Observation) -> None:
+        super().record(observation)
+        self.answers.append(WireAnswer(time.perf_counter(), observation))
+
+
+@dataclass
+class Rig:
+    clock: Clock
+    clock_mode: ClockMode
+    fleet: TimedFleet
+    fleet_file: Path
+    platforms: Platforms
+    proxies: FaultProxyServer
+    centres: list[CentreEndpoint]
+    record: Record
+    workdir: Path
+    seed: int
+    _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+    _toxics: int = 0
+
+    # ---- time ----------------------------------------------------------------------------
+    def now(self) -> float:
+        return self.clock.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await self.clock.sleep(seconds)
+
+    async def sleep_until(self, t: float) -> None:
+        await self.clock.sleep(max(0.0, t - self.clock.time()))
+
+    @property
+    def virtual(self) -> bool:
+        return self.clock_mode is ClockMode.VIRTUAL
+
+    def hold(self) -> contextlib.AbstractContextManager[None]:
+        """Keep virtual time still (bench bookkeeping that takes no time in the scenario)."""
+        if isinstance(self.clock, VirtualClock):
+            return self.clock.hold()
+        return contextlib.nullcontext()
+
+    def centre(self, name: str) -> CentreEndpoint:
+        for centre in self.centres:
+            if centre.name == name:
+                return centre
+        raise KeyError(name)
+
+    def hj212_centres(self) -> list[str]:
+        return [c.name for c in self.centres if c.protocol == "hj212"]
+
+    # ---- disturbances --------------------------------------------------------------------
+    async def link(self, centre: str, up: bool) -> None:
+        """The link to ``centre`` (``all``: every centre) up or down (Toxiproxy's enabled)."""
+        names = [c.name for c in self.centres] if centre == "all" else [centre]
+        for name in names:
+            await self.proxies[name].set_enabled(up)
+
+    async def toxic(
+        self, centre: str, type_: str, *, stream: str = "upstream", **attrs: float
+    ) -> str:
+        """Add a toxic on the link to ``centre``; returns its name (for :meth:`untoxic`)."""
+        self._toxics += 1
+        name = f"{type_}-{self._toxics}"
+        await self.proxies[centre].add_toxic(make_toxic(type_, name=name, stream=stream, **attrs))
+        return name
+
+    async def untoxic(self, centre: str, name: str) -> None:
+        await self.proxies[centre].remove_toxic(name)
+
+    async def behaviour(self, centre: str, behaviour: str | dict[str, Any]) -> None:
+        server = self.platforms.centres[centre]
+        await server.set_behaviour(behaviour)
+
+    def meter_fault(
+        self, meter: str, kind: str, *, seconds: float | None = None, **params: Any
+    ) -> Fault:
+        """A fault of ``meter`` from now on, for ``seconds`` (None: for good)."""
+        start = timedelta(seconds=self.now() - self.fleet.spec.start.timestamp())
+        end = None if seconds is None else start + timedelta(seconds=seconds)
+        fault = Fault.model_validate(
+            {"meter": meter, "kind": kind, "start": start, "end": end, **params}
+        )
+        self.fleet.meters[meter].faults.append(fault)
+        return fault
+
+    def clear_fault(self, fault: Fault) -> None:
+        faults = self.fleet.meters[fault.meter].faults
+        if fault in faults:
+            faults.remove(fault)
+
+    # ---- what the meters said -------------------------------------------------------------
+    def shown(self, meter: str, quantity: str, start: float, end: float) -> list[Observation]:
+        return [
+            o
+            for o in self.fleet.observations
+            if o.meter == meter and o.quantity == quantity and start <= o.t < end
+        ]
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+
+
+def fleet_spec(profile: str, clock_mode: ClockMode) -> tuple[Fleet, Path]:
+    path = FLEETS[profile]
+    spec = load_fleet(path)
+    if clock_mode is ClockMode.VIRTUAL:
+        spec = spec.model_copy(update={"start": datetime.fromisoformat(VIRTUAL_START)})
+        spec = _paced(spec)
+    return spec, path
+
+
+#: Under virtual time every wake-up of a simulator costs wall time whether anyone reads it or
+#: not; collectors refresh or publish at most this often (the terminal polls every minute).
+COLLECTOR_MIN_S = 10.0
+
+
+def _paced(spec: Fleet) -> Fleet:
+    meters = []
+    for meter in spec.meters:
+        paced = meter
+        if isinstance(meter, OpcUaServer) and meter.update_s < COLLECTOR_MIN_S:
+            paced = meter.model_copy(update={"update_s": COLLECTOR_MIN_S})
+        elif isinstance(meter, MqttCollector) and meter.interval_s < COLLECTOR_MIN_S:
+            paced = meter.model_copy(update={"interval_s": COLLECTOR_MIN_S})
+        meters.append(paced)
+    return spec.model_copy(update={"meters": meters})
+
+
+async def _start_fleet(stack: AsyncExitStack, spec: Fleet, clock: Clock) -> TimedFleet:
+    fleet = TimedFleet(spec, clock)
+    fleet.observations = deque(maxlen=2_000_000)
+    fleet.answers = deque(maxlen=200_000)
+    task = asyncio.create_task(run_fleet(fleet), name=f"fleet {spec.name}")
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    stack.push_async_callback(stop)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + FLEET_START_TIMEOUT_S
+    while waiting_for(fleet):
+        if task.done():
+            task.result()
+            raise FleetStartError("the fleet stopped before every meter was listening")
+        if loop.time() > deadline:
+            missing = ", ".join(sorted(waiting_for(fleet))[:20])
+            raise FleetStartError(f"not listening after {FLEET_START_TIMEOUT_S:g} s: {missing}")
+        await asyncio.sleep(0.02)  # the bench's own start-up, in wall time
+    return fleet
+
+
+def _platform_file(target: Target, mns: dict[str, str]) -> PlatformFile:
+    pw = target.parameters.pw
+    return PlatformFile.model_validate(
+        {
+            "centres": [
+                {
+                    "name": c.name,
+                    "protocol": c.protocol,
+                    "port": 0,
+                    # the terminal's MN and PW from the test parameters: a wrong one is refused
+                    "passwords": {mns[c.name]: pw},
+                }
+                for c in target.uplink.centres
+            ]
+        }
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_rig(
+    target: Target, *, profile: str, clock_mode: ClockMode, workdir: Path
+) -> AsyncIterator[Rig]:
+    """Stand the rig up for ``target``; everything stops on exit."""
+    spec, path = fleet_spec(profile, clock_mode)
+    clock: Clock = (
+        VirtualClock(spec.start.timestamp()) if clock_mode is ClockMode.VIRTUAL else RealClock()
+    )
+    workdir.mkdir(parents=True, exist_ok=True)
+    async with AsyncExitStack() as stack:
+        fleet = await _start_fleet(stack, spec, clock)
+        record = Record(f"sqlite:///{workdir / 'platform-record.sqlite'}")
+        stack.callback(record.close)
+        mns = {c.name: target.mn(c.name, i) for i, c in enumerate(target.uplink.centres)}
+        platforms = await stack.enter_async_context(
+            running_platforms(_platform_file(target, mns), clock=clock, record=record)
+        )
+        proxies = await stack.enter_async_context(FaultProxyServer(seed=spec.seed, clock=clock))
+        endpoints = []
+        for c in target.uplink.centres:
+            server = platforms.centres[c.name]
+            listen = "127.0.0.1:0"
+            if target.uplink.pointing == "fixed":
+                listen = f"0.0.0.0:{target.uplink.fixed_ports[c.name]}"
+            proxy = await proxies.create_proxy(
+                c.name, upstream=f"127.0.0.1:{server.address[1]}", listen=listen
+            )
+            upload_path: str = ""
+            ca_file: Path | None = None
+            if isinstance(server, HttpsServer):
+                upload_path, ca_file = server.config.path, server.ca_file
+            endpoints.append(
+                CentreEndpoint(c.name, c.protocol, "127.0.0.1", proxy.port, upload_path, ca_file)
+            )
+        yield Rig(
+            clock=clock,
+            clock_mode=clock_mode,
+            fleet=fleet,
+            fleet_file=path,
+            platforms=platforms,
+            proxies=proxies,
+            centres=endpoints,
+            record=record,
+            workdir=workdir,
+            seed=spec.seed,
+        )
+
+
+async def open_rig(target: Target, *, profile: str, clock_mode: ClockMode, workdir: Path) -> Rig:
+    """:func:`running_rig` for a session: closed with ``await rig.close()``."""
+    stack = AsyncExitStack()
+    try:
+        rig = await stack.enter_async_context(
+            running_rig(target, profile=profile, clock_mode=clock_mode, workdir=workdir)
+        )
+    except BaseException:
+        await stack.aclose()
+        raise
+    rig._stack = stack
+    return rig
+
+
+def points_of_protocol(bindings: Sequence[Any], protocol: str) -> list[Any]:
+    return [b for b in bindings if b.protocol == protocol]

@@ -1,0 +1,1 @@
+"""Conformance suites, one module per area (``test_<area>.py``); see ``conformance.plugin``."""

@@ -1,0 +1,98 @@
+"""Fixtures of the conformance suites: the rig (clock, fleet, platform centres behind fault
+proxies), the terminal under test from ``--target``, and each test's evidence.
+
+The rig and the terminal are session-scoped: standing them up costs seconds and the quick
+profile must stay fast, so tests take turns on one running system. A test judges the data of
+its own time window, and puts back whatever it disturbs (links, toxics, behaviours, faults,
+configuration) before it ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from conformance.bench import Bench
+from conformance.dut import ClockMode, Dut
+from conformance.evidence import TestLog, current
+from conformance.plugin import ConformanceState, state_of
+from conformance.rig import Rig, open_rig
+from conformance.target import Target
+
+pytest_plugins = ("conformance.plugin",)
+
+
+@pytest.fixture(scope="session")
+def conformance(request: pytest.FixtureRequest) -> ConformanceState:
+    return state_of(request.config)
+
+
+@pytest.fixture(scope="session")
+def target(conformance: ConformanceState) -> Target:
+    if conformance.target is None:
+        raise pytest.UsageError(
+            conformance.target_error or "the suites need --target FILE (fixtures/targets/*.yaml)"
+        )
+    return conformance.target
+
+
+@pytest.fixture(scope="session")
+def rig(conformance: ConformanceState, target: Target) -> Iterator[Rig]:
+    mode = ClockMode(conformance.clock_mode)
+    if mode.value not in target.clocks:
+        raise pytest.UsageError(
+            f"--clock {mode.value}: target {target.name!r} runs on {', '.join(target.clocks)}"
+        )
+    loop = conformance.loop()
+    made = loop.run(
+        open_rig(
+            target,
+            profile=conformance.profile,
+            clock_mode=mode,
+            workdir=conformance.evidence_dir,
+        ),
+        timeout=300,
+    )
+    conformance.note("fleet", {"file": str(made.fleet_file), "name": made.fleet.spec.name})
+    conformance.note("seeds", {"fleet": made.seed, "proxies": made.seed})
+    conformance.note("centres", [f"{c.name} {c.protocol} {c.host}:{c.port}" for c in made.centres])
+    conformance.note("virtual_start", made.fleet.spec.start.isoformat() if made.virtual else None)
+    conformance.note("platform_record", str(conformance.evidence_dir / "platform-record.sqlite"))
+    try:
+        yield made
+    finally:
+        loop.run(made.close(), timeout=120)
+
+
+@pytest.fixture(scope="session")
+def dut(conformance: ConformanceState, target: Target, rig: Rig) -> Iterator[Dut]:
+    from bench.adapters import make_dut  # noqa: PLC0415 - the adapters load the terminal
+
+    loop = conformance.loop()
+    made = make_dut(
+        target,
+        fleet=rig.fleet,
+        clock=rig.clock,
+        clock_mode=rig.clock_mode,
+        workdir=conformance.evidence_dir / "dut",
+    )
+    loop.run(made.start(rig.centres), timeout=300)
+    conformance.note("dut", made.describe())
+    try:
+        yield made
+    finally:
+        conformance.note("dut", made.describe())
+        loop.run(made.stop(), timeout=120)
+
+
+@pytest.fixture(scope="session")
+def bench(conformance: ConformanceState, rig: Rig, dut: Dut) -> Bench:
+    made = Bench(rig, dut, conformance.profile, conformance.manifest)
+    made.t0 = rig.now()
+    return made
+
+
+@pytest.fixture
+def evidence() -> TestLog:
+    return current()

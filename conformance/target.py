@@ -1,0 +1,317 @@
+"""Target files (``fixtures/targets/*.yaml``): the terminal under test, as a lab describes it.
+
+A target file holds
+
+- ``implementation`` — the implementation statement (PICS): protocols, upload transports,
+  HJ 212 editions, optional features and optional clauses the terminal declares. Tests of
+  what it does not declare are *not applicable* (DESIGN.md).
+- ``parameters`` — the test parameters (PIXIT): MN and PW per centre, acquisition periods,
+  the real-time interval, OverTime/ReCount, limits, and (for an external device) which of its
+  points read which of the bench's meters.
+- ``management`` — where its management interface answers, and the credentials.
+- ``uplink`` — which centres the bench stands up and how the terminal's uplink is pointed at
+  them (by the adapter, through the management API, by an operator, or fixed).
+- ``power`` — how its power is cut: the FUSE volatile disk (in-process reference terminal),
+  a process switch, a Modbus relay, or an operator.
+- ``adapter`` — which adapter drives it (``reference`` or ``external``), and for the
+  reference terminal a deliberate fault (``mutation``) for the mutation check.
+
+``extends: other.yaml`` takes another file as the base (nested keys merge), so a broken
+variant of the reference target is a few lines. Errors name the file and the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Protocol = Literal[
+    "modbus-tcp",
+    "modbus-rtu",
+    "dlt645-2007",
+    "dlt645-1997",
+    "cjt188",
+    "opcua",
+    "mqtt",
+    "https",
+    "sql",
+    "analog",
+    "manual",
+]
+Transport = Literal["hj212", "https"]
+Edition = Literal["2005", "2017", "2025"]
+ClockName = Literal["virtual", "real"]
+Mutation = Literal["none", "no-retransmission", "sync-off", "bad-crc", "rt-20min"]
+CentreName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", max_length=64)]
+
+#: Features a terminal may declare, with what each one lets the suites judge.
+FEATURES: dict[str, str] = {
+    "on-command-read": "reads a point at once when asked (ISC-2 §9.1)",
+    "backup-device": "switches a silent point to a backup device (ISC-2 §7.2.3(1))",
+    "range-check": "flags readings outside a configured min/max (CSMT §8.1.1)",
+    "second-check": "flags increments over twice the monthly history (CSMT §8.1.2)",
+    "interpolation": "fills fault gaps, flagged (CSMT §12.4)",
+    "settlement": "daily/monthly/yearly settlement of counters (CSMT §8.2.1)",
+    "virtual-points": "aggregation across points: add, subtract, allocate (CSMT §8.3.2)",
+    "history-request": "serves HJ 212 history requests 2031/2051/2061",
+    "platform-intervals": "takes RtdInterval/MinInterval from the platform (1061-1064)",
+    "send-now": "manual 'send now' and resend of a range (CSMT §7.5)",
+    "manual-backfill": "uploads corrected data for a range, audited (ISC-2 §7.2.4(5))",
+    "manual-entry": "takes values entered by hand through its management interface",
+    "monthly-upload": "uploads monthly indicators (needs a CN the platform accepts)",
+    "export": "exports history as a file (ISC-2 §7.2.3(4))",
+    "backup": "backs up all data as one file (ISC-2 §4.4)",
+    "restore": "restores a backup (ISC-2 §4.4)",
+    "health": "reports its state through the management interface (ISC-2 §8.1)",
+    "remote-config": "takes a new configuration through the management interface (ISC-2 §8.3)",
+    "remote-upgrade": "installs and upgrades applications remotely (ISC-2 §8.4)",
+    "accounting": "emission accounting, factors and reports (CSMT §9, ISC-2 §7.2.3(3))",
+    "pki": "certificates towards national/provincial platforms (ISC-2 §7.4.1)",
+    "sm-crypto": "SM2/SM3/SM4 edge-to-cloud (ISC-2 §7.4.2, CSMT §7.4)",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TargetError(ValueError):
+    """A target file that cannot be used; the message names the file and the field."""
+
+
+class Adapter(_Strict):
+    kind: Literal["reference", "external"]
+    #: Reference adapter only: a deliberate fault, for the mutation check (issue 7).
+    mutation: Mutation = "none"
+    #: External adapter: the command that starts the terminal as a process on this machine
+    #: (power switch ``process``); ``{config}`` is replaced by ``config`` below.
+    command: list[str] = []
+    config: Path | None = None
+    #: Seconds to wait for the management API after the power comes on.
+    boot_timeout_s: float = Field(60.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _fits(self) -> Adapter:
+        if self.kind == "external" and self.mutation != "none":
+            raise ValueError("mutation: only the reference adapter can break its terminal")
+        return self
+
+
+class Implementation(_Strict):
+    """The implementation statement (PICS)."""
+
+    vendor: str
+    model: str
+    version: str = ""
+    protocols: list[Protocol] = []
+    transports: list[Transport] = ["hj212"]
+    editions: list[Edition] = ["2017"]
+    features: list[str] = []
+    #: Optional ("should", 宜) clauses the vendor claims, by ID as in CLAUSES.md.
+    optional_clauses: list[str] = []
+    #: Why something is not declared, shown in the reports next to not-applicable verdicts.
+    notes: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _known(self) -> Implementation:
+        for i, feature in enumerate(self.features):
+            if feature not in FEATURES:
+                raise ValueError(
+                    f"features[{i}]: unknown feature {feature!r} (known: {', '.join(FEATURES)})"
+                )
+        return self
+
+    def declares(self, requirement: str) -> bool:
+        """``protocol:X``, ``transport:X``, ``edition:X``, ``feature:X`` or ``clause:ID``."""
+        kind, _, name = requirement.partition(":")
+        match kind:
+            case "protocol":
+                return name in self.protocols
+            case "transport":
+                return name in self.transports
+            case "edition":
+                return name in self.editions
+            case "feature":
+                return name in self.features
+            case "clause":
+                return name in self.optional_clauses
+        raise TargetError(
+            f"requirement {requirement!r}: write protocol:X, transport:X, edition:X, "
+            "feature:X or clause:ID"
+        )
+
+
+class PointMap(_Strict):
+    """One of the terminal's points and the meter quantity it reads (external devices)."""
+
+    point: str
+    meter: str | None = None  # the bench fleet's meter id; None: not a fleet meter
+    quantity: str | None = None
+    code: str | None = None  # the data item code it is uploaded under
+
+
+class Parameters(_Strict):
+    """Test parameters (PIXIT)."""
+
+    #: MN per centre (HJ 212 表 5: 24 characters for 2017).
+    mn: dict[str, Annotated[str, Field(pattern=r"^[0-9A-Za-z]{1,24}$")]] = {}
+    pw: Annotated[str, Field(pattern=r"^[0-9A-Za-z]{1,9}$")] = "123456"
+    #: Acquisition period (s) per point group of the terminal.
+    periods: dict[str, float] = {"serial": 60.0, "network": 60.0, "push": 60.0}
+    #: RtdInterval the terminal starts with (ISC-2 §7.2.4(1) asks for 15 minutes).
+    realtime_interval_s: int = Field(900, ge=30, le=3600)
+    over_time_s: int = Field(10, ge=1, le=99)
+    re_count: int = Field(3, ge=1, le=99)
+    #: ISC-2 §9.4: edge processing latency limit.
+    latency_limit_ms: float = Field(20.0, gt=0)
+    #: ISC-2 §7.2.3(4): days of history kept online (≥ 183).
+    history_days: int | None = None
+    #: External devices: the terminal's points and the bench's meters they read.
+    points: list[PointMap] = []
+
+
+class Management(_Strict):
+    """The management interface. ``profile: carbench`` is the REST API the reference terminal
+    serves (``conformance/management.py`` lists what the suites use); ``none``: the suites read
+    nothing back and tests that need it are inconclusive."""
+
+    base_url: str | None = None  # None: the adapter knows (reference terminal)
+    profile: Literal["carbench", "none"] = "carbench"
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    timeout_s: float = Field(30.0, gt=0, le=600)
+
+
+class CentreSpec(_Strict):
+    name: CentreName
+    protocol: Transport = "hj212"
+
+
+class UplinkSpec(_Strict):
+    #: ``adapter``: the adapter configures it; ``management-api``: the bench rewrites the
+    #: centres' addresses through the management API; ``operator``: a person does it when
+    #: prompted; ``fixed``: the terminal already uploads to ``fixed_ports`` on this machine.
+    pointing: Literal["adapter", "management-api", "operator", "fixed"] = "adapter"
+    centres: list[CentreSpec] = Field(
+        default_factory=lambda: [
+            CentreSpec(name="provincial"),
+            CentreSpec(name="group"),
+            CentreSpec(name="enterprise", protocol="https"),
+        ],
+        min_length=1,
+    )
+    fixed_ports: dict[str, int] = {}
+
+    @model_validator(mode="after")
+    def _unique(self) -> UplinkSpec:
+        names = [c.name for c in self.centres]
+        for i, name in enumerate(names):
+            if names.index(name) != i:
+                raise ValueError(f"centres[{i}].name: {name!r} is used twice")
+        if self.pointing == "fixed":
+            missing = [n for n in names if n not in self.fixed_ports]
+            if missing:
+                raise ValueError(f"fixed_ports: no port for {', '.join(missing)}")
+        return self
+
+
+class Relay(_Strict):
+    host: str | None = None
+    port: int = Field(502, ge=1, le=65535)
+    serial_port: str | None = None
+    unit_id: int = Field(1, ge=0, le=247)
+    coil: int = Field(0, ge=0, le=65535)
+    normally_closed: bool = False
+
+
+class PowerSpec(_Strict):
+    switch: Literal["fuse", "process", "modbus-relay", "operator", "none"] = "fuse"
+    relay: Relay | None = None
+    #: Seconds an operator has to confirm a power step before it is pending-operator.
+    operator_timeout_s: float = Field(300.0, gt=0)
+
+    @model_validator(mode="after")
+    def _relay(self) -> PowerSpec:
+        if self.switch == "modbus-relay" and self.relay is None:
+            raise ValueError("relay: a modbus-relay switch needs the relay's address")
+        return self
+
+
+class Target(_Strict):
+    name: str
+    description: str = ""
+    adapter: Adapter
+    implementation: Implementation
+    parameters: Parameters = Parameters()
+    management: Management = Management()
+    uplink: UplinkSpec = UplinkSpec()
+    power: PowerSpec = PowerSpec()
+    #: Clock modes the terminal can run in (an external device: real only).
+    clocks: list[ClockName] = ["real"]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Target:
+        if self.adapter.kind == "external" and "virtual" in self.clocks:
+            raise ValueError("clocks: an external device runs on the wall clock only (real)")
+        if self.adapter.kind == "external" and self.power.switch == "fuse":
+            raise ValueError(
+                "power.switch: fuse is the in-process reference terminal's disk; an external "
+                "device needs process, modbus-relay, operator or none"
+            )
+        if self.adapter.kind == "external" and self.uplink.pointing == "adapter":
+            raise ValueError(
+                "uplink.pointing: an external device is pointed by management-api, operator "
+                "or fixed"
+            )
+        return self
+
+    def mn(self, centre: str, index: int) -> str:
+        """The MN the terminal uses at ``centre`` (PIXIT, else a bench default)."""
+        return self.parameters.mn.get(centre) or f"010000A8900016F0001{index:05d}"
+
+
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    if path in seen:
+        raise TargetError(f"{path}: extends itself (through {' -> '.join(map(str, seen))})")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TargetError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise TargetError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise TargetError(f"{path}: a target is a mapping (name, adapter, implementation, …)")
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    return _merge(_read((path.parent / str(base)).resolve(), (*seen, path)), data)
+
+
+def load_target(path: str | Path) -> Target:
+    """Read and validate a target file (and the files it extends)."""
+    path = Path(path).resolve()
+    data = _read(path)
+    config = (data.get("adapter") or {}).get("config")
+    if isinstance(config, str):  # relative to the target file, like a scenario's fleet
+        data["adapter"]["config"] = str((path.parent / config).resolve())
+    try:
+        return Target.model_validate(data)
+    except ValidationError as exc:
+        problems = "\n".join(
+            f"  {'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise TargetError(f"{path}: invalid target\n{problems}") from None
