@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import warnings
 from decimal import Decimal
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, model_validator
 
 from reference_terminal.uplink.codes import HJ212_CODE, ItemCode
 
@@ -396,6 +397,98 @@ class Uplink(Strict):
         return self
 
 
+# ---- security of the management interface (ISC-2 §7.4.1, SSEA §5.5.3) -------------------------
+
+#: The three roles of ISC-2 §7.4.1.2(1): 系统管理员, 安全操作员, 安全审计员
+#: (``reference_terminal.security.roles.Role`` has the same values; a test keeps them equal).
+RoleName = Literal["administrator", "security_operator", "auditor"]
+#: What ``python -m reference_terminal.security.passwords`` prints: PBKDF2-HMAC-SM3.
+PASSWORD_HASH_PATTERN = r"^pbkdf2-sm3\$[0-9]{1,8}\$[A-Za-z0-9_-]{16,64}\$[A-Za-z0-9_-]{43}$"
+
+
+class PasswordRules(Strict):
+    """ISC-2 §7.4.1.1(1): 身份鉴别信息应具有复杂度要求，并进行有效期限制."""
+
+    min_length: int = Field(8, ge=8, le=64)
+    #: How many of the four classes (lower case, upper case, digit, symbol) a password mixes.
+    min_classes: int = Field(3, ge=2, le=4)
+    max_age_days: int = Field(90, ge=1, le=3650)
+    #: A new password may not be one of the user's last ``history`` passwords.
+    history: int = Field(3, ge=0, le=24)
+    #: PBKDF2-HMAC-SM3 rounds for new hashes (≈ 0.25 s on a desktop core at 100 000).
+    kdf_iterations: int = Field(100_000, ge=10_000, le=10_000_000)
+
+
+class Lockout(Strict):
+    """ISC-2 §7.4.1.1(2): 限制非法登录次数."""
+
+    max_failures: int = Field(5, ge=1, le=100)
+    lock_s: float = Field(600.0, ge=60, le=86400)
+
+
+class SessionRules(Strict):
+    """ISC-2 §7.4.1.1(2): 结束会话 … 当登录连接超时自动退出."""
+
+    idle_timeout_s: float = Field(600.0, ge=30, le=86400)
+    lifetime_s: float = Field(8 * 3600.0, ge=60, le=7 * 86400)
+    #: Sessions open at once (CPCIF §6.2 asks for > 1 000 users online).
+    max_sessions: int = Field(5000, ge=1, le=1_000_000)
+
+
+class InitialUser(Strict):
+    """An account made on the first start (when the user file does not exist yet): its password
+    is a hash (never clear text in the configuration) or a one-time password read from an
+    environment variable, which must be changed at the first login."""
+
+    id: Id
+    role: RoleName
+    password_hash: Annotated[str, Field(pattern=PASSWORD_HASH_PATTERN)] | None = None
+    password_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]{0,63}$")] | None = None
+
+    @model_validator(mode="after")
+    def _one_password(self) -> InitialUser:
+        if (self.password_hash is None) == (self.password_env is None):
+            raise ValueError(
+                "password_hash: give exactly one of password_hash (made by python -m "
+                "reference_terminal.security.passwords) and password_env (a one-time password)"
+            )
+        return self
+
+
+class Security(Strict):
+    """Users, roles, sessions, audit and secrets at rest of the management API (ISC-2 §7.4.1).
+
+    Off by default: the API then lets everybody do everything, as before the security work."""
+
+    enabled: bool = False
+    #: The master key (SM4 + HMAC-SM3 of stored credentials, the audit seals); created 0600 on
+    #: first use. Outside the store: a copy of the database (a backup) does not carry it.
+    key_file: str = "data/keys/terminal.key"
+    #: Where the sealed user file and the audit anchor live.
+    state_dir: str = "data/security"
+    #: ISC-2 §7.4.1.2(3): where an administrator may log in from.
+    admin_networks: list[IPvAnyNetwork] = Field(
+        default_factory=lambda: [ip_network("127.0.0.0/8"), ip_network("::1/128")]
+    )
+    initial_users: list[InitialUser] = []
+    passwords: PasswordRules = PasswordRules()
+    lockout: Lockout = Lockout()
+    sessions: SessionRules = SessionRules()
+
+    @model_validator(mode="after")
+    def _accounts(self) -> Security:
+        ids = [u.id for u in self.initial_users]
+        for i, user_id in enumerate(ids):
+            if ids.index(user_id) != i:
+                raise ValueError(f"initial_users[{i}].id: {user_id!r} is used twice")
+        if self.enabled and not any(u.role == "administrator" for u in self.initial_users):
+            raise ValueError(
+                "initial_users: security is enabled but no administrator is given "
+                "(ISC-2 §7.4.1.2(1): 应具有系统管理员、安全操作员和安全审计员三种角色账户)"
+            )
+        return self
+
+
 class TerminalConfig(Strict):
     name: str = "carbench reference terminal"
     api: Api | None = None
@@ -406,6 +499,7 @@ class TerminalConfig(Strict):
     processing: Processing = Processing()
     storage: Storage = Storage()
     uplink: Uplink = Uplink()
+    security: Security = Security()
 
     @model_validator(mode="after")
     def _uplink_references(self) -> TerminalConfig:

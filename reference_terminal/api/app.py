@@ -9,10 +9,11 @@ queries of the stored history, export and backup (ISC-2 §7.2.3(4), §4.4), on-c
   (:mod:`.wire`). Errors are JSON ``{"error", "detail"}`` (:mod:`.errors`).
 - The app does not run the terminal: serve it next to ``terminal.run()`` (e.g. a uvicorn
   ``Server`` in the same event loop). Routes needing the store answer 503 until it is open.
-- **Security is not enforced yet.** Every route declares what it does through
-  :func:`.security.authorize`, which allows everybody today; the security issue (users, the
-  three roles, audit, the SM-protected management channel) replaces that hook, see
-  :mod:`.security`.
+- Security (ISC-2 §7.4.1) follows the configuration's ``security:`` section. Off (the
+  default): everybody may do everything, nothing is audited. On: log in at ``/auth/login``,
+  bearer tokens, the three roles, ``X-Confirm`` on control operations, every request audited,
+  ``/users`` and ``/audit`` (:mod:`.security`, :mod:`.secured`). Every route declares what it
+  does through :func:`.security.authorize`. ``GET /config`` never shows a secret either way.
 - It uses the terminal's ``apply_config``, ``config_path``, ``intake`` (mounted here),
   ``started_at`` and ``state``.
 """
@@ -29,6 +30,7 @@ from reference_terminal.api.routes_files import file_routes
 from reference_terminal.api.routes_health import health_routes
 from reference_terminal.api.routes_manual import manual_routes
 from reference_terminal.api.routes_uplink import uplink_routes
+from reference_terminal.api.secured import install as install_security
 from reference_terminal.api.security import Action, authorize
 from reference_terminal.app import Terminal
 
@@ -36,7 +38,9 @@ __all__ = ["create_app"]
 
 
 def create_app(terminal: Terminal) -> FastAPI:
-    """The management API of ``terminal`` (which may still be starting)."""
+    """The management API of ``terminal`` (which may still be starting). With security enabled,
+    this reads (or makes) the key file and the sealed accounts: a
+    :class:`~reference_terminal.security.errors.SecurityError` says what is wrong."""
     ctx = ApiContext(terminal, created_at=terminal.clock.time())
     intake = terminal.intake
     app = FastAPI(
@@ -57,4 +61,6 @@ def create_app(terminal: Terminal) -> FastAPI:
     )
     app.state.context = ctx
     app.state.intake = intake
+    if terminal.config.security.enabled:
+        install_security(app, ctx)
     return app

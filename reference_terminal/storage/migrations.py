@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Connection,
     Double,
@@ -154,10 +155,32 @@ def _v3(conn: Connection) -> None:
     ).create(conn, checkfirst=True)
 
 
+def _v4(conn: Connection) -> None:
+    md = MetaData()
+    Table(
+        "audit_log",
+        md,
+        Column("seq", BigInteger, primary_key=True, autoincrement=False),
+        Column("t", Double, nullable=False),
+        Column("user_id", identifier(), nullable=False),
+        Column("event_type", identifier(), nullable=False),
+        Column("outcome", String(16), nullable=False),
+        Column("details", Text, nullable=False),
+        Column("prev_hash", String(64), nullable=False),
+        Column("hash", String(64), nullable=False),
+        Column("seal", String(64), nullable=False),
+        Index("ix_audit_log_t", "t"),
+        Index("ix_audit_log_user_t", "user_id", "t"),
+        Index("ix_audit_log_type_t", "event_type", "t"),
+        **TABLE_OPTIONS,
+    ).create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "readings and events", _v1),
     Migration(2, "derived values (increments, settlements); events by point", _v2),
     Migration(3, "upload outbox and per-centre upload state", _v3),
+    Migration(4, "security audit log, SM3 hash-chained (ISC-2 §7.4.1.3)", _v4),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -163,6 +163,29 @@ uplink_state = Table(
     **TABLE_OPTIONS,
 )
 
+#: The security audit log (ISC-2 §7.4.1.3, ``reference_terminal/security/audit.py``): one row per
+#: user action or security event, hash-chained with SM3 (``hash`` covers the row's content and
+#: ``prev_hash``) and sealed (``seal``: HMAC-SM3 of ``hash`` under the terminal's key file), so
+#: an edit, a single deleted row or a rewritten chain is found by ``verify_chain``. ``seq`` is
+#: the position in the chain, never reused: a whole-log deletion starts the next chain after it.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("t", Double, nullable=False),
+    Column("user_id", identifier(), nullable=False),
+    Column("event_type", identifier(), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("details", Text, nullable=False),  # a JSON object of strings
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("seal", String(64), nullable=False),
+    Index("ix_audit_log_t", "t"),
+    Index("ix_audit_log_user_t", "user_id", "t"),
+    Index("ix_audit_log_type_t", "event_type", "t"),
+    **TABLE_OPTIONS,
+)
+
 #: The tables holding data, in the order a backup copies them.
 DATA_TABLES = (readings, events, derived_values)
 
