@@ -71,13 +71,16 @@ def run(scenario: Scenario, out: Path | None, quiet: bool) -> int:
     click.echo(
         f"{verdict} {scenario.name} seed {outcome.seed}: expected {outcome.expected}, "
         f"received {outcome.received}, lost {outcome.lost}, duplicated {outcome.duplicated}, "
-        f"unexpected {outcome.unexpected}, gaps {outcome.gaps}; {outcome.power_cuts} power cuts "
+        f"unexpected {outcome.unexpected}, wrong value {outcome.wrong_value}, gaps "
+        f"{outcome.gaps}; {outcome.power_cuts} power cuts "
         f"({outcome.power_cut_mode}); {outcome.virtual_seconds:.0f} virtual s in "
         f"{outcome.wall_seconds:.1f} wall s"
     )
     for name, centre in outcome.centres.items():
         for key in centre.first_lost[:3]:
             click.echo(f"  {name} lost: {key}")
+        for key in centre.first_wrong_value[:3]:
+            click.echo(f"  {name} wrong value: {key}")
     for step in outcome.failed_steps:
         click.echo(f"  step failed: {step}")
     click.echo(f"report: {out}")

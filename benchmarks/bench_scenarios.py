@@ -38,6 +38,7 @@ def run_one(path: Path, seed: int | None, overrides: list[str], out: Path) -> di
         "lost": outcome.lost,
         "duplicated": outcome.duplicated,
         "unexpected": outcome.unexpected,
+        "wrong_value": outcome.wrong_value,
         "failed_steps": outcome.failed_steps,
         "power_cuts": outcome.power_cuts,
         "power_cut_mode": outcome.power_cut_mode,

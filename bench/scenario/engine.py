@@ -292,6 +292,7 @@ async def run_scenario(
         lost=sum(c.lost for c in centres.values()),
         duplicated=sum(c.duplicated for c in centres.values()),
         unexpected=sum(c.unexpected for c in centres.values()),
+        wrong_value=sum(c.wrong_value for c in centres.values()),
         gaps=sum(c.gaps for c in centres.values()),
         power_cuts=target.cuts,
         bytes_dropped_by_cuts=bytes_dropped,

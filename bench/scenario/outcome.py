@@ -24,6 +24,7 @@ class CentreOutcome:
     gaps: int
     first_lost: list[str] = field(default_factory=list)
     first_unexpected: list[str] = field(default_factory=list)
+    first_wrong_value: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, result: CheckResult) -> CentreOutcome:
@@ -40,6 +41,10 @@ class CentreOutcome:
             gaps=len(result.gaps),
             first_lost=[str(k) for k in sorted(result.lost)[:10]],
             first_unexpected=[str(k) for k in sorted(result.unexpected)[:10]],
+            first_wrong_value=[
+                f"{w.key}: sent {w.received}, holds {w.expected}"
+                for w in sorted(result.wrong_value, key=lambda w: w.key)[:10]
+            ],
         )
 
 
@@ -61,6 +66,9 @@ class Outcome:
     virtual_seconds: float
     clock_steps: int
     centres: dict[str, CentreOutcome]
+    #: windows whose value at a centre is not the one the terminal finally holds (it sent a
+    #: window and later changed it: a sent figure must never be revised silently)
+    wrong_value: int = 0
     #: timeline steps the terminal did not take as they should (an operator request refused)
     failed_steps: list[str] = field(default_factory=list)
     passed: bool = False
@@ -70,6 +78,7 @@ class Outcome:
             self.lost == 0
             and self.duplicated == 0
             and self.unexpected == 0
+            and self.wrong_value == 0
             and not self.failed_steps
         )
 

@@ -133,7 +133,7 @@ def test_an_operator_request_is_a_timeline_event_with_what_it_expects(tmp_path: 
     }
 
 
-def test_a_refused_operator_request_fails_the_run() -> None:
+def test_a_refused_operator_request_or_a_revised_window_fails_the_run() -> None:
     outcome = Outcome(
         scenario="t",
         seed=1,
@@ -155,6 +155,7 @@ def test_a_refused_operator_request_fails_the_run() -> None:
     assert outcome.passed
     refused = replace(outcome, failed_steps=["operator POST /manual: 422 (expected 200)"])
     assert not refused.passed
+    assert not replace(outcome, wrong_value=1).passed  # a sent window revised afterwards
 
 
 def test_a_setting_is_overridden_from_the_command_line(tmp_path: Path) -> None:
