@@ -67,23 +67,27 @@ def _broken(b: Broken) -> BrokenOut:
     return BrokenOut(seq=b.seq, reason=b.reason)
 
 
+def conditions(
+    start: Annotated[str | None, Query(description="inclusive; ISO 8601 or POSIX")] = None,
+    end: Annotated[str | None, Query(description="exclusive")] = None,
+    user: Annotated[str | None, Query(max_length=64)] = None,
+    type: Annotated[str | None, Query(max_length=64)] = None,
+    outcome: Literal["success", "failure"] | None = None,
+) -> AuditFilter:
+    """The combined conditions of a query (ISC-2 §7.4.1.3(5) a. 组合条件查找)."""
+    lo, hi = optional_range(start, end)
+    return AuditFilter(start=lo, end=hi, user=user, type=type, outcome=outcome)
+
+
+#: Module level: annotations are strings (PEP 563), resolved in the module's globals.
+Where = Annotated[AuditFilter, Depends(conditions)]
+
+
 def audit_routes(log: AuditLog, ctx: ApiContext) -> APIRouter:
     router = APIRouter(prefix="/audit", tags=["audit"])
 
     def entry_out(e: AuditEntry) -> AuditEntryOut:
         return AuditEntryOut.model_validate(e.record(ctx.offset_s))
-
-    def conditions(
-        start: Annotated[str | None, Query(description="inclusive; ISO 8601 or POSIX")] = None,
-        end: Annotated[str | None, Query(description="exclusive")] = None,
-        user: Annotated[str | None, Query(max_length=64)] = None,
-        type: Annotated[str | None, Query(max_length=64)] = None,
-        outcome: Literal["success", "failure"] | None = None,
-    ) -> AuditFilter:
-        lo, hi = optional_range(start, end)
-        return AuditFilter(start=lo, end=hi, user=user, type=type, outcome=outcome)
-
-    where = Annotated[AuditFilter, Depends(conditions)]
 
     @router.get(
         "",
@@ -91,7 +95,7 @@ def audit_routes(log: AuditLog, ctx: ApiContext) -> APIRouter:
         dependencies=[Depends(audited_as("audit_query"))],
     )
     async def query(
-        f: where,
+        f: Where,
         _: CanReadAudit,
         sort: SortKey = "seq",
         order: Literal["asc", "desc"] = "asc",
@@ -113,7 +117,7 @@ def audit_routes(log: AuditLog, ctx: ApiContext) -> APIRouter:
         dependencies=[Depends(audited_as("audit_export"))],
     )
     async def export(
-        f: where,
+        f: Where,
         request: Request,
         _: CanReadAudit,
         fmt: Annotated[Literal["csv", "json"], Query(alias="format")] = "csv",

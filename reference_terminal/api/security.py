@@ -162,6 +162,9 @@ async def current_principal(request: Request) -> Principal:
     action = getattr(request.state, "action", None)
     header = request.headers.get("authorization")
     if header is None and action is Action.PUSH:
+        note = note_of(request)
+        if note is not None:
+            note.user = COLLECTOR.user
         return COLLECTOR
     source = client_address(request)
     try:

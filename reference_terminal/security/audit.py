@@ -153,19 +153,20 @@ class ChainReport:
     problems: list[Broken] = field(default_factory=list)
 
 
-def _entry(row: Any) -> AuditEntry:
-    details = json.loads(row.details)
+def _entry(row: Mapping[Any, Any]) -> AuditEntry:
+    """An entry from its row (a mapping: ``Row.t`` is a method of SQLAlchemy's rows)."""
+    details = json.loads(row["details"])
     if not isinstance(details, dict):
         raise ValueError("details are not a JSON object")
     return AuditEntry(
-        seq=int(row.seq),
-        t=float(row.t),
-        user=row.user_id,
-        type=row.event_type,
-        outcome=row.outcome,
+        seq=int(row["seq"]),
+        t=float(row["t"]),
+        user=row["user_id"],
+        type=row["event_type"],
+        outcome=row["outcome"],
         details=details,
-        prev_hash=row.prev_hash,
-        hash=row.hash,
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
     )
 
 
@@ -355,7 +356,7 @@ class AuditLog:
             query = _ordered(_where(select(audit_log), f), sort, descending).offset(offset)
             if limit is not None:
                 query = query.limit(limit)
-            return [_entry(r) for r in conn.execute(query)], int(total or 0)
+            return [_entry(r) for r in conn.execute(query).mappings()], int(total or 0)
 
         return await self._store().run_in_reader(run)
 
@@ -399,18 +400,20 @@ class AuditLog:
         hash_at_anchor: str | None = None
         if self.anchor_problem:
             problems.append(Broken(0, self.anchor_problem))
-        rows = conn.execution_options(yield_per=CHUNK).execute(
-            select(audit_log).order_by(audit_log.c.seq)
+        rows = (
+            conn.execution_options(yield_per=CHUNK)
+            .execute(select(audit_log).order_by(audit_log.c.seq))
+            .mappings()
         )
         for row in rows:
             count += 1
-            seq = int(row.seq)
+            seq = int(row["seq"])
             problems.extend(self._check_row(row, previous))
             if first_seq is None:
                 first_seq = seq
             if seq == anchor[0]:
-                hash_at_anchor = row.hash
-            previous = (seq, str(row.hash))
+                hash_at_anchor = row["hash"]
+            previous = (seq, str(row["hash"]))
         last_seq = previous[0] if previous else None
         if anchor[0] > 0:
             if last_seq is None or last_seq < anchor[0]:
@@ -436,29 +439,31 @@ class AuditLog:
             problems=problems,
         )
 
-    def _check_row(self, row: Any, previous: tuple[int, str] | None) -> Iterable[Broken]:
-        seq = int(row.seq)
+    def _check_row(
+        self, row: Mapping[Any, Any], previous: tuple[int, str] | None
+    ) -> Iterable[Broken]:
+        seq = int(row["seq"])
         try:
             entry = _entry(row)
             recomputed = chain_hash(
-                row.prev_hash,
+                entry.prev_hash,
                 content(seq, entry.t, entry.user, entry.type, entry.outcome, entry.details),
             )
         except ValueError as exc:  # unreadable details, a hash that is not hex
             yield Broken(seq, f"edited: the entry cannot be read ({exc})")
             return
-        if recomputed != row.hash:
+        if recomputed != entry.hash:
             yield Broken(seq, "edited: its content no longer matches its SM3 hash")
-        elif not self._box.mac_ok(SEAL_PURPOSE, bytes.fromhex(row.hash), _unhex(row.seal)):
+        elif not self._box.mac_ok(SEAL_PURPOSE, bytes.fromhex(entry.hash), _unhex(row["seal"])):
             yield Broken(seq, "its seal does not match: written or rehashed without this terminal")
         if previous is None:
             if seq == 1:
-                if row.prev_hash != GENESIS:
+                if entry.prev_hash != GENESIS:
                     yield Broken(seq, "the first entry does not start from the genesis hash")
             elif not (
                 entry.type == CLEARED
                 and entry.details.get("deleted_last_seq") == str(seq - 1)
-                and entry.details.get("deleted_last_hash") == row.prev_hash
+                and entry.details.get("deleted_last_hash") == entry.prev_hash
             ):
                 yield Broken(
                     1 if seq > 1 else seq,
@@ -470,7 +475,7 @@ class AuditLog:
                 previous[0] + 1,
                 f"entries {previous[0] + 1} to {seq - 1} are missing: {seq} follows {previous[0]}",
             )
-        elif row.prev_hash != previous[1]:
+        elif entry.prev_hash != previous[1]:
             yield Broken(seq, f"its previous hash is not the hash of entry {previous[0]}")
 
 
