@@ -17,7 +17,9 @@ who, how many entries and the last hash of the chain deleted. Positions are neve
 Entries are appended through the store's single writer (one transaction each, in order with
 the data writes, durable when ``append`` returns); queries and verification run in its reader
 threads. Old entries are never purged by retention: ISC-2 wants ≥ 6 months on the device and
-allows only whole-log deletion.
+allows only whole-log deletion. The anchor belongs to the store it was written for: moving the
+terminal to another database (a new ``storage.url``) shows the old entries as missing there,
+which is what happened from the new log's point of view.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +44,8 @@ from reference_terminal.security.errors import AuditUnavailable, SecretsError
 from reference_terminal.security.secrets import SealedFile, SecretBox
 from reference_terminal.storage.schema import ID_LENGTH, audit_log
 from reference_terminal.storage.store import Store
+
+log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 SEAL_PURPOSE = "audit-seal"
@@ -280,7 +285,10 @@ class AuditLog:
         if entry.seq <= self._head[0]:
             return
         self._head = (entry.seq, entry.hash)
-        self._anchor.write({"seq": entry.seq, "hash": entry.hash}, durable=False)
+        try:
+            self._anchor.write({"seq": entry.seq, "hash": entry.hash}, durable=False)
+        except OSError as exc:  # the entry is committed; only the cut-off-end check weakens
+            log.error("audit anchor %s not written: %s", self._anchor.path, exc)
 
     @staticmethod
     def _fields(

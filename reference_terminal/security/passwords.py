@@ -83,7 +83,8 @@ def verify_password(password: str, stored: str) -> bool:
     if iterations < 1:
         return False
     salt, expected = _unb64(match.group(2)), _unb64(match.group(3))
-    actual = pbkdf2_sm3(password.encode("utf-8"), salt, iterations)
+    # "surrogatepass": a lone surrogate (valid in JSON text) is just another wrong password
+    actual = pbkdf2_sm3(password.encode("utf-8", "surrogatepass"), salt, iterations)
     return hmac.compare_digest(actual, expected)
 
 

@@ -118,3 +118,23 @@ def test_an_unknown_user_is_checked_against_an_equally_costly_dummy() -> None:
     assert iterations_of(dummy_hash(20_000)) == 20_000
     assert dummy_hash(20_000) == dummy_hash(20_000)  # made once
     assert not verify_password("Adm1n!pass", dummy_hash(20_000))
+
+
+def test_the_command_prints_a_hash_for_the_configuration(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m reference_terminal.security.passwords [rounds]``: the installer's way to put
+    an initial password in the configuration without its clear text."""
+    import getpass
+
+    from reference_terminal.security import passwords
+
+    answers = iter(["Adm1n!pass", "Adm1n!pass", "weak", "weak", "Adm1n!pass", "typo"])
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(answers))
+    assert passwords.main(["10000"]) == 0
+    stored = capsys.readouterr().out.strip()
+    assert re.match(PASSWORD_HASH_PATTERN, stored) and verify_password("Adm1n!pass", stored)
+    assert passwords.main([]) == 1
+    assert "too weak" in capsys.readouterr().err
+    assert passwords.main([]) == 1
+    assert "differ" in capsys.readouterr().err
