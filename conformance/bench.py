@@ -17,13 +17,14 @@ from typing import Any
 from conformance.dut import Dut, PointBinding
 from conformance.rig import Rig
 from conformance.verdicts import Inconclusive
-from simulators.platform import FrameRow, ReadingRow
+from simulators.platform import CheckResult, Expected, FrameRow, ReadingRow, check
 
 #: Longest wait (s) a test may ask for on the wall clock, per profile.
 REAL_BUDGET_S = {"quick": 15 * 60.0, "full": 8 * 3600.0}
 #: HJ 212 DataTime is plant-local time (the uplink's utc offset, China by default).
 PLANT_OFFSET = timedelta(hours=8)
 UPLOADS = (2011, 2031, 2051, 2061)
+MINUTE_DATA = 2051
 
 
 def local(t: float) -> datetime:
@@ -33,6 +34,12 @@ def local(t: float) -> datetime:
 
 def posix(data_time: datetime) -> float:
     return (data_time - PLANT_OFFSET).replace(tzinfo=UTC).timestamp()
+
+
+def next_midnight(t: float) -> float:
+    """The first plant-local midnight after ``t`` (POSIX)."""
+    day = local(t).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    return posix(day)
 
 
 @dataclass
@@ -47,6 +54,12 @@ class Bench:
     # ---- time ----------------------------------------------------------------------------
     def now(self) -> float:
         return self.rig.now()
+
+    def first_midnight(self) -> float:
+        """The first plant-local midnight the terminal lives through: under virtual time the
+        rig starts just before one (a day, a month and a year end within minutes)."""
+        start = self.rig.fleet.spec.start.timestamp() if self.rig.virtual else self.t0
+        return next_midnight(start)
 
     def needs(self, seconds: float, clauses: Sequence[str] = ()) -> None:
         """A test that must watch ``seconds`` of terminal time: fine under the virtual clock,
@@ -83,6 +96,14 @@ class Bench:
             if self.now() >= deadline:
                 return False
             await self.rig.sleep(min(every, max(0.001, deadline - self.now())))
+
+    async def history(self, seconds: float) -> None:
+        """Make sure the terminal has run for ``seconds`` since the run began (tests that judge
+        data from the past may run first)."""
+        await self.warm()
+        lived = self.now() - self.t0
+        if lived < seconds:
+            await self.wait(seconds - lived)
 
     async def warm(self) -> None:
         """Once per run: wait until the terminal has read every polled point once and is
@@ -143,6 +164,46 @@ class Bench:
             for r in rows
             if (lo is None or r.data_time >= lo) and (hi is None or r.data_time < hi)
         ]
+
+    # ---- minute data: what the terminal stored, what a centre received --------------------
+    async def stored_minutes(self, centre: str, start: float, end: float) -> list[Expected]:
+        """Every minute window the terminal stored for an uploaded point, starting in
+        ``[start, end)``, as what ``centre`` must receive (CN 2051; a counter's figure travels
+        as Cou, a gauge's as Avg). Over HTTPS a window without a value has no JSON form."""
+        mn = self.dut.mn(centre)
+        https = self.rig.centre(centre).protocol == "https"
+        out = []
+        for binding in self.coded():
+            assert binding.code is not None
+            field_ = "Cou" if binding.kind == "counter" else "Avg"
+            for d in await self.dut.management.derived(binding.point, "minute", start, end):
+                if https and d.value is None:
+                    continue
+                out.append(Expected(mn, MINUTE_DATA, local(d.start), binding.code, d.value, field_))
+        return out
+
+    def minute_check(
+        self, centre: str, expected: list[Expected], start: float, end: float
+    ) -> CheckResult:
+        """The set check of ``centre``'s minute data with DataTime in ``[start, end)``."""
+        rows = self.readings(centre, MINUTE_DATA, since=start, before=end)
+        return check(expected, rows)
+
+    async def minutes_arrive(
+        self, centre: str, start: float, end: float, *, within: float
+    ) -> tuple[list[Expected], CheckResult]:
+        """Wait (up to ``within``) until every minute window the terminal stored for
+        ``[start, end)`` has reached ``centre``; the windows and the final check."""
+        state: dict[str, Any] = {}
+
+        async def complete() -> bool:
+            expected = await self.stored_minutes(centre, start, end)
+            result = self.minute_check(centre, expected, start, end)
+            state["expected"], state["result"] = expected, result
+            return bool(expected) and result.complete
+
+        await self.until(complete, within=within, every=30)
+        return state["expected"], state["result"]
 
     def note_scenario(self, path: Path) -> None:
         files = self.manifest.setdefault("scenario_files", [])

@@ -27,7 +27,8 @@ clause under test (:class:`ManagementRefused`, an assertion about the terminal).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -143,8 +144,13 @@ class Management:
         password: str | None = None,
         token: str | None = None,
         timeout_s: float = 30.0,
+        still: Callable[[], AbstractContextManager[None]] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        #: Under virtual time, reading the terminal back is an observation that takes none of
+        #: the terminal's time: GETs run inside ``still()`` (the clock's hold). Actions (an
+        #: on-command read, a manual upload) may need time to pass and are not held.
+        self.still = still
         self.user = user
         self.password = password
         self.token = token
@@ -179,6 +185,9 @@ class Management:
             for key, value in self.credentials().items():
                 kwargs.setdefault(key, value)
         try:
+            if self.still is not None and method == "GET":
+                with self.still():
+                    return await self._http().request(method, path, **kwargs)
             return await self._http().request(method, path, **kwargs)
         except (httpx.TransportError, OSError) as exc:
             raise ManagementUnavailable(

@@ -17,12 +17,12 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from conformance.dut import CentreEndpoint, ClockMode
 from conformance.target import Target
@@ -46,10 +46,39 @@ FLEETS = {"quick": FIXTURES / "fleets" / "small.yaml", "full": FIXTURES / "fleet
 #: Where virtual time starts (plant-local): 30 minutes before a year ends.
 VIRTUAL_START = "2026-12-31T23:30:00+08:00"
 FLEET_START_TIMEOUT_S = 120.0
+#: Wall seconds the virtual clock waits for a busy thread before moving on anyway. A commit
+#: through the FUSE disk on a loaded 2-core machine can take seconds, and moving time on while
+#: it runs would time out meter reads whose answers are already on their way.
+STUCK_AFTER_S = 10.0
 
 
 class RigError(RuntimeError):
     """The bench could not stand up its side (an error of the bench)."""
+
+
+#: The platform centres' clock runs this far behind the terminal's (s): under virtual time both
+#: sides act at the same instants, and a request's QN (its time to the millisecond, HJ 212-2017
+#: 表 3) would equal the QN the terminal gives an upload or a history record made at that same
+#: instant — on a real network the answer is always a few milliseconds later. Two machines'
+#: clocks never agree to the millisecond either. Arrival times are corrected by it.
+PLATFORM_SKEW_S = -0.4763
+
+
+class SkewedClock:
+    """Another machine's clock: the bench's time plus a fixed offset; sleeps pass through."""
+
+    def __init__(self, clock: Clock, offset: float) -> None:
+        self.clock = clock
+        self.offset = offset
+
+    def time(self) -> float:
+        return self.clock.time() + self.offset
+
+    def monotonic(self) -> float:
+        return self.clock.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await self.clock.sleep(seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +131,7 @@ class Rig:
 
     def hold(self) -> contextlib.AbstractContextManager[None]:
         """Keep virtual time still (bench bookkeeping that takes no time in the scenario)."""
-        if isinstance(self.clock, VirtualClock):
-            return self.clock.hold()
-        return contextlib.nullcontext()
+        return _held(self.clock)
 
     def centre(self, name: str) -> CentreEndpoint:
         for centre in self.centres:
@@ -155,6 +182,11 @@ class Rig:
         if fault in faults:
             faults.remove(fault)
 
+    @staticmethod
+    def arrival(at: float) -> float:
+        """A centre's recorded time (its own clock) on the terminal's clock."""
+        return at - PLATFORM_SKEW_S
+
     # ---- what the meters said -------------------------------------------------------------
     def shown(self, meter: str, quantity: str, start: float, end: float) -> list[Observation]:
         return [
@@ -194,7 +226,10 @@ def _paced(spec: Fleet) -> Fleet:
 
 
 async def _start_fleet(stack: AsyncExitStack, spec: Fleet, clock: Clock) -> TimedFleet:
-    fleet = TimedFleet(spec, clock)
+    # frame pacing under virtual time: a frame's bytes arrive together, after the time they
+    # take on the line (char pacing costs a clock step per character)
+    pacing: Literal["char", "frame"] = "frame" if isinstance(clock, VirtualClock) else "char"
+    fleet = TimedFleet(spec, clock, serial_pacing=pacing)
     fleet.observations = deque(maxlen=2_000_000)
     fleet.answers = deque(maxlen=200_000)
     task = asyncio.create_task(run_fleet(fleet), name=f"fleet {spec.name}")
@@ -243,46 +278,72 @@ async def running_rig(
     """Stand the rig up for ``target``; everything stops on exit."""
     spec, path = fleet_spec(profile, clock_mode)
     clock: Clock = (
-        VirtualClock(spec.start.timestamp()) if clock_mode is ClockMode.VIRTUAL else RealClock()
+        VirtualClock(spec.start.timestamp(), stuck_after_s=STUCK_AFTER_S)
+        if clock_mode is ClockMode.VIRTUAL
+        else RealClock()
     )
     workdir.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as stack:
+        yield await _stand_up(stack, target, spec, path, clock, clock_mode, workdir)
+
+
+def _held(clock: Clock) -> contextlib.AbstractContextManager[None]:
+    return clock.hold() if isinstance(clock, VirtualClock) else contextlib.nullcontext()
+
+
+async def _stand_up(
+    stack: AsyncExitStack,
+    target: Target,
+    spec: Fleet,
+    path: Path,
+    clock: Clock,
+    clock_mode: ClockMode,
+    workdir: Path,
+) -> Rig:
+    # starting the fleet takes no plant time, however long it takes for real (an OPC UA server
+    # filling its address space would otherwise move the clock at its own pace). Not the HTTPS
+    # centre: it waits for its server on the clock.
+    with _held(clock):
         fleet = await _start_fleet(stack, spec, clock)
-        record = Record(f"sqlite:///{workdir / 'platform-record.sqlite'}")
-        stack.callback(record.close)
-        mns = {c.name: target.mn(c.name, i) for i, c in enumerate(target.uplink.centres)}
-        platforms = await stack.enter_async_context(
-            running_platforms(_platform_file(target, mns), clock=clock, record=record)
-        )
-        proxies = await stack.enter_async_context(FaultProxyServer(seed=spec.seed, clock=clock))
-        endpoints = []
-        for c in target.uplink.centres:
-            server = platforms.centres[c.name]
-            listen = "127.0.0.1:0"
-            if target.uplink.pointing == "fixed":
-                listen = f"0.0.0.0:{target.uplink.fixed_ports[c.name]}"
-            proxy = await proxies.create_proxy(
-                c.name, upstream=f"127.0.0.1:{server.address[1]}", listen=listen
-            )
-            upload_path: str = ""
-            ca_file: Path | None = None
-            if isinstance(server, HttpsServer):
-                upload_path, ca_file = server.config.path, server.ca_file
-            endpoints.append(
-                CentreEndpoint(c.name, c.protocol, "127.0.0.1", proxy.port, upload_path, ca_file)
-            )
-        yield Rig(
-            clock=clock,
-            clock_mode=clock_mode,
-            fleet=fleet,
-            fleet_file=path,
-            platforms=platforms,
-            proxies=proxies,
-            centres=endpoints,
+    record = Record(f"sqlite:///{workdir / 'platform-record.sqlite'}")
+    stack.callback(record.close)
+    mns = {c.name: target.mn(c.name, i) for i, c in enumerate(target.uplink.centres)}
+    platforms = await stack.enter_async_context(
+        running_platforms(
+            _platform_file(target, mns),
+            clock=SkewedClock(clock, PLATFORM_SKEW_S),
             record=record,
-            workdir=workdir,
-            seed=spec.seed,
         )
+    )
+    proxies = await stack.enter_async_context(FaultProxyServer(seed=spec.seed, clock=clock))
+    endpoints = []
+    for c in target.uplink.centres:
+        server = platforms.centres[c.name]
+        listen = "127.0.0.1:0"
+        if target.uplink.pointing == "fixed":
+            listen = f"0.0.0.0:{target.uplink.fixed_ports[c.name]}"
+        proxy = await proxies.create_proxy(
+            c.name, upstream=f"127.0.0.1:{server.address[1]}", listen=listen
+        )
+        upload_path: str = ""
+        ca_file: Path | None = None
+        if isinstance(server, HttpsServer):
+            upload_path, ca_file = server.config.path, server.ca_file
+        endpoints.append(
+            CentreEndpoint(c.name, c.protocol, "127.0.0.1", proxy.port, upload_path, ca_file)
+        )
+    return Rig(
+        clock=clock,
+        clock_mode=clock_mode,
+        fleet=fleet,
+        fleet_file=path,
+        platforms=platforms,
+        proxies=proxies,
+        centres=endpoints,
+        record=record,
+        workdir=workdir,
+        seed=spec.seed,
+    )
 
 
 async def open_rig(target: Target, *, profile: str, clock_mode: ClockMode, workdir: Path) -> Rig:
@@ -297,7 +358,3 @@ async def open_rig(target: Target, *, profile: str, clock_mode: ClockMode, workd
         raise
     rig._stack = stack
     return rig
-
-
-def points_of_protocol(bindings: Sequence[Any], protocol: str) -> list[Any]:
-    return [b for b in bindings if b.protocol == protocol]

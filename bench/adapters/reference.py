@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -40,7 +41,7 @@ from conformance.dut import (
 from conformance.management import Management
 from conformance.target import Target
 from reference_terminal.config import TerminalConfig
-from simulators.clock import Clock
+from simulators.clock import Clock, VirtualClock
 from simulators.fleet import FleetRuntime
 from simulators.power import PowerCutMode, VolatileMount, power_cut_mode, volatile_mount
 
@@ -69,7 +70,9 @@ class ReferenceDut:
         self._clock_mode = clock_mode
         self.workdir = workdir
         self.server = ManagementServer()
-        self._management = Management(self.server.base_url, timeout_s=target.management.timeout_s)
+        self._management = Management(
+            self.server.base_url, timeout_s=target.management.timeout_s, still=self._still
+        )
         self.runner: ReferenceTarget | None = None
         self.config: TerminalConfig | None = None
         self.relays: dict[str, BrokenUplink] = {}
@@ -133,11 +136,20 @@ class ReferenceDut:
             )
         return out
 
+    def _still(self) -> contextlib.AbstractContextManager[None]:
+        """Virtual time stands still while the bench does what takes no terminal time
+        (mounting its disk, booting it, a cut's bookkeeping, reading it back)."""
+        if isinstance(self.clock, VirtualClock):
+            return self.clock.hold()
+        return contextlib.nullcontext()
+
     async def start(self, centres: Sequence[CentreEndpoint]) -> None:
-        directory = await self._disk()
-        uplinks = await self._uplinks(centres)
-        self.config = self._configure(centres, uplinks, f"sqlite:///{directory / 'terminal.db'}")
-        self.runner = ReferenceTarget(self.config, self.clock, self.mount)
+        with self._still():
+            directory = await self._disk()
+            uplinks = await self._uplinks(centres)
+            storage = f"sqlite:///{directory / 'terminal.db'}"
+            self.config = self._configure(centres, uplinks, storage)
+            self.runner = ReferenceTarget(self.config, self.clock, self.mount)
         await self.power_on()
 
     async def stop(self) -> None:
@@ -153,8 +165,9 @@ class ReferenceDut:
             # the configuration file survives a cut (the API writes it with fsync): boot on it
             runner.config = runner.terminal.config
         dropped_before = runner.bytes_dropped
-        await runner.power_off()
-        await self.server.stop(abort=True)
+        with self._still():  # the cut is an instant
+            await runner.power_off()
+            await self.server.stop(abort=True)
         if self.mount is not None:
             return PowerCut(
                 "fuse", "fuse", self.power_note, bytes_dropped=runner.bytes_dropped - dropped_before
@@ -163,13 +176,15 @@ class ReferenceDut:
 
     async def power_on(self) -> None:
         runner = self._runner()
-        await runner.power_on()
-        assert runner.terminal is not None
-        await self.server.start(runner.terminal)
+        with self._still():  # booting takes no terminal time (its wall time varies)
+            await runner.power_on()
+            assert runner.terminal is not None
+            await self.server.start(runner.terminal)
 
     async def configure(self, *changes: Change) -> None:
         current = await self._management.config()
-        await self._management.put_config(apply_changes(current, changes))
+        with self._still():  # an operator's change is an instant; applying it needs no time
+            await self._management.put_config(apply_changes(current, changes))
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -19,6 +19,7 @@ from conformance.evidence import TestLog, current
 from conformance.plugin import ConformanceState, state_of
 from conformance.rig import Rig, open_rig
 from conformance.target import Target
+from simulators.clock import VirtualClock
 
 pytest_plugins = ("conformance.plugin",)
 
@@ -62,6 +63,17 @@ def rig(conformance: ConformanceState, target: Target) -> Iterator[Rig]:
     try:
         yield made
     finally:
+        clock = made.clock
+        if isinstance(clock, VirtualClock):
+            conformance.note(
+                "virtual_clock",
+                {
+                    "start": made.fleet.spec.start.isoformat(),
+                    "virtual_seconds": round(clock.monotonic(), 1),
+                    "steps": clock.steps,
+                    "forced_steps": clock.forced_steps,
+                },
+            )
         loop.run(made.close(), timeout=120)
 
 
