@@ -4,6 +4,7 @@ units kept, and virtual points computed across points."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict
 from decimal import Decimal
 
@@ -129,7 +130,7 @@ async def test_counter_rollover_adds_the_full_scale(bench: Bench, evidence: Test
     evidence.attach_json("increments.json", [asdict(i) for i in increments])
     assert len(readings) >= 4, f"{binding.point}: {len(readings)} readings in the window"
     values = [r.value for r in readings if r.value is not None]
-    assert any(b < a for a, b in zip(values, values[1:], strict=False)), (
+    assert any(b < a for a, b in itertools.pairwise(values)), (
         f"{binding.point}: the meter never wrapped in the window: {values}"
     )
     first, last = readings[0], readings[-1]
