@@ -1,0 +1,56 @@
+"""Reading a point back through the terminal and judging it against its meter and the plant:
+shared by the item-level suites (not a test module)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from conformance.bench import Bench
+from conformance.dut import PointBinding
+from conformance.judge import matching_answer
+
+#: Readings of each point judged (the latest ones).
+JUDGED = 5
+#: How far back the latest readings are looked for (s).
+WINDOW_S = 900.0
+USABLE = ("good", "backup")
+
+
+def truth_tolerance(bench: Bench, binding: PointBinding, t: float) -> Decimal:
+    """How far a reading may lie from the plant's value at its time: the meter's last digit,
+    plus what the quantity moves while an answer travels (``judge.ANSWER_BEFORE_S``)."""
+    assert binding.quantity is not None
+    plant = bench.rig.fleet.plant
+    drift = abs(plant.value(binding.quantity, t) - plant.value(binding.quantity, t - 20.0))
+    return Decimal(1).scaleb(-binding.decimals) + Decimal(repr(drift))
+
+
+async def judge_point(bench: Bench, binding: PointBinding) -> tuple[list[str], int]:
+    """Problems of the point's latest readings (missing, unlike the meter, unlike the plant)
+    and how many readings were judged."""
+    assert binding.meter is not None and binding.quantity is not None
+    now = bench.now()
+    readings = await bench.dut.management.readings(binding.point, now - WINDOW_S, now + 1)
+    good = [r for r in readings if r.quality in USABLE and r.value is not None]
+    if not good:
+        seen = sorted({r.quality for r in readings})
+        return [f"{binding.point}: no usable reading in {WINDOW_S:g} s (qualities {seen})"], 0
+    problems = []
+    plant = bench.rig.fleet.plant
+    for reading in good[-JUDGED:]:
+        assert reading.value is not None
+        shown = bench.rig.shown(binding.meter, binding.quantity, reading.t - 60, reading.t + 10)
+        if matching_answer(reading, shown) is None:
+            values = sorted({str(o.value) for o in shown})[:6]
+            problems.append(
+                f"{binding.point} @ {reading.t:.0f}: stored {reading.value}, "
+                f"{binding.meter} showed {values}"
+            )
+            continue
+        truth = Decimal(repr(plant.value(binding.quantity, reading.t)))
+        if abs(reading.value - truth) > truth_tolerance(bench, binding, reading.t):
+            problems.append(
+                f"{binding.point} @ {reading.t:.0f}: stored {reading.value}, the plant's "
+                f"{binding.quantity} was {truth:.6f}"
+            )
+    return problems, min(len(good), JUDGED)

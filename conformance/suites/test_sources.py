@@ -1,0 +1,187 @@
+"""Acquisition by kind of source (ISC-2 §7.2.2 a)–e), §7.2.2(1); CSMT §5.2): the fleet's meters
+of each kind are read through the terminal, and what it stored equals what the meter showed and
+what the plant really did.
+
+Each kind is judged on its own: a terminal that reads electricity meters but no heat meter fails
+b) and passes a). A kind the fleet has no meter of cannot be judged (inconclusive, the run's
+fleet named)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict
+
+import pytest
+
+from conformance.bench import Bench
+from conformance.dut import PointBinding
+from conformance.evidence import TestLog, step
+from conformance.suites.readback import USABLE, WINDOW_S, judge_point
+from conformance.verdicts import Inconclusive
+
+#: ISC-2 §7.2.2 b): heat as a total from a heat meter, or steam flow + pressure + temperature.
+HEAT_TOTAL_UNITS = ("kwh", "mwh", "gj", "kj", "mj")
+STEAM_PARTS = ("flow", "pressure", "temp")
+
+
+def _source_kinds(bench: Bench) -> dict[str, str]:
+    return {s.id: s.kind for s in bench.rig.fleet.spec.plant.sources}
+
+
+def _of_kinds(bench: Bench, kinds: Iterable[str]) -> list[PointBinding]:
+    """The terminal's points reading a fleet meter of a source of one of ``kinds``."""
+    by_source = _source_kinds(bench)
+    wanted = set(kinds)
+    return [
+        b
+        for b in bench.dut.points()
+        if b.quantity is not None
+        and by_source.get(b.quantity.split(".")[0]) in wanted
+        and b.acquisition != "manual"
+        and bench.fleet_meter(b)
+    ]
+
+
+async def _judge_kind(
+    bench: Bench,
+    evidence: TestLog,
+    label: str,
+    points: list[PointBinding],
+    clause: str,
+) -> None:
+    if not points:
+        raise Inconclusive(
+            f"the fleet {bench.rig.fleet.spec.name!r} has no meter of {label} that the terminal "
+            "reads",
+            clause,
+        )
+    problems: list[str] = []
+    judged: dict[str, int] = {}
+    with step(f"compare {len(points)} {label} points with their meters and the plant"):
+        for binding in points:
+            found, n = await judge_point(bench, binding)
+            problems += found
+            judged[binding.point] = n
+    evidence.attach_json("judged.json", judged)
+    evidence.record_measurement("readings_judged", sum(judged.values()))
+    assert not problems, "\n".join(problems[:20])
+
+
+@pytest.mark.clause("ISC-2 §7.2.2 a)")
+async def test_electricity_meters_are_read(bench: Bench, evidence: TestLog) -> None:
+    """Electricity: every electricity meter of the fleet is read, as the meter and the plant
+    show it."""
+    await bench.warm()
+    points = _of_kinds(bench, ["electricity"])
+    await _judge_kind(bench, evidence, "electricity", points, "ISC-2 §7.2.2 a)")
+
+
+@pytest.mark.clause("ISC-2 §7.2.2 b)")
+async def test_heat_totals_are_read(bench: Bench, evidence: TestLog) -> None:
+    """Heat: a heat meter's total (or steam flow, pressure and temperature) is read."""
+    await bench.warm()
+    points = _of_kinds(bench, ["heat", "steam"])
+    totals = [p for p in points if p.kind == "counter" and p.unit.lower() in HEAT_TOTAL_UNITS]
+    steam = {
+        part: [p for p in points if p.quantity is not None and part in p.quantity]
+        for part in STEAM_PARTS
+    }
+    have = sorted(p.point for p in points)
+    assert not points or totals or all(steam.values()), (
+        f"heat points {have} give neither a heat total nor steam flow, pressure and temperature"
+    )
+    await _judge_kind(bench, evidence, "heat", points, "ISC-2 §7.2.2 b)")
+
+
+@pytest.mark.clause("ISC-2 §7.2.2 c)")
+async def test_gas_flow_totals_are_read(bench: Bench, evidence: TestLog) -> None:
+    """Gas: the flow total of every gas meter is read."""
+    await bench.warm()
+    points = _of_kinds(bench, ["gas"])
+    totals = [p for p in points if p.kind == "counter"]
+    assert totals or not points, f"gas points {[p.point for p in points]}: no flow total"
+    await _judge_kind(bench, evidence, "gas", points, "ISC-2 §7.2.2 c)")
+
+
+@pytest.mark.clause("ISC-2 §7.2.2 d)")
+async def test_liquid_flow_totals_are_read(bench: Bench, evidence: TestLog) -> None:
+    """Liquids: the flow total of every liquid meter (water, oil …) is read."""
+    await bench.warm()
+    points = _of_kinds(bench, ["liquid", "water", "oil"])
+    totals = [p for p in points if p.kind == "counter"]
+    assert totals or not points, f"liquid points {[p.point for p in points]}: no flow total"
+    await _judge_kind(bench, evidence, "liquid", points, "ISC-2 §7.2.2 d)")
+
+
+@pytest.mark.clause("ISC-2 §7.2.2 e)")
+async def test_solid_material_totals_are_read(bench: Bench, evidence: TestLog) -> None:
+    """Solids: weighbridge and belt-scale totals are read (a weighbridge the plant only
+    records on paper is judged by manual entry, ISC-2 §7.2.2(1))."""
+    await bench.warm()
+    points = _of_kinds(bench, ["weighbridge", "belt_scale", "production"])
+    totals = [p for p in points if p.kind == "counter"]
+    assert totals or not points, f"solid points {[p.point for p in points]}: no mass total"
+    await _judge_kind(bench, evidence, "solid material", totals, "ISC-2 §7.2.2 e)")
+
+
+@pytest.mark.clause("ISC-2 §7.2.2(1)")
+@pytest.mark.requires("feature:manual-entry")
+async def test_manual_entry_and_external_systems(bench: Bench, evidence: TestLog) -> None:
+    """Both ways in besides field meters: a value entered locally by hand is stored as given
+    (flagged manual), and a point taken from an external system (a collector, the DCS, the
+    energy-management system) is stored as that system showed it."""
+    await bench.warm()
+    manual = bench.points(acquisition="manual")
+    if not manual:
+        raise Inconclusive("the terminal declares manual entry but has no manual point")
+    binding = manual[0]
+    t = bench.now()
+    value = "4321.05"
+    with step(f"enter {value} for {binding.point} by hand"):
+        await bench.dut.management.enter_manual(binding.point, value, t, operator="carbench")
+    stored = await bench.dut.management.readings(binding.point, t - 1, t + 1)
+    evidence.attach_json("manual.json", [asdict(r) for r in stored])
+    assert stored, f"{binding.point}: the value entered at {t} is not stored"
+    assert str(stored[-1].value) == value, f"{binding.point}: stored {stored[-1].value}"
+    assert stored[-1].quality == "manual", f"{binding.point}: stored as {stored[-1].quality}"
+    external = [
+        b
+        for b in bench.dut.points()
+        if b.protocol in ("opcua", "mqtt", "https", "sql") and bench.fleet_meter(b)
+    ]
+    if not external:
+        raise Inconclusive("the terminal reads no external system of the bench's fleet")
+    problems: list[str] = []
+    with step(f"compare {len(external)} points of external systems with what they showed"):
+        for b in external:
+            problems += (await judge_point(bench, b))[0]
+    assert not problems, "\n".join(problems[:20])
+
+
+@pytest.mark.clause("CSMT §5.2")
+async def test_every_activity_of_the_plant_is_collected(bench: Bench) -> None:
+    """Activity data are collected item by item: every source of the plant with an activity
+    (Table 1's indicators for the sector) has a point with a usable value."""
+    await bench.warm()
+    sources = [s for s in bench.rig.fleet.spec.plant.sources if s.activity]
+    if not sources:
+        raise Inconclusive("the fleet's plant names no activity data", "CSMT §5.2")
+    now = bench.now()
+    missing = []
+    for source in sources:
+        points = [
+            b
+            for b in bench.dut.points()
+            if b.quantity is not None and b.quantity.split(".")[0] == source.id
+        ]
+        usable = False
+        for b in points:
+            if b.acquisition == "manual":
+                await bench.dut.management.enter_manual(b.point, "1.00", now, "carbench")
+            readings = await bench.dut.management.readings(b.point, now - WINDOW_S, now + 1)
+            if any(r.value is not None and r.quality in (*USABLE, "manual") for r in readings):
+                usable = True
+                break
+        if not usable:
+            missing.append(f"{source.id} ({source.activity}): no point with a usable value")
+    assert not missing, "; ".join(missing)
