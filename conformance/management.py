@@ -156,14 +156,30 @@ class Management:
         self.token = token
         self.timeout_s = timeout_s
         self._client: httpx.AsyncClient | None = None
+        self._login_tried = False
 
     def credentials(self) -> dict[str, Any]:
         """httpx keyword arguments that authenticate a request (empty: none configured)."""
         if self.token is not None:
             return {"headers": {"Authorization": f"Bearer {self.token}"}}
-        if self.user is not None:
-            return {"auth": (self.user, self.password or "")}
         return {}
+
+    async def login(self) -> bool:
+        """Log in with the configured user and password (``POST /auth/login`` → a bearer
+        token); whether a token was obtained. A terminal without the route is left as is."""
+        if self.user is None or self.token is not None:
+            return self.token is not None
+        response = await self.request(
+            "POST",
+            "/auth/login",
+            authenticated=False,
+            json={"user": self.user, "password": self.password or ""},
+        )
+        if response.status_code >= 300:
+            return False
+        token = response.json().get("token")
+        self.token = str(token) if token else None
+        return self.token is not None
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -182,6 +198,9 @@ class Management:
         """One request, answered whatever its status (``authenticated=False`` sends none of
         the configured credentials: what a stranger on the LAN would send)."""
         if authenticated:
+            if self.user is not None and not self._login_tried and path != "/auth/login":
+                self._login_tried = True  # once: failed logins count towards a lockout
+                await self.login()
             for key, value in self.credentials().items():
                 kwargs.setdefault(key, value)
         try:

@@ -184,6 +184,17 @@ class Rig:
     async def untoxic(self, centre: str, name: str) -> None:
         await self.proxies[centre].remove_toxic(name)
 
+    async def extra_proxy(self, name: str, centre: str) -> CentreEndpoint:
+        """Another way in to ``centre`` (a second address for it), e.g. to move an upload
+        address to; removed with :meth:`drop_proxy`."""
+        server = self.platforms.centres[centre]
+        proxy = await self.proxies.create_proxy(name, upstream=f"127.0.0.1:{server.address[1]}")
+        base = self.centre(centre)
+        return CentreEndpoint(name, base.protocol, "127.0.0.1", proxy.port, base.path, base.ca_file)
+
+    async def drop_proxy(self, name: str) -> None:
+        await self.proxies.delete(name)
+
     async def behaviour(self, centre: str, behaviour: str | dict[str, Any]) -> None:
         server = self.platforms.centres[centre]
         await server.set_behaviour(behaviour)

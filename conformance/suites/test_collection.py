@@ -1,0 +1,260 @@
+"""Collection (CSMT §6.2, §11.2 a)–c), §11.3 a)–d)): manual collection of what cannot be
+acquired online, acquisition periods at minute and hour level for meters and third-party
+systems, manual data at least monthly, and each family of data access the standard names."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from conformance.bench import Bench, local, posix
+from conformance.dut import PointBinding, SetPeriod
+from conformance.evidence import TestLog, step
+from conformance.judge import spacing
+from conformance.suites.readback import judge_point
+from conformance.verdicts import Inconclusive
+
+#: CSMT §11.3 a): field meters; b): collectors; c): plant systems (4–20 mA and ODBC need an
+#: analog source and an SQL plant system: judged by the acquisition suite's per-protocol test).
+METER_PROTOCOLS = {
+    "Modbus RTU": ("modbus-rtu",),
+    "DL/T 645": ("dlt645-2007", "dlt645-1997"),
+    "CJ/T 188": ("cjt188",),
+}
+COLLECTOR_PROTOCOLS = {"Modbus TCP": ("modbus-tcp",), "MQTT": ("mqtt",), "HTTPS": ("https",)}
+SYSTEM_PROTOCOLS = {"Modbus TCP": ("modbus-tcp",), "OPC": ("opcua", "opc-da"), "MQTT": ("mqtt",)}
+SYSTEM_UNJUDGED = {"4-20 mA": "analog", "ODBC": "sql"}
+#: Third-party systems: plant systems and collectors the terminal reads (not field meters).
+THIRD_PARTY = ("opcua", "opc-da", "https", "mqtt", "sql")
+FIELD_METERS = ("modbus-rtu", "dlt645-2007", "dlt645-1997", "cjt188")
+HOUR = 3600.0
+MINUTE = 60.0
+
+
+async def _judge_access(
+    bench: Bench, evidence: TestLog, families: Mapping[str, tuple[str, ...]], clause: str
+) -> None:
+    """Each family is declared and its points read as their meters showed."""
+    declared = set(bench.dut.target.implementation.protocols)
+    problems: list[str] = []
+    judged: dict[str, list[str]] = {}
+    for family, protocols in families.items():
+        if not declared & set(protocols):
+            problems.append(f"{family}: not declared ({', '.join(protocols)})")
+            continue
+        points = [b for b in bench.dut.points() if b.protocol in protocols and bench.fleet_meter(b)]
+        if not points:
+            raise Inconclusive(f"{family}: no meter of the bench's fleet is read over it", clause)
+        judged[family] = [b.point for b in points]
+        with step(f"{family}: compare {len(points)} points with their meters"):
+            for binding in points:
+                problems += (await judge_point(bench, binding))[0]
+    evidence.attach_json("judged.json", judged)
+    assert not problems, "\n".join(problems[:20])
+
+
+@pytest.mark.clause("CSMT §11.3 a)")
+async def test_field_meter_protocols(bench: Bench, evidence: TestLog) -> None:
+    """Field meters over Modbus RTU, DL/T 645 and CJ/T 188 are read as they show."""
+    await bench.warm()
+    await _judge_access(bench, evidence, METER_PROTOCOLS, "CSMT §11.3 a)")
+
+
+@pytest.mark.clause("CSMT §11.3 b)")
+async def test_collector_protocols(bench: Bench, evidence: TestLog) -> None:
+    """Collectors over Modbus TCP, MQTT and HTTPS are read as they show."""
+    await bench.warm()
+    await _judge_access(bench, evidence, COLLECTOR_PROTOCOLS, "CSMT §11.3 b)")
+
+
+@pytest.mark.clause("CSMT §11.3 c)")
+async def test_plant_system_interfaces(bench: Bench, evidence: TestLog) -> None:
+    """Plant systems (CEMS, DCS, energy systems) over Modbus TCP, OPC and MQTT are read as
+    they show (4–20 mA and ODBC: the per-protocol acquisition test, or a lab step)."""
+    await bench.warm()
+    evidence.attach_json("not-judged-here.json", SYSTEM_UNJUDGED)
+    await _judge_access(bench, evidence, SYSTEM_PROTOCOLS, "CSMT §11.3 c)")
+
+
+def _watched(bench: Bench, protocols: tuple[str, ...]) -> PointBinding:
+    polled = [
+        b
+        for b in bench.points(acquisition="polled")
+        if b.protocol in protocols and bench.fleet_meter(b)
+    ]
+    if not polled:
+        raise Inconclusive(f"no polled point over {', '.join(protocols)} to watch")
+    return polled[0]
+
+
+async def _follows_period(
+    bench: Bench, evidence: TestLog, binding: PointBinding, seconds: float, label: str
+) -> list[float]:
+    """Set ``binding``'s group to ``seconds``, watch two periods and more; the spacing."""
+    with step(f"{label}: group {binding.group} to {seconds:g} s, watch {binding.point}"):
+        await bench.dut.configure(SetPeriod(binding.group, seconds))
+        start = bench.now()
+        await bench.wait(2 * seconds + 300)
+        readings = await bench.dut.management.readings(
+            binding.point, start + min(90.0, seconds / 2), bench.now()
+        )
+    gaps = spacing([r.t for r in readings])
+    evidence.attach_json(f"spacing-{seconds:g}s.json", gaps)
+    assert len(readings) >= 2, f"{binding.point}: {len(readings)} readings at {seconds:g} s"
+    off = [g for g in gaps if abs(g - seconds) > max(10.0, seconds * 0.03)]
+    assert not off, f"{binding.point}: spacing {sorted(gaps)} with the period at {seconds:g} s"
+    return gaps
+
+
+async def _minute_and_hour(
+    bench: Bench, evidence: TestLog, protocols: tuple[str, ...], who: str
+) -> None:
+    await bench.warm()
+    binding = _watched(bench, protocols)
+    original = float(bench.dut.target.parameters.periods.get(binding.group, MINUTE))
+    try:
+        await _follows_period(bench, evidence, binding, MINUTE, f"{who}, minute level")
+        await _follows_period(bench, evidence, binding, HOUR, f"{who}, hour level")
+    finally:
+        await bench.dut.configure(SetPeriod(binding.group, original))
+        await bench.wait(3 * original)  # fresh readings for the tests that follow
+
+
+@pytest.mark.clause("CSMT §11.2 a)")
+async def test_meter_periods_at_minute_and_hour_level(bench: Bench, evidence: TestLog) -> None:
+    """A field meter's acquisition period can be set to one minute and to one hour, and the
+    readings follow it."""
+    await _minute_and_hour(bench, evidence, FIELD_METERS, "field meters")
+
+
+@pytest.mark.clause("CSMT §11.2 b)")
+async def test_third_party_periods_at_minute_and_hour_level(
+    bench: Bench, evidence: TestLog
+) -> None:
+    """A third-party system's (DCS, energy-management system, collector) acquisition period
+    can be set to one minute and to one hour, and the readings follow it."""
+    await _minute_and_hour(bench, evidence, THIRD_PARTY, "third-party systems")
+
+
+def _manual(bench: Bench) -> PointBinding:
+    manual = bench.points(acquisition="manual")
+    if not manual:
+        raise Inconclusive("the terminal has no manual point")
+    return manual[0]
+
+
+def _source_name(bench: Bench, binding: PointBinding) -> str:
+    """The name the fleet gives a manual point (what a manual-entry file calls it)."""
+    for meter in bench.rig.fleet.spec.meters:
+        if meter.id != binding.meter:
+            continue
+        for point in getattr(meter, "points", []):
+            if getattr(point, "quantity", None) == binding.quantity:
+                return str(point.name)
+    raise Inconclusive(f"the fleet does not name {binding.point}'s source")
+
+
+@pytest.mark.clause("CSMT §11.2 c)")
+@pytest.mark.requires("feature:manual-entry")
+async def test_manual_data_at_least_monthly(bench: Bench, evidence: TestLog) -> None:
+    """Manual data are taken for a calendar month (a month's figure, imported as a file) and
+    more often too (values typed in the same day)."""
+    await bench.warm()
+    binding = _manual(bench)
+    now = bench.now()
+    month_start = local(now).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    previous = (month_start - timedelta(days=1)).replace(day=1)
+    iso = "%Y-%m-%dT%H:%M:%S+08:00"
+    row = [
+        previous.strftime(iso),
+        month_start.strftime(iso),
+        _source_name(bench, binding),
+        binding.quantity or "",
+        "768.40",
+        binding.unit,
+        "carbench",
+        "conformance: a month's weighbridge tickets",
+    ]
+    body = "period_start,period_end,point,quantity,value,unit,entered_by,source\n" + ",".join(row)
+    with step(f"import {previous:%Y-%m}'s figure for {binding.point}"):
+        response = await bench.dut.management.request(
+            "POST", "/manual/csv", content=body.encode(), headers={"Content-Type": "text/csv"}
+        )
+    evidence.attach("import.csv", body, "text/csv")
+    evidence.attach("import-answer.json", response.text, "application/json")
+    assert response.status_code < 300, f"a month's figure was refused: {response.status_code}"
+    answer = response.json()
+    assert answer.get("accepted") and not answer.get("rejected"), answer
+    end = posix(month_start)
+    stored = await bench.dut.management.readings(binding.point, end - 1, end + 1)
+    assert any(r.value == Decimal("768.40") for r in stored), (
+        f"{binding.point}: the month's figure is not stored at its period's end: "
+        f"{[asdict(r) for r in stored]}"
+    )
+    with step("two values typed in an hour apart, the same day"):
+        for t, value in ((now - 3600, "12.50"), (now, "13.75")):
+            await bench.dut.management.enter_manual(binding.point, value, t, "carbench")
+    typed = await bench.dut.management.readings(binding.point, now - 3601, now + 1)
+    values = {str(r.value) for r in typed if r.quality == "manual"}
+    assert {"12.50", "13.75"} <= values, f"{binding.point}: stored {sorted(values)}"
+
+
+@pytest.mark.clause("CSMT §11.3 d)")
+@pytest.mark.requires("feature:manual-entry")
+async def test_manual_entry_for_what_is_not_online(bench: Bench, evidence: TestLog) -> None:
+    """A value typed in for a point with no online acquisition is stored as typed, flagged
+    manual, with its digits."""
+    await bench.warm()
+    binding = _manual(bench)
+    t = bench.now()
+    value = "2048.30"
+    with step(f"type {value} for {binding.point}"):
+        await bench.dut.management.enter_manual(binding.point, value, t, "carbench")
+    stored = await bench.dut.management.readings(binding.point, t - 1, t + 1)
+    evidence.attach_json("stored.json", [asdict(r) for r in stored])
+    assert stored, f"{binding.point}: nothing stored"
+    last = stored[-1]
+    assert str(last.value) == value and last.digits == 2, (last.value, last.digits)
+    assert last.quality == "manual", f"{binding.point}: stored as {last.quality}"
+
+
+@pytest.mark.clause("CSMT §6.2")
+@pytest.mark.requires("feature:manual-entry")
+async def test_manual_collection_of_activity_data(bench: Bench) -> None:
+    """Every activity of the plant that no meter reads online can be collected by hand: it has a
+    manual point, and the plant's figure entered there is stored as entered."""
+    await bench.warm()
+    plant = bench.rig.fleet.plant
+    online = {
+        b.quantity.split(".")[0]
+        for b in bench.dut.points()
+        if b.quantity is not None and b.acquisition != "manual"
+    }
+    offline = [s for s in bench.rig.fleet.spec.plant.sources if s.activity and s.id not in online]
+    if not offline:
+        raise Inconclusive("every activity of the fleet's plant is read online", "CSMT §6.2")
+    now = bench.now()
+    problems = []
+    for source in offline:
+        manual = [
+            b
+            for b in bench.points(acquisition="manual")
+            if b.quantity is not None and b.quantity.split(".")[0] == source.id
+        ]
+        if not manual:
+            problems.append(f"{source.id} ({source.activity}): no manual point")
+            continue
+        binding = manual[0]
+        assert binding.quantity is not None
+        truth = Decimal(repr(plant.value(binding.quantity, now))).quantize(
+            Decimal(1).scaleb(-binding.decimals)
+        )
+        await bench.dut.management.enter_manual(binding.point, str(truth), now, "carbench")
+        stored = await bench.dut.management.readings(binding.point, now - 1, now + 1)
+        if not any(r.value == truth and r.quality == "manual" for r in stored):
+            problems.append(f"{binding.point}: entered {truth}, stored {stored[-1:]}")
+    assert not problems, "; ".join(problems)

@@ -1,0 +1,221 @@
+"""Negative tests: frames the terminal must refuse or survive — a platform command with a bad
+CRC, the wrong PW or MN, an oversize frame, a command split across TCP segments or preceded by
+garbage — and garbage on its meter bus. Each refused command must leave the terminal's setting
+as it was and its link working."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import timedelta
+
+import pytest
+
+from conformance.bench import Bench
+from conformance.evidence import TestLog, step
+from conformance.verdicts import Inconclusive
+from protocols.hj212 import Command, crc16
+from simulators.platform.server import corrupt_crc
+
+SET_RTD = int(Command.SET_RTD_INTERVAL)
+#: An RtdInterval the terminal would take (表 4: 30..3600 s) if it executed the command.
+PROBE_RTD = 120
+
+
+def _frame(data: str) -> bytes:
+    """A frame around ``data`` with a correct length and Appendix A CRC."""
+    body = data.encode("utf-8")
+    return b"##%04d%s%04X\r\n" % (len(body), body, crc16(body))
+
+
+class Target:
+    """The terminal's connection at one HJ 212 centre, and what it answered there."""
+
+    def __init__(self, bench: Bench) -> None:
+        centres = bench.rig.hj212_centres()
+        if not centres:
+            raise Inconclusive("no HJ 212 centre to send frames from", "ISC-2 §7.2.4")
+        self.bench = bench
+        self.centre = centres[0]
+        self.mn = bench.dut.mn(self.centre)
+        self.pw = bench.dut.pw(self.centre)
+        self.server = bench.rig.platforms.hj212(self.centre)
+
+    async def connected(self) -> None:
+        await self.server.wait_connected(self.mn, 900)
+
+    def qn(self) -> str:
+        """A QN nobody else uses: the last millisecond of the second before now (the centre's
+        own requests and the terminal's uploads take theirs from now on)."""
+        before = self.server.local_now() - timedelta(seconds=1)
+        return before.strftime("%Y%m%d%H%M%S") + "999"
+
+    def set_rtd(self, qn: str, *, mn: str | None = None, pw: str | None = None) -> str:
+        return (
+            f"QN={qn};ST=32;CN={SET_RTD};PW={pw or self.pw};MN={mn or self.mn};Flag=5;"
+            f"CP=&&RtdInterval={PROBE_RTD}&&"
+        )
+
+    async def send(self, raw: bytes, *, pieces: int = 1, gap_s: float = 0.0) -> None:
+        conn = self.server.by_mn.get(self.mn)
+        if conn is None or conn.transport is None:
+            raise Inconclusive(f"the terminal is not connected to {self.centre}")
+        size = max(1, -(-len(raw) // pieces))
+        for start in range(0, len(raw), size):
+            conn.transport.write(raw[start : start + size])
+            if gap_s:
+                await self.bench.rig.sleep(gap_s)
+
+    def answers(self, qn: str) -> list[int]:
+        """CNs the terminal sent with this QN (9011, 9012 …)."""
+        frames = self.bench.rig.record.frames(centre=self.centre, direction="in", qn=qn)
+        return [f.cn for f in frames if f.cn is not None]
+
+    async def rtd_interval(self) -> str | None:
+        outcome = await self.server.commands(self.mn, timeout=300).get_rtd_interval()
+        return outcome.value("RtdInterval") if outcome.ok else None
+
+    async def still_uploads(self) -> bool:
+        since = self.bench.now()
+        await self.bench.wait(150)
+        return any(
+            f.cn == int(Command.MINUTE_DATA) for f in self.bench.frames_in(self.centre, since=since)
+        )
+
+
+async def _refused(bench: Bench, evidence: TestLog, raw: bytes, qn: str, why: str) -> None:
+    """Send ``raw`` (a 1062 the terminal must not execute) and judge: not executed, not
+    acknowledged as done, the link still carries uploads."""
+    target = Target(bench)
+    await bench.warm()
+    await target.connected()
+    before = await target.rtd_interval()
+    assert before is not None, "1061 was not answered before the test"
+    evidence.attach("sent.txt", raw.decode("utf-8", "replace"))
+    with step(f"send a 1062 RtdInterval={PROBE_RTD} with {why}"):
+        await target.send(raw)
+        await bench.wait(60)
+    answered = target.answers(qn)
+    evidence.attach_json("answers.json", answered)
+    after = await target.rtd_interval()
+    try:
+        assert int(Command.EXECUTION_RESULT) not in answered, (
+            f"the terminal executed a command with {why}: answered {answered}"
+        )
+        assert after == before, f"RtdInterval went from {before} to {after}: {why} was accepted"
+        assert await target.still_uploads(), f"no upload after the frame with {why}"
+    finally:
+        if after is not None and after != before and before is not None:
+            await target.server.commands(target.mn, timeout=300).set_rtd_interval(int(before))
+
+
+@pytest.mark.clause("ISC-2 §7.2.4", "ISC-2 §7.4.1.4")
+@pytest.mark.requires("transport:hj212")
+async def test_a_command_with_a_bad_crc_is_not_executed(bench: Bench, evidence: TestLog) -> None:
+    """A platform command whose CRC does not match its data segment is not executed."""
+    target = Target(bench)
+    qn = target.qn()
+    raw = corrupt_crc(_frame(target.set_rtd(qn)))
+    await _refused(bench, evidence, raw, qn, "a bad CRC")
+
+
+@pytest.mark.clause("ISC-2 §7.2.4", "SSEA §5.5.3")
+@pytest.mark.requires("transport:hj212")
+async def test_a_command_with_the_wrong_password_is_refused(
+    bench: Bench, evidence: TestLog
+) -> None:
+    """A platform command with a PW that is not the terminal's is refused, not executed."""
+    target = Target(bench)
+    qn = target.qn()
+    wrong = "999999" if target.pw != "999999" else "888888"
+    await _refused(bench, evidence, _frame(target.set_rtd(qn, pw=wrong)), qn, "the wrong PW")
+
+
+@pytest.mark.clause("ISC-2 §7.2.4")
+@pytest.mark.requires("transport:hj212")
+async def test_a_command_for_another_mn_is_refused(bench: Bench, evidence: TestLog) -> None:
+    """A platform command addressed to another MN is not executed by this terminal."""
+    target = Target(bench)
+    qn = target.qn()
+    other = target.mn[:-1] + ("1" if target.mn[-1] != "1" else "2")
+    await _refused(bench, evidence, _frame(target.set_rtd(qn, mn=other)), qn, "another MN")
+
+
+@pytest.mark.clause("ISC-2 §7.2.4")
+@pytest.mark.requires("transport:hj212")
+async def test_an_oversize_frame_is_refused_and_survived(bench: Bench, evidence: TestLog) -> None:
+    """A frame whose data segment exceeds 1024 bytes (HJ 212-2017 §6.3) is not executed and
+    does not break the terminal's link."""
+    target = Target(bench)
+    qn = target.qn()
+    padding = "&&".join(f"X{n:03d}=" + "9" * 40 for n in range(30))
+    data = target.set_rtd(qn).removesuffix("&&") + ";" + padding + "&&"
+    await _refused(bench, evidence, _frame(data), qn, "a data segment of over 1024 bytes")
+
+
+@pytest.mark.clause("ISC-2 §7.2.4")
+@pytest.mark.requires("transport:hj212", "feature:platform-intervals")
+async def test_split_segments_and_leading_garbage_are_survived(
+    bench: Bench, evidence: TestLog
+) -> None:
+    """A valid command arriving in pieces, after a burst of garbage, is still understood and
+    answered as Appendix C has it."""
+    target = Target(bench)
+    await bench.warm()
+    await target.connected()
+    before = await target.rtd_interval()
+    qn = target.qn()
+    raw = b"\x00\xff garbage ##12" + _frame(target.set_rtd(qn))
+    try:
+        with step("garbage, then a 1062 in seven pieces a second apart"):
+            await target.send(raw, pieces=7, gap_s=1.0)
+            await bench.wait(60)
+        answered = target.answers(qn)
+        evidence.attach_json("answers.json", answered)
+        after = await target.rtd_interval()
+        assert int(Command.REQUEST_ANSWER) in answered, f"no 9011 for the split command: {answered}"
+        assert int(Command.EXECUTION_RESULT) in answered, f"no 9012: {answered}"
+        assert after == str(PROBE_RTD), f"RtdInterval {after}, the command set {PROBE_RTD}"
+    finally:
+        if before is not None:
+            await target.server.commands(target.mn, timeout=300).set_rtd_interval(int(before))
+
+
+@pytest.mark.clause("ISC-2 §9.3", "ISC-2 §7.2.3(1)")
+async def test_garbage_on_the_bus_is_never_stored_as_a_reading(
+    bench: Bench, evidence: TestLog
+) -> None:
+    """A meter answering garbled frames: no garbage becomes a stored value; the failed reads
+    are recorded as such."""
+    await bench.history(300)
+    serial = [
+        b
+        for b in bench.points(acquisition="polled")
+        if bench.fleet_meter(b) and b.protocol in ("dlt645-2007", "cjt188", "modbus-rtu")
+    ]
+    if not serial:
+        raise Inconclusive("no meter on a serial bus to garble", "ISC-2 §9.3")
+    binding = serial[-1]
+    assert binding.meter is not None and binding.quantity is not None
+    period = float(bench.dut.target.parameters.periods.get(binding.group, 60))
+    start = bench.now()
+    with step(f"{binding.meter} answers garbled frames for {4 * period:g} s"):
+        fault = bench.rig.meter_fault(binding.meter, "garbled", seconds=4 * period)
+        await bench.wait(4 * period)
+        bench.rig.clear_fault(fault)
+    await bench.wait(period)
+    end = bench.now()
+    readings = await bench.dut.management.readings(binding.point, start, end)
+    shown = bench.rig.shown(binding.meter, binding.quantity, start - 60, end + 10)
+    evidence.attach_json("readings.json", [asdict(r) for r in readings])
+    garbled = [e for e in bench.rig.fleet.fault_events if e.meter == binding.meter and e.t >= start]
+    assert garbled, "the meter never garbled an answer"
+    values = {o.value for o in shown}
+    stored_garbage = [
+        r
+        for r in readings
+        if r.quality in ("good", "backup") and r.value is not None and r.value not in values
+    ]
+    assert not stored_garbage, f"values the meter never showed stored: {stored_garbage[:5]}"
+    failed = [r for r in readings if r.quality == "comm_fault"]
+    good = [r for r in readings if r.quality == "good"]
+    assert failed or good, "the garbled period left no record at all"
