@@ -94,17 +94,24 @@ def _watched(bench: Bench, protocols: tuple[str, ...]) -> PointBinding:
 async def _follows_period(
     bench: Bench, evidence: TestLog, binding: PointBinding, seconds: float, label: str
 ) -> list[float]:
-    """Set ``binding``'s group to ``seconds``, watch two periods and more; the spacing."""
+    """Set ``binding``'s group to ``seconds`` and watch one period and ten minutes (two and
+    five minutes at the minute level): the readings come at that spacing, no more often."""
+    watch = max(seconds, 240.0) + 600.0
     with step(f"{label}: group {binding.group} to {seconds:g} s, watch {binding.point}"):
         await bench.dut.configure(SetPeriod(binding.group, seconds))
         start = bench.now()
-        await bench.wait(2 * seconds + 300)
+        await bench.wait(watch)
         readings = await bench.dut.management.readings(
             binding.point, start + min(90.0, seconds / 2), bench.now()
         )
     gaps = spacing([r.t for r in readings])
     evidence.attach_json(f"spacing-{seconds:g}s.json", gaps)
-    assert len(readings) >= 2, f"{binding.point}: {len(readings)} readings at {seconds:g} s"
+    most = int(watch // seconds) + 1
+    assert 1 <= len(readings) <= most, (
+        f"{binding.point}: {len(readings)} readings in {watch:g} s with the period at "
+        f"{seconds:g} s (expected 1 to {most})"
+    )
+    assert seconds >= HOUR or len(readings) >= 2, f"{binding.point}: {len(readings)} readings"
     off = [g for g in gaps if abs(g - seconds) > max(10.0, seconds * 0.03)]
     assert not off, f"{binding.point}: spacing {sorted(gaps)} with the period at {seconds:g} s"
     return gaps

@@ -44,7 +44,8 @@ async def test_device_values_are_converted_and_statistics_add_up(
 ) -> None:
     """What a device gives (scaled registers, BCD, text) is stored converted into the value the
     meter shows, in the quantity's unit; a counter's hour figure is the sum of its minutes."""
-    await bench.history(2 * 3600 + 300)
+    first_hour = bench.t0 - bench.t0 % 3600 + 3600  # the first whole hour the terminal lives
+    await bench.history(first_hour + 3600 + 300 - bench.t0)
     plant = bench.rig.fleet.plant
     listed = {p["id"]: p for p in await bench.dut.management.points()}
     converted: list[str] = []
@@ -118,6 +119,7 @@ async def test_incoming_data_are_validated(bench: Bench, evidence: TestLog) -> N
             end = bench.now()
     finally:
         await bench.dut.configure(SetRange(binding.point, None, None))
+        await bench.wait(2 * period)  # usable readings again for the tests that follow
     readings = await bench.dut.management.readings(binding.point, start + 1, end)
     events = await bench.dut.management.events(point=binding.point, start=start, end=end + 1)
     evidence.attach_json("readings.json", [asdict(r) for r in readings])
