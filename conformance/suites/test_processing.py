@@ -187,6 +187,16 @@ async def test_daily_settlement_rolls_up_into_month_and_year(
     day_start = midnight - 86400
     counters = _fleet_points(bench, kind="counter")
     assert counters, "no counter to settle"
+
+    async def settled() -> bool:
+        for binding in counters:
+            rows = await bench.dut.management.derived(binding.point, "day", day_start, midnight)
+            if not rows:
+                return False
+        return True
+
+    # a counter's day closes with its first reading after midnight: allow an hour's period
+    await bench.until(settled, within=2 * 3600, every=300)
     problems = []
     report = {}
     for binding in counters:
