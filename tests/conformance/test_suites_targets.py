@@ -1,0 +1,31 @@
+"""The target files shipped in fixtures/targets load, and say what they are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conformance.target import FEATURES, load_target
+
+TARGETS = Path(__file__).resolve().parents[2] / "fixtures" / "targets"
+
+
+@pytest.mark.parametrize("path", sorted(TARGETS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_target_file_loads(path: Path) -> None:
+    target = load_target(path)
+    assert target.name and target.implementation.vendor
+    assert set(target.implementation.features) <= set(FEATURES)
+    if path.stem.startswith("reference-broken-"):
+        assert target.adapter.kind == "reference"
+        assert target.adapter.mutation == path.stem.removeprefix("reference-broken-")
+        assert target.implementation == load_target(TARGETS / "reference.yaml").implementation
+
+
+def test_the_reference_target_runs_in_virtual_time_with_power_cuts() -> None:
+    target = load_target(TARGETS / "reference.yaml")
+    assert target.clocks[0] == "virtual" and target.power.switch == "fuse"
+    assert len(target.uplink.centres) >= 3  # CSMT §7.3: the internet platform and two more
+    assert target.implementation.declares("protocol:dlt645-2007")
+    assert not target.implementation.declares("feature:accounting")
+    assert "feature:accounting" in target.implementation.notes  # why, for the report
