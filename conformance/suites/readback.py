@@ -54,3 +54,33 @@ async def judge_point(bench: Bench, binding: PointBinding) -> tuple[list[str], i
                 f"{binding.quantity} was {truth:.6f}"
             )
     return problems, min(len(good), JUDGED)
+
+
+def plant_text(bench: Bench, binding: PointBinding, t: float) -> str:
+    """The plant's value of ``binding``'s quantity at ``t`` as a meter of its digits would show
+    it: what an operator copies off a ticket (a counter entered by hand stays plausible, so the
+    terminal's second check has nothing to object to)."""
+    assert binding.quantity is not None
+    value = max(0.0, bench.rig.fleet.plant.value(binding.quantity, t))
+    return str(Decimal(repr(value)).quantize(Decimal(1).scaleb(-binding.decimals)))
+
+
+async def entered(bench: Bench, binding: PointBinding, value: str, t: float) -> list[str]:
+    """Problems with a value entered by hand for ``binding`` at ``t``: not stored as typed
+    (digits kept), or neither flagged manual nor logged as a manual entry."""
+    stored = [
+        r
+        for r in await bench.dut.management.readings(binding.point, t - 1, t + 1)
+        if abs(r.t - t) < 1
+    ]
+    if not stored:
+        return [f"{binding.point}: the value {value} entered for {t:.0f} is not stored"]
+    same = [r for r in stored if r.value is not None and str(r.value) == value]
+    if not same:
+        return [f"{binding.point}: entered {value}, stored {[str(r.value) for r in stored]}"]
+    if any(r.quality == "manual" for r in same):
+        return []
+    events = await bench.dut.management.events("manual_entry", binding.point, t - 1, t + 1)
+    if events:
+        return []  # flagged otherwise (e.g. suspect by the second check), entry logged
+    return [f"{binding.point}: {value} stored as {same[0].quality}, no manual entry logged"]

@@ -15,7 +15,7 @@ from conformance.bench import Bench, local, posix
 from conformance.dut import PointBinding, SetPeriod
 from conformance.evidence import TestLog, step
 from conformance.judge import spacing
-from conformance.suites.readback import judge_point
+from conformance.suites.readback import entered, judge_point, plant_text
 from conformance.verdicts import Inconclusive
 
 #: CSMT §11.3 a): field meters; b): collectors; c): plant systems (4–20 mA and ODBC need an
@@ -112,8 +112,12 @@ async def _follows_period(
         f"{seconds:g} s (expected 1 to {most})"
     )
     assert seconds >= HOUR or len(readings) >= 2, f"{binding.point}: {len(readings)} readings"
-    off = [g for g in gaps if abs(g - seconds) > max(10.0, seconds * 0.03)]
+    # a read may fail now and then (a missed slot: twice the period), never off the grid
+    slack = max(10.0, seconds * 0.03)
+    off = [g for g in gaps if abs(g - seconds * max(1, round(g / seconds))) > slack]
     assert not off, f"{binding.point}: spacing {sorted(gaps)} with the period at {seconds:g} s"
+    single = [g for g in gaps if abs(g - seconds) <= slack]
+    assert len(single) >= 0.8 * len(gaps), f"{binding.point}: slots missed: {sorted(gaps)}"
     return gaps
 
 
@@ -176,12 +180,13 @@ async def test_manual_data_at_least_monthly(bench: Bench, evidence: TestLog) -> 
     month_start = local(now).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     previous = (month_start - timedelta(days=1)).replace(day=1)
     iso = "%Y-%m-%dT%H:%M:%S+08:00"
+    month_value = plant_text(bench, binding, posix(month_start))
     row = [
         previous.strftime(iso),
         month_start.strftime(iso),
         _source_name(bench, binding),
         binding.quantity or "",
-        "768.40",
+        month_value,
         binding.unit,
         "carbench",
         "conformance: a month's weighbridge tickets",
@@ -198,16 +203,17 @@ async def test_manual_data_at_least_monthly(bench: Bench, evidence: TestLog) -> 
     assert answer.get("accepted") and not answer.get("rejected"), answer
     end = posix(month_start)
     stored = await bench.dut.management.readings(binding.point, end - 1, end + 1)
-    assert any(r.value == Decimal("768.40") for r in stored), (
+    assert any(r.value == Decimal(month_value) for r in stored), (
         f"{binding.point}: the month's figure is not stored at its period's end: "
         f"{[asdict(r) for r in stored]}"
     )
-    with step("two values typed in an hour apart, the same day"):
-        for t, value in ((now - 3600, "12.50"), (now, "13.75")):
+    problems = []
+    with step("two values typed in ten minutes apart, the same day"):
+        for t in (now - 600, now):
+            value = plant_text(bench, binding, t)
             await bench.dut.management.enter_manual(binding.point, value, t, "carbench")
-    typed = await bench.dut.management.readings(binding.point, now - 3601, now + 1)
-    values = {str(r.value) for r in typed if r.quality == "manual"}
-    assert {"12.50", "13.75"} <= values, f"{binding.point}: stored {sorted(values)}"
+            problems += await entered(bench, binding, value, t)
+    assert not problems, "; ".join(problems)
 
 
 @pytest.mark.clause("CSMT §11.3 d)")
@@ -218,15 +224,15 @@ async def test_manual_entry_for_what_is_not_online(bench: Bench, evidence: TestL
     await bench.warm()
     binding = _manual(bench)
     t = bench.now()
-    value = "2048.30"
+    value = plant_text(bench, binding, t)
     with step(f"type {value} for {binding.point}"):
         await bench.dut.management.enter_manual(binding.point, value, t, "carbench")
     stored = await bench.dut.management.readings(binding.point, t - 1, t + 1)
     evidence.attach_json("stored.json", [asdict(r) for r in stored])
-    assert stored, f"{binding.point}: nothing stored"
-    last = stored[-1]
-    assert str(last.value) == value and last.digits == 2, (last.value, last.digits)
-    assert last.quality == "manual", f"{binding.point}: stored as {last.quality}"
+    problems = await entered(bench, binding, value, t)
+    assert not problems, "; ".join(problems)
+    digits = [r.digits for r in stored if str(r.value) == value]
+    assert binding.decimals in digits, f"{binding.point}: digits {digits}, typed {value}"
 
 
 @pytest.mark.clause("CSMT §6.2")
@@ -235,7 +241,6 @@ async def test_manual_collection_of_activity_data(bench: Bench) -> None:
     """Every activity of the plant that no meter reads online can be collected by hand: it has a
     manual point, and the plant's figure entered there is stored as entered."""
     await bench.warm()
-    plant = bench.rig.fleet.plant
     online = {
         b.quantity.split(".")[0]
         for b in bench.dut.points()
@@ -256,12 +261,7 @@ async def test_manual_collection_of_activity_data(bench: Bench) -> None:
             problems.append(f"{source.id} ({source.activity}): no manual point")
             continue
         binding = manual[0]
-        assert binding.quantity is not None
-        truth = Decimal(repr(plant.value(binding.quantity, now))).quantize(
-            Decimal(1).scaleb(-binding.decimals)
-        )
-        await bench.dut.management.enter_manual(binding.point, str(truth), now, "carbench")
-        stored = await bench.dut.management.readings(binding.point, now - 1, now + 1)
-        if not any(r.value == truth and r.quality == "manual" for r in stored):
-            problems.append(f"{binding.point}: entered {truth}, stored {stored[-1:]}")
+        truth = plant_text(bench, binding, now)
+        await bench.dut.management.enter_manual(binding.point, truth, now, "carbench")
+        problems += await entered(bench, binding, truth, now)
     assert not problems, "; ".join(problems)
