@@ -18,10 +18,12 @@ from conformance.dut import PointBinding
 from conformance.evidence import TestLog, step
 from conformance.suites.readback import USABLE, WINDOW_S, entered, judge_point, plant_text
 from conformance.verdicts import Inconclusive
+from simulators.fleet.schema import point_quantities
 
 #: ISC-2 §7.2.2 b): heat as a total from a heat meter, or steam flow + pressure + temperature.
 HEAT_TOTAL_UNITS = ("kwh", "mwh", "gj", "kj", "mj")
 STEAM_PARTS = ("flow", "pressure", "temp")
+SOLIDS = ("weighbridge", "belt_scale", "production")
 #: A value collected: measured and usable, entered by hand, or kept but flagged by a check.
 COLLECTED = (*USABLE, "manual", "suspect")
 
@@ -44,19 +46,38 @@ def _of_kinds(bench: Bench, kinds: Iterable[str]) -> list[PointBinding]:
     ]
 
 
+def _fleet_meters(bench: Bench, kinds: Iterable[str]) -> dict[str, list[str]]:
+    """The fleet's (not manual) meters showing a quantity of a source of one of ``kinds``,
+    with those quantities."""
+    by_source = _source_kinds(bench)
+    wanted = set(kinds)
+    out: dict[str, list[str]] = {}
+    for meter in bench.rig.fleet.spec.meters:
+        if meter.protocol == "manual":
+            continue
+        names = [q for q in point_quantities(meter) if by_source.get(q.split(".")[0]) in wanted]
+        if names:
+            out[meter.id] = names
+    return out
+
+
 async def _judge_kind(
     bench: Bench,
     evidence: TestLog,
     label: str,
+    kinds: Iterable[str],
     points: list[PointBinding],
     clause: str,
 ) -> None:
-    if not points:
+    """Every fleet meter of ``kinds`` is read by one of ``points`` at least, and ``points``
+    are stored as their meters and the plant showed."""
+    meters = _fleet_meters(bench, kinds)
+    if not meters:
         raise Inconclusive(
-            f"the fleet {bench.rig.fleet.spec.name!r} has no meter of {label} that the terminal "
-            "reads",
-            clause,
+            f"the fleet {bench.rig.fleet.spec.name!r} has no {label} meter to judge", clause
         )
+    unread = sorted(set(meters) - {p.meter for p in points})
+    assert not unread, f"{label} meters of the fleet the terminal does not read: {unread}"
     problems: list[str] = []
     judged: dict[str, int] = {}
     with step(f"compare {len(points)} {label} points with their meters and the plant"):
@@ -75,7 +96,7 @@ async def test_electricity_meters_are_read(bench: Bench, evidence: TestLog) -> N
     show it."""
     await bench.warm()
     points = _of_kinds(bench, ["electricity"])
-    await _judge_kind(bench, evidence, "electricity", points, "ISC-2 §7.2.2 a)")
+    await _judge_kind(bench, evidence, "electricity", ["electricity"], points, "ISC-2 §7.2.2 a)")
 
 
 @pytest.mark.clause("ISC-2 §7.2.2 b)")
@@ -92,7 +113,7 @@ async def test_heat_totals_are_read(bench: Bench, evidence: TestLog) -> None:
     assert not points or totals or all(steam.values()), (
         f"heat points {have} give neither a heat total nor steam flow, pressure and temperature"
     )
-    await _judge_kind(bench, evidence, "heat", points, "ISC-2 §7.2.2 b)")
+    await _judge_kind(bench, evidence, "heat", ["heat", "steam"], points, "ISC-2 §7.2.2 b)")
 
 
 @pytest.mark.clause("ISC-2 §7.2.2 c)")
@@ -102,7 +123,7 @@ async def test_gas_flow_totals_are_read(bench: Bench, evidence: TestLog) -> None
     points = _of_kinds(bench, ["gas"])
     totals = [p for p in points if p.kind == "counter"]
     assert totals or not points, f"gas points {[p.point for p in points]}: no flow total"
-    await _judge_kind(bench, evidence, "gas", points, "ISC-2 §7.2.2 c)")
+    await _judge_kind(bench, evidence, "gas", ["gas"], points, "ISC-2 §7.2.2 c)")
 
 
 @pytest.mark.clause("ISC-2 §7.2.2 d)")
@@ -112,7 +133,9 @@ async def test_liquid_flow_totals_are_read(bench: Bench, evidence: TestLog) -> N
     points = _of_kinds(bench, ["liquid", "water", "oil"])
     totals = [p for p in points if p.kind == "counter"]
     assert totals or not points, f"liquid points {[p.point for p in points]}: no flow total"
-    await _judge_kind(bench, evidence, "liquid", points, "ISC-2 §7.2.2 d)")
+    await _judge_kind(
+        bench, evidence, "liquid", ["liquid", "water", "oil"], points, "ISC-2 §7.2.2 d)"
+    )
 
 
 @pytest.mark.clause("ISC-2 §7.2.2 e)")
@@ -120,10 +143,10 @@ async def test_solid_material_totals_are_read(bench: Bench, evidence: TestLog) -
     """Solids: weighbridge and belt-scale totals are read (a weighbridge the plant only
     records on paper is judged by manual entry, ISC-2 §7.2.2(1))."""
     await bench.warm()
-    points = _of_kinds(bench, ["weighbridge", "belt_scale", "production"])
+    points = _of_kinds(bench, SOLIDS)
     totals = [p for p in points if p.kind == "counter"]
     assert totals or not points, f"solid points {[p.point for p in points]}: no mass total"
-    await _judge_kind(bench, evidence, "solid material", totals, "ISC-2 §7.2.2 e)")
+    await _judge_kind(bench, evidence, "solid material", SOLIDS, totals, "ISC-2 §7.2.2 e)")
 
 
 @pytest.mark.clause("ISC-2 §7.2.2(1)")
