@@ -112,7 +112,8 @@ async def _unexcused(bench: Bench, codes: set[str], t: float, interval: float) -
     out = []
     for code in sorted(codes):
         readings = await bench.dut.management.readings(by_code[code], t - interval, t + 1e-3)
-        latest = [r for r in readings if r.t <= t]
+        # as the terminal saw them when it built the frame: fills of a gap come later
+        latest = [r for r in readings if r.t <= t and r.quality != "interpolated"]
         if latest and latest[-1].value is not None:
             out.append(code)
     return out
