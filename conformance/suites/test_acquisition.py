@@ -100,7 +100,7 @@ async def test_manual_entry_is_stored_with_its_digits(bench: Bench, evidence: Te
     assert last.quality == "manual", f"{point.point}: stored as {last.quality}, not manual"
 
 
-@pytest.mark.clause("ISC-2 §7.2.2")
+@pytest.mark.clause("ISC-2 §7.2.2", "ISC-2 §5.2", "ISC-2 §5.3")
 async def test_every_kind_of_source_is_acquired(bench: Bench) -> None:
     """Electricity, heat, gas, liquid and solid sources of the plant all reach the store."""
     await bench.warm()

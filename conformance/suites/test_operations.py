@@ -94,7 +94,7 @@ async def test_an_upload_address_is_changed_remotely(bench: Bench, evidence: Tes
         await bench.rig.drop_proxy("moved")
 
 
-@pytest.mark.clause("ISC-2 §7.2.2", "CSMT §11.3", "ISC-2 §7.4.1.4")
+@pytest.mark.clause("ISC-2 §7.2.2", "CSMT §11.3", "ISC-2 §7.4.1.4", "ISC-2 §7.1.1 e)")
 @pytest.mark.requires("feature:remote-config")
 async def test_the_configuration_tool_covers_every_protocol(bench: Bench) -> None:
     """The configuration read out names a device for every declared protocol, is accepted
