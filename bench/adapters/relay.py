@@ -23,7 +23,9 @@ from simulators.platform.server import AckTemplate, corrupt_crc, header_of
 
 Fault = Literal["bad-crc", "no-retransmission"]
 UPLOADS = frozenset({2011, 2031, 2051, 2061, 2071})
-_EDITION = re.compile(rb"Flag=(\d+)")
+#: A long frame goes as several packets sharing one QN (HJ 212-2017 PNUM/PNO): a packet is
+#: its QN and its number.
+_PNO = re.compile(rb"PNO=(\d+)")
 
 
 class BrokenUplink:
@@ -34,7 +36,7 @@ class BrokenUplink:
         self.fault = fault
         self.every = every
         self.port = 0
-        self.sent_qns: set[str] = set()
+        self.sent: set[tuple[str, bytes]] = set()
         self.minute_frames = 0
         self.spoiled = 0
         self.swallowed = 0
@@ -114,12 +116,14 @@ class BrokenUplink:
                 return corrupt_crc(frame)
             return frame
         if self.fault == "no-retransmission" and cn in UPLOADS and qn:
-            if qn in self.sent_qns:
+            found = _PNO.search(frame)
+            packet = (qn, found.group(1) if found else b"")
+            if packet in self.sent:
                 self.swallowed += 1
                 with contextlib.suppress(Exception):
                     terminal.write(self._ack(header, qn))
                 return b""
-            self.sent_qns.add(qn)
+            self.sent.add(packet)
         return frame
 
     @staticmethod
