@@ -1,0 +1,108 @@
+"""Mutation check (issue 7 acceptance): a deliberately broken reference terminal — one fault
+switched on in its target file — fails exactly the clauses concerned, and the healthy one
+passes the same tests. A suite that cannot fail proves nothing.
+
+Each case runs the same selection of suite tests (the ones a fault could touch, plus
+controls) in a pytest process of its own against ``fixtures/targets/reference[-broken-*].yaml``
+and reads the verdicts from the results JSON. A few minutes each: the quick profile's rig, in
+virtual time, a 48-hour power-loss scenario included.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance.results import RunResults, Verdict
+
+REPO = Path(__file__).resolve().parents[2]
+WALL_LIMIT_S = 900
+
+SELECTION = [
+    "conformance/suites/test_upload.py::test_every_frame_is_hj212_conformant",
+    "conformance/suites/test_upload.py::test_realtime_indicators_every_15_minutes",
+    "conformance/suites/test_upload.py::test_at_least_two_centres_at_once",
+    "conformance/suites/test_upload.py::test_retransmission_after_network_errors",
+    "conformance/suites/test_storage.py::test_data_survives_48_hours_without_power",
+    "conformance/suites/test_accuracy.py::test_stored_values_equal_the_meters_readings",
+]
+
+#: mutation → the tests it must fail (every other test of the selection must pass)
+EXPECTED = {
+    "none": set(),
+    "sync-off": {"test_data_survives_48_hours_without_power"},
+    "no-retransmission": {"test_retransmission_after_network_errors"},
+    "bad-crc": {"test_every_frame_is_hj212_conformant"},
+    "rt-20min": {"test_realtime_indicators_every_15_minutes"},
+}
+#: the clauses each must fail, as the clause matrix shows them
+EXPECTED_CLAUSES = {
+    "none": set(),
+    "sync-off": {"ISC-2 §9.2", "CSMT §7.6", "SSEA §5.1.5.3"},
+    "no-retransmission": {"ISC-2 §7.2.4(4)", "CSMT §7.6"},
+    "bad-crc": {"ISC-2 §7.2.4"},
+    "rt-20min": {"ISC-2 §7.2.4(1)"},
+}
+
+
+def target_file(mutation: str) -> Path:
+    name = "reference.yaml" if mutation == "none" else f"reference-broken-{mutation}.yaml"
+    return REPO / "fixtures" / "targets" / name
+
+
+def run_selection(mutation: str, out: Path) -> RunResults:
+    results = out / "results.json"
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *SELECTION,
+        "-p",
+        "conformance.plugin",
+        "-p",
+        "no:xdist",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        f"--target={target_file(mutation)}",
+        "--profile=quick",
+        "--clock=virtual",
+        f"--results-json={results}",
+        f"--evidence-dir={out / 'evidence'}",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        command,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=WALL_LIMIT_S,
+        check=False,
+    )
+    assert results.exists(), f"no results ({done.returncode}):\n{done.stdout[-3000:]}"
+    return RunResults.load(results)
+
+
+@pytest.mark.parametrize("mutation", list(EXPECTED))
+def test_a_broken_terminal_fails_exactly_the_clauses_concerned(
+    mutation: str, tmp_path: Path
+) -> None:
+    results = run_selection(mutation, tmp_path)
+    verdicts = {t.nodeid.split("::")[-1]: t for t in results.tests}
+    assert len(verdicts) == len(SELECTION), sorted(verdicts)
+    failed = {name for name, t in verdicts.items() if t.verdict is Verdict.FAIL}
+    others = {
+        name: (t.verdict.value, t.reason[:300])
+        for name, t in verdicts.items()
+        if name not in failed and t.verdict is not Verdict.PASS
+    }
+    assert not others, f"{mutation}: neither pass nor fail: {others}"
+    assert failed == EXPECTED[mutation], {n: verdicts[n].reason[:400] for n in failed}
+    failing_clauses = {c for c, v in results.clause_verdicts().items() if v is Verdict.FAIL}
+    assert failing_clauses == EXPECTED_CLAUSES[mutation]
+    assert results.manifest["adapter"]["mutation"] == mutation
