@@ -132,9 +132,22 @@ class EventRecord:
         )
 
 
+#: Roles of the carbench profile (the reference terminal's, ISC-2 §7.4.1.2(1)).
+ADMINISTRATOR, OPERATOR, AUDITOR = "administrator", "security_operator", "auditor"
+CONFIRM_HEADER = "X-Confirm"
+
+
 class Management:
     """A client of one terminal's management interface (carbench profile), on the event loop
-    of whoever calls it first."""
+    of whoever calls it first.
+
+    With accounts, each request goes as the role the profile gives that kind of request
+    (separation of duties, ISC-2 §7.4.1.2): configuration, backups and accounts as the
+    administrator, on-command reads, manual values and uploads as the security operator, the
+    audit trail as the auditor, other reads as the operator (else the administrator). Each
+    role logs in once (``POST /auth/login`` → bearer token) and again when its session ended
+    (an idle timeout passes quickly in virtual time); a control operation (anything but GET)
+    repeats the password in ``X-Confirm`` (SSEA §5.5.3)."""
 
     def __init__(
         self,
@@ -143,43 +156,41 @@ class Management:
         user: str | None = None,
         password: str | None = None,
         token: str | None = None,
+        accounts: Mapping[str, tuple[str, str]] | None = None,
         timeout_s: float = 30.0,
         still: Callable[[], AbstractContextManager[None]] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.accounts: dict[str, tuple[str, str]] = dict(accounts or {})
+        if user is not None:
+            self.accounts.setdefault("default", (user, password or ""))
+        self.timeout_s = timeout_s
         #: Under virtual time, reading the terminal back is an observation that takes none of
         #: the terminal's time: GETs run inside ``still()`` (the clock's hold). Actions (an
         #: on-command read, a manual upload) may need time to pass and are not held.
         self.still = still
-        self.user = user
-        self.password = password
-        self.token = token
-        self.timeout_s = timeout_s
+        self._tokens: dict[str, str] = {} if token is None else {"default": token}
+        self._refused: set[str] = set()  # roles whose login failed: not retried (lockout)
         self._client: httpx.AsyncClient | None = None
-        self._login_tried = False
 
-    def credentials(self) -> dict[str, Any]:
-        """httpx keyword arguments that authenticate a request (empty: none configured)."""
-        if self.token is not None:
-            return {"headers": {"Authorization": f"Bearer {self.token}"}}
-        return {}
+    def account(self, role: str) -> tuple[str, str] | None:
+        return self.accounts.get(role)
 
-    async def login(self) -> bool:
-        """Log in with the configured user and password (``POST /auth/login`` → a bearer
-        token); whether a token was obtained. A terminal without the route is left as is."""
-        if self.user is None or self.token is not None:
-            return self.token is not None
-        response = await self.request(
-            "POST",
-            "/auth/login",
-            authenticated=False,
-            json={"user": self.user, "password": self.password or ""},
-        )
-        if response.status_code >= 300:
-            return False
-        token = response.json().get("token")
-        self.token = str(token) if token else None
-        return self.token is not None
+    def role_for(self, method: str, path: str) -> str | None:
+        """The account a request goes as (None: no account configured)."""
+        reading = method in ("GET", "HEAD")
+        if path.startswith("/audit"):
+            wanted = AUDITOR
+        elif not reading and path.startswith(("/config", "/backup", "/users")):
+            wanted = ADMINISTRATOR
+        elif not reading or path.startswith("/uplink"):
+            wanted = OPERATOR
+        else:
+            wanted = OPERATOR if OPERATOR in self.accounts else ADMINISTRATOR
+        for role in (wanted, ADMINISTRATOR, "default"):
+            if role in self.accounts:
+                return role
+        return None
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -192,17 +203,7 @@ class Management:
             await client.aclose()
 
     # ---- raw requests ---------------------------------------------------------------------
-    async def request(
-        self, method: str, path: str, *, authenticated: bool = True, **kwargs: Any
-    ) -> httpx.Response:
-        """One request, answered whatever its status (``authenticated=False`` sends none of
-        the configured credentials: what a stranger on the LAN would send)."""
-        if authenticated:
-            if self.user is not None and not self._login_tried and path != "/auth/login":
-                self._login_tried = True  # once: failed logins count towards a lockout
-                await self.login()
-            for key, value in self.credentials().items():
-                kwargs.setdefault(key, value)
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             if self.still is not None and method == "GET":
                 with self.still():
@@ -213,6 +214,49 @@ class Management:
                 f"the management interface at {self.base_url} did not answer {method} {path}: "
                 f"{exc!r}"
             ) from exc
+
+    async def login(self, role: str) -> str | None:
+        """Log ``role``'s account in; its bearer token, or None (refused, or no login route:
+        a terminal without authentication)."""
+        user, password = self.accounts[role]
+        response = await self._send(
+            "POST", "/auth/login", json={"user": user, "password": password}
+        )
+        token = response.json().get("token") if response.status_code < 300 else None
+        if token:
+            self._tokens[role] = str(token)
+            return str(token)
+        self._refused.add(role)
+        return None
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        authenticated: bool = True,
+        as_role: str | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """One request, answered whatever its status, as the account its kind of request goes
+        as (``as_role`` to choose; ``authenticated=False`` sends no credentials at all: what a
+        stranger on the LAN would send)."""
+        role = (as_role or self.role_for(method, path)) if authenticated else None
+        headers = dict(kwargs.pop("headers", None) or {})
+        if role is not None and role in self.accounts and role not in self._refused:
+            token = self._tokens.get(role) or await self.login(role)
+            if token is not None:
+                headers["Authorization"] = f"Bearer {token}"
+            if method not in ("GET", "HEAD"):
+                headers.setdefault(CONFIRM_HEADER, self.accounts[role][1])
+        response = await self._send(method, path, headers=headers, **kwargs)
+        if response.status_code == 401 and role in self._tokens:
+            del self._tokens[role]  # the session ended (idle, lifetime): log in again, once
+            token = await self.login(role)
+            if token is not None:
+                headers["Authorization"] = f"Bearer {token}"
+                response = await self._send(method, path, headers=headers, **kwargs)
+        return response
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self.request(method, path, **kwargs)

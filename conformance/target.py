@@ -173,17 +173,40 @@ class Parameters(_Strict):
     points: list[PointMap] = []
 
 
+class Account(_Strict):
+    user: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", max_length=64)]
+    password: str
+
+
+#: Accounts a target may give: the three roles of ISC-2 §7.4.1.2(1), and a throwaway account
+#: the lockout test may lock (ISC-2 §7.4.1.1(2)).
+ACCOUNT_ROLES = ("administrator", "security_operator", "auditor", "lockout_probe")
+
+
 class Management(_Strict):
     """The management interface. ``profile: carbench`` is the REST API the reference terminal
     serves (``conformance/management.py`` lists what the suites use); ``none``: the suites read
-    nothing back and tests that need it are inconclusive."""
+    nothing back and tests that need it are inconclusive.
+
+    ``accounts`` by role: the suites configure as the administrator, operate (on-command
+    reads, manual values, uploads) as the security operator and read the audit trail as the
+    auditor (separation of duties, ISC-2 §7.4.1.2). ``user``/``password``: one account for all
+    (a terminal without roles)."""
 
     base_url: str | None = None  # None: the adapter knows (reference terminal)
     profile: Literal["carbench", "none"] = "carbench"
     user: str | None = None
     password: str | None = None
     token: str | None = None
+    accounts: dict[str, Account] = {}
     timeout_s: float = Field(30.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _roles(self) -> Management:
+        for role in self.accounts:
+            if role not in ACCOUNT_ROLES:
+                raise ValueError(f"accounts.{role}: roles are {', '.join(ACCOUNT_ROLES)}")
+        return self
 
 
 class CentreSpec(_Strict):

@@ -80,7 +80,12 @@ class ExternalDut:
         self.workdir = workdir
         m = target.management
         self._management = Management(
-            base_url, user=m.user, password=m.password, token=m.token, timeout_s=m.timeout_s
+            base_url,
+            user=m.user,
+            password=m.password,
+            token=m.token,
+            accounts={role: (a.user, a.password) for role, a in m.accounts.items()},
+            timeout_s=m.timeout_s,
         )
         self.switch: PowerSwitch | None = None
         self._stack = AsyncExitStack()

@@ -17,8 +17,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
+import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -46,6 +48,32 @@ from simulators.fleet import FleetRuntime
 from simulators.power import PowerCutMode, VolatileMount, power_cut_mode, volatile_mount
 
 PUSHED = {"mqtt"}
+#: PBKDF2 rounds of the bench's accounts (the terminal's minimum; a login or an X-Confirm costs
+#: one hash, and the suites make hundreds of control operations).
+KDF_ITERATIONS = 10_000
+
+
+async def _hash(password: str) -> str:
+    """``python -m reference_terminal.security.passwords`` (the terminal's documented tool for
+    ``initial_users[].password_hash``), fed the password on stdin: without a terminal of its
+    own, getpass reads it there."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "reference_terminal.security.passwords",
+        str(KDF_ITERATIONS),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,  # no controlling terminal: getpass falls back to stdin
+    )
+    out, err = await process.communicate(f"{password}\n{password}\n".encode())
+    lines = out.decode().split()
+    if process.returncode != 0 or not lines or not lines[-1].startswith("pbkdf2-"):
+        raise DutError(f"the password tool refused a bench password: {err.decode().strip()}")
+    return lines[-1]
+
+
 #: The RtdInterval of the ``rt-20min`` mutation: longer than ISC-2 §7.2.4(1)'s 15 minutes.
 BROKEN_REALTIME_S = 1200
 
@@ -70,8 +98,14 @@ class ReferenceDut:
         self._clock_mode = clock_mode
         self.workdir = workdir
         self.server = ManagementServer()
+        m = target.management
         self._management = Management(
-            self.server.base_url, timeout_s=target.management.timeout_s, still=self._still
+            self.server.base_url,
+            user=m.user,
+            password=m.password,
+            accounts={role: (a.user, a.password) for role, a in m.accounts.items()},
+            timeout_s=m.timeout_s,
+            still=self._still,
         )
         self.runner: ReferenceTarget | None = None
         self.config: TerminalConfig | None = None
@@ -149,6 +183,11 @@ class ReferenceDut:
             uplinks = await self._uplinks(centres)
             storage = f"sqlite:///{directory / 'terminal.db'}"
             self.config = self._configure(centres, uplinks, storage)
+            security = await self._security(directory)
+            if security is not None:
+                data = self.config.model_dump(mode="json")
+                data["security"] = security
+                self.config = TerminalConfig.model_validate(data)
             self.runner = ReferenceTarget(self.config, self.clock, self.mount)
         await self.power_on()
 
@@ -234,6 +273,32 @@ class ReferenceDut:
             f"a cut stops the terminal dead but the OS keeps its unsynced writes ({why})"
         )
         return backing
+
+    async def _security(self, directory: Path) -> dict[str, Any] | None:
+        """The management API's security (ISC-2 §7.4.1) with the target's accounts, their
+        passwords hashed by the terminal's own tool; None when the target gives no accounts
+        (the API then lets everybody do everything, and the security suite says so)."""
+        accounts = self._target.management.accounts
+        if not accounts:
+            return None
+        users = []
+        for role, account in accounts.items():
+            users.append(
+                {
+                    "id": account.user,
+                    # the lockout probe is any role's account; an auditor can do least
+                    "role": "auditor" if role == "lockout_probe" else role,
+                    "password_hash": await _hash(account.password),
+                }
+            )
+        return {
+            "enabled": True,
+            "key_file": str(directory / "keys" / "terminal.key"),
+            "state_dir": str(directory / "security"),
+            "initial_users": users,
+            # the cheapest rounds the terminal allows: every control operation checks one
+            "passwords": {"kdf_iterations": KDF_ITERATIONS},
+        }
 
     async def _uplinks(self, centres: Sequence[CentreEndpoint]) -> dict[str, tuple[str, int]]:
         """Where the terminal dials each centre: the centre, or a broken-uplink relay."""
