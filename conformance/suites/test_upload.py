@@ -251,7 +251,8 @@ async def test_backfill_after_a_long_outage(bench: Bench, evidence: TestLog) -> 
     assert not result.out_of_order, f"backlog not oldest first: {result.out_of_order[:5]}"
     assert arrived_at - up <= 3600, f"backlog complete only {arrived_at - up:.0f} s after"
     # live data was not held back behind the backlog
-    live = bench.readings(centre, MINUTE, since=up + 120)
+    await bench.rig.sleep_until(up + 480)
+    live = bench.readings(centre, MINUTE, since=up + 120, before=up + 300)
     late = [bench.rig.arrival(r.at) - posix(r.data_time) for r in live]
     assert live, "no live minute data after the link came back"
     assert max(late) <= 600, f"live minute data up to {max(late):.0f} s late during the backfill"
