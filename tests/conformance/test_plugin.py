@@ -30,7 +30,9 @@ def run(pytester: pytest.Pytester, source: str, *args: str) -> tuple[Any, dict[s
     target = pytester.path / "target.yaml"
     target.write_text(TARGET, encoding="utf-8")
     results = pytester.path / "out" / "results.json"
-    outcome = pytester.runpytest(
+    # In a child process: the plugin keeps per-run state at module level (the bench loop, the
+    # running test's evidence), which an in-process run would share with the outer session.
+    outcome = pytester.runpytest_subprocess(
         "-p",
         "conformance.plugin",
         "-p",
