@@ -219,6 +219,7 @@ def pytest_collection_modifyitems(
 # ---- running tests ----------------------------------------------------------------------------
 
 
+@pytest.hookimpl(tryfirst=True)  # the test's log is open before its fixtures run
 def pytest_runtest_setup(item: pytest.Item) -> None:
     state = state_of(item.config)
     item.stash[PHASES] = {}
