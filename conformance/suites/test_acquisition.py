@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from decimal import Decimal
+from typing import get_args
 
 import pytest
 
@@ -13,21 +14,13 @@ from conformance.dut import PointBinding, SetBackup, SetPeriod
 from conformance.evidence import TestLog, step
 from conformance.judge import matching_answer, spacing
 from conformance.management import ManagementRefused
+from conformance.target import Protocol
 from conformance.verdicts import Inconclusive
 from protocols.hj212 import Command
 
-PROTOCOLS = [
-    "modbus-tcp",
-    "modbus-rtu",
-    "dlt645-2007",
-    "dlt645-1997",
-    "cjt188",
-    "opcua",
-    "mqtt",
-    "https",
-    "sql",
-    "analog",
-]
+#: Every protocol a target can declare that the bench reads through a fleet (manual entry has
+#: its own tests).
+PROTOCOLS = [p for p in get_args(Protocol) if p != "manual"]
 #: ISC-2 §7.2.2 a)–e): the plant's source kinds, by the fleet's source kinds.
 SOURCE_KINDS = {
     "a) electricity": {"electricity"},
