@@ -27,7 +27,6 @@ from typing import Any, Literal
 from conformance.dut import CentreEndpoint, ClockMode
 from conformance.target import Target
 from simulators.clock import Clock, RealClock, VirtualClock
-from simulators.clock import _threads_busy as threads_busy  # the clock's own test of busy
 from simulators.fleet import FleetRuntime, Observation
 from simulators.fleet.loader import load_fleet
 from simulators.fleet.runner import FleetStartError, run_fleet, waiting_for
@@ -51,28 +50,6 @@ FLEET_START_TIMEOUT_S = 120.0
 #: through the FUSE disk on a loaded 2-core machine can take seconds, and moving time on while
 #: it runs would time out meter reads whose answers are already on their way.
 STUCK_AFTER_S = 10.0
-#: Wall seconds the clock lets other threads run before it moves time on (see BenchClock).
-HANDOVER_S = 0.0001
-
-
-class BenchClock(VirtualClock):
-    """The virtual clock, made patient with work just handed to a thread.
-
-    The terminal hands its store work to a writer thread that waits in a queue. Between the
-    hand-over and that thread taking the GIL it still looks idle, and the plain virtual clock
-    moved time on meanwhile (seen: uploads built 5 s after the minute carried QNs made 10 s
-    after it, a store transaction having "taken" the 5 s to the next sleeper). Before each
-    step this clock gives other threads a moment of wall time and looks again.
-    """
-
-    async def _wait_quiescent(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await super()._wait_quiescent()
-            time.sleep(HANDOVER_S)  # the GIL and a CPU for a thread just handed work
-            ready = getattr(loop, "_ready", None)
-            if not ready and not threads_busy():
-                return
 
 
 class RigError(RuntimeError):
@@ -312,7 +289,7 @@ async def running_rig(
     """Stand the rig up for ``target``; everything stops on exit."""
     spec, path = fleet_spec(profile, clock_mode)
     clock: Clock = (
-        BenchClock(spec.start.timestamp(), stuck_after_s=STUCK_AFTER_S)
+        VirtualClock(spec.start.timestamp(), stuck_after_s=STUCK_AFTER_S)
         if clock_mode is ClockMode.VIRTUAL
         else RealClock()
     )

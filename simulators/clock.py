@@ -13,11 +13,13 @@ import itertools
 import logging
 import math
 import os
+import queue
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from types import FrameType
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -58,11 +60,19 @@ class VirtualClock:
     ``time()`` is POSIX time; ``monotonic()`` counts from the clock's start.
     """
 
-    def __init__(self, start: float, *, idle_turns: int = 3, stuck_after_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        start: float,
+        *,
+        idle_turns: int = 3,
+        stuck_after_s: float = 2.0,
+        handover_s: float = 0.0001,
+    ) -> None:
         self._mono = 0.0
         self._start = start
         self.idle_turns = idle_turns
         self.stuck_after_s = stuck_after_s
+        self.handover_s = handover_s
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._driver: asyncio.Task[None] | None = None
@@ -141,8 +151,23 @@ class VirtualClock:
                     future.set_result(None)
 
     async def _wait_quiescent(self) -> None:
+        """Wait until everything waits, then give other threads a moment of wall time and look
+        again. A writer thread that was just handed work (a store commit) still looks idle
+        until it takes the GIL; moving time on meanwhile let a transaction "take" the seconds
+        to the next sleeper (seen: uploads built 5 s after the minute carried QNs made 10 s
+        after it)."""
         loop = asyncio.get_running_loop()
         ready = getattr(loop, "_ready", None)  # CPython's BaseEventLoop; else turns only
+        while True:
+            forced = self.forced_steps
+            await self._wait_idle_turns(ready)
+            if self.forced_steps != forced:
+                return  # a thread stuck past ``stuck_after_s``: looking again would not help
+            time.sleep(self.handover_s)  # the GIL and a CPU for a thread just handed work
+            if not (ready or self._holds or _threads_busy()):
+                return
+
+    async def _wait_idle_turns(self, ready: object) -> None:
         idle = 0
         busy_since: float | None = None
         while idle < self.idle_turns:
@@ -151,7 +176,7 @@ class VirtualClock:
                 await self._free.wait()
                 idle = 0
                 continue
-            if ready is not None and len(ready) > 0:
+            if ready:
                 idle = 0
                 continue
             if _threads_busy():
@@ -195,9 +220,27 @@ def _threads_busy() -> bool:
         if waiting is None:
             where = (os.path.basename(code.co_filename), code.co_name)
             waiting = _WAITING_CODE[code] = where in _WAITING
-        if not waiting:
+        if not waiting or _queued_work(frame):
             return True
     return False
+
+
+def _queued_work(frame: FrameType | None) -> bool:
+    """A thread waiting on a queue that holds work is about to be busy: it was woken and waits
+    for the GIL or a CPU. Its queue is found in the locals of the innermost few frames."""
+    for _ in range(3):
+        if frame is None:
+            return False
+        local = frame.f_locals
+        owner = local.get("self")
+        for candidate in (owner, getattr(owner, "_queue", None), local.get("work_queue")):
+            if isinstance(candidate, _QUEUES) and not candidate.empty():
+                return True
+        frame = frame.f_back
+    return False
+
+
+_QUEUES = (queue.Queue, queue.SimpleQueue)
 
 
 def utc(t: float) -> datetime:
