@@ -9,9 +9,11 @@ back too, for the second check against history (CSMT §8.1.2).
 
 The open windows come back from two sources: the stored windows (days of the open month, months
 of the open year, hours of the open day) and the readings stored since the last stored hour,
-replayed. A reading is durable before the window it falls in is written (the figures are
-written behind), so the replay also closes the windows a power cut kept from the store, and
-those are stored now: the minute of the cut reaches the platforms like any other.
+replayed. The open day is the one that hour ends in, not the day of the last reading: after a
+restart just past midnight the day before may not be stored yet. A reading is durable before
+the window it falls in is written (the figures are written behind), so the replay also closes
+the windows a power cut kept from the store, and those are stored now: the minute of the cut
+reaches the platforms like any other.
 """
 
 from __future__ import annotations
@@ -115,25 +117,27 @@ def _stored_windows(
     return out
 
 
-def _plan_point(
-    conn: Connection, point: Point, coarsest: str | None, offset: int
-) -> _PointPlan | None:
+def _plan_point(conn: Connection, point: Point, level: str, offset: int) -> _PointPlan | None:
+    """Replay from the end of the point's last stored ``level`` window (its first reading if
+    none is stored); merge back the stored windows of the day, month and year that are open
+    there. Not from the day of its last reading: a restart just after midnight, before the
+    closing day's windows were written, would lose that day (and month, and year)."""
     c = readings.c
-    t_last = conn.execute(select(func.max(c.t)).where(c.point == point.id)).scalar()
-    if t_last is None:
+    d = derived_values.c
+    first = conn.execute(select(func.min(c.t)).where(c.point == point.id)).scalar()
+    if first is None:
         return None
-    day = _local_day_start(t_last, offset)
+    stored_until = conn.execute(
+        select(func.max(d.period_end)).where(d.point == point.id, d.kind == level)
+    ).scalar()
+    since = float(first if stored_until is None else stored_until)
+    day = _local_day_start(since - 1.0, offset)  # the day open just before ``since``
     local = datetime.fromtimestamp(day + offset, UTC)
     month = day - (local.day - 1) * DAY
     year = datetime(local.year, 1, 1, tzinfo=UTC).timestamp() - offset
     closed = _stored_windows(conn, point.id, point.kind, "month", year, month)
     closed += _stored_windows(conn, point.id, point.kind, "day", month, day)
-    since = day
-    if coarsest is not None:
-        today = _stored_windows(conn, point.id, point.kind, coarsest, day, day + DAY)
-        closed += today
-        if today:
-            since = today[-1].end
+    closed += _stored_windows(conn, point.id, point.kind, level, day, since)
     usable = c.quality.in_(_USABLE)
     before = (
         select(readings)
@@ -148,9 +152,9 @@ def _plan_point(
 
 
 def select_plans(
-    conn: Connection, points: Sequence[Point], coarsest: str | None, offset: int
+    conn: Connection, points: Sequence[Point], level: str, offset: int
 ) -> dict[str, _PointPlan]:
-    plans = {p.id: _plan_point(conn, p, coarsest, offset) for p in points}
+    plans = {p.id: _plan_point(conn, p, level, offset) for p in points}
     return {point: plan for point, plan in plans.items() if plan is not None}
 
 
@@ -205,11 +209,12 @@ async def resume(processor: Processor, store: Store) -> Resumed:
     history, and the open windows; returns the windows the store was missing."""
     settings = processor.settings
     points = processor.points
+    # replay from the last stored window of the longest real-time period if it keeps its
+    # sample count (an hour: it merges back into the day exactly), else of the day
     coarsest = period_name(max(settings.windows))
+    level = coarsest if counted(coarsest) else "day"
     plans = await store.run_in_reader(
-        lambda c: select_plans(
-            c, points, coarsest if counted(coarsest) else None, settings.utc_offset_s
-        )
+        lambda c: select_plans(c, points, level, settings.utc_offset_s)
     )
     counters = [p.id for p in points if p.kind == "counter"]
     months = await store.run_in_reader(

@@ -206,7 +206,12 @@ async def test_daily_settlement_rolls_up_into_month_and_year(
             by_kind.setdefault(row.kind, []).append(row)
         day = [d for d in by_kind.get("day", []) if d.start == day_start]
         if not day or day[0].value is None:
-            problems.append(f"{binding.point}: no daily settlement for {local(day_start):%Y-%m-%d}")
+            readings = await bench.dut.management.readings(binding.point, day_start, midnight)
+            kinds = {k: len(v) for k, v in by_kind.items()}
+            problems.append(
+                f"{binding.point}: no daily settlement for {local(day_start):%Y-%m-%d} "
+                f"({len(readings)} readings that day, derived rows {kinds}, day rows {day})"
+            )
             continue
         minutes = sum(
             (m.value for m in by_kind.get("minute", []) if m.value is not None), Decimal(0)

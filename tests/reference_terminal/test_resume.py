@@ -10,7 +10,7 @@ import contextlib
 from decimal import Decimal
 from pathlib import Path
 
-from reference_terminal.app import Terminal
+from reference_terminal.app import Terminal, window_rows
 from reference_terminal.config import Point, TerminalConfig
 from reference_terminal.model import Quality, RawValue, Reading
 from reference_terminal.processing.pipeline import Processor
@@ -159,5 +159,30 @@ def test_a_restarted_terminal_counts_what_was_used_while_it_was_down(tmp_path: P
         async with await Store.open(config.storage.url) as store:
             increments = await store.derived("EM01.ep", "increment")
         assert [(d.start, d.end, d.value) for d in increments] == [(T0, T0 + 3600, Decimal("4.25"))]
+
+    asyncio.run(main())
+
+
+def test_a_restart_just_past_midnight_still_settles_the_day_before(tmp_path: Path) -> None:
+    """Windows close a little after their end: a restart at 00:00:10 finds the last hour's
+    readings durable but neither that hour nor the day stored. Both are open again after it,
+    with every increment (attributed at its middle) in them."""
+    midnight = T0 + 14 * 3600  # 2026-01-06 00:00 +08:00
+    values = [(midnight - 7200 + 600 * k, f"{100 + k}.00") for k in range(12)]  # 22:00–23:50
+    values.append((midnight + 5, "112.00"))  # its increment's middle is 23:55:02
+
+    async def main() -> None:
+        async with await Store.open(sqlite_url(tmp_path / "t.db")) as store:
+            before = Processor([counter()])
+            for t, v in values[:7]:  # 22:00–23:00: the 22 o'clock hour closed and stored
+                before.process(RawValue("EM01.ep", Decimal(v), v, t, "EM01"))
+            await store.write([reading(t, v) for t, v in values])
+            await store.write_derived(window_rows(before.close_until(midnight - 3600), T0))
+            processor = Processor([counter()])
+            await resume(processor, store)
+        closed = processor.close_until(midnight + 30).aggregates
+        windows = {(a.period, a.start): a.increment for a in closed}
+        assert windows[("hour", midnight - 3600)] == Decimal("6.00")  # 23:00 → 00:00:05
+        assert windows[("day", midnight - 86400)] == Decimal("12.00")  # 22:00 → 00:00:05
 
     asyncio.run(main())
