@@ -39,12 +39,16 @@ async def judge_point(bench: Bench, binding: PointBinding) -> tuple[list[str], i
     plant = bench.rig.fleet.plant
     for reading in good[-JUDGED:]:
         assert reading.value is not None
-        shown = bench.rig.shown(binding.meter, binding.quantity, reading.t - 60, reading.t + 10)
+        # a backup device's reading (ISC-2 §7.2.3(1)) shows what the backup meter showed
+        meter = binding.meter
+        if reading.quality == "backup" and reading.device in bench.rig.fleet.meters:
+            meter = reading.device
+        shown = bench.rig.shown(meter, binding.quantity, reading.t - 60, reading.t + 10)
         if matching_answer(reading, shown) is None:
             values = sorted({str(o.value) for o in shown})[:6]
             problems.append(
-                f"{binding.point} @ {reading.t:.0f}: stored {reading.value}, "
-                f"{binding.meter} showed {values}"
+                f"{binding.point} @ {reading.t:.0f} ({reading.quality} from {reading.device}): "
+                f"stored {reading.value}, {meter} showed {values}"
             )
             continue
         truth = Decimal(repr(plant.value(binding.quantity, reading.t)))
