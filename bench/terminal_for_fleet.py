@@ -44,6 +44,7 @@ def _point(
         "decimals": point.decimals,
         "full_scale": None if point.full_scale is None else str(point.full_scale),
         "source": source,
+        "activity": point.quantity,  # the plant quantity is the activity datum it measures
     }
 
 
@@ -238,6 +239,8 @@ def terminal_config(fleet: FleetRuntime, *, storage_url: str, **periods: float) 
                             {"device": meter.id, "name": named.name},
                         )
                     )
+        if meter.nameplate is not None:  # the meter ledger, as the source list shows it
+            devices[-1].update(meter.nameplate.model_dump(mode="json", exclude_none=True))
     return TerminalConfig.model_validate(
         {
             "name": f"reference terminal for fleet {fleet.spec.name}",

@@ -8,6 +8,7 @@ Every error names the field.
 from __future__ import annotations
 
 import warnings
+from datetime import date
 from decimal import Decimal
 from ipaddress import ip_network
 from pathlib import Path
@@ -48,6 +49,13 @@ class DeviceBase(Strict):
     id: Id
     timeout_s: float = Field(1.0, gt=0, le=60)
     retries: int = Field(2, ge=0, le=10)
+    # The activity-data source list (ISC-2 §7.3.1): name and model, installed location,
+    # accuracy and calibration interval of the instrument, as the plant's meter ledger has them.
+    model: str = ""
+    location: str = ""
+    accuracy: str = ""
+    calibration_interval_days: int | None = Field(None, ge=1, le=3650)
+    calibrated_on: date | None = None
 
 
 class ModbusTcpDevice(DeviceBase):
@@ -184,6 +192,8 @@ class Point(Strict):
     #: Second check (CSMT §8.1.2): an increment above this many times the historical
     #: valid monthly total of the source is suspect. None disables it.
     history_factor: Decimal | None = Decimal(2)
+    #: The activity data this point measures (ISC-2 §7.3.1 "关联的排放源活动数据").
+    activity: str = ""
 
 
 class Group(Strict):

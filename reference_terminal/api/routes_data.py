@@ -54,6 +54,13 @@ class PointOut(BaseModel):
     #: How values arrive: ``polled`` (on schedule; on command too), ``pushed`` (MQTT, HTTPS
     #: intake) or ``manual`` (entered by hand or imported).
     acquisition: Literal["polled", "pushed", "manual"] | None = None
+    # The activity-data source list (ISC-2 §7.3.1): what the point measures, and its
+    # instrument as the meter ledger has it.
+    activity: str = ""
+    model: str = ""
+    location: str = ""
+    accuracy: str = ""
+    calibration_interval_days: int | None = None
 
 
 def _text(value: object) -> str | None:
@@ -109,6 +116,11 @@ def data_routes(ctx: ApiContext) -> APIRouter:
             max=_text(point.max),
             full_scale=_text(point.full_scale),
             acquisition=acquisition,
+            activity=point.activity,
+            model=device.model,
+            location=device.location,
+            accuracy=device.accuracy,
+            calibration_interval_days=device.calibration_interval_days,
         )
 
     async def known(point_id: str) -> bool:

@@ -6,7 +6,7 @@ meter shows it with; the fleet checks that every named quantity, bus and meter e
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -71,6 +71,17 @@ class Bus(Strict):
 # ---- meters ---------------------------------------------------------------------------------
 
 
+class Nameplate(Strict):
+    """What the plant's meter ledger says of a meter (ISC-2 §7.3.1 "活动数据来源一览表": name and
+    model, location, accuracy, calibration interval); the terminal lists it as configured."""
+
+    model: str = Field(min_length=1)
+    location: str = Field(min_length=1)
+    accuracy: str = Field(min_length=1, description="accuracy class, e.g. 0.5S, 1.0, 2 %")
+    calibration_interval_days: int = Field(ge=1, le=3650)
+    calibrated_on: date | None = None
+
+
 class Register(Point):
     """A Modbus register (or register pair/quad) holding one point."""
 
@@ -89,6 +100,7 @@ class Register(Point):
 class ModbusTcpMeter(Strict):
     id: MeterId
     protocol: Literal["modbus-tcp"]
+    nameplate: Nameplate | None = None
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535, description="0: any free port")
     unit_id: int = Field(1, ge=0, le=247)
@@ -98,6 +110,7 @@ class ModbusTcpMeter(Strict):
 class ModbusRtuMeter(Strict):
     id: MeterId
     protocol: Literal["modbus-rtu"]
+    nameplate: Nameplate | None = None
     bus: Identifier
     unit_id: int = Field(ge=1, le=247)
     registers: list[Register] = Field(min_length=1)
@@ -120,6 +133,7 @@ class Dlt645Point(Point):
 class Dlt645Meter(Strict):
     id: MeterId
     protocol: Literal["dlt645-2007", "dlt645-1997"]
+    nameplate: Nameplate | None = None
     bus: Identifier
     address: Annotated[str, Field(pattern=r"^[0-9]{12}$")]
     points: list[Dlt645Point] = Field(min_length=1)
@@ -128,6 +142,7 @@ class Dlt645Meter(Strict):
 class Cjt188Meter(Strict):
     id: MeterId
     protocol: Literal["cjt188"]
+    nameplate: Nameplate | None = None
     bus: Identifier
     meter_type: Literal["water", "hot_water", "gas", "heat", "cooling"]
     address: Annotated[str, Field(pattern=r"^[0-9]{14}$")]
@@ -141,6 +156,7 @@ class Cjt188Meter(Strict):
 class OpcUaServer(Strict):
     id: MeterId
     protocol: Literal["opcua"]
+    nameplate: Nameplate | None = None
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535)
     namespace: str = "urn:carbench:plant"
@@ -152,6 +168,7 @@ class OpcUaServer(Strict):
 class MqttCollector(Strict):
     id: MeterId
     protocol: Literal["mqtt"]
+    nameplate: Nameplate | None = None
     topic: str = Field(pattern=r"^[^#+]+$")
     interval_s: float = Field(10.0, gt=0, le=86400)
     qos: Literal[0, 1, 2] = 1
@@ -161,6 +178,7 @@ class MqttCollector(Strict):
 class HttpsCollector(Strict):
     id: MeterId
     protocol: Literal["https"]
+    nameplate: Nameplate | None = None
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535)
     #: Push readings here every ``interval_s`` (the terminal's HTTPS intake); None: pull only.
@@ -174,6 +192,7 @@ class ManualEntry(Strict):
 
     id: MeterId
     protocol: Literal["manual"]
+    nameplate: Nameplate | None = None
     period: Literal["daily", "monthly"] = "monthly"
     points: list[NamedPoint] = Field(min_length=1)
 

@@ -4,10 +4,11 @@ latest, derived values, events; times in both notations, values as exact text.""
 from __future__ import annotations
 
 import asyncio
+import copy
 from datetime import datetime
 from pathlib import Path
 
-from tests.reference_terminal.api.harness import make_config, running_api
+from tests.reference_terminal.api.harness import CONFIG, make_config, running_api
 
 JAN = datetime.fromisoformat("2026-01-31T00:00:00+08:00").timestamp()
 FEB = datetime.fromisoformat("2026-02-28T00:00:00+08:00").timestamp()
@@ -167,5 +168,33 @@ def test_points_and_query_errors(tmp_path: Path) -> None:
             assert too_many.json()["errors"][0]["field"] == "limit"
             missing = await client.get("/no/such/route")
             assert (missing.status_code, missing.json()["error"]) == (404, "not_found")
+
+    asyncio.run(main())
+
+
+def test_points_form_the_activity_data_source_list(tmp_path: Path) -> None:
+    """ISC-2 §7.3.1: each point with what it measures and its instrument's model, location,
+    accuracy and calibration interval, as the configuration's meter ledger gives them."""
+    data = copy.deepcopy(CONFIG)
+    data["devices"][1].update(
+        model="EMS v4",
+        location="energy centre",
+        accuracy="0.5S",
+        calibration_interval_days=730,
+        calibrated_on="2026-03-02",
+    )
+    data["points"][2]["activity"] = "purchased heat"
+
+    async def main() -> None:
+        async with running_api(make_config(tmp_path, data)) as (_, client):
+            heat = {p["id"]: p for p in (await client.get("/points")).json()}["heat_gj"]
+        listed = {k: heat[k] for k in ("activity", "model", "location", "accuracy")}
+        assert listed == {
+            "activity": "purchased heat",
+            "model": "EMS v4",
+            "location": "energy centre",
+            "accuracy": "0.5S",
+        }
+        assert heat["calibration_interval_days"] == 730
 
     asyncio.run(main())
