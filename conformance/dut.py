@@ -126,6 +126,31 @@ class MoveCentre:
 Change = SetPeriod | SetRange | SetBackup | AddVirtualPoint | MoveCentre
 
 
+# ---- application packages (ISC-2 §8.4) --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AppPackage:
+    """One application package as the terminal's vendor ships it, with its signature (what the
+    carbench profile's ``POST /apps`` / ``PUT /apps/{name}`` take, base64)."""
+
+    name: str
+    version: str
+    package: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AppPackages:
+    """Signed packages of one application for the remote-upgrade tests: a first version, a
+    newer one, and a newer one that fails to start (the terminal must roll it back; None when
+    the vendor provides none)."""
+
+    first: AppPackage
+    upgrade: AppPackage
+    broken: AppPackage | None = None
+
+
 class Dut(Protocol):
     """A terminal under test."""
 
@@ -173,6 +198,11 @@ class Dut(Protocol):
         """Apply configuration changes (all or none); raises a verdict exception when this
         terminal cannot be configured so (``Inconclusive``) or a person must do it and nobody
         did (``PendingOperator``)."""
+        ...
+
+    def app_packages(self) -> AppPackages:
+        """Signed application packages this terminal accepts (ISC-2 §8.4); raises
+        ``Inconclusive`` when the target provides none."""
         ...
 
     def describe(self) -> dict[str, Any]:

@@ -14,7 +14,14 @@ the suites use:
 ``POST /points/{id}/read``                  an on-command read (ISC-2 §9.1)
 ``POST /manual``                            a value entered by hand
 ``GET /export``, ``POST /backup``           history as a file, a backup of everything
-``GET|PUT /config``                         the configuration (remote configuration)
+``GET|PUT|PATCH /config``                   the configuration (remote configuration)
+``GET /monitor``                            remote monitoring: ``system`` (cpu, memory, disk,
+                                            os), ``application``, ``acquisition.points``,
+                                            ``upload.centres``, ``error_log.items``
+``GET /logs?category=``                     logs: acquisition, upload, method, configuration,
+                                            apps
+``GET|POST /apps``, ``PUT|DELETE /apps/…``  applications: list, install, upgrade, uninstall
+                                            (``{"package", "signature"}``, base64)
 ``GET /uplink``, ``POST /uplink/…``         centres' state, send now, resend, backfill
 ``/accounting/…``                           emission accounting (no terminal serves it yet)
 ==========================================  ====================================================
@@ -27,6 +34,7 @@ clause under test (:class:`ManagementRefused`, an assertion about the terminal).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -181,7 +189,7 @@ class Management:
         reading = method in ("GET", "HEAD")
         if path.startswith("/audit"):
             wanted = AUDITOR
-        elif not reading and path.startswith(("/config", "/backup", "/users")):
+        elif not reading and path.startswith(("/config", "/backup", "/users", "/apps")):
             wanted = ADMINISTRATOR
         elif not reading or path.startswith("/uplink"):
             wanted = OPERATOR
@@ -299,6 +307,29 @@ class Management:
         data: list[dict[str, Any]] = await self._json("GET", "/points")
         return data
 
+    async def monitor(self) -> dict[str, Any] | None:
+        """``/monitor`` (remote monitoring); None when the terminal serves no such route."""
+        response = await self.request("GET", "/monitor")
+        if response.status_code in (404, 405):
+            return None
+        if response.status_code >= 400:
+            raise ManagementRefused(response)
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def logs(
+        self, category: str | None = None, start: float | None = None, end: float | None = None
+    ) -> list[dict[str, Any]] | None:
+        """``/logs`` entries (every page); None when the terminal serves no such route."""
+        params = {"category": category, "start": None if start is None else repr(start)}
+        params["end"] = None if end is None else repr(end)
+        probe = await self.request("GET", "/logs", params={"limit": 1})
+        if probe.status_code in (404, 405):
+            return None
+        if probe.status_code >= 400:
+            raise ManagementRefused(probe)
+        return [dict(i) for i in await self._items("/logs", params)]
+
     async def config(self) -> dict[str, Any]:
         data: dict[str, Any] = await self._json("GET", "/config")
         return data
@@ -390,6 +421,21 @@ class Management:
         data: dict[str, Any] = await self._json("GET", "/uplink")
         return data
 
+    # ---- applications (ISC-2 §8.4) ---------------------------------------------------------
+    async def apps(self) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = await self._json("GET", "/apps")
+        return data
+
+    async def install_app(self, package: bytes, signature: bytes) -> httpx.Response:
+        """``POST /apps``, answered whatever its status (a refusal may be what is judged)."""
+        return await self.request("POST", "/apps", json=_package(package, signature))
+
+    async def upgrade_app(self, name: str, package: bytes, signature: bytes) -> httpx.Response:
+        return await self.request("PUT", f"/apps/{name}", json=_package(package, signature))
+
+    async def uninstall_app(self, name: str) -> httpx.Response:
+        return await self.request("DELETE", f"/apps/{name}")
+
     async def send_now(self, centre: str) -> dict[str, Any]:
         data: dict[str, Any] = await self._json("POST", f"/uplink/{centre}/send-now")
         return data
@@ -405,3 +451,10 @@ class Management:
         body = {"stream": stream, "start": start, "end": end, "reason": reason, "centres": centres}
         data: dict[str, Any] = await self._json("POST", "/uplink/backfill", json=body)
         return data
+
+
+def _package(package: bytes, signature: bytes) -> dict[str, str]:
+    return {
+        "package": base64.b64encode(package).decode("ascii"),
+        "signature": base64.b64encode(signature).decode("ascii"),
+    }

@@ -153,6 +153,24 @@ class PointMap(_Strict):
     code: str | None = None  # the data item code it is uploaded under
 
 
+class AppFile(_Strict):
+    """A signed application package the vendor ships for the remote-upgrade tests."""
+
+    name: str
+    version: str
+    package: Path  # the package file
+    signature: Path  # its signature (DER), as the terminal's install takes it
+
+
+class AppFiles(_Strict):
+    """ISC-2 §8.4: packages of one application: a first version, a newer one, and optionally a
+    newer one that fails to start (for the rollback test)."""
+
+    first: AppFile
+    upgrade: AppFile
+    broken: AppFile | None = None
+
+
 class Parameters(_Strict):
     """Test parameters (PIXIT)."""
 
@@ -171,6 +189,9 @@ class Parameters(_Strict):
     history_days: int | None = None
     #: External devices: the terminal's points and the bench's meters they read.
     points: list[PointMap] = []
+    #: External devices declaring remote-upgrade: signed packages to install (the reference
+    #: adapter signs its own).
+    apps: AppFiles | None = None
 
 
 class Account(_Strict):

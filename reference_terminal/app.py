@@ -21,6 +21,9 @@ from reference_terminal.acquisition.scheduler import Scheduler
 from reference_terminal.clock import Clock, RealClock
 from reference_terminal.config import HttpsDevice, MqttDevice, TerminalConfig
 from reference_terminal.model import Event, RawValue
+from reference_terminal.operations.apps import AppHost
+from reference_terminal.operations.errorlog import ErrorLog
+from reference_terminal.operations.journal import watch_uplink
 from reference_terminal.processing.pipeline import Output, Processor
 from reference_terminal.resume import resume
 from reference_terminal.storage.retention import purge
@@ -101,15 +104,22 @@ class Terminal:
         self.started_at = self.clock.time()
         self._lock = asyncio.Lock()  # processing is sequential per call; values stay in order
         self._reload: asyncio.Queue[TerminalConfig] = asyncio.Queue()
+        #: Remote operations (ISC-2 §8): recent warnings and errors, application modules.
+        self.errors = ErrorLog(self.clock)
+        self.apps = AppHost(config.apps, self.clock, self.record)
 
     async def run(self) -> None:
         """Run until cancelled, restarting acquisition whenever a new configuration arrives."""
         self.started_at = self.clock.time()
         self.state = "starting"
         store_url = None
+        self.errors.attach()
         try:
             async with contextlib.AsyncExitStack() as stores:
                 stores.push_async_callback(self._close_store)
+                # applications run beside acquisition, never inside it (ISC-2 §4.3)
+                stores.push_async_callback(self.apps.stop)
+                await self.apps.start()
                 while True:
                     if self.store is None or store_url != self.config.storage.url:
                         if self.store is not None:
@@ -141,6 +151,7 @@ class Terminal:
         finally:
             self.state = "stopped"
             self.ready.clear()
+            self.errors.detach()
 
     async def apply_config(self, config: TerminalConfig) -> None:
         """Run ``config`` from now on. Refused (ValueError) if its devices cannot be built;
@@ -196,6 +207,7 @@ class Terminal:
                 group.create_task(self._close_windows(), name="windows")
                 group.create_task(self._keep_retention(), name="retention")
                 group.create_task(uplink.run(), name="uplink")
+                group.create_task(watch_uplink(uplink, self.record, self.clock), name="upload log")
                 self.state = "running"
                 self.ready.set()
 

@@ -499,6 +499,26 @@ class Security(Strict):
         return self
 
 
+# ---- application modules (ISC-2 §8.4, §4.3) ------------------------------------------------------
+
+
+class Apps(Strict):
+    """Applications installed, upgraded and uninstalled remotely as SM2-signed packages
+    (``reference_terminal.operations.packages``), each run as a process of its own without
+    access to the store. Read at start only: a running terminal's trust anchors cannot be
+    changed remotely."""
+
+    enabled: bool = False
+    #: Where installed applications live (each version in a directory of its own).
+    dir: str = "data/apps"
+    #: SM2 public keys (PEM files) a package's signature must verify with.
+    trusted_keys: list[str] = []
+    max_package_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    #: Wall seconds an application has to say it is ready (a bound on a process starting,
+    #: not a time of the terminal's clock); longer is a failed start, rolled back.
+    start_timeout_s: float = Field(10.0, gt=0, le=300)
+
+
 class TerminalConfig(Strict):
     name: str = "carbench reference terminal"
     api: Api | None = None
@@ -510,6 +530,7 @@ class TerminalConfig(Strict):
     storage: Storage = Storage()
     uplink: Uplink = Uplink()
     security: Security = Security()
+    apps: Apps = Apps()
 
     @model_validator(mode="after")
     def _uplink_references(self) -> TerminalConfig:

@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 from bench.adapters.changes import apply_changes, render_code
 from conformance.dut import (
+    AppPackage,
+    AppPackages,
     CentreEndpoint,
     Change,
     ClockMode,
@@ -34,7 +36,7 @@ from conformance.dut import (
     PowerCut,
 )
 from conformance.management import Management, ManagementUnavailable
-from conformance.target import Target
+from conformance.target import AppFile, Target
 from conformance.verdicts import Inconclusive, PendingOperator
 from simulators.clock import Clock, RealClock
 from simulators.fleet import FleetRuntime
@@ -158,6 +160,27 @@ class ExternalDut:
     async def configure(self, *changes: Change) -> None:
         current = await self._management.config()
         await self._management.put_config(apply_changes(current, changes))
+
+    def app_packages(self) -> AppPackages:
+        files = self._target.parameters.apps
+        if files is None:
+            raise Inconclusive(
+                "the target gives no signed application packages (parameters.apps) to install",
+                "ISC-2 §8.4",
+            )
+
+        def load(spec: AppFile) -> AppPackage:
+            try:
+                return AppPackage(
+                    spec.name, spec.version, spec.package.read_bytes(), spec.signature.read_bytes()
+                )
+            except OSError as exc:
+                raise DutError(
+                    f"parameters.apps: cannot read {exc.filename}: {exc.strerror}"
+                ) from None
+
+        broken = None if files.broken is None else load(files.broken)
+        return AppPackages(load(files.first), load(files.upgrade), broken)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -26,6 +26,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+from bench.adapters.apps import bench_packages, signing_key
 from bench.adapters.changes import apply_changes, render_code
 from bench.adapters.management_server import ManagementServer
 from bench.adapters.relay import BrokenUplink
@@ -33,6 +34,7 @@ from bench.scenario.config import deep_merge
 from bench.scenario.target import ReferenceTarget
 from bench.terminal_for_fleet import item_codes, terminal_config
 from conformance.dut import (
+    AppPackages,
     CentreEndpoint,
     Change,
     ClockMode,
@@ -42,6 +44,7 @@ from conformance.dut import (
 )
 from conformance.management import Management
 from conformance.target import Target
+from protocols.smcrypto import Sm2PrivateKey
 from reference_terminal.config import TerminalConfig
 from simulators.clock import Clock, VirtualClock
 from simulators.fleet import FleetRuntime
@@ -114,6 +117,7 @@ class ReferenceDut:
         self.power_note = ""
         self._stack = AsyncExitStack()
         self._mns: dict[str, str] = {}
+        self._app_key: Sm2PrivateKey | None = None
 
     # ---- Dut ---------------------------------------------------------------------------
     @property
@@ -184,10 +188,11 @@ class ReferenceDut:
             storage = f"sqlite:///{directory / 'terminal.db'}"
             self.config = self._configure(centres, uplinks, storage)
             security = await self._security(directory)
+            data = self.config.model_dump(mode="json")
             if security is not None:
-                data = self.config.model_dump(mode="json")
                 data["security"] = security
-                self.config = TerminalConfig.model_validate(data)
+            data["apps"] = self._apps(directory)
+            self.config = TerminalConfig.model_validate(data)
             self.runner = ReferenceTarget(self.config, self.clock, self.mount)
         await self.power_on()
 
@@ -224,6 +229,11 @@ class ReferenceDut:
         current = await self._management.config()
         with self._still():  # an operator's change is an instant; applying it needs no time
             await self._management.put_config(apply_changes(current, changes))
+
+    def app_packages(self) -> AppPackages:
+        if self._app_key is None:
+            raise DutError("the reference terminal was not started: no signing key yet")
+        return bench_packages(self._app_key)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -298,6 +308,16 @@ class ReferenceDut:
             "initial_users": users,
             # the cheapest rounds the terminal allows: every control operation checks one
             "passwords": {"kdf_iterations": KDF_ITERATIONS},
+        }
+
+    def _apps(self, directory: Path) -> dict[str, Any]:
+        """Applications (ISC-2 §8.4) on the terminal's disk, trusting a signing key of the
+        bench's own, made for this run (the vendor's key, as far as the tests know)."""
+        self._app_key, public = signing_key(self.workdir / "app-signing")
+        return {
+            "enabled": True,
+            "dir": str(directory / "apps"),
+            "trusted_keys": [str(public)],
         }
 
     async def _uplinks(self, centres: Sequence[CentreEndpoint]) -> dict[str, tuple[str, int]]:

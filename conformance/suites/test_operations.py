@@ -1,18 +1,30 @@
-"""Operations: local status and remote monitoring, remote configuration (an upload address
-moved while running), the configuration tool for every protocol, logs of acquisition, upload
-and configuration, remote application management, a third-party interface."""
+"""Operations: local status and remote monitoring (resources, application state, acquisition
+per point, upload per centre, an error made and seen), remote configuration (an upload address
+moved while running; a change validated, logged and applied without a restart), the
+configuration tool for every protocol, logs of acquisition, upload and configuration, remote
+application management (signature check, install, upgrade, rollback, uninstall, without
+touching the data or stopping acquisition), a third-party interface."""
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from conformance.bench import Bench
-from conformance.dut import MoveCentre, SetPeriod
+from conformance.dut import AppPackage, MoveCentre, PointBinding, SetPeriod, SetRange
 from conformance.evidence import TestLog, step
+from conformance.management import OPERATOR
 from conformance.verdicts import Inconclusive
 from protocols.hj212 import Command
+
+REFUSED = (401, 403)
 
 #: ISC-2 §8.2: what remote monitoring shows, with the names a status document may use.
 MONITORED = {
@@ -46,13 +58,125 @@ async def test_local_status_at_a_glance(bench: Bench, evidence: TestLog) -> None
 async def test_remote_monitoring_shows_resources_and_errors(
     bench: Bench, evidence: TestLog
 ) -> None:
-    """Remote monitoring shows CPU, memory, disk, OS type and version, and error logs."""
+    """Remote monitoring shows CPU, memory, disk, OS type and version, the application's state,
+    acquisition per point, upload per centre, and an error log that shows an error as it
+    happens (a meter made silent)."""
     await bench.warm()
-    health = await bench.dut.management.health()
-    evidence.attach_json("health.json", health)
-    keys = {k.lower() for k in _keys(health)}
+    management = bench.dut.management
+    document = await management.monitor()
+    if document is None:  # no /monitor: a terminal may show it all in its status
+        document = await management.health()
+        evidence.attach_json("health.json", document)
+        keys = {k.lower() for k in _keys(document)}
+        missing = [what for what, names in MONITORED.items() if not keys & set(names)]
+        assert not missing, f"the status shows no {', '.join(missing)} (keys: {sorted(keys)[:30]})"
+        raise Inconclusive(
+            "the terminal serves no /monitor: its status names the resources, but acquisition "
+            "per point, upload per centre and the error log cannot be judged",
+            "ISC-2 §8.2",
+        )
+    evidence.attach_json("monitor.json", document)
+    keys = {k.lower() for k in _keys(document)}
     missing = [what for what, names in MONITORED.items() if not keys & set(names)]
-    assert not missing, f"the status shows no {', '.join(missing)} (keys: {sorted(keys)[:30]})"
+    assert not missing, f"/monitor shows no {', '.join(missing)} (keys: {sorted(keys)[:30]})"
+    problems = _monitor_problems(document, bench)
+    assert not problems, "; ".join(problems)
+
+    serial = _silenceable(bench)
+    if serial is None:
+        raise Inconclusive("no serial meter to silence: the error log is not judged", "ISC-2 §8.2")
+    meter = serial.meter
+    assert meter is not None
+    period = float(bench.dut.target.parameters.periods.get(serial.group, 60))
+    since = bench.now()
+    with step(f"{meter} ({serial.point}) falls silent for {3 * period:g} s"):
+        fault = bench.rig.meter_fault(meter, "no_answer", seconds=3 * period)
+        try:
+            await bench.wait(2.5 * period)
+            during = await management.monitor() or {}
+        finally:
+            bench.rig.clear_fault(fault)
+    evidence.attach_json("monitor-during-fault.json", during)
+    errors = [
+        e
+        for e in (during.get("error_log") or {}).get("items", [])
+        if float(e.get("t", 0)) >= since - 1
+    ]
+    evidence.attach_json("errors-since-fault.json", errors)
+    named = [e for e in errors if serial.point in str(e) or meter in str(e)]
+    assert named, (
+        f"the error log shows nothing about {serial.point} ({meter}) silent for "
+        f"{2.5 * period:g} s ({len(errors)} entries since)"
+    )
+    health = _by(during.get("acquisition", {}).get("points", []), "point").get(serial.point, {})
+    flagged = [
+        k
+        for k in ("silent_since", "overdue", "gaps_24h", "problems_24h", "device_failures")
+        if health.get(k)
+    ]
+    assert flagged, f"the acquisition health of {serial.point} shows no trouble: {health}"
+
+
+def _silenceable(bench: Bench) -> PointBinding | None:
+    serial = [
+        b
+        for b in bench.points(acquisition="polled")
+        if bench.fleet_meter(b) and b.protocol in ("dlt645-2007", "cjt188", "modbus-rtu")
+    ]
+    return serial[0] if serial else None
+
+
+def _by(items: Sequence[Mapping[str, Any]], key: str) -> dict[str, Mapping[str, Any]]:
+    return {str(i.get(key)): i for i in items if isinstance(i, Mapping)}
+
+
+def _number(value: object) -> float | None:
+    try:
+        number = float(str(value))
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _monitor_problems(document: Mapping[str, Any], bench: Bench) -> list[str]:
+    """What the carbench profile's /monitor document lacks or gets wrong."""
+    problems = []
+    system = document.get("system") or {}
+    cpu = _number((system.get("cpu") or {}).get("percent"))
+    if cpu is None or not 0 <= cpu <= 100:
+        problems.append(f"system.cpu.percent is not a share of 0-100: {system.get('cpu')}")
+    memory = _number((system.get("memory") or {}).get("total_bytes"))
+    if not memory or memory <= 0:
+        problems.append(f"system.memory.total_bytes missing: {system.get('memory')}")
+    disks = system.get("disk") or []
+    if not any((_number(d.get("total_bytes")) or 0) > 0 for d in disks):
+        problems.append(f"system.disk shows no disk with its size: {disks}")
+    os_ = system.get("os") or {}
+    if not (os_.get("type") and os_.get("release")):
+        problems.append(f"system.os lacks the OS type or version: {os_}")
+    application = document.get("application") or {}
+    if application.get("state") != "running":
+        problems.append(f"application.state is {application.get('state')!r}, not running")
+    if not (_number(application.get("uptime_s")) or 0) > 0:
+        problems.append("application.uptime_s missing")
+    points = _by((document.get("acquisition") or {}).get("points", []), "point")
+    polled = [b.point for b in bench.points(acquisition="polled")]
+    unseen = [p for p in polled if p not in points]
+    if unseen:
+        problems.append(f"acquisition.points lacks {unseen[:5]}")
+    stale = [p for p in polled if p in points and points[p].get("last_t") is None]
+    if stale:
+        problems.append(f"acquisition.points show no last reading for {stale[:5]}")
+    centres = _by((document.get("upload") or {}).get("centres", []), "name")
+    for centre in bench.rig.centres:
+        shown = centres.get(centre.name)
+        if shown is None:
+            problems.append(f"upload.centres lacks {centre.name}")
+        elif "connected" not in shown or "backlog" not in shown:
+            problems.append(f"upload.centres[{centre.name}] lacks connected or backlog: {shown}")
+    if not isinstance((document.get("error_log") or {}).get("items"), list):
+        problems.append("error_log.items is not a list")
+    return problems
 
 
 def _keys(data: object) -> set[str]:
@@ -94,6 +218,83 @@ async def test_an_upload_address_is_changed_remotely(bench: Bench, evidence: Tes
         await bench.rig.drop_proxy("moved")
 
 
+@pytest.mark.clause("ISC-2 §8.3", "CSMT §10.6.3", "CSMT §11.12")
+@pytest.mark.requires("feature:remote-config")
+async def test_a_remote_change_is_validated_logged_and_applied_without_restart(
+    bench: Bench, evidence: TestLog
+) -> None:
+    """A wrong value is refused and the running configuration stays as it was; a valid change
+    (a point's range) is applied while the terminal runs: it does not restart, acquisition
+    goes on, the configuration read back shows it, and the configuration log records it."""
+    await bench.warm()
+    management = bench.dut.management
+    gauges = [b for b in bench.points(acquisition="polled") if b.kind == "gauge"]
+    if not gauges:
+        raise Inconclusive("no polled gauge point to change the range of", "ISC-2 §8.3")
+    binding = gauges[0]
+    period = float(bench.dut.target.parameters.periods.get(binding.group, 60))
+    before = await management.config()
+    original: dict[str, Any] = next(
+        (p for p in before.get("points", []) if p.get("id") == binding.point), {}
+    )
+    uptime = float((await management.health()).get("uptime_s", 0))
+    start = bench.now()
+    with step("a period of 0 s is refused"):
+        broken = copy.deepcopy(before)
+        broken["groups"][0]["period_s"] = 0
+        refused = await management.request("PUT", "/config", json=broken)
+        after_refusal = await management.config()
+    assert refused.status_code == 422, f"a period of 0 s answered {refused.status_code}"
+    assert after_refusal == before, "a refused configuration changed the running one"
+    low, high = Decimal("-1000000000"), Decimal("1000000000")
+    try:
+        with step(f"{binding.point}'s range set to [{low}, {high}]"):
+            await bench.dut.configure(SetRange(binding.point, low, high))
+        await bench.wait(3 * period)
+        shown = await management.config()
+        point: dict[str, Any] = next(
+            (p for p in shown.get("points", []) if p.get("id") == binding.point), {}
+        )
+        assert Decimal(str(point.get("min"))) == low and Decimal(str(point.get("max"))) == high, (
+            f"the configuration read back does not show the new range: {point}"
+        )
+        later = float((await management.health()).get("uptime_s", 0))
+        elapsed = bench.now() - start
+        evidence.record_measurement("uptime before", uptime)
+        evidence.record_measurement("uptime after", later)
+        assert later >= uptime + elapsed - 1, (
+            f"the terminal restarted: uptime {uptime:.0f} s before, {later:.0f} s "
+            f"{elapsed:.0f} s later"
+        )
+        readings = await management.readings(binding.point, start=start)
+        assert len(readings) >= 2, (
+            f"acquisition of {binding.point} did not go on after the change: "
+            f"{len(readings)} readings in {elapsed:.0f} s"
+        )
+    finally:
+        restore = (original.get("min"), original.get("max"))
+        await bench.dut.configure(
+            SetRange(
+                binding.point,
+                None if restore[0] is None else Decimal(str(restore[0])),
+                None if restore[1] is None else Decimal(str(restore[1])),
+            )
+        )
+    logged = await management.logs("configuration", start=start - 1)
+    if logged is None:  # no /logs: the audit trail is the configuration log
+        trail = await management.request("GET", "/audit", params={"start": repr(start - 1)})
+        audited = trail.json().get("items", []) if trail.status_code == 200 else []
+        audit = [a for a in audited if "config" in str(a.get("type", ""))]
+        evidence.attach_json("configuration-audit.json", audit)
+        assert audit, "no configuration log entry (no /logs, nothing in /audit) for the change"
+        return
+    evidence.attach_json("configuration-log.json", logged)
+    assert logged, "no configuration log entry for the change"
+    assert any(binding.point in str(entry) for entry in logged), (
+        f"the configuration log does not say what changed ({binding.point}): {logged[:3]}"
+    )
+
+
 @pytest.mark.clause("ISC-2 §7.2.2", "CSMT §11.3", "ISC-2 §7.4.1.4", "ISC-2 §7.1.1 e)")
 @pytest.mark.requires("feature:remote-config")
 async def test_the_configuration_tool_covers_every_protocol(bench: Bench) -> None:
@@ -117,19 +318,18 @@ async def test_the_configuration_tool_covers_every_protocol(bench: Bench) -> Non
 async def test_logs_of_acquisition_upload_and_configuration(
     bench: Bench, evidence: TestLog
 ) -> None:
-    """The terminal logs acquisition problems, upload commands and configuration changes."""
+    """The terminal logs acquisition problems, upload (links, commands) and configuration
+    changes, and answers a query of its logs by category (``/logs``; a terminal without it is
+    judged on its events and audit trail). Method download is judged where accounting is
+    declared."""
     await bench.warm()
     start = bench.now()
-    serial = [
-        b
-        for b in bench.points(acquisition="polled")
-        if bench.fleet_meter(b) and b.protocol in ("dlt645-2007", "cjt188", "modbus-rtu")
-    ]
-    if not serial:
+    serial = _silenceable(bench)
+    if serial is None:
         raise Inconclusive("no serial meter to silence", "CSMT §11.12")
-    meter = serial[0].meter
+    meter = serial.meter
     assert meter is not None
-    period = float(bench.dut.target.parameters.periods.get(serial[0].group, 60))
+    period = float(bench.dut.target.parameters.periods.get(serial.group, 60))
     with step(f"{meter} falls silent for {3 * period:g} s"):
         fault = bench.rig.meter_fault(meter, "no_answer", seconds=3 * period)
         await bench.wait(4 * period)
@@ -145,8 +345,20 @@ async def test_logs_of_acquisition_upload_and_configuration(
         group, seconds = next(iter(groups.items()))
         await bench.dut.configure(SetPeriod(group, float(seconds)))
     await bench.wait(5)
-    events = [e for e in await bench.dut.management.events(start=start - 1)]
-    trail = await bench.dut.management.request("GET", "/audit", params={"start": repr(start - 1)})
+    management = bench.dut.management
+    logs = {
+        category: await management.logs(category, start=start - 1)
+        for category in ("acquisition", "upload", "configuration")
+    }
+    if all(found is not None for found in logs.values()):
+        evidence.attach_json("logs.json", logs)
+        missing = [category for category, found in logs.items() if not found]
+        assert not missing, f"no {', '.join(missing)} log entries since the test began"
+        about = [e for e in logs["acquisition"] or [] if e.get("point") == serial.point]
+        assert about, f"the acquisition log says nothing about {serial.point} falling silent"
+        return
+    events = list(await management.events(start=start - 1))
+    trail = await management.request("GET", "/audit", params={"start": repr(start - 1)})
     audited = trail.json().get("items", []) if trail.status_code == 200 else []
     kinds = sorted({e.kind for e in events} | {f"audit:{a.get('type')}" for a in audited})
     evidence.attach_json("log-kinds.json", kinds)
@@ -167,15 +379,166 @@ async def test_logs_of_acquisition_upload_and_configuration(
     assert not missing, f"no {', '.join(missing)} log entries (kinds: {kinds})"
 
 
+@pytest.mark.clause("ISC-2 §8.4", "CSMT §10.6.4")
+@pytest.mark.requires("feature:remote-upgrade")
+async def test_applications_are_listed_with_versions(bench: Bench, evidence: TestLog) -> None:
+    """The terminal lists its applications with their versions."""
+    await bench.warm()
+    apps = await bench.dut.management.apps()
+    evidence.attach_json("apps.json", apps)
+    assert apps, "GET /apps lists nothing (not even the terminal's own program)"
+    unversioned = [a.get("name") for a in apps if not a.get("version")]
+    assert not unversioned, f"applications without a version: {unversioned}"
+
+
+def _tampered(package: AppPackage) -> bytes:
+    """The package with one byte of its content changed (its signature kept)."""
+    data = bytearray(package.package)
+    middle = len(data) // 2
+    data[middle] ^= 0x01
+    return bytes(data)
+
+
+@pytest.mark.clause("ISC-2 §8.4", "CSMT §10.6.4", "ISC-2 §7.4.1.2")
+@pytest.mark.requires("feature:remote-upgrade")
+async def test_only_signed_applications_are_installed(bench: Bench, evidence: TestLog) -> None:
+    """A package changed after signing, or signed for another package, is refused and not
+    installed; an operator who is not the administrator cannot install one."""
+    await bench.warm()
+    management = bench.dut.management
+    packages = bench.dut.app_packages()
+    first = packages.first
+    answers = {}
+    with step("a package changed after it was signed"):
+        answers["tampered"] = await management.install_app(_tampered(first), first.signature)
+    with step("a package with another package's signature"):
+        answers["wrong signature"] = await management.install_app(
+            first.package, packages.upgrade.signature
+        )
+    if management.account(OPERATOR) is not None and management.account("administrator"):
+        with step("the security operator installs a signed package"):
+            answers["as security operator"] = await management.request(
+                "POST",
+                "/apps",
+                as_role=OPERATOR,
+                json={
+                    "package": _b64(first.package),
+                    "signature": _b64(first.signature),
+                },
+            )
+    evidence.attach_json(
+        "answers.json", {k: [r.status_code, r.text[:300]] for k, r in answers.items()}
+    )
+    listed = {a.get("name"): a for a in await management.apps()}
+    installed = first.name in listed
+    if installed:  # leave the terminal as it was for the next test
+        await management.uninstall_app(first.name)
+    accepted = [k for k, r in answers.items() if r.status_code < 400]
+    assert not accepted, f"accepted: {accepted}"
+    if "as security operator" in answers:
+        assert answers["as security operator"].status_code in REFUSED, (
+            "the security operator's install was refused for another reason than its role: "
+            f"{answers['as security operator'].status_code}"
+        )
+    assert not installed, f"{first.name} is installed after the refused packages"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+async def _digest(bench: Bench, points: Sequence[str], end: float) -> tuple[str, int]:
+    """SM-independent fingerprint of what the terminal stored for ``points`` before ``end``."""
+    sha = hashlib.sha256()
+    n = 0
+    for point in points:
+        for r in await bench.dut.management.readings(point, end=end):
+            sha.update(f"{r.point}|{r.t!r}|{r.raw}|{r.value}|{r.quality}|{r.digits}\n".encode())
+            n += 1
+    return sha.hexdigest(), n
+
+
 @pytest.mark.clause("ISC-2 §8.4", "CSMT §10.6.4", "ISC-2 §4.3")
 @pytest.mark.requires("feature:remote-upgrade")
-async def test_applications_are_managed_remotely(bench: Bench) -> None:
-    """The terminal lists its applications with versions for remote install and upgrade."""
-    await bench.warm()
-    response = await bench.dut.management.request("GET", "/apps")
-    assert response.status_code == 200, f"GET /apps answered {response.status_code}"
-    apps = response.json()
-    assert apps and all("version" in a for a in apps), apps
+async def test_applications_are_installed_upgraded_and_rolled_back_without_touching_data(
+    bench: Bench, evidence: TestLog
+) -> None:
+    """An application is installed, upgraded, a broken upgrade rolled back and the application
+    uninstalled, all remotely, while acquisition goes on without a gap, and what the terminal
+    stored before is exactly as it was (no emission data changed)."""
+    await bench.history(300)
+    management = bench.dut.management
+    packages = bench.dut.app_packages()
+    name = packages.first.name
+    polled = [b for b in bench.points(acquisition="polled") if bench.fleet_meter(b)][:6]
+    if not polled:
+        raise Inconclusive("no polled point to watch acquisition on", "ISC-2 §4.3")
+    start = bench.now()
+    before, stored = await _digest(bench, [b.point for b in polled], start)
+    evidence.record_measurement("readings stored before", stored)
+    versions: dict[str, Any] = {}
+    try:
+        with step(f"install {name} {packages.first.version}"):
+            installed = await management.install_app(
+                packages.first.package, packages.first.signature
+            )
+            assert installed.status_code < 300, f"install refused: {installed.text[:300]}"
+            versions["installed"] = _listed(await management.apps(), name)
+        assert versions["installed"].get("version") == packages.first.version, versions
+        with step(f"upgrade to {packages.upgrade.version}"):
+            upgraded = await management.upgrade_app(
+                name, packages.upgrade.package, packages.upgrade.signature
+            )
+            assert upgraded.status_code < 300, f"upgrade refused: {upgraded.text[:300]}"
+            versions["upgraded"] = _listed(await management.apps(), name)
+        assert versions["upgraded"].get("version") == packages.upgrade.version, versions
+        broken = packages.broken
+        if broken is not None:
+            with step(f"upgrade to {broken.version}, which fails to start"):
+                failed = await management.upgrade_app(name, broken.package, broken.signature)
+                versions["after failed upgrade"] = _listed(await management.apps(), name)
+            evidence.attach_json("failed-upgrade.json", [failed.status_code, failed.text[:500]])
+            assert failed.status_code >= 400, "an upgrade that cannot start was accepted"
+            back = versions["after failed upgrade"]
+            assert back.get("version") == packages.upgrade.version, (
+                f"not rolled back to {packages.upgrade.version}: {back}"
+            )
+            assert back.get("state", "running") == "running", f"the rolled-back app: {back}"
+        with step(f"uninstall {name}"):
+            removed = await management.uninstall_app(name)
+            assert removed.status_code < 300, f"uninstall refused: {removed.text[:300]}"
+            versions["uninstalled"] = _listed(await management.apps(), name)
+        assert not versions["uninstalled"], f"{name} still listed after it was uninstalled"
+    finally:
+        evidence.attach_json("versions.json", versions)
+        if _listed(await management.apps(), name):
+            await management.uninstall_app(name)
+    longest = max(float(bench.dut.target.parameters.periods.get(b.group, 60)) for b in polled)
+    await bench.wait(2 * longest)
+    end = bench.now()
+    after, still = await _digest(bench, [b.point for b in polled], start)
+    assert (after, still) == (before, stored), (
+        f"what was stored before the installs changed: {stored} readings then, {still} now"
+    )
+    short = []
+    for b in polled:
+        period = float(bench.dut.target.parameters.periods.get(b.group, 60))
+        got = len(await management.readings(b.point, start=start, end=end))
+        due = math.floor((end - start) / period) - 1
+        if got < due:
+            short.append(f"{b.point}: {got} readings, {due} due")
+    gaps = [
+        e
+        for e in await management.events(kind="gap", start=start, end=end)
+        if e.point in {b.point for b in polled}
+    ]
+    evidence.record_measurement("window s", end - start)
+    assert not short, f"acquisition paused while applications changed: {short}"
+    assert not gaps, f"acquisition gaps while applications changed: {gaps[:3]}"
+
+
+def _listed(apps: Sequence[Mapping[str, Any]], name: str) -> dict[str, Any]:
+    return next((dict(a) for a in apps if a.get("name") == name), {})
 
 
 @pytest.mark.clause("CSMT §11.13")

@@ -24,11 +24,13 @@ from fastapi import Depends, FastAPI
 
 from reference_terminal.api.context import ApiContext
 from reference_terminal.api.errors import install
+from reference_terminal.api.routes_apps import app_routes
 from reference_terminal.api.routes_config import config_routes
 from reference_terminal.api.routes_data import data_routes
 from reference_terminal.api.routes_files import file_routes
 from reference_terminal.api.routes_health import health_routes
 from reference_terminal.api.routes_manual import manual_routes
+from reference_terminal.api.routes_monitor import monitor_routes
 from reference_terminal.api.routes_uplink import uplink_routes
 from reference_terminal.api.secured import install as install_security
 from reference_terminal.api.security import Action, authorize
@@ -55,6 +57,8 @@ def create_app(terminal: Terminal) -> FastAPI:
     app.include_router(manual_routes(ctx))
     app.include_router(file_routes(ctx))
     app.include_router(uplink_routes(ctx))
+    app.include_router(monitor_routes(ctx))
+    app.include_router(app_routes(ctx))
     # The intake's router serves POST /intake/{device} itself.
     app.include_router(
         intake.router, tags=["intake"], dependencies=[Depends(authorize(Action.PUSH))]
