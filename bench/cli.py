@@ -13,6 +13,7 @@ import click
 from bench import clauses_cmd, fleet_cmd, platform_cmd, scenario_cmd
 from bench.account_cmd import account_command
 from bench.decode import DecodeSettings, decode_one
+from bench.inventory_cmd import inventory_command
 from bench.selfcheck import run_selfcheck
 from protocols import hj212
 
@@ -270,3 +271,4 @@ main.add_command(clauses_cmd.clauses)
 
 
 main.add_command(account_command)
+main.add_command(inventory_command)
