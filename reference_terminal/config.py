@@ -519,6 +519,154 @@ class Apps(Strict):
     start_timeout_s: float = Field(10.0, gt=0, le=300)
 
 
+# ---- virtual points (CSMT §8.3.2, ISC-2 §7.2.3(2bis)) ------------------------------------------
+# Points computed from others: add, subtract, multiply, divide, allocate and integrate. What each
+# computes, and how, is in ``reference_terminal.processing.virtual``; here is what a user writes.
+# Each model checks itself (arity, shares); which points exist, their kinds and cycles are
+# checked against the whole configuration by ``TerminalConfig`` (through that module's ``plan``).
+
+
+class _Virtual(Strict):
+    id: Id
+    name: str = ""
+    #: Empty: add, subtract and allocate take their inputs' unit.
+    unit: str = ""
+    #: Decimal places of the result; None: the rule in ``processing/virtual.py``.
+    decimals: int | None = Field(None, ge=0, le=6)
+
+
+def _once(where: str, ids: list[str]) -> None:
+    for i, x in enumerate(ids):
+        if ids.index(x) != i:
+            raise ValueError(f"{where}[{i}]: {x!r} is listed twice")
+
+
+class AddPoint(_Virtual):
+    """CSMT §8.3.2 a): "利用加法原则,从多个活动数据汇总某个排放源数据"."""
+
+    op: Literal["add"]
+    inputs: list[Id]
+
+    @model_validator(mode="after")
+    def _arity(self) -> AddPoint:
+        if len(self.inputs) < 2:
+            raise ValueError(
+                f"inputs: add sums two or more points, got {len(self.inputs)} "
+                f"({', '.join(self.inputs) or 'none'}); to scale one point use multiply"
+            )
+        _once("inputs", self.inputs)
+        return self
+
+
+class SubtractPoint(_Virtual):
+    """CSMT §8.3.2 b): "利用减法原则,从某个活动数据中减去不相关活动数据"."""
+
+    op: Literal["subtract"]
+    minuend: Id
+    subtrahends: list[Id]
+
+    @model_validator(mode="after")
+    def _arity(self) -> SubtractPoint:
+        if not self.subtrahends:
+            raise ValueError(f"subtrahends: subtract takes at least one point from {self.minuend}")
+        _once("subtrahends", self.subtrahends)
+        if self.minuend in self.subtrahends:
+            raise ValueError(f"subtrahends: {self.minuend!r} is the minuend too")
+        return self
+
+
+class MultiplyPoint(_Virtual):
+    """CSMT §8.3.2 c): "利用乘法原则,通过某个典型活动数据计算某个排放源数据"; ``factor`` is a
+    constant (a density, a unit conversion)."""
+
+    op: Literal["multiply"]
+    inputs: list[Id]
+    factor: Decimal = Decimal(1)
+
+    @model_validator(mode="after")
+    def _arity(self) -> MultiplyPoint:
+        if not self.inputs:
+            raise ValueError("inputs: multiply needs at least one point (times factor)")
+        if not self.factor.is_finite():
+            raise ValueError(f"factor: {self.factor} is not a number")
+        return self
+
+
+class DividePoint(_Virtual):
+    op: Literal["divide"]
+    numerator: Id
+    denominator: Id
+    factor: Decimal = Decimal(1)
+
+    @model_validator(mode="after")
+    def _finite(self) -> DividePoint:
+        if not self.factor.is_finite():
+            raise ValueError(f"factor: {self.factor} is not a number")
+        return self
+
+
+class AllocatePoint(_Virtual):
+    """CSMT §8.3.2 d): "利用分摊原则,从某个活动数据分摊到多个排放源数据". ``id`` names the rule;
+    the results are the ``targets``. ``shares`` are fixed fractions summing to 1; ``basis`` are
+    points whose figures in the same window give the proportions; with both, the shares are used
+    when the basis sums to zero."""
+
+    op: Literal["allocate"]
+    source: Id
+    targets: list[Id]
+    shares: list[Decimal] | None = None
+    basis: list[Id] | None = None
+
+    @model_validator(mode="after")
+    def _weights(self) -> AllocatePoint:
+        n = len(self.targets)
+        if n == 0:
+            raise ValueError("targets: allocate splits its source over at least one point")
+        _once("targets", self.targets)
+        if self.shares is None and self.basis is None:
+            raise ValueError(
+                "shares: allocate needs shares (fractions summing to 1), basis or both"
+            )
+        if self.shares is not None:
+            if len(self.shares) != n:
+                raise ValueError(f"shares: {len(self.shares)} shares for {n} targets")
+            for i, share in enumerate(self.shares):
+                if not share.is_finite() or not 0 <= share <= 1:
+                    raise ValueError(f"shares[{i}]: {share} is not a fraction between 0 and 1")
+            total = sum(self.shares, Decimal(0))
+            if total != 1:
+                raise ValueError(
+                    f"shares: they sum to {total}, not 1 (each target's fraction of the source)"
+                )
+        if self.basis is not None and len(self.basis) != n:
+            raise ValueError(f"basis: {len(self.basis)} basis points for {n} targets")
+        return self
+
+
+class IntegratePoint(_Virtual):
+    """CSMT §8.3.2 积分: a rate point (e.g. steam flow in t/h) integrated into a total."""
+
+    op: Literal["integrate"]
+    source: Id
+    method: Literal["trapezoid", "step"] = "trapezoid"
+    #: The rate's time unit in seconds: 3600 for "per hour", 1 for "per second".
+    per_s: Decimal = Field(Decimal(3600), gt=0, allow_inf_nan=False)
+    #: Two readings further apart than this are not integrated across (an event says so); None:
+    #: always integrate (gaps are normally filled by interpolation first).
+    max_step_s: float | None = Field(None, gt=0, allow_inf_nan=False)
+
+
+VirtualPoint = Annotated[
+    AddPoint | SubtractPoint | MultiplyPoint | DividePoint | AllocatePoint | IntegratePoint,
+    Field(discriminator="op"),
+]
+
+
+def virtual_outputs(rule: VirtualPoint) -> list[str]:
+    """The points a virtual point makes: its id, or an allocation's targets."""
+    return list(rule.targets) if isinstance(rule, AllocatePoint) else [rule.id]
+
+
 class TerminalConfig(Strict):
     name: str = "carbench reference terminal"
     api: Api | None = None
@@ -531,10 +679,13 @@ class TerminalConfig(Strict):
     uplink: Uplink = Uplink()
     security: Security = Security()
     apps: Apps = Apps()
+    #: Points computed from others (CSMT §8.3.2); checked against ``points`` below.
+    virtual_points: list[VirtualPoint] = []
 
     @model_validator(mode="after")
     def _uplink_references(self) -> TerminalConfig:
         points = {p.id for p in self.points}
+        points.update(x for v in self.virtual_points for x in virtual_outputs(v))
         tables = [("uplink.codes", self.uplink.codes)]
         for i, centre in enumerate(self.uplink.centres):
             tables.append((f"uplink.centres[{i}].codes", centre.codes or []))
@@ -581,6 +732,17 @@ class TerminalConfig(Strict):
             for where, source in (("source", point.source), ("backup", point.backup)):
                 if source is not None and source.device not in devices:
                     raise ValueError(f"points[{i}].{where}.device: no device {source.device!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _virtual_points(self) -> TerminalConfig:
+        """Virtual points against the metered ones: inputs exist, kinds fit, no id twice, no
+        cycle (the messages name the field, e.g. ``virtual_points[1].inputs[0]``)."""
+        if self.virtual_points:
+            # processing imports this module: the check is there, imported when needed
+            from reference_terminal.processing.virtual import plan  # noqa: PLC0415
+
+            plan(self.points, self.virtual_points)
         return self
 
     def device(self, device_id: str) -> Device:

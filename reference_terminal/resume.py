@@ -14,22 +14,33 @@ restart just past midnight the day before may not be stored yet. A reading is du
 the window it falls in is written (the figures are written behind), so the replay also closes
 the windows a power cut kept from the store, and those are stored now: the minute of the cut
 reaches the platforms like any other.
+
+Virtual points (CSMT §8.3.2) come back too. An integrate point is rebuilt like a metered
+counter: its stored windows merged back, its rate's readings since they end replayed (its exact
+running total is not stored, so a window after a restart may differ from an uninterrupted
+run's in the last digit, where rounding falls; the difference does not accumulate). The others
+are computed from their inputs' windows, so each gets, in plan order, the input windows that
+closed after its last stored result (stored, or closed again by the replay, or computed just
+before for a virtual input): results a cut kept from the store are computed again, and a window
+whose other inputs were still open at the restart completes when they close, instead of coming
+out with no value.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import Connection, func, select
 
-from reference_terminal.config import Point
+from reference_terminal.config import IntegratePoint, Point
 from reference_terminal.model import Quality, Reading
 from reference_terminal.processing.pipeline import Processor
-from reference_terminal.processing.settlement import DAY, Aggregate, counted, period_name
+from reference_terminal.processing.settlement import DAY, Aggregate, Kind, counted, period_name
+from reference_terminal.processing.virtual import WindowRule, inputs_of, outputs_of
 from reference_terminal.storage.schema import (
     Derived,
     derived_values,
@@ -69,17 +80,24 @@ def _local_day_start(t: float, offset: int) -> float:
 
 
 def _stored_windows(
-    conn: Connection, point: str, kind: str, period: str, lo: float, hi: float
+    conn: Connection,
+    point: str,
+    kind: str,
+    period: str,
+    lo: float,
+    hi: float,
+    *,
+    end_after: float | None = None,
 ) -> list[Aggregate]:
-    """The point's stored ``period`` windows starting in [lo, hi), rebuilt from their figures
-    (``<period>``, ``_max``, ``_min``, ``_first``, ``_last``, ``_count``)."""
+    """The point's stored ``period`` windows starting in [lo, hi) (and ending after
+    ``end_after``), rebuilt from their figures (``<period>``, ``_max``, ``_min``, ``_first``,
+    ``_last``, ``_count``)."""
     c = derived_values.c
     kinds = [period, *(f"{period}_{f}" for f in ("max", "min", "first", "last", "count"))]
-    query = (
-        select(derived_values)
-        .where(c.point == point, c.kind.in_(kinds), c.period_start >= lo, c.period_start < hi)
-        .order_by(c.period_start)
-    )
+    where = [c.point == point, c.kind.in_(kinds), c.period_start >= lo, c.period_start < hi]
+    if end_after is not None:
+        where.append(c.period_end > end_after)
+    query = select(derived_values).where(*where).order_by(c.period_start)
     by_start: dict[float, dict[str, Derived]] = {}
     for row in conn.execute(query).mappings():
         d = row_derived(row)
@@ -117,14 +135,20 @@ def _stored_windows(
     return out
 
 
-def _plan_point(conn: Connection, point: Point, level: str, offset: int) -> _PointPlan | None:
+def _plan_point(
+    conn: Connection, point: Point | IntegratePoint, level: str, offset: int
+) -> _PointPlan | None:
     """Replay from the end of the point's last stored ``level`` window (its first reading if
     none is stored); merge back the stored windows of the day, month and year that are open
     there. Not from the day of its last reading: a restart just after midnight, before the
-    closing day's windows were written, would lose that day (and month, and year)."""
+    closing day's windows were written, would lose that day (and month, and year).
+
+    An integrate point is a counter made of its rate's readings: those are replayed."""
     c = readings.c
     d = derived_values.c
-    first = conn.execute(select(func.min(c.t)).where(c.point == point.id)).scalar()
+    kind = point.kind if isinstance(point, Point) else "counter"
+    source = point.source if isinstance(point, IntegratePoint) else point.id
+    first = conn.execute(select(func.min(c.t)).where(c.point == source)).scalar()
     if first is None:
         return None
     stored_until = conn.execute(
@@ -135,26 +159,31 @@ def _plan_point(conn: Connection, point: Point, level: str, offset: int) -> _Poi
     local = datetime.fromtimestamp(day + offset, UTC)
     month = day - (local.day - 1) * DAY
     year = datetime(local.year, 1, 1, tzinfo=UTC).timestamp() - offset
-    closed = _stored_windows(conn, point.id, point.kind, "month", year, month)
-    closed += _stored_windows(conn, point.id, point.kind, "day", month, day)
-    closed += _stored_windows(conn, point.id, point.kind, level, day, since)
+    closed = _stored_windows(conn, point.id, kind, "month", year, month)
+    closed += _stored_windows(conn, point.id, kind, "day", month, day)
+    closed += _stored_windows(conn, point.id, kind, level, day, since)
     usable = c.quality.in_(_USABLE)
     before = (
         select(readings)
-        .where(c.point == point.id, c.t < since, usable, c.value.is_not(None))
+        .where(c.point == source, c.t < since, usable, c.value.is_not(None))
         .order_by(c.t.desc(), c.id.desc())
         .limit(1)
     )
     row = conn.execute(before).mappings().first()
-    after = select(readings).where(c.point == point.id, c.t >= since).order_by(c.t, c.id)
+    after = select(readings).where(c.point == source, c.t >= since).order_by(c.t, c.id)
     replay = [row_reading(r) for r in conn.execute(after).mappings()]
     return _PointPlan(since, None if row is None else row_reading(row), closed, replay)
 
 
 def select_plans(
-    conn: Connection, points: Sequence[Point], level: str, offset: int
+    conn: Connection,
+    points: Sequence[Point],
+    level: str,
+    offset: int,
+    integrals: Sequence[IntegratePoint] = (),
 ) -> dict[str, _PointPlan]:
-    plans = {p.id: _plan_point(conn, p, level, offset) for p in points}
+    every: list[Point | IntegratePoint] = [*points, *integrals]
+    plans = {p.id: _plan_point(conn, p, level, offset) for p in every}
     return {point: plan for point, plan in plans.items() if plan is not None}
 
 
@@ -213,8 +242,9 @@ async def resume(processor: Processor, store: Store) -> Resumed:
     # sample count (an hour: it merges back into the day exactly), else of the day
     coarsest = period_name(max(settings.windows))
     level = coarsest if counted(coarsest) else "day"
+    integrals = processor.plan.integrals
     plans = await store.run_in_reader(
-        lambda c: select_plans(c, points, level, settings.utc_offset_s)
+        lambda c: select_plans(c, points, level, settings.utc_offset_s, integrals)
     )
     counters = [p.id for p in points if p.kind == "counter"]
     months = await store.run_in_reader(
@@ -230,6 +260,14 @@ async def resume(processor: Processor, store: Store) -> Resumed:
             emitted += processor.rebuild(
                 point.id, closed=plan.closed, readings=plan.readings, since=plan.since
             )
+    for integral in integrals:
+        plan = plans.pop(integral.id, None)  # counted below with its rate's readings
+        if plan is not None:
+            processor.seed(integral.id, last=plan.baseline)
+            emitted += processor.rebuild(
+                integral.id, closed=plan.closed, readings=plan.readings, since=plan.since
+            )
+    emitted += await _rebuild_virtual(processor, store, emitted)
     stored = await store.run_in_reader(lambda c: select_stored(c, emitted)) if emitted else set()
     recovered = tuple(a for a in emitted if (a.point, a.period, a.start) not in stored)
     resumed = Resumed(
@@ -251,3 +289,89 @@ async def resume(processor: Processor, store: Store) -> Resumed:
         len(recovered),
     )
     return resumed
+
+
+# ---- virtual points computed from windows -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Since:
+    """Which input windows of one period a window rule is given at a restart: those starting
+    after its last stored result of that period or, none stored yet, ending after its first
+    stored result of any period; none older than the rules wait for an input."""
+
+    start_after: float
+    end_after: float
+
+    def __contains__(self, a: object) -> bool:
+        return isinstance(a, Aggregate) and a.start > self.start_after and a.end > self.end_after
+
+
+def select_virtual_inputs(
+    conn: Connection,
+    rules: Sequence[WindowRule],
+    kinds: Mapping[str, Kind],
+    periods: Sequence[str],
+    max_lag_s: float,
+) -> tuple[dict[tuple[str, str], _Since], dict[str, list[Aggregate]]]:
+    """For each window rule and period, which input windows it is given (by rule id and
+    period), and the stored ones among them (by rule id). A rule with no result stored yet
+    (new) is given none: it starts with the windows closing from now on."""
+    c = derived_values.c
+    newest = conn.execute(select(func.max(readings.c.t))).scalar()
+    if newest is None:
+        return {}, {}
+    oldest = float(newest) - max_lag_s
+    lo, hi = 0.0, float(newest) + 2 * 366 * DAY  # every window of the store starts in there
+    bounds: dict[tuple[str, str], _Since] = {}
+    stored: dict[str, list[Aggregate]] = {}
+    for rule in rules:
+        out = outputs_of(rule)[0]  # an allocation's targets are written together
+        first = conn.execute(select(func.min(c.period_start)).where(c.point == out)).scalar()
+        if first is None:
+            continue
+        found: list[Aggregate] = []
+        for period in periods:
+            last = conn.execute(
+                select(func.max(c.period_start)).where(c.point == out, c.kind == period)
+            ).scalar()
+            if last is None:
+                since = _Since(float("-inf"), max(float(first), oldest))
+            else:
+                since = _Since(float(last), oldest)
+            bounds[(rule.id, period)] = since
+            for x in dict.fromkeys(inputs_of(rule)):
+                windows = _stored_windows(
+                    conn, x, kinds[x], period, lo, hi, end_after=since.end_after
+                )
+                found += [a for a in windows if a in since]
+        stored[rule.id] = found
+    return bounds, stored
+
+
+async def _rebuild_virtual(
+    processor: Processor, store: Store, emitted: Sequence[Aggregate]
+) -> list[Aggregate]:
+    """The window rules' results a restart would otherwise lose (see the module text), rule by
+    rule in plan order, each seeing the results of the rules it reads."""
+    rules = processor.plan.rules
+    if not rules:
+        return []
+    periods = [period_name(w) for w in processor.settings.windows] + ["day", "month", "year"]
+    kinds = processor.plan.kinds
+    lag = processor.virtual_max_lag_s
+    bounds, stored = await store.run_in_reader(
+        lambda c: select_virtual_inputs(c, rules, kinds, periods, lag)
+    )
+    made: list[Aggregate] = []
+    for rule in rules:
+        needed = set(inputs_of(rule))
+        given: dict[tuple[str, str, float], Aggregate] = {}
+        for a in [*emitted, *made]:
+            since = bounds.get((rule.id, a.period))
+            if a.point in needed and since is not None and a in since:
+                given[(a.point, a.period, a.start)] = a
+        # a stored window is what went up to the platforms: it wins over its replayed twin
+        given.update({(a.point, a.period, a.start): a for a in stored.get(rule.id, [])})
+        made += processor.rebuild_virtual(rule.id, given.values())
+    return made

@@ -45,8 +45,11 @@ the second check.
 check) from storage with :meth:`Processor.seed`, then give :meth:`Processor.rebuild` the stored
 windows to merge back and the readings stored since they end: it rebuilds the open windows and
 returns the windows that closed meanwhile, which a power cut may have kept from the store
-(``reference_terminal/resume.py``). (Fills pending at the restart are not resumed: the first
-increment after it spans the gap, nothing is lost.)
+(``reference_terminal/resume.py``). An integrate point is rebuilt the same way from its
+rate's readings; the other virtual points, whose windows are computed from their inputs'
+windows, get the input windows their stored results lack with :meth:`Processor.rebuild_virtual`.
+(Fills pending at the restart are not resumed: the first increment after it spans the gap,
+nothing is lost.)
 """
 
 from __future__ import annotations
@@ -199,9 +202,9 @@ class Processor:
             raise ProcessingError("points: ids must be unique")
         self.plan = plan(points, virtual)
         lag = settings.virtual_max_lag_s
-        self._evaluator = VirtualEvaluator(
-            self.plan, max_lag_s=settings.max_fill_s + DAY if lag is None else lag
-        )
+        #: How long a virtual point waits for an input's window (``Settings.virtual_max_lag_s``).
+        self.virtual_max_lag_s = settings.max_fill_s + DAY if lag is None else lag
+        self._evaluator = VirtualEvaluator(self.plan, max_lag_s=self.virtual_max_lag_s)
         for source, found in integrators(self.plan, points).items():
             self._states[source].integrals = [
                 (
@@ -216,13 +219,15 @@ class Processor:
         cls,
         config: TerminalConfig,
         *,
-        virtual: Sequence[VirtualPoint] = (),
+        virtual: Sequence[VirtualPoint] | None = None,
         settings: Settings | None = None,
     ) -> Processor:
-        """A processor for a terminal configuration: its points, its interpolation method, and
-        its manual-entry devices."""
+        """A processor for a terminal configuration: its points, its virtual points (unless
+        ``virtual`` replaces them), its interpolation method, and its manual-entry devices."""
         settings = settings or Settings(interpolation=config.processing.interpolation)
         manual = [d.id for d in config.devices if d.protocol == "manual"]
+        if virtual is None:
+            virtual = config.virtual_points
         return cls(config.points, settings=settings, virtual=virtual, manual_devices=manual)
 
     @property
@@ -282,7 +287,12 @@ class Processor:
         months: Mapping[str, Decimal] | None = None,
     ) -> None:
         """Restore a counter's baseline (its last usable reading) and its valid monthly totals
-        (label ``"YYYY-MM"``, for the second check) from storage."""
+        (label ``"YYYY-MM"``, for the second check) from storage. For an integrate point,
+        ``last`` is its rate's last usable reading before the integral's replay."""
+        integral = self._integral(point)
+        if integral is not None:
+            integral[0].resume_from(last)
+            return
         st = self._state(point)
         if st.counter is None:
             if last is not None:
@@ -308,7 +318,23 @@ class Processor:
         ``readings`` its stored readings from ``since`` on, in time order, ``since`` being where
         the stored windows end. Seed the baseline (the last usable reading before ``since``)
         with :meth:`seed` first. Only samples attributed at or after ``since`` go into windows,
-        so nothing stored is counted twice. Virtual points are not rebuilt."""
+        so nothing stored is counted twice.
+
+        An integrate point is rebuilt the same way, on its own (its windows may end elsewhere
+        than its rate's): ``closed`` its stored windows, ``readings`` its rate's. The other
+        virtual points are computed from their inputs' windows: see :meth:`rebuild_virtual`."""
+        integral = self._integral(point)
+        if integral is not None:
+            integ, windows = integral
+            for a in closed:
+                windows.restore(a)
+            windows.closed_before(since)
+            emitted: list[Aggregate] = []
+            for r in readings:
+                inc, _ = integ.update(r)
+                if inc is not None and inc.mid >= since:
+                    emitted += windows.add_increment(inc)
+            return emitted
         st = self._state(point)
         for a in closed:
             st.windows.restore(a)
@@ -329,10 +355,16 @@ class Processor:
         st.last_good = r
         if r.t >= since:
             self._replayed(st, st.windows.add_reading(r), sink)
-        for integ, windows in st.integrals:
-            inc, _ = integ.update(r)
-            if inc is not None and inc.mid >= since:
-                self._replayed(st, windows.add_increment(inc), sink)
+
+    def rebuild_virtual(self, rule: str, windows: Iterable[Aggregate]) -> list[Aggregate]:
+        """After a restart, once every metered and integrate point is rebuilt: give the window
+        rule ``rule`` (a virtual point's id; rules in ``plan.rules`` order) its inputs' windows
+        that closed before the restart and whose results the store may lack: the stored ones
+        after its last stored result, those the rebuilds returned, and the results of the rules
+        before it. Returns the results they complete (the caller keeps those the store does not
+        have); the rest wait for their other inputs like any window."""
+        derived, _ = self._evaluator.resume(rule, windows)  # its events were logged before
+        return derived
 
     def _replayed(self, st: _PointState, closed: list[Aggregate], sink: _Sink) -> None:
         # Like _aggregates, but virtual points are not fed: they would see only this point.
@@ -349,6 +381,15 @@ class Processor:
             raise UnknownPointError(
                 f"no point {point!r} in the configuration processing was built from"
             ) from None
+
+    def _integral(self, point: str) -> tuple[Integrator, PointWindows] | None:
+        if point in self._states:
+            return None
+        for st in self._states.values():
+            for integ, windows in st.integrals:
+                if integ.rule.id == point:
+                    return integ, windows
+        return None
 
     def _windows_of(self, point: str) -> PointWindows | None:
         st = self._states.get(point)

@@ -1,7 +1,9 @@
 """Virtual points: figures computed from other points (CSMT §8.3.2, ISC-2 §7.2.3(1)–(2)).
 
 "应至少支持数据累加、相减、乘除、分摊、积分等逻辑计算功能" (CSMT §8.3.2). Six operations, each a
-typed configuration model (:data:`VirtualPoint`, discriminated by ``op``):
+typed model of the configuration's ``virtual_points`` section (:data:`VirtualPoint` in
+``reference_terminal.config``, discriminated by ``op``; :func:`plan` checks them against the
+metered points: inputs exist, kinds and units fit, no id twice, no cycle):
 
 ========== =================================================================== ==============
 op         result per window                                                   kind
@@ -13,9 +15,9 @@ multiply   factor × Π inputs                                                  
 divide     factor × numerator / denominator (zero denominator: no value)       counter only
                                                                                for counter ÷
                                                                                gauge
-allocate   source split over targets by fixed ``shares``, or by the ``basis``  counter
-           points' figures in the same window (shares when the basis sums to
-           zero)
+allocate   source split over targets by fixed ``shares`` (fractions summing    counter
+           to 1), or by the ``basis`` points' figures in the same window
+           (shares when the basis sums to zero)
 integrate  a rate (gauge) integrated over time into a total                    counter
 ========== =================================================================== ==============
 
@@ -48,162 +50,133 @@ hide.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
-from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from reference_terminal.config import Id, Point
+from reference_terminal.config import (
+    AddPoint,
+    AllocatePoint,
+    DividePoint,
+    IntegratePoint,
+    MultiplyPoint,
+    Point,
+    SubtractPoint,
+    VirtualPoint,
+    virtual_outputs,
+)
 from reference_terminal.model import Event, Quality, Reading
 from reference_terminal.processing.increments import Increment
 from reference_terminal.processing.settlement import Aggregate, Kind
 from reference_terminal.processing.validation import BY_RANK, RANK, USABLE, worst
 
-# ---- configuration ------------------------------------------------------------------------------
-
-
-class _Virtual(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: Id
-    name: str = ""
-    unit: str = ""
-    #: Decimal places of the result; None: the rule in the module text.
-    decimals: int | None = Field(None, ge=0, le=6)
-
-
-class AddPoint(_Virtual):
-    """CSMT §8.3.2 a): "利用加法原则,从多个活动数据汇总某个排放源数据"."""
-
-    op: Literal["add"]
-    inputs: list[Id] = Field(min_length=1)
-
-
-class SubtractPoint(_Virtual):
-    """CSMT §8.3.2 b): "利用减法原则,从某个活动数据中减去不相关活动数据"."""
-
-    op: Literal["subtract"]
-    minuend: Id
-    subtrahends: list[Id] = Field(min_length=1)
-
-
-class MultiplyPoint(_Virtual):
-    """CSMT §8.3.2 c): "利用乘法原则,通过某个典型活动数据计算某个排放源数据"; ``factor`` is a
-    constant (a density, a unit conversion)."""
-
-    op: Literal["multiply"]
-    inputs: list[Id] = Field(min_length=1)
-    factor: Decimal = Decimal(1)
-
-
-class DividePoint(_Virtual):
-    op: Literal["divide"]
-    numerator: Id
-    denominator: Id
-    factor: Decimal = Decimal(1)
-
-
-class AllocatePoint(_Virtual):
-    """CSMT §8.3.2 d): "利用分摊原则,从某个活动数据分摊到多个排放源数据". ``id`` names the rule;
-    the results are the ``targets``. ``shares`` are fixed weights (any positive numbers, not
-    necessarily summing to 1); ``basis`` are points whose figures in the same window give the
-    weights; with both, the shares are used when the basis sums to zero."""
-
-    op: Literal["allocate"]
-    source: Id
-    targets: list[Id] = Field(min_length=1)
-    shares: list[Decimal] | None = None
-    basis: list[Id] | None = None
-
-    @model_validator(mode="after")
-    def _weights(self) -> AllocatePoint:
-        if self.shares is None and self.basis is None:
-            raise ValueError("allocate needs shares, basis or both")
-        n = len(self.targets)
-        if self.shares is not None:
-            if len(self.shares) != n:
-                raise ValueError(f"shares: {len(self.shares)} shares for {n} targets")
-            if any(s < 0 for s in self.shares) or sum(self.shares) <= 0:
-                raise ValueError("shares: must not be negative and must not all be zero")
-        if self.basis is not None and len(self.basis) != n:
-            raise ValueError(f"basis: {len(self.basis)} basis points for {n} targets")
-        if len(set(self.targets)) != n:
-            raise ValueError("targets: each target once")
-        return self
-
-
-class IntegratePoint(_Virtual):
-    """CSMT §8.3.2 积分: a rate point (e.g. steam flow in t/h) integrated into a total."""
-
-    op: Literal["integrate"]
-    source: Id
-    method: Literal["trapezoid", "step"] = "trapezoid"
-    #: The rate's time unit in seconds: 3600 for "per hour", 1 for "per second".
-    per_s: Decimal = Field(Decimal(3600), gt=0)
-    #: Two readings further apart than this are not integrated across (an event says so); None:
-    #: always integrate (gaps are normally filled by interpolation first).
-    max_step_s: float | None = Field(None, gt=0)
-
-
-VirtualPoint = Annotated[
-    AddPoint | SubtractPoint | MultiplyPoint | DividePoint | AllocatePoint | IntegratePoint,
-    Field(discriminator="op"),
+__all__ = [
+    "AddPoint",
+    "AllocatePoint",
+    "DividePoint",
+    "IntegratePoint",
+    "Integrator",
+    "MultiplyPoint",
+    "Plan",
+    "SubtractPoint",
+    "VirtualConfigError",
+    "VirtualEvaluator",
+    "VirtualPoint",
+    "allocate",
+    "inputs_of",
+    "integrators",
+    "outputs_of",
+    "plan",
 ]
+
+# ---- configuration ------------------------------------------------------------------------------
+# The models are the configuration's (``reference_terminal.config``: ``virtual_points``); the
+# checks against the whole configuration are here.
+
 WindowRule = AddPoint | SubtractPoint | MultiplyPoint | DividePoint | AllocatePoint
 
 
 class VirtualConfigError(ValueError):
-    """Virtual points that cannot be computed; the message names the field."""
+    """Virtual points that cannot be computed; the message starts with the field at fault
+    (``virtual_points[1].inputs[0]: no point 'X'``)."""
+
+
+def _input_fields(rule: VirtualPoint) -> Iterator[tuple[str, str]]:
+    """(field, point) of every point a rule reads, in formula order."""
+    if isinstance(rule, AddPoint | MultiplyPoint):
+        yield from ((f"inputs[{k}]", x) for k, x in enumerate(rule.inputs))
+    elif isinstance(rule, SubtractPoint):
+        yield "minuend", rule.minuend
+        yield from ((f"subtrahends[{k}]", x) for k, x in enumerate(rule.subtrahends))
+    elif isinstance(rule, DividePoint):
+        yield "numerator", rule.numerator
+        yield "denominator", rule.denominator
+    elif isinstance(rule, AllocatePoint):
+        yield "source", rule.source
+        yield from ((f"basis[{k}]", x) for k, x in enumerate(rule.basis or []))
+    else:
+        yield "source", rule.source
 
 
 def inputs_of(rule: VirtualPoint) -> list[str]:
     """The points a rule reads, in formula order (duplicates kept)."""
-    if isinstance(rule, AddPoint | MultiplyPoint):
-        return list(rule.inputs)
-    if isinstance(rule, SubtractPoint):
-        return [rule.minuend, *rule.subtrahends]
-    if isinstance(rule, DividePoint):
-        return [rule.numerator, rule.denominator]
-    if isinstance(rule, AllocatePoint):
-        return [rule.source, *(rule.basis or [])]
-    return [rule.source]
+    return [x for _, x in _input_fields(rule)]
 
 
 def outputs_of(rule: VirtualPoint) -> list[str]:
-    return list(rule.targets) if isinstance(rule, AllocatePoint) else [rule.id]
+    return virtual_outputs(rule)
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
     """Validated virtual points: window rules in an order where every input comes first, the
-    integrals, and the kind of every point (physical and virtual)."""
+    integrals, and the kind and unit of every point (physical and virtual)."""
 
     rules: tuple[WindowRule, ...]
     integrals: tuple[IntegratePoint, ...]
     kinds: Mapping[str, Kind]
+    units: Mapping[str, str]
 
 
 def plan(points: Sequence[Point], virtual: Sequence[VirtualPoint]) -> Plan:
     """Check ``virtual`` against the physical ``points``; raise :class:`VirtualConfigError`
-    naming the field of the first problem."""
+    naming the field of the first problem (``virtual_points[i]…``, as in the configuration)."""
     metered = {p.id for p in points}
     kinds: dict[str, Kind] = {p.id: p.kind for p in points}
+    units: dict[str, str] = {p.id: p.unit for p in points}
     producer: dict[str, int] = {}
     for i, rule in enumerate(virtual):
         # An allocate rule's own id names the rule: it is reserved too, so events stay unique.
-        for out in dict.fromkeys([rule.id, *outputs_of(rule)]):
-            if out in metered or out in producer:
-                raise VirtualConfigError(f"virtual[{i}] ({rule.id}): id {out!r} is used twice")
+        fields = [("id", rule.id)]
+        if isinstance(rule, AllocatePoint):
+            fields += [(f"targets[{k}]", t) for k, t in enumerate(rule.targets)]
+        for field, out in fields:
+            if out in metered:
+                raise VirtualConfigError(
+                    f"virtual_points[{i}].{field}: {out!r} is a metered point's id already"
+                )
+            if out in producer and producer[out] != i:
+                raise VirtualConfigError(
+                    f"virtual_points[{i}].{field}: {out!r} is made by "
+                    f"virtual_points[{producer[out]}] already"
+                )
             producer[out] = i
+    made = {out for rule in virtual for out in outputs_of(rule)}
     for i, rule in enumerate(virtual):
-        for x in inputs_of(rule):
-            if x not in metered and x not in producer:
-                raise VirtualConfigError(f"virtual[{i}] ({rule.id}): no point {x!r}")
+        for field, x in _input_fields(rule):
+            if x not in metered and x not in made:
+                rule_of = virtual[producer[x]] if x in producer else None
+                if isinstance(rule_of, AllocatePoint):
+                    raise VirtualConfigError(
+                        f"virtual_points[{i}].{field}: {x!r} names an allocation; read one of "
+                        f"its targets ({', '.join(rule_of.targets)})"
+                    )
+                raise VirtualConfigError(f"virtual_points[{i}].{field}: no point {x!r}")
+            if x in outputs_of(rule) or (isinstance(rule, AllocatePoint) and x == rule.id):
+                raise VirtualConfigError(f"virtual_points[{i}].{field}: {x!r} reads itself")
         if isinstance(rule, IntegratePoint) and rule.source not in metered:
             raise VirtualConfigError(
-                f"virtual[{i}] ({rule.id}).source: {rule.source!r} must be a metered point "
+                f"virtual_points[{i}].source: {rule.source!r} must be a metered point "
                 f"(integration works on its readings)"
             )
     # Topological order (Kahn): a rule runs once all the virtual points it reads are computed.
@@ -213,25 +186,45 @@ def plan(points: Sequence[Point], virtual: Sequence[VirtualPoint]) -> Plan:
         ready = [i for i in remaining if all(x in kinds for x in inputs_of(virtual[i]))]
         if not ready:
             raise VirtualConfigError(
-                "virtual: these points depend on each other in a cycle: "
-                + ", ".join(virtual[k].id for k in remaining)
+                "virtual_points: these points depend on each other in a cycle: "
+                + _cycle(virtual, remaining, producer)
             )
         for i in ready:
-            kinds.update(dict.fromkeys(outputs_of(virtual[i]), _kind_of(i, virtual[i], kinds)))
+            rule = virtual[i]
+            kind = _kind_of(i, rule, kinds)
+            unit = _unit_of(i, rule, units)
+            for out in outputs_of(rule):
+                kinds[out] = kind
+                units[out] = unit
             order.append(i)
             remaining.remove(i)
     rules = tuple(r for r in (virtual[i] for i in order) if not isinstance(r, IntegratePoint))
     integrals = tuple(r for r in virtual if isinstance(r, IntegratePoint))
-    return Plan(rules, integrals, kinds)
+    return Plan(rules, integrals, kinds, units)
+
+
+def _cycle(
+    virtual: Sequence[VirtualPoint], remaining: list[int], producer: Mapping[str, int]
+) -> str:
+    """One cycle among ``remaining`` rules, as ``A → B → A``."""
+    left = set(remaining)
+    path = [remaining[0]]
+    while True:
+        nxt = next(producer[x] for x in inputs_of(virtual[path[-1]]) if producer.get(x) in left)
+        if nxt in path:
+            loop = [*path[path.index(nxt) :], nxt]
+            return " → ".join(virtual[k].id for k in loop)
+        path.append(nxt)
 
 
 def _kind_of(i: int, rule: VirtualPoint, kinds: Mapping[str, Kind]) -> Kind:
-    where = f"virtual[{i}] ({rule.id})"
+    where = f"virtual_points[{i}]"
     if isinstance(rule, AddPoint | SubtractPoint):
         found = {kinds[x] for x in inputs_of(rule)}
         if len(found) > 1:
+            shown = ", ".join(f"{x} ({kinds[x]})" for x in inputs_of(rule))
             raise VirtualConfigError(
-                f"{where}: {rule.op} mixes counters and gauges ({', '.join(inputs_of(rule))}); "
+                f"{where}: {rule.op} mixes counters and gauges ({shown}); "
                 f"a total and an instantaneous value cannot be added"
             )
         return found.pop()
@@ -253,6 +246,28 @@ def _kind_of(i: int, rule: VirtualPoint, kinds: Mapping[str, Kind]) -> Kind:
             f"{rule.source!r} is a counter, whose increments are the total already"
         )
     return "counter"
+
+
+def _unit_of(i: int, rule: VirtualPoint, units: Mapping[str, str]) -> str:
+    """The result's unit: as configured; add, subtract and allocate take their inputs' (which
+    must agree: they convert nothing)."""
+    if not isinstance(rule, AddPoint | SubtractPoint | AllocatePoint):
+        return rule.unit
+    names = [rule.source] if isinstance(rule, AllocatePoint) else inputs_of(rule)
+    found = {units[x] for x in names} - {""}
+    if len(found) > 1:
+        shown = ", ".join(f"{x} ({units[x] or 'no unit'})" for x in names)
+        raise VirtualConfigError(
+            f"virtual_points[{i}]: {rule.op} of values in different units ({shown}); "
+            f"convert first (multiply by a factor)"
+        )
+    common = found.pop() if found else ""
+    if rule.unit and common and rule.unit != common:
+        raise VirtualConfigError(
+            f"virtual_points[{i}].unit: {rule.unit!r}, but its inputs are in {common!r} "
+            f"({rule.op} converts nothing)"
+        )
+    return rule.unit or common
 
 
 # ---- window rules -------------------------------------------------------------------------------
@@ -305,14 +320,17 @@ class VirtualEvaluator:
 
     :meth:`feed` takes every emitted :class:`Aggregate` (physical or virtual) and returns the
     virtual aggregates it completed (and those they completed in turn) with any events.
+    :meth:`resume` gives one rule, after a restart, the input windows that closed before it.
     """
 
     def __init__(self, plan: Plan, *, max_lag_s: float = 4 * 86_400) -> None:
         self.plan = plan
         self.max_lag_s = max_lag_s
         self._users: dict[str, list[_Rule]] = {}
+        self._rules: dict[str, _Rule] = {}
         for rule in plan.rules:
             state = _Rule(rule, plan.kinds[outputs_of(rule)[0]])
+            self._rules[rule.id] = state
             for x in state.needed:
                 self._users.setdefault(x, []).append(state)
         self._latest: dict[tuple[str, str], float] = {}
@@ -325,21 +343,46 @@ class VirtualEvaluator:
         queue = [aggregate]
         while queue:
             a = queue.pop(0)
-            self._latest[(a.point, a.period)] = max(
-                a.start, self._latest.get((a.point, a.period), a.start)
-            )
+            self._seen(a)
             for state in self._users.get(a.point, ()):
-                # Earlier windows first, so each virtual point's windows come out in time order.
-                queue += self._resolve_stale(state, a, events)
-                key = (a.period, a.start)
-                got = state.pending.setdefault(key, {})
-                got[a.point] = a
-                if len(got) == len(state.needed):
-                    del state.pending[key]
-                    queue += self._evaluate(state, got, events)
+                queue += self._take(state, a, events)
             if a is not aggregate:
                 out.append(a)
         return out, events
+
+    def resume(
+        self, rule_id: str, windows: Iterable[Aggregate]
+    ) -> tuple[list[Aggregate], list[Event]]:
+        """After a restart, give the rule ``rule_id`` its inputs' windows that closed before it
+        and whose results the store may lack (stored ones, and those the replay closed again).
+        A window whose inputs are all in is evaluated now; the others wait for the rest of their
+        inputs, which close after the restart, like any window. Unlike :meth:`feed` nothing
+        cascades: the caller gives the rules one by one in plan order, each with the results of
+        the rules before it among its inputs."""
+        state = self._rules[rule_id]
+        out: list[Aggregate] = []
+        events: list[Event] = []
+        for a in sorted(windows, key=lambda a: (a.end, a.start)):
+            if a.point in state.needed:
+                self._seen(a)
+                out += self._take(state, a, events)
+        return out, events
+
+    def _seen(self, a: Aggregate) -> None:
+        key = (a.point, a.period)
+        self._latest[key] = max(a.start, self._latest.get(key, a.start))
+
+    def _take(self, state: _Rule, a: Aggregate, events: list[Event]) -> list[Aggregate]:
+        """One input window for one rule: the results it completes, earlier windows first (so
+        each virtual point's windows come out in time order)."""
+        done = self._resolve_stale(state, a, events)
+        key = (a.period, a.start)
+        got = state.pending.setdefault(key, {})
+        got[a.point] = a
+        if len(got) == len(state.needed):
+            del state.pending[key]
+            done += self._evaluate(state, got, events)
+        return done
 
     def _resolve_stale(self, state: _Rule, a: Aggregate, events: list[Event]) -> list[Aggregate]:
         """Evaluate, with missing inputs, the windows of ``a.period`` no input can still give."""
@@ -536,6 +579,12 @@ class Integrator:
         """Continue from a stored total (after a restart)."""
         self._total = total
         self._reported = total.quantize(self._quantum)
+
+    def resume_from(self, last: Reading | None) -> None:
+        """After a restart: the rate's last usable reading before the replay, the start of the
+        first interval integrated."""
+        if last is not None and last.value is not None and last.quality in USABLE:
+            self._last = last
 
     def update(self, reading: Reading) -> tuple[Increment | None, Event | None]:
         v = reading.value

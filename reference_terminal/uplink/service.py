@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from reference_terminal.clock import Clock
 from reference_terminal.config import CentreBase, Hj212Centre, HttpsCentre, TerminalConfig
 from reference_terminal.model import Event
+from reference_terminal.processing.virtual import plan
 from reference_terminal.storage.store import Store
 from reference_terminal.uplink.codes import render_code
 from reference_terminal.uplink.commands import Commands
@@ -113,7 +114,9 @@ def coding_for(config: TerminalConfig, centre: CentreBase) -> Coding:
     table = centre.codes if centre.codes is not None else config.uplink.codes
     wanted = None if centre.points is None else set(centre.points)
     codes = {e.point: render_code(e.code) for e in table if wanted is None or e.point in wanted}
-    counters = frozenset(p.id for p in config.points if p.kind == "counter")
+    # virtual points' kinds too: a virtual counter's window figures go up as totals (Cou)
+    kinds = plan(config.points, config.virtual_points).kinds
+    counters = frozenset(point for point, kind in kinds.items() if kind == "counter")
     return Coding(codes, counters)
 
 

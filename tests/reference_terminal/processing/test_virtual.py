@@ -136,14 +136,15 @@ def test_allocate_by_fixed_shares_keeps_the_total_exact() -> None:
                 "id": "A",
                 "source": "E1",
                 "targets": ["X", "Y", "Z"],
-                "shares": ["1", "1", "1"],
+                "shares": ["0.5", "0.25", "0.25"],
             }
         ],
-        agg("E1", "10.00"),
+        agg("E1", "10.01"),
     )
     values = [out[t].increment for t in "XYZ"]
-    assert values == [D("3.34"), D("3.33"), D("3.33")]
-    assert sum(v for v in values if v is not None) == D("10.00")
+    # 5.005, 2.5025, 2.5025: the hundredth left over goes to the largest remainder
+    assert values == [D("5.01"), D("2.50"), D("2.50")]
+    assert sum(v for v in values if v is not None) == D("10.01")
 
 
 def test_allocate_by_the_proportions_of_other_points() -> None:
@@ -154,7 +155,7 @@ def test_allocate_by_the_proportions_of_other_points() -> None:
             "source": "E1",
             "targets": ["X", "Y"],
             "basis": ["E2", "E3"],
-            "shares": ["1", "3"],
+            "shares": ["0.25", "0.75"],
         }
     ]
     out, _ = run(spec, agg("E1", "9.0"), agg("E2", "1"), agg("E3", "2"))
@@ -253,7 +254,7 @@ def test_integration_does_not_bridge_long_gaps_when_told() -> None:
     ("spec", "message"),
     [
         ({"op": "add", "id": "T", "inputs": ["E1", "NOPE"]}, "no point 'NOPE'"),
-        ({"op": "add", "id": "E1", "inputs": ["E2"]}, "used twice"),
+        ({"op": "add", "id": "E1", "inputs": ["E2", "E3"]}, "a metered point's id already"),
         ({"op": "add", "id": "T", "inputs": ["E1", "F"]}, "mixes counters and gauges"),
         (
             {"op": "allocate", "id": "A", "source": "F", "targets": ["X"], "shares": ["1"]},
@@ -272,8 +273,8 @@ def test_cycles_are_refused() -> None:
         plan(
             POINTS,
             rules(
-                {"op": "add", "id": "A", "inputs": ["B"]},
-                {"op": "add", "id": "B", "inputs": ["A"]},
+                {"op": "add", "id": "A", "inputs": ["B", "E1"]},
+                {"op": "add", "id": "B", "inputs": ["A", "E2"]},
             ),
         )
 
@@ -295,6 +296,7 @@ def test_integrate_reads_a_metered_point() -> None:
         {"op": "allocate", "id": "A", "source": "E1", "targets": ["X"]},
         {"op": "allocate", "id": "A", "source": "E1", "targets": ["X", "Y"], "shares": ["1"]},
         {"op": "allocate", "id": "A", "source": "E1", "targets": ["X"], "shares": ["0"]},
+        {"op": "allocate", "id": "A", "source": "E1", "targets": ["X", "Y"], "shares": [1, 1]},
         {"op": "add", "id": "T", "inputs": []},
         {"op": "power", "id": "T", "inputs": ["E1"]},
     ],
