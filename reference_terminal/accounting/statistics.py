@@ -374,6 +374,13 @@ class MinuteSeries:
     def __len__(self) -> int:
         return len(self.minutes)
 
+    def _derived(self, **changes: object) -> MinuteSeries:
+        """A copy with ``changes``, unchecked: for slices and relabellings of a checked one."""
+        new = object.__new__(MinuteSeries)
+        for f in ("name", "unit", "resolution", "minutes", "counts"):
+            object.__setattr__(new, f, changes.get(f, getattr(self, f)))
+        return new
+
     def value(self, count: int | np.integer) -> Decimal:
         """A count (or a sum of counts) as activity in ``unit``, exactly."""
         return EXACT.multiply(Decimal(int(count)), self.resolution)
@@ -381,7 +388,7 @@ class MinuteSeries:
     def window(self, start_minute: int, end_minute: int) -> MinuteSeries:
         """The minutes in [start, end)."""
         lo, hi = np.searchsorted(self.minutes, [start_minute, end_minute])
-        return dataclasses.replace(self, minutes=self.minutes[lo:hi], counts=self.counts[lo:hi])
+        return self._derived(minutes=self.minutes[lo:hi], counts=self.counts[lo:hi])
 
     def in_unit(self, unit: str) -> MinuteSeries:
         """The same activity expressed in ``unit`` (same dimension): the resolution changes."""
@@ -396,7 +403,7 @@ class MinuteSeries:
                 f"series {self.name!r}: {self.unit} → {unit} is not exact (the resolution "
                 f"{self.resolution} {self.unit} has no finite decimal in {unit})"
             ) from None
-        return dataclasses.replace(self, unit=unit, resolution=converted)
+        return self._derived(unit=unit, resolution=converted)
 
 
 def combined(name: str, series: Sequence[MinuteSeries], unit: str | None = None) -> MinuteSeries:
@@ -409,6 +416,8 @@ def combined(name: str, series: Sequence[MinuteSeries], unit: str | None = None)
         raise AccountingError(f"series {name!r}: no meters to add up")
     target = unit or series[0].unit
     parts = [s.in_unit(target) for s in series]
+    if len(parts) == 1:  # one meter: its series as it is
+        return parts[0]._derived(name=name)
     finest = min(p.resolution for p in parts)
     minutes = np.unique(np.concatenate([p.minutes for p in parts]))
     counts = np.zeros(len(minutes), dtype=np.int64)
@@ -524,16 +533,28 @@ class PeriodTotals:
 
 
 def period_sums(series: MinuteSeries, period: Period, offset: int = 480) -> dict[int, Sums]:
-    """The series summed per period of ``period`` kind (keys: :attr:`Span.key`); exact."""
-    if len(series) == 0:
+    """The series summed per period of ``period`` kind (keys: :attr:`Span.key`); exact.
+
+    The minutes are sorted, so each period is one slice: its bounds are found by bisection
+    over the periods' start minutes, with no per-minute calendar arithmetic.
+    """
+    n = len(series)
+    if n == 0:
         return {}
-    keys = keys_of(series.minutes, period, offset)
-    starts = np.concatenate(([0], np.flatnonzero(np.diff(keys)) + 1))
-    sums = np.add.reduceat(series.counts, starts)
-    lengths = np.diff(np.append(starts, len(keys)))
+    first = key_of(int(series.minutes[0]), period, offset)
+    last = key_of(int(series.minutes[-1]), period, offset)
+    keys = np.arange(first, last + 1)
+    starts = np.array(
+        [_start_local(period, int(k)) - offset for k in keys.tolist()], dtype=np.int64
+    )
+    lo = np.searchsorted(series.minutes, starts)
+    hi = np.append(lo[1:], n)
+    full = hi > lo
+    lo, hi, keys = lo[full], hi[full], keys[full]
+    sums = np.add.reduceat(series.counts, lo)
     return {
-        int(k): Sums(series.value(s), int(n))
-        for k, s, n in zip(keys[starts].tolist(), sums.tolist(), lengths.tolist(), strict=True)
+        int(k): Sums(series.value(s), int(c))
+        for k, s, c in zip(keys.tolist(), sums.tolist(), (hi - lo).tolist(), strict=True)
     }
 
 

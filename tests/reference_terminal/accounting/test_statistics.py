@@ -34,6 +34,7 @@ from reference_terminal.accounting.statistics import (
     measure,
     minute_of,
     mom,
+    period_sums,
     rolled_up,
     source_rates,
     totals,
@@ -141,6 +142,23 @@ def test_vectorised_keys_match_one_by_one(minutes: list[int], period: Period) ->
 
 
 # ---- sums of periods ---------------------------------------------------------------------------
+
+
+@given(
+    st.lists(st.tuples(minutes_2000_2040, st.integers(0, 10**9)), max_size=40),
+    st.sampled_from(list(Period)),
+)
+def test_period_sums_group_minutes_as_the_calendar_does(
+    pairs: list[tuple[int, int]], period: Period
+) -> None:
+    values = dict(pairs)  # one value per minute
+    s = MinuteSeries.from_values("m", "kWh", [(m, str(v)) for m, v in values.items()], D(1))
+    expected: dict[int, tuple[int, int]] = {}
+    for minute, value in values.items():
+        total, count = expected.get(key_of(minute, period), (0, 0))
+        expected[key_of(minute, period)] = (total + value, count + 1)
+    got = period_sums(s, period)
+    assert {k: (int(v.activity), v.minutes) for k, v in got.items()} == expected
 
 
 def test_a_source_rate_is_its_method_applied_to_one_unit(lib: FactorLibrary) -> None:
