@@ -154,8 +154,8 @@ def open_package(package: bytes, max_bytes: int) -> tuple[zipfile.ZipFile, Manif
     names = set()
     for member in members:
         _member_path(member.filename)
-        mode = member.external_attr >> 16
-        if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        kind = stat.S_IFMT(member.external_attr >> 16)  # 0: a zip tool that says nothing
+        if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
             raise PackageError("package", f"{member.filename}: only files and directories")
         total += member.file_size
         names.add(member.filename)
