@@ -262,7 +262,7 @@ def _basis_activity(plant: Plant, data: Mapping[str, MinuteSeries]) -> dict[Basi
         missing = [m for m in given.meters if m not in data]
         if missing:
             raise AccountingError(f"bases.{basis}: no data for meter {missing[0]!r}")
-        unit = BASIS_UNIT.get(basis, data[given.meters[0]].unit)
+        unit = BASIS_UNIT.get(basis) or given.unit or data[given.meters[0]].unit
         out[basis] = combined(str(basis), [data[m] for m in given.meters], unit)
     return out
 
@@ -390,7 +390,7 @@ def build_report(
     intensity_lines = []
     for basis, given in plant.bases.items():
         title, zh = BASIS_TITLES[basis]
-        amount_unit = BASIS_UNIT.get(basis, given.unit or data[given.meters[0]].unit)
+        amount_unit = BASIS_UNIT.get(basis) or given.unit or data[given.meters[0]].unit
         sums = whole.bases.get(basis)
         label = (
             f"tCO2/{amount_unit}"
