@@ -213,13 +213,13 @@ class VolatileMount:
 
     @property
     def powered(self) -> bool:
-        """As of the last cut or restore made through this object."""
+        """As of the last cut, restore or stats made through this object."""
         return self._powered
 
-    async def _request(self, op: str) -> dict[str, Any]:
+    async def _request(self, op: str, **fields: Any) -> dict[str, Any]:
         async with self._lock:
             try:
-                self._writer.write(json.dumps({"op": op}).encode() + b"\n")
+                self._writer.write(json.dumps({"op": op, **fields}).encode() + b"\n")
                 await self._writer.drain()
                 line = await self._reader.readline()
             except (ConnectionError, OSError) as exc:
@@ -245,6 +245,12 @@ class VolatileMount:
         self._powered = False
         return report
 
+    async def arm(self, after: int) -> None:
+        """Cut by itself just before the ``after``-th write, truncate or fsync from now (which
+        fails): a cut in the middle of a commit rather than between two. ``stats`` tells when
+        it has happened."""
+        await self._request("arm", after=after)
+
     async def restore(self) -> None:
         """Power on: the mount shows what was synced; handles from before the cut stay dead."""
         await self._request("restore")
@@ -252,6 +258,7 @@ class VolatileMount:
 
     async def stats(self) -> MountStats:
         stats: MountStats = _pick(MountStats, await self._request("stats"))
+        self._powered = stats.powered  # an armed cut happens without us
         return stats
 
     async def _stop(self, grace: float | None) -> None:

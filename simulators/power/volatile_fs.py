@@ -28,8 +28,10 @@
 - Other files are opened in direct-I/O mode, so every read reaches this process: after a cut
   nothing is served from the kernel's page cache.
 
-The control socket takes one JSON object per line (``{"op": "cut"}``, ``restore``, ``stats``,
-``quit``) and answers one per line (``{"ok": true, ...}`` or ``{"ok": false, "error": ...}``).
+The control socket takes one JSON object per line (``{"op": "cut"}``, ``{"op": "arm", "after":
+N}``: cut just before the N-th write, truncate or fsync from now, which fails: a torn commit;
+``restore``, ``stats``, ``quit``) and answers one per line (``{"ok": true, ...}`` or
+``{"ok": false, "error": ...}``).
 ``ready`` and the negotiated parameters are printed on stdout once the kernel has mounted it.
 """
 
@@ -115,6 +117,7 @@ class VolatileOperations(mfusepy.Operations):  # type: ignore[misc]
         self._handles: dict[int, _Handle] = {}
         self._next_fh = 1
         self._fuse: int | None = None  # libfuse's struct fuse *, for cache invalidation
+        self._armed: int | None = None  # write-like operations left before a cut (arm)
         self.max_write = 0
         self.counters = {
             "writes": 0,
@@ -240,41 +243,70 @@ class VolatileOperations(mfusepy.Operations):  # type: ignore[misc]
 
     def cut(self) -> dict[str, int]:
         """Power off: drop every unsynced byte and kill every handle."""
-        stale: list[str] = []
         with self._lock:
-            dropped = shm_dropped = files = 0
-            for key, node in list(self._nodes.items()):
-                if node.overlay.dirty and not node.shm:
-                    files += 1
-                    with contextlib.suppress(OSError):
-                        stale.append(os.readlink(f"/proc/self/fd/{node.fd}"))
-                if node.shm and node.handles:
-                    node.survivor = True  # mapped by the dying program: its memory, until it
-                    continue  # lets go (a fault it cannot serve would be a SIGBUS)
-                if node.shm:
-                    shm_dropped += node.overlay.drop()
-                else:
-                    dropped += node.overlay.drop()
-                del self._nodes[key]
-                os.close(node.fd)
-            killed = sum(1 for h in self._handles.values() if h.epoch == self._epoch)
-            self._epoch += 1
-            self.powered = False
-            c = self.counters
-            c["cuts"] += 1
-            c["bytes_dropped"] = dropped
-            c["shm_bytes_dropped"] = shm_dropped
-            c["files_dropped"] = files
-            c["handles_killed"] = killed
+            report, stale = self._cut_locked()
         # Sizes the kernel cached from the overlay would outlive the cut: forget them. Done
         # without the lock, since the kernel may wait on requests our threads must answer.
         self._invalidate(stale)
-        return {
+        return report
+
+    def arm(self, after: int) -> None:
+        """Cut by itself just before the ``after``-th write, truncate or fsync from now, which
+        fails: the power dies in the middle of whatever the program was writing (a torn
+        commit), not between its writes."""
+        if after < 1:
+            raise ValueError(f"arm: after must be at least 1, got {after}")
+        with self._lock:
+            self._check_power()
+            self._armed = after
+
+    def _tick(self) -> None:
+        """Count a write-like operation against an armed cut (lock held)."""
+        if self._armed is None:
+            return
+        self._armed -= 1
+        if self._armed:
+            return
+        self._armed = None
+        _, stale = self._cut_locked()
+        # not from this thread: the kernel may wait for this very request to be answered
+        threading.Thread(target=self._invalidate, args=(stale,), daemon=True).start()
+        raise _eio()
+
+    def _cut_locked(self) -> tuple[dict[str, int], list[str]]:
+        stale: list[str] = []
+        dropped = shm_dropped = files = 0
+        for key, node in list(self._nodes.items()):
+            if node.overlay.dirty and not node.shm:
+                files += 1
+                with contextlib.suppress(OSError):
+                    stale.append(os.readlink(f"/proc/self/fd/{node.fd}"))
+            if node.shm and node.handles:
+                node.survivor = True  # mapped by the dying program: its memory, until it
+                continue  # lets go (a fault it cannot serve would be a SIGBUS)
+            if node.shm:
+                shm_dropped += node.overlay.drop()
+            else:
+                dropped += node.overlay.drop()
+            del self._nodes[key]
+            os.close(node.fd)
+        killed = sum(1 for h in self._handles.values() if h.epoch == self._epoch)
+        self._epoch += 1
+        self.powered = False
+        self._armed = None
+        c = self.counters
+        c["cuts"] += 1
+        c["bytes_dropped"] = dropped
+        c["shm_bytes_dropped"] = shm_dropped
+        c["files_dropped"] = files
+        c["handles_killed"] = killed
+        report = {
             "bytes_dropped": dropped,
             "shm_bytes_dropped": shm_dropped,
             "files_dropped": files,
             "handles_killed": killed,
         }
+        return report, stale
 
     def _invalidate(self, backing_paths: list[str]) -> None:
         if self._fuse is None:
@@ -353,8 +385,10 @@ class VolatileOperations(mfusepy.Operations):  # type: ignore[misc]
             handle = self._handles.get(fi.fh)
             if handle is None or handle.node is None or not handle.node.shm:
                 handle = self._live(fi)
+            node = self._node(handle)
+            self._tick()
             self.counters["writes"] += 1
-            return self._node(handle).overlay.write(data, offset)
+            return node.overlay.write(data, offset)
 
     def truncate(self, path: str | None, length: int, fh: Any = None) -> int:
         with self._lock:
@@ -365,6 +399,7 @@ class VolatileOperations(mfusepy.Operations):  # type: ignore[misc]
                 if path is None:
                     raise _eio()
                 node = self._node_for(self._real(path), os.O_RDWR, None)
+            self._tick()
             node.overlay.truncate(length)
             self._forget_if_idle(node)
         return 0
@@ -372,6 +407,7 @@ class VolatileOperations(mfusepy.Operations):  # type: ignore[misc]
     def fsync(self, path: str | None, datasync: int, fi: Any) -> int:
         with self._lock:
             node = self._node(self._live(fi))
+            self._tick()
             node.overlay.sync()
             self.counters["fsyncs"] += 1
         return 0
@@ -583,12 +619,21 @@ class ControlServer:
 
     def _answer(self, line: bytes) -> tuple[dict[str, Any], bool]:
         try:
-            op = json.loads(line)["op"]
+            command = json.loads(line)
+            op = command["op"]
         except (ValueError, KeyError, TypeError):
             return {"ok": False, "error": f"not a command: {line[:200]!r}"}, False
         started = time.perf_counter()
         if op == "cut":
             result: dict[str, Any] = self.ops.cut()
+        elif op == "arm":
+            try:
+                self.ops.arm(int(command["after"]))
+            except (KeyError, TypeError, ValueError) as exc:
+                return {"ok": False, "error": f"arm: {exc}"}, False
+            except mfusepy.FuseOSError:
+                return {"ok": False, "error": "arm: the power is off"}, False
+            result = {}
         elif op == "restore":
             self.ops.restore()
             result = {}

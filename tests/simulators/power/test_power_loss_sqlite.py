@@ -38,7 +38,12 @@ class Outcome:
 
 
 async def cut_under_sqlite(
-    mount: VolatileMount, directory: Path, *, synchronous: str, journal: str = "WAL"
+    mount: VolatileMount,
+    directory: Path,
+    *,
+    synchronous: str,
+    journal: str = "WAL",
+    torn: bool = False,
 ) -> Outcome:
     seed = random.randrange(2**32)
     rng = random.Random(seed)
@@ -69,7 +74,12 @@ async def cut_under_sqlite(
 
     reading = asyncio.create_task(collect())
     await asyncio.sleep(rng.uniform(0.3, 0.9))  # the random instant
-    await mount.cut()
+    if torn:  # in the middle of a commit: before its n-th write or fsync from now
+        await mount.arm(rng.randint(1, 12))
+        while (await mount.stats()).powered:
+            await asyncio.sleep(0.001)
+    else:
+        await mount.cut()
     os.killpg(child.pid, signal.SIGKILL)
     await child.wait()
     await reading  # every line written before it died was a commit that had returned
@@ -99,6 +109,21 @@ def test_wal_with_synchronous_full_loses_no_acknowledged_commit(tmp_path: Path) 
         assert outcome.acknowledged >= 20, f"too few commits to judge: {outcome}"
         assert outcome.lost == 0, str(outcome)
         assert outcome.readable, str(outcome)
+
+
+def test_a_cut_that_tears_a_commit_loses_no_acknowledged_commit(tmp_path: Path) -> None:
+    """The cut lands inside a transaction (between its WAL writes, or before its fsync):
+    that transaction was never acknowledged and may go; every earlier one stays."""
+
+    async def body(mount: VolatileMount, mnt: Path, backing: Path) -> list[Outcome]:
+        return [
+            await cut_under_sqlite(mount, mnt / f"run{k}", synchronous="FULL", torn=True)
+            for k in range(3)
+        ]
+
+    for outcome in on_mount(tmp_path, body):
+        assert outcome.acknowledged >= 20, f"too few commits to judge: {outcome}"
+        assert (outcome.lost, outcome.readable) == (0, True), str(outcome)
 
 
 def test_rollback_journal_with_synchronous_full_loses_no_acknowledged_commit(

@@ -71,6 +71,29 @@ def test_what_is_not_fsynced_is_gone_after_a_cut_and_what_is_stays(
     on_mount(tmp_path, body, threads=threads)
 
 
+def test_an_armed_cut_lands_just_before_the_nth_write_which_fails(tmp_path: Path) -> None:
+    async def body(mount: VolatileMount, mnt: Path, backing: Path) -> None:
+        fd = os.open(mnt / "f", os.O_RDWR | os.O_CREAT)
+        try:
+            os.write(fd, b"synced")
+            os.fsync(fd)
+            await mount.arm(3)  # write, write, then the fsync: the power dies before it
+            os.write(fd, b" one")
+            os.write(fd, b" two")
+            assert (await mount.stats()).powered
+            assert_eio(lambda: os.fsync(fd), "the fsync the cut came before")
+            stats = await mount.stats()
+            assert (stats.powered, stats.cuts, stats.bytes_dropped) == (False, 1, 8)
+        finally:
+            close_dead(fd)
+        await mount.restore()
+        assert (mnt / "f").read_bytes() == b"synced"
+        with pytest.raises(ControlError, match="at least 1"):
+            await mount.arm(0)
+
+    on_mount(tmp_path, body)
+
+
 def test_closing_a_file_does_not_sync_it(tmp_path: Path) -> None:
     async def body(mount: VolatileMount, mnt: Path, backing: Path) -> None:
         write(mnt / "f", b"written, closed, never fsynced", sync=False)
