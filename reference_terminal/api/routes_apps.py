@@ -36,6 +36,7 @@ STATUS = {
     "manifest": 422,
     "package": 422,
     "start_failed": 422,
+    "storage": 507,
 }
 AppName = Path(pattern=r"^[a-z][a-z0-9_-]{0,31}$", description="the application's name")
 
@@ -151,6 +152,7 @@ def app_routes(ctx: ApiContext) -> APIRouter:
             409: {"description": "installed already, or this terminal installs nothing"},
             413: {"description": "too large"},
             422: {"description": "bad signature, manifest or package, or it did not start"},
+            507: {"description": "the applications' disk is full or read-only"},
         },
     )
     async def install(body: PackageIn, who: CanConfigure) -> AppOut:

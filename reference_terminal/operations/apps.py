@@ -70,7 +70,7 @@ Recorder = Callable[[Sequence[Event]], Awaitable[None]]
 class AppError(Exception):
     """A refused or failed operation; ``code`` is stable (``unknown_app``, ``app_exists``,
     ``not_newer``, ``signature``, ``manifest``, ``package``, ``untrusted``, ``too_large``,
-    ``start_failed``, ``no_previous``, ``apps_disabled``)."""
+    ``start_failed``, ``no_previous``, ``apps_disabled``, ``storage``)."""
 
     def __init__(self, code: str, message: str, **extra: str) -> None:
         super().__init__(message)
@@ -258,16 +258,14 @@ class AppHost:
                     f"{self._state(manifest.name).get('current')}); upgrade it instead",
                     user,
                 )
-            await asyncio.to_thread(
-                self._unpack, manifest, archive, archive_sm3, signer, fresh=True
-            )
+            await self._disk(self._unpack, manifest, archive, archive_sm3, signer, True)
             try:
                 await self._launch(manifest.name, manifest.version)
             except AppError as exc:
                 await asyncio.to_thread(shutil.rmtree, self.root / manifest.name, True)
                 await self._log("app_failed", manifest.name, manifest.version, user, str(exc))
                 raise
-            await asyncio.to_thread(
+            await self._disk(
                 _write_json, self.root / manifest.name / STATE, {"current": manifest.version}
             )
             self._failed.pop(manifest.name, None)
@@ -296,7 +294,7 @@ class AppHost:
                     "(go back with a rollback)",
                     user,
                 )
-            await asyncio.to_thread(self._unpack, manifest, archive, archive_sm3, signer)
+            await self._disk(self._unpack, manifest, archive, archive_sm3, signer)
             await self._stop(name)
             try:
                 await self._launch(name, manifest.version)
@@ -316,9 +314,7 @@ class AppHost:
                     f"{name} {manifest.version} did not start ({exc}); rolled back to {current}",
                     rolled_back_to=current,
                 ) from None
-            await asyncio.to_thread(
-                self._commit, name, {"current": manifest.version, "previous": current}
-            )
+            await self._disk(self._commit, name, {"current": manifest.version, "previous": current})
             self._failed.pop(name, None)
             await self._log(
                 "app_upgraded", name, manifest.version, user, f"from {current}; signed by {signer}"
@@ -343,7 +339,7 @@ class AppHost:
                 raise AppError(
                     "start_failed", f"{name} {previous} did not start ({exc}); {current} kept"
                 ) from None
-            await asyncio.to_thread(self._commit, name, {"current": previous, "previous": current})
+            await self._disk(self._commit, name, {"current": previous, "previous": current})
             await self._log("app_rolled_back", name, previous, user, f"from {current} on request")
             return self.status(name)
 
@@ -356,7 +352,7 @@ class AppHost:
             await self._stop(name)
             self._running.pop(name, None)
             self._failed.pop(name, None)
-            await asyncio.to_thread(self._remove, name)
+            await self._disk(self._remove, name)
             await self._log("app_uninstalled", name, current, user)
             return current
 
@@ -384,12 +380,22 @@ class AppHost:
             raise await self._refuse(exc.code, None, str(exc), user) from None
         return manifest, sm3(package).hex(), f"{signer.fingerprint} ({signer.source})", archive
 
+    async def _disk(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` on the applications' disk, in a thread; a failure of the disk (full,
+        read-only) is an :class:`AppError` ``storage``."""
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except OSError as exc:
+            raise AppError(
+                "storage", f"the applications' disk ({self.root}): {exc.strerror or exc}"
+            ) from None
+
     async def _refuse(self, code: str, name: str | None, message: str, user: str) -> AppError:
         await self._log("app_refused", name, None, user, f"{code}: {message}")
         return AppError(code, message)
 
     def _unpack(
-        self, manifest: Manifest, archive: Any, digest: str, signer: str, *, fresh: bool = False
+        self, manifest: Manifest, archive: Any, digest: str, signer: str, fresh: bool = False
     ) -> None:
         app = self.root / manifest.name
         if fresh and app.exists():
@@ -460,17 +466,20 @@ class AppHost:
         entry = str(self._meta(name, version).get("entry", ""))
         if not entry or not (directory / entry).is_file():
             raise AppError("start_failed", f"{name} {version}: its entry {entry!r} is missing")
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-I",  # isolated: no user site, no PYTHONPATH, not the terminal's own modules
-            entry,
-            cwd=directory,
-            env=self._environment(name, version, directory),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stopped with its children
-        )
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-I",  # isolated: no user site, no PYTHONPATH, not the terminal's own modules
+                entry,
+                cwd=directory,
+                env=self._environment(name, version, directory),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stopped with its children
+            )
+        except OSError as exc:
+            raise AppError("start_failed", f"{name} {version}: cannot start: {exc}") from None
         running = _Running(version, process, self.clock.time())
         self._running[name] = running
         assert process.stdout is not None

@@ -208,3 +208,15 @@ def test_installed_applications_start_again_and_leftovers_go(
             await again.stop()
 
     asyncio.run(main())
+
+
+def test_a_disk_that_cannot_take_the_package_is_said(tmp_path: Path, key: Sm2PrivateKey) -> None:
+    async def main() -> None:
+        host = AppHost(settings(tmp_path, key), RealClock())
+        (tmp_path / "apps").write_text("a file where the directory should be")
+        with pytest.raises(AppError) as refused:
+            await host.install(*signed(key, "1.0.0"))
+        assert refused.value.code == "storage"
+        assert str(tmp_path / "apps") in str(refused.value)
+
+    asyncio.run(main())
