@@ -45,6 +45,10 @@ from simulators.power.mount import PowerCutMode
 
 #: How often (virtual s) the drain looks whether every centre has everything.
 DRAIN_CHECK_S = 300.0
+#: A torn cut: how long (virtual s) the terminal may take to make the writes it lands among,
+#: and how often the bench looks whether it has landed.
+TORN_WAIT_S = 10.0
+TORN_POLL_S = 0.01
 
 Progress = Callable[[float, float, str], None]  # (virtual s done, virtual s total, what)
 
@@ -99,6 +103,10 @@ class Run:
                 with self.clock.hold():  # the cut is an instant; the bookkeeping takes none
                     if self.target.terminal is not None:
                         await self.acknowledged.snapshot(self.target.terminal, self.clock.time())
+                torn_after = (event.detail or {}).get("torn_after")
+                if torn_after and self.target.disk is not None:
+                    await self.tear(int(torn_after))
+                with self.clock.hold():
                     await self.target.power_off()
             case "power_on":
                 with self.clock.hold():  # booting takes no scenario time (its real time varies)
@@ -117,6 +125,28 @@ class Run:
                 self.target.config = TerminalConfig.model_validate(data)
                 if self.target.terminal is not None:
                     await self.target.terminal.apply_config(self.target.config)
+
+    async def tear(self, after: int) -> None:
+        """Let the terminal run on until its disk dies before its ``after``-th write or fsync
+        from now: a cut inside a commit. In virtual time a cut at a set instant always finds
+        the terminal idle, every write of that instant done. What the store acknowledges
+        meanwhile is owed like what the snapshot found."""
+        terminal, disk = self.target.terminal, self.target.disk
+        assert disk is not None
+        store = terminal.store if terminal is not None else None
+        if store is not None:
+            store.on_durable = self.acknowledged.note
+        try:
+            await disk.arm(after)
+            waited = 0.0
+            while (await disk.stats()).powered and waited < TORN_WAIT_S:
+                await self.clock.sleep(TORN_POLL_S)
+                waited += TORN_POLL_S
+        finally:
+            if store is not None:
+                store.on_durable = None
+        torn = not disk.powered
+        self.note("torn cut" if torn else "no write to tear: cut", after_writes=after)
 
     async def operate(self, request: dict[str, Any]) -> None:
         """An operator's request to the terminal's management API (in-process ASGI: the same

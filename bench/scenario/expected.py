@@ -1,7 +1,8 @@
 """What the terminal acknowledged, and so what the platforms must receive.
 
 Before every power cut, during the drain and at the end, the bench asks the terminal's store
-which samples it holds: a gauge's usable readings, a counter's usable increments. The store
+which samples it holds (and between a snapshot and a torn cut, the store tells each write it
+acknowledges): a gauge's usable readings, a counter's usable increments. The store
 answers only after the commit, so each one is acknowledged, and the minute window it falls in
 (CN 2051) is owed to every centre whatever happens to the disk afterwards, including the minute
 the power failed in and windows whose figures were not yet written. The minute windows stored
@@ -9,12 +10,15 @@ are owed too. Values are checked against the windows the terminal finally holds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from reference_terminal.app import Terminal
 from reference_terminal.config import TerminalConfig
+from reference_terminal.model import Reading
+from reference_terminal.storage.schema import Derived
 from simulators.platform import Expected
 
 MINUTE_DATA = 2051
@@ -66,18 +70,30 @@ class Acknowledged:
             for window in await store.derived(point, "minute", since, until):
                 self.windows.add(self._window(code, window.start))
             if point in self.counters:
-                # An increment counts in the window of its interval's middle (settlement.py).
-                for inc in await store.derived(point, "increment", since - 3600, until):
-                    mid = (inc.start + inc.end) / 2
-                    if since <= mid < until:
-                        self.windows.add(self._window(code, mid))
+                self.note((), await store.derived(point, "increment", since - 3600, until), since)
             else:
-                for r in await store.readings(point, since, until):
-                    if r.quality.usable and r.value is not None:
-                        self.windows.add(self._window(code, r.t))
+                self.note(await store.readings(point, since, until), ())
         # The next snapshot overlaps this one by a margin (readings stamped by a collector may
         # come late); a set does not mind.
         self._since = max(self._since, now - SNAPSHOT_OVERLAP_S)
+
+    def note(
+        self, readings: Sequence[Reading], derived: Sequence[Derived], since: float = 0.0
+    ) -> None:
+        """Owe the minutes of acknowledged samples: a gauge's usable readings, a counter's
+        increments (each counts in the window of its interval's middle, settlement.py). Also
+        the store's ``on_durable`` hook, for what was promised between a snapshot and a cut."""
+        for r in readings:
+            code = self.codes.get(r.point)
+            usable = r.quality.usable and r.value is not None
+            if code and usable and r.point not in self.counters and r.t < self.until:
+                self.windows.add(self._window(code, r.t))
+        for d in derived:
+            code = self.codes.get(d.point)
+            if code and d.kind == "increment" and d.point in self.counters:
+                mid = (d.start + d.end) / 2
+                if since <= mid < self.until:
+                    self.windows.add(self._window(code, mid))
 
     async def final_values(self, terminal: Terminal, config: TerminalConfig) -> None:
         """The minute windows the terminal holds at the end: the values to compare."""

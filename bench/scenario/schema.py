@@ -98,6 +98,9 @@ class PowerCut(_At):
 
     do: Literal["power_cut"]
     off_for: Duration = timedelta(minutes=1)
+    #: Land the cut inside the terminal's next disk writes (before a seeded one of them, so a
+    #: commit may be torn) rather than at an instant when, in virtual time, all is quiet.
+    torn: bool = True
 
 
 class PowerCuts(Strict):
@@ -108,6 +111,7 @@ class PowerCuts(Strict):
     count: int = Field(ge=1, le=1000)
     between: tuple[Duration, Duration]
     off_for: tuple[Duration, Duration] = (timedelta(seconds=10), timedelta(minutes=5))
+    torn: bool = True  # as for power_cut
 
     @model_validator(mode="after")
     def _ranges(self) -> PowerCuts:

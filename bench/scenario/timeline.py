@@ -69,6 +69,17 @@ def power_cut_windows(step: PowerCuts, rng: random.Random) -> list[tuple[timedel
     return cuts
 
 
+#: A torn cut lands before one of the terminal's next this-many disk writes or fsyncs.
+TORN_WITHIN_WRITES = 40
+
+
+def _tear(scenario: Scenario, step: PowerCut | PowerCuts, n: int, k: int) -> dict[str, Any] | None:
+    """Where a torn cut lands: its own seeded draw, so tearing does not move other events."""
+    if not step.torn:
+        return None
+    return {"torn_after": random.Random(f"{scenario.seed}/{n}/{k}").randint(1, TORN_WITHIN_WRITES)}
+
+
 def expand(scenario: Scenario) -> list[Event]:
     """Every event of the scenario's timeline, in time order (ties keep file order)."""
     rng = random.Random(scenario.seed)
@@ -93,11 +104,11 @@ def expand(scenario: Scenario) -> list[Event]:
                     off = min(step.at + step.for_, scenario.duration)
                     events.append(Event(off, "toxic_off", step.centre, {"name": name}))
             case PowerCut():
-                events.append(Event(step.at, "power_off"))
+                events.append(Event(step.at, "power_off", detail=_tear(scenario, step, n, 0)))
                 events.append(Event(step.at + step.off_for, "power_on"))
             case PowerCuts():
-                for off, on in power_cut_windows(step, rng):
-                    events.append(Event(off, "power_off"))
+                for k, (off, on) in enumerate(power_cut_windows(step, rng)):
+                    events.append(Event(off, "power_off", detail=_tear(scenario, step, n, k)))
                     events.append(Event(on, "power_on"))
             case PlatformBehaviour():
                 events.append(

@@ -731,6 +731,9 @@ class Store:
         self._closed = False
         self._behind: concurrent.futures.Future[Any] | None = None  # the latest write behind
         self._outgoing: list[_Job] = []  # writes made in this turn of the event loop
+        #: Told of every write as it is acknowledged (durable): for a bench that must know
+        #: what the terminal had promised at the instant its power died.
+        self.on_durable: Callable[[Sequence[Reading], Sequence[Derived]], None] | None = None
 
     @classmethod
     async def open(
@@ -798,6 +801,8 @@ class Store:
         job = _Job(list(readings), list(events), list(derived))
         if job.size:
             await asyncio.wrap_future(self._submit(job))
+            if self.on_durable is not None:
+                self.on_durable(job.readings, job.derived)
 
     def _submit(self, job: _Job) -> concurrent.futures.Future[Any]:
         """Queue ``job`` for the writer at the end of this turn of the event loop, with every

@@ -85,7 +85,10 @@ def test_every_acknowledged_window_arrives_once_at_both_centres_after_power_cuts
         assert (run / part).exists(), part
     assert json.loads((run / "outcome.json").read_text())["passed"] is True
     steps = [json.loads(line)["what"] for line in (run / "timeline.jsonl").read_text().splitlines()]
-    assert steps.count("power_off") == 2 and steps.count("power_on") == 2
+    actions = [step.split()[0] for step in steps]
+    assert actions.count("power_off") == 2 and actions.count("power_on") == 2
+    # each cut landed inside the terminal's writes (a torn commit), not between them
+    assert steps.count("torn cut") == 2, steps
 
 
 @needs_fuse
