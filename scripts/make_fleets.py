@@ -9,6 +9,7 @@ purchased electricity and heat. ``large``: a steel works with ≥ 1 000 meters, 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -644,6 +645,9 @@ def works() -> dict[str, Any]:
             ],
         }
     )
+    for n, meter in enumerate(meters):
+        if meter["protocol"] != "manual":
+            meter["nameplate"] = nameplate(meter, n)
     return {
         "name": "works",
         "description": "A 5 000 t/d clinker cement works: every protocol, CSMT Table 1 data.",
@@ -659,6 +663,54 @@ def works() -> dict[str, Any]:
         "meters": meters,
         "faults": [],
     }
+
+
+#: (model, accuracy class, calibration interval in days) by kind of instrument: typical
+#: values for the meter ledger a test lab is shown (ISC-2 §7.3.1), not from any one plant.
+INSTRUMENTS = {
+    "em-grid": ("DTZY341-Z three-phase smart meter", "0.5S", 730),
+    "em97": ("DT862-4 three-phase meter (DL/T 645-1997)", "1.0", 730),
+    "em": ("DTZY1296 three-phase meter", "1.0", 730),
+    "pm": ("PD194E-9SY multifunction power meter", "0.5S", 730),
+    "water": ("LXSY-50E ultrasonic water meter", "2", 730),
+    "gas": ("LWQ-100 turbine gas flowmeter", "1.0", 365),
+    "heat": ("CRL-80 ultrasonic heat meter", "2", 365),
+    "hot_water": ("CRL-80 ultrasonic heat meter", "2", 365),
+    "bs": ("ICS-17A electronic belt scale", "0.5", 180),
+    "cems": ("CEMS-2000B stack gas monitoring system", "±2 % FS (CO2)", 90),
+    "wb": ("SCS-100 truck weighbridge system", "III (OIML R76)", 365),
+    "modbus-tcp": ("PLC data logger (instruments behind it)", "0.5 %", 365),
+    "opcua": ("ECS-700 distributed control system", "0.5 % (weigh feeders)", 365),
+    "mqtt": ("IoT collector (meter behind it)", "1.0 (meter)", 365),
+    "https": ("energy-management system (feeder meters)", "0.5S (meters)", 730),
+}
+
+
+def nameplate(meter: dict[str, Any], n: int) -> dict[str, Any]:
+    """The ledger entry of a generated meter: its model by kind, installed where the first
+    quantity it measures comes from, calibrated on a day spread over the past year."""
+    ident, protocol = meter["id"], meter["protocol"]
+    kind = meter.get("meter_type") if protocol == "cjt188" else None
+    for prefix in ("em-grid", "em97", "em", "pm", "bs", "cems", "wb"):
+        if kind is None and ident.startswith(prefix + "-"):
+            kind = prefix
+    model, accuracy, interval = INSTRUMENTS[kind or protocol]
+    first = next(_quantities(meter), "plant")
+    return {
+        "model": model,
+        "location": f"metering point of {first.split('.')[0]}",
+        "accuracy": accuracy,
+        "calibration_interval_days": interval,
+        "calibrated_on": f"2025-{n % 12 + 1:02d}-{n % 28 + 1:02d}",
+    }
+
+
+def _quantities(meter: dict[str, Any]) -> Iterator[str]:
+    for key in ("points", "registers", "tags"):
+        for point in meter.get(key, []):
+            yield from point.get("quantities") or [point["quantity"]]
+    for field in meter.get("fields", {}).values():
+        yield field["quantity"]
 
 
 def large() -> dict[str, Any]:
