@@ -105,13 +105,36 @@ class SetBackup:
     backup_point: str | None
 
 
+VirtualOperation = Literal["add", "subtract", "multiply", "divide", "allocate", "integrate"]
+
+
 @dataclass(frozen=True, slots=True)
 class AddVirtualPoint:
-    """A point computed from others (CSMT §8.3.2)."""
+    """A point computed from others (CSMT §8.3.2), window by window:
+
+    - ``add``: the sum of ``inputs``; ``subtract``: the first input minus the others;
+    - ``multiply``: ``factor`` times the product of ``inputs``; ``divide``: ``factor`` times
+      the first input over the second;
+    - ``allocate``: the one input split over ``targets`` by ``shares`` (fractions summing to
+      1, one per target); ``point`` names the rule, the results are the targets;
+    - ``integrate``: the one input, a rate per ``per_s`` seconds (3600: per hour), integrated
+      over time into a total.
+    """
 
     point: str
-    operation: Literal["add", "subtract"]
+    operation: VirtualOperation
     inputs: tuple[str, ...]
+    factor: Decimal = Decimal(1)
+    targets: tuple[str, ...] = ()
+    shares: tuple[Decimal, ...] = ()
+    per_s: int = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveVirtualPoint:
+    """Remove the virtual point (or allocation rule) ``point`` again; its stored figures stay."""
+
+    point: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +146,7 @@ class MoveCentre:
     port: int
 
 
-Change = SetPeriod | SetRange | SetBackup | AddVirtualPoint | MoveCentre
+Change = SetPeriod | SetRange | SetBackup | AddVirtualPoint | RemoveVirtualPoint | MoveCentre
 
 
 # ---- application packages (ISC-2 §8.4) --------------------------------------------------------

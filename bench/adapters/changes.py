@@ -14,6 +14,7 @@ from conformance.dut import (
     Change,
     DutError,
     MoveCentre,
+    RemoveVirtualPoint,
     SetBackup,
     SetPeriod,
     SetRange,
@@ -47,12 +48,13 @@ def apply_changes(config: dict[str, Any], changes: tuple[Change, ...]) -> dict[s
             case SetBackup(point=point, backup_point=str(backup)):
                 source = copy.deepcopy(_find(points, "id", backup, "point")["source"])
                 _find(points, "id", point, "point")["backup"] = source
-            case AddVirtualPoint():
-                raise Inconclusive(
-                    "the carbench profile's configuration has no virtual points: this "
-                    "terminal cannot be given one through its management interface",
-                    "CSMT §8.3.2",
-                )
+            case AddVirtualPoint(point=point):
+                rules = _virtual_points(out)
+                rules[:] = [r for r in rules if r.get("id") != point]
+                rules.append(virtual_entry(change))
+            case RemoveVirtualPoint(point=point):
+                rules = _virtual_points(out)
+                rules[:] = [r for r in rules if r.get("id") != point]
             case MoveCentre(centre=centre, host=host, port=port):
                 found = _find(out.get("uplink", {}).get("centres", []), "name", centre, "centre")
                 if found.get("protocol") == "https":
@@ -61,6 +63,48 @@ def apply_changes(config: dict[str, Any], changes: tuple[Change, ...]) -> dict[s
                 else:
                     found["host"], found["port"] = host, port
     return out
+
+
+def _virtual_points(config: dict[str, Any]) -> list[dict[str, Any]]:
+    rules = config.get("virtual_points")
+    if not isinstance(rules, list):
+        raise Inconclusive(
+            "the terminal's configuration (carbench profile) has no virtual_points section: "
+            "it cannot be given a virtual point through its management interface",
+            "CSMT §8.3.2",
+        )
+    return rules
+
+
+def virtual_entry(change: AddVirtualPoint) -> dict[str, Any]:
+    """A virtual point in the carbench profile's form (``virtual_points`` of the reference
+    terminal's configuration schema)."""
+    entry: dict[str, Any] = {"id": change.point, "op": change.operation}
+    inputs = list(change.inputs)
+
+    def arity(n: int) -> None:
+        if len(inputs) != n:
+            raise DutError(f"{change.operation} {change.point}: {n} input(s), got {inputs}")
+
+    match change.operation:
+        case "add":
+            entry["inputs"] = inputs
+        case "subtract":
+            entry["minuend"], entry["subtrahends"] = inputs[0], inputs[1:]
+        case "multiply":
+            entry |= {"inputs": inputs, "factor": str(change.factor)}
+        case "divide":
+            arity(2)
+            entry |= {"numerator": inputs[0], "denominator": inputs[1]}
+            entry["factor"] = str(change.factor)
+        case "allocate":
+            arity(1)
+            entry |= {"source": inputs[0], "targets": list(change.targets)}
+            entry["shares"] = [str(s) for s in change.shares]
+        case "integrate":
+            arity(1)
+            entry |= {"source": inputs[0], "per_s": change.per_s}
+    return entry
 
 
 def render_code(code: Any) -> str:

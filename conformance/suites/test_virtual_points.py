@@ -3,28 +3,24 @@ what a device gives into values in the quantity's unit, statistics that add up, 
 rules applied to incoming data, and virtual points computed from others (add, subtract,
 multiply, allocate).
 
-Virtual points are made through the ``dut`` interface (``AddVirtualPoint``): a terminal that
-cannot be given one says so (inconclusive, with its adapter's reason), one that computes it
-wrongly fails. Operations the interface cannot ask for yet are inconclusive, naming what is
-missing."""
+Virtual points are made through the ``dut`` interface (``AddVirtualPoint``, removed again
+with ``RemoveVirtualPoint``) and judged against the plant's ground truth (``virtual_truth``):
+a terminal that cannot be given one says so (inconclusive, with its adapter's reason), one that
+computes it wrongly fails."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from decimal import Decimal
-from typing import Literal
 
 import pytest
 
 from conformance.bench import Bench
-from conformance.dut import AddVirtualPoint, PointBinding, SetRange
+from conformance.dut import PointBinding, SetRange
 from conformance.evidence import TestLog, step
+from conformance.suites import virtual_truth as vt
 from conformance.suites.readback import judge_point
 from conformance.verdicts import Inconclusive
-
-WATCH_S = 600.0
-#: Minute windows this close to now may still be open at the virtual point.
-SETTLE_S = 120.0
 
 
 def _counters(bench: Bench) -> list[PointBinding]:
@@ -131,99 +127,53 @@ async def test_incoming_data_are_validated(bench: Bench, evidence: TestLog) -> N
 
 
 # ---- virtual points ------------------------------------------------------------------------------
-
-
-async def _virtual_windows(
-    bench: Bench,
-    evidence: TestLog,
-    name: str,
-    operation: Literal["add", "subtract"],
-    inputs: tuple[PointBinding, ...],
-) -> None:
-    """Define ``name`` as ``operation`` over ``inputs`` and judge its minute figures."""
-    ids = tuple(b.point for b in inputs)
-    with step(f"{name} = {operation}({', '.join(ids)})"):
-        await bench.dut.configure(AddVirtualPoint(name, operation, ids))
-    start = bench.now()
-    await bench.wait(WATCH_S)
-    end = bench.now() - SETTLE_S
-    result = await bench.dut.management.derived(name, "minute", start, end)
-    parts = {
-        p: {d.start: d.value for d in await bench.dut.management.derived(p, "minute", start, end)}
-        for p in ids
-    }
-    evidence.attach_json("virtual.json", [asdict(w) for w in result])
-    assert result, f"{name}: no minute figures in {WATCH_S:g} s"
-    wrong, judged = [], 0
-    for window in result:
-        values = [parts[p].get(window.start) for p in ids]
-        if any(v is None for v in values) or window.value is None:
-            continue
-        first, *rest = [v for v in values if v is not None]
-        want = (
-            first + sum(rest, Decimal(0)) if operation == "add" else first - sum(rest, Decimal(0))
-        )
-        judged += 1
-        if window.value != want:
-            wrong.append(f"{window.start:.0f}: {window.value}, inputs {values} give {want}")
-    evidence.record_measurement("windows_judged", judged)
-    assert judged, f"{name}: no window where every input has a figure"
-    assert not wrong, f"{name} ({operation}):\n" + "\n".join(wrong[:10])
+# Judged against the plant, not against the terminal's own figures for the inputs
+# (``virtual_truth``): window by window, what really flowed through the inputs, combined by the
+# operation, within the meters' last digit (and a rate's sampling).
 
 
 @pytest.mark.clause("ISC-2 §7.2.3(2bis) a)", "CSMT §8.3.2 a)")
 async def test_virtual_point_adds(bench: Bench, evidence: TestLog) -> None:
-    """A point defined as the sum of several branches equals their sum, window by window."""
+    """A point defined as the sum of several branches equals what the plant used through them,
+    window by window."""
     await bench.warm()
-    counters = _counters(bench)
-    if len(counters) < 2:
-        raise Inconclusive("fewer than two counters to add")
-    await _virtual_windows(bench, evidence, "conformance.add", "add", tuple(counters[:3]))
+    await vt.judge_rules(bench, evidence, vt.adding(bench, f"{vt.PREFIX}.add"))
 
 
 @pytest.mark.clause("ISC-2 §7.2.3(2bis) b)", "CSMT §8.3.2 b)")
 async def test_virtual_point_subtracts(bench: Bench, evidence: TestLog) -> None:
-    """A total minus an unrelated branch equals their difference, window by window."""
+    """A total minus an unrelated branch equals the plant's difference, window by window."""
     await bench.warm()
-    counters = _counters(bench)
-    if len(counters) < 2:
-        raise Inconclusive("fewer than two counters to subtract")
-    pair = (counters[0], counters[1])
-    await _virtual_windows(bench, evidence, "conformance.subtract", "subtract", pair)
-
-
-def _not_expressible(operation: str, *clauses: str) -> Inconclusive:
-    return Inconclusive(
-        f"a {operation} virtual point cannot be asked of a terminal: conformance.dut's "
-        "AddVirtualPoint takes add and subtract only (the dut interface needs a change for "
-        f"{operation})",
-        *clauses,
-    )
+    await vt.judge_rules(bench, evidence, vt.subtracting(bench, f"{vt.PREFIX}.subtract"))
 
 
 @pytest.mark.clause("ISC-2 §7.2.3(2bis) c)", "CSMT §8.3.2 c)")
-async def test_virtual_point_multiplies(bench: Bench) -> None:
-    """A source computed from a typical activity times a constant (multiplication)."""
+async def test_virtual_point_multiplies(bench: Bench, evidence: TestLog) -> None:
+    """A source computed from a typical activity times a constant equals the plant's activity
+    times that constant."""
     await bench.warm()
-    raise _not_expressible("multiply", "ISC-2 §7.2.3(2bis) c)", "CSMT §8.3.2 c)")
+    await vt.judge_rules(bench, evidence, vt.multiplying(bench, f"{vt.PREFIX}.multiply"))
 
 
 @pytest.mark.clause("CSMT §8.3.2 d)")
-async def test_virtual_point_allocates(bench: Bench) -> None:
-    """One activity split over several sources (allocation)."""
+async def test_virtual_point_allocates(bench: Bench, evidence: TestLog) -> None:
+    """One activity split over two sources by fixed shares: each gets its share of what the
+    plant used."""
     await bench.warm()
-    raise _not_expressible("allocate", "CSMT §8.3.2 d)")
+    await vt.judge_rules(bench, evidence, vt.allocating(bench, f"{vt.PREFIX}.allocate"))
 
 
 @pytest.mark.clause("ISC-2 §7.2.3(2bis)")
 async def test_every_required_operation(bench: Bench, evidence: TestLog) -> None:
-    """At least add, subtract, multiply/divide and integrate: add and subtract are judged
-    here; the rest cannot be asked through the dut interface yet."""
+    """At least add, subtract, multiply/divide and integrate, all at once: each result against
+    the plant (the integral against the plant's rate integrated over time)."""
     await bench.warm()
-    counters = _counters(bench)
-    if len(counters) < 2:
-        raise Inconclusive("fewer than two counters to combine")
-    pair = (counters[0], counters[1])
-    await _virtual_windows(bench, evidence, "conformance.ops.add", "add", pair)
-    await _virtual_windows(bench, evidence, "conformance.ops.subtract", "subtract", pair)
-    raise _not_expressible("multiply/divide or integrate", "ISC-2 §7.2.3(2bis)")
+    await vt.judge_rules(
+        bench,
+        evidence,
+        vt.adding(bench, f"{vt.PREFIX}.ops.add"),
+        vt.subtracting(bench, f"{vt.PREFIX}.ops.subtract"),
+        vt.multiplying(bench, f"{vt.PREFIX}.ops.multiply"),
+        vt.dividing(bench, f"{vt.PREFIX}.ops.divide"),
+        vt.integrating(bench, f"{vt.PREFIX}.ops.integrate"),
+    )
