@@ -55,7 +55,8 @@ FEATURES: dict[str, str] = {
     "second-check": "flags increments over twice the monthly history (CSMT §8.1.2)",
     "interpolation": "fills fault gaps, flagged (CSMT §12.4)",
     "settlement": "daily/monthly/yearly settlement of counters (CSMT §8.2.1)",
-    "virtual-points": "aggregation across points: add, subtract, allocate (CSMT §8.3.2)",
+    "virtual-points": "points computed from others: add, subtract, multiply/divide, allocate, "
+    "integrate (CSMT §8.3.2)",
     "history-request": "serves HJ 212 history requests 2031/2051/2061",
     "platform-intervals": "takes RtdInterval/MinInterval from the platform (1061-1064)",
     "send-now": "manual 'send now' and resend of a range (CSMT §7.5)",

@@ -11,9 +11,10 @@ from decimal import Decimal
 import pytest
 
 from conformance.bench import Bench, local
-from conformance.dut import AddVirtualPoint, PointBinding, SetRange
+from conformance.dut import PointBinding, SetRange
 from conformance.evidence import TestLog, step
 from conformance.management import DerivedValue
+from conformance.suites import virtual_truth as vt
 from conformance.verdicts import Inconclusive
 
 SERIAL = ("dlt645-2007", "dlt645-1997", "modbus-rtu", "cjt188")
@@ -339,27 +340,15 @@ async def test_units_follow_the_meters(bench: Bench) -> None:
 
 @pytest.mark.clause("CSMT §8.3.2", "ISC-2 §7.2.3(2)")
 @pytest.mark.requires("feature:virtual-points")
-async def test_virtual_points_add_and_subtract_across_points(bench: Bench) -> None:
-    """A point defined as the sum of two others equals their sum, window by window."""
+async def test_virtual_points_add_and_subtract_across_points(
+    bench: Bench, evidence: TestLog
+) -> None:
+    """A point defined as the sum of two others, and one as their difference, equal what the
+    plant used through them, window by window (``virtual_truth``)."""
     await bench.warm()
-    counters = _fleet_points(bench, kind="counter")
-    if len(counters) < 2:
-        raise Inconclusive("fewer than two counters to add")
-    a, b = counters[0], counters[1]
-    await bench.dut.configure(AddVirtualPoint("conformance.sum", "add", (a.point, b.point)))
-    start = bench.now()
-    await bench.wait(600)
-    end = bench.now() - 120
-    total = await bench.dut.management.derived("conformance.sum", "minute", start, end)
-    parts = {
-        p.point: {
-            d.start: d.value
-            for d in await bench.dut.management.derived(p.point, "minute", start, end)
-        }
-        for p in (a, b)
-    }
-    assert total, "the virtual point has no minute figures"
-    for window in total:
-        x, y = parts[a.point].get(window.start), parts[b.point].get(window.start)
-        if x is not None and y is not None:
-            assert window.value == x + y, (window.start, window.value, x, y)
+    await vt.judge_rules(
+        bench,
+        evidence,
+        vt.adding(bench, f"{vt.PREFIX}.sum"),
+        vt.subtracting(bench, f"{vt.PREFIX}.difference"),
+    )
