@@ -623,6 +623,9 @@ class AllocatePoint(_Virtual):
         if n == 0:
             raise ValueError("targets: allocate splits its source over at least one point")
         _once("targets", self.targets)
+        if self.id in self.targets:
+            k = self.targets.index(self.id)
+            raise ValueError(f"targets[{k}]: {self.id!r} is the allocation's own id")
         if self.shares is None and self.basis is None:
             raise ValueError(
                 "shares: allocate needs shares (fractions summing to 1), basis or both"

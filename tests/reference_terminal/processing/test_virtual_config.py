@@ -208,6 +208,16 @@ def test_allocation_needs_shares_or_a_basis() -> None:
             },
             "targets[1]: 'X' is listed twice",
         ),
+        (
+            {
+                "op": "allocate",
+                "id": "A",
+                "source": "E1",
+                "targets": ["X", "A"],
+                "basis": ["E2", "E3"],
+            },
+            "targets[1]: 'A' is the allocation's own id",
+        ),
     ],
 )
 def test_a_point_listed_twice_is_refused(spec: dict[str, Any], message: str) -> None:
