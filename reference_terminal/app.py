@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from reference_terminal.accounting.running import Booked, RunningAccounting
 from reference_terminal.acquisition.driver import Driver
 from reference_terminal.acquisition.drivers import is_polled, make_buses, make_driver, requests_for
 from reference_terminal.acquisition.https import HttpsIntake
@@ -107,6 +108,8 @@ class Terminal:
         #: Remote operations (ISC-2 §8): recent warnings and errors, application modules.
         self.errors = ErrorLog(self.clock)
         self.apps = AppHost(config.apps, self.clock, self.record)
+        #: Carbon accounting (CSMT §9), when configured; rebuilt with each configuration.
+        self.accounting: RunningAccounting | None = None
 
     async def run(self) -> None:
         """Run until cancelled, restarting acquisition whenever a new configuration arrives."""
@@ -185,6 +188,7 @@ class Terminal:
         assert self.store is not None
         async with self._lock:  # before any value is processed (pushed ones included)
             resumed = await resume(self.processor, self.store)
+            self.accounting = await self._resume_accounting()
         if resumed.recovered:
             await self._store(Output(aggregates=resumed.recovered))
         uplink = Uplink(self.config, self.store, self.clock)
@@ -237,12 +241,26 @@ class Terminal:
         if store is None:
             raise TerminalNotReady("the terminal's store is not open")
         now = self.clock.time()
-        if output.aggregates:
-            store.write_behind(window_rows(output, now)).add_done_callback(_report_failure)
-        if output.readings or output.events or output.increments:
+        # booked before the first await: in processing's order, whoever processes next
+        booked = self.accounting.book(output, now) if self.accounting is not None else Booked()
+        if output.aggregates or booked.behind:
+            rows = window_rows(output, now) + booked.behind  # windows first: a cut keeps them
+            store.write_behind(rows).add_done_callback(_report_failure)
+        if output.readings or output.events or output.increments or booked.events:
             await store.write(
-                output.readings, events=output.events, derived=increment_rows(output, now)
+                output.readings,
+                events=[*output.events, *booked.events],
+                derived=increment_rows(output, now) + booked.now,
             )
+
+    async def _resume_accounting(self) -> RunningAccounting | None:
+        """The accounting of the configuration, continued from the store (CSMT §9)."""
+        assert self.store is not None
+        offset = self.processor.settings.utc_offset_s
+        accounting = RunningAccounting.from_config(self.config, offset)
+        if accounting is not None:
+            await accounting.resume(self.store, self.clock.time())
+        return accounting
 
     async def settled(self) -> None:
         """Wait until the figures of every window closed so far are stored too."""

@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, model_validator
 
+from reference_terminal.accounting.configuration import Accounting
 from reference_terminal.uplink.codes import HJ212_CODE, ItemCode
 
 Id = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", max_length=64)]
@@ -56,6 +57,8 @@ class DeviceBase(Strict):
     accuracy: str = ""
     calibration_interval_days: int | None = Field(None, ge=1, le=3650)
     calibrated_on: date | None = None
+    #: Measurement level (GB 17167 一级/二级/三级: enterprise, unit, equipment), for the ledger.
+    level: int | None = Field(None, ge=1, le=3)
 
 
 class ModbusTcpDevice(DeviceBase):
@@ -684,6 +687,8 @@ class TerminalConfig(Strict):
     apps: Apps = Apps()
     #: Points computed from others (CSMT §8.3.2); checked against ``points`` below.
     virtual_points: list[VirtualPoint] = []
+    #: Carbon accounting (CSMT §9): boundary, methods, factor library, alarms; None: none.
+    accounting: Accounting | None = None
 
     @model_validator(mode="after")
     def _uplink_references(self) -> TerminalConfig:
@@ -746,6 +751,16 @@ class TerminalConfig(Strict):
             from reference_terminal.processing.virtual import plan  # noqa: PLC0415
 
             plan(self.points, self.virtual_points)
+        return self
+
+    @model_validator(mode="after")
+    def _accounting(self) -> TerminalConfig:
+        """The accounting section against the points and the factor library (messages name
+        the field, e.g. ``accounting.units[0].sources[1].fuel``)."""
+        if self.accounting is not None:
+            from reference_terminal.accounting.bindings import check  # noqa: PLC0415
+
+            check(self.accounting, self.points, self.virtual_points)
         return self
 
     def device(self, device_id: str) -> Device:

@@ -146,6 +146,7 @@ class LiveAccounting:
             for o in opened:
                 o.bases[basis] = add(o.bases.get(basis, ZERO), value)
                 o.basis_minutes[basis] = o.basis_minutes.get(basis, 0) + 1
+                o.seen = True  # a period with only basis data closes with its totals too
         alarms: list[AlarmEvent] = []
         if self.monitor is not None:
             for t in closed:
@@ -200,6 +201,36 @@ class LiveAccounting:
             by_scope[None],
             bases,
         )
+
+    def restore(
+        self,
+        last_minute: int,
+        cumulative: Mapping[str, Decimal],
+        opened: Mapping[Period, PeriodTotals],
+    ) -> None:
+        """Continue after a restart from what was stored: the last minute accounted, each
+        source's cumulative emission, and the sums so far of the periods open at that minute
+        (``opened[p].sources[name]``: activity and minutes; ``.bases``: basis sums)."""
+        self.last_minute = last_minute
+        for name, value in cumulative.items():
+            if name in self.cumulative:
+                self.cumulative[name] = value
+        self._open.clear()
+        for period in self.periods:
+            o = _Open(key_of(last_minute, period, self.offset), self._sources, list(self.bases))
+            given = opened.get(period)
+            if given is not None:
+                for name, total in given.sources.items():
+                    if name in o.activity:
+                        o.activity[name] = total.activity
+                        o.minutes[name] = total.minutes
+                        o.seen = o.seen or total.minutes > 0
+                for basis, sums in given.bases.items():
+                    o.bases[basis] = sums.activity
+                    o.basis_minutes[basis] = sums.minutes
+                    o.seen = o.seen or sums.minutes > 0
+            self._open[period] = o
+        self._last_seen = dict.fromkeys(self._sources, last_minute)
 
     def open_totals(self, period: Period) -> PeriodTotals | None:
         """The running totals of the open period of kind ``period`` (so far)."""

@@ -1,0 +1,167 @@
+"""How the terminal's accounting figures are stored: derived values (``derived_values``) of the
+activity point they belong to, so they are durable, survive restarts, go into backups and
+exports, and can be uploaded like any derived figure (CSMT §9.2: "必须保留转换前后原始数据、碳
+排放数据").
+
+============== =================== ==============================================================
+kind           period              value, and the note (a JSON object of decimal texts)
+============== =================== ==============================================================
+``co2``        the minute window   tCO2 of the minute; ``a`` activity, ``f`` factor (tCO2 per
+                                   unit), ``first``/``last`` registers the activity spans
+``co2_entry``  (previous entry,    tCO2 of a value entered by hand, converted at once (CSMT
+               this entry]         §11.6); same note
+``co2_cum``    the minute          cumulative tCO2 of the point since its accounting began
+``co2_<p>``    a closed period     tCO2 of the period (``hour``, ``day``, ``week``, ``month``,
+                                   ``quarter``, ``year``); ``a``, ``n`` minutes with data,
+                                   ``first``/``last``
+``basis``,     the minute, the     a point that only feeds an intensity basis: its activity
+``basis_entry``, entry, a period   (same note without ``f``)
+``basis_<p>``
+============== =================== ==============================================================
+
+Figures in tCO2 are stored rounded half up to :data:`PLACES` decimals (0.1 mg); activity is
+exact (an integer count of the meter's resolution). A period's emission is its exact activity
+sum times the rate, rounded once, so the sum of stored minutes may differ from it in the last
+stored place.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, and_, or_, select
+
+from reference_terminal.accounting.statistics import Period
+from reference_terminal.accounting.units import round_report
+from reference_terminal.model import Quality
+from reference_terminal.storage.schema import Derived, derived_values, row_derived
+
+PLACES = 10
+MINUTE = "co2"
+ENTRY = "co2_entry"
+CUMULATIVE = "co2_cum"
+BASIS = "basis"
+BASIS_ENTRY = "basis_entry"
+PERIODS = tuple(Period)
+
+
+def period_kind(period: Period, *, basis: bool = False) -> str:
+    return f"{'basis' if basis else 'co2'}_{period.value}"
+
+
+def stored(value: Decimal) -> Decimal:
+    """A tCO2 figure as stored (rounded half up to :data:`PLACES`)."""
+    return round_report(value, PLACES)
+
+
+def note(**fields: Decimal | int | str | None) -> str:
+    return json.dumps(
+        {
+            k: (f"{v:f}" if isinstance(v, Decimal) else v)
+            for k, v in fields.items()
+            if v is not None
+        },
+        separators=(",", ":"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """One stored accounting figure, read back."""
+
+    point: str
+    kind: str
+    start: float
+    end: float
+    value: Decimal | None  # tCO2 (co2 kinds) or activity (basis kinds)
+    quality: Quality
+    activity: Decimal | None
+    factor: Decimal | None
+    minutes: int | None
+    first: Decimal | None
+    last: Decimal | None
+
+    @property
+    def t(self) -> float:
+        """When the figure is booked: the minute's start, or the time of a hand entry."""
+        return self.end if self.kind in (ENTRY, BASIS_ENTRY) else self.start
+
+    @classmethod
+    def of(cls, d: Derived) -> Figure:
+        data: dict[str, Any] = {}
+        if d.note.startswith("{"):
+            try:
+                data = json.loads(d.note)
+            except ValueError:
+                data = {}
+
+        def dec(name: str) -> Decimal | None:
+            text = data.get(name)
+            return None if text is None else Decimal(str(text))
+
+        n = data.get("n")
+        return cls(
+            d.point,
+            d.kind,
+            d.start,
+            d.end,
+            d.value,
+            d.quality,
+            dec("a") if "a" in data else (d.value if d.kind.startswith("basis") else None),
+            dec("f"),
+            None if n is None else int(n),
+            dec("first"),
+            dec("last"),
+        )
+
+
+def select_figures(
+    conn: Connection, points: Sequence[str], kinds: Sequence[str], start: float, end: float
+) -> list[Figure]:
+    """Figures of ``points`` of ``kinds`` booked in ``[start, end)`` (see :attr:`Figure.t`)."""
+    c = derived_values.c
+    entries = [k for k in kinds if k in (ENTRY, BASIS_ENTRY)]
+    others = [k for k in kinds if k not in entries]
+    clauses = []
+    if others:
+        clauses.append(and_(c.kind.in_(others), c.period_start >= start, c.period_start < end))
+    if entries:
+        clauses.append(and_(c.kind.in_(entries), c.period_end >= start, c.period_end < end))
+    if not clauses or not points:
+        return []
+    query = select(derived_values).where(c.point.in_(list(points)), or_(*clauses))
+    found = [Figure.of(row_derived(r)) for r in conn.execute(query).mappings()]
+    found.sort(key=lambda f: (f.t, f.point, f.kind))
+    return found
+
+
+def select_latest(conn: Connection, point: str, kind: str) -> Figure | None:
+    c = derived_values.c
+    query = (
+        select(derived_values)
+        .where(c.point == point, c.kind == kind)
+        .order_by(c.period_start.desc())
+        .limit(1)
+    )
+    row = conn.execute(query).mappings().first()
+    return None if row is None else Figure.of(row_derived(row))
+
+
+def select_period(
+    conn: Connection, points: Sequence[str], period: Period, start: float
+) -> dict[tuple[str, str], Figure]:
+    """The stored closed-period figures (co2 and basis) of ``points`` for the period starting
+    at ``start``, by (point, kind)."""
+    c = derived_values.c
+    kinds = [period_kind(period), period_kind(period, basis=True)]
+    query = select(derived_values).where(
+        c.point.in_(list(points)), c.kind.in_(kinds), c.period_start == start
+    )
+    return {
+        (f.point, f.kind): f
+        for f in (Figure.of(row_derived(r)) for r in conn.execute(query).mappings())
+    }
