@@ -391,16 +391,6 @@ class Processor:
                     return integ, windows
         return None
 
-    def _windows_of(self, point: str) -> PointWindows | None:
-        st = self._states.get(point)
-        if st is not None:
-            return st.windows
-        for st in self._states.values():
-            for integ, windows in st.integrals:
-                if integ.rule.id == point:
-                    return windows
-        return None
-
     def _process(self, raw: RawValue, sink: _Sink) -> None:
         st = self._states.get(raw.point)
         if st is None:
