@@ -15,6 +15,7 @@ from protocols.smcrypto import Sm2PrivateKey
 from reference_terminal.config import TerminalConfig
 from reference_terminal.model import Event
 from reference_terminal.storage.store import sqlite_url
+from tests.reference_terminal.accounting.terminal_config import config_data
 from tests.reference_terminal.api.harness import CONFIG, make_config, running_api
 from tests.reference_terminal.security.harness import secured_terminal
 
@@ -257,5 +258,39 @@ def test_secured_operations_follow_the_roles(tmp_path: Path) -> None:
             ("admin", "configure", "failure"),
             ("admin", "configure", "success"),
         ]
+
+    asyncio.run(main())
+
+
+def test_emission_factors_and_formulas_are_configured_remotely(tmp_path: Path) -> None:
+    """ISC-2 §8.3: an emission factor (accounting) and a formula (a virtual point) changed by
+    PATCH, applied at once and logged."""
+    factor = "/accounting/units/utilities/sources/grid/factor"
+    formula = {"id": "em.mwh", "op": "multiply", "inputs": ["em.ep"], "factor": "0.001"}
+
+    async def main() -> None:
+        config = TerminalConfig.model_validate(config_data(tmp_path))
+        async with running_api(config) as (terminal, client):
+            changed = await client.patch(
+                "/config",
+                json={
+                    "changes": [
+                        {"op": "replace", "path": factor, "value": "0.5810 tCO2/MWh"},
+                        {"op": "add", "path": "/virtual_points/-", "value": formula},
+                    ]
+                },
+            )
+            assert changed.status_code == 200, changed.text
+            accounting = terminal.config.accounting
+            assert accounting is not None
+            assert str(accounting.units[0].sources[0].factor) == "0.5810 tCO2/MWh"
+            assert [v.id for v in terminal.config.virtual_points] == ["em.mwh"]
+            assert terminal.accounting is not None, "accounting runs the new configuration"
+            logs = (await client.get("/logs", params={"category": "configuration"})).json()
+        assert sorted(changed.json()["changed"]) == [
+            f"{factor}: 0.5703 tCO2/MWh → 0.5810 tCO2/MWh",
+            "/virtual_points/em.mwh added",
+        ]
+        assert "0.5810 tCO2/MWh" in logs["items"][0]["details"]["changed"]
 
     asyncio.run(main())
