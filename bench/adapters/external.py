@@ -306,8 +306,8 @@ class ExternalDut:
         declared = {m.point: m for m in self._target.parameters.points}
         bindings = []
         for point_id, info in listed.items():
-            if not info.get("configured", True):
-                continue
+            if not info.get("configured", True) or info.get("virtual"):
+                continue  # gone, or computed (its windows are judged, not its acquisition)
             mapped = declared.get(point_id)
             protocol = str(info.get("protocol") or "")
             acquisition: Literal["polled", "pushed", "manual"] = "polled"

@@ -26,7 +26,8 @@ from reference_terminal.api.wire import (
     optional_range,
     time_range,
 )
-from reference_terminal.config import HttpsDevice, Point
+from reference_terminal.config import HttpsDevice, Point, virtual_outputs
+from reference_terminal.processing.virtual import inputs_of, plan
 from reference_terminal.storage.schema import Derived, derived_values, row_derived
 
 DEFAULT_LIMIT = 1000
@@ -52,8 +53,13 @@ class PointOut(BaseModel):
     max: str | None = None
     full_scale: str | None = None
     #: How values arrive: ``polled`` (on schedule; on command too), ``pushed`` (MQTT, HTTPS
-    #: intake) or ``manual`` (entered by hand or imported).
+    #: intake) or ``manual`` (entered by hand or imported). None for a virtual point.
     acquisition: Literal["polled", "pushed", "manual"] | None = None
+    #: A virtual point's rule (CSMT §8.3.2): ``add``, ``subtract``, ``multiply``, ``divide``,
+    #: ``allocate`` or ``integrate``, and the points it is made from; its values are derived
+    #: values (windows), it has no readings.
+    virtual: str | None = None
+    inputs: list[str] = []
     # The activity-data source list (ISC-2 §7.3.1): what the point measures, and its
     # instrument as the meter ledger has it.
     activity: str = ""
@@ -136,6 +142,21 @@ def data_routes(ctx: ApiContext) -> APIRouter:
     @router.get("/points", summary="Configured points, and stored ones no longer configured")
     async def list_points(_: CanRead) -> list[PointOut]:
         out = [describe(p) for p in ctx.config.points]
+        virtual = plan(ctx.config.points, ctx.config.virtual_points)
+        out += [
+            PointOut(
+                id=made,
+                configured=True,
+                name=rule.name,
+                unit=rule.unit or virtual.units.get(made, ""),
+                kind=virtual.kinds.get(made),
+                decimals=rule.decimals,
+                virtual=rule.op,
+                inputs=inputs_of(rule),
+            )
+            for rule in ctx.config.virtual_points
+            for made in virtual_outputs(rule)
+        ]
         configured = {p.id for p in ctx.config.points}
         stored = await ctx.store().points()
         out += [PointOut(id=p, configured=False) for p in stored if p not in configured]

@@ -198,3 +198,29 @@ def test_points_form_the_activity_data_source_list(tmp_path: Path) -> None:
         assert heat["calibration_interval_days"] == 730
 
     asyncio.run(main())
+
+
+def test_virtual_points_are_listed_with_their_rule_and_inputs(tmp_path: Path) -> None:
+    data = copy.deepcopy(CONFIG)
+    data["virtual_points"] = [
+        {"id": "coal_kiln_t", "op": "multiply", "inputs": ["coal_t"], "factor": "0.6"},
+        {
+            "id": "coal_split",
+            "op": "allocate",
+            "source": "coal_t",
+            "targets": ["kiln_t", "calciner_t"],
+            "shares": ["0.7", "0.3"],
+        },
+    ]
+
+    async def main() -> None:
+        async with running_api(make_config(tmp_path, data)) as (_, client):
+            points = {p["id"]: p for p in (await client.get("/points")).json()}
+        assert points["coal_kiln_t"]["virtual"] == "multiply"
+        assert points["coal_kiln_t"]["inputs"] == ["coal_t"]
+        assert points["coal_kiln_t"]["kind"] == "counter"
+        assert (points["kiln_t"]["virtual"], points["calciner_t"]["unit"]) == ("allocate", "t")
+        assert "coal_split" not in points  # the rule's name, not a point
+        assert points["coal_t"]["virtual"] is None
+
+    asyncio.run(main())
