@@ -262,6 +262,13 @@ class Terminal:
             await accounting.resume(self.store, self.clock.time())
         return accounting
 
+    async def reload_accounting(self) -> None:
+        """Rebuild the accounting (a new factor library) and continue it from the store."""
+        async with self._lock:  # nothing is booked meanwhile; what was is stored first
+            if self.store is not None and self.accounting is not None:
+                await self.store.flush_behind()
+                self.accounting = await self._resume_accounting()
+
     async def settled(self) -> None:
         """Wait until the figures of every window closed so far are stored too."""
         if self.store is not None:

@@ -119,11 +119,11 @@ class RunningAccounting:
         self.tz = timezone(timedelta(seconds=utc_offset_s))
         self.offset = utc_offset_s // 60
         self.live: dict[str, LiveAccounting] = {}
-        self._to_basis: dict[str, tuple[tuple[Basis, Decimal], ...]] = {}
+        self.to_basis: dict[str, tuple[tuple[Basis, Decimal], ...]] = {}
         for point in bindings.tracked:
             b = bindings.points.get(point)
             feeds = bindings.basis_points.get(point, ())
-            self._to_basis[point] = tuple(
+            self.to_basis[point] = tuple(
                 (basis, _ratio(unit, bindings.bases[basis].unit)) for basis, unit in feeds
             )
             rules = bindings.point_rules.get(point, ())
@@ -198,7 +198,7 @@ class RunningAccounting:
     ) -> None:
         live = self.live[point]
         source = self.bindings.points.get(point)
-        bases = {b: EXACT.multiply(value, r) for b, r in self._to_basis[point]}
+        bases = {b: EXACT.multiply(value, r) for b, r in self.to_basis[point]}
         try:
             update = live.update(minute, {point: value} if source is not None else {}, bases)
         except AccountingError as exc:  # a window before the last one booked: never a crash
@@ -259,7 +259,7 @@ class RunningAccounting:
             )  # fmt: skip
         elif closed.bases:
             sums = next(iter(closed.bases.values()))
-            ratio = self._to_basis[point][0][1]
+            ratio = self.to_basis[point][0][1]
             activity = EXACT.divide(sums.activity, ratio)
             rows.append(
                 Derived(
@@ -396,7 +396,7 @@ def _restore_point(acc: RunningAccounting, conn: Connection, point: str) -> _Res
             sources[point] = SourceTotal(activity, ZERO, count)
         bases = {
             basis: Sums(EXACT.multiply(activity, ratio), count)
-            for basis, ratio in acc._to_basis[point]
+            for basis, ratio in acc.to_basis[point]
         }
         opened[period] = PeriodTotals(span, sources, ZERO, ZERO, ZERO, bases)
     windows = [] if point in acc.manual else _windows_after(conn, point, (last_minute + 1) * 60.0)

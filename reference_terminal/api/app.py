@@ -24,6 +24,7 @@ from fastapi import Depends, FastAPI
 
 from reference_terminal.api.context import ApiContext
 from reference_terminal.api.errors import install
+from reference_terminal.api.routes_accounting import accounting_routes
 from reference_terminal.api.routes_apps import app_routes
 from reference_terminal.api.routes_config import config_routes
 from reference_terminal.api.routes_data import data_routes
@@ -59,6 +60,7 @@ def create_app(terminal: Terminal) -> FastAPI:
     app.include_router(uplink_routes(ctx))
     app.include_router(monitor_routes(ctx))
     app.include_router(app_routes(ctx))
+    app.include_router(accounting_routes(ctx))
     # The intake's router serves POST /intake/{device} itself.
     app.include_router(
         intake.router, tags=["intake"], dependencies=[Depends(authorize(Action.PUSH))]

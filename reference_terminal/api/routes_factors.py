@@ -1,0 +1,214 @@
+"""``/accounting/factors``: the methodology and emission-factor library (ISC-2 §7.2.8, SSEA
+§5.4.9, CPCIF §5.2.1 d)), queried, exported, and updated offline by importing a file or online
+by downloading one from a platform (CSMT §11.4).
+
+An imported library is checked first: every binding of the accounting must still resolve with
+it (an import that removes a fuel in use is refused, naming the field). It is then kept in
+``accounting.imports_dir`` (one file per vintage, written atomically) so it survives restarts,
+logged as a ``method_import`` or ``method_download`` event (CSMT §11.12 "方法下载" log), and the
+accounting carries on with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import yaml
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict
+
+from reference_terminal.accounting.bindings import resolve
+from reference_terminal.accounting.errors import AccountingError
+from reference_terminal.accounting.factors import Factor, FactorKind, FactorLibrary
+from reference_terminal.accounting.methods import CO2_PER_C
+from reference_terminal.accounting.units import CONTEXT
+from reference_terminal.api.context import ApiContext
+from reference_terminal.api.errors import ApiError
+from reference_terminal.api.security import CanConfigure, CanRead, Principal
+from reference_terminal.model import Event
+
+MAX_LIBRARY_BYTES = 4 * 1024 * 1024
+
+
+class DownloadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    ca_file: str | None = None
+
+
+def factor_data(f: Factor, revision: int) -> dict[str, Any]:
+    """One library entry: its parameters, and ``value``/``unit`` its emission factor (for a
+    fuel: CC × OF × 44/12 per GJ)."""
+    value, unit = None, ""
+    if f.factor is not None:
+        value, unit = f"{f.factor.value:f}", str(f.factor.unit)
+    elif f.carbon_content is not None and f.oxidation is not None:
+        cc = f.carbon_content.to("tC/GJ").value
+        of = f.oxidation.to("").value
+        ef = CONTEXT.divide(CONTEXT.multiply(CONTEXT.multiply(cc, of), CO2_PER_C[0]), CO2_PER_C[1])
+        value, unit = f"{ef.quantize(CONTEXT.power(10, -10)).normalize():f}", "tCO2/GJ"
+    return {
+        "id": f"{f.vintage}/{f.name}" + ("" if f.data_year is None else f"/{f.data_year}"),
+        "name": f.name,
+        "label": f.label,
+        "kind": f.kind.value,
+        "vintage": f.vintage,
+        "version": revision,
+        "data_year": f.data_year,
+        "value": value,
+        "unit": unit,
+        "parameters": {p: str(q) for p, q in f.parameters().items()},
+        "source": f.source,
+        "to_confirm": f.to_confirm,
+        "note": f.note,
+    }
+
+
+def _parse(body: bytes) -> FactorLibrary:
+    if len(body) > MAX_LIBRARY_BYTES:
+        raise ApiError(413, "too_large", f"a library of {len(body)} bytes is beyond the limit")
+    try:
+        text = body.decode("utf-8")
+        data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+        return FactorLibrary.from_data(data, "the imported library")
+    except (UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        raise ApiError(422, "invalid_library", str(exc)) from None
+
+
+def _slug(vintage: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", vintage).strip("-").lower() or "vintage"
+
+
+def _save(directory: Path, library: FactorLibrary) -> list[str]:
+    """Each vintage of ``library`` as its own file in ``directory``, atomically and durably."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in library.vintages:
+        one = FactorLibrary(
+            {name: library.vintages[name]}, tuple(f for f in library.factors if f.vintage == name)
+        )
+        target = directory / f"{_slug(name)}.yaml"
+        partial = target.with_suffix(".yaml.partial")
+        one.export(partial)
+        with partial.open("rb") as handle:
+            os.fsync(handle.fileno())
+        partial.replace(target)
+        written.append(str(target))
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return written
+
+
+def factor_routes(ctx: ApiContext) -> APIRouter:
+    router = APIRouter(tags=["accounting"])
+
+    def library() -> FactorLibrary:
+        from reference_terminal.api.routes_accounting import running  # noqa: PLC0415
+
+        return running(ctx).bindings.library
+
+    @router.get(
+        "/accounting/factors",
+        summary="The factor library: every factor with its value, unit, vintage, version, data "
+        "year and source (ISC-2 §7.2.8)",
+    )
+    async def get_factors(
+        _: CanRead,
+        vintage: str | None = None,
+        kind: FactorKind | None = None,
+        name: Annotated[str | None, Query(max_length=64)] = None,
+    ) -> list[dict[str, Any]]:
+        lib = library()
+        found = lib.query(vintage=vintage, kind=kind, name=name)
+        return [factor_data(f, lib.vintages[f.vintage].revision) for f in found]
+
+    @router.get(
+        "/accounting/factors/export",
+        summary="The whole library as a file (YAML or JSON) that imports back as it is",
+        response_class=Response,
+    )
+    async def export_factors(
+        _: CanRead, format: Annotated[str, Query(pattern="^(yaml|json)$")] = "yaml"
+    ) -> Response:
+        data = library().to_data()
+        if format == "json":
+            body = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+            media = "application/json"
+        else:
+            body = yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=100)
+            media = "application/yaml"
+        return Response(
+            body.encode("utf-8"),
+            media_type=media,
+            headers={"Content-Disposition": f'attachment; filename="factors.{format}"'},
+        )
+
+    async def take(
+        imported: FactorLibrary, principal: Principal, how: str, origin: str
+    ) -> dict[str, Any]:
+        config = ctx.config
+        if config.accounting is None:
+            raise ApiError(404, "no_accounting", "the configuration has no accounting section")
+        current = library()
+        try:
+            merged = current.merged(imported, replace=True)
+            manual = frozenset(d.id for d in config.devices if d.protocol == "manual")
+            resolve(
+                config.accounting,
+                config.points,
+                config.virtual_points,
+                library=merged,
+                manual_devices=manual,
+            )
+        except AccountingError as exc:
+            raise ApiError(422, "library_refused", str(exc)) from None
+        changed = merged.to_data() != current.to_data()
+        files = _save(Path(config.accounting.imports_dir), imported) if changed else []
+        details = {
+            "vintages": ", ".join(imported.vintages),
+            "revisions": ", ".join(f"{v.name}: {v.revision}" for v in imported.vintages.values()),
+            "changed": str(changed).lower(),
+            "origin": origin,
+            "user": principal.user,
+        }
+        await ctx.terminal.record([Event(ctx.now(), how, details=details)])
+        if changed:
+            await ctx.terminal.reload_accounting()
+        return {"imported": list(imported.vintages), "changed": changed, "files": files}
+
+    @router.post(
+        "/accounting/factors/import",
+        summary="Import a library file (YAML or JSON body; offline methodology configuration, "
+        "CSMT §11.4); a vintage imported again replaces the one there was",
+    )
+    async def import_factors(request: Request, principal: CanConfigure) -> dict[str, Any]:
+        body = await request.body()
+        return await take(_parse(body), principal, "method_import", "file")
+
+    @router.post(
+        "/accounting/factors/download",
+        summary="Download a library from a platform and import it (online methodology "
+        "configuration, CSMT §11.4)",
+    )
+    async def download_factors(given: DownloadIn, principal: CanConfigure) -> dict[str, Any]:
+        verify: str | bool = given.ca_file if given.ca_file else True
+        try:
+            async with httpx.AsyncClient(timeout=30.0, verify=verify) as client:
+                answer = await client.get(given.url)
+        except (httpx.HTTPError, OSError) as exc:
+            raise ApiError(502, "download_failed", f"{given.url}: {exc!r}") from None
+        if answer.status_code != 200:
+            raise ApiError(502, "download_failed", f"{given.url}: HTTP {answer.status_code}")
+        return await take(_parse(answer.content), principal, "method_download", given.url)
+
+    return router
