@@ -4,6 +4,7 @@ would do on site, done from the fleet's endpoints (the bench knows where each me
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from reference_terminal.config import TerminalConfig
@@ -22,6 +23,9 @@ from simulators.fleet.schema import (
 
 #: Acquisition periods by kind of link: serial buses are slow, networks fast.
 PERIODS = {"serial": 5.0, "network": 2.0, "push": 10.0}
+#: The bench's factor library: the terminal's built-in one, as far as the bench knows.
+FACTORS = Path(__file__).resolve().parents[1] / "fixtures" / "factors"
+METHOD_FIELDS = ("fuel", "factor", "ncv", "carbon_content", "oxidation", "purity")
 
 
 def _endpoint(fleet: FleetRuntime, meter_id: str) -> str:
@@ -241,16 +245,81 @@ def terminal_config(fleet: FleetRuntime, *, storage_url: str, **periods: float) 
                     )
         if meter.nameplate is not None:  # the meter ledger, as the source list shows it
             devices[-1].update(meter.nameplate.model_dump(mode="json", exclude_none=True))
-    return TerminalConfig.model_validate(
-        {
-            "name": f"reference terminal for fleet {fleet.spec.name}",
-            "buses": list(buses.values()),
-            "devices": devices,
-            "groups": [{"id": kind, "period_s": seconds} for kind, seconds in period.items()],
-            "points": points,
-            "storage": {"url": storage_url},
-        }
-    )
+    data: dict[str, Any] = {
+        "name": f"reference terminal for fleet {fleet.spec.name}",
+        "buses": list(buses.values()),
+        "devices": devices,
+        "groups": [{"id": kind, "period_s": seconds} for kind, seconds in period.items()],
+        "points": points,
+        "storage": {"url": storage_url},
+    }
+    accounting = accounting_section(fleet, devices, points, storage_url)
+    if accounting is not None:
+        data["accounting"] = accounting
+    return TerminalConfig.model_validate(data)
+
+
+def accounting_section(
+    fleet: FleetRuntime,
+    devices: Sequence[dict[str, Any]],
+    points: Sequence[dict[str, Any]],
+    storage_url: str,
+) -> dict[str, Any] | None:
+    """The terminal's ``accounting`` section for the fleet's (None: the fleet has none): each
+    source's reads become the terminal points reading them, the bench's library is the built-in
+    one, imported libraries go beside the store, and every metered source point gets an alarm
+    on a jump of its minute emission (ISC-2 §7.2.6)."""
+    acc = fleet.spec.accounting
+    if acc is None:
+        return None
+    by_read = {(p["source"]["device"], p["name"]): p["id"] for p in points}
+    manual = {d["id"] for d in devices if d["protocol"] == "manual"}
+    units, alarms = [], []
+    for unit in acc.units:
+        sources = []
+        for source in unit.sources:
+            bound = [by_read[(r.meter, r.quantity)] for r in source.reads]
+            entry: dict[str, Any] = {
+                "id": source.id,
+                "name": source.name,
+                "kind": source.kind,
+                "points": bound,
+            }
+            entry |= {f: getattr(source, f) for f in METHOD_FIELDS if getattr(source, f)}
+            sources.append(entry)
+            for read, point in zip(source.reads, bound, strict=True):
+                if read.meter not in manual:
+                    alarms.append(
+                        {
+                            "id": f"jump-{point}",
+                            "type": "anomaly",
+                            "point": point,
+                            "period": "minute",
+                            "ratio": "5",
+                            "window": 30,
+                            "min_history": 6,
+                            "floor": "0.001",
+                        }
+                    )
+        units.append({"id": unit.id, "name": unit.name, "sources": sources})
+    store_dir = Path(storage_url.removeprefix("sqlite:///")).parent
+    return {
+        "enterprise": acc.enterprise.model_dump(),
+        "library": [str(FACTORS)],
+        "imports_dir": str(store_dir / "factors"),
+        "vintage": acc.vintage,
+        "description": acc.description,
+        "units": units,
+        "bases": {
+            name: {
+                "points": [by_read[(r.meter, r.quantity)] for r in basis.reads],
+                "name": basis.name,
+                "unit": basis.unit,
+            }
+            for name, basis in acc.bases.items()
+        },
+        "alarms": alarms,
+    }
 
 
 def item_codes(points: Sequence[Any]) -> list[dict[str, Any]]:

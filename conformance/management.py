@@ -23,7 +23,8 @@ the suites use:
 ``GET|POST /apps``, ``PUT|DELETE /apps/…``  applications: list, install, upgrade, uninstall
                                             (``{"package", "signature"}``, base64)
 ``GET /uplink``, ``POST /uplink/…``         centres' state, send now, resend, backfill
-``/accounting/…``                           emission accounting (no terminal serves it yet)
+``/accounting/…``, ``/meters``              emission accounting: methods, boundaries, statistics,
+                                            emissions, reports, factors; the meter ledger
 ==========================================  ====================================================
 
 Values are exact decimal text (a reading keeps the meter's digits, ISC-2 §9.3); times are POSIX
@@ -189,7 +190,9 @@ class Management:
         reading = method in ("GET", "HEAD")
         if path.startswith("/audit"):
             wanted = AUDITOR
-        elif not reading and path.startswith(("/config", "/backup", "/users", "/apps")):
+        elif not reading and path.startswith(
+            ("/config", "/backup", "/users", "/apps", "/accounting/factors")
+        ):
             wanted = ADMINISTRATOR
         elif not reading or path.startswith("/uplink"):
             wanted = OPERATOR

@@ -12,7 +12,8 @@
   down while the power is off. The suites read the terminal only through it.
 - Mutations (``adapter.mutation``), for the mutation check, all by configuration or by the
   uplink relay of ``bench.adapters.relay``: ``sync-off`` (storage.synchronous=OFF),
-  ``rt-20min`` (RtdInterval 1200 s), ``bad-crc`` and ``no-retransmission``.
+  ``rt-20min`` (RtdInterval 1200 s), ``bad-crc``, ``no-retransmission`` and ``wrong-factor``
+  (the grid source accounted with another grid factor).
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ async def _hash(password: str) -> str:
 
 #: The RtdInterval of the ``rt-20min`` mutation: longer than ISC-2 §7.2.4(1)'s 15 minutes.
 BROKEN_REALTIME_S = 1200
+#: The ``wrong-factor`` mutation: the grid source's factor, not the fleet's 0.5703 tCO2/MWh.
+WRONG_GRID_FACTOR = "0.5810 tCO2/MWh"
 
 
 class ReferenceDut:
@@ -390,4 +393,9 @@ class ReferenceDut:
         if mutation == "sync-off":
             changes["storage"] = {"synchronous": "OFF"}
         data = deep_merge(config.model_dump(mode="json"), changes)
+        if mutation == "wrong-factor" and data.get("accounting"):
+            for unit in data["accounting"]["units"]:
+                for source in unit["sources"]:
+                    if source["id"] == "grid":
+                        source["factor"] = WRONG_GRID_FACTOR
         return TerminalConfig.model_validate(data)

@@ -54,8 +54,9 @@ def period_kind(period: Period, *, basis: bool = False) -> str:
 
 
 def stored(value: Decimal) -> Decimal:
-    """A tCO2 figure as stored (rounded half up to :data:`PLACES`)."""
-    return round_report(value, PLACES)
+    """A tCO2 figure as stored (rounded half up to :data:`PLACES`; no negative zero)."""
+    rounded = round_report(value, PLACES)
+    return rounded.copy_abs() if rounded.is_zero() else rounded
 
 
 def note(**fields: Decimal | int | str | None) -> str:

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from simulators.fleet.accounting import Accounting
 from simulators.plant.sources import quantities
 from simulators.plant.spec import Identifier, PlantSpec
 
@@ -80,6 +81,8 @@ class Nameplate(Strict):
     accuracy: str = Field(min_length=1, description="accuracy class, e.g. 0.5S, 1.0, 2 %")
     calibration_interval_days: int = Field(ge=1, le=3650)
     calibrated_on: date | None = None
+    #: Measurement level (GB 17167: 1 enterprise boundary, 2 unit, 3 equipment).
+    level: int | None = Field(None, ge=1, le=3)
 
 
 class Register(Point):
@@ -268,6 +271,22 @@ class Fleet(Strict):
     buses: list[Bus] = []
     meters: list[Meter] = Field(min_length=1)
     faults: list[Fault] = []
+    #: How the plant is accounted for (sources read by which meters, their methods).
+    accounting: Accounting | None = None
+
+    @model_validator(mode="after")
+    def _accounting_reads(self) -> Fleet:
+        if self.accounting is None:
+            return self
+        shown = {m.id: set(point_quantities(m)) for m in self.meters}
+        for where, read in self.accounting.reads():
+            if read.meter not in shown:
+                raise ValueError(f"{where}.meter: no meter {read.meter!r}")
+            if read.quantity not in shown[read.meter]:
+                raise ValueError(
+                    f"{where}.quantity: meter {read.meter} does not show {read.quantity!r}"
+                )
+        return self
 
     @model_validator(mode="after")
     def _references(self) -> Fleet:

@@ -27,5 +27,6 @@ def test_the_reference_target_runs_in_virtual_time_with_power_cuts() -> None:
     assert target.clocks[0] == "virtual" and target.power.switch == "fuse"
     assert len(target.uplink.centres) >= 3  # CSMT §7.3: the internet platform and two more
     assert target.implementation.declares("protocol:dlt645-2007")
-    assert not target.implementation.declares("feature:accounting")
-    assert "feature:accounting" in target.implementation.notes  # why, for the report
+    assert target.implementation.declares("feature:accounting")
+    assert not target.implementation.declares("feature:pki")
+    assert "feature:pki" in target.implementation.notes  # why, for the report
