@@ -91,7 +91,11 @@ class Session:
         self._reassembler = Reassembler()
         self._out = bytearray()
         self._events: deque[ev.Event] = deque()
+        #: Exchanges this side started (uploads, notifications, a platform's requests) and,
+        #: apart, requests the peer started: both sides make QNs from their own clocks, so a
+        #: request may carry the QN of an upload still awaiting its 9014.
         self._exchanges: dict[str, Exchange] = {}
+        self._requests: dict[str, Exchange] = {}
         self._last_qn = 0
         self.link_down = False
 
@@ -143,7 +147,7 @@ class Session:
     @property
     def pending(self) -> list[str]:
         """QNs of exchanges still open."""
-        return list(self._exchanges)
+        return [*self._exchanges, *self._requests]
 
     # ---- building blocks ---------------------------------------------------------------
     def new_qn(self, now: datetime) -> str:
@@ -282,7 +286,7 @@ class DeviceSession(Session):
         if qn_rtn == QnRtn.READY:
             raise SessionError("reject() with QnRtn=1 (ready): call accept()")
         exchange = self._request_exchange(request, Phase.RECEIVED)
-        del self._exchanges[exchange.qn]
+        del self._requests[exchange.qn]
         if request.ack_requested:
             self._answer(request, Command.REQUEST_ANSWER, QnRtn=qn_rtn)
 
@@ -300,14 +304,14 @@ class DeviceSession(Session):
     def complete(self, request: Packet, exe_rtn: int = ExeRtn.OK) -> None:
         """9012 with the execution result (表 6); the exchange ends."""
         exchange = self._request_exchange(request, Phase.ACCEPTED)
-        del self._exchanges[exchange.qn]
+        del self._requests[exchange.qn]
         if request.ack_requested:
             self._answer(request, Command.EXECUTION_RESULT, ExeRtn=exe_rtn)
 
     def _request_exchange(self, request: Packet, phase: Phase) -> Exchange:
         qn = request.request_qn or ""
-        exchange = self._exchanges.get(qn)
-        if exchange is None or exchange.request is None:
+        exchange = self._requests.get(qn)
+        if exchange is None:
             raise SessionError(f"no open request with QN {qn}")
         if exchange.phase is not phase:
             raise SessionError(
@@ -349,12 +353,12 @@ class DeviceSession(Session):
             self._events.append(ev.RequestRefused(packet, code, why))
             return
         qn = packet.request_qn or ""
-        if qn in self._exchanges:
+        if qn in self._requests:
             # The platform resent a request it already sent: answer again, don't run it twice.
-            if packet.ack_requested and self._exchanges[qn].phase is not Phase.RECEIVED:
+            if packet.ack_requested and self._requests[qn].phase is not Phase.RECEIVED:
                 self._answer(packet, Command.REQUEST_ANSWER, QnRtn=QnRtn.READY)
             return
-        self._exchanges[qn] = Exchange(qn, cn, [], Phase.RECEIVED, None, request=packet)
+        self._requests[qn] = Exchange(qn, cn, [], Phase.RECEIVED, None, request=packet)
         self._events.append(ev.RequestReceived(packet))
 
     def _check(self, packet: Packet) -> tuple[int, str] | None:

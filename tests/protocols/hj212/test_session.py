@@ -257,6 +257,29 @@ def test_a_repeated_request_is_not_run_twice() -> None:
     assert [type(e) for e in device.events()] == [ev.RequestReceived]
 
 
+def test_a_request_with_the_qn_of_an_upload_in_flight_is_still_run() -> None:
+    """Each side makes QNs from its own clock: a platform request can carry the QN of an
+    upload that awaits its 9014. The request is answered and the upload stays open."""
+    device, platform = pair()
+    cp = Cp.build(data_time=T0.replace(microsecond=0), RestartTime=datetime(2016, 8, 1, 8, 56, 24))
+    upload = device.upload(Command.RESTART_TIME, cp, T0)
+    in_flight = device.data_to_send()  # on its way; no 9014 yet
+    qn = platform.request(Command.SET_TIMEOUT_RETRY, T0, Cp.build(OverTime=5, ReCount=3))
+    assert qn == upload
+    deliver(platform, device, T0)
+    (received,) = device.events()
+    assert isinstance(received, ev.RequestReceived)
+    device.accept(received.request)
+    device.complete(received.request, ExeRtn.OK)
+    deliver(device, platform, T0)
+    assert list(platform.events()) == [ev.RequestAccepted(qn), ev.RequestCompleted(qn, ExeRtn.OK)]
+    assert device.pending == [upload]
+    platform.receive_data(in_flight, T0)
+    assert [type(e) for e in platform.events()] == [ev.DataReceived]
+    deliver(platform, device, T0)
+    assert list(device.events()) == [ev.UploadAcknowledged(upload, Command.RESTART_TIME, 1)]
+
+
 def test_split_upload_is_reassembled_and_acknowledged_once() -> None:
     device, platform = pair()
     many = [
