@@ -95,11 +95,13 @@ def _term(text: str) -> tuple[str, Decimal]:
 
 @dataclass(frozen=True, slots=True)
 class Rate:
-    """A quantity per quantity: value × size(num) / size(den), and the dimensions."""
+    """A quantity per quantity: ``value`` in base units of ``num`` per ``den_size`` base units
+    of ``den`` (kept apart so that the one division comes last)."""
 
     value: Decimal
     num: str
     den: str | None
+    den_size: Decimal = Decimal(1)
 
     @classmethod
     def parse(cls, text: str) -> Rate:
@@ -110,14 +112,14 @@ class Rate:
         if not den:
             return cls(value, dim, None)
         den_dim, den_size = _term(den)
-        return cls(CALC.divide(value, den_size), dim, den_dim)
+        return cls(value, dim, den_dim, den_size)
 
     def per(self, unit: str) -> Decimal:
         """This rate per one ``unit`` of its denominator (base numerator units)."""
         dim, size = _term(unit)
         if dim != self.den:
             raise OracleError(f"a rate per {self.den} applied to {unit}")
-        return CALC.multiply(self.value, size)
+        return CALC.divide(CALC.multiply(self.value, size), self.den_size)
 
 
 # ---- the library and the expected rates --------------------------------------------------------

@@ -662,7 +662,68 @@ def works() -> dict[str, Any]:
         "buses": buses,
         "meters": meters,
         "faults": [],
+        "accounting": works_accounting(),
     }
+
+
+GRID_FACTOR = "0.5703 tCO2/MWh"  # MEE carbon-market grid factor, Feb 2023 (FACTS.md)
+
+
+def _read(meter: str, quantity: str) -> dict[str, str]:
+    return {"meter": meter, "quantity": quantity}
+
+
+def works_accounting() -> dict[str, Any]:
+    """How the works is accounted for (simulators/fleet/accounting.py): the kiln's CO2 as its
+    CEMS measure it (fuel and carbonate CO2 together, so no separate coal or clinker source),
+    purchased electricity and heat, exported waste-heat power, ignition gas and diesel."""
+    cems = "CEMS direct measurement (HJ 75-2017): the CO2 mass measured is the emission"
+    return {
+        "enterprise": {"name": "示例水泥熟料生产线", "sector": "水泥制造 (cement, C3011)"},
+        "vintage": "2015 guidelines / GB/T 32150",
+        "description": "The clinker line and its utilities inside the fence.",
+        "units": [
+            {
+                "id": "kiln",
+                "name": "熟料烧成",
+                "sources": [
+                    {"id": "kiln_stack", "name": "窑尾烟囱 (CEMS)", "kind": "combustion",
+                     "factor": "1 tCO2/t", "note": cems,
+                     "reads": [_read("cems-kiln_stack", "kiln_stack.co2_t")]},
+                    {"id": "coal_mill_stack", "name": "煤磨烟囱 (CEMS)", "kind": "combustion",
+                     "factor": "1 tCO2/t", "note": cems,
+                     "reads": [_read("cems-coal_mill_stack", "coal_mill_stack.co2_t")]},
+                    {"id": "ignition_gas", "name": "点火天然气", "kind": "combustion",
+                     "fuel": "natural_gas",
+                     "reads": [_read("gm-natural-gas", "natural_gas.volume_nm3")]},
+                ],
+            },
+            {
+                "id": "utilities",
+                "name": "公用工程",
+                "sources": [
+                    {"id": "grid", "name": "外购电力", "kind": "electricity",
+                     "factor": GRID_FACTOR,
+                     "reads": [_read("em-grid-1", "grid.energy_import_kwh")]},
+                    {"id": "whr", "name": "余热发电上网", "kind": "exported_electricity",
+                     "factor": GRID_FACTOR, "reads": [_read("em-whr", "whr.energy_export_kwh")]},
+                    {"id": "heating", "name": "外购热力", "kind": "heat",
+                     "factor": "purchased_heat",
+                     "reads": [_read("hm-heating", "heating.heat_kwh")]},
+                    {"id": "steam", "name": "外购蒸汽", "kind": "heat", "factor": "purchased_heat",
+                     "reads": [_read("dcs", "steam_in.heat_gj")]},
+                    {"id": "diesel", "name": "柴油 (月度人工录入)", "kind": "combustion",
+                     "fuel": "diesel", "reads": [_read("manual-monthly", "diesel.mass_t")]},
+                ],
+            },
+        ],
+        "bases": {
+            "electricity": {"reads": [_read("em-grid-1", "grid.energy_import_kwh")]},
+            "heat": {"reads": [_read("hm-heating", "heating.heat_kwh"),
+                               _read("dcs", "steam_in.heat_gj")]},
+            "product": {"name": "clinker", "unit": "t", "reads": [_read("dcs", "clinker.mass_t")]},
+        },
+    }  # fmt: skip
 
 
 #: (model, accuracy class, calibration interval in days) by kind of instrument: typical

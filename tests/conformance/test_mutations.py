@@ -29,16 +29,20 @@ TWO_CENTRES = UPLOAD + "test_at_least_two_centres_at_once"
 RETRANSMISSION = UPLOAD + "test_retransmission_after_network_errors"
 POWER_LOSS = "conformance/suites/test_storage.py::test_data_survives_48_hours_without_power"
 ACCURACY = "conformance/suites/test_accuracy.py::test_stored_values_equal_the_meters_readings"
+ACCOUNTING = "conformance/suites/test_accounting.py::"
+EMISSIONS = ACCOUNTING + "test_emissions_per_minute_follow_activity_and_factor"
+BOUNDARY = ACCOUNTING + "test_the_accounting_boundary_is_configured"
 
 #: mutation → the tests run against it: the healthy terminal runs them all; a broken one runs
 #: the test it must fail and a control that must still pass (the 48-hour power-loss scenario,
 #: the costly one, only where it is the test concerned)
 SELECTION = {
-    "none": [FRAMES, REALTIME, TWO_CENTRES, RETRANSMISSION, POWER_LOSS, ACCURACY],
+    "none": [FRAMES, REALTIME, TWO_CENTRES, RETRANSMISSION, POWER_LOSS, ACCURACY, EMISSIONS],
     "sync-off": [POWER_LOSS, FRAMES],
     "no-retransmission": [RETRANSMISSION, FRAMES],
     "bad-crc": [FRAMES, ACCURACY],
     "rt-20min": [REALTIME, TWO_CENTRES],
+    "wrong-factor": [EMISSIONS, BOUNDARY],
 }
 
 #: mutation → the tests it must fail (every other test of its selection must pass)
@@ -48,6 +52,7 @@ EXPECTED = {
     "no-retransmission": {"test_retransmission_after_network_errors"},
     "bad-crc": {"test_every_frame_is_hj212_conformant"},
     "rt-20min": {"test_realtime_indicators_every_15_minutes"},
+    "wrong-factor": {"test_emissions_per_minute_follow_activity_and_factor"},
 }
 #: the clauses each must fail, as the clause matrix shows them
 EXPECTED_CLAUSES = {
@@ -56,6 +61,7 @@ EXPECTED_CLAUSES = {
     "no-retransmission": {"ISC-2 §7.2.4(4)", "CSMT §7.6"},
     "bad-crc": {"ISC-2 §7.2.4"},
     "rt-20min": {"ISC-2 §7.2.4(1)"},
+    "wrong-factor": {"ISC-2 §7.2.3(3)", "CSMT §9.2"},
 }
 
 
