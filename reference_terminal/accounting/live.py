@@ -104,6 +104,14 @@ class LiveAccounting:
         self._rate = {n: r.rate for n, r in self.rates.items()}
         self._scope = {n: r.scope for n, r in self.rates.items()}
         self._last_seen: dict[str, int] = {}
+        # Minutes [lo, hi) in which no open period changes (an hour, usually): inside it a
+        # minute closes nothing and needs no calendar arithmetic.
+        self._same = (0, 0)
+
+    @property
+    def same_periods(self) -> tuple[int, int]:
+        """Minutes [lo, hi) of the periods open now: a minute in there changes none of them."""
+        return self._same
 
     def update(
         self,
@@ -118,7 +126,8 @@ class LiveAccounting:
                 f"minute {minute} is before minute {self.last_minute} already accounted: late "
                 "data is recomputed from the store (statistics.totals), not added to totals sent"
             )
-        closed = self._roll(minute)
+        lo, hi = self._same
+        closed = [] if lo <= minute < hi else self._roll(minute)
         rows = []
         scope1 = scope2 = ZERO
         add, mul = EXACT.add, EXACT.multiply
@@ -174,14 +183,17 @@ class LiveAccounting:
     def _roll(self, minute: int) -> list[PeriodTotals]:
         """Close the open periods that ``minute`` is past; open the ones it starts."""
         closed = []
+        lo, hi = minute, 1 << 40
         for period in self.periods:
             key = key_of(minute, period, self.offset)
             current = self._open.get(period)
-            if current is not None and current.key == key:
-                continue
-            if current is not None and current.seen:
-                closed.append(self._totals(period, current))
-            self._open[period] = _Open(key, self._sources, list(self.bases))
+            if current is None or current.key != key:
+                if current is not None and current.seen:
+                    closed.append(self._totals(period, current))
+                self._open[period] = _Open(key, self._sources, list(self.bases))
+            span = Span(period, key, self.offset)
+            lo, hi = max(lo, span.start_minute), min(hi, span.end_minute)
+        self._same = (lo, hi)
         return closed
 
     def _totals(self, period: Period, o: _Open) -> PeriodTotals:
@@ -212,6 +224,7 @@ class LiveAccounting:
         source's cumulative emission, and the sums so far of the periods open at that minute
         (``opened[p].sources[name]``: activity and minutes; ``.bases``: basis sums)."""
         self.last_minute = last_minute
+        self._same = (0, 0)
         for name, value in cumulative.items():
             if name in self.cumulative:
                 self.cumulative[name] = value
@@ -241,4 +254,5 @@ class LiveAccounting:
         """Close every open period (at shutdown, or at the end of a replay)."""
         closed = [self._totals(p, o) for p, o in self._open.items() if o.seen]
         self._open.clear()
+        self._same = (0, 0)
         return closed

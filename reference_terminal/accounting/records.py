@@ -59,15 +59,16 @@ def stored(value: Decimal) -> Decimal:
     return rounded.copy_abs() if rounded.is_zero() else rounded
 
 
-def note(**fields: Decimal | int | str | None) -> str:
-    return json.dumps(
-        {
-            k: (f"{v:f}" if isinstance(v, Decimal) else v)
-            for k, v in fields.items()
-            if v is not None
-        },
-        separators=(",", ":"),
-    )
+def note(**fields: Decimal | int | None) -> str:
+    """The JSON note of a figure (decimals as exact text); written by hand, it is on the
+    per-minute path and its values need no escaping."""
+    parts = []
+    for k, v in fields.items():
+        if isinstance(v, Decimal):
+            parts.append(f'"{k}":"{v:f}"')
+        elif v is not None:
+            parts.append(f'"{k}":{int(v)}')
+    return "{" + ",".join(parts) + "}"
 
 
 @dataclass(frozen=True, slots=True)

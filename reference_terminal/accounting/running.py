@@ -199,6 +199,7 @@ class RunningAccounting:
         live = self.live[point]
         source = self.bindings.points.get(point)
         bases = {b: EXACT.multiply(value, r) for b, r in self.to_basis[point]}
+        lo, hi = live.same_periods
         try:
             update = live.update(minute, {point: value} if source is not None else {}, bases)
         except AccountingError as exc:  # a window before the last one booked: never a crash
@@ -212,11 +213,12 @@ class RunningAccounting:
             rows += self._period_rows(point, closed, now)
             if self.enterprise is not None:
                 events += [self._event(a, None) for a in self.enterprise.closed(point, closed)]
-        opened = self.first[point]
-        for period in live.periods:
-            key = key_of(minute, period, self.offset)
-            if opened.get(period, (None,))[0] != key:
-                opened[period] = (key, first)
+        if not lo <= minute < hi:  # some period opened: note the register it starts at
+            opened = self.first[point]
+            for period in live.periods:
+                key = key_of(minute, period, self.offset)
+                if opened.get(period, (None,))[0] != key:
+                    opened[period] = (key, first)
         self.last[point] = last
         if source is not None:
             row = update.rows[0]
