@@ -10,4 +10,13 @@
 - :mod:`.alarms`: thresholds, anomalies and data gaps on emissions and intensities.
 - :mod:`.report`: the GB/T 32150 inventory report (plant file, meter data, HTML, PDF, JSON).
 - :mod:`.errors`: every failure as an exception naming the source and the field.
+
+Inside the running terminal (the configuration's ``accounting:`` section):
+
+- :mod:`.configuration`: the section as validated data (enterprise, units, sources, bases, alarms).
+- :mod:`.bindings`: the section resolved against the points and the library (rates, scopes).
+- :mod:`.running`: each closed minute (and each hand entry) booked as it comes; restarts.
+- :mod:`.records`: how the figures are stored (derived values) and read back.
+- :mod:`.queries`: a period's figures for the API (by scope, category, source, point; YoY, MoM).
+- :mod:`.stored_report`: the inventory report from what the terminal stored.
 """
