@@ -185,6 +185,18 @@ def test_openapi_lists_every_route(tmp_path: Path) -> None:
                 "/export": {"get"},
                 "/backup": {"post"},
                 "/intake/{device}": {"post"},
+                "/accounting/methods": {"get"},
+                "/accounting/boundaries": {"get"},
+                "/accounting/statistics": {"get"},
+                "/accounting/emissions": {"get"},
+                "/accounting/reports/{period}": {"get"},
+                "/accounting/reports/{period}/export": {"get"},
+                "/accounting/factors": {"get"},
+                "/accounting/factors/export": {"get"},
+                "/accounting/factors/import": {"post"},
+                "/accounting/factors/download": {"post"},
+                "/meters": {"get"},
+                "/meters/export": {"get"},
             }
             assert {p: set(ops) for p, ops in paths.items()} == expected
 
