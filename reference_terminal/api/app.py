@@ -36,6 +36,7 @@ from reference_terminal.api.routes_uplink import uplink_routes
 from reference_terminal.api.secured import install as install_security
 from reference_terminal.api.security import Action, authorize
 from reference_terminal.app import Terminal
+from reference_terminal.web import console as web_console
 
 __all__ = ["create_app"]
 
@@ -65,6 +66,7 @@ def create_app(terminal: Terminal) -> FastAPI:
     app.include_router(
         intake.router, tags=["intake"], dependencies=[Depends(authorize(Action.PUSH))]
     )
+    app.include_router(web_console.console_routes(ctx))  # the web console, /console/
     app.state.context = ctx
     app.state.intake = intake
     if terminal.config.security.enabled:

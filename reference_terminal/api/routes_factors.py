@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +22,7 @@ import httpx
 import yaml
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from reference_terminal.accounting.bindings import resolve
 from reference_terminal.accounting.errors import AccountingError
@@ -39,8 +40,20 @@ MAX_LIBRARY_BYTES = 4 * 1024 * 1024
 class DownloadIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str
-    ca_file: str | None = None
+    url: str = Field(max_length=2048, description="http:// or https:// URL of the library file")
+    #: CA certificates (PEM) to verify the platform with, instead of the system's.
+    ca_file: str | None = Field(None, max_length=4096)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"not a URL: {exc}") from None
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ValueError("an http:// or https:// URL with a host is needed")
+        return url
 
 
 def factor_data(f: Factor, revision: int) -> dict[str, Any]:
@@ -201,7 +214,14 @@ def factor_routes(ctx: ApiContext) -> APIRouter:
         "configuration, CSMT §11.4)",
     )
     async def download_factors(given: DownloadIn, principal: CanConfigure) -> dict[str, Any]:
-        verify: str | bool = given.ca_file if given.ca_file else True
+        verify: ssl.SSLContext | bool = True
+        if given.ca_file:
+            try:
+                verify = ssl.create_default_context(cafile=given.ca_file)
+            except (OSError, ValueError) as exc:
+                raise ApiError(
+                    422, "invalid_ca_file", f"ca_file {given.ca_file!r}: {exc}"
+                ) from None
         try:
             async with httpx.AsyncClient(timeout=30.0, verify=verify) as client:
                 answer = await client.get(given.url)

@@ -20,11 +20,14 @@ from reference_terminal.api.context import ApiContext
 from reference_terminal.api.errors import ApiError
 from reference_terminal.api.security import CanOperate, CanRead
 from reference_terminal.api.wire import iso, iso_or_none, parse_time
+from reference_terminal.config import WEEK_S
 from reference_terminal.uplink.frames import Stream
 from reference_terminal.uplink.outbox import OutboxFull
 from reference_terminal.uplink.service import CentreStatus, UnknownCentre
 
 MANUAL = "CSMT §7.5 manual upload"
+#: The times a request may name: from 1970 to the end of 9999 (what ISO 8601 writes back).
+EARLIEST, LATEST = 0.0, 253_402_300_799.0
 
 
 class LinkOut(BaseModel):
@@ -78,12 +81,24 @@ class RangeIn(BaseModel):
 
     def range(self) -> tuple[float, float]:
         lo, hi = parse_time(self.start, "start"), parse_time(self.end, "end")
+        for name, t in (("start", lo), ("end", hi)):
+            if not EARLIEST <= t <= LATEST:
+                raise ApiError(
+                    422, "invalid_time", f"{name}: {t!r} is not a time between 1970 and 9999"
+                )
         if hi < lo:
             raise ApiError(
                 422,
                 "invalid_time",
                 f"end ({self.end}) is before start ({self.start}): {MANUAL} covers the "
                 "periods starting in [start, end]",
+            )
+        if self.stream is Stream.REALTIME and hi - lo > WEEK_S:
+            raise ApiError(
+                422,
+                "range_too_long",
+                f"{MANUAL} of real-time data covers at most a week (what a centre's outbox "
+                "holds; it is rebuilt one interval at a time): split the range",
             )
         return lo, hi
 

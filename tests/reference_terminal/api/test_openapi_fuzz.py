@@ -1,0 +1,478 @@
+"""Schemathesis against the management API's own OpenAPI document (``/openapi.json``), in
+process over ASGI, with security on: every operation, as a signed-in user whose role may perform
+it (the administrator wherever the administrator may: everything but operating the terminal and
+the audit log), with its control operations confirmed; generated documents that fit the schema
+and documents that do not. The acceptance (issue 8): no 5xx, no crash — the terminal still runs
+afterwards — every error in the API's JSON shape, and every request audited.
+
+Generation is derandomized (the same cases on every run) and bounded per operation:
+``CARBENCH_FUZZ_EXAMPLES`` (default 12 per mode) makes a longer run.
+
+The terminal dials whatever a fuzzed configuration names (meters, centres); a guard in the test
+refuses every connection and name lookup outside the loopback range, so the fuzzing never
+reaches the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import copy
+import ipaddress
+import os
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import schemathesis
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
+from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis.core.result import Ok
+from schemathesis.generation.modes import GenerationMode
+
+from bench.adapters.apps import WELL, package
+from protocols.smcrypto import Sm2PrivateKey
+from reference_terminal.api import create_app
+from reference_terminal.app import Terminal
+from reference_terminal.config import TerminalConfig
+from reference_terminal.security.roles import PERMISSIONS, Action, Role
+from reference_terminal.security.service import SecurityService
+from tests.reference_terminal.accounting.terminal_config import config_data
+from tests.reference_terminal.security.harness import (
+    LOCAL,
+    ManualClock,
+    password,
+    security_section,
+)
+from tests.reference_terminal.uplink.helpers import MN_A, hj212_centre
+
+T = TypeVar("T")
+EXAMPLES = int(os.environ.get("CARBENCH_FUZZ_EXAMPLES", "12"))
+ANSWER_WITHIN_S = 30
+BASE = "http://terminal"
+#: Who performs an action: the administrator wherever allowed, else the role that may.
+PREFERENCE = (Role.ADMINISTRATOR, Role.SECURITY_OPERATOR, Role.AUDITOR)
+ACCOUNT_OF = {
+    Role.ADMINISTRATOR: "admin",
+    Role.SECURITY_OPERATOR: "operator",
+    Role.AUDITOR: "auditor",
+}
+KEY = Sm2PrivateKey.generate()
+
+
+# ---- the terminal ------------------------------------------------------------------------------
+
+
+def fuzz_config(tmp_path: Path) -> TerminalConfig:
+    """The accounting test terminal (meters on loopback, a hand-entered point, accounting with
+    alarms), secured, with application management on."""
+    data = copy.deepcopy(config_data(tmp_path))
+    data["devices"].append({"id": "collector", "protocol": "https", "mode": "push"})
+    data["points"].append(
+        {
+            "id": "heat_gj",
+            "unit": "GJ",
+            "kind": "counter",
+            "group": "g",
+            "source": {"device": "collector", "name": "heat"},
+        }
+    )
+    data["uplink"] = {
+        "codes": [{"point": "em.ep", "code": "a05001"}],
+        # nobody listens: what is queued for the centre stays in its outbox
+        "centres": [hj212_centre("provincial", MN_A, 9)],
+    }
+    data["security"] = security_section(tmp_path)
+    public = tmp_path / "vendor.pem"
+    public.write_text(KEY.public_key().to_pem())
+    data["apps"] = {"enabled": True, "dir": str(tmp_path / "apps"), "trusted_keys": [str(public)]}
+    return TerminalConfig.model_validate(data)
+
+
+class LoopThread:
+    """One event loop in a thread for the whole test: the terminal runs in it while hypothesis
+    calls the synchronous test function case after case."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+@dataclass
+class Fuzzed:
+    terminal: Terminal
+    app: FastAPI
+    task: asyncio.Task[None]
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def service(self) -> SecurityService:
+        service = self.app.state.security
+        assert isinstance(service, SecurityService)
+        return service
+
+    def client(self) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(
+            app=self.app, client=(LOCAL, 50_000), raise_app_exceptions=False
+        )
+        return httpx.AsyncClient(transport=transport, base_url=BASE, timeout=30)
+
+    async def login(self, user: str) -> str:
+        """A fresh session for ``user`` (unlocked first: the fuzzed logins lock accounts)."""
+        users = self.service.users
+        account = users.get(user)
+        if account is not None and users.locked_until(account) is not None:
+            self.service.unlock(user)
+        async with self.client() as client:
+            response = await client.post(
+                "/auth/login", json={"user": user, "password": password(user)}
+            )
+        assert response.status_code == 200, response.text
+        token = response.json()["token"]
+        self.tokens[user] = token
+        return str(token)
+
+
+@contextlib.asynccontextmanager
+async def fuzzed_terminal(tmp_path: Path) -> AsyncIterator[Fuzzed]:
+    terminal = Terminal(fuzz_config(tmp_path), clock=ManualClock())
+    app = create_app(terminal)
+    task = asyncio.create_task(terminal.run())
+    ready = asyncio.create_task(terminal.ready.wait())
+    try:
+        await asyncio.wait({task, ready}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()
+        assert terminal.ready.is_set(), "the terminal did not start within 10 s"
+        yield Fuzzed(terminal, app, task)
+    finally:
+        ready.cancel()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+# ---- the network guard -------------------------------------------------------------------------
+
+
+def _loopback(host: object) -> bool:
+    if host in (None, "", "localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refuse name lookups and connections outside 127.0.0.0/8 and ::1 for this test."""
+    real_getaddrinfo = socket.getaddrinfo
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if not _loopback(name):
+            raise socket.gaierror(socket.EAI_NONAME, f"fuzzing: no lookup of {name!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    def allowed(sock: socket.socket, address: Any) -> bool:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return True
+        return isinstance(address, tuple) and _loopback(address[0])
+
+    def connect(self: socket.socket, address: Any) -> None:
+        if not allowed(self, address):
+            raise ConnectionRefusedError(f"fuzzing: no connection to {address!r}")
+        real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        if not allowed(self, address):
+            raise ConnectionRefusedError(f"fuzzing: no connection to {address!r}")
+        return real_connect_ex(self, address)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+
+
+@pytest.fixture
+def fuzzed(tmp_path: Path, loopback_only: None) -> Iterator[tuple[LoopThread, Fuzzed]]:
+    runner = LoopThread()
+    stack = contextlib.AsyncExitStack()
+    try:
+        f = runner.run(stack.enter_async_context(fuzzed_terminal(tmp_path)))
+        yield runner, f
+    finally:
+        runner.run(stack.aclose())
+        runner.close()
+
+
+# ---- who may do what ---------------------------------------------------------------------------
+
+
+def _actions(dependant: Dependant) -> set[Action]:
+    found: set[Action] = set()
+    for dep in dependant.dependencies:
+        name = getattr(dep.call, "__name__", "")
+        if name.startswith("authorize_"):
+            found.add(Action(name.removeprefix("authorize_")))
+        found |= _actions(dep)
+    return found
+
+
+def route_actions(app: FastAPI) -> dict[tuple[str, str], Action | None]:
+    """(METHOD, path) → the action each route declares (None: open, e.g. the login)."""
+    out: dict[tuple[str, str], Action | None] = {}
+    for context in iter_route_contexts(app.routes):
+        if isinstance(context.original_route, APIRoute):
+            actions = _actions(context.dependant)
+            assert len(actions) <= 1, (context.path_format, actions)
+            for method in context.methods or ():
+                out[(method, str(context.path_format))] = next(iter(actions), None)
+    return out
+
+
+def performer(action: Action | None) -> str:
+    if action is None or action is Action.PUSH:
+        return ACCOUNT_OF[Role.ADMINISTRATOR]
+    for role in PREFERENCE:
+        if action in PERMISSIONS[role]:
+            return ACCOUNT_OF[role]
+    raise AssertionError(f"no role may {action.value}")
+
+
+# ---- sending a case ----------------------------------------------------------------------------
+
+
+def httpx_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Schemathesis' requests-style arguments for httpx."""
+    out = {k: kwargs[k] for k in ("method", "url", "headers", "params") if kwargs.get(k)}
+    out.setdefault("headers", {})
+    if kwargs.get("cookies"):
+        out["cookies"] = kwargs["cookies"]
+    if "json" in kwargs:
+        out["json"] = kwargs["json"]
+    data = kwargs.get("data")
+    if isinstance(data, str | bytes):
+        out["content"] = data
+    elif data is not None:
+        out["data"] = data
+    if kwargs.get("files"):
+        out["files"] = kwargs["files"]
+    return out
+
+
+@dataclass
+class Finding:
+    label: str
+    status: int
+    request: str
+    body: str
+
+
+def test_every_operation_fuzzed_without_a_server_error(
+    fuzzed: tuple[LoopThread, Fuzzed],
+) -> None:
+    runner, f = fuzzed
+    document = runner.run(_openapi(f))
+    schema = schemathesis.openapi.from_dict(document)
+    actions = route_actions(f.app)
+    for user in ACCOUNT_OF.values():
+        runner.run(f.login(user))
+    runner.run(f.service.create_user("fuzzee", Role.SECURITY_OPERATOR, "Fuzz3e!pass"))
+    before = runner.run(f.service.audit.query(limit=None))[1]
+    findings: list[Finding] = []
+    sent = logins = 0
+    statuses: dict[str, dict[int, int]] = {}
+    started = time.perf_counter()
+
+    async def send(user: str, kwargs: dict[str, Any]) -> httpx.Response:
+        nonlocal logins
+        headers = kwargs["headers"]
+        headers["Authorization"] = f"Bearer {f.tokens[user]}"
+        headers["X-Confirm"] = password(user)
+        async with f.client() as client:
+            response = await client.request(**kwargs)
+        if response.status_code == 401 or (
+            response.status_code == 403 and response.json().get("error") == "account_locked"
+        ):
+            await f.login(user)  # the case logged out, or locked the account: sign in again
+            logins += 1
+        return response
+
+    def check(label: str, counts: dict[int, int], user: str, kwargs: dict[str, Any]) -> None:
+        nonlocal sent
+        try:
+            response = runner.run(send(user, kwargs), timeout=ANSWER_WITHIN_S)
+        except (httpx.InvalidURL, UnicodeEncodeError):
+            return  # refused by httpx before it reached the app
+        except TimeoutError:
+            raise AssertionError(
+                f"{label}: no answer within {ANSWER_WITHIN_S} s to {_shown(kwargs)}"
+            ) from None
+        sent += 1
+        counts[response.status_code] = counts.get(response.status_code, 0) + 1
+        problem = _problem(response)
+        if problem is not None:
+            findings.append(Finding(label, response.status_code, _shown(kwargs), problem[:500]))
+
+    operations = []
+    for result in schema.get_all_operations():
+        assert isinstance(result, Ok), f"the OpenAPI document is invalid: {result.err()}"
+        operations.append(result.ok())
+    # Deleting the audit log last: until then every request must have left one entry.
+    operations.sort(key=lambda op: (op.method.upper(), op.path) == ("DELETE", "/audit"))
+    audited: int | None = None
+    expected = 0
+    only = os.environ.get("CARBENCH_FUZZ_ONLY", "")
+    for operation in operations:
+        if only and only not in f"{operation.method.upper()} {operation.path}":
+            continue
+        if (operation.method.upper(), operation.path) == ("DELETE", "/audit"):
+            audited = runner.run(f.service.audit.query(limit=None))[1] - before
+            expected = sent + logins
+        method, path = operation.method.upper(), operation.path
+        assert (method, path) in actions, f"{method} {path} is in the document, not the app"
+        user = performer(actions[(method, path)])
+        label = f"{method} {path}"
+        counts = statuses.setdefault(label, {})
+        for kwargs in _generated(operation):
+            check(label, counts, user, kwargs)
+        for kwargs in _extra_cases(label):
+            check(label, counts, user, httpx_kwargs(kwargs))
+
+    elapsed = time.perf_counter() - started
+    print(f"\nschemathesis: {len(operations)} operations, {sent} requests in {elapsed:.1f} s")
+    for label, counts in statuses.items():
+        print(f"  {label}: {dict(sorted(counts.items()))}")
+    assert not findings, "\n".join(
+        f"{x.label} → {x.status}: {x.body}\n    {x.request}" for x in findings
+    )
+    # no crash: the terminal still runs and answers
+    assert not f.task.done(), f.task.exception() if f.task.done() else ""
+    health = runner.run(_get(f, "/health", "admin"))
+    assert health.status_code == 200, health.text
+    # every request audited, the logins too (up to the deletion of the whole log, recorded)
+    if audited is None:
+        audited = runner.run(f.service.audit.query(limit=None))[1] - before
+        expected = sent + logins
+    assert audited == expected
+    verified = runner.run(f.service.audit.verify_chain())
+    assert verified.ok, verified
+
+
+#: Path parameters that name something the terminal has, so that generated queries and bodies
+#: get past the lookup (random names mostly meet a 404).
+KNOWN = {
+    "point_id": "em.ep",
+    "centre": "provincial",
+    "name": "probe",
+    "period": "month",
+    "device": "collector",
+    "user_id": "fuzzee",
+}
+
+
+def _generated(operation: Any) -> list[dict[str, Any]]:
+    """The requests schemathesis makes of ``operation``: cases that fit the schema and cases
+    that do not, ``EXAMPLES`` of each at most, and as many again with the path naming things
+    the terminal has; the same on every run."""
+    out: list[dict[str, Any]] = []
+    names = [p.name for p in operation.path_parameters]
+    batches: list[tuple[GenerationMode, dict[str, Any] | None]] = [
+        (GenerationMode.POSITIVE, None),
+        (GenerationMode.NEGATIVE, None),
+    ]
+    if names and all(n in KNOWN for n in names):
+        batches.append((GenerationMode.POSITIVE, {n: KNOWN[n] for n in names}))
+    for mode, path in batches:
+
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(case=operation.as_strategy(mode, path_parameters=path))
+        def collect(case: Any) -> None:
+            # (a negative case no HTTP client can put on the wire is left out)
+            with contextlib.suppress(Exception):
+                out.append(httpx_kwargs(case.as_transport_kwargs(base_url=BASE)))
+
+        with contextlib.suppress(Unsatisfiable):  # nothing to break: no parameter, no body
+            collect()
+    return out
+
+
+def _extra_cases(label: str) -> list[dict[str, Any]]:
+    """Hand-made cases generation cannot reach: a package that is signed."""
+    if label in ("POST /apps", "PUT /apps/{name}"):
+        data = package("probe", "1.0.0", WELL)
+        body = {
+            "package": base64.b64encode(data).decode(),
+            "signature": base64.b64encode(KEY.sign_der(data)).decode(),
+        }
+        url = f"{BASE}/apps" if label.startswith("POST") else f"{BASE}/apps/probe"
+        return [{"method": label.split(maxsplit=1)[0], "url": url, "headers": {}, "json": body}]
+    return []
+
+
+def _problem(response: httpx.Response) -> str | None:
+    """What is wrong with an answer: a 5xx, or an error not in the API's JSON shape."""
+    if response.status_code >= 500 and not _upstream(response):
+        return response.text
+    if response.status_code >= 400:
+        try:
+            body = response.json()
+        except ValueError:
+            return f"not JSON: {response.text}"
+        if not (isinstance(body.get("error"), str) and isinstance(body.get("detail"), str)):
+            return f"not the error shape: {response.text}"
+    return None
+
+
+def _upstream(response: httpx.Response) -> bool:
+    """A 502 for a platform the terminal could not download from (an http(s) URL the guard kept
+    it from reaching): the gateway status of an upstream failure, not the terminal's own."""
+    return response.status_code == 502 and response.json().get("error") == "download_failed"
+
+
+def _shown(kwargs: dict[str, Any]) -> str:
+    shown = {k: v for k, v in kwargs.items() if k != "headers"}
+    return repr(shown)[:800]
+
+
+async def _openapi(f: Fuzzed) -> dict[str, Any]:
+    async with f.client() as client:
+        response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    document: dict[str, Any] = response.json()
+    return document
+
+
+async def _get(f: Fuzzed, path: str, user: str) -> httpx.Response:
+    token = await f.login(user)
+    async with f.client() as client:
+        return await client.get(path, headers={"Authorization": f"Bearer {token}"})
