@@ -22,6 +22,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from reference_terminal.api import create_app
+from reference_terminal.api.wire import iso
 from reference_terminal.app import Terminal
 from reference_terminal.config import TerminalConfig
 from reference_terminal.model import Quality, Reading
@@ -132,7 +133,7 @@ class Served:
                 "/intake/collector",
                 json={
                     "collector": "collector",
-                    "time": now,
+                    "time": iso(now, 8 * 3600),
                     "values": {"heat": {"value": value, "unit": "GJ"}},
                 },
             )

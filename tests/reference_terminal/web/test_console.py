@@ -5,11 +5,13 @@ escaping, the console with security off, and the charts drawn."""
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 from pathlib import Path
 
 import httpx
 
+from reference_terminal.security.roles import Role
 from reference_terminal.web.charts import Sample, bar_chart, line_chart, reduce
 from tests.reference_terminal.api.harness import make_config, running_api
 from tests.reference_terminal.security.harness import Secured, password, secured_terminal
@@ -117,8 +119,6 @@ def test_a_configuration_change_is_previewed_and_confirmed(tmp_path: Path) -> No
             assert "&lt;script&gt;" in preview.text and hostile not in preview.text
             change = re.search(r'name="change" value="([^"]+)"', preview.text)
             assert change
-            import html
-
             change_json = html.unescape(change.group(1))
             unticked = await client.post(
                 "/console/config/apply",
@@ -206,7 +206,7 @@ def test_each_role_sees_its_own_pages(tmp_path: Path) -> None:
 def test_a_one_time_password_is_changed_first(tmp_path: Path) -> None:
     async def main() -> None:
         async with secured_terminal(tmp_path) as s, s.client() as client:
-            await s.service.create_user("zhang", "security_operator", "Temp0rary!pass")  # type: ignore[arg-type]
+            await s.service.create_user("zhang", Role.SECURITY_OPERATOR, "Temp0rary!pass")
             form = await client.get("/console/login")
             signed = await client.post(
                 "/console/login",
@@ -249,8 +249,6 @@ def test_security_off_the_console_is_open(tmp_path: Path) -> None:
             )
             change = re.search(r'name="change" value="([^"]+)"', preview.text)
             assert change and "Your password" not in preview.text
-            import html
-
             applied = await client.post(
                 "/console/config/apply",
                 data={
