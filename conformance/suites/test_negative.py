@@ -65,6 +65,29 @@ class Target:
             if gap_s:
                 await self.bench.rig.sleep(gap_s)
 
+    def traffic(self, since: float, qn: str) -> dict[str, object]:
+        """What passed at the centre since ``since`` (for the evidence of a missing answer),
+        and the terminal's connection then."""
+        rows = self.bench.rig.record.frames(centre=self.centre)
+        conn = self.server.by_mn.get(self.mn)
+        return {
+            "qn": qn,
+            "connected": conn is not None and conn.transport is not None,
+            "frames": [
+                {
+                    "at": r.at,
+                    "direction": r.direction,
+                    "conn": r.conn,
+                    "cn": r.cn,
+                    "qn": r.qn,
+                    "ok": r.ok,
+                    "error": r.error,
+                }
+                for r in rows
+                if self.bench.rig.arrival(r.at) >= since - 1
+            ][:200],
+        }
+
     def answers(self, qn: str) -> list[int]:
         """CNs the terminal sent with this QN (9011, 9012 …)."""
         frames = self.bench.rig.record.frames(centre=self.centre, direction="in", qn=qn)
@@ -169,10 +192,12 @@ async def test_split_segments_and_leading_garbage_are_survived(
             conn = target.server.by_mn.get(target.mn)
             qn = target.qn()
             raw = b"\x00\xff garbage\r\n" + _frame(target.set_rtd(qn))
+            sent_at = bench.now()
             with step("garbage, then a 1062 in seven pieces"):
                 await target.send(raw, pieces=7, gap_s=0.05)
                 await bench.wait(60)
             answered = target.answers(qn)
+            evidence.attach_json(f"traffic-{attempt}.json", target.traffic(sent_at, qn))
             if answered or target.server.by_mn.get(target.mn) is conn or attempt:
                 break
             # the terminal had reconnected meanwhile: the pieces went to a closed connection
