@@ -12,9 +12,10 @@ configuration problem and is not retried.
 
 Push (:class:`HttpsIntake`): a FastAPI router the terminal mounts on its own HTTPS server,
 ``POST /intake/{device}`` with the document as the body. Answers 200 ``{"accepted": n}``; 404 for
-a device that is not a push device here; 400 ``{"error"}`` for a malformed body (counted in the
-device's :class:`IntakeStats`, never raised); 413 for a body over 1 MiB. Readings go to the
-device's ``deliver`` before the answer, so a collector's retry policy covers a failed store.
+a device that is not a push device here; 400 for a malformed body (counted in the device's
+:class:`IntakeStats`, never raised); 413 for a body over 1 MiB; a refusal in the management API's
+error shape, ``{"error": code, "detail": text}``. Readings go to the device's ``deliver`` before
+the answer, so a collector's retry policy covers a failed store.
 """
 
 from __future__ import annotations
@@ -132,6 +133,10 @@ class _PushDevice:
     stats: IntakeStats
 
 
+def _refused(status: int, error: str, detail: str) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status)
+
+
 class HttpsIntake:
     """The push intake: ``router`` serves ``POST /intake/{device}`` for the devices added."""
 
@@ -166,7 +171,7 @@ class HttpsIntake:
     async def _receive(self, device: str, request: Request) -> JSONResponse:
         target = self._devices.get(device)
         if target is None:
-            return JSONResponse({"error": f"no push device {device!r}"}, status_code=404)
+            return _refused(404, "unknown_device", f"no push device {device!r}")
         stats = target.stats
         stats.messages += 1
         body = bytearray()
@@ -174,12 +179,14 @@ class HttpsIntake:
             body += chunk
             if len(body) > MAX_DOCUMENT_BYTES:
                 stats.malformed_seen(device, f"body over {MAX_DOCUMENT_BYTES} bytes")
-                return JSONResponse({"error": "body too large"}, status_code=413)
+                return _refused(
+                    413, "too_large", f"a reading document is at most {MAX_DOCUMENT_BYTES} bytes"
+                )
         try:
             raws, failed = parse_document(bytes(body), device, target.requests)
         except MalformedDocument as exc:
             stats.malformed_seen(device, str(exc))
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            return _refused(400, "malformed_document", str(exc))
         if failed:
             stats.collector_errors += 1
         if raws:

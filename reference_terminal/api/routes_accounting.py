@@ -53,6 +53,9 @@ from reference_terminal.api.wire import iso, parse_time, time_range
 DEFAULT_LIMIT = 10_000
 MAX_LIMIT = 100_000
 GAS = "CO2"
+#: The years a period may fall in: its year-before and its end must be dates too.
+FIRST_YEAR, LAST_YEAR = 1971, 9998
+EARLIEST_S, LATEST_S = 31_536_000.0, 253_370_764_800.0  # 1971-01-01, 9999-01-01 (UTC)
 
 
 def running(ctx: ApiContext) -> RunningAccounting:
@@ -75,11 +78,25 @@ def span_of(ctx: ApiContext, period: str, at: str | None) -> Span:
         kind = Period(period)
     except ValueError:
         try:
-            return Span.parse(period, tz)
+            span = Span.parse(period, tz)
         except AccountingError as exc:
             raise ApiError(422, "invalid_period", str(exc)) from None
-    t = ctx.now() if at is None else parse_time(at, "at")
-    return Span.of(int(t // 60), kind, tz)
+        except (OverflowError, ValueError):
+            span = None
+    else:
+        t = ctx.now() if at is None else parse_time(at, "at")
+        span = None
+        if EARLIEST_S <= t < LATEST_S:
+            span = Span.of(int(t // 60), kind, tz)
+    # a period's statistics compare it with the period before and the same one a year before
+    if span is None or not FIRST_YEAR <= span.start.year <= LAST_YEAR:
+        raise ApiError(
+            422,
+            "invalid_period",
+            f"{period!r}{'' if at is None else f' at {at!r}'}: the terminal accounts periods "
+            f"from {FIRST_YEAR} to {LAST_YEAR}",
+        )
+    return span
 
 
 async def statistics_of(ctx: ApiContext, span: Span) -> dict[str, Any]:

@@ -143,7 +143,7 @@ def test_push_intake_takes_the_collectors_pushes() -> None:
                     unknown = await client.post(f"{base}/nobody", content=b"{}")
                     assert unknown.status_code == 404
                     bad = await client.post(f"{base}/ems", content=b"not json")
-                    assert bad.status_code == 400 and "not JSON" in bad.json()["error"]
+                    assert bad.status_code == 400 and "not JSON" in bad.json()["detail"]
             for energy, pv in inboxes["ems"].batches:
                 assert good(energy) == sent_at(fl, "ems", "grid.energy_import_kwh", energy.t, 0.002)
                 assert good(pv) == sent_at(fl, "ems", "pv.energy_export_kwh", pv.t, 0.002)
