@@ -123,6 +123,10 @@ def enter_value(
     return ManualValue(reading, operator.strip(), clock.time(), unit=unit or point.unit, note=note)
 
 
+#: 9999-01-01T00:00:00Z: the periods of a later time (its month, its year) are no dates.
+LATEST_S = 253_370_764_800.0
+
+
 def _when(text: str, column: str) -> float:
     try:
         when = datetime.fromisoformat(text.strip())
@@ -130,7 +134,13 @@ def _when(text: str, column: str) -> float:
         raise ManualEntryError(f"{column} {text!r} is not an ISO 8601 time") from None
     if when.tzinfo is None:
         raise ManualEntryError(f"{column} {text!r} has no UTC offset")
-    return when.timestamp()
+    try:
+        t = when.timestamp()
+    except (OverflowError, ValueError):  # year 1 at a positive offset is year 0 in UTC
+        t = -1.0
+    if not 0 <= t < LATEST_S:
+        raise ManualEntryError(f"{column} {text!r} is not between 1970 and 9998")
+    return t
 
 
 def import_csv(

@@ -27,6 +27,9 @@ T = TypeVar("T")
 #: Bounds for a range left open: far beyond any terminal's data, and exact as DOUBLE.
 FAR_PAST = -(2.0**53)
 FAR_FUTURE = 2.0**53
+#: The times a request may name: 1970-01-01 to 9998-12-31T23:59:59Z (a period containing one,
+#: its month, its year and the next, are all still dates).
+EARLIEST, LATEST = 0.0, 253_370_764_799.0
 
 # In a URL query "+" means a space, so "…T00:00:00+08:00" typed unencoded arrives as
 # "…T00:00:00 08:00"; that space can only have been a plus.
@@ -34,7 +37,8 @@ _LOST_PLUS = re.compile(r" (\d\d(?::?\d\d)?)$")
 
 
 def parse_time(text: str | float, name: str) -> float:
-    """POSIX seconds from ISO 8601 with an offset, or from POSIX seconds (number or text)."""
+    """POSIX seconds from ISO 8601 with an offset, or from POSIX seconds (number or text),
+    between 1970 and the end of 9998 (:data:`EARLIEST`, :data:`LATEST`)."""
     if isinstance(text, int | float):
         seconds = float(text)
     else:
@@ -42,9 +46,11 @@ def parse_time(text: str | float, name: str) -> float:
         try:
             seconds = float(s)
         except ValueError:
-            return _parse_iso(s, name)
+            seconds = _parse_iso(s, name)
     if not math.isfinite(seconds):
         raise ApiError(422, "invalid_time", f"{name}: {text!r} is not a finite time")
+    if not EARLIEST <= seconds <= LATEST:
+        raise ApiError(422, "invalid_time", f"{name}: {text!r} is not a time between 1970 and 9998")
     return seconds
 
 

@@ -532,11 +532,46 @@ def _extreme_periods(operation: Any) -> list[dict[str, Any]]:
     ]
 
 
+#: ISO 8601 times a date can write but a POSIX time cannot hold (year 0 in UTC), or only just.
+EDGE_ISO = [
+    ("0001-01-01T00:00:00+14:00", "0001-01-01T01:00:00+14:00"),
+    ("0001-01-01T00:00:00+08:00", "0001-02-01T00:00:00+08:00"),
+    ("9999-12-31T00:00:00-12:00", "9999-12-31T23:59:59-12:00"),
+]
+
+
+def _manual_cases(label: str) -> list[dict[str, Any]]:
+    """Values entered by hand at the edges of time, as JSON and as CSV."""
+    if label == "POST /manual":
+        times = [*EXTREME_TIMES, *(start for start, _ in EDGE_ISO)]
+        return [
+            {
+                "method": "POST",
+                "url": f"{BASE}/manual",
+                "headers": {},
+                "json": {"point": "ticket.clinker", "value": "1", "operator": "fuzz", "time": t},
+            }
+            for t in times
+        ]
+    if label == "POST /manual/csv":
+        head = "point,period_start,period_end,quantity,value,unit,entered_by,source\n"
+        return [
+            {
+                "method": "POST",
+                "url": f"{BASE}/manual/csv",
+                "headers": {"Content-Type": "text/csv"},
+                "content": f"{head}clinker,{start},{end},clinker,1,t,fuzz,ticket\n".encode(),
+            }
+            for start, end in EDGE_ISO
+        ]
+    return []
+
+
 def _extra_cases(operation: Any) -> list[dict[str, Any]]:
     """Cases generation cannot reach: times at the edges, a package that is signed, reading
     documents."""
     label = f"{operation.method.upper()} {operation.path}"
-    out = _extreme_times(operation) + _extreme_periods(operation)
+    out = _extreme_times(operation) + _extreme_periods(operation) + _manual_cases(label)
     if label == "POST /intake/{device}":
         return out + _intake_cases()
     if label in ("POST /apps", "PUT /apps/{name}"):
