@@ -24,7 +24,10 @@ which is what happened from the new log's point of view.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import csv
+import functools
 import io
 import json
 import logging
@@ -222,6 +225,10 @@ class AuditLog:
                 self._head = (int(document["seq"]), str(document["hash"]))
         except (SecretsError, KeyError, TypeError, ValueError) as exc:
             self.anchor_problem = f"the audit anchor {anchor} cannot be trusted: {exc}"
+        #: The head the anchor file holds; its writes, one at a time in a thread of their own.
+        self._anchored = self._head[0]
+        self._anchor_turn = asyncio.Lock()
+        self._anchor_writer = concurrent.futures.ThreadPoolExecutor(1, "audit-anchor")
 
     @property
     def head(self) -> tuple[int, str]:
@@ -278,17 +285,29 @@ class AuditLog:
         )
         return AuditEntry(seq, t, user, type_, outcome, dict(details), head[1], digest)
 
-    def _advance(self, entry: AuditEntry) -> None:
-        """Remember a committed entry as the head, and write it to the anchor file (not
-        fsynced: an anchor behind the database after a power cut is harmless, and it is never
-        written before the entry's commit, so it is never ahead)."""
-        if entry.seq <= self._head[0]:
-            return
-        self._head = (entry.seq, entry.hash)
-        try:
-            self._anchor.write({"seq": entry.seq, "hash": entry.hash}, durable=False)
-        except OSError as exc:  # the entry is committed; only the cut-off-end check weakens
-            log.error("audit anchor %s not written: %s", self._anchor.path, exc)
+    async def _advance(self, entry: AuditEntry) -> None:
+        """Remember a committed entry as the head, and write the head to the anchor file before
+        returning (not fsynced: an anchor behind the database after a power cut is harmless, and
+        it is never written before the entry's commit, so it is never ahead).
+
+        The file is written by one thread of its own, never by the event loop (sealing, writing
+        and renaming take milliseconds), one write at a time: the entries committed while a
+        write is under way are all covered by the next one, so a busy terminal writes its anchor
+        far less often than once per entry."""
+        if entry.seq > self._head[0]:
+            self._head = (entry.seq, entry.hash)
+        async with self._anchor_turn:
+            if self._anchored >= entry.seq:
+                return  # written meanwhile, with this entry or a later one as the head
+            seq, digest = self._head
+            document = {"seq": seq, "hash": digest}
+            try:
+                write = functools.partial(self._anchor.write, document, durable=False)
+                await asyncio.get_running_loop().run_in_executor(self._anchor_writer, write)
+            except OSError as exc:  # the entry is committed; only the cut-off-end check weakens
+                log.error("audit anchor %s not written: %s", self._anchor.path, exc)
+                return
+            self._anchored = max(self._anchored, seq)
 
     @staticmethod
     def _fields(
@@ -318,7 +337,7 @@ class AuditLog:
         entry = await store.run_in_writer(
             lambda conn: self._insert(conn, self._chain_head(conn), t, *fields)
         )
-        self._advance(entry)
+        await self._advance(entry)
         return entry
 
     async def clear(self, by: str, details: Mapping[str, str] | None = None) -> AuditEntry:
@@ -343,7 +362,7 @@ class AuditLog:
             return self._insert(conn, head, t, *fields)
 
         entry = await self._store().run_in_writer(clear_in)
-        self._advance(entry)
+        await self._advance(entry)
         return entry
 
     # ---- reading -------------------------------------------------------------------------------
