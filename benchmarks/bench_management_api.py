@@ -211,7 +211,12 @@ class Timings:
 
 
 async def run_load(
-    url: str, tokens: dict[str, list[str]], seconds: float, think: bool, seed: int
+    url: str,
+    tokens: dict[str, list[str]],
+    seconds: float,
+    think: bool,
+    seed: int,
+    history: bool = True,
 ) -> tuple[Timings, float]:
     timings = Timings()
     rng = random.Random(seed)
@@ -269,7 +274,7 @@ async def run_load(
     started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(
         *(user(n, tokens[n][0], k / len(names)) for k, n in enumerate(names)),
-        historian(tokens[names[0]][1]),
+        *([historian(tokens[names[0]][1])] if history else []),
     )
     elapsed = time.perf_counter() - started
     timings.client_cpu_share = (time.process_time() - cpu) / elapsed
@@ -307,7 +312,12 @@ async def main_async(args: argparse.Namespace) -> None:
             login_s = time.perf_counter() - t0
             sessions = sum(len(t) for t in tokens.values())
             timings, elapsed = await run_load(
-                url, tokens, args.seconds, think=not args.no_think, seed=args.seed
+                url,
+                tokens,
+                args.seconds,
+                think=not args.no_think,
+                seed=args.seed,
+                history=not args.no_history,
             )
             still_running = process.poll() is None
     interactive, history = timings.interactive, timings.history
@@ -368,6 +378,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_management_api")
     parser.add_argument("--seconds", type=float, default=40.0, help="length of the load")
     parser.add_argument("--no-think", action="store_true", help="users call without pausing")
+    parser.add_argument(
+        "--no-history", action="store_true", help="no one-year query alongside the users"
+    )
     parser.add_argument("--seed", type=int, default=8)
     parser.add_argument("--profile", metavar="FILE", help="run the terminal under cProfile")
     args = parser.parse_args(argv)

@@ -201,6 +201,10 @@ def _ordered(query: Select[Any], sort: SortKey, descending: bool) -> Select[Any]
     return query.order_by(column.asc(), seq.asc())
 
 
+#: An entry appended and not committed yet: its time, its fields, and who waits for it.
+_Queued = tuple[float, tuple[str, str, str, dict[str, str]], "asyncio.Future[AuditEntry]"]
+
+
 class AuditLog:
     """Appends, queries, exports, verifies and (whole-log) deletes the audit log.
 
@@ -229,6 +233,9 @@ class AuditLog:
         self._anchored = self._head[0]
         self._anchor_turn = asyncio.Lock()
         self._anchor_writer = concurrent.futures.ThreadPoolExecutor(1, "audit-anchor")
+        #: Entries appended but not committed yet, and the task committing them.
+        self._queued: list[_Queued] = []
+        self._committing: asyncio.Future[None] | None = None
 
     @property
     def head(self) -> tuple[int, str]:
@@ -334,11 +341,38 @@ class AuditLog:
             raise ValueError(f"the terminal's clock gives {t!r}")
         fields = self._fields(user, type_, outcome, details)
         store = self._store()
-        entry = await store.run_in_writer(
-            lambda conn: self._insert(conn, self._chain_head(conn), t, *fields)
-        )
+        waiting: asyncio.Future[AuditEntry] = asyncio.get_running_loop().create_future()
+        self._queued.append((t, fields, waiting))
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.ensure_future(self._commit_queued(store))
+        entry = await asyncio.shield(waiting)
         await self._advance(entry)
         return entry
+
+    def _insert_all(self, batch: list[_Queued], conn: Connection) -> list[AuditEntry]:
+        head = self._chain_head(conn)
+        entries = []
+        for t, fields, _ in batch:
+            entry = self._insert(conn, head, t, *fields)
+            head = (entry.seq, entry.hash)
+            entries.append(entry)
+        return entries
+
+    async def _commit_queued(self, store: Store) -> None:
+        """Commit the entries appended meanwhile, a transaction for all that are waiting (one
+        commit for many requests), each chained to the one before, in the order appended."""
+        while self._queued:
+            batch, self._queued = self._queued, []
+            try:
+                entries = await store.run_in_writer(functools.partial(self._insert_all, batch))
+            except Exception as exc:
+                for _, _, waiting in batch:
+                    if not waiting.done():
+                        waiting.set_exception(exc)
+                continue
+            for entry, (_, _, waiting) in zip(entries, batch, strict=True):
+                if not waiting.done():
+                    waiting.set_result(entry)
 
     async def clear(self, by: str, details: Mapping[str, str] | None = None) -> AuditEntry:
         """Delete the whole log and start the next chain with an ``audit_cleared`` entry, in one
