@@ -22,7 +22,7 @@ import json
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any
 
 import click
 import yaml
@@ -31,32 +31,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from reference_terminal.accounting.errors import AccountingError
 from reference_terminal.accounting.factors import FactorLibrary
 from reference_terminal.accounting.inventory import Inventory, account
-from reference_terminal.accounting.methods import SourceKind, SourceResult, spec_from_text
+from reference_terminal.accounting.methods import (
+    SourceKindName,
+    SourceResult,
+    spec_from_text,
+)
 from reference_terminal.accounting.units import Quantity, round_report
 
 LIBRARY = Path(__file__).resolve().parent.parent / "fixtures" / "factors"
 DISPLAY_PLACES = 10  # activity data and factors in the output (display only)
 
 _Text = Annotated[str, Field(min_length=1)]
-_Kind = Literal[
-    "combustion",
-    "process",
-    "carbonate",
-    "electricity",
-    "heat",
-    "exported_electricity",
-    "exported_heat",
-    "recovered",
-    "biomass",
-]
-assert set(get_args(_Kind)) == {k.value for k in SourceKind}
 
 
 class SourceIn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: _Text
-    kind: _Kind
+    kind: SourceKindName
     quantity: _Text
     fuel: _Text | None = None
     factor: _Text | None = None

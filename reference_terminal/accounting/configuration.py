@@ -40,19 +40,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from reference_terminal.accounting.methods import SourceKindName
+
 Id = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", max_length=64)]
 Text = Annotated[str, Field(min_length=1)]
-SourceKindName = Literal[
-    "combustion",
-    "process",
-    "carbonate",
-    "electricity",
-    "heat",
-    "exported_electricity",
-    "exported_heat",
-    "recovered",
-    "biomass",
-]
 PeriodName = Literal["hour", "day", "week", "month", "quarter", "year"]
 BasisName = Literal["electricity", "heat", "product"]
 

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal, get_args
 
 from reference_terminal.accounting.errors import (
     AccountingError,
@@ -55,6 +56,20 @@ class SourceKind(StrEnum):
     RECOVERED = "recovered"
     BIOMASS = "biomass"
 
+
+#: The kinds as configuration files spell them (a Literal: validation errors list them).
+SourceKindName = Literal[
+    "combustion",
+    "process",
+    "carbonate",
+    "electricity",
+    "heat",
+    "exported_electricity",
+    "exported_heat",
+    "recovered",
+    "biomass",
+]
+assert set(get_args(SourceKindName)) == {k.value for k in SourceKind}
 
 SCOPE: dict[SourceKind, int | None] = {
     SourceKind.COMBUSTION: 1,

@@ -42,14 +42,14 @@ import io
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from reference_terminal.accounting.errors import AccountingError
-from reference_terminal.accounting.methods import SourceSpec, spec_from_text
+from reference_terminal.accounting.methods import SourceKindName, SourceSpec, spec_from_text
 from reference_terminal.accounting.statistics import (
     EXACT,
     Basis,
@@ -60,17 +60,6 @@ from reference_terminal.accounting.units import parse_unit
 
 _Text = Annotated[str, Field(min_length=1)]
 _Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=64)]
-_Kind = Literal[
-    "combustion",
-    "process",
-    "carbonate",
-    "electricity",
-    "heat",
-    "exported_electricity",
-    "exported_heat",
-    "recovered",
-    "biomass",
-]
 
 
 class _Strict(BaseModel):
@@ -100,7 +89,7 @@ class Boundary(_Strict):
 
 class Source(_Strict):
     name: _Text
-    kind: _Kind
+    kind: SourceKindName
     unit: _Text
     meters: Annotated[list[_Id], Field(min_length=1)]
     fuel: _Text | None = None
