@@ -104,6 +104,7 @@ def run_selection(mutation: str, out: Path) -> RunResults:
     return RunResults.load(results)
 
 
+@pytest.mark.timeout(WALL_LIMIT_S + 60)
 @pytest.mark.parametrize("mutation", list(EXPECTED))
 def test_a_broken_terminal_fails_exactly_the_clauses_concerned(
     mutation: str, tmp_path: Path
