@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import sys
@@ -140,10 +141,9 @@ def platform_check(path: Path) -> None:
 def platform_up(path: Path, record_url: str | None) -> None:
     """Start every centre of a platform file, print where each listens, serve until Ctrl-C."""
     spec = platform_cmd.check(path)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(platform_cmd.serve(spec, record_url))
-    except KeyboardInterrupt:
-        click.echo("stopped", err=True)
+    click.echo("stopped", err=True)
 
 
 @main.group()

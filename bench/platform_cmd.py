@@ -34,8 +34,11 @@ async def serve(spec: PlatformFile, record_url: str | None) -> None:
         spec = spec.model_copy(update={"record": record_url})
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    with contextlib.suppress(NotImplementedError):
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    # Ctrl-C and SIGTERM end the serving the same orderly way (not by cancelling the main
+    # task: seen once under load, a cancelled serve never stopped)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
     try:
         async with running_platforms(spec) as platforms:
             for line in platforms.describe():

@@ -61,6 +61,11 @@ def test_up_serves_until_interrupted(tmp_path: Path) -> None:
         assert (answer.cn, answer.qn) == (9014, qn)
     finally:
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=60)  # a loaded machine: seen > 10 s
+        try:
+            _, err = process.communicate(timeout=60)  # a loaded machine: seen > 10 s
+        except subprocess.TimeoutExpired:
+            process.kill()  # never leave it serving after the test
+            process.communicate()
+            raise
     assert "serving; Ctrl-C stops" in err and "stopped" in err
     assert process.returncode == 0
