@@ -83,6 +83,8 @@ def run_selection(mutation: str, out: Path) -> RunResults:
         "no:xdist",
         "-p",
         "no:cacheprovider",
+        "-p",
+        "no:timeout",
         "-q",
         f"--target={target_file(mutation)}",
         "--profile=quick",
