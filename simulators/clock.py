@@ -13,13 +13,11 @@ import itertools
 import logging
 import math
 import os
-import queue
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from types import FrameType
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -220,27 +218,9 @@ def _threads_busy() -> bool:
         if waiting is None:
             where = (os.path.basename(code.co_filename), code.co_name)
             waiting = _WAITING_CODE[code] = where in _WAITING
-        if not waiting or _queued_work(frame):
+        if not waiting:
             return True
     return False
-
-
-def _queued_work(frame: FrameType | None) -> bool:
-    """A thread waiting on a queue that holds work is about to be busy: it was woken and waits
-    for the GIL or a CPU. Its queue is found in the locals of the innermost few frames."""
-    for _ in range(3):
-        if frame is None:
-            return False
-        local = frame.f_locals
-        owner = local.get("self")
-        for candidate in (owner, getattr(owner, "_queue", None), local.get("work_queue")):
-            if isinstance(candidate, _QUEUES) and not candidate.empty():
-                return True
-        frame = frame.f_back
-    return False
-
-
-_QUEUES = (queue.Queue, queue.SimpleQueue)
 
 
 def utc(t: float) -> datetime:
