@@ -173,15 +173,19 @@ def to_json(inventory: Inventory, places: int) -> dict[str, Any]:
     }
 
 
-@click.command("account")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
+#: The factor library to account with (``carbench account`` and ``carbench inventory``).
+library_option = click.option(
     "--library",
     type=click.Path(exists=True, path_type=Path),
     default=LIBRARY,
     show_default=True,
     help="Factor library: a YAML/JSON file or a directory of them.",
 )
+
+
+@click.command("account")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@library_option
 @click.option(
     "--places",
     type=click.IntRange(0, 12),

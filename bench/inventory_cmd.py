@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from bench.account_cmd import LIBRARY
+from bench.account_cmd import library_option
 from protocols.smcrypto import Sm3
 from reference_terminal.accounting.errors import AccountingError
 from reference_terminal.accounting.factors import FactorLibrary
@@ -61,13 +61,7 @@ def _sm3(path: Path) -> str:
     multiple=True,
     help="Formats to write (repeatable; default: all three).",
 )
-@click.option(
-    "--library",
-    type=click.Path(exists=True, path_type=Path),
-    default=LIBRARY,
-    show_default=True,
-    help="Factor library: a YAML/JSON file or a directory of them.",
-)
+@library_option
 @click.option(
     "--issued",
     type=click.DateTime(formats=["%Y-%m-%d"]),
