@@ -114,11 +114,19 @@ def fleet_check(path: Path) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Write manual-entry CSV files here.",
 )
-def fleet_up(path: Path, manual_dir: Path | None) -> None:
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the plant's SQLite databases (SQL historians) here (default: a temporary "
+    "directory removed at exit).",
+)
+def fleet_up(path: Path, manual_dir: Path | None, work_dir: Path | None) -> None:
     """Start every meter of a fleet, print where each listens, serve until Ctrl-C."""
     spec = fleet_cmd.check(path)
+    if work_dir is not None:
+        work_dir.mkdir(parents=True, exist_ok=True)
     try:
-        asyncio.run(fleet_cmd.serve(spec, manual_dir))
+        asyncio.run(fleet_cmd.serve(spec, manual_dir, work_dir))
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
 

@@ -31,7 +31,7 @@ def check(path: Path) -> Fleet:
         raise click.ClickException(str(exc)) from None
 
 
-async def serve(fleet: Fleet, manual_dir: Path | None) -> None:
+async def serve(fleet: Fleet, manual_dir: Path | None, work_dir: Path | None = None) -> None:
     # Imported here: the protocol servers pull in asyncua, pymodbus and uvicorn, which would
     # slow every other carbench command down.
     from simulators.fleet.runner import FleetStartError, running_fleet  # noqa: PLC0415
@@ -41,7 +41,7 @@ async def serve(fleet: Fleet, manual_dir: Path | None) -> None:
     with contextlib.suppress(NotImplementedError):
         loop.add_signal_handler(signal.SIGTERM, stop.set)
     try:
-        async with running_fleet(fleet, manual_dir=manual_dir) as running:
+        async with running_fleet(fleet, manual_dir=manual_dir, work_dir=work_dir) as running:
             # What exists now lives as long as the fleet: keep the collector from re-walking
             # it (its full passes otherwise stall Modbus answers by tens of ms).
             gc.freeze()

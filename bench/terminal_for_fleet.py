@@ -10,6 +10,7 @@ from typing import Any
 from reference_terminal.config import TerminalConfig
 from simulators.fleet import FleetRuntime
 from simulators.fleet.schema import (
+    AnalogModule,
     Cjt188Meter,
     Dlt645Meter,
     HttpsCollector,
@@ -19,7 +20,10 @@ from simulators.fleet.schema import (
     MqttCollector,
     OpcUaServer,
     Point,
+    SqlHistorian,
 )
+from simulators.meters.analog import COUNTS_4MA, COUNTS_20MA
+from simulators.meters.sql_historian import live_query
 
 #: Acquisition periods by kind of link: serial buses are slow, networks fast.
 PERIODS = {"serial": 5.0, "network": 2.0, "push": 10.0}
@@ -77,6 +81,43 @@ def _registers(
     ]
 
 
+def _modbus_tcp_device(meter_id: str, where: str, unit_id: int) -> dict[str, Any]:
+    host, _, rest = where.partition(":")
+    return {
+        "id": meter_id,
+        "protocol": "modbus-tcp",
+        "host": host,
+        "port": int(rest.split()[0]),
+        "unit_id": unit_id,
+    }
+
+
+def _analog_channels(fleet: FleetRuntime, meter: AnalogModule) -> list[dict[str, Any]]:
+    """Terminal points for an analog module's channels: the input register of counts, scaled
+    4–20 mA onto the transmitter's range, and that range as the point's valid range (a count
+    outside it is a saturated or broken loop, CSMT §8.1.1)."""
+    out = []
+    for channel in meter.channels:
+        point = _point(
+            fleet,
+            f"{meter.id}.ch{channel.channel}",
+            channel,
+            "network",
+            {
+                "device": meter.id,
+                "register": {"table": "input", "address": channel.channel, "type": "uint16"},
+                "analog": {
+                    "raw_min": str(COUNTS_4MA),
+                    "raw_max": str(COUNTS_20MA),
+                    "low": str(channel.low),
+                    "high": str(channel.high),
+                },
+            },
+        )
+        out.append(point | {"min": str(channel.low), "max": str(channel.high)})
+    return out
+
+
 def terminal_config(fleet: FleetRuntime, *, storage_url: str, **periods: float) -> TerminalConfig:
     """Devices and points for every meter of ``fleet`` (manual entries become manual points)."""
     period = {**PERIODS, **periods}
@@ -99,16 +140,7 @@ def terminal_config(fleet: FleetRuntime, *, storage_url: str, **periods: float) 
             )
         match meter:
             case ModbusTcpMeter():
-                host, _, rest = where.partition(":")
-                devices.append(
-                    {
-                        "id": meter.id,
-                        "protocol": "modbus-tcp",
-                        "host": host,
-                        "port": int(rest.split()[0]),
-                        "unit_id": meter.unit_id,
-                    }
-                )
+                devices.append(_modbus_tcp_device(meter.id, where, meter.unit_id))
                 points += _registers(fleet, meter, "network")
             case ModbusRtuMeter():
                 devices.append(
@@ -229,6 +261,29 @@ def terminal_config(fleet: FleetRuntime, *, storage_url: str, **periods: float) 
                             named,
                             "network",
                             {"device": meter.id, "name": named.name},
+                        )
+                    )
+            case AnalogModule():
+                devices.append(_modbus_tcp_device(meter.id, where, meter.unit_id))
+                points += _analog_channels(fleet, meter)
+            case SqlHistorian():
+                devices.append(
+                    {
+                        "id": meter.id,
+                        "protocol": "sql",
+                        "url": where,
+                        "query": live_query(meter.prefix),
+                        "timeout_s": 5.0,
+                    }
+                )
+                for tag in meter.tags:
+                    points.append(
+                        _point(
+                            fleet,
+                            f"{meter.id}.{tag.name}",
+                            tag,
+                            "network",
+                            {"device": meter.id, "name": tag.name},
                         )
                     )
             case ManualEntry():

@@ -2,8 +2,8 @@
 values updated, durably stored (ISC-2 §9.4).
 
 Run: ``.venv/bin/python -m benchmarks.bench_edge_latency`` (prints JSON; about 5 minutes).
-``--runs``, ``--seconds`` and ``--warmup`` set the paced part, ``--no-freeze`` leaves the
-start-up heap to the collector.
+``--runs``, ``--seconds`` and ``--warmup`` set the paced part, ``--interpreter-defaults`` runs
+without the terminal process's interpreter settings (below).
 
 The terminal is the real one: :class:`~reference_terminal.app.Terminal` built from a
 programmatic :class:`TerminalConfig` of 10 000 points (1 000 devices × 10 points; half counters
@@ -42,9 +42,10 @@ are committed and fsynced. No network: the RawValues are built before the clock 
    (``ingest_batched``) and its function is re-run here so both figures come from one machine
    state. Best of 3 runs each.
 
-The start-up heap (the 10 000 points' state, the prepared RawValues) is frozen with
-``gc.freeze()`` before timing, as a long-running terminal's would be worth doing; the collector's
-full passes during the paced runs are reported.
+The interpreter runs as in the terminal's own process (``reference_terminal.runtime``: a 1 ms
+GIL switch interval, the cyclic collector's thresholds, the start-up heap — the 10 000 points'
+state, the prepared RawValues — frozen before timing); the collector's full passes during the
+paced runs are reported.
 """
 
 from __future__ import annotations
@@ -69,6 +70,12 @@ from benchmarks.harness import Figure, collector_pauses, report
 from reference_terminal.app import Terminal
 from reference_terminal.config import TerminalConfig
 from reference_terminal.model import Quality, RawValue, Reading
+from reference_terminal.runtime import (
+    COLLECTOR_THRESHOLDS,
+    GIL_SWITCH_S,
+    settle_heap,
+    tune_process,
+)
 from reference_terminal.storage.schema import Derived
 from reference_terminal.storage.store import Store, sqlite_url
 
@@ -308,7 +315,7 @@ def ingest_chunks(values: Values, first: int, seconds: int) -> list[list[RawValu
 # ---- main ----------------------------------------------------------------------------------------
 
 
-async def main_async(runs: int, seconds: int, warmup: int, prefill_s: int, *, freeze: bool) -> None:
+async def main_async(runs: int, seconds: int, warmup: int, prefill_s: int, *, tuned: bool) -> None:
     values = Values()
     with tempfile.TemporaryDirectory(prefix="carbench-bench-edge-") as tmp:
         async with terminal(Path(tmp)) as term:
@@ -321,9 +328,8 @@ async def main_async(runs: int, seconds: int, warmup: int, prefill_s: int, *, fr
             warm = data_seconds(values, 0, warmup)
             batches = [data_seconds(values, warmup + r * seconds, seconds) for r in range(runs)]
             prepare_s = time.perf_counter() - prepared
-            gc.collect()
-            if freeze:
-                gc.freeze()
+            if tuned:
+                settle_heap()
             await paced(term, warm)
             results: list[Run] = []
             before = term.store.stats
@@ -434,7 +440,12 @@ async def main_async(runs: int, seconds: int, warmup: int, prefill_s: int, *, fr
         },
         collector_full_passes=len(pauses),
         collector_longest_pause_ms=round(max(pauses, default=0.0) * ms, 2),
-        start_up_heap_frozen=freeze,
+        interpreter=(
+            f"terminal process settings: GIL switch {GIL_SWITCH_S * 1000:g} ms, collector "
+            f"thresholds {COLLECTOR_THRESHOLDS}, start-up heap frozen"
+            if tuned
+            else "CPython defaults"
+        ),
         values_prepared_s=round(prepare_s, 2),
     )
 
@@ -447,10 +458,14 @@ def main() -> None:
     parser.add_argument(
         "--prefill", type=int, default=300, help="seconds of history written first (default 300)"
     )
-    parser.add_argument("--no-freeze", action="store_true")
+    parser.add_argument("--interpreter-defaults", action="store_true")
     args = parser.parse_args()
+    if not args.interpreter_defaults:
+        tune_process()
     asyncio.run(
-        main_async(args.runs, args.seconds, args.warmup, args.prefill, freeze=not args.no_freeze)
+        main_async(
+            args.runs, args.seconds, args.warmup, args.prefill, tuned=not args.interpreter_defaults
+        )
     )
 
 

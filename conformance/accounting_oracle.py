@@ -24,6 +24,16 @@ somewhere between them). Then ``|reported − expected| + uncertainty ≤ limit`
 ``|reported − expected| − uncertainty > limit`` fails, anything between is inconclusive. A
 figure whose span saw a value fault of its meter (a spike, a replaced meter) is inconclusive:
 the meter itself was wrong then.
+
+**Intensities** (ISC-2 §7.2.3(3): tCO2 per unit of electricity, of heat, of product) are
+quotients of two such figures: the period's total emission ``E`` (its points' truths, limits
+and uncertainties added up) over the basis amount ``A`` (the basis meters' truths over the
+same period, converted to the unit the terminal reports the amount in; each meter's limit one
+resolution step). Both are intervals, so the quotient is judged by interval arithmetic: the
+*limit* is how far ``E'/A'`` can be from ``E/A`` for any ``E'`` within ``E``'s limit and
+``A'`` within ``A``'s (plus half a unit of the last place reported), the *uncertainty* the
+same with the bench's own uncertainties. A basis that its limit and uncertainty cannot tell
+from zero leaves the intensity inconclusive.
 """
 
 from __future__ import annotations
@@ -196,6 +206,39 @@ class Bound:
     rate: Decimal  # tCO2 per unit of the quantity
 
 
+@dataclass(frozen=True, slots=True)
+class BasisRead:
+    """One read of an intensity basis: a meter's quantity counted in the basis."""
+
+    basis: str  # electricity | heat | product
+    meter: str
+    quantity: str
+    unit: str  # the quantity's unit in the plant
+
+
+def basis_reads(fleet: FleetRuntime) -> dict[tuple[str, str], BasisRead]:
+    """(meter, quantity) → the intensity basis it is counted in (the fleet's ``bases``)."""
+    acc = fleet.spec.accounting
+    if acc is None:
+        return {}
+    out = {}
+    for name, basis in acc.bases.items():
+        for read in basis.reads:
+            unit = fleet.plant.quantity(read.quantity).unit
+            out[(read.meter, read.quantity)] = BasisRead(name, read.meter, read.quantity, unit)
+    return out
+
+
+def conversion(unit: str, target: str) -> Decimal:
+    """How many ``target`` one ``unit`` is (1 for the same unit text, e.g. a product's)."""
+    if unit == target:
+        return Decimal(1)
+    (dim_a, size_a), (dim_b, size_b) = _term(unit), _term(target)
+    if dim_a != dim_b:
+        raise OracleError(f"cannot count {unit} in {target}")
+    return CALC.divide(size_a, size_b)
+
+
 def bound_reads(fleet: FleetRuntime, directory: Path = LIBRARY) -> dict[tuple[str, str], Bound]:
     """(meter, quantity) → what the fleet's accounting says it feeds, at which rate."""
     acc = fleet.spec.accounting
@@ -231,6 +274,7 @@ class Judgement:
     limit: Decimal
     uncertainty: Decimal
     why: str = ""
+    faults: tuple[str, ...] = ()  # value faults of the meter over the figure's span
 
     def data(self) -> dict[str, str]:
         return {
@@ -287,18 +331,67 @@ class Edge:
         return (self.high - self.low) / 2
 
 
+@dataclass(frozen=True, slots=True)
+class SpanActivity:
+    """The plant's true activity over a span, how well the bench knows it, its meter's faults."""
+
+    activity: Decimal
+    spread: Decimal
+    faults: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A figure the bench knows: ``value``, a correct terminal within ``limit`` of it, the
+    bench itself sure of it to within ``uncertainty``."""
+
+    value: Decimal
+    limit: Decimal
+    uncertainty: Decimal
+
+
+def _quotient_deviation(num: Decimal, num_pm: Decimal, den: Decimal, den_pm: Decimal) -> Decimal:
+    """The largest ``|n/d − num/den|`` for ``n`` within ``num_pm`` of ``num`` and ``d`` within
+    ``den_pm`` of ``den`` (``den ± den_pm`` not containing zero)."""
+    centre = CALC.divide(num, den)
+    corners = (
+        CALC.divide(num + sn * num_pm, den + sd * den_pm) for sn in (-1, 1) for sd in (-1, 1)
+    )
+    return max(abs(c - centre) for c in corners)
+
+
+def judge_intensity(
+    figure: str, reported: Decimal, emission: Interval, amount: Interval
+) -> Judgement:
+    """An intensity ``emission / amount`` (see the module text)."""
+    reach = amount.limit + amount.uncertainty
+    if abs(amount.value) <= reach:
+        why = (
+            f"the basis {amount.value:.10f} cannot be told from zero (± {reach:.10f}): the "
+            "quotient is unbounded"
+        )
+        return unjudged(figure, reported, why)
+    expected = CALC.divide(emission.value, amount.value)
+    limit = _quotient_deviation(emission.value, emission.limit, amount.value, amount.limit)
+    uncertainty = _quotient_deviation(
+        emission.value, emission.uncertainty, amount.value, amount.uncertainty
+    )
+    return decide(figure, reported, expected, limit + half_unit(reported), uncertainty)
+
+
 @dataclass
 class Oracle:
     """Judges a terminal's emission figures against the plant (see the module text)."""
 
     fleet: FleetRuntime
     reads: dict[tuple[str, str], Bound]
+    bases: dict[tuple[str, str], BasisRead] = field(default_factory=dict)
     _index: dict[tuple[str, str], list[Observation]] = field(default_factory=dict)
     _times: dict[tuple[str, str], list[float]] = field(default_factory=dict)
 
     @classmethod
     def for_fleet(cls, fleet: FleetRuntime) -> Oracle:
-        return cls(fleet, bound_reads(fleet))
+        return cls(fleet, bound_reads(fleet), basis_reads(fleet))
 
     def refresh(self) -> None:
         """Index the meters' answers recorded so far."""
@@ -342,27 +435,40 @@ class Oracle:
         """A figure over a span whose registers the meter showed between ``lo`` and ``hi``."""
         rate = abs(bound.rate)
         rounding = half_unit(emission)
-        if first is None or last is None:
-            why = "the terminal gives no registers to trace the figure to its meter"
-            return unjudged(figure, emission, why)
-        a = self.pin(bound.meter, bound.quantity, first, lo, hi)
-        b = self.pin(bound.meter, bound.quantity, last, lo, hi)
-        if a is None or b is None:
-            missing = first if a is None else last
-            why = f"{bound.meter} never showed the register {missing} near the span"
-            return unjudged(figure, emission, why)
-        faults = set(a.faults) | set(b.faults)
-        faults |= self.faults_between(bound.meter, bound.quantity, lo, hi) if not faults else set()
-        activity = b.truth - a.truth
-        expected = CALC.multiply(activity, bound.rate)
+        span = self.span_activity(bound.meter, bound.quantity, first, last, lo, hi)
+        if isinstance(span, str):
+            return unjudged(figure, emission, span)
+        expected = CALC.multiply(span.activity, bound.rate)
         limit = CALC.multiply(resolution, rate) + rounding
-        uncertainty = CALC.multiply(a.spread + b.spread, rate)
-        if faults:
-            why = f"{bound.meter} was under a value fault ({', '.join(sorted(faults))})"
+        uncertainty = CALC.multiply(span.spread, rate)
+        if span.faults:
+            why = f"{bound.meter} was under a value fault ({', '.join(span.faults)})"
             return Judgement(
-                figure, Outcome.INCONCLUSIVE, emission, expected, limit, uncertainty, why
-            )
+                figure, Outcome.INCONCLUSIVE, emission, expected, limit, uncertainty, why,
+                span.faults,
+            )  # fmt: skip
         return decide(figure, emission, expected, limit, uncertainty)
+
+    def span_activity(
+        self,
+        meter: str,
+        quantity: str,
+        first: Decimal | None,
+        last: Decimal | None,
+        lo: float,
+        hi: float,
+    ) -> SpanActivity | str:
+        """The true activity between the registers ``first`` and ``last`` the meter showed
+        within [lo, hi], or why it cannot be known."""
+        if first is None or last is None:
+            return "the terminal gives no registers to trace the figure to its meter"
+        a = self.pin(meter, quantity, first, lo, hi)
+        b = self.pin(meter, quantity, last, lo, hi)
+        if a is None or b is None:
+            return f"{meter} never showed the register {first if a is None else last} near the span"
+        faults = set(a.faults) | set(b.faults)
+        faults |= self.faults_between(meter, quantity, lo, hi) if not faults else set()
+        return SpanActivity(b.truth - a.truth, a.spread + b.spread, tuple(sorted(faults)))
 
     def judge_entry(
         self,

@@ -42,10 +42,20 @@ class CentreEndpoint:
     port: int
     path: str = ""  # HTTPS: the upload path
     ca_file: Path | None = None  # HTTPS: the CA the centre's certificate is verified with
+    #: HTTPS: where the centre publishes its factor library (CSMT §11.4), and the public key
+    #: (PEM) its publications are signed with; "" / None: it publishes none.
+    factors_path: str = ""
+    publisher_key: Path | None = None
 
     @property
     def url(self) -> str:
         return f"https://{self.host}:{self.port}{self.path}"
+
+    @property
+    def factors_url(self) -> str | None:
+        if not self.factors_path:
+            return None
+        return f"https://{self.host}:{self.port}{self.factors_path}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +236,11 @@ class Dut(Protocol):
     def app_packages(self) -> AppPackages:
         """Signed application packages this terminal accepts (ISC-2 §8.4); raises
         ``Inconclusive`` when the target provides none."""
+        ...
+
+    def device_certificate(self) -> str | None:
+        """Its SM2 device certificate (PEM) the platform centres verify its records' signatures
+        with (ISC-2 §7.4.1, CSMT §7.4); None when the bench was given none."""
         ...
 
     def describe(self) -> dict[str, Any]:

@@ -44,7 +44,12 @@ from typing import Any
 
 import httpx
 
+from conformance.target import ManagementChannel, TargetError
 from conformance.verdicts import ClauseFailure, Inconclusive
+from protocols.smchannel import ServerTrust
+from protocols.smchannel.client import ChannelTransport
+from protocols.smcrypto import Sm2PublicKey
+from protocols.smcrypto.certificate import Certificate
 
 #: Items asked for per page (the profile caps a page at 100 000).
 PAGE = 50_000
@@ -141,6 +146,38 @@ class EventRecord:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelAccess:
+    """Where a terminal's SM management port answers and how the bench knows it's the
+    terminal (``protocols.smchannel``)."""
+
+    host: str
+    port: int
+    trust: ServerTrust
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @classmethod
+    def declared(cls, spec: ManagementChannel) -> ChannelAccess:
+        """From a target file's ``management.channel`` (its address and a CA or a key)."""
+        if spec.address is None or ":" not in spec.address:
+            raise TargetError("management.channel.address: host:port of the SM management port")
+        host, _, port = spec.address.rpartition(":")
+        try:
+            ca = None if spec.ca_file is None else Certificate.from_pem(spec.ca_file.read_bytes())
+            key = (
+                None
+                if spec.server_key_file is None
+                else Sm2PublicKey.from_pem(spec.server_key_file.read_bytes())
+            )
+            trust = ServerTrust(ca=ca, public_key=key, subject=spec.subject)
+        except (OSError, ValueError) as exc:  # SmCryptoError is a ValueError
+            raise TargetError(f"management.channel: cannot read the trust anchor: {exc}") from exc
+        return cls(host.strip("[]"), int(port), trust)
+
+
 #: Roles of the carbench profile (the reference terminal's, ISC-2 §7.4.1.2(1)).
 ADMINISTRATOR, OPERATOR, AUDITOR = "administrator", "security_operator", "auditor"
 CONFIRM_HEADER = "X-Confirm"
@@ -168,7 +205,12 @@ class Management:
         accounts: Mapping[str, tuple[str, str]] | None = None,
         timeout_s: float = 30.0,
         still: Callable[[], AbstractContextManager[None]] | None = None,
+        channel: ChannelAccess | None = None,
     ) -> None:
+        #: The SM management port: when given, every request goes through it (base_url too).
+        self.channel = channel
+        if channel is not None:
+            base_url = channel.base_url
         self.base_url = base_url.rstrip("/")
         self.accounts: dict[str, tuple[str, str]] = dict(accounts or {})
         if user is not None:
@@ -205,7 +247,10 @@ class Management:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout_s)
+            transport = None if self.channel is None else ChannelTransport(self.channel.trust)
+            self._client = httpx.AsyncClient(
+                base_url=self.base_url, timeout=self.timeout_s, transport=transport
+            )
         return self._client
 
     async def aclose(self) -> None:

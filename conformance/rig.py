@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,9 +30,10 @@ from simulators.clock import Clock, RealClock, VirtualClock
 from simulators.fleet import FleetRuntime, Observation
 from simulators.fleet.loader import load_fleet
 from simulators.fleet.runner import FleetStartError, run_fleet, waiting_for
-from simulators.fleet.schema import Fault, Fleet, MqttCollector, OpcUaServer
+from simulators.fleet.schema import Fault, Fleet, MqttCollector, OpcUaServer, SqlHistorian
 from simulators.network import FaultProxyServer
 from simulators.network.toxics import make_toxic
+from simulators.pki import TestCa
 from simulators.platform import (
     HttpsServer,
     PlatformFile,
@@ -40,6 +41,7 @@ from simulators.platform import (
     Record,
     running_platforms,
 )
+from simulators.platform.factor_library import FactorPublisher, public_key_file
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 FLEETS = {"quick": FIXTURES / "fleets" / "small.yaml", "full": FIXTURES / "fleets" / "works.yaml"}
@@ -112,6 +114,9 @@ class Rig:
     record: Record
     workdir: Path
     seed: int
+    #: The bench's test CA (ISC-2 §7.4.1): it certifies the terminal's SM2 key, and the HJ 212
+    #: centres check every record's signature against certificates it issued (CSMT §7.4).
+    ca: TestCa | None = None
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
     _toxics: int = 0
 
@@ -168,6 +173,12 @@ class Rig:
         proxy = await self.proxies.create_proxy(name, upstream=f"127.0.0.1:{server.address[1]}")
         base = self.centre(centre)
         return CentreEndpoint(name, base.protocol, "127.0.0.1", proxy.port, base.path, base.ca_file)
+
+    def trust_device(self, mn_of: dict[str, str], certificate: str) -> None:
+        """Give every HJ 212 centre the terminal's device certificate (PEM), under the MN the
+        terminal uses there (``mn_of``: centre → MN)."""
+        for name in self.hj212_centres():
+            self.platforms.hj212(name).trust_device(mn_of[name], certificate)
 
     async def drop_proxy(self, name: str) -> None:
         await self.proxies.delete(name)
@@ -230,20 +241,24 @@ def _paced(spec: Fleet) -> Fleet:
         paced = meter
         if isinstance(meter, OpcUaServer) and meter.update_s < COLLECTOR_MIN_S:
             paced = meter.model_copy(update={"update_s": COLLECTOR_MIN_S})
-        elif isinstance(meter, MqttCollector) and meter.interval_s < COLLECTOR_MIN_S:
+        elif isinstance(meter, MqttCollector | SqlHistorian) and meter.interval_s < COLLECTOR_MIN_S:
             paced = meter.model_copy(update={"interval_s": COLLECTOR_MIN_S})
         meters.append(paced)
     return spec.model_copy(update={"meters": meters})
 
 
-async def _start_fleet(stack: AsyncExitStack, spec: Fleet, clock: Clock) -> TimedFleet:
+async def _start_fleet(
+    stack: AsyncExitStack, spec: Fleet, clock: Clock, workdir: Path
+) -> TimedFleet:
     # frame pacing under virtual time: a frame's bytes arrive together, after the time they
     # take on the line (char pacing costs a clock step per character)
     pacing: Literal["char", "frame"] = "frame" if isinstance(clock, VirtualClock) else "char"
     fleet = TimedFleet(spec, clock, serial_pacing=pacing)
     fleet.observations = deque(maxlen=2_000_000)
     fleet.answers = deque(maxlen=200_000)
-    task = asyncio.create_task(run_fleet(fleet), name=f"fleet {spec.name}")
+    plant = workdir / "plant"  # the plant's own databases (historians)
+    plant.mkdir(parents=True, exist_ok=True)
+    task = asyncio.create_task(run_fleet(fleet, work_dir=plant), name=f"fleet {spec.name}")
 
     async def stop() -> None:
         task.cancel()
@@ -264,22 +279,21 @@ async def _start_fleet(stack: AsyncExitStack, spec: Fleet, clock: Clock) -> Time
     return fleet
 
 
-def _platform_file(target: Target, mns: dict[str, str]) -> PlatformFile:
+def _platform_file(target: Target, mns: dict[str, str], ca: TestCa) -> PlatformFile:
     pw = target.parameters.pw
-    return PlatformFile.model_validate(
-        {
-            "centres": [
-                {
-                    "name": c.name,
-                    "protocol": c.protocol,
-                    "port": 0,
-                    # the terminal's MN and PW from the test parameters: a wrong one is refused
-                    "passwords": {mns[c.name]: pw},
-                }
-                for c in target.uplink.centres
-            ]
+    centres = []
+    for c in target.uplink.centres:
+        centre: dict[str, Any] = {
+            "name": c.name,
+            "protocol": c.protocol,
+            "port": 0,
+            # the terminal's MN and PW from the test parameters: a wrong one is refused
+            "passwords": {mns[c.name]: pw},
         }
-    )
+        if c.protocol == "hj212":  # every record's SM2 signature checked (CSMT §7.4)
+            centre["signatures"] = {"ca_file": str(ca.certificate_file)}
+        centres.append(centre)
+    return PlatformFile.model_validate({"centres": centres})
 
 
 @contextlib.asynccontextmanager
@@ -315,13 +329,14 @@ async def _stand_up(
     # filling its address space would otherwise move the clock at its own pace). Not the HTTPS
     # centre: it waits for its server on the clock.
     with _held(clock):
-        fleet = await _start_fleet(stack, spec, clock)
+        fleet = await _start_fleet(stack, spec, clock, workdir)
     record = Record(f"sqlite:///{workdir / 'platform-record.sqlite'}")
     stack.callback(record.close)
     mns = {c.name: target.mn(c.name, i) for i, c in enumerate(target.uplink.centres)}
+    ca = TestCa.create(workdir / "pki", now=datetime.fromtimestamp(clock.time(), UTC))
     platforms = await stack.enter_async_context(
         running_platforms(
-            _platform_file(target, mns),
+            _platform_file(target, mns, ca),
             clock=SkewedClock(clock, PLATFORM_SKEW_S),
             record=record,
         )
@@ -338,10 +353,24 @@ async def _stand_up(
         )
         upload_path: str = ""
         ca_file: Path | None = None
+        factors_path, publisher_key = "", None
         if isinstance(server, HttpsServer):
             upload_path, ca_file = server.config.path, server.ca_file
+            # the centre publishes factor libraries (CSMT §11.4) under a key kept in the run
+            key_file = workdir / "pki" / f"{c.name}-factor-publisher.pem"
+            server.publisher = FactorPublisher.create(c.name, key_file)
+            factors_path, publisher_key = server.config.factors_path, public_key_file(key_file)
         endpoints.append(
-            CentreEndpoint(c.name, c.protocol, "127.0.0.1", proxy.port, upload_path, ca_file)
+            CentreEndpoint(
+                c.name,
+                c.protocol,
+                "127.0.0.1",
+                proxy.port,
+                upload_path,
+                ca_file,
+                factors_path,
+                publisher_key,
+            )
         )
     return Rig(
         clock=clock,
@@ -354,6 +383,7 @@ async def _stand_up(
         record=record,
         workdir=workdir,
         seed=spec.seed,
+        ca=ca,
     )
 
 

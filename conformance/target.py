@@ -70,8 +70,13 @@ FEATURES: dict[str, str] = {
     "remote-config": "takes a new configuration through the management interface (ISC-2 §8.3)",
     "remote-upgrade": "installs and upgrades applications remotely (ISC-2 §8.4)",
     "accounting": "emission accounting, factors and reports (CSMT §9, ISC-2 §7.2.3(3))",
+    "factor-download": "downloads the factor library from the platform that publishes it, "
+    "checking the publication's SM3 digest and SM2 signature (CSMT §11.4 online; the envelope "
+    "of simulators.platform.factor_library)",
     "pki": "certificates towards national/provincial platforms (ISC-2 §7.4.1)",
     "sm-crypto": "SM2/SM3/SM4 edge-to-cloud (ISC-2 §7.4.2, CSMT §7.4)",
+    "sm-management-channel": "a dedicated management port whose traffic is SM2-authenticated and "
+    "SM4-encrypted (ISC-2 §7.4.1.2; the carbench channel, protocols.smchannel)",
 }
 
 
@@ -205,6 +210,17 @@ class Account(_Strict):
 ACCOUNT_ROLES = ("administrator", "security_operator", "auditor", "lockout_probe")
 
 
+class ManagementChannel(_Strict):
+    """The dedicated SM management port (``feature:sm-management-channel``): where it answers
+    and how the bench knows the terminal there — a CA that issued its certificate, or its SM2
+    public key (pinned). The reference adapter knows all three itself."""
+
+    address: str | None = None  # host:port; None: the adapter knows
+    ca_file: Path | None = None  # PEM
+    server_key_file: Path | None = None  # PEM
+    subject: str | None = None  # the CN the certificate must name
+
+
 class Management(_Strict):
     """The management interface. ``profile: carbench`` is the REST API the reference terminal
     serves (``conformance/management.py`` lists what the suites use); ``none``: the suites read
@@ -222,6 +238,8 @@ class Management(_Strict):
     token: str | None = None
     accounts: dict[str, Account] = {}
     timeout_s: float = Field(30.0, gt=0, le=600)
+    #: When set, every request goes through the SM channel (and is judged there).
+    channel: ManagementChannel | None = None
 
     @model_validator(mode="after")
     def _roles(self) -> Management:

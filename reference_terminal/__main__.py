@@ -13,8 +13,10 @@ from pathlib import Path
 import uvicorn
 
 from reference_terminal.api import create_app
+from reference_terminal.api.channel_server import ChannelCredentials, channel_protocol
 from reference_terminal.app import Terminal
 from reference_terminal.config import ConfigError, load_config
+from reference_terminal.runtime import settle_heap, tune_process
 
 
 async def _run(terminal: Terminal) -> None:
@@ -23,10 +25,24 @@ async def _run(terminal: Terminal) -> None:
         group.create_task(terminal.run(), name="terminal")
         api = terminal.config.api
         if api is not None:
-            config = uvicorn.Config(
-                create_app(terminal), host=api.host, port=api.port, log_level="warning"
-            )
+            app = create_app(terminal)
+            config = uvicorn.Config(app, host=api.host, port=api.port, log_level="warning")
             group.create_task(uvicorn.Server(config).serve(), name="api")
+            if api.sm_channel is not None:  # the dedicated management port (ISC-2 §7.4.1.2)
+                credentials = ChannelCredentials.from_config(terminal.config)
+                channel = uvicorn.Config(
+                    app,
+                    host=api.sm_channel.host,
+                    port=api.sm_channel.port,
+                    http=channel_protocol(credentials),
+                    log_level="warning",
+                )
+                group.create_task(uvicorn.Server(channel).serve(), name="api-sm-channel")
+
+
+async def _settle_when_ready(terminal: Terminal) -> None:
+    await terminal.ready.wait()
+    settle_heap()
 
 
 async def _serve(terminal: Terminal) -> None:
@@ -37,14 +53,17 @@ async def _serve(terminal: Terminal) -> None:
             loop.add_signal_handler(sig, stop.set)
     task = asyncio.create_task(_run(terminal))
     stopper = asyncio.create_task(stop.wait())
+    settler = asyncio.create_task(_settle_when_ready(terminal))
     await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     task.cancel()
     stopper.cancel()
+    settler.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task  # a failure of the terminal itself is raised here
 
 
 def main(argv: list[str] | None = None) -> int:
+    tune_process()
     parser = argparse.ArgumentParser(prog="python -m reference_terminal")
     parser.add_argument("--config", required=True, help="terminal configuration (YAML)")
     parser.add_argument("--log-level", default="INFO")

@@ -225,11 +225,24 @@ class Storage(Strict):
     synchronous: Literal["FULL", "NORMAL", "OFF"] = "FULL"
 
 
+class SmChannel(Strict):
+    """The dedicated management port (ISC-2 §7.4.1.2): the same API inside an SM2-authenticated,
+    SM4-GCM channel (``protocols.smchannel``), the terminal known by its device certificate
+    (``identity``). The plain ``api`` port then belongs on the loopback (the local console)."""
+
+    host: str = "0.0.0.0"
+    port: int = Field(8443, ge=0, le=65535)
+    #: SM2 public keys (PEM files) of the only clients let in; empty: any client, which then
+    #: proves itself by logging in through the channel.
+    client_keys: list[str] = []
+
+
 class Api(Strict):
     """The management API (``python -m reference_terminal`` serves it when this is set)."""
 
     host: str = "127.0.0.1"
     port: int = Field(8480, ge=0, le=65535)
+    sm_channel: SmChannel | None = None
 
 
 # ---- upload to data centres (ISC-2 §7.2.4, CSMT §7, CPCIF §8.3) --------------------------------
@@ -502,6 +515,30 @@ class Security(Strict):
         return self
 
 
+# ---- device identity (ISC-2 §7.4.1, §7.4.2; CSMT §7.4) ------------------------------------------
+
+
+class Identity(Strict):
+    """The terminal's SM2 key pair and device certificate (``reference_terminal.security
+    .identity``), and whether it signs the HJ 212 records it uploads (``SM2Sign`` in CP, over
+    the canonical form of ``protocols.hj212.record_signature``). Read at start only."""
+
+    sign_uploads: bool = False
+    #: The SM2 private key, sealed under the master key (``security.key_file``).
+    key_file: str = "data/keys/device-sm2.sealed"
+    #: The device certificate (PEM) a CA issued for that key.
+    certificate_file: str | None = None
+
+    @model_validator(mode="after")
+    def _certified(self) -> Identity:
+        if self.sign_uploads and self.certificate_file is None:
+            raise ValueError(
+                "certificate_file: signing uploads needs the device certificate a platform "
+                "verifies them with (ISC-2 §7.4.1: PKI certificates)"
+            )
+        return self
+
+
 # ---- application modules (ISC-2 §8.4, §4.3) ------------------------------------------------------
 
 
@@ -685,6 +722,7 @@ class TerminalConfig(Strict):
     uplink: Uplink = Uplink()
     security: Security = Security()
     apps: Apps = Apps()
+    identity: Identity = Identity()
     #: Points computed from others (CSMT §8.3.2); checked against ``points`` below.
     virtual_points: list[VirtualPoint] = []
     #: Carbon accounting (CSMT §9): boundary, methods, factor library, alarms; None: none.

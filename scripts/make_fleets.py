@@ -472,13 +472,6 @@ def works() -> dict[str, Any]:
                     "quantity": "kiln_head_dust.mass_t",
                     "decimals": 2,
                 },
-                {
-                    "address": 4,
-                    "type": "uint32",
-                    "scale": "0.01",
-                    "quantity": "bypass_dust.mass_t",
-                    "decimals": 2,
-                },
             ],
         }
     )
@@ -641,10 +634,44 @@ def works() -> dict[str, Any]:
             "points": [
                 {"name": "diesel_purchased_t", "quantity": "diesel.mass_t", "decimals": 3},
                 {"name": "kiln_head_dust_t", "quantity": "kiln_head_dust.mass_t", "decimals": 2},
+                # bypass dust has no online meter (tickets only): the offline activity
+                # CSMT §6.2 has collected by hand
                 {"name": "bypass_dust_t", "quantity": "bypass_dust.mass_t", "decimals": 2},
             ],
         }
     )
+    # The purchased-steam header's transmitters (flow compensated by pressure and temperature),
+    # wired 4–20 mA to an input module: one count is (high - low) / 16000, the decimals shown.
+    meters.append(
+        {
+            "id": "ai-steam",
+            "protocol": "analog",
+            "port": 0,
+            "unit_id": 1,
+            "channels": [
+                {"channel": 0, "quantity": "steam_in.flow_t_h", "low": "0", "high": "3.2",
+                 "decimals": 4},
+                {"channel": 1, "quantity": "steam_in.pressure_mpa", "low": "0", "high": "1.6",
+                 "decimals": 4},
+                {"channel": 2, "quantity": "steam_in.temperature_c", "low": "0", "high": "320",
+                 "decimals": 2},
+            ],
+        }
+    )  # fmt: skip
+    # The MES's production historian, read with SQL (SQLite in the run's work directory).
+    meters.append(
+        {
+            "id": "mes-historian",
+            "protocol": "sql",
+            "interval_s": 10,
+            "tags": [
+                {"name": "CM.OUTPUT.TOTAL", "quantity": "cement.mass_t", "decimals": 2,
+                 "rounding": "floor"},
+                {"name": "CM.OUTPUT.RATE", "quantity": "cement.rate_t_h", "decimals": 2},
+                {"name": "WATER1.FLOW", "quantity": "water_1.flow_m3_h", "decimals": 3},
+            ],
+        }
+    )  # fmt: skip
     for n, meter in enumerate(meters):
         if meter["protocol"] != "manual":
             meter["nameplate"] = nameplate(meter, n)
@@ -744,6 +771,12 @@ INSTRUMENTS = {
     "opcua": ("ECS-700 distributed control system", "0.5 % (weigh feeders)", 365),
     "mqtt": ("IoT collector (meter behind it)", "1.0 (meter)", 365),
     "https": ("energy-management system (feeder meters)", "0.5S (meters)", 730),
+    "analog": (
+        "AI-8 analog input module, 4–20 mA (Modbus TCP)",
+        "0.1 % FS (module), 0.5 % FS (transmitters)",
+        365,
+    ),
+    "sql": ("MES production historian (SQL database)", "0.5 % (weigh feeders)", 365),
 }
 
 
@@ -767,7 +800,7 @@ def nameplate(meter: dict[str, Any], n: int) -> dict[str, Any]:
 
 
 def _quantities(meter: dict[str, Any]) -> Iterator[str]:
-    for key in ("points", "registers", "tags"):
+    for key in ("points", "registers", "tags", "channels"):
         for point in meter.get(key, []):
             yield from point.get("quantities") or [point["quantity"]]
     for field in meter.get("fields", {}).values():

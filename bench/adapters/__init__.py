@@ -12,17 +12,25 @@ from conformance.dut import ClockMode, Dut
 from conformance.target import Target
 from simulators.clock import Clock
 from simulators.fleet import FleetRuntime
+from simulators.pki import TestCa
 
 
 def make_dut(
-    target: Target, *, fleet: FleetRuntime, clock: Clock, clock_mode: ClockMode, workdir: Path
+    target: Target,
+    *,
+    fleet: FleetRuntime,
+    clock: Clock,
+    clock_mode: ClockMode,
+    workdir: Path,
+    ca: TestCa | None = None,
 ) -> Dut:
-    """The adapter the target file asks for (not started yet)."""
+    """The adapter the target file asks for (not started yet); ``ca`` certifies the reference
+    terminal's SM2 key when the target declares ``feature:sm-crypto``."""
     if target.adapter.kind == "reference":
         from bench.adapters.reference import ReferenceDut  # noqa: PLC0415 - loads the terminal
 
         return ReferenceDut(
-            target, fleet=fleet, clock=clock, clock_mode=clock_mode, workdir=workdir
+            target, fleet=fleet, clock=clock, clock_mode=clock_mode, workdir=workdir, ca=ca
         )
     from bench.adapters.external import ExternalDut  # noqa: PLC0415
 

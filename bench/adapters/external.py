@@ -35,7 +35,7 @@ from conformance.dut import (
     PointBinding,
     PowerCut,
 )
-from conformance.management import Management, ManagementUnavailable
+from conformance.management import ChannelAccess, Management, ManagementUnavailable
 from conformance.target import AppFile, Target
 from conformance.verdicts import Inconclusive, PendingOperator
 from simulators.clock import Clock, RealClock
@@ -88,6 +88,7 @@ class ExternalDut:
             token=m.token,
             accounts={role: (a.user, a.password) for role, a in m.accounts.items()},
             timeout_s=m.timeout_s,
+            channel=None if m.channel is None else ChannelAccess.declared(m.channel),
         )
         self.switch: PowerSwitch | None = None
         self._stack = AsyncExitStack()
@@ -181,6 +182,10 @@ class ExternalDut:
 
         broken = None if files.broken is None else load(files.broken)
         return AppPackages(load(files.first), load(files.upgrade), broken)
+
+    def device_certificate(self) -> str | None:
+        # an external terminal's certificate comes from its own PKI: not in the target file yet
+        return None
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -10,6 +10,7 @@ import socket
 from collections.abc import Iterator
 
 import uvicorn
+from fastapi import FastAPI
 
 from reference_terminal.api import create_app
 from reference_terminal.app import Terminal
@@ -32,9 +33,19 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class ManagementServer:
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+    """``http``: uvicorn's protocol class, e.g. the SM channel's (``reference_terminal.api
+    .channel_server.channel_protocol``) for the dedicated management port."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        *,
+        http: type[asyncio.Protocol] | None = None,
+    ) -> None:
         self.host = host
         self.port = port or free_port(host)
+        self.http = http
         self._server: _EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -42,7 +53,9 @@ class ManagementServer:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    async def start(self, terminal: Terminal) -> None:
+    async def start(self, terminal: Terminal, app: FastAPI | None = None) -> None:
+        """Serve ``app`` (default: a new management API of ``terminal``; give the same app to
+        every port of one terminal, so that they share its sessions and lockouts)."""
         if self._task is not None:
             raise RuntimeError("the management API is already being served")
         listener = socket.create_server((self.host, self.port), reuse_port=False)
@@ -50,7 +63,8 @@ class ManagementServer:
         # the client's delayed ACK, 40 ms on Linux (accepted sockets inherit the option)
         listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         config = uvicorn.Config(
-            create_app(terminal),
+            app or create_app(terminal),
+            http=self.http or "auto",
             log_config=None,
             access_log=False,
             lifespan="off",

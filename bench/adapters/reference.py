@@ -9,7 +9,9 @@
   ``power.switch: process``) a cut only stops the terminal: unsynced writes survive, and
   ``PowerCut.mode`` is ``kill`` with the reason, for the report.
 - Management API: the terminal's own (``reference_terminal.api``) served on a loopback port,
-  down while the power is off. The suites read the terminal only through it.
+  down while the power is off. The suites read the terminal only through it: with
+  ``feature:sm-management-channel`` through its dedicated SM port (``protocols.smchannel``, the
+  terminal known by the certificate the bench's CA issued), the plain port left to the console.
 - Mutations (``adapter.mutation``), for the mutation check, all by configuration or by the
   uplink relay of ``bench.adapters.relay``: ``sync-off`` (storage.synchronous=OFF),
   ``rt-20min`` (RtdInterval 1200 s), ``bad-crc``, ``no-retransmission`` and ``wrong-factor``
@@ -43,12 +45,18 @@ from conformance.dut import (
     PointBinding,
     PowerCut,
 )
-from conformance.management import Management
+from conformance.management import ChannelAccess, Management
 from conformance.target import Target
+from protocols.smchannel import ServerTrust
 from protocols.smcrypto import Sm2PrivateKey
+from reference_terminal.api import create_app
+from reference_terminal.api.channel_server import ChannelCredentials, channel_protocol
 from reference_terminal.config import TerminalConfig
+from reference_terminal.security.identity import create_device_key, install_certificate
+from reference_terminal.security.secrets import SecretBox
 from simulators.clock import Clock, VirtualClock
 from simulators.fleet import FleetRuntime
+from simulators.pki import TestCa
 from simulators.power import PowerCutMode, VolatileMount, power_cut_mode, volatile_mount
 
 PUSHED = {"mqtt"}
@@ -95,6 +103,7 @@ class ReferenceDut:
         clock: Clock,
         clock_mode: ClockMode,
         workdir: Path,
+        ca: TestCa | None = None,
     ) -> None:
         if target.adapter.kind != "reference":
             raise DutError(f"target {target.name!r} is not the reference terminal")
@@ -104,6 +113,18 @@ class ReferenceDut:
         self._clock_mode = clock_mode
         self.workdir = workdir
         self.server = ManagementServer()
+        self.ca = ca
+        #: The dedicated SM management port (ISC-2 §7.4.1.2), when declared: the suites then
+        #: speak to the terminal only through it; the plain port stays for the web console.
+        self.channel_server: ManagementServer | None = None
+        channel: ChannelAccess | None = None
+        if ca is not None and target.implementation.declares("feature:sm-management-channel"):
+            self.channel_server = ManagementServer()
+            channel = ChannelAccess(
+                self.channel_server.host,
+                self.channel_server.port,
+                ServerTrust(ca=ca.certificate, subject=self._subject()),
+            )
         m = target.management
         self._management = Management(
             self.server.base_url,
@@ -112,6 +133,7 @@ class ReferenceDut:
             accounts={role: (a.user, a.password) for role, a in m.accounts.items()},
             timeout_s=m.timeout_s,
             still=self._still,
+            channel=channel,
         )
         self.runner: ReferenceTarget | None = None
         self.config: TerminalConfig | None = None
@@ -121,6 +143,7 @@ class ReferenceDut:
         self._stack = AsyncExitStack()
         self._mns: dict[str, str] = {}
         self._app_key: Sm2PrivateKey | None = None
+        self._certificate: str | None = None
 
     # ---- Dut ---------------------------------------------------------------------------
     @property
@@ -166,7 +189,9 @@ class ReferenceDut:
                     point=p.id,
                     meter=p.source.device,
                     quantity=p.name or None,
-                    protocol=device.protocol,
+                    # a 4–20 mA input is its own protocol to a target's statement, whatever
+                    # carries its counts (CSMT §7.1 and §11.3 c) name 模拟量 4-20mA apart)
+                    protocol="analog" if p.source.analog is not None else device.protocol,
                     kind=p.kind,
                     decimals=p.decimals,
                     group=p.group,
@@ -195,12 +220,15 @@ class ReferenceDut:
             if security is not None:
                 data["security"] = security
             data["apps"] = self._apps(directory)
+            self._identity(data, directory)
             self.config = TerminalConfig.model_validate(data)
             self.runner = ReferenceTarget(self.config, self.clock, self.mount)
         await self.power_on()
 
     async def stop(self) -> None:
         await self.server.stop()
+        if self.channel_server is not None:
+            await self.channel_server.stop()
         if self.runner is not None:
             await self.runner.stop()
         await self._management.aclose()
@@ -215,6 +243,8 @@ class ReferenceDut:
         with self._still():  # the cut is an instant
             await runner.power_off()
             await self.server.stop(abort=True)
+            if self.channel_server is not None:
+                await self.channel_server.stop(abort=True)
         if self.mount is not None:
             return PowerCut(
                 "fuse", "fuse", self.power_note, bytes_dropped=runner.bytes_dropped - dropped_before
@@ -226,7 +256,12 @@ class ReferenceDut:
         with self._still():  # booting takes no terminal time (its wall time varies)
             await runner.power_on()
             assert runner.terminal is not None
-            await self.server.start(runner.terminal)
+            app = create_app(runner.terminal)  # one app: both ports share sessions, lockouts
+            await self.server.start(runner.terminal, app)
+            if self.channel_server is not None:
+                credentials = ChannelCredentials.from_config(runner.terminal.config)
+                self.channel_server.http = channel_protocol(credentials)
+                await self.channel_server.start(runner.terminal, app)
 
     async def configure(self, *changes: Change) -> None:
         current = await self._management.config()
@@ -238,6 +273,9 @@ class ReferenceDut:
             raise DutError("the reference terminal was not started: no signing key yet")
         return bench_packages(self._app_key)
 
+    def device_certificate(self) -> str | None:
+        return self._certificate
+
     def describe(self) -> dict[str, Any]:
         return {
             "kind": "reference",
@@ -246,6 +284,9 @@ class ReferenceDut:
             "power": "fuse" if self.mount is not None else "kill",
             "power_note": self.power_note,
             "management": self.server.base_url,
+            "management_channel": None
+            if self.channel_server is None
+            else f"SM channel {self.channel_server.host}:{self.channel_server.port}",
             "store": None if self.config is None else self.config.storage.url,
             "relays": {n: r.fault for n, r in self.relays.items()},
         }
@@ -312,6 +353,32 @@ class ReferenceDut:
             # the cheapest rounds the terminal allows: every control operation checks one
             "passwords": {"kdf_iterations": KDF_ITERATIONS},
         }
+
+    def _identity(self, data: dict[str, Any], directory: Path) -> None:
+        """Enrolment (ISC-2 §7.4.1) when the target declares ``feature:sm-crypto``: the
+        terminal's SM2 key made and sealed on its disk under its master key, as its own tool
+        does (``python -m reference_terminal.security.identity``), the bench's CA certifying
+        it under the terminal's name, and the terminal signing every HJ 212 record."""
+        if self.ca is None or not self._target.implementation.declares("feature:sm-crypto"):
+            return
+        keys = directory / "keys"
+        master = data.setdefault("security", {}).setdefault("key_file", str(keys / "terminal.key"))
+        if not Path(master).is_absolute():  # the default is relative: keep it on this disk
+            master = data["security"]["key_file"] = str(keys / "terminal.key")
+        key_file, certificate_file = keys / "device-sm2.sealed", keys / "device.cert.pem"
+        key = create_device_key(key_file, SecretBox.from_key_file(master))
+        certificate = self.ca.issue_device(key.public_key(), subject=self._subject()).to_pem()
+        install_certificate(certificate_file, certificate, key)  # durably: cuts come later
+        self._certificate = certificate
+        data["identity"] = {
+            "sign_uploads": True,
+            "key_file": str(key_file),
+            "certificate_file": str(certificate_file),
+        }
+
+    def _subject(self) -> str:
+        """The CN of the device certificate the bench's CA issues."""
+        return self._target.implementation.model or self._target.name
 
     def _apps(self, directory: Path) -> dict[str, Any]:
         """Applications (ISC-2 §8.4) on the terminal's disk, trusting a signing key of the
@@ -393,6 +460,17 @@ class ReferenceDut:
         if mutation == "sync-off":
             changes["storage"] = {"synchronous": "OFF"}
         data = deep_merge(config.model_dump(mode="json"), changes)
+        publishing = [c for c in centres if c.factors_url and c.publisher_key]
+        if data.get("accounting") and publishing:
+            # the factor library is downloaded from the first centre publishing one (CSMT
+            # §11.4), through its fault proxy like the uploads, trusting its publishing key
+            centre = publishing[0]
+            host, port = uplinks[centre.name]
+            data["accounting"]["factor_download"] = {
+                "url": f"https://{host}:{port}{centre.factors_path}",
+                "ca_file": None if centre.ca_file is None else str(centre.ca_file),
+                "trusted_keys": [str(centre.publisher_key)],
+            }
         if mutation == "wrong-factor" and data.get("accounting"):
             for unit in data["accounting"]["units"]:
                 for source in unit["sources"]:

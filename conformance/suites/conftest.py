@@ -88,8 +88,12 @@ def dut(conformance: ConformanceState, target: Target, rig: Rig) -> Iterator[Dut
         clock=rig.clock,
         clock_mode=rig.clock_mode,
         workdir=conformance.evidence_dir / "dut",
+        ca=rig.ca,
     )
     loop.run(made.start(rig.centres), timeout=300)
+    certificate = made.device_certificate()
+    if certificate is not None:  # the centres check its records' signatures (CSMT §7.4)
+        rig.trust_device({c.name: made.mn(c.name) for c in rig.centres}, certificate)
     conformance.note("dut", made.describe())
     try:
         yield made

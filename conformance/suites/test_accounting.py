@@ -13,20 +13,28 @@ tell).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
+import yaml
 
 from conformance.accounting_oracle import (
+    LIBRARY,
     Bound,
+    Interval,
     Judgement,
     Oracle,
+    OracleError,
     Outcome,
     chain_breaks,
+    conversion,
     decide,
     half_unit,
+    judge_intensity,
     overall,
+    unjudged,
 )
 from conformance.bench import Bench
 from conformance.dut import PointBinding
@@ -103,7 +111,7 @@ def _judge_points(
     lo: float,
     hi: float,
     what: str,
-) -> list[Judgement]:
+) -> list[tuple[str, Judgement]]:
     """Each point figure of a period (``by_point`` of a statistics answer) against the plant."""
     out = []
     for line in lines:
@@ -112,23 +120,142 @@ def _judge_points(
         binding, bound = accounted[line["point"]]
         if binding.acquisition == "manual" or not line.get("minutes"):
             continue  # entries are judged at once below; a point without data has nothing
-        out.append(
-            oracle.judge_span(
-                f"{what} {line['point']}",
-                bound,
-                _resolution(binding),
-                first=None if line.get("first") is None else Decimal(line["first"]),
-                last=None if line.get("last") is None else Decimal(line["last"]),
-                lo=lo - _period_s(bench, binding) - MARGIN_S,
-                hi=hi + _period_s(bench, binding) + MARGIN_S,
-                emission=Decimal(line["tco2"]),
-            )
+        judged = oracle.judge_span(
+            f"{what} {line['point']}",
+            bound,
+            _resolution(binding),
+            first=None if line.get("first") is None else Decimal(line["first"]),
+            last=None if line.get("last") is None else Decimal(line["last"]),
+            lo=lo - _period_s(bench, binding) - MARGIN_S,
+            hi=hi + _period_s(bench, binding) + MARGIN_S,
+            emission=Decimal(line["tco2"]),
+        )
+        out.append((line["point"], judged))
+    return out
+
+
+def _emission_interval(
+    accounted: Mapping[str, tuple[PointBinding, Bound]], parts: Sequence[tuple[str, Judgement]]
+) -> Interval | str:
+    """The period's total emission (scope 1 + scope 2, as intensities divide it) as the bench
+    knows it from its points' judgements, or why it cannot."""
+    value = limit = uncertainty = Decimal(0)
+    for point, part in parts:
+        if accounted[point][1].scope is None:
+            continue  # biomass CO2 is reported apart, not in the total (GB/T 32150)
+        if part.expected is None or part.faults:
+            return f"{part.figure}: {part.why}"
+        value += part.expected
+        limit += part.limit
+        uncertainty += part.uncertainty
+    return Interval(value, limit, uncertainty)
+
+
+def _basis_amounts(
+    bench: Bench,
+    oracle: Oracle,
+    lines: Sequence[Mapping[str, Any]],
+    lo: float,
+    hi: float,
+    units: Mapping[str, str],
+) -> dict[str, Interval | str]:
+    """Each basis's amount over a period (in ``units[basis]``, the unit the terminal reports
+    it in) from the plant's truth between the registers the terminal's basis points give, or
+    why it cannot be known. Each meter's limit is one resolution step in the basis unit."""
+    by_read = {(b.meter, b.quantity): b for b in bench.dut.points() if b.meter and b.quantity}
+    line_of = {line["point"]: line for line in lines}
+    out: dict[str, Interval | str] = {}
+    for key, read in oracle.bases.items():
+        if read.basis not in units or isinstance(out.get(read.basis), str):
+            continue
+        binding = by_read.get(key)
+        if binding is None:
+            out[read.basis] = f"the terminal reads no point of {read.meter} {read.quantity}"
+            continue
+        line = line_of.get(binding.point)
+        if line is None:
+            out[read.basis] = f"the report has no line for the basis point {binding.point}"
+            continue
+        try:
+            scale = conversion(read.unit, units[read.basis])
+        except OracleError as exc:
+            out[read.basis] = str(exc)
+            continue
+        span = oracle.span_activity(
+            read.meter,
+            read.quantity,
+            None if line.get("first") is None else Decimal(line["first"]),
+            None if line.get("last") is None else Decimal(line["last"]),
+            lo - _period_s(bench, binding) - MARGIN_S,
+            hi + _period_s(bench, binding) + MARGIN_S,
+        )
+        if isinstance(span, str) or span.faults:
+            out[read.basis] = span if isinstance(span, str) else f"{read.meter} faulted"
+            continue
+        had = out.get(read.basis, Interval(Decimal(0), Decimal(0), Decimal(0)))
+        assert isinstance(had, Interval)
+        out[read.basis] = Interval(
+            had.value + span.activity * scale,
+            had.limit + _resolution(binding) * scale,
+            had.uncertainty + span.spread * scale,
         )
     return out
 
 
-def _judge_total(what: str, parts: Sequence[Judgement], reported: Decimal) -> Judgement:
+def _judge_intensities(
+    bench: Bench,
+    oracle: Oracle,
+    accounted: Mapping[str, tuple[PointBinding, Bound]],
+    report: Mapping[str, Any],
+    parts: Sequence[tuple[str, Judgement]],
+    lo: float,
+    hi: float,
+) -> list[Judgement]:
+    """Each basis amount and intensity of a report against the plant (ISC-2 §7.2.3(3))."""
+    given = report.get("intensities") or {}
+    units = {b: str(v.get("amount_unit") or "") for b, v in given.items()}
+    amounts = _basis_amounts(bench, oracle, report.get("by_point", []), lo, hi, units)
+    emission = _emission_interval(accounted, parts)
+    period = report["period"]
+    out = []
+    for basis, figures in given.items():
+        amount = amounts.get(basis)
+        what = f"{period} intensity per {basis}"
+        if amount is None:
+            continue  # a basis the fleet does not describe: nothing to recompute it from
+        if figures.get("amount") is not None and not isinstance(amount, str):
+            reported = Decimal(figures["amount"])
+            out.append(
+                decide(
+                    f"{period} {basis} amount",
+                    reported,
+                    amount.value,
+                    amount.limit + half_unit(reported),
+                    amount.uncertainty,
+                )
+            )
+        if figures.get("value") is None:
+            if not isinstance(amount, str) and abs(amount.value) > amount.limit + (
+                amount.uncertainty
+            ):
+                out.append(
+                    Judgement(what, Outcome.FAIL, None, None, amount.limit, amount.uncertainty,
+                              f"no intensity, though the basis was {amount.value:.6f}")
+                )  # fmt: skip
+            continue
+        reported = Decimal(figures["value"])
+        if isinstance(amount, str):
+            out.append(unjudged(what, reported, f"the basis: {amount}"))
+        elif isinstance(emission, str):
+            out.append(unjudged(what, reported, f"the total: {emission}"))
+        else:
+            out.append(judge_intensity(what, reported, emission, amount))
+    return out
+
+
+def _judge_total(what: str, pairs: Sequence[tuple[str, Judgement]], reported: Decimal) -> Judgement:
     """A total against the sum of its parts' truths (their limits and uncertainties add up)."""
+    parts = [p for _, p in pairs]
     if any(p.expected is None for p in parts):
         return Judgement(what, Outcome.INCONCLUSIVE, reported, None, Decimal(0), Decimal(0),
                          "a part could not be recomputed")  # fmt: skip
@@ -156,6 +283,76 @@ async def test_the_factor_library_is_versioned_and_exportable(bench: Bench) -> N
     )
     # online mode: the library says where its factors came from (downloaded or built in)
     assert all(f.get("source") for f in factors), "factors without a source"
+
+
+def _published_library(revision: int) -> str:
+    """The bench's factor library (the oracle's) with every vintage at ``revision``."""
+    vintages = []
+    for path in sorted(LIBRARY.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for vintage in data.get("vintages", [data]):
+            vintages.append(vintage | {"revision": revision})
+    return yaml.safe_dump({"vintages": vintages}, allow_unicode=True, sort_keys=False)
+
+
+def _revisions(factors: Sequence[Mapping[str, Any]]) -> dict[str, set[int]]:
+    out: dict[str, set[int]] = {}
+    for f in factors:
+        out.setdefault(str(f.get("vintage")), set()).add(int(f["version"]))
+    return out
+
+
+@pytest.mark.requires("feature:factor-download")
+@pytest.mark.clause("CSMT §11.4", "CSMT §11.4 a)", "ISC-2 §7.2.8")
+async def test_the_factor_library_is_downloaded_from_the_platform(
+    bench: Bench, evidence: TestLog
+) -> None:
+    """Online methodology configuration: the terminal downloads the factor library the bench's
+    platform publishes, refuses a publication changed after it was signed (the library left as
+    it was), then uses exactly the version published — every factor of every published vintage
+    at the published revision — and logs the change with that version."""
+    centre = next((c for c in bench.rig.centres if c.factors_url), None)
+    if centre is None:
+        raise Inconclusive("no centre of the bench publishes a factor library", "CSMT §11.4")
+    publisher = bench.rig.platforms.https(centre.name)
+    before = _revisions(await _get(bench, "/accounting/factors"))
+    revision = max((max(r) for r in before.values()), default=1) + 1
+    version = f"carbench-{revision}"
+    start = bench.now()
+    fetched = len(publisher.library_downloads)
+    with bench.rig.hold():
+        at = datetime.fromtimestamp(bench.now(), UTC)
+        publisher.publisher.publish(_published_library(revision + 50), f"{version}-x", at,
+                                    tamper=True)  # fmt: skip
+    tampered = await bench.dut.management.request("POST", "/accounting/factors/download", json={})
+    evidence.attach_json("tampered.json", {"status": tampered.status_code, "body": tampered.text})
+    after_tamper = _revisions(await _get(bench, "/accounting/factors"))
+    if tampered.status_code < 300 or after_tamper != before:
+        raise ClauseFailure(
+            f"CSMT §11.4: a library changed after the platform signed it was taken "
+            f"(HTTP {tampered.status_code}; revisions {after_tamper}, before {before})"
+        )
+    with bench.rig.hold():
+        at = datetime.fromtimestamp(bench.now(), UTC)
+        published = _published_library(revision)
+        publisher.publisher.publish(published, version, at)
+    evidence.attach("published.yaml", published, "application/yaml")
+    answer = await bench.dut.management.request("POST", "/accounting/factors/download", json={})
+    evidence.attach_json("download.json", {"status": answer.status_code, "body": answer.text})
+    assert answer.status_code < 300, f"the download was refused: HTTP {answer.status_code}"
+    asked = publisher.library_downloads[fetched:]
+    assert len(asked) >= 2, (
+        f"the terminal did not download from the bench's platform {centre.name} "
+        f"({len(asked)} requests)"
+    )
+    now = _revisions(await _get(bench, "/accounting/factors"))
+    published_vintages = {v["vintage"] for v in yaml.safe_load(published)["vintages"]}
+    wrong = {v: now.get(v) for v in published_vintages if now.get(v) != {revision}}
+    assert not wrong, f"published at revision {revision}, the terminal uses {wrong}"
+    events = await bench.dut.management.events(start=start)
+    logged = [e for e in events if version in e.details.values()]
+    evidence.attach_json("events.json", [{"kind": e.kind, **e.details} for e in logged])
+    assert logged, f"the download of version {version} is not in the terminal's log"
 
 
 @pytest.mark.clause("CSMT §9.1", "CSMT §9.3", "CSMT §9.4", "ISC-2 §7.2.3(4bis)")
@@ -272,7 +469,17 @@ async def test_reports_and_statistics_by_scope_and_period(
         ]
         if not entered and parts:
             judged.append(_judge_total(f"{period} total", parts, Decimal(report["total"])))
-        judged += parts
+            # intensities divide that total: judged where the total is
+            judged += _judge_intensities(
+                bench,
+                oracle,
+                accounted,
+                report,
+                parts,
+                span["start"],
+                min(span["end"], bench.now()),
+            )
+        judged += [j for _, j in parts]
     evidence.attach_json("judgements.json", [j.data() for j in judged])
     stats = await _get(bench, "/accounting/statistics", period="day")
     assert {"yoy", "mom"} <= set(stats), f"statistics: {sorted(stats)}"

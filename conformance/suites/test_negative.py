@@ -5,8 +5,12 @@ as it was and its link working."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -14,7 +18,7 @@ from conformance.bench import Bench
 from conformance.evidence import TestLog, step
 from conformance.verdicts import Inconclusive
 from protocols.hj212 import Command, crc16
-from simulators.platform.server import corrupt_crc
+from simulators.platform.server import Connection, corrupt_crc
 
 SET_RTD = int(Command.SET_RTD_INTERVAL)
 #: An RtdInterval the terminal would take (表 4: 30..3600 s) if it executed the command.
@@ -25,6 +29,74 @@ def _frame(data: str) -> bytes:
     """A frame around ``data`` with a correct length and Appendix A CRC."""
     body = data.encode("utf-8")
     return b"##%04d%s%04X\r\n" % (len(body), body, crc16(body))
+
+
+class HeldOutput(asyncio.Transport):
+    """A centre connection's transport whose writes wait until :meth:`release`.
+
+    While the bench writes a frame in pieces, the centre goes on answering the terminal (a 9014
+    for an upload that arrives meanwhile, a request): written at once, such a frame lands inside
+    the bench's, and the terminal rightly sees a frame cut short by the next ``##`` and the rest
+    as garbage. No sender puts one frame inside another: the centre's frames wait."""
+
+    def __init__(self, inner: asyncio.Transport) -> None:
+        super().__init__()
+        self.inner = inner
+        self.held = bytearray()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.held += data
+
+    def release(self) -> None:
+        data, self.held = bytes(self.held), bytearray()
+        if data and not self.inner.is_closing():
+            self.inner.write(data)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.inner.get_extra_info(name, default)
+
+    def is_closing(self) -> bool:
+        return self.inner.is_closing()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def abort(self) -> None:
+        self.inner.abort()
+
+
+@contextlib.contextmanager
+def centre_output_held(conn: Connection) -> Iterator[asyncio.Transport]:
+    """Hold what the centre writes on ``conn``; yields the transport for the bench's bytes."""
+    wire = conn.transport
+    if wire is None:
+        raise Inconclusive(f"connection {conn.id} to the centre has no transport")
+    held = HeldOutput(wire)
+    conn.transport = held
+    try:
+        yield wire
+    finally:
+        if conn.transport is held:
+            conn.transport = wire
+        held.release()
+
+
+async def send_in_pieces(
+    conn: Connection,
+    raw: bytes,
+    *,
+    pieces: int,
+    gap_s: float,
+    sleep: Callable[[float], Awaitable[None]],
+) -> None:
+    """``raw`` on ``conn`` in ``pieces`` writes ``gap_s`` apart, nothing of the centre's between
+    them (see :class:`HeldOutput`)."""
+    size = max(1, -(-len(raw) // pieces))
+    with centre_output_held(conn) as wire:
+        for start in range(0, len(raw), size):
+            wire.write(raw[start : start + size])
+            if gap_s:
+                await sleep(gap_s)
 
 
 class Target:
@@ -59,11 +131,7 @@ class Target:
         conn = self.server.by_mn.get(self.mn)
         if conn is None or conn.transport is None:
             raise Inconclusive(f"the terminal is not connected to {self.centre}")
-        size = max(1, -(-len(raw) // pieces))
-        for start in range(0, len(raw), size):
-            conn.transport.write(raw[start : start + size])
-            if gap_s:
-                await self.bench.rig.sleep(gap_s)
+        await send_in_pieces(conn, raw, pieces=pieces, gap_s=gap_s, sleep=self.bench.rig.sleep)
 
     def traffic(self, since: float, qn: str) -> dict[str, object]:
         """What passed at the centre since ``since`` (for the evidence of a missing answer),

@@ -4,9 +4,12 @@ out of what is read back, certificates and SM algorithms towards the platforms."
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from conformance.bench import Bench
+from conformance.channel_probe import Probe, flip, http_get
 from conformance.evidence import TestLog, step
 from conformance.verdicts import Inconclusive
 from protocols.hj212 import Command
@@ -14,6 +17,8 @@ from protocols.hj212 import Command
 #: ISC-2 §7.4.1.1: failed logins before an account locks (a terminal may lock sooner).
 LOCKOUT_AFTER = 5
 REFUSED = (401, 403)
+#: The records whose signatures are judged: minute data (CN 2051), every one of them.
+MINUTE_DATA = int(Command.MINUTE_DATA)
 
 
 @pytest.mark.clause(
@@ -192,14 +197,122 @@ async def test_platform_connections_use_certificates(bench: Bench) -> None:
 
 @pytest.mark.clause("ISC-2 §7.4.2", "ISC-2 §7.4.2.1bis", "CSMT §7.4", "SSEA §5.1.5.2", "CSMT §12.3")
 @pytest.mark.requires("feature:sm-crypto")
-async def test_uploads_are_signed_with_sm2(bench: Bench) -> None:
-    """Every upload carries an SM2 signature a platform can check (GB/T 37025)."""
+async def test_uploads_are_signed_with_sm2(bench: Bench, evidence: TestLog) -> None:
+    """Every minute-data record the HJ 212 centres received verifies, at the centre, against
+    the terminal's device certificate issued by the bench's CA: an SM2 signature fingerprint a
+    platform can check (GB/T 37025), not merely a field that is there."""
+    if bench.dut.device_certificate() is None:
+        raise Inconclusive(
+            "the bench holds no device certificate of the terminal to verify its records with",
+            "CSMT §7.4",
+        )
     await bench.history(300)
-    centre = bench.rig.hj212_centres()[0]
-    rows = bench.readings(centre, int(Command.MINUTE_DATA), since=bench.t0)
-    assert rows, "no minute data to look at"
-    unsigned = [r for r in rows if not ({"Sign", "SM2Sign"} & set(r.fields))]
-    assert not unsigned, f"{len(unsigned)} uploads without an SM2 signature"
+    verdicts: dict[str, dict[str, int]] = {}
+    unverified: list[dict[str, object]] = []
+    for centre in bench.rig.hj212_centres():
+        frames = {f.id: f for f in bench.frames_in(centre)}
+        records = {r.frame_id for r in bench.readings(centre, MINUTE_DATA, since=bench.t0)}
+        assert records, f"no minute data reached {centre} to verify"
+        counts = verdicts.setdefault(centre, {})
+        for frame_id in sorted(records):
+            frame = frames[frame_id]
+            verdict = frame.signature or "not checked"
+            counts[verdict] = counts.get(verdict, 0) + 1
+            if verdict != "verified":
+                unverified.append(
+                    {
+                        "centre": centre,
+                        "frame": frame_id,
+                        "verdict": verdict,
+                        "why": frame.signature_error,
+                        "raw": frame.raw,
+                    }
+                )
+    evidence.attach_json("signatures.json", {"verdicts": verdicts, "unverified": unverified})
+    evidence.record_measurement("unverified", len(unverified))
+    assert not unverified, (
+        f"{len(unverified)} minute-data records did not verify at the centre: "
+        + "; ".join(
+            f"{u['centre']} frame {u['frame']}: {u['verdict']} ({u['why']})" for u in unverified[:3]
+        )
+    )
+
+
+@pytest.mark.clause("ISC-2 §7.4.1.2", "ISC-2 §7.4.1.2(4)", "ISC-2 §7.4.2")
+@pytest.mark.requires("feature:sm-management-channel")
+async def test_the_management_port_speaks_only_the_sm_channel(
+    bench: Bench, evidence: TestLog
+) -> None:
+    """The dedicated management port authenticates the terminal with its SM2 certificate and
+    carries the API only inside SM4-GCM records: nothing readable on the wire, and no answer to
+    plain HTTP, to a record with a changed bit, to a record sent again, or to a client that
+    cannot finish the handshake."""
+    await bench.warm()
+    management = bench.dut.management
+    channel = management.channel
+    if channel is None:
+        raise Inconclusive(
+            "the target declares the SM channel but gives no management.channel to reach it",
+            "ISC-2 §7.4.1.2(4)",
+        )
+    role = management.role_for("GET", "/health")
+    token = None if role is None else await management.login(role)
+    findings: dict[str, object] = {"port": f"{channel.host}:{channel.port}"}
+    held = management.still() if management.still is not None else contextlib.nullcontext()
+    with held:
+        with step("GET /health inside the channel"):
+            honest = await Probe.open(channel.host, channel.port)
+            established = await honest.handshake(channel.trust)
+            if established:
+                honest.write(honest.seal(http_get("/health", token, close=True)))
+                answer = await honest.collect()
+            await honest.close()
+        assert established, f"the handshake with the management port failed: {honest.error}"
+        wire = bytes(honest.sent + honest.received)
+        readable = [m for m in (b"HTTP/1.1", b"/health", (token or "-").encode()) if m in wire]
+        findings["honest"] = {"answer": answer[:80].decode("latin-1"), "in_clear": readable}
+        with step("plain HTTP to the management port"):
+            plain = await Probe.open(channel.host, channel.port)
+            plain.write(http_get("/health", token, close=True))
+            await plain.read_raw()
+            await plain.close()
+        findings["plain_http"] = plain.received[:80].decode("latin-1")
+        with step("a sealed request with one bit changed"):
+            tampered = await Probe.open(channel.host, channel.port)
+            if await tampered.handshake(channel.trust):
+                tampered.write(flip(tampered.seal(http_get("/health", token, close=True))))
+                await tampered.collect()
+            await tampered.close()
+        findings["tampered"] = tampered.plain[:80].decode("latin-1")
+        with step("a sealed request sent twice"):
+            replayed = await Probe.open(channel.host, channel.port)
+            first = b""
+            if await replayed.handshake(channel.trust):
+                record = replayed.seal(http_get("/health", token, close=False))
+                replayed.write(record)
+                first = await replayed.collect(until=b"\r\n\r\n")
+                replayed.write(record)
+                await replayed.collect(timeout=3.0)
+            await replayed.close()
+        findings["replayed"] = {
+            "first": first[:40].decode("latin-1"),
+            "answers": replayed.plain.count(b"HTTP/1.1 "),
+        }
+        with step("a client whose Finished does not verify"):
+            forged = await Probe.open(channel.host, channel.port)
+            if await forged.handshake(channel.trust, break_finished=True):
+                forged.write(forged.seal(http_get("/health", token, close=True)))
+                await forged.collect()
+            await forged.close()
+        findings["forged_finished"] = forged.plain[:80].decode("latin-1")
+    evidence.attach_json("channel.json", findings)
+    assert answer.startswith(b"HTTP/1.1 200"), f"/health inside the channel: {answer[:80]!r}"
+    assert not readable, f"readable on the management port's wire: {readable}"
+    assert b"HTTP/1." not in plain.received, "the management port answered plain HTTP"
+    assert not tampered.plain, "the terminal answered a record with a changed bit"
+    assert first.startswith(b"HTTP/1.1 200"), f"no answer to the genuine request: {first!r}"
+    assert replayed.plain.count(b"HTTP/1.1 ") == 1, "the terminal answered a replayed record"
+    assert not forged.plain, "the terminal answered a client that did not finish the handshake"
 
 
 @pytest.mark.clause(

@@ -22,9 +22,10 @@ into the terminal's event record (``kind="alarm"``).
 
 from __future__ import annotations
 
+import bisect
 import statistics as pystats
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -168,14 +169,55 @@ def threshold_breach(rule: ThresholdRule, value: Decimal | None) -> Breach | Non
     return None
 
 
+class _Window:
+    """An anomaly rule's last ``size`` figures, also kept sorted: the median is then an index
+    rather than a sort of the window every minute (one rule per point is judged each minute on
+    the booking path, before the readings are written)."""
+
+    __slots__ = ("_recent", "_sorted", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._recent: deque[Decimal] = deque()
+        self._sorted: list[Decimal] = []
+
+    def append(self, value: Decimal) -> None:
+        if len(self._recent) == self.size:
+            del self._sorted[bisect.bisect_left(self._sorted, self._recent.popleft())]
+        self._recent.append(value)
+        bisect.insort(self._sorted, value)
+
+    def extend(self, values: Iterable[Decimal]) -> None:
+        for value in values:
+            self.append(value)
+
+    def __len__(self) -> int:
+        return len(self._recent)
+
+    def __iter__(self) -> Iterator[Decimal]:
+        return iter(self._recent)
+
+    def median(self) -> Decimal:
+        """As :func:`statistics.median` gives it (the mean of the middle two for an even
+        count)."""
+        ordered, n = self._sorted, len(self._sorted)
+        mid = n // 2
+        return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
 def anomaly_breach(
     rule: AnomalyRule, value: Decimal | None, history: Sequence[Decimal]
 ) -> Breach | None:
     """``value`` judged against ``history`` (oldest first; the last ``window`` count)."""
-    recent = list(history)[-rule.window :]
+    window = _Window(rule.window)
+    window.extend(history)
+    return _judge_anomaly(rule, value, window)
+
+
+def _judge_anomaly(rule: AnomalyRule, value: Decimal | None, recent: _Window) -> Breach | None:
     if value is None or len(recent) < rule.min_history:
         return None
-    median = pystats.median(recent)
+    median = recent.median()
     base = max(abs(median), rule.floor)
     if rule.ratio is not None:
         high = CONTEXT.multiply(base, rule.ratio)
@@ -225,7 +267,7 @@ def coverage_breaches(rule: CoverageRule, totals: PeriodTotals) -> dict[str, Bre
 
 @dataclass
 class _State:
-    history: deque[Decimal]
+    history: _Window
     active: set[str] = field(default_factory=set)
 
 
@@ -242,13 +284,29 @@ class AlarmMonitor:
         #: source → its meters, so an alarm names the meters behind its figure
         self.meters = {k: tuple(v) for k, v in (meters or {}).items()}
         self._state = {
-            r.id: _State(deque(maxlen=r.window if isinstance(r, AnomalyRule) else 1))
-            for r in self.rules
+            r.id: _State(_Window(r.window if isinstance(r, AnomalyRule) else 1)) for r in self.rules
         }
 
     def active(self) -> list[tuple[str, str]]:
         """(rule, subject) of every alarm raised and not cleared."""
         return sorted((rid, s) for rid, st in self._state.items() for s in st.active)
+
+    def history(self, rule_id: str) -> list[Decimal]:
+        """The figures an anomaly rule judges the next one against, oldest first."""
+        return list(self._state[rule_id].history)
+
+    def restore(
+        self, rule_id: str, *, active: Iterable[str] = (), history: Iterable[Decimal] = ()
+    ) -> None:
+        """Carry a rule on from before a restart (ISC-2 §7.2.6): the subjects it had raised and
+        not cleared (so they clear once, and are not raised twice), and for an anomaly rule the
+        figures it had judged, oldest first (so it does not start blind)."""
+        state = self._state.get(rule_id)
+        if state is None:
+            raise AccountingError(f"alarm rule {rule_id!r}: not a rule of this monitor")
+        state.active |= set(active)
+        if any(r.id == rule_id and isinstance(r, AnomalyRule) for r in self.rules):
+            state.history.extend(history)  # the window's length: the last ones stay
 
     def _meters_of(self, subject: str) -> tuple[str, ...]:
         _, _, name = subject.partition(":")
@@ -326,7 +384,7 @@ class AlarmMonitor:
                 breach = threshold_breach(rule, value)
             else:
                 history = self._state[rule.id].history
-                breach = anomaly_breach(rule, value, history)
+                breach = _judge_anomaly(rule, value, history)
                 if value is not None:
                     history.append(value)
             e = self._transition(rule, rule.measure, breach, value, t, str(period), span)

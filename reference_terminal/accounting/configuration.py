@@ -25,6 +25,9 @@ rules on emissions (ISC-2 §7.2.6)::
       alarms:
         - {id: grid-jump, type: anomaly, point: em-grid.00010000, period: minute, ratio: 5}
         - {id: day-cap, type: threshold, measure: total, period: day, above: "50"}
+      factor_download:                          # the platform publishing the library
+        url: https://platform.example/methodology/factors
+        trusted_keys: [/opt/terminal/platform-publisher.pub.pem]
 
 The models here check what one section can check alone (ids unique, a point in one source, the
 shape of each rule). Whether the points exist and are counters, whether the library has the
@@ -162,6 +165,19 @@ class AlarmRule(_Strict):
         return self
 
 
+class FactorDownload(_Strict):
+    """The platform the factor library is downloaded from (CSMT §11.4 online methodology
+    configuration; the envelope is :mod:`reference_terminal.accounting.download`'s)."""
+
+    url: Annotated[str, Field(pattern=r"^https?://[^/\s]+", max_length=2048)]
+    #: CA certificates (PEM) to verify the platform's HTTPS certificate with (default: the
+    #: system's).
+    ca_file: str | None = None
+    #: The platform's publishing keys (SM2 public keys, PEM): a download is taken only when
+    #: one of them verifies its signature. Empty: the digest is checked, nothing is vouched.
+    trusted_keys: list[str] = []
+
+
 class Accounting(_Strict):
     """The accounting section (see the module text)."""
 
@@ -177,6 +193,8 @@ class Accounting(_Strict):
     units: Annotated[list[Unit], Field(min_length=1)]
     bases: dict[BasisName, Basis] = {}
     alarms: list[AlarmRule] = []
+    #: Where ``POST /accounting/factors/download`` gets the library when no URL is given.
+    factor_download: FactorDownload | None = None
 
     @model_validator(mode="after")
     def _unique(self) -> Accounting:

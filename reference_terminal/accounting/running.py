@@ -17,18 +17,22 @@ reading comes), and a point's figures must not wait for a silent neighbour.
 
 After a restart :meth:`resume` continues from the store: each point's cumulative emission, its
 last minute, the sums of its open periods (closed hours plus the minutes of the open hour), and
-the minute windows that were stored without their emission (a cut between the two writes).
+the minute windows that were stored without their emission (a cut between the two writes),
+and the alarms as they were: raised ones still raised, anomaly rules with their history
+(:mod:`.alarm_state`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta, timezone
 from decimal import Decimal
 
 from sqlalchemy import Connection, select
 
+from reference_terminal.accounting.alarm_state import restore_alarms
 from reference_terminal.accounting.alarms import AlarmEvent, AlarmMonitor
 from reference_terminal.accounting.bindings import Bindings, resolve
 from reference_terminal.accounting.errors import AccountingError
@@ -295,6 +299,7 @@ class RunningAccounting:
         """Continue from the store (see the module text); the catch-up's figures and alarms
         are stored before this returns. Returns how many points continued."""
         found = await store.run_in_reader(self._select)
+        await self._restore_alarms(store, found)
         booked = Booked()
         for point, r in found.items():
             self.live[point].restore(r.last_minute, {point: r.cumulative}, r.opened)
@@ -314,6 +319,24 @@ class RunningAccounting:
             sum(len(r.windows) for r in found.values()),
         )
         return len(found)
+
+    async def _restore_alarms(self, store: Store, found: Mapping[str, _Restored]) -> None:
+        """The alarms raised and the anomaly histories as they were (ISC-2 §7.2.6), before
+        the catch-up judges anything."""
+        monitors: dict[str | None, AlarmMonitor] = {
+            p: live.monitor for p, live in self.live.items() if live.monitor is not None
+        }
+        if self.enterprise is not None:
+            monitors[None] = self.enterprise.monitor
+        if not monitors:
+            return
+        last = {p: r.last_minute * 60.0 for p, r in found.items()}
+        restored = await restore_alarms(store, monitors, last)
+        log.info(
+            "accounting alarms restored: %d still raised, %d anomaly histories",
+            len(restored.active),
+            len(restored.history),
+        )
 
     def _select(self, conn: Connection) -> dict[str, _Restored]:
         out = {}

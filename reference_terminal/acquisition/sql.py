@@ -8,8 +8,10 @@ A query still running when its time is up is left to finish on its thread; its r
 dropped.
 
 Values keep the database's exactness: DECIMAL/NUMERIC and integers as they are, text as the
-decimal it spells, a floating-point column as the shortest decimal that is the same double
-(``Decimal(repr(x))``). NULL, non-numbers, and a name found in several rows with different
+decimal it spells. A floating-point column (what historians store) carries no resolution of its
+own: its value, the shortest decimal that is the same double (``Decimal(repr(x))``), is shown at
+the point's configured decimals, half-even, as OPC UA doubles and Modbus floats are (ISC-2
+§9.3). NULL, non-numbers, and a name found in several rows with different
 values set ``RawValue.error``; a name found in no row too.
 """
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -120,6 +122,8 @@ class SqlDriver:
             value, raw = sql_value(values[0])
         except ValueError as exc:
             return RawValue(point.id, None, repr(values[0]), t, self.device_id, f"value: {exc}")
+        if isinstance(values[0], float):
+            value = value.quantize(Decimal(1).scaleb(-point.decimals), ROUND_HALF_EVEN)
         return RawValue(point.id, value, raw, t, self.device_id)
 
     async def close(self) -> None:

@@ -12,10 +12,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from reference_terminal.acquisition.drivers import is_polled
 from reference_terminal.api.context import ApiContext
+from reference_terminal.api.derived_pages import derived_page_json
 from reference_terminal.api.errors import ApiError
 from reference_terminal.api.security import CanOperate, CanRead
 from reference_terminal.api.wire import (
@@ -29,7 +30,6 @@ from reference_terminal.api.wire import (
 )
 from reference_terminal.config import HttpsDevice, Point, virtual_outputs
 from reference_terminal.processing.virtual import inputs_of, plan
-from reference_terminal.storage.schema import Derived, derived_values, row_derived
 from reference_terminal.storage.store import select_readings
 
 DEFAULT_LIMIT = 1000
@@ -73,28 +73,6 @@ class PointOut(BaseModel):
 
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
-
-
-def select_derived_page(
-    conn: Connection,
-    point: str,
-    kind: str | None,
-    start: float | None,
-    end: float | None,
-    limit: int,
-) -> list[Derived]:
-    """The store's derived query with a limit (a counter has an increment per reading, so an
-    open range can be years of rows)."""
-    c = derived_values.c
-    query = select(derived_values).where(c.point == point)
-    if kind is not None:
-        query = query.where(c.kind == kind)
-    if start is not None:
-        query = query.where(c.period_start >= start)
-    if end is not None:
-        query = query.where(c.period_start < end)
-    query = query.order_by(c.period_start, c.kind).limit(limit)
-    return [row_derived(row) for row in conn.execute(query).mappings()]
 
 
 def _json(page: Page[ReadingOut] | Page[DerivedOut]) -> bytes | None:
@@ -229,8 +207,7 @@ def data_routes(ctx: ApiContext) -> APIRouter:
         offset = ctx.offset_s
 
         def page(conn: Connection) -> bytes | None:
-            found = select_derived_page(conn, point_id, kind, lo, hi, limit + 1)
-            return _json(Page[DerivedOut].of([DerivedOut.of(d, offset) for d in found], limit))
+            return derived_page_json(conn, point_id, kind, lo, hi, limit, offset)
 
         body = await ctx.store().run_in_reader(page)
         if body is None:

@@ -25,6 +25,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from reference_terminal.accounting.bindings import resolve
+from reference_terminal.accounting.download import DownloadRefused, check, load_keys
 from reference_terminal.accounting.errors import AccountingError
 from reference_terminal.accounting.factors import Factor, FactorKind, FactorLibrary
 from reference_terminal.accounting.methods import CO2_PER_C
@@ -40,13 +41,19 @@ MAX_LIBRARY_BYTES = 4 * 1024 * 1024
 class DownloadIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(max_length=2048, description="http:// or https:// URL of the library file")
+    url: str | None = Field(
+        None,
+        max_length=2048,
+        description="http:// or https:// URL of the library (default: the configured platform)",
+    )
     #: CA certificates (PEM) to verify the platform with, instead of the system's.
     ca_file: str | None = Field(None, max_length=4096)
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, url: str) -> str:
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
         try:
             parsed = httpx.URL(url)
         except httpx.InvalidURL as exc:
@@ -167,7 +174,11 @@ def factor_routes(ctx: ApiContext) -> APIRouter:
         )
 
     async def take(
-        imported: FactorLibrary, principal: Principal, how: str, origin: str
+        imported: FactorLibrary,
+        principal: Principal,
+        how: str,
+        origin: str,
+        publication: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         config = ctx.config
         if config.accounting is None:
@@ -193,7 +204,7 @@ def factor_routes(ctx: ApiContext) -> APIRouter:
             "changed": str(changed).lower(),
             "origin": origin,
             "user": principal.user,
-        }
+        } | (publication or {})
         await ctx.terminal.record([Event(ctx.now(), how, details=details)])
         if changed:
             await ctx.terminal.reload_accounting()
@@ -211,24 +222,60 @@ def factor_routes(ctx: ApiContext) -> APIRouter:
     @router.post(
         "/accounting/factors/download",
         summary="Download a library from a platform and import it (online methodology "
-        "configuration, CSMT §11.4)",
+        "configuration, CSMT §11.4): from ``url``, or from the configured platform "
+        "(accounting.factor_download); its SM3 digest and SM2 signature are checked first",
     )
-    async def download_factors(given: DownloadIn, principal: CanConfigure) -> dict[str, Any]:
+    async def download_factors(
+        principal: CanConfigure, given: DownloadIn | None = None
+    ) -> dict[str, Any]:
+        accounting = ctx.config.accounting
+        platform = None if accounting is None else accounting.factor_download
+        given = given or DownloadIn()
+        url = given.url or (None if platform is None else platform.url)
+        if url is None:
+            raise ApiError(
+                422,
+                "no_platform",
+                "CSMT §11.4: no url given and no platform configured (accounting.factor_download)",
+            )
+        ca_file = given.ca_file or (
+            platform.ca_file if platform is not None and given.url is None else None
+        )
+        try:
+            keys = load_keys([] if platform is None else platform.trusted_keys)
+        except DownloadRefused as exc:
+            raise ApiError(500, exc.code, str(exc)) from None
         verify: ssl.SSLContext | bool = True
-        if given.ca_file:
+        if ca_file:
             try:
-                verify = ssl.create_default_context(cafile=given.ca_file)
+                verify = ssl.create_default_context(cafile=ca_file)
             except (OSError, ValueError) as exc:
-                raise ApiError(
-                    422, "invalid_ca_file", f"ca_file {given.ca_file!r}: {exc}"
-                ) from None
+                raise ApiError(422, "invalid_ca_file", f"ca_file {ca_file!r}: {exc}") from None
         try:
             async with httpx.AsyncClient(timeout=30.0, verify=verify) as client:
-                answer = await client.get(given.url)
+                answer = await client.get(url)
         except (httpx.HTTPError, OSError) as exc:
-            raise ApiError(502, "download_failed", f"{given.url}: {exc!r}") from None
+            raise ApiError(502, "download_failed", f"{url}: {exc!r}") from None
         if answer.status_code != 200:
-            raise ApiError(502, "download_failed", f"{given.url}: HTTP {answer.status_code}")
-        return await take(_parse(answer.content), principal, "method_download", given.url)
+            raise ApiError(502, "download_failed", f"{url}: HTTP {answer.status_code}")
+        if len(answer.content) > MAX_LIBRARY_BYTES:
+            raise ApiError(413, "too_large", f"{url}: {len(answer.content)} bytes")
+        try:
+            got = check(answer.content, keys)
+        except DownloadRefused as exc:
+            details = {"origin": url, "code": exc.code, "error": str(exc), "user": principal.user}
+            await ctx.terminal.record(
+                [Event(ctx.now(), "method_download_refused", details=details)]
+            )
+            raise ApiError(422, f"download_{exc.code}", str(exc)) from None
+        publication = {
+            "publisher": got.publisher or "",
+            "version": got.version or "",
+            "published_at": got.published_at or "",
+            "sm3": got.sm3,
+            "signature": got.signature,
+        }
+        out = await take(_parse(got.library), principal, "method_download", url, publication)
+        return out | {"publication": publication}
 
     return router

@@ -23,8 +23,9 @@ from reference_terminal.security.redaction import redact
 #: Keys naming a list element (tried in this order).
 KEYS = ("id", "name", "point")
 #: Sections read at start only: a running terminal cannot change them (``security``: its
-#: security cannot be switched off remotely; ``apps``: its trust anchors for applications).
-START_ONLY = ("security", "apps")
+#: security cannot be switched off remotely; ``apps``: its trust anchors for applications;
+#: ``identity``: its signing of uploads cannot be switched off or moved to another key).
+START_ONLY = ("security", "apps", "identity")
 #: Sections a running terminal takes, but only a restart puts into effect (its management
 #: API's own listening address).
 RESTART = ("api",)

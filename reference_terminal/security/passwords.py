@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import getpass
+import hashlib
 import hmac
 import os
 import re
@@ -40,10 +41,30 @@ _PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]*$")
 MAX_LENGTH = 128
 
 
+def _openssl_has_sm3() -> bool:
+    try:
+        hashlib.pbkdf2_hmac("sm3", b"", b"", 1)
+    except ValueError:
+        return False
+    return True
+
+
+#: OpenSSL's PBKDF2 (through hashlib) is ~8x faster than the loop below and lets go of the GIL
+#: while it runs: a login's hash no longer holds up the event loop serving everyone else.
+_OPENSSL_SM3 = _openssl_has_sm3()
+
+
 def pbkdf2_sm3(password: bytes, salt: bytes, iterations: int) -> bytes:
     """PBKDF2-HMAC-SM3 (RFC 8018 §5.2) of ``HASH_BYTES`` bytes: block 1 only."""
     if iterations < 1:
         raise ValueError(f"iterations must be ≥ 1, got {iterations}")
+    if _OPENSSL_SM3:
+        return hashlib.pbkdf2_hmac("sm3", password, salt, iterations, HASH_BYTES)
+    return _pbkdf2_sm3_loop(password, salt, iterations)
+
+
+def _pbkdf2_sm3_loop(password: bytes, salt: bytes, iterations: int) -> bytes:
+    """The same, one HMAC at a time (an OpenSSL without SM3)."""
     u = hmac_sm3(password, salt + b"\x00\x00\x00\x01")
     out = int.from_bytes(u, "big")
     for _ in range(iterations - 1):

@@ -22,7 +22,9 @@ session        yes           yes               yes
 - The security operator (安全操作员) runs it: manual values, on-command reads, uploads.
 - The auditor (安全审计员) only reads the audit log, exports and verifies it, and is the only
   one who may delete it (whole, never entry by entry, ISC-2 §7.4.1.3(4)). Not even reading the
-  data: what an auditor needs is in the trail.
+  data: what an auditor needs is in the trail. Nor ``/monitor``: remote monitoring (ISC-2 §8.2,
+  CSMT §10.6.2) is maintenance and names no role, its error log is the operations' log, not the
+  security audit of §7.4.1.3; least privilege (§7.4.1.2(1)) leaves it to the other two.
 - ``session`` is what every signed-in user may do to their own session: log out, change
   their own password.
 - ``push`` belongs to no person: a collector pushing readings to the intake

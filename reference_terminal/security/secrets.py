@@ -186,8 +186,10 @@ class SealedFile:
             raise SecretsError(f"{self.path} opens but holds no JSON document") from None
 
     def write(self, document: Any, *, durable: bool = True) -> None:
-        """Replace the file. ``durable`` fsyncs the data and the rename (credentials); without
-        it a power cut may leave the previous version (fine for a hint such as the anchor)."""
+        """Replace the file. The data is fsynced before the rename in any case: renamed
+        unsynced, a power cut can leave the new name on an empty or torn file, and the terminal
+        would not boot on it. ``durable`` also fsyncs the rename (credentials); without it a
+        cut may bring back the previous version (fine for a hint such as the anchor)."""
         data = self._box.seal(
             self._purpose, json.dumps(document, ensure_ascii=False, sort_keys=True).encode()
         )
@@ -196,8 +198,7 @@ class SealedFile:
         with os.fdopen(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
             out.write(data)
             out.flush()
-            if durable:
-                os.fsync(out.fileno())
+            os.fsync(out.fileno())
         part.replace(self.path)
         if durable:
             _fsync_dir(self.path.parent)

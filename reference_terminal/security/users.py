@@ -5,7 +5,11 @@ Accounts live in a sealed file (``<state_dir>/users.sealed``, SM4 + HMAC-SM3 und
 file, :mod:`.secrets`), never in the store: a copy of the database carries no credential,
 and a changed byte in the file stops the terminal from trusting it. Every change is written
 through (fsync) before it is acknowledged, lockouts included, so restarting the terminal does
-not reset a brute-force counter.
+not reset a brute-force counter. The exception is a successful check (a login, a confirmation),
+which only clears the count and sets the last-login time: that is written within a few seconds
+(one write for all the logins meanwhile), atomically but not fsynced, so a power cut or a crash
+can at worst bring back the older count (an earlier lock, never a later one) and an older
+last-login time.
 
 - Lockout: ``lockout.max_failures`` failed checks in a row (logins and control-operation
   confirmations alike) lock the account for ``lockout.lock_s``; afterwards the count starts
@@ -87,6 +91,10 @@ class User(BaseModel):
     history: list[str] = []
 
 
+#: Wall seconds a successful check's bookkeeping may wait to be written.
+SUCCESS_FLUSH_S = 5.0
+
+
 class UserDirectory:
     """The accounts, loaded from (or, on the first start, bootstrapped into) the sealed file."""
 
@@ -102,6 +110,8 @@ class UserDirectory:
         self.clock = clock
         self._file = SealedFile(Path(settings.state_dir) / "users.sealed", box, "users")
         self._users: dict[str, User] = {}
+        self._pending: asyncio.TimerHandle | None = None
+        self.success_flush_s = SUCCESS_FLUSH_S
         document = self._file.read()
         #: Whether this start made the initial users (the service audits it).
         self.bootstrapped = document is None
@@ -125,9 +135,19 @@ class UserDirectory:
             raise SecretsError(f"{self._file.path} holds a malformed account: {exc}") from None
         self._users = {u.id: u for u in users}
 
-    def _save(self) -> None:
+    def _save(self, durable: bool = True) -> None:
+        if self._pending is not None:  # this write covers it
+            self._pending.cancel()
+            self._pending = None
         users = [u.model_dump(mode="json") for u in self._users.values()]
-        self._file.write({"version": FILE_VERSION, "users": users})
+        self._file.write({"version": FILE_VERSION, "users": users}, durable=durable)
+
+    def _save_soon(self) -> None:
+        """Write within ``success_flush_s`` wall seconds, not fsynced: one write for every
+        successful check meanwhile (a rename per login held the event loop ~5 ms each)."""
+        if self._pending is None:
+            loop = asyncio.get_running_loop()
+            self._pending = loop.call_later(self.success_flush_s, self._save, False)
 
     def _bootstrap(self, environ: Mapping[str, str]) -> None:
         now = self.clock.time()
@@ -237,11 +257,18 @@ class UserDirectory:
         if ok:
             user.failures = 0
             user.last_login = self.clock.time()
-            if iterations_of(user.password_hash) < rules.kdf_iterations:  # rounds were raised
+            rehash = iterations_of(user.password_hash) < rules.kdf_iterations
+            if rehash:  # rounds were raised
                 user.password_hash = await asyncio.to_thread(
                     hash_password, password, rules.kdf_iterations
                 )
-            self._save()
+            # A success changes only the last-login time and clears the count: written a
+            # little later, atomically but not fsynced (a cut may keep the older file, whose
+            # count errs on the side of an earlier lock). Failures and credentials: fsynced now.
+            if rehash:
+                self._save()
+            else:
+                self._save_soon()
             return user
         if user.failures >= lockout.max_failures:
             self._lock(user)

@@ -44,6 +44,7 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     Connection,
     Engine,
+    Select,
     Table,
     create_engine,
     event,
@@ -282,13 +283,13 @@ def select_events(
     return [row_event(row) for row in conn.execute(query).mappings()]
 
 
-def select_derived(
-    conn: Connection,
+def derived_query(
     point: str,
     kind: str | None = None,
     start: float | None = None,
     end: float | None = None,
-) -> list[Derived]:
+) -> Select[Any]:
+    """Derived values of ``point`` (of ``kind``, by period start in [start, end)), in order."""
     c = derived_values.c
     query = select(derived_values).where(c.point == point).order_by(c.period_start, c.kind)
     if kind is not None:
@@ -297,6 +298,17 @@ def select_derived(
         query = query.where(c.period_start >= start)
     if end is not None:
         query = query.where(c.period_start < end)
+    return query
+
+
+def select_derived(
+    conn: Connection,
+    point: str,
+    kind: str | None = None,
+    start: float | None = None,
+    end: float | None = None,
+) -> list[Derived]:
+    query = derived_query(point, kind, start, end)
     return [row_derived(row) for row in conn.execute(query).mappings()]
 
 

@@ -93,8 +93,10 @@ class Commands:
         except Exception as exc:  # a fault while running: say so to the platform, keep the link
             log.exception("uplink %s: CN %s failed", self.centre.name, cn)
             outcome = Outcome(ExeRtn.FAULT, f"{type(exc).__name__}: {exc}")
-        # recorded before 9012 goes: a platform that sees the result finds it in the log
-        await self._record(request, f"ExeRtn={outcome.exe_rtn} {outcome.why}".strip())
+        try:  # recorded before 9012 goes: a platform that sees the result finds it in the log
+            await self._record(request, f"ExeRtn={outcome.exe_rtn} {outcome.why}".strip())
+        except Exception:  # a store that cannot log must not leave the request open for ever
+            log.exception("uplink %s: CN %s ran but could not be logged", self.centre.name, cn)
         session.complete(request, outcome.exe_rtn)
         await flush()
 

@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any
 
 from protocols.hj212 import Command, Cp, DataFlag, Pollutant
+from protocols.hj212.record_signature import SIGN_FIELD, with_signature
 from reference_terminal.model import Quality, Reading
 from reference_terminal.storage.schema import Derived
 
@@ -89,11 +90,15 @@ class Frame:
     cn: int
     data_time: float  # POSIX seconds: the period's start (real-time: the sampling instant)
     items: tuple[Item, ...]
+    #: ``SM2Sign`` (128 hex digits) made when the frame was built (``uplink/signing.py``), so a
+    #: record is signed once and its resends carry the same signature; "": unsigned.
+    signature: str = ""
 
     # ---- HJ 212 ------------------------------------------------------------------------
     def cp(self, utc_offset_s: int) -> Cp:
         pollutants = [Pollutant(i.code, dict(i.values), i.flag) for i in self.items]
-        return Cp.build(data_time=local_time(self.data_time, utc_offset_s), pollutants=pollutants)
+        cp = Cp.build(data_time=local_time(self.data_time, utc_offset_s), pollutants=pollutants)
+        return with_signature(cp, self.signature) if self.signature else cp
 
     # ---- HTTPS -------------------------------------------------------------------------
     def json_body(self, qn: str, mn: str, pw: str, st: str, utc_offset_s: int) -> dict[str, Any]:
@@ -124,22 +129,25 @@ class Frame:
 
     # ---- the outbox's row ----------------------------------------------------------------
     def payload(self) -> str:
-        return json.dumps(
-            [[i.code, [[n, str(v)] for n, v in i.values], i.flag] for i in self.items],
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
+        """The items as JSON (a list); a signed frame's as ``{"items": […], "SM2Sign": …}``."""
+        items = [[i.code, [[n, str(v)] for n, v in i.values], i.flag] for i in self.items]
+        document: Any = {"items": items, SIGN_FIELD: self.signature} if self.signature else items
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def from_row(cls, cn: int, data_time: float, payload: str) -> Frame:
         try:
+            document = json.loads(payload)
+            signature = ""
+            if isinstance(document, dict):
+                document, signature = document["items"], str(document[SIGN_FIELD])
             items = tuple(
                 Item(code, tuple((n, Decimal(v)) for n, v in values), flag)
-                for code, values, flag in json.loads(payload)
+                for code, values, flag in document
             )
-        except (ValueError, TypeError, ArithmeticError) as exc:
+        except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
             raise FrameError(f"outbox frame CN {cn} at {data_time}: unreadable ({exc})") from None
-        return cls(cn, data_time, items)
+        return cls(cn, data_time, items, signature)
 
 
 def local_time(t: float, utc_offset_s: int) -> datetime:

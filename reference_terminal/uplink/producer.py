@@ -46,6 +46,7 @@ from reference_terminal.uplink.outbox import (
     set_state,
 )
 from reference_terminal.uplink.settings import CentreSettings
+from reference_terminal.uplink.signing import RecordSigner
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ class Producer:
         *,
         utc_offset_s: int,
         grace_s: float,
+        signer: RecordSigner | None = None,
     ) -> None:
         self.centre = centre
         self.coding = coding
@@ -99,6 +101,8 @@ class Producer:
         self.settings = settings
         self.utc_offset_s = utc_offset_s
         self.grace_s = grace_s
+        #: Signs every frame built (CSMT §7.4); None: the centre gets unsigned records.
+        self.signer = signer
         self.wake = asyncio.Event()  # a setting changed, or "send now"
         self._minute_done = -math.inf  # last minute boundary whose minute data was scanned
         streams = centre.streams
@@ -198,6 +202,7 @@ class Producer:
                 frame = realtime_frame(latest, tick, self.coding)
                 if frame is not None:
                     frames.append(frame)
+            frames = self._signed(frames)
             space = room(conn, name, bound)
             full = len(frames) > space
             if full:  # take what fits; the cursor stops at the last instant taken
@@ -247,7 +252,7 @@ class Producer:
                     d = row_derived(r)
                     if (d.point, d.start) in wanted:
                         rows.append(d)
-            frames = period_frames(rows, stream, cn, self.coding)
+            frames = self._signed(period_frames(rows, stream, cn, self.coding))
             space = room(conn, name, bound)
             full = len(frames) > space
             if full:
@@ -263,6 +268,9 @@ class Producer:
             return Scan(entries, full=full, more=more and not full)
 
         return await self._scan_loop(scan)
+
+    def _signed(self, frames: list[Frame]) -> list[Frame]:
+        return frames if self.signer is None else self.signer.sign_all(frames)
 
     async def _scan_loop(self, scan: Callable[[Connection], Scan]) -> list[Entry]:
         made: list[Entry] = []
@@ -299,7 +307,7 @@ class Producer:
                 c.period_start <= end,
             )
             rows = [row_derived(r) for r in conn.execute(query).mappings()]
-            return period_frames(rows, stream, cn, self.coding)
+            return self._signed(period_frames(rows, stream, cn, self.coding))
 
         return await self.store.run_in_reader(read)
 
@@ -315,7 +323,7 @@ class Producer:
                 if frame is not None:
                     frames.append(frame)
                 t += interval
-            return frames
+            return self._signed(frames)
 
         return await self.store.run_in_reader(read)
 

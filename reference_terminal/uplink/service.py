@@ -18,6 +18,8 @@ from reference_terminal.clock import Clock
 from reference_terminal.config import CentreBase, Hj212Centre, HttpsCentre, TerminalConfig
 from reference_terminal.model import Event
 from reference_terminal.processing.virtual import plan
+from reference_terminal.security.identity import DeviceIdentity
+from reference_terminal.security.secrets import SecretBox
 from reference_terminal.storage.store import Store
 from reference_terminal.uplink.codes import render_code
 from reference_terminal.uplink.commands import Commands
@@ -27,6 +29,7 @@ from reference_terminal.uplink.https_client import HttpsClient
 from reference_terminal.uplink.outbox import CORRECTED, RESEND, Outbox
 from reference_terminal.uplink.producer import Producer
 from reference_terminal.uplink.settings import CentreSettings
+from reference_terminal.uplink.signing import RecordSigner
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,7 @@ class _Centre:
         clock: Clock,
         uplink_offset: int,
         grace_s: float,
+        identity: DeviceIdentity | None = None,
     ) -> None:
         self.config = centre
         self.coding = coding
@@ -60,6 +64,7 @@ class _Centre:
         self.clock = clock
         self.offset = uplink_offset
         self.grace_s = grace_s
+        self.identity = identity
         self.outbox = Outbox(store, centre.name, centre.outbox.max_entries, clock, uplink_offset)
         self.settings = CentreSettings.configured(centre)
         self.producer: Producer | None = None
@@ -77,6 +82,7 @@ class _Centre:
             self.settings,
             utc_offset_s=self.offset,
             grace_s=self.grace_s,
+            signer=self._signer(),
         )
         await self.producer.prepare()
         if isinstance(self.config, Hj212Centre):
@@ -103,6 +109,12 @@ class _Centre:
                 self.config, self.outbox, self.clock, utc_offset_s=self.offset
             )
 
+    def _signer(self) -> RecordSigner | None:
+        """HJ 212 records are signed (CSMT §7.4); the HTTPS body has no field for it yet."""
+        if self.identity is None or not isinstance(self.config, Hj212Centre):
+            return None
+        return RecordSigner(self.identity.key, self.config.mn, self.offset)
+
     def _changed(self) -> None:
         assert self.producer is not None
         self.producer.wake.set()
@@ -120,14 +132,28 @@ def coding_for(config: TerminalConfig, centre: CentreBase) -> Coding:
     return Coding(codes, counters)
 
 
+def load_identity(config: TerminalConfig) -> DeviceIdentity | None:
+    """The device key and certificate when uploads are to be signed (raises ``IdentityError``
+    when they cannot be opened or do not match: better not to start than to send records no
+    platform can verify)."""
+    identity = config.identity
+    if not identity.sign_uploads or identity.certificate_file is None:
+        return None
+    box = SecretBox.from_key_file(config.security.key_file)
+    return DeviceIdentity.load(identity.key_file, identity.certificate_file, box)
+
+
 class Uplink:
     def __init__(self, config: TerminalConfig, store: Store, clock: Clock) -> None:
         self.config = config
         self.store = store
         self.clock = clock
         up = config.uplink
+        identity = load_identity(config)
         self.centres: dict[str, _Centre] = {
-            c.name: _Centre(c, coding_for(config, c), store, clock, up.utc_offset_s, up.grace_s)
+            c.name: _Centre(
+                c, coding_for(config, c), store, clock, up.utc_offset_s, up.grace_s, identity
+            )
             for c in up.centres
             if c.enabled
         }

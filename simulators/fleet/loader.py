@@ -126,5 +126,7 @@ def _is_tag(key: str) -> bool:
         "mqtt",
         "https",
         "manual",
+        "analog",
+        "sql",
         "function-after",
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Literal
@@ -24,16 +25,22 @@ from simulators.meters.modbus_tcp import serve_modbus_tcp
 from simulators.meters.mqtt import serve_mqtt
 from simulators.meters.opcua import serve_opcua
 from simulators.meters.serial_buses import serve_serial_buses
+from simulators.meters.sql_historian import serve_sql_historians
 
 
 class FleetStartError(RuntimeError):
     """The fleet did not come up: which meters never started listening, and why."""
 
 
-async def run_fleet(fleet: FleetRuntime, *, manual_dir: Path | None = None) -> None:
-    """Serve every meter of ``fleet`` until cancelled; manual-entry CSVs go to ``manual_dir``."""
+async def run_fleet(
+    fleet: FleetRuntime, *, manual_dir: Path | None = None, work_dir: Path | None = None
+) -> None:
+    """Serve every meter of ``fleet`` until cancelled; manual-entry CSVs go to ``manual_dir``,
+    plant databases (SQLite) to ``work_dir`` (None: a temporary directory while it runs)."""
     protocols = {meter.spec.protocol for meter in fleet.meters.values()}
     async with contextlib.AsyncExitStack() as stack:
+        if "sql" in protocols and work_dir is None:
+            work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fleet-")))
         broker = None
         if "mqtt" in protocols:  # a private broker: the machine's own is never used
             broker = await stack.enter_async_context(private_broker())
@@ -42,7 +49,7 @@ async def run_fleet(fleet: FleetRuntime, *, manual_dir: Path | None = None) -> N
                 fleet.listening(path.stem, "manual", str(path))
         async with asyncio.TaskGroup() as group:
             group.create_task(_keep_plant_ready(fleet), name="plant")
-            if "modbus-tcp" in protocols:
+            if "modbus-tcp" in protocols or "analog" in protocols:
                 group.create_task(serve_modbus_tcp(fleet), name="modbus-tcp")
             if fleet.spec.buses:
                 group.create_task(serve_serial_buses(fleet), name="serial buses")
@@ -52,6 +59,9 @@ async def run_fleet(fleet: FleetRuntime, *, manual_dir: Path | None = None) -> N
                 group.create_task(serve_mqtt(fleet, broker), name="mqtt")
             if "https" in protocols:
                 group.create_task(serve_https(fleet), name="https")
+            if "sql" in protocols:
+                assert work_dir is not None
+                group.create_task(serve_sql_historians(fleet, work_dir), name="sql")
 
 
 async def _keep_plant_ready(fleet: FleetRuntime) -> None:
@@ -85,6 +95,7 @@ async def running_fleet(
     *,
     clock: Clock | None = None,
     manual_dir: Path | None = None,
+    work_dir: Path | None = None,
     timeout: float = 60.0,
     serial_pacing: Literal["char", "frame"] = "char",
 ) -> AsyncIterator[FleetRuntime]:
@@ -92,7 +103,9 @@ async def running_fleet(
     if not isinstance(spec, Fleet):
         spec = load_fleet(spec)
     fleet = FleetRuntime(spec, clock or RealClock(), serial_pacing=serial_pacing)
-    task = asyncio.create_task(run_fleet(fleet, manual_dir=manual_dir), name=f"fleet {spec.name}")
+    task = asyncio.create_task(
+        run_fleet(fleet, manual_dir=manual_dir, work_dir=work_dir), name=f"fleet {spec.name}"
+    )
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

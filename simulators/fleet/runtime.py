@@ -93,15 +93,25 @@ class MeterRuntime:
     def read(self, point: Point, t: float, quantity: str | None = None) -> Decimal:
         """The value the meter shows for ``point`` (or one ``quantity`` of a block) at ``t``."""
         name = quantity or point.quantity
+        truth, value, applied = self.measured(point, t, name)
+        shown = quantize(value, point)
+        self.fleet.record(Observation(t, self.id, name, shown, truth, applied))
+        return shown
+
+    def measured(
+        self, point: Point, t: float, quantity: str | None = None
+    ) -> tuple[float, Decimal, tuple[str, ...]]:
+        """(the plant's truth, the value with the value faults in force, those faults' kinds)
+        at ``t``, before the meter's resolution: for meters that show it through a chain of
+        their own (an analog loop) and record what they showed themselves."""
+        name = quantity or point.quantity
         truth = self.fleet.plant.value(name, t)
         value = Decimal(repr(truth))
         applied: list[str] = []
         for fault in self._value_faults(t, name):
             value = self._apply(fault, point, name, value, t)
             applied.append(fault.kind)
-        shown = quantize(value, point)
-        self.fleet.record(Observation(t, self.id, name, shown, truth, tuple(applied)))
-        return shown
+        return truth, value, tuple(applied)
 
     def _value_faults(self, t: float, name: str) -> list[Fault]:
         out = []

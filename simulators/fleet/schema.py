@@ -200,6 +200,67 @@ class ManualEntry(Strict):
     points: list[NamedPoint] = Field(min_length=1)
 
 
+class AnalogChannel(Point):
+    """One 4–20 mA input of an analog module: a transmitter ranged ``low``..``high`` on its loop
+    (4 mA at ``low``, 20 mA at ``high``), read as counts in input register ``channel``.
+
+    ``decimals`` is the resolution the chain is read at: one count is (high − low) / 16000, so
+    a range of 0–160 shows 0.01 a count (see ``simulators.meters.analog``)."""
+
+    channel: int = Field(ge=0, le=63)
+    low: Decimal
+    high: Decimal
+    #: The module's counts are scaled, not cut: the terminal rounds its scaled value half-even.
+    rounding: Literal["half_even"] = "half_even"
+
+    @model_validator(mode="after")
+    def _range(self) -> AnalogChannel:
+        if self.high <= self.low:
+            raise ValueError(
+                f"channel {self.channel}: high {self.high} is not above low {self.low}"
+            )
+        return self
+
+
+class AnalogModule(Strict):
+    """A 4–20 mA analog input module on Modbus TCP (one unit id, one input register per
+    channel, counts in µA): the transmitters of quantities no meter of their own reports."""
+
+    id: MeterId
+    protocol: Literal["analog"]
+    nameplate: Nameplate | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(0, ge=0, le=65535, description="0: any free port")
+    unit_id: int = Field(1, ge=0, le=247)
+    channels: list[AnalogChannel] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _channels(self) -> AnalogModule:
+        used = [c.channel for c in self.channels]
+        twice = sorted({c for c in used if used.count(c) > 1})
+        if twice:
+            raise ValueError(f"channels used twice: {twice}")
+        return self
+
+
+class SqlHistorian(Strict):
+    """A plant system's database (MES, DCS historian) that records its tags every
+    ``interval_s``: tables ``<prefix>_tags``, ``<prefix>_history`` and ``<prefix>_live``
+    (``simulators.meters.sql_historian``), read by the terminal with SQL."""
+
+    id: MeterId
+    protocol: Literal["sql"]
+    nameplate: Nameplate | None = None
+    #: A SQLAlchemy URL (e.g. ``postgresql+psycopg://bench@localhost/plant``); None: a SQLite
+    #: file in the run's work directory. The bench owns the tables: they are emptied at start.
+    url: str | None = None
+    prefix: Identifier = "plant"
+    interval_s: float = Field(10.0, gt=0, le=86400)
+    #: History older than this is deleted (a historian's archive retention).
+    history_days: float = Field(31.0, gt=0, le=3660)
+    tags: list[NamedPoint] = Field(min_length=1)
+
+
 Meter = Annotated[
     ModbusTcpMeter
     | ModbusRtuMeter
@@ -208,7 +269,9 @@ Meter = Annotated[
     | OpcUaServer
     | MqttCollector
     | HttpsCollector
-    | ManualEntry,
+    | ManualEntry
+    | AnalogModule
+    | SqlHistorian,
     Field(discriminator="protocol"),
 ]
 
@@ -293,7 +356,8 @@ class Fleet(Strict):
         # Messages start with the path of the offending field: the loader turns it into a line.
         if self.start.tzinfo is None:
             raise ValueError("start: needs a time zone, e.g. 2026-01-01T00:00:00+08:00")
-        known = {q.name for source in self.plant.sources for q in quantities(source)}
+        kinds = {q.name: q.kind for source in self.plant.sources for q in quantities(source)}
+        known = set(kinds)
         buses: dict[str, Bus] = {}
         for i, bus in enumerate(self.buses):
             if bus.id in buses:
@@ -317,6 +381,23 @@ class Fleet(Strict):
             for name in point_quantities(meter):
                 if name not in known:
                     raise ValueError(f"meters[{i}]: no plant quantity {name!r} (meter {meter.id})")
+        databases: dict[tuple[str, str], str] = {}
+        for i, meter in enumerate(self.meters):
+            if isinstance(meter, AnalogModule):
+                for channel in meter.channels:
+                    if kinds.get(channel.quantity) == "total":
+                        raise ValueError(
+                            f"meters[{i}]: channel {channel.channel} carries the counter "
+                            f"{channel.quantity!r}; a 4–20 mA loop carries a rate or a state"
+                        )
+            if isinstance(meter, SqlHistorian) and meter.url is not None:
+                key = (meter.url, meter.prefix)
+                if key in databases:
+                    raise ValueError(
+                        f"meters[{i}].prefix: {meter.prefix!r} is {databases[key]}'s tables "
+                        "in the same database"
+                    )
+                databases[key] = meter.id
         for i, fault in enumerate(self.faults):
             if fault.meter not in ids:
                 raise ValueError(f"faults[{i}].meter: no meter {fault.meter!r}")
@@ -347,6 +428,10 @@ def points_of(meter: Meter) -> list[Point]:
             return list(meter.tags)
         case MqttCollector() | HttpsCollector() | ManualEntry():
             return list(meter.points)
+        case AnalogModule():
+            return list(meter.channels)
+        case SqlHistorian():
+            return list(meter.tags)
     raise TypeError(meter)
 
 

@@ -5,6 +5,8 @@ that name the same ``host:port`` share one server as distinct unit ids (a gatewa
 with several logical devices); a meter with port 0 gets a port of its own, chosen by the OS
 (as if it had its own IP address), so fleets need not invent port numbers. Each meter's
 endpoint is announced with ``fleet.listening(meter, "modbus-tcp", "127.0.0.1:15020 unit 3")``.
+Analog input modules (``analog`` meters) are served the same way, their channels as input
+registers of counts (``simulators.meters.analog``), announced as ``analog``.
 
 pymodbus does the Modbus: each meter is a ``SimDevice`` whose read-only register blocks mirror
 the meter's register map, so pymodbus answers requests for unmapped addresses with exception
@@ -45,7 +47,8 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from decimal import Decimal
 from random import Random
 from typing import Any, Final
 
@@ -56,11 +59,14 @@ from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from simulators.fleet.runtime import FleetRuntime, MeterRuntime
-from simulators.fleet.schema import Fault, ModbusTcpMeter, Register
+from simulators.fleet.schema import AnalogModule, Fault, ModbusTcpMeter, Register
+from simulators.meters.analog import AnalogInputs
 from simulators.meters.registers import Encoder, encoder
 from simulators.plant import PlantTimeError
 
 PROTOCOL: Final = "modbus-tcp"
+#: Meter kinds answering on Modbus TCP: meters, and 4–20 mA input modules (counts per channel).
+SERVED: Final = frozenset({PROTOCOL, "analog"})
 #: Read holding/input registers; the writes only so the meter can refuse them (0x02: read-only).
 SUPPORTED_FUNCTIONS: Final = frozenset({3, 4, 6, 16, 23})
 _READ_TABLES: Final = {3: "holding", 4: "input"}
@@ -116,18 +122,26 @@ class _Table:
 
 
 class MeterDevice:
-    """One Modbus TCP meter as a pymodbus ``SimDevice`` whose registers fill on each read."""
+    """One Modbus TCP meter (or analog input module) as a pymodbus ``SimDevice`` whose
+    registers fill on each read."""
 
     def __init__(self, fleet: FleetRuntime, meter: MeterRuntime) -> None:
         spec = meter.spec
-        if not isinstance(spec, ModbusTcpMeter):
+        registers: list[Register]
+        self._read: Callable[[Register, float], Decimal]
+        if isinstance(spec, ModbusTcpMeter):
+            registers, self._read = list(spec.registers), meter.read
+        elif isinstance(spec, AnalogModule):
+            inputs = AnalogInputs(meter)
+            registers, self._read = inputs.registers, inputs.read
+        else:
             raise TypeError(f"meter {meter.id} is {spec.protocol}, not {PROTOCOL}")
         self.fleet = fleet
         self.meter = meter
         self.spec = spec
         self.unit_id = spec.unit_id
         self.tables = {
-            name: _Table(meter.id, name, (r for r in spec.registers if r.table == name))
+            name: _Table(meter.id, name, (r for r in registers if r.table == name))
             for name in ("holding", "input")
         }
         no_bits = [SimData(0, datatype=DataType.BITS)]  # never reached: coils are refused 0x01
@@ -160,7 +174,7 @@ class MeterDevice:
         try:
             for i in found.covering(address, count):
                 at = found.starts[i] - start_address
-                value = self.meter.read(found.registers[i], t)
+                value = self._read(found.registers[i], t)
                 registers[at : at + found.ends[i] - found.starts[i]] = found.encoders[i](value)
         except PlantTimeError:  # before the plant's start there is nothing to measure yet
             return ExcCodes.DEVICE_FAILURE
@@ -295,9 +309,10 @@ class _MeterServer(ModbusTcpServer):
 def _groups(fleet: FleetRuntime) -> dict[tuple[str, int, str], list[MeterDevice]]:
     """Meters by listening socket: a shared host:port, or a port 0 meter alone."""
     groups: dict[tuple[str, int, str], list[MeterDevice]] = {}
-    for meter in fleet.meters_of(PROTOCOL):
+    for meter in fleet.meters.values():
         spec = meter.spec
-        assert isinstance(spec, ModbusTcpMeter)
+        if not isinstance(spec, ModbusTcpMeter | AnalogModule):
+            continue
         key = (spec.host, spec.port, spec.id if spec.port == 0 else "")
         group = groups.setdefault(key, [])
         taken = {d.unit_id: d.meter.id for d in group}
@@ -337,7 +352,7 @@ async def serve_modbus_tcp(fleet: FleetRuntime) -> None:
             for device in server.devices.values():
                 fleet.listening(
                     device.meter.id,
-                    PROTOCOL,
+                    device.spec.protocol,
                     endpoint(server.host, server.bound_port, device.unit_id),
                 )
         await asyncio.Future()  # until cancelled

@@ -50,6 +50,17 @@ class _Centre(_Strict):
         return None
 
 
+class SignatureTrust(_Strict):
+    """Checking every record's SM2 signature (CSMT §7.4) against device certificates issued by
+    one CA (ISC-2 §7.4.1); see :mod:`.signatures`."""
+
+    #: The CA certificate (PEM) device certificates must be issued by.
+    ca_file: Path
+    #: MN → the device certificate (PEM) of the terminal using that MN; more can be given at
+    #: run time (``centre.trust_device``).
+    devices: dict[str, Path] = {}
+
+
 class Hj212Centre(_Centre):
     """An HJ 212 data centre: terminals connect over TCP and upload; it acknowledges and asks."""
 
@@ -59,6 +70,8 @@ class Hj212Centre(_Centre):
     over_time: float = Field(10.0, gt=0, le=99)
     re_count: int = Field(3, ge=1, le=99)
     backlog: int = Field(4096, ge=1)  # listen() queue: 1 000 terminals may dial at once
+    #: Check records' SM2 signatures; None: not checked (the record's ``signature`` is null).
+    signatures: SignatureTrust | None = None
 
     @property
     def hj212_edition(self) -> Edition:
@@ -75,6 +88,15 @@ class HttpsCentre(_Centre):
 
     protocol: Literal["https"] = "https"
     path: str = Field("/hj212/upload", pattern=r"^/[A-Za-z0-9_./-]*$")
+    #: Where the centre publishes its emission-factor library for download (CSMT §11.4);
+    #: see :mod:`.factor_library`.
+    factors_path: str = Field("/methodology/factors", pattern=r"^/[A-Za-z0-9_./-]*$")
+
+    @model_validator(mode="after")
+    def _paths_differ(self) -> HttpsCentre:
+        if self.factors_path == self.path:
+            raise ValueError("factors_path: the library cannot be published on the upload path")
+        return self
 
     @model_validator(mode="after")
     def _behaviour_fits(self) -> HttpsCentre:

@@ -11,9 +11,16 @@ behaviour (:mod:`.behaviour`):
   request).
 
 Bodies that do not validate get 422 (recorded with ``ok`` false and pydantic's message), an
-MN/PW the centre does not accept gets 403. Each request is one ``in`` frame (its body as
-``raw``) and each answer one ``out`` frame (``HTTP <status> <body>``) in the record, and a
-valid upload's values become readings exactly as an HJ 212 upload's do.
+MN/PW the centre does not accept gets 403.
+
+``GET {factors_path}`` serves the emission-factor library the centre publishes (CSMT §11.4
+online methodology configuration; the signed envelope of :mod:`.factor_library`): set it with
+``centre.publisher.publish(text, version, at)``; 404 while nothing is published. Each download
+is noted in ``centre.library_downloads`` (not in the record of uploads).
+
+Each upload request is one ``in`` frame (its body as ``raw``) and each answer one ``out`` frame
+(``HTTP <status> <body>``) in the record, and a valid upload's values become readings exactly
+as an HJ 212 upload's do.
 
 TLS: a private CA and a server certificate for 127.0.0.1/localhost, made with ``cryptography``
 in a temporary directory at start (``ca_file`` is what a client verifies with); or pass files.
@@ -29,6 +36,7 @@ import logging
 import socket
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -50,6 +58,7 @@ from simulators.platform.behaviour import (
     parse_behaviour,
 )
 from simulators.platform.config import HttpsCentre
+from simulators.platform.factor_library import FactorPublisher
 from simulators.platform.https_schema import UploadBody
 from simulators.platform.record import Record
 
@@ -59,6 +68,15 @@ TRANSPORT: Final = "https"
 #: How long a stopping server waits for answers in flight (a never_ack request never ends).
 GRACEFUL_STOP_S: Final = 1
 _POLL_S: Final = 0.1  # how often a held (never_ack) request looks for the client's hang-up
+
+
+@dataclass(frozen=True, slots=True)
+class LibraryDownload:
+    """One download of the published library: when (centre clock), by whom, which version."""
+
+    at: float
+    peer: str
+    version: str | None  # None: nothing was published (answered 404)
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -90,6 +108,9 @@ class HttpsServer:
         self._conn_ids: dict[tuple[str, int], int] = {}
         self._uploads_on: dict[tuple[str, int], int] = {}
         self._ids = itertools.count(1)
+        #: The factor library this centre publishes (its own SM2 publishing key).
+        self.publisher = FactorPublisher.create(config.name)
+        self.library_downloads: list[LibraryDownload] = []
         self.app = self._make_app()
 
     # ---- life ------------------------------------------------------------------------------
@@ -112,6 +133,10 @@ class HttpsServer:
     @property
     def address(self) -> tuple[str, int]:
         return self.config.host, self.port
+
+    @property
+    def factors_url(self) -> str:
+        return f"https://{self.config.host}:{self.port}{self.config.factors_path}"
 
     def describe(self) -> str:
         return f"https {self.url} (ca: {self.ca_file}, {self.behaviour.kind})"
@@ -154,7 +179,22 @@ class HttpsServer:
         async def upload(request: Request) -> Response:
             return await self._upload(request)
 
+        @app.get(self.config.factors_path)
+        async def factor_library(request: Request) -> Response:
+            return self._factor_library(request)
+
         return app
+
+    def _factor_library(self, request: Request) -> Response:
+        client = request.client
+        peer = f"{client.host}:{client.port}" if client else "?"
+        publication = self.publisher.current
+        version = None if publication is None else publication.version
+        self.library_downloads.append(LibraryDownload(self.clock.time(), peer, version))
+        if publication is None:
+            error = f"centre {self.name} publishes no factor library (CSMT §11.4)"
+            return JSONResponse({"ok": False, "error": error}, status_code=404)
+        return Response(publication.body(), media_type="application/json")
 
     async def _upload(self, request: Request) -> Response:
         client = request.client

@@ -9,7 +9,10 @@ or any other database with a URL):
     within the centre), ``peer`` (``host:port``), ``direction`` (``in``/``out``), ``mn``, ``cn``,
     ``qn``, ``data_time`` (``YYYYMMDDhhmmss`` as on the wire), ``ok`` (decoded cleanly),
     ``error_reason``/``error`` (the codec's reason code and message), ``note`` (what the centre
-    did about it: ``ack``, ``nak QnRtn=2``, ``dropped`` …) and ``raw`` (the frame's text).
+    did about it: ``ack``, ``nak QnRtn=2``, ``dropped`` …), ``raw`` (the frame's text), and
+    for a data record checked against its device certificate (CSMT §7.4) ``signature``
+    (``verified``, ``missing`` or ``failed``; null: not checked, or not a whole record yet) with
+    ``signature_error`` (why it did not verify).
 ``platform_readings``
     one row per factor code of each data frame received (2011/2051/2061/2031 …, and HTTPS
     uploads): ``frame_id``, ``at``, ``centre``, ``mn``, ``cn``, ``qn``, ``data_time``, ``code``,
@@ -84,6 +87,8 @@ frames = Table(
     Column("error", Text),
     Column("note", Text),
     Column("raw", Text, nullable=False),
+    Column("signature", String(8)),
+    Column("signature_error", Text),
 )
 
 readings = Table(
@@ -140,6 +145,8 @@ class FrameRow:
     error: str | None
     note: str | None
     raw: str
+    signature: str | None = None  # verified | missing | failed; None: not checked
+    signature_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,11 +249,13 @@ class Record:
         error_reason: str | None = None,
         error: str | None = None,
         note: str | None = None,
+        signature: str | None = None,
+        signature_error: str | None = None,
     ) -> int:
         """Record one frame; returns its id (readings of the frame refer to it)."""
         frame_id = next(self._ids)
         row: _FrameTuple = (frame_id, at, centre, transport, conn, peer, direction, mn, cn, qn)
-        row += (data_time, ok, error_reason, error, note, raw)
+        row += (data_time, ok, error_reason, error, note, raw, signature, signature_error)
         with self._pending:
             self._frames.append(row)
         return frame_id
@@ -328,6 +337,8 @@ class Record:
                 error=r.error,
                 note=r.note,
                 raw=r.raw,
+                signature=r.signature,
+                signature_error=r.signature_error,
             )
             for r in rows
         ]

@@ -23,7 +23,7 @@ import socket
 import struct
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from protocols.hj212 import events as ev
@@ -55,6 +55,7 @@ from simulators.platform.commands import (
 from simulators.platform.config import Hj212Centre
 from simulators.platform.flows import FlowStep
 from simulators.platform.record import Direction, Record
+from simulators.platform.signatures import SignatureVerifier
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,12 @@ class Hj212Server:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connected = asyncio.Event()
         self._tz = config.tz
+        #: Checks every record's SM2 signature (CSMT §7.4) when the centre is given a CA.
+        self.verifier: SignatureVerifier | None = None
+        if config.signatures is not None:
+            self.verifier = SignatureVerifier.from_files(config.signatures.ca_file)
+            for mn, path in config.signatures.devices.items():
+                self.trust_device(mn, path.read_bytes())
 
     # ---- life ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -222,6 +229,14 @@ class Hj212Server:
 
     def local_now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.time(), self._tz)
+
+    def trust_device(self, mn: str, certificate: str | bytes) -> None:
+        """Check the records of terminal ``mn`` against this device certificate (PEM), once
+        the centre's CA is shown to have issued it (raises ``TrustError`` otherwise)."""
+        if self.verifier is None:
+            raise RuntimeError(f"centre {self.name} checks no signatures (no signatures.ca_file)")
+        now = datetime.fromtimestamp(self.clock.time(), UTC).replace(tzinfo=None)
+        self.verifier.trust(mn, certificate, now)
 
     # ---- inside -------------------------------------------------------------------------
     def spawn(self, coro: Any) -> None:
@@ -403,6 +418,7 @@ class Connection(asyncio.Protocol):
                 note, to_answer = f"not answered: {problem}", []
         if note is None and to_answer:
             note = self._answer_note(centre.behaviour)
+        signature, signature_error = self._signatures(data)
         at = centre.clock.time()
         text_raw = raw.decode("utf-8", "replace")
         dt = _DATA_TIME.search(raw)
@@ -422,6 +438,8 @@ class Connection(asyncio.Protocol):
             error_reason=reason,
             error=error,
             note=note,
+            signature=signature,
+            signature_error=signature_error,
         )
         for packet in data:
             moment = packet.cp.params.get("DataTime")
@@ -441,6 +459,17 @@ class Connection(asyncio.Protocol):
         if answer and not self.closed:
             for packet in to_answer:
                 self._answer(packet)
+
+    def _signatures(self, data: Sequence[Packet]) -> tuple[str | None, str | None]:
+        """The signature verdict of the data records this frame completed (the worst, if
+        several), or (None, None) when the centre checks none or none was completed."""
+        verifier = self.centre.verifier
+        records = [p for p in data if p.cp.pollutants and p.cp.get("DataTime")]
+        if verifier is None or not records:
+            return None, None
+        checks = [verifier.check(p.mn, p.cn, p.cp) for p in records]
+        worst = next((c for c in checks if not c.verified), checks[0])
+        return worst.verdict.value, worst.reason or None
 
     def _answer_note(self, behaviour: Behaviour) -> str:
         match behaviour:

@@ -11,13 +11,16 @@ from pathlib import Path
 import pytest
 
 from conformance.accounting_oracle import (
+    Interval,
     Oracle,
     OracleError,
     Outcome,
     Rate,
     chain_breaks,
+    conversion,
     decide,
     half_unit,
+    judge_intensity,
     overall,
 )
 from simulators.fleet import FleetRuntime, Observation
@@ -170,3 +173,67 @@ def test_minutes_must_chain_register_to_register() -> None:
     ]
     (gap,) = chain_breaks(rows)
     assert "starts at register 3.60" in gap and "ended at 3.5" in gap
+
+
+# ---- intensities: a quotient of two figures the bench knows as intervals ----------------------
+
+
+def test_the_bases_are_read_from_the_fleet_with_their_units(oracle: Oracle) -> None:
+    bases = {(b.basis, b.meter, b.unit) for b in oracle.bases.values()}
+    assert ("electricity", "em-grid", "kWh") in bases and ("heat", "hm-heat", "kWh") in bases
+    assert ("product", "dcs", "t") in {(b.basis, b.meter, b.unit) for b in oracle.bases.values()}
+    assert conversion("kWh", "MWh") == D("0.001") and conversion("kWh", "GJ") == D("0.0036")
+    assert conversion("块", "块") == 1  # a product counted in its own unit
+    with pytest.raises(OracleError, match="cannot count"):
+        conversion("kWh", "t")
+
+
+E = Interval(D("1.5"), D("0.001"), D("0.0001"))  # tCO2
+A = Interval(D("3"), D("0.002"), D("0.0002"))  # MWh
+I_TRUE = D("0.5")  # tCO2/MWh
+
+
+def test_an_intensity_within_what_the_meters_allow_passes() -> None:
+    # the worst a correct terminal can be off: (1.501 / 2.998) − 0.5 = 0.000667…, plus half a
+    # unit of the fourth place it reports
+    verdict = judge_intensity("day per electricity", D("0.5006"), E, A)
+    assert verdict.outcome is Outcome.PASS, verdict.why
+    assert verdict.expected == I_TRUE
+    assert D("0.000717") < verdict.limit < D("0.000718")
+
+
+def test_an_intensity_divided_by_the_wrong_basis_fails() -> None:
+    # the total per kWh-as-MWh of only one of two electricity meters: far outside the limit
+    verdict = judge_intensity("day per electricity", D("0.75"), E, A)
+    assert verdict.outcome is Outcome.FAIL, verdict.why
+
+
+def test_an_intensity_near_the_limit_with_the_bench_unsure_is_inconclusive() -> None:
+    unsure = Interval(D("1.5"), D("0.001"), D("0.001"))
+    verdict = judge_intensity("day per electricity", D("0.5006"), unsure, A)
+    assert verdict.outcome is Outcome.INCONCLUSIVE, verdict.why
+
+
+def test_an_intensity_over_a_basis_indistinguishable_from_zero_is_not_judged() -> None:
+    tiny = Interval(D("0.001"), D("0.001"), D(0))
+    verdict = judge_intensity("hour per heat", D("1500"), E, tiny)
+    assert verdict.outcome is Outcome.INCONCLUSIVE and "zero" in verdict.why
+
+
+def test_a_negative_total_is_bounded_on_both_sides() -> None:
+    exporting = Interval(D("-1.5"), D("0.001"), D(0))
+    assert judge_intensity("x", D("-0.5006"), exporting, A).outcome is Outcome.PASS
+    assert judge_intensity("x", D("0.5"), exporting, A).outcome is Outcome.FAIL
+
+
+def test_a_span_activity_is_the_truth_between_the_registers(
+    fleet: FleetRuntime, oracle: Oracle
+) -> None:
+    observe(fleet, 60.02, "21.34", 21.3468)
+    observe(fleet, 120.02, "26.68", 26.6851)
+    oracle.refresh()
+    span = oracle.span_activity("em-grid", "grid.energy_import_kwh", D("21.34"), D("26.68"), 0, 200)
+    assert not isinstance(span, str)
+    assert (span.activity, span.spread, span.faults) == (D("26.6851") - D("21.3468"), D(0), ())
+    missing = oracle.span_activity("em-grid", "grid.energy_import_kwh", D("1"), D("26.68"), 0, 200)
+    assert isinstance(missing, str) and "never showed the register 1" in missing

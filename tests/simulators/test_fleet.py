@@ -49,6 +49,8 @@ def test_the_small_fleet_has_every_southbound_protocol() -> None:
         "mqtt",
         "https",
         "manual",
+        "analog",
+        "sql",
     }
 
 

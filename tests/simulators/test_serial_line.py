@@ -107,10 +107,15 @@ def test_an_8e1_port_can_be_opened_again_and_again() -> None:
 
     async def main() -> None:
         async with SerialLine(bus(framing="8E1"), RealClock()) as line:
-            for _ in range(3):
+            for n in range(1, 4):
                 ser = port(line)
                 ser.write(b"\x00")
-                await asyncio.sleep(0.01)
+                # the line re-arms the port when it reads: close once it has (a fixed 10 ms
+                # wait was too short on a loaded machine, and the next open failed)
+                for _ in range(500):
+                    if line.rx_bytes == n:
+                        break
+                    await asyncio.sleep(0.01)
                 ser.close()
             assert line.rx_bytes == 3
 

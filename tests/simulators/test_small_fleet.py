@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import sqlite3
 import ssl
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -28,6 +29,7 @@ from simulators.fleet import FleetRuntime, Observation, quantize
 from simulators.fleet.loader import load_fleet
 from simulators.fleet.runner import running_fleet
 from simulators.fleet.schema import (
+    AnalogModule,
     Cjt188Meter,
     Dlt645Meter,
     Fault,
@@ -38,7 +40,10 @@ from simulators.fleet.schema import (
     MqttCollector,
     OpcUaServer,
     Point,
+    SqlHistorian,
 )
+from simulators.meters.analog import counts, loop_current, scaled
+from simulators.meters.modbus_tcp import parse_endpoint
 
 SMALL = Path(__file__).resolve().parents[2] / "fixtures" / "fleets" / "small.yaml"
 M = TypeVar("M", bound=Meter)
@@ -181,10 +186,47 @@ async def check_https(fleet: FleetRuntime) -> None:
     told_the_truth(fleet, "collector-https", point, Decimal(body["values"][point.name]["value"]))
 
 
+async def check_analog(fleet: FleetRuntime) -> None:
+    module = meter(fleet, "ai-utilities", AnalogModule)
+    host, port, unit = parse_endpoint(endpoint(fleet, "ai-utilities"))
+    tcp = AsyncModbusTcpClient(host, port=port)
+    await tcp.connect()
+    try:
+        for channel in module.channels:
+            answer = await tcp.read_input_registers(channel.channel, count=1, device_id=unit)
+            (raw,) = answer.registers
+            obs = next(o for o in reversed(fleet.observations) if o.quantity == channel.quantity)
+            # the module showed the value its counts stand for: the plant's, to one count
+            assert obs.value == scaled(raw, channel)
+            assert raw == counts(loop_current(Decimal(repr(obs.truth)), channel))
+            assert abs(obs.value - Decimal(repr(obs.truth))) <= (channel.high - channel.low) / 32000
+    finally:
+        tcp.close()
+
+
+async def check_sql(fleet: FleetRuntime) -> None:
+    historian = meter(fleet, "mes-historian", SqlHistorian)
+    path = endpoint(fleet, "mes-historian").removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        live = dict(db.execute("SELECT tag, value FROM plant_live WHERE quality = 192"))
+    for tag in historian.tags:
+        told_the_truth(fleet, "mes-historian", tag, Decimal(repr(live[tag.name])))
+
+
 def test_every_meter_of_the_small_fleet_tells_the_truth(tmp_path: Path) -> None:
+    checks = (
+        check_dlt645,
+        check_cjt188,
+        check_modbus,
+        check_opcua,
+        check_https,
+        check_analog,
+        check_sql,
+    )
+
     async def main() -> None:
-        async with running_fleet(SMALL, manual_dir=tmp_path) as fleet:
-            for check in (check_dlt645, check_cjt188, check_modbus, check_opcua, check_https):
+        async with running_fleet(SMALL, manual_dir=tmp_path, work_dir=tmp_path) as fleet:
+            for check in checks:
                 await asyncio.wait_for(check(fleet), 30)
             await asyncio.wait_for(check_mqtt(fleet), 30)
 

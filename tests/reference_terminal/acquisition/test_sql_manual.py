@@ -60,7 +60,8 @@ def test_sql_pull_picks_rows_by_name(tmp_path: Path) -> None:
     values = dict(zip(names, raws, strict=True))
     assert good(values["coal_t"]) == Decimal("1234.560")
     assert str(values["coal_t"].value) == "1234.560" and values["coal_t"].raw == "1234.560"
-    assert str(good(values["flow"])) == "0.1"
+    assert str(good(values["flow"])) == "0.10"  # a double at the point's decimals (2)
+    assert values["flow"].raw == "0.1"
     assert good(values["trucks"]) == 42
     assert values["empty"].error == "value: NULL"
     assert "not a number" in (values["word"].error or "")

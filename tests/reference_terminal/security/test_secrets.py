@@ -15,6 +15,8 @@ from reference_terminal.security.secrets import (
     SecretBox,
     load_or_create_key,
 )
+from simulators.power import VolatileMount
+from tests.simulators.power.conftest import needs_fuse, on_mount
 
 SECRET = "hj212-pw=Gw2026; cp_key=00112233445566778899aabbccddeeff"
 
@@ -98,3 +100,21 @@ def test_a_sealed_file_is_private_atomic_and_tamper_evident(tmp_path: Path) -> N
     file.path.write_bytes(bytes(data))
     with pytest.raises(SecretsError, match="users"):
         file.read()
+
+
+@needs_fuse
+def test_a_power_cut_after_a_quick_replace_leaves_a_readable_file(tmp_path: Path) -> None:
+    """A replace without ``durable`` (a login's bookkeeping) may be undone by a power cut, but
+    the file is then the previous version, never an empty or torn one the terminal could not
+    boot on."""
+    box = SecretBox.from_key_file(tmp_path / "terminal.key")
+
+    async def body(mount: VolatileMount, mnt: Path, backing: Path) -> None:
+        file = SealedFile(mnt / "state" / "users.sealed", box, "users")
+        file.write({"version": 1})
+        file.write({"version": 2}, durable=False)
+        await mount.cut()
+        await mount.restore()
+        assert file.read() in ({"version": 1}, {"version": 2})
+
+    on_mount(tmp_path, body)

@@ -5,6 +5,7 @@ served from the terminal's store."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -12,6 +13,8 @@ from pathlib import Path
 from protocols.hj212 import Cp, ExeRtn, QnRtn
 from protocols.hj212 import events as ev
 from reference_terminal.app import Terminal
+from reference_terminal.model import Event
+from reference_terminal.storage.schema import StoreError
 from reference_terminal.uplink.frames import local_time
 
 from .helpers import MN_A, Centre, ScaledClock, config, hj212_centre, minute_rows, posix, running
@@ -137,6 +140,30 @@ def test_history_requests_are_answered_from_the_store(tmp_path: Path) -> None:
             day = local_time(start - 30 * 86400, 8 * 3600)
             seen = await platform.request(2031, Cp.build(BeginTime=day, EndTime=day))
             assert _completed(seen) == ExeRtn.NO_DATA
+        await platform.stop()
+
+    asyncio.run(main())
+
+
+def test_a_command_the_store_cannot_log_still_gets_its_result(tmp_path: Path) -> None:
+    """9012 goes even when the command log cannot be written (a full disk): a request left
+    open would swallow the platform's retries of it for the rest of the connection."""
+
+    async def main() -> None:
+        platform = Centre(MN_A)
+        await platform.start()
+        terminal = Terminal(config(tmp_path, [hj212_centre("a", MN_A, platform.port)]))
+        async with running(terminal):
+            await platform.wait_for(lambda: bool(platform._conns))
+            assert terminal.store is not None
+            store = terminal.store
+
+            async def disk_full(events: Iterable[Event]) -> None:
+                raise StoreError("could not commit 1 row(s): database or disk is full")
+
+            store.write_events = disk_full  # type: ignore[method-assign]
+            seen = await platform.request(1061, Cp.build())
+            assert _completed(seen) == ExeRtn.OK
         await platform.stop()
 
     asyncio.run(main())
