@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from reference_terminal.acquisition.driver import DriverError
 from reference_terminal.acquisition.mqtt import (
@@ -173,15 +174,20 @@ class HttpsIntake:
         if target is None:
             return _refused(404, "unknown_device", f"no push device {device!r}")
         stats = target.stats
-        stats.messages += 1
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_DOCUMENT_BYTES:
-                stats.malformed_seen(device, f"body over {MAX_DOCUMENT_BYTES} bytes")
-                return _refused(
-                    413, "too_large", f"a reading document is at most {MAX_DOCUMENT_BYTES} bytes"
-                )
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_DOCUMENT_BYTES:
+                    stats.messages += 1
+                    stats.malformed_seen(device, f"body over {MAX_DOCUMENT_BYTES} bytes")
+                    limit = f"a reading document is at most {MAX_DOCUMENT_BYTES} bytes"
+                    return _refused(413, "too_large", limit)
+        except ClientDisconnect:
+            # Never acknowledged, so the collector still holds it: not a message, not malformed.
+            log.info("%s: the collector hung up before its push was whole", device)
+            return _refused(400, "incomplete", "the body ended early")
+        stats.messages += 1
         try:
             raws, failed = parse_document(bytes(body), device, target.requests)
         except MalformedDocument as exc:

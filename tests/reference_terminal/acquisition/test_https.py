@@ -156,6 +156,41 @@ def test_push_intake_takes_the_collectors_pushes() -> None:
     asyncio.run(main())
 
 
+def test_a_push_cut_off_mid_body_is_neither_a_message_nor_malformed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO")
+    # Never acknowledged, the push is still the collector's to resend: counting it malformed
+    # would blame the collector for the line dropping (seen when a fleet stopped mid-push).
+    intake = HttpsIntake()
+    inbox = Inbox()
+    device = HttpsDevice(id="ems", protocol="https", mode="push")
+    intake.add(device, requests("ems", [{"name": "grid_energy"}]), inbox)
+    app = FastAPI()
+    app.include_router(intake.router)
+
+    async def main() -> None:
+        async with serving(app) as port:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(
+                b'POST /intake/ems HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"time":'
+            )
+            await writer.drain()
+            await asyncio.sleep(0.2)  # the handler is inside the body when the line drops
+            writer.close()
+            await writer.wait_closed()
+            async with httpx.AsyncClient() as client:
+                bad = await client.post(f"http://127.0.0.1:{port}/intake/ems", content=b"{")
+                assert bad.status_code == 400
+        stats = intake.stats("ems")
+        assert (stats.messages, stats.malformed, stats.delivered) == (1, 1, 0)
+        assert not inbox.batches
+
+    asyncio.run(main())
+    assert "hung up before its push was whole" in caplog.text
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
 def test_push_devices_are_not_polled() -> None:
     with pytest.raises(ValueError, match="not polled"):
         HttpsPullDriver(HttpsDevice(id="x", protocol="https", mode="push"), CLOCK)
