@@ -30,6 +30,7 @@ from reference_terminal.resume import resume
 from reference_terminal.storage.retention import purge
 from reference_terminal.storage.schema import Derived
 from reference_terminal.storage.store import Store
+from reference_terminal.tasks import cancel_and_wait
 from reference_terminal.uplink.service import Uplink
 
 log = logging.getLogger(__name__)
@@ -146,9 +147,7 @@ class Terminal:
                         return
                     self.state = "starting"
                     self.ready.clear()
-                    running.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await running
+                    await cancel_and_wait(running)
                     self.config = changed.result()
                     self.processor = Processor.from_config(self.config)
         finally:

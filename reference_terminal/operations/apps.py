@@ -57,6 +57,7 @@ from reference_terminal.operations.packages import (
     verify,
     version_key,
 )
+from reference_terminal.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +162,7 @@ class AppHost:
 
     async def stop(self) -> None:
         if self._boot is not None:
-            self._boot.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._boot
+            await cancel_and_wait(self._boot)
         for name in list(self._running):
             await self._stop(name)
 
@@ -544,8 +543,7 @@ class AppHost:
                     os.killpg(process.pid, signal.SIGKILL)
                 await process.wait()
         if running.drain is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await running.drain
+            await asyncio.wait({running.drain})  # never raises the drain's own cancellation
         running.exit_code = process.returncode
         self._running.pop(name, None)
 

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,6 +26,7 @@ from protocols.hj212 import EDITIONS, DecodeOptions, SessionConfig, Sm4CpCipher
 from protocols.hj212 import events as ev
 from reference_terminal.clock import Clock
 from reference_terminal.config import Hj212Centre
+from reference_terminal.tasks import first_of
 from reference_terminal.uplink.commands import Commands
 from reference_terminal.uplink.frames import local_time
 from reference_terminal.uplink.outbox import START, BacklogCursor, Entry, Outbox
@@ -268,7 +269,7 @@ class Hj212Client:
                 continue
             delay = (deadline - self._now()).total_seconds()
             if delay > 0:
-                await _first(self.clock.sleep(delay), link.kick.wait())
+                await first_of(self.clock.sleep(delay), link.kick.wait())
                 continue
             link.session.handle_timer(self._now())
             self._events(link)
@@ -316,15 +317,3 @@ class Hj212Client:
         if chunk:
             link.backlog_cursor = chunk[-1].frame.data_time, chunk[-1].id
             link.backlog.extend(chunk)
-
-
-async def _first(*waits: Awaitable[Any]) -> None:
-    """Wait for the first of several awaitables; cancel the rest."""
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task

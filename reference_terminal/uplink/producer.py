@@ -14,7 +14,6 @@ frame with the same DataTime and the other codes; a platform merges by (MN, CN, 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -27,6 +26,7 @@ from reference_terminal.config import CentreBase
 from reference_terminal.model import Reading
 from reference_terminal.storage.schema import derived_values, readings, row_derived, row_reading
 from reference_terminal.storage.store import Store
+from reference_terminal.tasks import first_of
 from reference_terminal.uplink.frames import (
     STREAM_CN,
     STREAM_KINDS,
@@ -146,15 +146,7 @@ class Producer:
             await self.produce(now)
             due = self._next_due(now)
             self.wake.clear()
-            sleeper = asyncio.ensure_future(self.clock.sleep(max(0.0, due - now)))
-            waker = asyncio.ensure_future(self.wake.wait())
-            try:
-                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in (sleeper, waker):
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            await first_of(self.clock.sleep(max(0.0, due - now)), self.wake.wait())
 
     def _next_due(self, now: float) -> float:
         due = next_tick(now - self.grace_s, SCAN_EVERY_S, 0) + self.grace_s

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import io
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -87,5 +88,25 @@ async def running_api(
     finally:
         ready.cancel()
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stopped(task)
+
+
+#: A cancelled terminal stops within this (its store's last commits included).
+STOP_LIMIT_S = 30.0
+
+
+async def stopped(task: asyncio.Task[None]) -> None:
+    """Wait for a cancelled terminal to stop; one that does not fails with every task's stack
+    (a cancellation swallowed somewhere shows up as a task still waiting), not at the per-test
+    timeout with only the threads' stacks."""
+    await asyncio.wait({task}, timeout=STOP_LIMIT_S)
+    if not task.done():
+        stacks = io.StringIO()
+        for other in asyncio.all_tasks():
+            other.print_stack(file=stacks)
+        raise AssertionError(
+            f"the terminal did not stop within {STOP_LIMIT_S:g} s of being cancelled; "
+            f"tasks:\n{stacks.getvalue()}"
+        )
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()

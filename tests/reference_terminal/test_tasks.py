@@ -1,0 +1,93 @@
+"""Waiting on helper tasks: a cancellation of the waiter is never lost, whatever instant it
+lands at (the uplink producer once swallowed one and its terminal never stopped)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from reference_terminal.tasks import cancel_and_wait, first_of
+
+
+async def suppressing_first_of(*waits: Awaitable[Any]) -> None:
+    """The pattern this module replaces, kept to show the test can fail."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def lost_cancellations(first: Callable[..., Awaitable[None]]) -> int:
+    """A loop waiting for a timer or an event, cancelled after 0, 1, 2 … turns of the event loop:
+    how many of those cancellations it did not stop for."""
+    never = asyncio.Event()
+
+    async def loop() -> None:
+        while True:
+            await first(asyncio.sleep(0), never.wait())
+
+    lost = 0
+    for turns in range(40):
+        task = asyncio.create_task(loop())
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.05)
+        if not task.done():
+            lost += 1
+        while not task.done():  # ask again until a request lands where it is not swallowed
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.05)
+    return lost
+
+
+def test_a_loop_waiting_for_the_first_of_a_timer_and_an_event_always_stops() -> None:
+    assert asyncio.run(lost_cancellations(first_of)) == 0
+    assert asyncio.run(lost_cancellations(suppressing_first_of)) > 0
+
+
+def test_first_of_raises_what_the_first_finished_with() -> None:
+    async def fails() -> None:
+        raise OSError("line down")
+
+    async def main() -> None:
+        with pytest.raises(OSError, match="line down"):
+            await first_of(fails(), asyncio.Event().wait())
+
+    asyncio.run(main())
+
+
+def test_cancel_and_wait_waits_for_each_task_and_raises_a_failure() -> None:
+    async def main() -> None:
+        cleaned: list[str] = []
+
+        async def slow_cleanup() -> None:
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await asyncio.sleep(0.01)
+                cleaned.append("done")
+
+        task = asyncio.create_task(slow_cleanup())
+        await asyncio.sleep(0)
+        await cancel_and_wait(task)
+        assert cleaned == ["done"] and task.cancelled()
+
+        async def broken() -> None:
+            raise ValueError("broken")
+
+        failed = asyncio.create_task(broken())
+        await asyncio.sleep(0)
+        with pytest.raises(ValueError, match="broken"):
+            await cancel_and_wait(failed)
+        await cancel_and_wait()  # nothing to wait for
+
+    asyncio.run(main())
