@@ -14,6 +14,7 @@ recomputation with :func:`~.statistics.totals`, not to running totals that were 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timezone
@@ -62,6 +63,23 @@ class MinuteUpdate:
     @property
     def total_tco2(self) -> Decimal:
         return EXACT.add(self.scope1_tco2, self.scope2_tco2)
+
+
+@functools.lru_cache(maxsize=64)
+def calendar_at(
+    minute: int, periods: tuple[Period, ...], offset: int
+) -> tuple[tuple[int, ...], tuple[int, int]]:
+    """The keys of ``periods`` at UTC minute ``minute``, and the minutes [lo, hi) in which none
+    of them changes. The same for every point's accounting: a minute that closes an hour asks
+    it of a hundred points, and the calendar arithmetic was a third of that minute's work."""
+    keys = []
+    lo, hi = minute, 1 << 40
+    for period in periods:
+        key = key_of(minute, period, offset)
+        span = Span(period, key, offset)
+        lo, hi = max(lo, span.start_minute), min(hi, span.end_minute)
+        keys.append(key)
+    return tuple(keys), (lo, hi)
 
 
 class _Open:
@@ -183,17 +201,13 @@ class LiveAccounting:
     def _roll(self, minute: int) -> list[PeriodTotals]:
         """Close the open periods that ``minute`` is past; open the ones it starts."""
         closed = []
-        lo, hi = minute, 1 << 40
-        for period in self.periods:
-            key = key_of(minute, period, self.offset)
+        keys, self._same = calendar_at(minute, self.periods, self.offset)
+        for period, key in zip(self.periods, keys, strict=True):
             current = self._open.get(period)
             if current is None or current.key != key:
                 if current is not None and current.seen:
                     closed.append(self._totals(period, current))
                 self._open[period] = _Open(key, self._sources, list(self.bases))
-            span = Span(period, key, self.offset)
-            lo, hi = max(lo, span.start_minute), min(hi, span.end_minute)
-        self._same = (lo, hi)
         return closed
 
     def _totals(self, period: Period, o: _Open) -> PeriodTotals:

@@ -36,7 +36,7 @@ from reference_terminal.accounting.alarm_state import restore_alarms
 from reference_terminal.accounting.alarms import AlarmEvent, AlarmMonitor
 from reference_terminal.accounting.bindings import Bindings, resolve
 from reference_terminal.accounting.errors import AccountingError
-from reference_terminal.accounting.live import LiveAccounting
+from reference_terminal.accounting.live import LiveAccounting, calendar_at
 from reference_terminal.accounting.records import (
     BASIS,
     BASIS_ENTRY,
@@ -219,8 +219,8 @@ class RunningAccounting:
                 events += [self._event(a, None) for a in self.enterprise.closed(point, closed)]
         if not lo <= minute < hi:  # some period opened: note the register it starts at
             opened = self.first[point]
-            for period in live.periods:
-                key = key_of(minute, period, self.offset)
+            keys, _ = calendar_at(minute, live.periods, self.offset)
+            for period, key in zip(live.periods, keys, strict=True):
                 if opened.get(period, (None,))[0] != key:
                     opened[period] = (key, first)
         self.last[point] = last

@@ -27,6 +27,7 @@ Calendar
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -237,21 +238,8 @@ class Span:
 
     @property
     def label(self) -> str:
-        s = self.start
-        match self.period:
-            case Period.HOUR:
-                return s.strftime("%Y-%m-%d %H:00")
-            case Period.DAY:
-                return s.strftime("%Y-%m-%d")
-            case Period.WEEK:
-                year, week, _ = s.date().isocalendar()
-                return f"{year}-W{week:02d}"
-            case Period.MONTH:
-                return s.strftime("%Y-%m")
-            case Period.QUARTER:
-                return f"{s.year}-Q{(s.month - 1) // 3 + 1}"
-            case Period.YEAR:
-                return str(s.year)
+        # cached: a minute closing an hour labels that hour once per accounted point
+        return _label(self)
 
     def __str__(self) -> str:
         return self.label
@@ -304,6 +292,25 @@ class Span:
         first = key_of(self.start_minute, period, self.offset)
         last = key_of(self.end_minute - 1, period, self.offset)
         return tuple(Span(period, k, self.offset) for k in range(first, last + 1))
+
+
+@functools.lru_cache(maxsize=256)
+def _label(span: Span) -> str:
+    s = span.start
+    match span.period:
+        case Period.HOUR:
+            return s.strftime("%Y-%m-%d %H:00")
+        case Period.DAY:
+            return s.strftime("%Y-%m-%d")
+        case Period.WEEK:
+            year, week, _ = s.date().isocalendar()
+            return f"{year}-W{week:02d}"
+        case Period.MONTH:
+            return s.strftime("%Y-%m")
+        case Period.QUARTER:
+            return f"{s.year}-Q{(s.month - 1) // 3 + 1}"
+        case Period.YEAR:
+            return str(s.year)
 
 
 # ---- activity per minute -----------------------------------------------------------------------
