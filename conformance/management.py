@@ -233,7 +233,7 @@ class Management:
         if path.startswith("/audit"):
             wanted = AUDITOR
         elif not reading and path.startswith(
-            ("/config", "/backup", "/users", "/apps", "/accounting/factors")
+            ("/config", "/backup", "/restore", "/users", "/apps", "/accounting/factors")
         ):
             wanted = ADMINISTRATOR
         elif not reading or path.startswith("/uplink"):

@@ -10,7 +10,8 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from reference_terminal.accounting.running import Booked, RunningAccounting
@@ -27,6 +28,12 @@ from reference_terminal.operations.errorlog import ErrorLog
 from reference_terminal.operations.journal import watch_uplink
 from reference_terminal.processing.pipeline import Output, Processor
 from reference_terminal.resume import resume
+from reference_terminal.storage.backup import (
+    RestoreInfo,
+    install_restored,
+    sqlite_file,
+    stage_restore,
+)
 from reference_terminal.storage.retention import purge
 from reference_terminal.storage.schema import Derived
 from reference_terminal.storage.store import Store
@@ -77,11 +84,26 @@ class TerminalNotReady(RuntimeError):
     configuration): nothing was processed, the sender should try again."""
 
 
+class RestoreRefused(RuntimeError):
+    """A restore this terminal cannot do while running (ISC-2 §4.4): the reason says why."""
+
+
+@dataclass(frozen=True)
+class _Swap:
+    """A restored store file waiting to replace the store's (see ``Terminal.restore``)."""
+
+    staged: Path
+    target: Path
+    on_swap: Callable[[Path], None] | None  # called once in place, before the store reopens
+    done: asyncio.Future[None]
+
+
 class Terminal:
     """A running terminal: ``await Terminal(config).run()`` until cancelled.
 
     ``apply_config`` replaces the configuration while it runs: acquisition and processing are
-    rebuilt for the new one (the store stays open unless its URL changed).
+    rebuilt for the new one (the store stays open unless its URL changed). ``restore`` puts a
+    backup in the store's place the same way.
     """
 
     def __init__(
@@ -105,7 +127,7 @@ class Terminal:
         self.state = "stopped"
         self.started_at = self.clock.time()
         self._lock = asyncio.Lock()  # processing is sequential per call; values stay in order
-        self._reload: asyncio.Queue[TerminalConfig] = asyncio.Queue()
+        self._reload: asyncio.Queue[TerminalConfig | _Swap] = asyncio.Queue()
         #: Remote operations (ISC-2 §8): recent warnings and errors, application modules.
         self.errors = ErrorLog(self.clock)
         self.apps = AppHost(config.apps, self.clock, self.record)
@@ -148,7 +170,11 @@ class Terminal:
                     self.state = "starting"
                     self.ready.clear()
                     await cancel_and_wait(running)
-                    self.config = changed.result()
+                    change = changed.result()
+                    if isinstance(change, _Swap):
+                        await self._swap_store(change)
+                    else:
+                        self.config = change
                     self.processor = Processor.from_config(self.config)
         finally:
             self.state = "stopped"
@@ -169,6 +195,48 @@ class Terminal:
         self.ready.clear()  # set again once acquisition runs the new configuration
         await self._reload.put(config)
         await self.ready.wait()
+
+    async def restore(
+        self, backup: Path, *, on_swap: Callable[[Path], None] | None = None
+    ) -> RestoreInfo:
+        """Replace everything stored with the backup ``backup`` while running (ISC-2 §4.4): the
+        backup is checked and restored beside the store first (a damaged or foreign file
+        changes nothing), then acquisition stops, the restored file takes the store's place and
+        the terminal starts again from it (processing, accounting and the outboxes resume from
+        what it holds). What was stored after the backup was made is gone: the caller audits
+        it. SQLite stores only; a server database is restored with the offline tool."""
+        target = sqlite_file(self.config.storage.url)
+        if target is None:
+            raise RestoreRefused(
+                "only a SQLite store is restored while running; restore a server database with "
+                "the offline tool (reference_terminal.storage.backup.restore) into a fresh one"
+            )
+        staged, info = await asyncio.to_thread(stage_restore, backup, target)
+        swap = _Swap(staged, target, on_swap, asyncio.get_running_loop().create_future())
+        await self._reload.put(swap)
+        await swap.done
+        await self.ready.wait()
+        return info
+
+    async def _swap_store(self, swap: _Swap) -> None:
+        """Close the store and put the restored file in its place; the run loop opens it. A
+        failure leaves the old file, which the loop opens again."""
+        try:
+            if self.store is not None:
+                await self.store.close()
+                self.store = None
+            await asyncio.to_thread(install_restored, swap.staged, swap.target)
+            if swap.on_swap is not None:
+                swap.on_swap(swap.target)
+        except Exception as exc:
+            log.error("restore: the restored store could not take the store's place: %s", exc)
+            swap.staged.unlink(missing_ok=True)
+            swap.done.set_exception(exc)
+        except BaseException as exc:
+            swap.done.set_exception(exc)
+            raise
+        else:
+            swap.done.set_result(None)
 
     async def _close_store(self) -> None:
         if self.store is not None:

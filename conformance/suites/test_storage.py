@@ -140,13 +140,31 @@ async def test_backup_holds_every_record_and_the_configuration_round_trips(
 @pytest.mark.clause("ISC-2 §4.4")
 @pytest.mark.requires("feature:restore")
 async def test_a_backup_can_be_restored(bench: Bench) -> None:
-    """A backup made through the management interface can be restored through it."""
+    """A backup made through the management interface can be restored through it: the readings
+    it holds are there again, and the terminal goes on acquiring afterwards."""
     await bench.history(300)
-    backup = await bench.dut.management.backup()
-    response = await bench.dut.management.request(
-        "POST",
-        "/restore",
-        content=backup.content,
-        headers={"Content-Type": "application/vnd.sqlite3"},
+    made = bench.now()
+    point = bench.points(acquisition="polled")[0].point
+    stored = {r.t for r in await bench.dut.management.readings(point, bench.t0, made)}
+    with step("make a backup"):
+        backup = await bench.dut.management.backup()
+    await bench.wait(60)  # readings the restore will take away
+    with step("restore it"):
+        response = await bench.dut.management.request(
+            "POST",
+            "/restore",
+            content=backup.content,
+            headers={"Content-Type": "application/vnd.sqlite3"},
+        )
+    assert response.status_code < 300, f"restore answered {response.status_code}: {response.text}"
+    restored = {r.t for r in await bench.dut.management.readings(point, bench.t0, made)}
+    missing = sorted(stored - restored)
+    assert not missing, f"{point}: {len(missing)} readings of the backup not restored"
+    resumed = bench.now()
+
+    async def acquiring() -> bool:
+        return bool(await bench.dut.management.readings(point, resumed, bench.now() + 1))
+
+    assert await bench.until(acquiring, within=300), (
+        f"{point}: no reading stored in the 300 s after the restore"
     )
-    assert response.status_code < 300, f"restore answered {response.status_code}"

@@ -236,6 +236,7 @@ class AuditLog:
         #: Entries appended but not committed yet, and the task committing them.
         self._queued: list[_Queued] = []
         self._committing: asyncio.Future[None] | None = None
+        self._generation = 0  # one more at each restore (rebase)
 
     @property
     def head(self) -> tuple[int, str]:
@@ -258,12 +259,21 @@ class AuditLog:
     def _chain_head(self, conn: Connection) -> tuple[int, str]:
         """Where the next entry goes: after the database's last entry, or after the anchor if
         the database lost entries at its end (the gap then stays visible to verification)."""
-        row = conn.execute(
-            select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
-        ).first()
-        stored = (int(row.seq), str(row.hash)) if row is not None else (0, GENESIS)
+        stored = stored_head(conn)
         known = self._head  # read in the writer thread: the latest committed head
         return known if known[0] >= stored[0] else stored
+
+    def rebase(self, head: tuple[int, str]) -> tuple[int, str]:
+        """The store was replaced by a restored backup (ISC-2 §4.4) whose log ends at ``head``:
+        chain on from there, the anchor with it (what this terminal logged after the backup was
+        made went with the rest of the data). Call it while the store is closed, before any
+        entry goes into the restored one. Returns the head that was superseded."""
+        superseded = self._head
+        self._head = head
+        self._anchored = head[0]
+        self._generation += 1  # entries committed before the restore no longer move the head
+        self._anchor.write({"seq": head[0], "hash": head[1]})
+        return superseded
 
     def _insert(
         self,
@@ -345,8 +355,10 @@ class AuditLog:
         self._queued.append((t, fields, waiting))
         if self._committing is None or self._committing.done():
             self._committing = asyncio.ensure_future(self._commit_queued(store))
+        generation = self._generation
         entry = await asyncio.shield(waiting)
-        await self._advance(entry)
+        if generation == self._generation:
+            await self._advance(entry)
         return entry
 
     def _insert_all(self, batch: list[_Queued], conn: Connection) -> list[AuditEntry]:
@@ -538,6 +550,14 @@ class AuditLog:
             )
         elif entry.prev_hash != previous[1]:
             yield Broken(seq, f"its previous hash is not the hash of entry {previous[0]}")
+
+
+def stored_head(conn: Connection) -> tuple[int, str]:
+    """The (position, hash) of the last entry in the store's log; the genesis when empty."""
+    row = conn.execute(
+        select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
+    ).first()
+    return (int(row.seq), str(row.hash)) if row is not None else (0, GENESIS)
 
 
 def _unhex(text: str) -> bytes:

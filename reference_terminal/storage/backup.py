@@ -289,6 +289,50 @@ def restore(backup_path: str | Path, url: str | URL, *, chunk_rows: int = 5000) 
     return RestoreInfo(rows, version, "logical-copy", time.perf_counter() - started)
 
 
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file of a SQLite store at ``url``; None for a server database or an in-memory one."""
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    if u.query.get("uri") is not None:
+        return None
+    return Path(u.database)
+
+
+def stage_restore(backup_path: str | Path, target: Path) -> tuple[Path, RestoreInfo]:
+    """Restore a backup beside the store file ``target`` (checked, migrated), not yet in its
+    place: the running store goes on meanwhile. Returns the staged file for
+    :func:`install_restored`."""
+    staged = target.with_name(target.name + ".restored")
+    for leftover in (staged, *_sidecars(staged)):
+        leftover.unlink(missing_ok=True)
+    try:
+        info = restore(backup_path, sqlite_url(staged))
+        _seal(staged)  # one self-contained file: no WAL of its own to carry along
+    except BaseException:
+        for leftover in (staged, *_sidecars(staged)):
+            leftover.unlink(missing_ok=True)
+        raise
+    return staged, info
+
+
+def install_restored(staged: Path, target: Path) -> None:
+    """Put a staged restore in the place of the store file ``target``, whose store is closed.
+    The old file's WAL goes first: left beside the new file, SQLite would replay it into it.
+    A cut at any instant leaves the old store (its WAL already folded in by the close) or the
+    restored one, never a mixture."""
+    _fsync(staged)
+    for sidecar in _sidecars(target):
+        sidecar.unlink(missing_ok=True)
+    _fsync(target.parent, directory=True)
+    staged.replace(target)
+    _fsync(target.parent, directory=True)
+
+
+def _sidecars(path: Path) -> tuple[Path, Path]:
+    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+
+
 # ---- native tools ------------------------------------------------------------------------------
 
 

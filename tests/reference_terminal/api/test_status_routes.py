@@ -184,6 +184,7 @@ def test_openapi_lists_every_route(tmp_path: Path) -> None:
                 "/manual/csv": {"post"},
                 "/export": {"get"},
                 "/backup": {"post"},
+                "/restore": {"post"},
                 "/intake/{device}": {"post"},
                 "/accounting/methods": {"get"},
                 "/accounting/boundaries": {"get"},
