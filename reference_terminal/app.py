@@ -226,17 +226,20 @@ class Terminal:
                 await self.store.close()
                 self.store = None
             await asyncio.to_thread(install_restored, swap.staged, swap.target)
-            if swap.on_swap is not None:
-                swap.on_swap(swap.target)
         except Exception as exc:
             log.error("restore: the restored store could not take the store's place: %s", exc)
             swap.staged.unlink(missing_ok=True)
             swap.done.set_exception(exc)
+            return
         except BaseException as exc:
             swap.done.set_exception(exc)
             raise
-        else:
-            swap.done.set_result(None)
+        try:
+            if swap.on_swap is not None:
+                swap.on_swap(swap.target)
+        except Exception:  # the store is restored all the same: say so, and what went wrong
+            log.exception("restore: done, but what follows it in place failed")
+        swap.done.set_result(None)
 
     async def _close_store(self) -> None:
         if self.store is not None:
