@@ -43,6 +43,7 @@ from reference_terminal.api.context import ApiContext
 from reference_terminal.api.errors import ApiError, field_errors
 from reference_terminal.api.security import CanConfigure, CanRead
 from reference_terminal.config import ConfigError, TerminalConfig
+from reference_terminal.durable import publish
 from reference_terminal.operations.journal import configuration_event
 from reference_terminal.operations.remote_config import (
     RESTART,
@@ -138,15 +139,6 @@ def _write_part(config: TerminalConfig, path: Path) -> Path:
     return part
 
 
-def _publish(part: Path, path: Path) -> None:
-    part.replace(path)
-    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)  # the rename itself survives a power cut
-    finally:
-        os.close(fd)
-
-
 def config_routes(ctx: ApiContext) -> APIRouter:
     router = APIRouter(tags=["configuration"], route_class=_restoring_route(lambda: ctx.config))
 
@@ -192,7 +184,7 @@ def config_routes(ctx: ApiContext) -> APIRouter:
                     ) from exc
                 if part is not None and path is not None:
                     try:
-                        await asyncio.to_thread(_publish, part, path)
+                        await asyncio.to_thread(publish, part, path)
                     except OSError as exc:
                         raise ApiError(
                             500,

@@ -46,6 +46,7 @@ from typing import Any
 from protocols.smcrypto import sm3
 from reference_terminal.clock import Clock
 from reference_terminal.config import Apps
+from reference_terminal.durable import fsync_dir, write_file
 from reference_terminal.model import Event
 from reference_terminal.operations.packages import (
     NAME,
@@ -107,22 +108,8 @@ class AppStatus:
     output: tuple[str, ...]
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    part = path.with_name(path.name + ".part")
-    with part.open("w", encoding="utf-8") as out:
-        json.dump(data, out, ensure_ascii=False, indent=2)
-        out.flush()
-        os.fsync(out.fileno())
-    part.replace(path)
-    _fsync_dir(path.parent)
+    write_file(path, json.dumps(data, ensure_ascii=False, indent=2).encode())
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -417,7 +404,7 @@ class AppHost:
             "installed_at": self.clock.time(),
         }
         _write_json(app / f"{manifest.version}.json", meta)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
 
     def _commit(self, name: str, state: dict[str, str]) -> None:
         _write_json(self.root / name / STATE, state)
@@ -440,7 +427,7 @@ class AppHost:
         # state.json first: a cut half-way leaves a directory that start-up removes
         (self.root / name / STATE).unlink(missing_ok=True)
         shutil.rmtree(self.root / name)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
 
     async def _restart(self, name: str, version: str) -> bool:
         try:

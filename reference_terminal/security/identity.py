@@ -21,13 +21,13 @@ certificate it issues is installed where ``identity.certificate_file`` says
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from protocols.smcrypto import Sm2PrivateKey, SmCryptoError
 from protocols.smcrypto.certificate import Certificate
+from reference_terminal.durable import write_file
 from reference_terminal.security.errors import SecretsError, SecurityError
 from reference_terminal.security.secrets import SealedFile, SecretBox
 
@@ -95,17 +95,7 @@ def install_certificate(path: str | Path, pem: str, key: Sm2PrivateKey) -> Certi
         raise IdentityError("the certificate certifies another key than the device's")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    aside = target.with_name(target.name + ".new")
-    with aside.open("w", encoding="ascii") as out:
-        out.write(pem)
-        out.flush()
-        os.fsync(out.fileno())
-    aside.replace(target)
-    directory = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    write_file(target, pem.encode("ascii"))
     return certificate
 
 

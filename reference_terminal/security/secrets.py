@@ -32,6 +32,7 @@ from protocols.smcrypto import (
     sm4_cbc_decrypt,
     sm4_cbc_encrypt,
 )
+from reference_terminal.durable import fsync_dir, write_file
 from reference_terminal.security.errors import KeyFileError, SecretsError
 
 KEY_BYTES = 32
@@ -63,7 +64,7 @@ def load_or_create_key(path: str | Path) -> bytes:
         os.fsync(fd)  # a key lost on a power cut would make every sealed file unreadable
     finally:
         os.close(fd)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return _read_key(path)
 
 
@@ -87,14 +88,6 @@ def _read_key(path: Path) -> bytes:
     if len(key) != KEY_BYTES:
         raise KeyFileError(f"the key file {path} does not hold {KEY_BYTES} bytes as hex digits")
     return key
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @lru_cache(maxsize=64)
@@ -194,11 +187,4 @@ class SealedFile:
             self._purpose, json.dumps(document, ensure_ascii=False, sort_keys=True).encode()
         )
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        part = self.path.with_name(self.path.name + ".part")
-        with os.fdopen(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        part.replace(self.path)
-        if durable:
-            _fsync_dir(self.path.parent)
+        write_file(self.path, data, mode=0o600, durable=durable)

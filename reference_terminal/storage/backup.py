@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, func, select, text
 from sqlalchemy.engine import URL, make_url
 
+from reference_terminal.durable import fsync_dir, publish
 from reference_terminal.storage.migrations import LATEST, current_version, migrate
 from reference_terminal.storage.schema import DATA_TABLES, StoreError
 from reference_terminal.storage.store import Store, checkpoint, make_engine, sqlite_url
@@ -56,21 +57,6 @@ class RestoreInfo:
 
 
 # ---- file helpers ------------------------------------------------------------------------------
-
-
-def _fsync(path: Path, *, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _publish(part: Path, path: Path) -> None:
-    """Make ``part`` durable, then atomically give it its final name."""
-    _fsync(part)
-    part.replace(path)
-    _fsync(path.parent, directory=True)
 
 
 def _seal(path: Path) -> None:
@@ -177,7 +163,7 @@ def backup_connection(conn: Connection, path: str | Path, *, chunk_rows: int = 5
                     engine.dispose()
         _seal(part)
         version, rows = inspect_backup(part)
-        _publish(part, path)
+        publish(part, path)
     except BaseException:
         part.unlink(missing_ok=True)
         raise
@@ -238,7 +224,7 @@ def restore(backup_path: str | Path, url: str | URL, *, chunk_rows: int = 5000) 
             part = target.with_name(target.name + ".part")
             try:
                 _copy_file(backup_path, part)
-                _publish(part, target)
+                publish(part, target)
             finally:
                 part.unlink(missing_ok=True)
             engine = make_engine(u)
@@ -321,12 +307,10 @@ def install_restored(staged: Path, target: Path) -> None:
     The old file's WAL goes first: left beside the new file, SQLite would replay it into it.
     A cut at any instant leaves the old store (its WAL already folded in by the close) or the
     restored one, never a mixture."""
-    _fsync(staged)
     for sidecar in _sidecars(target):
         sidecar.unlink(missing_ok=True)
-    _fsync(target.parent, directory=True)
-    staged.replace(target)
-    _fsync(target.parent, directory=True)
+    fsync_dir(target.parent)
+    publish(staged, target)
 
 
 def _sidecars(path: Path) -> tuple[Path, Path]:

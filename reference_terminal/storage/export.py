@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 from sqlalchemy import ColumnElement, Connection, Select, and_, or_, select
 
+from reference_terminal.durable import publish
 from reference_terminal.storage.schema import derived_values, events, readings
 from reference_terminal.storage.store import Store, list_points
 
@@ -188,14 +188,6 @@ def _write_parquet(path: Path, what: What, chunks: Iterator[list[dict[str, Any]]
     return n
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def export(
     conn: Connection,
     path: str | Path,
@@ -235,8 +227,7 @@ def export(
                     if fmt == "csv"
                     else _write_jsonl(out, what, chunks)
                 )
-        _fsync(part)
-        part.replace(path)
+        publish(part, path, durable=False)  # an export is re-made, not kept across a cut
     except BaseException:
         part.unlink(missing_ok=True)
         raise
