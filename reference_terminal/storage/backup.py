@@ -33,6 +33,7 @@ from sqlalchemy import Connection, Engine, create_engine, func, select, text
 from sqlalchemy.engine import URL, make_url
 
 from reference_terminal.durable import fsync_dir, publish
+from reference_terminal.storage.intake_log import log_path
 from reference_terminal.storage.migrations import LATEST, current_version, migrate
 from reference_terminal.storage.schema import DATA_TABLES, StoreError
 from reference_terminal.storage.store import Store, checkpoint, make_engine, sqlite_url
@@ -304,17 +305,17 @@ def stage_restore(backup_path: str | Path, target: Path) -> tuple[Path, RestoreI
 
 def install_restored(staged: Path, target: Path) -> None:
     """Put a staged restore in the place of the store file ``target``, whose store is closed.
-    The old file's WAL goes first: left beside the new file, SQLite would replay it into it.
-    A cut at any instant leaves the old store (its WAL already folded in by the close) or the
-    restored one, never a mixture."""
+    The old file's WAL and intake log go first: left beside the new file, SQLite would replay
+    the one and the store the other into it. A cut at any instant leaves the old store (its
+    WAL and log already folded in by the close) or the restored one, never a mixture."""
     for sidecar in _sidecars(target):
         sidecar.unlink(missing_ok=True)
     fsync_dir(target.parent)
     publish(staged, target)
 
 
-def _sidecars(path: Path) -> tuple[Path, Path]:
-    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+def _sidecars(path: Path) -> tuple[Path, ...]:
+    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"), log_path(path)
 
 
 # ---- native tools ------------------------------------------------------------------------------

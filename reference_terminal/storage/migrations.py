@@ -176,11 +176,26 @@ def _v4(conn: Connection) -> None:
     ).create(conn, checkfirst=True)
 
 
+def _v5(conn: Connection) -> None:
+    md = MetaData()
+    state = Table(
+        "intake_state",
+        md,
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("applied_seq", BigInteger, nullable=False),
+        **TABLE_OPTIONS,
+    )
+    state.create(conn, checkfirst=True)
+    if conn.scalar(select(sqlfunc.count()).select_from(state)) == 0:
+        conn.execute(state.insert().values(id=1, applied_seq=0))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "readings and events", _v1),
     Migration(2, "derived values (increments, settlements); events by point", _v2),
     Migration(3, "upload outbox and per-centre upload state", _v3),
     Migration(4, "security audit log, SM3 hash-chained (ISC-2 §7.4.1.3)", _v4),
+    Migration(5, "intake log position: writes durable before the database holds them", _v5),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -186,6 +186,16 @@ audit_log = Table(
     **TABLE_OPTIONS,
 )
 
+#: How far the database has applied the intake log (``intake_log.py``): one row, updated in
+#: the transaction that applies a record, so a record is applied exactly once.
+intake_state = Table(
+    "intake_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("applied_seq", BigInteger, nullable=False),
+    **TABLE_OPTIONS,
+)
+
 #: The tables holding data, in the order a backup copies them.
 DATA_TABLES = (readings, events, derived_values)
 

@@ -46,6 +46,7 @@ from sqlalchemy import (
     Engine,
     Select,
     Table,
+    bindparam,
     create_engine,
     event,
     select,
@@ -57,6 +58,12 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from reference_terminal.config import Storage
 from reference_terminal.model import Event, Reading
+from reference_terminal.storage.intake_log import (
+    IntakeLog,
+    IntakeLogError,
+    Rows,
+    log_path,
+)
 from reference_terminal.storage.migrations import migrate
 from reference_terminal.storage.schema import (
     EVENT_COLUMNS,
@@ -67,6 +74,7 @@ from reference_terminal.storage.schema import (
     derived_values,
     event_values,
     events,
+    intake_state,
     reading_values,
     readings,
     row_derived,
@@ -85,6 +93,10 @@ DEFAULT_BEHIND_CHUNK = 100
 CHECKPOINT_INTERVAL_S = 0.25
 #: SQLite: WAL pages after which the writer checkpoints by itself (SQLite's default is 1 000).
 WRITER_AUTOCHECKPOINT = 20_000
+#: How long a query waits for acknowledged writes to reach the database before it fails.
+READ_WAIT_S = 30.0
+#: An intake log this large waits for the database to catch up before it grows further.
+LOG_MAX_BYTES = 256 << 20
 
 
 class StoreClosed(StoreError):
@@ -317,9 +329,21 @@ def select_derived(
 
 class _Job:
     """One write (readings, events, derived values: one atomic unit), one write behind
-    (derived values only, written in chunks) or one call."""
+    (derived values only, written in chunks), one call, or one record of the intake log to
+    apply (``seq``, its rows already checked)."""
 
-    __slots__ = ("behind", "call", "derived", "done", "events", "future", "readings", "size")
+    __slots__ = (
+        "behind",
+        "call",
+        "derived",
+        "done",
+        "events",
+        "future",
+        "readings",
+        "rows",
+        "seq",
+        "size",
+    )
 
     def __init__(
         self,
@@ -337,10 +361,22 @@ class _Job:
         self.behind = behind
         self.done = 0  # write behind: derived values committed so far
         self.size = len(readings) + len(events) + len(derived)
+        self.seq = 0
+        self.rows: Rows | None = None
         self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
+    @classmethod
+    def logged(cls, seq: int, rows: Rows) -> _Job:
+        job = cls()
+        job.seq, job.rows = seq, rows
+        job.size = sum(len(part) for part in rows)
+        return job
 
-_Rows = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[dict[str, Any]]]
+    @property
+    def is_write(self) -> bool:
+        return self.call is None and not self.behind
+
+
 _STOP = _Job()
 DERIVED_COLUMNS = (
     "point",
@@ -352,28 +388,84 @@ DERIVED_COLUMNS = (
     "note",
     "computed_at",
 )
-_DERIVED_KEY = ("point", "kind", "period_start")
+_DERIVED_KEY = ("point", "kind", "period_start")  # the first three of DERIVED_COLUMNS
 
 
-def _prepare(job: _Job) -> _Rows:
+def _prepare(job: _Job) -> Rows:
+    if job.rows is not None:
+        return job.rows
     return (
         [reading_values(r) for r in job.readings],
         [event_values(e) for e in job.events],
-        [derived_row(d) for d in job.derived],
+        [_derived_tuple(derived_row(d)) for d in job.derived],
     )
+
+
+def _merge(batches: Sequence[Rows]) -> Rows:
+    """One transaction's rows; of derived values for the same period the last one wins."""
+    latest: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    for rows in batches:
+        for row in rows[2]:
+            latest[row[:3]] = row
+    return (
+        [row for rows in batches for row in rows[0]],
+        [row for rows in batches for row in rows[1]],
+        list(latest.values()),
+    )
+
+
+def _take_group(
+    first: _Job, jobs: queue.SimpleQueue[_Job], limit: int, joins: Callable[[_Job], bool]
+) -> tuple[list[_Job], _Job | None]:
+    """``first`` and the jobs queued behind it that ``joins`` admits, up to ``limit`` rows in
+    all (one group commit), and the job that ended the group, to run next. Jobs cancelled
+    meanwhile are dropped."""
+    group, size = [first], first.size
+    while size < limit:
+        try:
+            nxt = jobs.get_nowait()
+        except queue.Empty:
+            return group, None
+        if nxt is _STOP or not joins(nxt) or size + nxt.size > limit:
+            return group, nxt
+        if nxt.future.set_running_or_notify_cancel():
+            group.append(nxt)
+            size += nxt.size
+    return group, None
 
 
 @dataclass(frozen=True, slots=True)
 class StoreStats:
-    transactions: int  # committed write transactions (group commits and calls)
-    rows: int  # rows committed by writes
+    groups: int  # durable group commits of writes: intake-log records, or transactions
+    transactions: int  # database write transactions (writes applied, writes behind, calls)
+    rows: int  # rows of writes acknowledged
     writes: int  # acknowledged write calls
-    largest: int  # rows in the largest write transaction
+    largest: int  # rows in the largest durable group commit
+
+
+class _Tally:
+    """What was acknowledged, counted by whichever thread acknowledges (the intake thread,
+    or the writer when there is no intake log)."""
+
+    def __init__(self) -> None:
+        self.groups = self.writes = self.rows = self.largest = 0
+
+    def acknowledged(self, writes: int, rows: int) -> None:
+        self.groups += 1
+        self.writes += writes
+        self.rows += rows
+        self.largest = max(self.largest, rows)
 
 
 class _Writer:
-    def __init__(self, engine: Engine, batch_max: int, behind_chunk: int) -> None:
+    """The one thread that writes to the database: writes (or the intake log's records), in
+    the order they were made, calls in line with them, writes behind in its idle time."""
+
+    def __init__(
+        self, engine: Engine, batch_max: int, behind_chunk: int, tally: _Tally, applied: int = 0
+    ) -> None:
         self._engine = engine
+        self._tally = tally
         self._batch_max = batch_max
         self._behind_chunk = behind_chunk
         self._backlog: deque[_Job] = deque()  # writes behind, oldest first (writer thread only)
@@ -384,10 +476,12 @@ class _Writer:
         self._checkpointer = _Checkpointer(engine) if self._sqlite else None
         self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self._stopping = threading.Event()
+        #: The newest intake-log record the database holds (durably: it commits with FULL).
+        self.applied_seq = applied
+        self._applied = threading.Condition()
+        self.ended = False  # the thread is gone: nothing more will be applied
         self.transactions = 0
-        self.rows = 0
-        self.writes = 0
-        self.largest = 0
         self._thread.start()
 
     def submit(self, job: _Job) -> concurrent.futures.Future[Any]:
@@ -395,12 +489,19 @@ class _Writer:
         return job.future
 
     def stop(self) -> None:
+        self._stopping.set()
         self._queue.put(_STOP)
 
     def join(self) -> None:
         self._thread.join()
         if self._checkpointer is not None:
             self._checkpointer.stop()
+
+    def wait_applied(self, seq: int, timeout_s: float | None = None) -> bool:
+        """Wait until the database holds the intake log up to record ``seq``."""
+        with self._applied:
+            self._applied.wait_for(lambda: self.applied_seq >= seq or self.ended, timeout_s)
+            return self.applied_seq >= seq
 
     # -- in the writer thread --
 
@@ -430,6 +531,14 @@ class _Writer:
             return None
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:  # a reader waiting for records this thread will never apply must not wait on
+            with self._applied:
+                self.ended = True
+                self._applied.notify_all()
+
+    def _serve(self) -> None:
         carry: _Job | None = None
         while True:
             job = carry if carry is not None else self._next()
@@ -448,23 +557,14 @@ class _Writer:
             if job.call is not None:
                 self._run_call(job)
                 continue
-            group, size = [job], job.size
-            while size < self._batch_max:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is _STOP or nxt.call is not None or size + nxt.size > self._batch_max:
-                    carry = nxt
-                    break
-                if nxt.future.set_running_or_notify_cancel():
-                    if nxt.behind:
-                        self._backlog.append(nxt)
-                    else:
-                        group.append(nxt)
-                        size += nxt.size
+            taken, carry = _take_group(job, self._queue, self._batch_max, lambda j: j.call is None)
+            self._backlog.extend(j for j in taken if j.behind)
+            group = [j for j in taken if not j.behind]
             try:
-                self._commit_group(group)
+                if group[0].seq:
+                    self._apply_logged(group)
+                else:
+                    self._commit_group(group)
             except BaseException as exc:  # a bug here must not leave writers waiting forever
                 log.exception("store writer: unexpected failure")
                 for waiting in group:
@@ -496,7 +596,7 @@ class _Writer:
             if len(rows) >= self._behind_chunk:
                 break
         try:
-            self._execute_rows([], [], rows)
+            self._execute(([], [], rows))
         except Exception as exc:
             error = _commit_error(exc, len(rows))
             for job, _ in chunk:
@@ -508,7 +608,6 @@ class _Writer:
         while self._backlog and self._backlog[0].done >= len(self._backlog[0].derived):
             finished = self._backlog.popleft()
             if not finished.future.done():
-                self.writes += 1
                 finished.future.set_result(None)
 
     def _run_call(self, job: _Job) -> None:
@@ -523,7 +622,8 @@ class _Writer:
             job.future.set_result(result)
 
     def _commit_group(self, group: list[_Job]) -> None:
-        prepared: list[tuple[_Job, _Rows]] = []
+        """Writes without an intake log: their transaction is what makes them durable."""
+        prepared: list[tuple[_Job, Rows]] = []
         for job in group:
             try:
                 prepared.append((job, _prepare(job)))
@@ -532,41 +632,59 @@ class _Writer:
         if not prepared:
             return
         try:
-            self._execute([rows for _, rows in prepared])
+            self._execute(_merge([rows for _, rows in prepared]))
         except Exception as exc:
             if len(prepared) > 1 and not _is_disconnect(exc):
                 for job, rows in prepared:  # find the write at fault; the others commit
                     try:
-                        self._execute([rows])
+                        self._execute(rows)
                     except Exception as one:
                         job.future.set_exception(_commit_error(one, job.size))
                     else:
-                        self.writes += 1
+                        self._tally.acknowledged(1, job.size)
                         job.future.set_result(None)
             else:
                 error = _commit_error(exc, sum(job.size for job, _ in prepared))
                 for job, _ in prepared:
                     job.future.set_exception(error)
             return
-        self.writes += len(prepared)
+        self._tally.acknowledged(len(prepared), sum(job.size for job, _ in prepared))
         for job, _ in prepared:
             job.future.set_result(None)
 
-    def _execute(self, batches: list[_Rows]) -> None:
-        reading_rows = [row for rows in batches for row in rows[0]]
-        event_rows = [row for rows in batches for row in rows[1]]
-        latest: dict[tuple[Any, ...], dict[str, Any]] = {}
-        for rows in batches:  # the last value written for a period wins
-            for row in rows[2]:
-                latest[(row["point"], row["kind"], row["period_start"])] = row
-        self._execute_rows(reading_rows, event_rows, [_derived_tuple(r) for r in latest.values()])
+    def _apply_logged(self, group: list[_Job]) -> None:
+        """Apply intake-log records, already acknowledged: they cannot fail any more, so a
+        database that refuses them (disk full, locked for long) is tried again until it takes
+        them; a store closing meanwhile leaves them in the log for the next start."""
+        seq = group[-1].seq
+        rows = _merge([_prepare(job) for job in group])
+        delay = 0.05
+        while True:
+            try:
+                self._execute(rows, applied=seq)
+                break
+            except Exception as exc:
+                if self._stopping.is_set():
+                    log.error(
+                        "store closing with intake-log records up to %d not in the database "
+                        "(%s): the log keeps them and the next start applies them",
+                        seq,
+                        exc,
+                    )
+                    return
+                log.error(
+                    "store writer: applying intake-log record %d failed, retrying: %s", seq, exc
+                )
+                self._stopping.wait(delay)  # a store closing meanwhile ends the wait at once
+                delay = min(delay * 2, 2.0)
+        with self._applied:
+            self.applied_seq = seq
+            self._applied.notify_all()
+        for job in group:
+            job.future.set_result(None)
 
-    def _execute_rows(
-        self,
-        reading_rows: list[tuple[Any, ...]],
-        event_rows: list[tuple[Any, ...]],
-        derived_rows: list[tuple[Any, ...]],
-    ) -> None:
+    def _execute(self, rows: Rows, *, applied: int = 0) -> None:
+        reading_rows, event_rows, derived_rows = rows
         with self._connect() as conn, conn.begin():
             if reading_rows:
                 self._insert_readings(conn, reading_rows)
@@ -574,12 +692,105 @@ class _Writer:
                 self._insert_events(conn, event_rows)
             if derived_rows:
                 self._upsert_derived(conn, derived_rows)
-        n = len(reading_rows) + len(event_rows) + len(derived_rows)
+            if applied:
+                conn.execute(_MARK_APPLIED, {"seq": applied})
         self.transactions += 1
-        self.rows += n
-        self.largest = max(self.largest, n)
         if self._checkpointer is not None:
             self._checkpointer.nudge()
+
+
+_MARK_APPLIED = (
+    intake_state.update().where(intake_state.c.id == 1).values(applied_seq=bindparam("seq"))
+)
+
+
+class _Intake:
+    """The intake thread: makes writes durable in the intake log (one record and one sync per
+    group of writes waiting) and acknowledges them, then hands them to the writer to apply.
+    Calls and writes behind pass through in order, so a call still sees every write made
+    before it."""
+
+    def __init__(
+        self, intake_log: IntakeLog, writer: _Writer, batch_max: int, tally: _Tally
+    ) -> None:
+        self._log = intake_log
+        self._writer = writer
+        self._tally = tally
+        self._batch_max = batch_max
+        self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        #: The newest record acknowledged: a query made now must see the database hold it.
+        self.acked_seq = intake_log.last_seq
+        self._thread = threading.Thread(target=self._run, name="store-intake", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: _Job) -> concurrent.futures.Future[Any]:
+        self._queue.put(job)
+        return job.future
+
+    def stop(self) -> None:
+        self._queue.put(_STOP)
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def _next(self) -> _Job:
+        return self._queue.get()
+
+    def _run(self) -> None:
+        carry: _Job | None = None
+        while True:
+            job = carry if carry is not None else self._next()
+            carry = None
+            if job is _STOP:
+                self._writer.stop()
+                return
+            if not job.is_write:
+                self._writer.submit(job)
+                continue
+            if not job.future.set_running_or_notify_cancel():
+                continue
+            group, carry = _take_group(job, self._queue, self._batch_max, lambda j: j.is_write)
+            try:
+                self._log_group(group)
+            except BaseException as exc:  # a bug here must not leave writers waiting forever
+                log.exception("store intake: unexpected failure")
+                for waiting in group:
+                    if not waiting.future.done():
+                        waiting.future.set_exception(exc)
+
+    def _log_group(self, group: list[_Job]) -> None:
+        prepared: list[tuple[_Job, Rows]] = []
+        for job in group:
+            try:
+                prepared.append((job, _prepare(job)))
+            except Exception as exc:  # invalid rows: this write fails alone
+                job.future.set_exception(exc)
+        if not prepared:
+            return
+        rows = _merge([r for _, r in prepared])
+        self._make_room()
+        try:
+            seq = self._log.append(rows)
+        except IntakeLogError as exc:
+            for job, _ in prepared:
+                job.future.set_exception(exc)
+            return
+        self.acked_seq = seq
+        self._writer.submit(_Job.logged(seq, rows))
+        self._tally.acknowledged(len(prepared), sum(job.size for job, _ in prepared))
+        for job, _ in prepared:
+            job.future.set_result(None)
+
+    def _make_room(self) -> None:
+        """Start the log afresh once the database holds all of it; far beyond its usual size,
+        wait for the database to catch up first (a writer that cannot keep up slows intake
+        rather than letting the log grow without bound)."""
+        if not self._log.rewind_due:
+            return
+        if self._log.offset >= LOG_MAX_BYTES:
+            self._writer.wait_applied(self._log.last_seq)
+        if self._writer.applied_seq >= self._log.last_seq:
+            self._log.rewind()
 
 
 def _derived_tuple(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -732,13 +943,25 @@ class Store:
         batch_max: int = DEFAULT_BATCH_MAX,
         behind_chunk: int = DEFAULT_BEHIND_CHUNK,
         readers: int = 4,
+        intake_log: IntakeLog | None = None,
+        read_wait_s: float = READ_WAIT_S,
     ) -> None:
-        """Wraps an engine whose database is already migrated; use ``Store.open``."""
+        """Wraps an engine whose database is already migrated (and, with ``intake_log``, has
+        applied that log's every record); use ``Store.open``."""
         if batch_max < 1 or behind_chunk < 1:
             raise ValueError(f"batch_max and behind_chunk must be ≥ 1: {batch_max}, {behind_chunk}")
         self.engine = engine
         self.batch_max = batch_max
-        self._writer = _Writer(engine, batch_max, behind_chunk)
+        self.read_wait_s = read_wait_s
+        self._tally = _Tally()
+        applied = intake_log.last_seq if intake_log is not None else 0
+        self._writer = _Writer(engine, batch_max, behind_chunk, self._tally, applied)
+        self._log = intake_log
+        self._intake = (
+            _Intake(intake_log, self._writer, batch_max, self._tally)
+            if intake_log is not None
+            else None
+        )
         self._readers = concurrent.futures.ThreadPoolExecutor(readers, "store-reader")
         self._closed = False
         self._behind: concurrent.futures.Future[Any] | None = None  # the latest write behind
@@ -757,11 +980,23 @@ class Store:
         busy_timeout_s: float = 10.0,
         readers: int = 4,
         synchronous: str = "FULL",
+        intake_log: bool = True,
+        read_wait_s: float = READ_WAIT_S,
     ) -> Store:
-        """Open (and create or upgrade) the store at ``url``."""
+        """Open (and create or upgrade) the store at ``url``. A SQLite file gets an intake log
+        beside it (``intake_log=False``: none, every write then waits for its own database
+        commit); a database server's commit is its own durable step."""
         engine = make_engine(url, busy_timeout_s=busy_timeout_s, synchronous=synchronous)
+        database = _sqlite_path(engine) if intake_log else None
         try:
             await asyncio.to_thread(_prepare_database, engine)
+            opened = (
+                None
+                if database is None
+                else await asyncio.to_thread(
+                    _open_intake_log, engine, database, sync=synchronous == "FULL"
+                )
+            )
         except DBAPIError as exc:
             engine.dispose()
             where = engine.url.render_as_string(hide_password=True)
@@ -769,12 +1004,22 @@ class Store:
         except BaseException:
             engine.dispose()
             raise
-        return cls(engine, batch_max=batch_max, behind_chunk=behind_chunk, readers=readers)
+        return cls(
+            engine,
+            batch_max=batch_max,
+            behind_chunk=behind_chunk,
+            readers=readers,
+            intake_log=opened,
+            read_wait_s=read_wait_s,
+        )
 
     @classmethod
     async def from_config(cls, storage: Storage) -> Store:
         return await cls.open(
-            storage.url, batch_max=storage.batch_max, synchronous=storage.synchronous
+            storage.url,
+            batch_max=storage.batch_max,
+            synchronous=storage.synchronous,
+            intake_log=storage.intake_log,
         )
 
     async def __aenter__(self) -> Store:
@@ -795,9 +1040,13 @@ class Store:
 
     @property
     def stats(self) -> StoreStats:
-        w = self._writer
+        t = self._tally
         return StoreStats(
-            transactions=w.transactions, rows=w.rows, writes=w.writes, largest=w.largest
+            groups=t.groups,
+            transactions=self._writer.transactions,
+            rows=t.rows,
+            writes=t.writes,
+            largest=t.largest,
         )
 
     # -- writes --
@@ -830,8 +1079,9 @@ class Store:
 
     def _flush_outgoing(self) -> None:
         jobs, self._outgoing = self._outgoing, []
+        first = self._intake if self._intake is not None else self._writer
         for job in jobs:
-            self._writer.submit(job)
+            first.submit(job)
 
     def write_behind(self, derived: Iterable[Derived]) -> concurrent.futures.Future[None]:
         """Write derived values after everything waiting now, in chunks of ``behind_chunk``
@@ -870,13 +1120,28 @@ class Store:
     # -- queries --
 
     async def run_in_reader(self, fn: Callable[[Connection], T]) -> T:
-        """Run ``fn(connection)`` in a reader thread (one read transaction)."""
+        """Run ``fn(connection)`` in a reader thread (one read transaction) that sees every
+        write acknowledged before this call."""
         if self._closed:
             raise StoreClosed("the store is closed")
+        seen = self._intake.acked_seq if self._intake is not None else 0
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, self._read, fn)
+        return await loop.run_in_executor(self._readers, self._read, fn, seen)
 
-    def _read(self, fn: Callable[[Connection], T]) -> T:
+    def _read(self, fn: Callable[[Connection], T], seen: int) -> T:
+        # Acknowledged writes may still be on their way from the intake log to the database
+        # (milliseconds): a query waits for them rather than miss them.
+        if seen and not self._writer.wait_applied(seen, self.read_wait_s):
+            if self._writer.ended:
+                raise StoreClosed(
+                    f"the store closed before the database took in intake log record {seen} "
+                    "(the log keeps it for the next start)"
+                )
+            raise StoreError(
+                f"the database has not taken in acknowledged writes for {self.read_wait_s:g} s "
+                f"(intake log record {seen}, applied {self._writer.applied_seq}): see the "
+                "store writer's errors in the log; nothing is lost, the log keeps them"
+            )
         with self.engine.connect() as conn:
             return fn(conn)
 
@@ -919,8 +1184,12 @@ class Store:
         return await self.run_in_reader(lambda c: select_derived(c, point, kind, start, end))
 
     async def durability(self) -> str:
-        """What makes a commit durable here, e.g. ``sqlite journal_mode=wal synchronous=FULL``."""
-        return (await self.run_in_reader(durability))[0]
+        """What makes a write durable here, e.g. ``intake log fdatasync, then sqlite
+        journal_mode=wal synchronous=FULL``."""
+        database = (await self.run_in_reader(durability))[0]
+        if self._log is None:
+            return database
+        return f"intake log {'fdatasync' if self._log.sync else 'unsynced'}, then {database}"
 
     # -- closing --
 
@@ -930,15 +1199,26 @@ class Store:
             return
         self._closed = True
         self._flush_outgoing()
-        self._writer.stop()
+        (self._intake if self._intake is not None else self._writer).stop()
         await asyncio.to_thread(self._finish)
 
     def _finish(self) -> None:
-        self._writer.join()
-        self._readers.shutdown(wait=True)
-        if self.backend == "sqlite":
-            checkpoint(self.engine)
-        self.engine.dispose()
+        try:
+            if self._intake is not None:
+                self._intake.join()
+            self._writer.join()
+            self._readers.shutdown(wait=True)
+            if self.backend == "sqlite":
+                checkpoint(self.engine)
+            if self._log is not None and self._writer.applied_seq >= self._log.last_seq:
+                self._log.clear()  # one tidy file: the database holds everything
+        finally:
+            # Whatever failed above (a disk that died), the connections must go: a connection
+            # left open in this process would share its view of the WAL index with the next
+            # store opened on the file.
+            if self._log is not None:
+                self._log.close()
+            self.engine.dispose()
 
 
 def checkpoint(engine: Engine) -> None:
@@ -951,6 +1231,39 @@ def checkpoint(engine: Engine) -> None:
         log.info("WAL checkpoint skipped: %s", exc)
     finally:
         raw.close()
+
+
+def _sqlite_path(engine: Engine) -> Path | None:
+    """The file of a SQLite store (None for a server, or a URI this store cannot place)."""
+    u = engine.url
+    if u.get_backend_name() != "sqlite" or not u.database or u.query.get("uri") is not None:
+        return None
+    return Path(u.database)
+
+
+def _open_intake_log(engine: Engine, database: Path, *, sync: bool) -> IntakeLog:
+    """Open the intake log of ``database`` and apply what the database does not hold yet
+    (the writes acknowledged before a kill or a power cut)."""
+    with engine.connect() as conn:
+        applied = int(conn.scalar(select(intake_state.c.applied_seq)) or 0)
+    intake_log, pending = IntakeLog.open(log_path(database), applied=applied, sync=sync)
+    if pending:
+        writer = _Writer(engine, DEFAULT_BATCH_MAX, DEFAULT_BEHIND_CHUNK, _Tally(), applied)
+        try:
+            for record in pending:
+                writer.submit(_Job.logged(record.seq, record.rows))
+        finally:
+            writer.stop()
+            writer.join()
+        if writer.applied_seq < intake_log.last_seq:
+            intake_log.close()
+            raise StoreError(
+                f"could not apply the intake log {intake_log.path} up to record "
+                f"{intake_log.last_seq} (the database holds up to {writer.applied_seq}): see "
+                "the errors above; the log is kept for the next start"
+            )
+        log.info("store: applied %d intake-log record(s) left by the last run", len(pending))
+    return intake_log
 
 
 def _prepare_database(engine: Engine) -> None:

@@ -1,7 +1,7 @@
 """Child process of the crash test: writes readings from many concurrent writers and prints
 the id of each reading (its ``note``) once ``write`` has acknowledged it, one per line.
 
-    python -m tests.reference_terminal.storage.crash_writer DB_PATH FIRST_ID
+    python -m tests.reference_terminal.storage.crash_writer DB_PATH FIRST_ID [SYNCHRONOUS]
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from reference_terminal.model import Event, Quality, Reading
 from reference_terminal.storage.store import Store, sqlite_url
 
 
-async def main(path: str, first_id: int) -> None:
-    store = await Store.open(sqlite_url(path), batch_max=200)
+async def main(path: str, first_id: int, synchronous: str = "FULL") -> None:
+    store = await Store.open(sqlite_url(path), batch_max=200, synchronous=synchronous)
     next_id = first_id
     out = sys.stdout
 
@@ -56,4 +56,4 @@ async def main(path: str, first_id: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), *sys.argv[3:]))

@@ -19,7 +19,9 @@ async def test_sqlite_is_wal_with_synchronous_full(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "data" / "terminal.db"  # missing directories are made
     async with await Store.from_config(Storage(url=f"sqlite:///{path}", batch_max=100)) as store:
         assert store.batch_max == 100
-        assert await store.durability() == "sqlite journal_mode=wal synchronous=FULL"
+        assert await store.durability() == (
+            "intake log fdatasync, then sqlite journal_mode=wal synchronous=FULL"
+        )
         timeout = await store.run_in_reader(
             lambda c: c.exec_driver_sql("PRAGMA busy_timeout").scalar()
         )
