@@ -41,6 +41,7 @@ from simulators.platform import (
     Record,
     running_platforms,
 )
+from simulators.platform.client_tls import ClientCa
 from simulators.platform.factor_library import FactorPublisher, public_key_file
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -117,6 +118,9 @@ class Rig:
     #: The bench's test CA (ISC-2 §7.4.1): it certifies the terminal's SM2 key, and the HJ 212
     #: centres check every record's signature against certificates it issued (CSMT §7.4).
     ca: TestCa | None = None
+    #: The platforms' TLS client CA (ISC-2 §7.4.1): when the target declares ``feature:pki``
+    #: the HTTPS centres take uploads only over mutual TLS with a certificate it issued.
+    client_ca: ClientCa | None = None
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
     _toxics: int = 0
 
@@ -279,8 +283,12 @@ async def _start_fleet(
     return fleet
 
 
-def _platform_file(target: Target, mns: dict[str, str], ca: TestCa) -> PlatformFile:
+def _platform_file(
+    target: Target, mns: dict[str, str], ca: TestCa, client_ca: ClientCa
+) -> PlatformFile:
     pw = target.parameters.pw
+    # a terminal that says it connects with PKI certificates must: no certificate, no upload
+    mutual = target.implementation.declares("feature:pki")
     centres = []
     for c in target.uplink.centres:
         centre: dict[str, Any] = {
@@ -292,6 +300,8 @@ def _platform_file(target: Target, mns: dict[str, str], ca: TestCa) -> PlatformF
         }
         if c.protocol == "hj212":  # every record's SM2 signature checked (CSMT §7.4)
             centre["signatures"] = {"ca_file": str(ca.certificate_file)}
+        elif mutual:
+            centre["client_certificates"] = {"ca_file": str(client_ca.certificate_file)}
         centres.append(centre)
     return PlatformFile.model_validate({"centres": centres})
 
@@ -333,10 +343,12 @@ async def _stand_up(
     record = Record(f"sqlite:///{workdir / 'platform-record.sqlite'}")
     stack.callback(record.close)
     mns = {c.name: target.mn(c.name, i) for i, c in enumerate(target.uplink.centres)}
-    ca = TestCa.create(workdir / "pki", now=datetime.fromtimestamp(clock.time(), UTC))
+    now = datetime.fromtimestamp(clock.time(), UTC)
+    ca = TestCa.create(workdir / "pki", now=now)
+    client_ca = ClientCa.create(workdir / "pki" / "tls-clients", now=now)
     platforms = await stack.enter_async_context(
         running_platforms(
-            _platform_file(target, mns, ca),
+            _platform_file(target, mns, ca, client_ca),
             clock=SkewedClock(clock, PLATFORM_SKEW_S),
             record=record,
         )
@@ -384,6 +396,7 @@ async def _stand_up(
         workdir=workdir,
         seed=spec.seed,
         ca=ca,
+        client_ca=client_ca,
     )
 
 

@@ -44,7 +44,15 @@ Protocol = Literal[
 Transport = Literal["hj212", "https"]
 Edition = Literal["2005", "2017", "2025"]
 ClockName = Literal["virtual", "real"]
-Mutation = Literal["none", "no-retransmission", "sync-off", "bad-crc", "rt-20min", "wrong-factor"]
+Mutation = Literal[
+    "none",
+    "no-retransmission",
+    "sync-off",
+    "bad-crc",
+    "rt-20min",
+    "wrong-factor",
+    "no-client-certificate",
+]
 CentreName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", max_length=64)]
 
 #: Features a terminal may declare, with what each one lets the suites judge.

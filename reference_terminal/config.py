@@ -223,6 +223,10 @@ class Storage(Strict):
     #: SQLite only. FULL is what survives a power cut in WAL mode; NORMAL and OFF exist for a
     #: bench to show that its power cuts catch a terminal that cuts this corner.
     synchronous: Literal["FULL", "NORMAL", "OFF"] = "FULL"
+    #: SQLite only: a write is durable once appended and synced to a log beside the database
+    #: (``storage/intake_log.py``) and applied to the database behind, which keeps a write's
+    #: latency to one small sync (ISC-2 §9.4). Off: every write waits for its own commit.
+    intake_log: bool = True
 
 
 class SmChannel(Strict):
@@ -379,6 +383,16 @@ class Hj212Centre(CentreBase):
         return self
 
 
+class ClientCertificate(Strict):
+    """The certificate the terminal presents to a centre that asks for one (mutual TLS, ISC-2
+    §7.4.1), made with ``python -m reference_terminal.security.tls_client``."""
+
+    #: The certificate (PEM) the platform's CA issued.
+    certificate_file: str
+    #: Its ECDSA P-256 key, sealed under the master key (``security.key_file``).
+    key_file: str
+
+
 class HttpsCentre(CentreBase):
     """A centre taking JSON over HTTPS (ISC-2 §7.2.3(6): resend until a success reply)."""
 
@@ -390,6 +404,8 @@ class HttpsCentre(CentreBase):
     ca_file: str | None = None
     verify: bool = True
     timeout_s: float = Field(10.0, gt=0, le=300)
+    #: None: the terminal presents no certificate (TLS one way).
+    client_certificate: ClientCertificate | None = None
 
 
 Centre = Annotated[Hj212Centre | HttpsCentre, Field(discriminator="protocol")]

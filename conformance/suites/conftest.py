@@ -89,6 +89,7 @@ def dut(conformance: ConformanceState, target: Target, rig: Rig) -> Iterator[Dut
         clock_mode=rig.clock_mode,
         workdir=conformance.evidence_dir / "dut",
         ca=rig.ca,
+        client_ca=rig.client_ca,
     )
     loop.run(made.start(rig.centres), timeout=300)
     certificate = made.device_certificate()

@@ -13,6 +13,7 @@ from conformance.channel_probe import Probe, flip, http_get
 from conformance.evidence import TestLog, step
 from conformance.verdicts import Inconclusive
 from protocols.hj212 import Command
+from simulators.platform import HttpsServer
 
 #: ISC-2 §7.4.1.1: failed logins before an account locks (a terminal may lock sooner).
 LOCKOUT_AFTER = 5
@@ -186,13 +187,48 @@ async def test_secrets_are_not_read_back_in_clear(bench: Bench, evidence: TestLo
 
 @pytest.mark.clause("ISC-2 §7.4.1")
 @pytest.mark.requires("feature:pki")
-async def test_platform_connections_use_certificates(bench: Bench) -> None:
-    """The terminal reaches the platforms with certificates (the HTTPS centres verify it)."""
-    await bench.warm()
-    https = [c for c in bench.rig.centres if c.protocol == "https"]
-    assert https, "no certificate-based centre to judge against"
-    frames = bench.rig.record.frames(centre=https[0].name, direction="in")
-    assert frames and all(f.ok for f in frames), "uploads refused by the verifying centre"
+async def test_platform_connections_use_certificates(bench: Bench, evidence: TestLog) -> None:
+    """The terminal reaches the platforms with a PKI certificate: the HTTPS centres take uploads
+    over mutual TLS only, from a client certificate the platforms' CA issued (one of another CA
+    fails the handshake, so nothing of it arrives), and every upload they received came over a
+    connection that presented one; none was refused for want of it."""
+    await bench.history(180)  # minute data has gone up a few times
+    centres = [c for c in bench.rig.platforms.centres.values() if isinstance(c, HttpsServer)]
+    if not centres:
+        raise Inconclusive("the rig has no HTTPS centre to connect to", "ISC-2 §7.4.1")
+    presented: dict[str, dict[str, str]] = {}
+    refused: list[dict[str, object]] = []
+    judged = 0
+    for centre in centres:
+        assert centre.config.client_certificates is not None, (
+            f"the bench's centre {centre.name} does not ask for client certificates"
+        )
+        for frame in bench.frames_in(centre.name, since=bench.t0):
+            if frame.conn not in centre.client_certificates:
+                continue  # not an upload it judged (a body it could not read, say)
+            judged += 1
+            certificate = centre.client_certificates[frame.conn]
+            if certificate is None:
+                refused.append({"centre": centre.name, "frame": frame.id, "note": frame.note})
+            else:
+                presented[certificate.sha256] = {
+                    "centre": centre.name,
+                    "subject": certificate.subject,
+                    "issuer": certificate.issuer,
+                }
+    evidence.attach_json(
+        "client_certificates.json", {"presented": presented, "refused": refused[:50]}
+    )
+    evidence.record_measurement("uploads", judged)
+    evidence.record_measurement("refused", len(refused))
+    assert judged, (
+        "no upload reached the HTTPS centres: a terminal presenting a certificate the "
+        "platforms' CA did not issue fails the TLS handshake"
+    )
+    assert not refused, (
+        f"{len(refused)} of {judged} uploads came without a client certificate and were "
+        f"refused: {refused[0]['note']}"
+    )
 
 
 @pytest.mark.clause("ISC-2 §7.4.2", "ISC-2 §7.4.2.1bis", "CSMT §7.4", "SSEA §5.1.5.2", "CSMT §12.3")

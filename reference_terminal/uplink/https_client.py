@@ -42,8 +42,12 @@ class HttpsClient:
         *,
         utc_offset_s: int,
         backoff: Backoff | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.centre = centre
+        #: The TLS context presenting the terminal's client certificate (ISC-2 §7.4.1), made
+        #: at start by :func:`~reference_terminal.uplink.service.client_tls`; None: none.
+        self.tls = tls
         self.outbox = outbox
         self.clock = clock
         self.utc_offset_s = utc_offset_s
@@ -62,6 +66,8 @@ class HttpsClient:
         self._wake.set()
 
     def _verify(self) -> ssl.SSLContext | bool:
+        if self.tls is not None:
+            return self.tls
         if not self.centre.verify:
             return False
         return ssl.create_default_context(cafile=self.centre.ca_file)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from reference_terminal.model import Event
 from reference_terminal.processing.virtual import plan
 from reference_terminal.security.identity import DeviceIdentity
 from reference_terminal.security.secrets import SecretBox
+from reference_terminal.security.tls_client import client_context
 from reference_terminal.storage.store import Store
 from reference_terminal.uplink.codes import render_code
 from reference_terminal.uplink.commands import Commands
@@ -57,8 +59,10 @@ class _Centre:
         uplink_offset: int,
         grace_s: float,
         identity: DeviceIdentity | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.config = centre
+        self.tls = tls
         self.coding = coding
         self.store = store
         self.clock = clock
@@ -106,7 +110,11 @@ class _Centre:
         else:
             assert isinstance(self.config, HttpsCentre)
             self.client = HttpsClient(
-                self.config, self.outbox, self.clock, utc_offset_s=self.offset
+                self.config,
+                self.outbox,
+                self.clock,
+                utc_offset_s=self.offset,
+                tls=self.tls,
             )
 
     def _signer(self) -> RecordSigner | None:
@@ -143,6 +151,22 @@ def load_identity(config: TerminalConfig) -> DeviceIdentity | None:
     return DeviceIdentity.load(identity.key_file, identity.certificate_file, box)
 
 
+def client_tls(config: TerminalConfig, centre: CentreBase) -> ssl.SSLContext | None:
+    """The TLS context presenting the terminal's client certificate to ``centre`` (ISC-2
+    §7.4.1), when it has one configured (raises ``TlsIdentityError`` when the key and the
+    certificate cannot be opened or do not match: every upload would be refused)."""
+    if not isinstance(centre, HttpsCentre) or centre.client_certificate is None:
+        return None
+    mine = centre.client_certificate
+    return client_context(
+        certificate_file=mine.certificate_file,
+        key_file=mine.key_file,
+        box=SecretBox.from_key_file(config.security.key_file),
+        ca_file=centre.ca_file,
+        verify=centre.verify,
+    )
+
+
 class Uplink:
     def __init__(self, config: TerminalConfig, store: Store, clock: Clock) -> None:
         self.config = config
@@ -152,7 +176,14 @@ class Uplink:
         identity = load_identity(config)
         self.centres: dict[str, _Centre] = {
             c.name: _Centre(
-                c, coding_for(config, c), store, clock, up.utc_offset_s, up.grace_s, identity
+                c,
+                coding_for(config, c),
+                store,
+                clock,
+                up.utc_offset_s,
+                up.grace_s,
+                identity,
+                client_tls(config, c),
             )
             for c in up.centres
             if c.enabled

@@ -83,10 +83,20 @@ class Hj212Centre(_Centre):
         return self
 
 
+class ClientCertificates(_Strict):
+    """Mutual TLS (ISC-2 §7.4.1): every connection must present a client certificate issued
+    by one CA (:mod:`.client_tls`)."""
+
+    #: The CA certificate (PEM) client certificates must chain to.
+    ca_file: Path
+
+
 class HttpsCentre(_Centre):
     """An HTTPS JSON receiver (ISC-2 §7.2.3(6)): the body is :mod:`.https_schema`'s."""
 
     protocol: Literal["https"] = "https"
+    #: Require a client certificate of this CA; None: any client may connect (TLS one way).
+    client_certificates: ClientCertificates | None = None
     path: str = Field("/hj212/upload", pattern=r"^/[A-Za-z0-9_./-]*$")
     #: Where the centre publishes its emission-factor library for download (CSMT §11.4);
     #: see :mod:`.factor_library`.

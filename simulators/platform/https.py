@@ -24,6 +24,13 @@ as an HJ 212 upload's do.
 
 TLS: a private CA and a server certificate for 127.0.0.1/localhost, made with ``cryptography``
 in a temporary directory at start (``ca_file`` is what a client verifies with); or pass files.
+
+Client certificates (ISC-2 §7.4.1, ``client_certificates: {ca_file}``): the centre asks every
+connection for one. A certificate the CA did not issue (or an expired one) fails the TLS
+handshake itself (alert ``unknown_ca`` …): no request ever arrives. A connection without a
+certificate completes the handshake, so that its uploads can be refused with a reason: 403,
+recorded with the note ``refused: no client certificate …``. The certificate each connection
+presented is kept in ``centre.client_certificates`` by the record's connection number.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import itertools
 import json
 import logging
 import socket
+import ssl
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,6 +65,7 @@ from simulators.platform.behaviour import (
     check_for,
     parse_behaviour,
 )
+from simulators.platform.client_tls import CLAUSE, PeerCertificate
 from simulators.platform.config import HttpsCentre
 from simulators.platform.factor_library import FactorPublisher
 from simulators.platform.https_schema import UploadBody
@@ -111,6 +120,9 @@ class HttpsServer:
         #: The factor library this centre publishes (its own SM2 publishing key).
         self.publisher = FactorPublisher.create(config.name)
         self.library_downloads: list[LibraryDownload] = []
+        #: connection number (the record's ``conn``) → the client certificate it presented
+        #: (None: none), when the centre asks for them
+        self.client_certificates: dict[int, PeerCertificate | None] = {}
         self.app = self._make_app()
 
     # ---- life ------------------------------------------------------------------------------
@@ -139,7 +151,9 @@ class HttpsServer:
         return f"https://{self.config.host}:{self.port}{self.config.factors_path}"
 
     def describe(self) -> str:
-        return f"https {self.url} (ca: {self.ca_file}, {self.behaviour.kind})"
+        clients = self.config.client_certificates
+        mutual = "" if clients is None else f", client certificates of {clients.ca_file}"
+        return f"https {self.url} (ca: {self.ca_file}{mutual}, {self.behaviour.kind})"
 
     async def start(self) -> None:
         _ = self.tls
@@ -221,7 +235,9 @@ class HttpsServer:
             self._record_in(conn, peer, raw, body, note="connection dropped (drop)")
             self._drop(peer_key, reset=behaviour.reset)
             return Response(status_code=204)
-        problem = self.config.password_problem(body.mn, body.pw)
+        problem = self._certificate_problem(conn, peer_key) or self.config.password_problem(
+            body.mn, body.pw
+        )
         if problem is not None:
             self._record_in(conn, peer, raw, body, note=f"refused: {problem}")
             return self._answer(conn, peer, 403, {"ok": False, "error": problem})
@@ -243,6 +259,32 @@ class HttpsServer:
         self.acks_sent += 1
         answer = {"ok": True, "QN": body.qn, "values": len(body.values)}
         return self._answer(conn, peer, 200, answer, qn=body.qn, mn=body.mn, cn=body.cn)
+
+    def _certificate_problem(self, conn: int, peer: tuple[str, int]) -> str | None:
+        """Why this connection may not upload for want of a client certificate, or None."""
+        if self.config.client_certificates is None:
+            return None
+        if conn not in self.client_certificates:
+            der = self._peer_certificate(peer)
+            self.client_certificates[conn] = None if der is None else PeerCertificate.from_der(der)
+        if self.client_certificates[conn] is None:
+            return (
+                f"no client certificate: centre {self.name} takes uploads over mutual TLS only "
+                f"({CLAUSE})"
+            )
+        return None
+
+    def _peer_certificate(self, peer: tuple[str, int]) -> bytes | None:
+        """The DER of the certificate the connection from ``peer`` presented (verified by the
+        handshake against the CA), None if it presented none."""
+        server = self._server
+        for protocol in list(server.server_state.connections) if server else []:
+            if tuple(getattr(protocol, "client", None) or ()) == peer:
+                transport = getattr(protocol, "transport", None)
+                tls = None if transport is None else transport.get_extra_info("ssl_object")
+                if isinstance(tls, ssl.SSLObject):
+                    return tls.getpeercert(binary_form=True)
+        return None
 
     def _record_in(
         self,
@@ -333,10 +375,15 @@ class HttpsServer:
                 f"{error}",
             ) from error
         self.port = listener.getsockname()[1]
+        clients = self.config.client_certificates
         config = uvicorn.Config(
             self.app,
             ssl_certfile=str(self.tls.cert),
             ssl_keyfile=str(self.tls.key),
+            # optional, not required: a connection without a certificate gets as far as a
+            # request, refused with a reason in the record; a foreign one fails the handshake
+            ssl_cert_reqs=ssl.CERT_NONE if clients is None else ssl.CERT_OPTIONAL,
+            ssl_ca_certs=None if clients is None else str(clients.ca_file),
             log_config=None,
             access_log=False,
             lifespan="off",

@@ -31,6 +31,7 @@ behaviour. Queries flush first, so they see everything recorded before they were
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import threading
@@ -181,7 +182,10 @@ class DedupReading:
     last_at: float
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def parse_data_time(text: str) -> datetime:
+    # Cached: every reading of a minute window carries the same DataTime, and a long run's
+    # checks parse each of them again and again.
     return datetime.strptime(text[:14], "%Y%m%d%H%M%S")
 
 
@@ -349,6 +353,19 @@ class Record:
             query = query.where(frames.c.centre == centre)
         if direction is not None:
             query = query.where(frames.c.direction == direction)
+        with self._read() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def count_readings(
+        self, *, centre: str | None = None, mn: str | None = None, cn: int | None = None
+    ) -> int:
+        """How many readings were received, each copy of a duplicate counted."""
+        query = _equal(
+            select(func.count()).select_from(readings),
+            (readings.c.centre, centre),
+            (readings.c.mn, mn),
+            (readings.c.cn, cn),
+        )
         with self._read() as conn:
             return int(conn.execute(query).scalar_one())
 

@@ -32,17 +32,28 @@ ACCURACY = "conformance/suites/test_accuracy.py::test_stored_values_equal_the_me
 ACCOUNTING = "conformance/suites/test_accounting.py::"
 EMISSIONS = ACCOUNTING + "test_emissions_per_minute_follow_activity_and_factor"
 BOUNDARY = ACCOUNTING + "test_the_accounting_boundary_is_configured"
+CERTIFICATES = "conformance/suites/test_security.py::test_platform_connections_use_certificates"
 
 #: mutation → the tests run against it: the healthy terminal runs them all; a broken one runs
 #: the test it must fail and a control that must still pass (the 48-hour power-loss scenario,
 #: the costly one, only where it is the test concerned)
 SELECTION = {
-    "none": [FRAMES, REALTIME, TWO_CENTRES, RETRANSMISSION, POWER_LOSS, ACCURACY, EMISSIONS],
+    "none": [
+        FRAMES,
+        REALTIME,
+        TWO_CENTRES,
+        RETRANSMISSION,
+        POWER_LOSS,
+        ACCURACY,
+        EMISSIONS,
+        CERTIFICATES,
+    ],
     "sync-off": [POWER_LOSS, FRAMES],
     "no-retransmission": [RETRANSMISSION, FRAMES],
     "bad-crc": [FRAMES, ACCURACY],
     "rt-20min": [REALTIME, TWO_CENTRES],
     "wrong-factor": [EMISSIONS, BOUNDARY],
+    "no-client-certificate": [CERTIFICATES, FRAMES],
 }
 
 #: mutation → the tests it must fail (every other test of its selection must pass)
@@ -53,6 +64,7 @@ EXPECTED = {
     "bad-crc": {"test_every_frame_is_hj212_conformant"},
     "rt-20min": {"test_realtime_indicators_every_15_minutes"},
     "wrong-factor": {"test_emissions_per_minute_follow_activity_and_factor"},
+    "no-client-certificate": {"test_platform_connections_use_certificates"},
 }
 #: the clauses each must fail, as the clause matrix shows them
 EXPECTED_CLAUSES = {
@@ -62,6 +74,7 @@ EXPECTED_CLAUSES = {
     "bad-crc": {"ISC-2 §7.2.4"},
     "rt-20min": {"ISC-2 §7.2.4(1)"},
     "wrong-factor": {"ISC-2 §7.2.3(3)", "CSMT §9.2"},
+    "no-client-certificate": {"ISC-2 §7.4.1"},
 }
 
 

@@ -28,5 +28,6 @@ def test_the_reference_target_runs_in_virtual_time_with_power_cuts() -> None:
     assert len(target.uplink.centres) >= 3  # CSMT §7.3: the internet platform and two more
     assert target.implementation.declares("protocol:dlt645-2007")
     assert target.implementation.declares("feature:accounting")
-    assert not target.implementation.declares("feature:pki")
-    assert "feature:pki" in target.implementation.notes  # why, for the report
+    # ISC-2 §7.4.1: it uploads over mutual TLS with the certificate the platforms' CA issued
+    assert target.implementation.declares("feature:pki")
+    assert "feature:pki" not in target.implementation.notes

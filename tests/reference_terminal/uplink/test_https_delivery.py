@@ -8,14 +8,25 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from reference_terminal.app import Terminal
+from reference_terminal.security.secrets import SecretBox
+from reference_terminal.security.tls_client import (
+    certificate_request,
+    create_tls_key,
+    install_tls_certificate,
+)
+from simulators.clock import RealClock
 from simulators.meters.https import make_tls
+from simulators.platform import HttpsCentre, HttpsServer, Record
+from simulators.platform.client_tls import ClientCa
 from simulators.platform.https_schema import UploadBody
+from simulators.platform.record import FrameRow
 
 from .helpers import MN_A, ScaledClock, config, minute_rows, running
 
@@ -88,3 +99,60 @@ def test_https_uploads_are_resent_with_the_same_qn_until_a_success_reply(tmp_pat
             assert set(again) <= set(first)
 
     asyncio.run(main())
+
+
+async def _deliver_to_a_mutual_tls_centre(tmp_path: Path, *, enrolled: bool) -> list[FrameRow]:
+    """Three minutes uploaded to a centre taking uploads over mutual TLS only (ISC-2 §7.4.1),
+    by a terminal presenting a certificate of the centre's CA or none; the frames it got."""
+    ca = ClientCa.create(tmp_path / "client-ca")
+    master = tmp_path / "keys" / "terminal.key"
+    record = Record("sqlite://", flush_interval=0.01)
+    centre = HttpsCentre.model_validate(
+        {"name": "hq", "client_certificates": {"ca_file": str(ca.certificate_file)}}
+    )
+    async with HttpsServer(centre, record, RealClock()) as server:
+        settings: dict[str, Any] = {
+            "name": "hq",
+            "protocol": "https",
+            "url": server.url,
+            "ca_file": str(server.ca_file),
+            "mn": MN_A,
+            "streams": {"realtime": False, "minute": True},
+            "backoff": {"initial_s": 1, "max_s": 2},
+        }
+        if enrolled:
+            key = create_tls_key(tmp_path / "keys" / "tls.sealed", SecretBox.from_key_file(master))
+            issued = ca.issue(certificate_request(key, "hq terminal"))
+            install_tls_certificate(tmp_path / "keys" / "tls.cert.pem", issued, key)
+            settings["client_certificate"] = {
+                "certificate_file": str(tmp_path / "keys" / "tls.cert.pem"),
+                "key_file": str(tmp_path / "keys" / "tls.sealed"),
+            }
+        terminal_config = config(tmp_path, [settings])
+        security = terminal_config.security.model_copy(update={"key_file": str(master)})
+        clock = ScaledClock(60.0)
+        terminal = Terminal(terminal_config.model_copy(update={"security": security}), clock=clock)
+        async with running(terminal) as store:
+            now = clock.time()
+            await store.write_derived(minute_rows(now - now % 60 - 180, 3))
+            assert terminal.uplink is not None
+            await terminal.uplink.send_now("hq")
+            outbox = terminal.uplink.centres["hq"].outbox
+            async with asyncio.timeout(10):
+                while outbox.stats.acknowledged < 3 and len(record.frames(direction="in")) < 3:
+                    await asyncio.sleep(0.02)
+    frames = record.frames(direction="in")
+    record.close()
+    return frames
+
+
+def test_a_terminal_with_its_certificate_uploads_over_mutual_tls(tmp_path: Path) -> None:
+    frames = asyncio.run(_deliver_to_a_mutual_tls_centre(tmp_path, enrolled=True))
+    assert len(frames) >= 3 and {f.note for f in frames} == {"ack"}
+
+
+def test_a_terminal_without_a_certificate_is_refused_by_such_a_centre(tmp_path: Path) -> None:
+    frames = asyncio.run(_deliver_to_a_mutual_tls_centre(tmp_path, enrolled=False))
+    assert frames and all(
+        (f.note or "").startswith("refused: no client certificate") for f in frames
+    )

@@ -107,6 +107,9 @@ def test_the_deduplicated_view_counts_copies_qns_and_disagreeing_values(url: str
         ]
         assert (co2[0].first_at, co2[0].last_at) == (1.0, 3.0)
         assert len(rows) == 4 and record.deduplicated(centre="other") == []
+        # Counting needs no reading parsed: every copy counts, as readings() lists them.
+        assert record.count_readings(centre="c1", cn=2051) == len(record.readings()) == 8
+        assert record.count_readings(centre="other") == 0
 
 
 def test_a_reopened_file_record_keeps_its_frames_and_numbers_on(tmp_path: Path) -> None:
