@@ -265,6 +265,12 @@ def coverage_breaches(rule: CoverageRule, totals: PeriodTotals) -> dict[str, Bre
 # ---- the monitor -------------------------------------------------------------------------------
 
 
+def _type_of(rule: Rule) -> AlarmType:
+    if isinstance(rule, ThresholdRule):
+        return AlarmType.THRESHOLD
+    return AlarmType.ANOMALY if isinstance(rule, AnomalyRule) else AlarmType.COVERAGE
+
+
 @dataclass
 class _State:
     history: _Window
@@ -286,6 +292,15 @@ class AlarmMonitor:
         self._state = {
             r.id: _State(_Window(r.window if isinstance(r, AnomalyRule) else 1)) for r in self.rules
         }
+        # The rules of each granularity: a point's monitor is asked every minute, and at every
+        # period it closes, mostly about granularities it has no rule for.
+        self._judging: dict[Granularity, tuple[Rule, ...]] = {}
+        for r in self.rules:
+            self._judging[r.period] = (*self._judging.get(r.period, ()), r)
+
+    def judges(self, period: Granularity) -> bool:
+        """Whether any rule judges figures of ``period``."""
+        return period in self._judging
 
     def active(self) -> list[tuple[str, str]]:
         """(rule, subject) of every alarm raised and not cleared."""
@@ -327,24 +342,17 @@ class AlarmMonitor:
         span: str,
     ) -> AlarmEvent | None:
         state = self._state[rule.id]
-        kind = (
-            AlarmType.THRESHOLD
-            if isinstance(rule, ThresholdRule)
-            else AlarmType.ANOMALY
-            if isinstance(rule, AnomalyRule)
-            else AlarmType.COVERAGE
-        )
         if breach is not None and subject not in state.active:
             state.active.add(subject)
             return AlarmEvent(
-                t, "raised", rule.id, kind, rule.severity, subject, period, span,
+                t, "raised", rule.id, _type_of(rule), rule.severity, subject, period, span,
                 breach.value, breach.limit, breach.baseline, self._meters_of(subject),
                 breach.message,
             )  # fmt: skip
         if breach is None and subject in state.active:
             state.active.discard(subject)
             return AlarmEvent(
-                t, "cleared", rule.id, kind, rule.severity, subject, period, span,
+                t, "cleared", rule.id, _type_of(rule), rule.severity, subject, period, span,
                 value, None, None, self._meters_of(subject), f"{subject} back within limits",
             )  # fmt: skip
         return None
@@ -363,9 +371,7 @@ class AlarmMonitor:
         read. Anomaly rules judge the figure against the history *before* it, then add it.
         """
         events: list[AlarmEvent] = []
-        for rule in self.rules:
-            if rule.period != period:
-                continue
+        for rule in self._judging.get(period, ()):
             if isinstance(rule, CoverageRule):
                 if totals is None:
                     continue
@@ -379,14 +385,16 @@ class AlarmMonitor:
                     if e is not None:
                         events.append(e)
                 continue
+            state = self._state[rule.id]
             value = value_of(rule.measure)
             if isinstance(rule, ThresholdRule):
                 breach = threshold_breach(rule, value)
             else:
-                history = self._state[rule.id].history
-                breach = _judge_anomaly(rule, value, history)
+                breach = _judge_anomaly(rule, value, state.history)
                 if value is not None:
-                    history.append(value)
+                    state.history.append(value)
+            if (breach is None) != (rule.measure in state.active):
+                continue  # no change: neither raised nor cleared (most minutes)
             e = self._transition(rule, rule.measure, breach, value, t, str(period), span)
             if e is not None:
                 events.append(e)
@@ -394,6 +402,8 @@ class AlarmMonitor:
 
     def observe_totals(self, totals: PeriodTotals) -> list[AlarmEvent]:
         """Judge a closed period's totals (at the period's end)."""
+        if totals.span.period not in self._judging:
+            return []  # nothing to judge: no label to make
         return self.observe(
             totals.span.period,
             totals.span.label,

@@ -24,6 +24,7 @@ and the alarms as they were: raised ones still raised, anomaly rules with their 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -36,7 +37,7 @@ from reference_terminal.accounting.alarm_state import restore_alarms
 from reference_terminal.accounting.alarms import AlarmEvent, AlarmMonitor
 from reference_terminal.accounting.bindings import Bindings, resolve
 from reference_terminal.accounting.errors import AccountingError
-from reference_terminal.accounting.live import LiveAccounting, calendar_at
+from reference_terminal.accounting.live import LiveAccounting, PeriodSums
 from reference_terminal.accounting.records import (
     BASIS,
     BASIS_ENTRY,
@@ -44,8 +45,10 @@ from reference_terminal.accounting.records import (
     ENTRY,
     MINUTE,
     Figure,
+    minute_note,
     note,
     period_kind,
+    period_note,
     select_latest,
     stored,
 )
@@ -88,6 +91,14 @@ def _ratio(unit: str, target: str) -> Decimal:
     """The exact factor from ``unit`` to ``target`` (kWh → MWh: 0.001)."""
     a, b = parse_unit(unit), parse_unit(target)
     return EXACT.divide(EXACT.multiply(a.scale, Decimal(1)), b.scale)
+
+
+@functools.lru_cache(maxsize=64)
+def _seconds(period: Period, key: int, offset: int) -> tuple[float, float]:
+    """A period's bounds in POSIX seconds: the same for every point closing it (cached by its
+    fields: a span's own hash is not cheap)."""
+    span = Span(period, key, offset)
+    return span.start_minute * 60.0, span.end_minute * 60.0
 
 
 class _Enterprise:
@@ -144,6 +155,11 @@ class RunningAccounting:
         self.last: dict[str, Decimal | None] = dict.fromkeys(self.live)
         self.manual = {p for p, b in bindings.points.items() if b.manual}
         metered = {p for p in self.live if p not in self.manual}
+        #: the accounted points whose closed minute windows are booked
+        self._metered = {p: live for p, live in self.live.items() if p in metered}
+        #: each source point's rate (tCO2 per unit), and as its notes write it
+        self._rate = {p: b.rate.rate for p, b in bindings.points.items()}
+        self._factor_text = {p: f"{rate:f}" for p, rate in self._rate.items()}
         self.enterprise = _Enterprise(bindings, metered) if bindings.rules else None
 
     @classmethod
@@ -163,12 +179,10 @@ class RunningAccounting:
         """Book what processing produced (see the module text); cheap, synchronous, and in the
         order processing produced it."""
         booked = Booked()
-        live = self.live
+        metered = self._metered
         if output.aggregates:
             for a in output.aggregates:
-                if a.period != "minute" or a.point not in live or a.point in self.manual:
-                    continue
-                if a.increment is None:
+                if a.period != "minute" or a.point not in metered or a.increment is None:
                     continue
                 minute = int(a.start // 60)
                 self._book(
@@ -201,11 +215,11 @@ class RunningAccounting:
         events: list[Event],
     ) -> None:
         live = self.live[point]
-        source = self.bindings.points.get(point)
-        bases = {b: EXACT.multiply(value, r) for b, r in self.to_basis[point]}
-        lo, hi = live.same_periods
+        factor = self._factor_text.get(point)  # None: the point only feeds a basis
+        to_basis = self.to_basis[point]
+        bases = {b: EXACT.multiply(value, r) for b, r in to_basis} if to_basis else None
         try:
-            update = live.update(minute, {point: value} if source is not None else {}, bases)
+            update = live.update_source(minute, point if factor else None, value, bases)
         except AccountingError as exc:  # a window before the last one booked: never a crash
             events.append(
                 Event(
@@ -214,28 +228,27 @@ class RunningAccounting:
             )
             return
         for closed in update.closed:
-            rows += self._period_rows(point, closed, now)
-            if self.enterprise is not None:
-                events += [self._event(a, None) for a in self.enterprise.closed(point, closed)]
-        if not lo <= minute < hi:  # some period opened: note the register it starts at
+            rows.append(self._period_row(point, closed, now))
+            enterprise = self.enterprise
+            if enterprise is not None and closed.span.period in enterprise.periods:
+                alarms = enterprise.closed(point, live.totals(closed))
+                events += [self._event(a, None) for a in alarms]
+        if update.opened:  # note the register each period it opened starts at
             opened = self.first[point]
-            keys, _ = calendar_at(minute, live.periods, self.offset)
-            for period, key in zip(live.periods, keys, strict=True):
-                if opened.get(period, (None,))[0] != key:
-                    opened[period] = (key, first)
+            for span in update.opened:
+                opened[span.period] = (span.key, first)
         self.last[point] = last
-        if source is not None:
-            row = update.rows[0]
+        if factor is not None:
             rows.append(
                 Derived(
-                    point, ENTRY if entry else MINUTE, start, end, stored(row.emission), quality,
-                    note(a=value, f=row.factor, first=first, last=last), now,
+                    point, ENTRY if entry else MINUTE, start, end, stored(update.emission),
+                    quality, minute_note(value, factor, first, last), now,
                 )
             )  # fmt: skip
             rows.append(
                 Derived(
-                    point, CUMULATIVE, minute * 60.0, minute * 60.0 + 60, stored(row.cumulative),
-                    quality, "", now,
+                    point, CUMULATIVE, minute * 60.0, minute * 60.0 + 60,
+                    stored(update.cumulative), quality, "", now,
                 )
             )  # fmt: skip
         else:
@@ -245,35 +258,32 @@ class RunningAccounting:
                     note(first=first, last=last), now,
                 )
             )  # fmt: skip
-        events += [self._event(a, point) for a in update.alarms]
+        if update.alarms:
+            events += [self._event(a, point) for a in update.alarms]
 
-    def _period_rows(self, point: str, closed: PeriodTotals, now: float) -> list[Derived]:
+    def _period_row(self, point: str, closed: PeriodSums, now: float) -> Derived:
+        """The figure of a period ``point`` closed: its emission, or for a point that only
+        feeds a basis its activity."""
         span = closed.span
-        start, end = span.start_minute * 60.0, span.end_minute * 60.0
+        start, end = _seconds(span.period, span.key, span.offset)
         key, first = self.first[point].get(span.period, (None, None))
         if key != span.key:
             first = None
         last = self.last[point]
-        rows = []
-        total = closed.sources.get(point)
-        if total is not None:
-            rows.append(
-                Derived(
-                    point, period_kind(span.period), start, end, stored(total.tco2), Quality.GOOD,
-                    note(a=total.activity, n=total.minutes, first=first, last=last), now,
-                )
+        rate = self._rate.get(point)
+        if rate is not None:
+            activity, minutes = closed.activity[point], closed.minutes[point]
+            tco2 = EXACT.multiply(activity, rate)
+            return Derived(
+                point, period_kind(span.period), start, end, stored(tco2), Quality.GOOD,
+                period_note(activity, minutes, first, last), now,
             )  # fmt: skip
-        elif closed.bases:
-            sums = next(iter(closed.bases.values()))
-            ratio = self.to_basis[point][0][1]
-            activity = EXACT.divide(sums.activity, ratio)
-            rows.append(
-                Derived(
-                    point, period_kind(span.period, basis=True), start, end, activity,
-                    Quality.GOOD, note(n=sums.minutes, first=first, last=last), now,
-                )
-            )  # fmt: skip
-        return rows
+        basis = next(iter(closed.bases))  # the first it feeds (each has the same activity)
+        activity = EXACT.divide(closed.bases[basis], self.to_basis[point][0][1])
+        return Derived(
+            point, period_kind(span.period, basis=True), start, end, activity, Quality.GOOD,
+            note(n=closed.basis_minutes[basis], first=first, last=last), now,
+        )  # fmt: skip
 
     def _event(self, alarm: AlarmEvent, point: str | None) -> Event:
         event = alarm.to_event()

@@ -126,3 +126,59 @@ def test_live_periods_equal_the_statistics_from_the_store(
             assert t.total_tco2 == batch[span].total_tco2
             assert t.biomass_tco2 == batch[span].biomass_tco2
             assert dict(t.sources) == dict(batch[span].sources)
+
+
+period_choices = st.lists(st.sampled_from(list(Period)), min_size=1, max_size=6, unique=True)
+
+
+@given(stream=minute_streams, periods=period_choices)
+def test_any_choice_of_periods_closes_as_the_statistics(
+    rates: dict[str, SourceRate],
+    stream: list[tuple[int, str, int, int]],
+    periods: list[Period],
+) -> None:
+    # minutes are added to the periods in bulk, whichever is the shortest and in any order
+    base = minute_of(datetime(2024, 2, 28, tzinfo=BEIJING))
+    per_minute: dict[int, dict[str, Decimal]] = {}
+    for offset, source, count, places in stream:
+        per_minute.setdefault(base + offset * 7, {})[source] = D(count).scaleb(-places)
+    live = LiveAccounting(rates, periods=tuple(periods))
+    closed: list[PeriodTotals] = []
+    for minute in sorted(per_minute):
+        closed += live.update(minute, per_minute[minute]).closed
+    closed += live.flush()
+    stored = {
+        name: MinuteSeries.from_values(
+            name, rates[name].unit, [(m, v[name]) for m, v in per_minute.items() if name in v]
+        )
+        for name in rates
+    }
+    for period in periods:
+        batch = indexed(totals(stored, rates, period))
+        mine = {t.span: t for t in closed if t.span.period is period}
+        assert set(mine) == set(batch)
+        for span, t in mine.items():
+            assert t.total_tco2 == batch[span].total_tco2
+            assert dict(t.sources) == dict(batch[span].sources)
+
+
+def test_the_open_periods_read_mid_hour_hold_every_minute_so_far(
+    rates: dict[str, SourceRate],
+) -> None:
+    live = LiveAccounting(rates, periods=(Period.HOUR, Period.DAY, Period.MONTH))
+    t0 = minute_of(datetime(2024, 3, 31, 22, 58, tzinfo=BEIJING))
+    for k, kwh in enumerate(["1.5", "2.25", "3", "4"]):  # 22:58 … 23:01
+        live.update(t0 + k, {"grid": D(kwh)})
+    hour, day, month = (live.open_totals(p) for p in (Period.HOUR, Period.DAY, Period.MONTH))
+    assert hour is not None and day is not None and month is not None
+    assert (hour.sources["grid"].activity, hour.sources["grid"].minutes) == (D("7"), 2)
+    assert (day.sources["grid"].activity, day.sources["grid"].minutes) == (D("10.75"), 4)
+    assert str(day.sources["grid"].activity) == "10.75"  # the exponent of minute-by-minute sums
+    assert month.sources["grid"].activity == D("10.75")
+    live.update(t0 + 4, {"grid": D("0.5")})  # 23:02, after the reading
+    closed = live.update(t0 + 62, {"grid": D(1)}).closed  # 00:00 on 1 April
+    assert [(t.span.label, t.sources["grid"].activity) for t in closed] == [
+        ("2024-03-31 23:00", D("7.5")),
+        ("2024-03-31", D("11.25")),
+        ("2024-03", D("11.25")),
+    ]
