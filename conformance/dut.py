@@ -84,6 +84,9 @@ class PowerCut:
     mode: Literal["fuse", "kill", "relay", "operator"]
     note: str = ""
     bytes_dropped: int | None = None
+    #: The cut landed inside one of the terminal's writes (asked for with ``torn_after``),
+    #: not between them.
+    torn: bool = False
 
 
 # ---- configuration changes the suites may ask for ---------------------------------------------
@@ -218,9 +221,12 @@ class Dut(Protocol):
         """An orderly shutdown (end of the run, not a power cut)."""
         ...
 
-    async def power_off(self) -> PowerCut:
+    async def power_off(self, *, torn_after: int | None = None) -> PowerCut:
         """Cut the power: the terminal stops mid-operation; what it had not made durable is
-        gone (as far as the switch can make it so: see ``PowerCut.mode``)."""
+        gone (as far as the switch can make it so: see ``PowerCut.mode``). ``torn_after``:
+        let it run on until the power dies before its n-th write or sync from now, a cut
+        inside a commit; only a switch under the terminal's disk can, the others cut at once
+        (``PowerCut.torn`` says which happened)."""
         ...
 
     async def power_on(self) -> None:

@@ -170,7 +170,8 @@ async def _apply(
         case "power_off":
             if dut.powered:
                 await owed.snapshot(bench, bench.now())
-                cuts.append(await dut.power_off())
+                torn_after = detail.get("torn_after")
+                cuts.append(await dut.power_off(torn_after=int(torn_after) if torn_after else None))
         case "power_on":
             if not dut.powered:
                 await dut.power_on()

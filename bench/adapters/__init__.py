@@ -13,6 +13,7 @@ from conformance.target import Target
 from simulators.clock import Clock
 from simulators.fleet import FleetRuntime
 from simulators.pki import TestCa
+from simulators.platform.client_tls import ClientCa
 
 
 def make_dut(
@@ -23,14 +24,22 @@ def make_dut(
     clock_mode: ClockMode,
     workdir: Path,
     ca: TestCa | None = None,
+    client_ca: ClientCa | None = None,
 ) -> Dut:
     """The adapter the target file asks for (not started yet); ``ca`` certifies the reference
-    terminal's SM2 key when the target declares ``feature:sm-crypto``."""
+    terminal's SM2 key when the target declares ``feature:sm-crypto``, ``client_ca`` its TLS
+    client key when it declares ``feature:pki``."""
     if target.adapter.kind == "reference":
         from bench.adapters.reference import ReferenceDut  # noqa: PLC0415 - loads the terminal
 
         return ReferenceDut(
-            target, fleet=fleet, clock=clock, clock_mode=clock_mode, workdir=workdir, ca=ca
+            target,
+            fleet=fleet,
+            clock=clock,
+            clock_mode=clock_mode,
+            workdir=workdir,
+            ca=ca,
+            client_ca=client_ca,
         )
     from bench.adapters.external import ExternalDut  # noqa: PLC0415
 

@@ -141,7 +141,8 @@ class ExternalDut:
         await self._management.aclose()
         await self._stack.aclose()
 
-    async def power_off(self) -> PowerCut:
+    async def power_off(self, *, torn_after: int | None = None) -> PowerCut:
+        # A switch in the supply cannot wait for a write to land among: torn_after is moot.
         switch = self._need_switch("cut the power")
         outcome = await switch.cut()
         self._check(outcome, "cut the power")

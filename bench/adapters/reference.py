@@ -14,8 +14,10 @@
   terminal known by the certificate the bench's CA issued), the plain port left to the console.
 - Mutations (``adapter.mutation``), for the mutation check, all by configuration or by the
   uplink relay of ``bench.adapters.relay``: ``sync-off`` (storage.synchronous=OFF),
-  ``rt-20min`` (RtdInterval 1200 s), ``bad-crc``, ``no-retransmission`` and ``wrong-factor``
-  (the grid source accounted with another grid factor).
+  ``rt-20min`` (RtdInterval 1200 s), ``bad-crc``, ``no-retransmission``, ``wrong-factor``
+  (the grid source accounted with another grid factor) and ``no-client-certificate`` (the
+  terminal is not enrolled with the platforms' TLS client CA, though it declares
+  ``feature:pki``).
 """
 
 from __future__ import annotations
@@ -54,9 +56,15 @@ from reference_terminal.api.channel_server import ChannelCredentials, channel_pr
 from reference_terminal.config import TerminalConfig
 from reference_terminal.security.identity import create_device_key, install_certificate
 from reference_terminal.security.secrets import SecretBox
+from reference_terminal.security.tls_client import (
+    certificate_request,
+    create_tls_key,
+    install_tls_certificate,
+)
 from simulators.clock import Clock, VirtualClock
 from simulators.fleet import FleetRuntime
 from simulators.pki import TestCa
+from simulators.platform.client_tls import ClientCa
 from simulators.power import PowerCutMode, VolatileMount, power_cut_mode, volatile_mount
 
 PUSHED = {"mqtt"}
@@ -104,6 +112,7 @@ class ReferenceDut:
         clock_mode: ClockMode,
         workdir: Path,
         ca: TestCa | None = None,
+        client_ca: ClientCa | None = None,
     ) -> None:
         if target.adapter.kind != "reference":
             raise DutError(f"target {target.name!r} is not the reference terminal")
@@ -114,6 +123,7 @@ class ReferenceDut:
         self.workdir = workdir
         self.server = ManagementServer()
         self.ca = ca
+        self.client_ca = client_ca
         #: The dedicated SM management port (ISC-2 §7.4.1.2), when declared: the suites then
         #: speak to the terminal only through it; the plain port stays for the web console.
         self.channel_server: ManagementServer | None = None
@@ -221,6 +231,7 @@ class ReferenceDut:
                 data["security"] = security
             data["apps"] = self._apps(directory)
             self._identity(data, directory)
+            self._client_certificate(data, directory)
             self.config = TerminalConfig.model_validate(data)
             self.runner = ReferenceTarget(self.config, self.clock, self.mount)
         await self.power_on()
@@ -234,12 +245,14 @@ class ReferenceDut:
         await self._management.aclose()
         await self._stack.aclose()
 
-    async def power_off(self) -> PowerCut:
+    async def power_off(self, *, torn_after: int | None = None) -> PowerCut:
         runner = self._runner()
         if runner.terminal is not None:
             # the configuration file survives a cut (the API writes it with fsync): boot on it
             runner.config = runner.terminal.config
         dropped_before = runner.bytes_dropped
+        # the terminal runs on (in time) to the write the cut lands in
+        torn = bool(torn_after) and self.mount is not None and await runner.tear(torn_after or 0)
         with self._still():  # the cut is an instant
             await runner.power_off()
             await self.server.stop(abort=True)
@@ -247,7 +260,11 @@ class ReferenceDut:
                 await self.channel_server.stop(abort=True)
         if self.mount is not None:
             return PowerCut(
-                "fuse", "fuse", self.power_note, bytes_dropped=runner.bytes_dropped - dropped_before
+                "fuse",
+                "fuse",
+                self.power_note,
+                bytes_dropped=runner.bytes_dropped - dropped_before,
+                torn=torn,
             )
         return PowerCut("process", "kill", self.power_note)
 
@@ -375,6 +392,31 @@ class ReferenceDut:
             "key_file": str(key_file),
             "certificate_file": str(certificate_file),
         }
+
+    def _client_certificate(self, data: dict[str, Any], directory: Path) -> None:
+        """Enrolment with the platforms' TLS client CA (ISC-2 §7.4.1) when the target declares
+        ``feature:pki``: the terminal's P-256 key made and sealed on its disk as its own tool
+        does (``python -m reference_terminal.security.tls_client``), its certificate request
+        certified by the CA, and every HTTPS centre told to present the certificate."""
+        target = self._target
+        if self.client_ca is None or not target.implementation.declares("feature:pki"):
+            return
+        if target.adapter.mutation == "no-client-certificate":
+            return
+        keys = directory / "keys"
+        master = data.setdefault("security", {}).setdefault("key_file", str(keys / "terminal.key"))
+        if not Path(master).is_absolute():  # the default is relative: keep it on this disk
+            master = data["security"]["key_file"] = str(keys / "terminal.key")
+        key_file, certificate_file = keys / "tls-client.sealed", keys / "tls-client.cert.pem"
+        key = create_tls_key(key_file, SecretBox.from_key_file(master))
+        issued = self.client_ca.issue(certificate_request(key, self._subject()))
+        install_tls_certificate(certificate_file, issued, key)  # durably: cuts come later
+        for centre in data["uplink"]["centres"]:
+            if centre["protocol"] == "https":
+                centre["client_certificate"] = {
+                    "certificate_file": str(certificate_file),
+                    "key_file": str(key_file),
+                }
 
     def _subject(self) -> str:
         """The CN of the device certificate the bench's CA issues."""

@@ -21,6 +21,10 @@ from simulators.power.mount import VolatileMount
 log = logging.getLogger(__name__)
 
 BOOT_TIMEOUT_S = 120.0  # wall seconds: a terminal that does not come up is the bench's error
+#: A torn cut: how long (virtual s) the terminal may take to make the writes it lands among,
+#: and how often the bench looks whether it has landed.
+TORN_WAIT_S = 10.0
+TORN_POLL_S = 0.01
 
 
 class TargetError(RuntimeError):
@@ -81,6 +85,20 @@ class ReferenceTarget:
                 self._task = None
                 raise TargetError(f"the terminal stopped while booting: {error!r}") from error
             raise TargetError(f"the terminal was not ready after {BOOT_TIMEOUT_S:g} s")
+
+    async def tear(self, after: int) -> bool:
+        """Let the terminal run on until its disk dies before its ``after``-th write or fsync
+        from now: a cut inside a commit (in virtual time a cut at a set instant always finds
+        the terminal idle, every write of that instant done). False when it made no such
+        write within ``TORN_WAIT_S``; the disk is then still powered. ``power_off`` follows."""
+        if self.disk is None:
+            raise TargetError("a torn cut needs the volatile disk (power mode fuse)")
+        await self.disk.arm(after)
+        waited = 0.0
+        while (await self.disk.stats()).powered and waited < TORN_WAIT_S:
+            await self.rtc.clock.sleep(TORN_POLL_S)
+            waited += TORN_POLL_S
+        return not self.disk.powered
 
     async def power_off(self) -> None:
         """The power cut: disk first (nothing after this instant is written), then the CPU."""

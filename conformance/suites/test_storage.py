@@ -36,6 +36,7 @@ async def test_data_survives_48_hours_without_power(bench: Bench, evidence: Test
     evidence.attach_json("power-cuts.json", [asdict(c) for c in played.cuts])
     evidence.record_measurement("acknowledged_windows", played.windows)
     evidence.record_measurement("power_cuts", len(played.cuts))
+    evidence.record_measurement("torn_cuts", sum(c.torn for c in played.cuts))
     lost = sum(len(r.lost) for r in played.results.values())
     evidence.record_measurement("lost", lost)
     assert played.cuts, "the scenario cut no power"
