@@ -3,9 +3,11 @@ prints one JSON object.
 
 For each scenario file and seed (and each ``--set`` variant), one run in a fresh run directory:
 wall seconds (against the issue's limit: 48 h in ≤ 60 s, 7 days in ≤ 180 s), virtual seconds,
-clock steps, power cuts survived, and what the checker found (expected, received, lost,
+clock steps, and per virtual minute the clock steps and wall milliseconds (what a long run's
+wall time grows by), power cuts survived, and what the checker found (expected, received, lost,
 duplicated, unexpected). Runs are sequential: on a 2-core machine two at once measure each
-other. ``--keep DIR`` keeps the run directories (platform record, terminal store, timeline).
+other, so the load average is printed beside them. ``--keep DIR`` keeps the run directories
+(platform record, terminal store, timeline).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ def run_one(path: Path, seed: int | None, overrides: list[str], out: Path) -> di
     scenario = load_scenario(path, seed=seed, overrides=overrides)
     outcome = asyncio.run(run_scenario(scenario, out))
     limit = WALL_LIMIT_S.get(scenario.name)
+    minutes = max(outcome.virtual_seconds / 60.0, 1 / 60)
     return {
         "scenario": scenario.name,
         "seed": scenario.seed,
@@ -49,6 +53,9 @@ def run_one(path: Path, seed: int | None, overrides: list[str], out: Path) -> di
         "within_limit": None if limit is None else outcome.wall_seconds <= limit,
         "speed_x_real_time": round(outcome.virtual_seconds / outcome.wall_seconds, 1),
         "clock_steps": outcome.clock_steps,
+        "clock_steps_per_virtual_minute": round(outcome.clock_steps / minutes, 1),
+        "wall_ms_per_virtual_minute": round(1000 * outcome.wall_seconds / minutes, 1),
+        "load_average_1m": round(os.getloadavg()[0], 2),
     }
 
 

@@ -16,7 +16,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -31,6 +31,11 @@ class Clock(Protocol):
     def monotonic(self) -> float: ...
 
     async def sleep(self, seconds: float) -> None: ...
+
+
+def time_at(clock: Clock, monotonic: float) -> float:
+    """The clock's POSIX time at its ``monotonic`` instant (past or planned)."""
+    return clock.time() + (monotonic - clock.monotonic())
 
 
 class RealClock:
@@ -77,6 +82,7 @@ class VirtualClock:
         self._holds = 0
         self._free = asyncio.Event()  # set while nothing holds the clock
         self._free.set()
+        self._watches: list[Callable[[], bool]] = []
         self.steps = 0
         #: times time moved although a thread still looked busy after ``stuck_after_s`` of
         #: real time (a thread blocked somewhere this clock does not know as waiting)
@@ -120,6 +126,13 @@ class VirtualClock:
             if not self._holds:
                 self._free.set()
 
+    def watch(self, in_flight: Callable[[], bool]) -> Callable[[], None]:
+        """Ask ``in_flight()`` before every step whether something is on its way that the
+        event loop has not been told of yet (bytes a pty's kernel side hands over a moment
+        later); while it says so, time stands still. Returns what stops the watch."""
+        self._watches.append(in_flight)
+        return lambda: self._watches.remove(in_flight)
+
     async def sleep_until(self, monotonic: float) -> None:
         await self.sleep(monotonic - self._mono)
 
@@ -160,10 +173,18 @@ class VirtualClock:
             forced = self.forced_steps
             await self._wait_idle_turns(ready)
             if self.forced_steps != forced:
-                return  # a thread stuck past ``stuck_after_s``: looking again would not help
+                # A thread stuck past ``stuck_after_s``: looking at threads again would not
+                # help, but bytes on their way through a pty arrive in a moment.
+                if not self._in_flight():
+                    return
+                continue
             time.sleep(self.handover_s)  # the GIL and a CPU for a thread just handed work
-            if not (ready or self._holds or _threads_busy()):
+            if not (ready or self._holds or _threads_busy() or self._in_flight()):
                 return
+
+    def _in_flight(self) -> bool:
+        # Every watch is asked (each may hand something over as it is asked), then the verdict.
+        return sum(in_flight() for in_flight in self._watches) > 0
 
     async def _wait_idle_turns(self, ready: object) -> None:
         idle = 0

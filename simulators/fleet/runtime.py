@@ -174,6 +174,17 @@ class MeterRuntime:
                 return fault
         return None
 
+    def quiet_between(self, t0: float, t1: float) -> bool:
+        """Whether no communication fault can play at any instant of [t0, t1]: then
+        :meth:`communication_fault` would return None there without drawing."""
+        for fault in self.faults:
+            if fault.kind not in COMMUNICATION_FAULTS:
+                continue
+            start = self.fleet.at(fault.start)
+            if start <= t1 and (fault.end is None or self.fleet.at(fault.end) > t0):
+                return False
+        return True
+
     def response_delay(self, low_ms: float, high_ms: float) -> float:
         """A seeded answer delay in seconds, uniform in [low, high] ms."""
         return self._rng.uniform(low_ms, high_ms) / 1000.0
@@ -191,6 +202,11 @@ class FleetRuntime:
     clock: Clock = field(default_factory=RealClock)
     #: how serial lines pace what meters send (``simulators.meters.serial_line.Pacing``)
     serial_pacing: Literal["char", "frame"] = "char"
+    #: how OPC UA servers keep their tags: ``periodic`` rewrites them every ``update_s`` on the
+    #: clock; ``on_read`` brings them up to date when a client reads, to what the periodic
+    #: loop would show then (``simulators.meters.opcua``): no clock step per refresh, the
+    #: choice for long virtual-time runs
+    opcua_refresh: Literal["periodic", "on_read"] = "periodic"
     observations: deque[Observation] = field(
         default_factory=lambda: deque(maxlen=OBSERVATIONS_KEPT)
     )

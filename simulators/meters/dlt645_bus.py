@@ -45,6 +45,7 @@ from protocols.dlt645 import (
     read_address_reply,
     read_reply,
 )
+from simulators.clock import time_at
 from simulators.fleet.runtime import FleetRuntime, MeterRuntime
 from simulators.fleet.schema import Bus, Dlt645Meter, Dlt645Point
 from simulators.meters.serial_line import Answer, Layout, SerialLine, answer, stream_frames
@@ -133,29 +134,29 @@ class Dlt645Bus:
             async for frame, ready_at in frames:
                 if isinstance(frame, DLT645Error):
                     continue  # a damaged request: meters discard it
-                answers = self.answers(frame)
+                answers = self.answers(frame, time_at(self.fleet.clock, ready_at))
                 if answers:
                     await answer(line, self.fleet, answers, ready_at)
 
-    def answers(self, frame: Frame) -> list[Answer]:
-        """Who answers ``frame``, and with what (empty: silence). A time sync acts here."""
+    def answers(self, frame: Frame, t: float | None = None) -> list[Answer]:
+        """Who answers ``frame``, and with what (empty: silence). A time sync acts here, for
+        the instant ``t`` the frame ended (default: now)."""
         if frame.is_reply:
             return []  # another meter talking
         targets = [m for m in self._meters if frame.address.matches(m.address)]
         if frame.function == BROADCAST_TIME:
-            self._set_clocks(frame, targets)
+            self._set_clocks(frame, targets, self.fleet.now() if t is None else t)
             return []
         if frame.address.is_broadcast:
             return []  # nobody answers a broadcast
         return [self._answer(m, frame) for m in targets if m.edition == frame.edition]
 
-    def _set_clocks(self, frame: Frame, targets: Sequence[_Meter]) -> None:
+    def _set_clocks(self, frame: Frame, targets: Sequence[_Meter], t: float) -> None:
         try:
             shown = parse_broadcast_time(frame)
         except DLT645Error as exc:
             log.info("bus %s: broadcast time ignored: %s", self.bus.id, exc)
             return
-        t = self.fleet.now()
         for meter in targets:
             meter.runtime.set_clock(t, shown)
 

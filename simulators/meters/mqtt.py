@@ -29,6 +29,7 @@ A collector that loses the broker logs it and reconnects on its next interval.
 from __future__ import annotations
 
 import asyncio  # TaskGroup only: time comes from fleet.clock
+import contextlib
 import json
 import logging
 import random
@@ -37,6 +38,7 @@ from typing import Final
 
 import aiomqtt
 
+from simulators.clock import Clock, VirtualClock
 from simulators.fleet.runtime import FleetRuntime, MeterRuntime
 from simulators.fleet.schema import HttpsCollector, MqttCollector, NamedPoint
 
@@ -122,16 +124,22 @@ async def serve_mqtt(fleet: FleetRuntime, broker: tuple[str, int]) -> None:
     host, port = broker
     async with asyncio.TaskGroup() as group:
         for meter, spec in collectors:
-            fleet.listening(meter.id, "mqtt", f"mqtt://{host}:{port}/{spec.topic}")
             group.create_task(_run_collector(fleet, meter, spec, host, port))
 
 
 async def _run_collector(
     fleet: FleetRuntime, meter: MeterRuntime, spec: MqttCollector, host: str, port: int
 ) -> None:
+    announced = False
     while True:
         try:
             async with aiomqtt.Client(host, port, identifier=f"carbench-{meter.id}") as client:
+                if not announced:
+                    # Once connected: whoever waits for the fleet to listen (under a held
+                    # virtual clock) then finds every collector publishing from the start,
+                    # however long the broker took to accept it.
+                    fleet.listening(meter.id, "mqtt", f"mqtt://{host}:{port}/{spec.topic}")
+                    announced = True
                 await _publish_every(fleet, meter, spec, client)
         except aiomqtt.MqttError as error:
             # Leaving the client while being cancelled can raise MqttError in place of the
@@ -184,4 +192,11 @@ async def _publish_once(
             payload = damage(payload, kind, meter.random())
     if fault is not None and kind == "slow":
         await fleet.clock.sleep(fault.delay_ms / 1000.0)
-    await client.publish(spec.topic, payload, qos=spec.qos)
+    # Under virtual time the broker (another process) answers in no time: the clock would
+    # otherwise move on while an acknowledgement is on its way, by however long it took.
+    with _held(fleet.clock):
+        await client.publish(spec.topic, payload, qos=spec.qos)
+
+
+def _held(clock: Clock) -> contextlib.AbstractContextManager[None]:
+    return clock.hold() if isinstance(clock, VirtualClock) else contextlib.nullcontext()

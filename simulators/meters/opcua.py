@@ -18,7 +18,10 @@ Description names the plant quantity, unit and resolution.
 Every ``update_s`` the server reads all tags at ``fleet.now()`` and writes them with
 SourceTimestamp = ServerTimestamp = that reading time (fleet time, not the wall clock, so
 virtual time shows through; the server's own wall-clock ``CurrentTime`` writer is off and
-``Server.ServerStatus.CurrentTime`` follows the fleet clock instead).
+``Server.ServerStatus.CurrentTime`` follows the fleet clock instead). With the fleet's
+``opcua_refresh = "on_read"`` (long virtual-time runs) the refreshes a client could see are made
+when it reads instead, to what the periodic loop would show then (:class:`_OnRead`): a
+second's refresh no longer costs a clock step.
 
 Communication faults, drawn once per refresh; a fault with ``quantities`` hits only those tags:
 
@@ -37,16 +40,19 @@ timestamp of a non-good value is when the non-good status was recognised).
 
 from __future__ import annotations
 
-import asyncio  # TaskGroup only: time comes from fleet.clock
+import asyncio  # TaskGroup and serving until cancelled only: time comes from fleet.clock
 import logging
+import math
 from copy import copy
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from asyncua import ua as _ua
+from asyncua.common.callback import CallbackType, ServerItemCallback
 from asyncua.server.server import Server
 
+from simulators.clock import time_at
 from simulators.fleet.runtime import FleetRuntime, MeterRuntime
 from simulators.fleet.schema import Fault, NamedPoint, OpcUaServer
 
@@ -116,6 +122,10 @@ async def _serve_one(fleet: FleetRuntime, meter: MeterRuntime, spec: OpcUaServer
         log.info("OPC UA server %s at %s", meter.id, address)
         clock = fleet.clock
         due = clock.monotonic()
+        if fleet.opcua_refresh == "on_read":
+            on_read = _OnRead(fleet, meter, server, tags, spec.update_s, since=due)
+            server.subscribe_server_callback(CallbackType.PreRead, on_read.catch_up)
+            await asyncio.Event().wait()  # serve until cancelled
         while True:
             due = max(due + spec.update_s, clock.monotonic())
             await clock.sleep(max(0.0, due - clock.monotonic()))
@@ -149,14 +159,29 @@ def _hits(fault: Fault | None, point: NamedPoint) -> bool:
     return fault is not None and (not fault.quantities or point.quantity in fault.quantities)
 
 
+Writes = list[tuple[_Tag, Any]]  # (tag, its ua.DataValue)
+
+
 async def _refresh(
     fleet: FleetRuntime, meter: MeterRuntime, server: Server, tags: list[_Tag]
 ) -> None:
     t = fleet.now()
-    stamp = datetime.fromtimestamp(t, UTC)
     fault = meter.communication_fault(t)
-    now: list[tuple[_Tag, ua.DataValue]] = []
-    late: list[tuple[_Tag, ua.DataValue]] = []
+    now, late = _readings(meter, tags, t, fault)
+    await _write(server, now)
+    await _set_current_time(server, datetime.fromtimestamp(t, UTC))
+    if late and fault is not None:
+        await fleet.clock.sleep(fault.delay_ms / 1000.0)
+        await _write(server, late)
+
+
+def _readings(
+    meter: MeterRuntime, tags: list[_Tag], t: float, fault: Fault | None
+) -> tuple[Writes, Writes]:
+    """One refresh at ``t`` under ``fault``: the writes made at once and those made late."""
+    stamp = datetime.fromtimestamp(t, UTC)
+    now: Writes = []
+    late: Writes = []
     for tag in tags:
         hit = fault if _hits(fault, tag.point) else None
         status = ua.StatusCodes.Good
@@ -171,13 +196,101 @@ async def _refresh(
             ServerTimestamp=stamp,
         )
         (late if hit is not None and hit.kind == "slow" else now).append((tag, value))
-    for tag, value in now:
+    return now, late
+
+
+async def _write(server: Server, writes: Writes) -> None:
+    for tag, value in writes:
         await server.write_attribute_value(tag.node_id, value)
-    await _set_current_time(server, stamp)
-    if late and fault is not None:
-        await fleet.clock.sleep(fault.delay_ms / 1000.0)
-        for tag, value in late:
-            await server.write_attribute_value(tag.node_id, value)
+
+
+def _delay(fault: Fault | None) -> float:
+    """How long a refresh under ``fault`` writes its hit tags late (s)."""
+    return fault.delay_ms / 1000.0 if fault is not None and fault.kind == "slow" else 0.0
+
+
+class _OnRead:
+    """The periodic refresh, made when a client reads (``opcua_refresh = "on_read"``).
+
+    The loop refreshes at ``since + update_s``, ``+ 2 update_s`` …, a slow refresh holding the
+    next one back until its late writes are done; each draws the meter's fault at its instant.
+    A read at ``now`` sees the last refresh's writes made by then and, for tags it writes late
+    and has not yet, the refresh before. So a read draws the faults of every refresh since the
+    last read in order (skipping spans where no fault can play, where the loop draws nothing
+    either), then writes those two refreshes. The tags show what the loop would show; what
+    differs is that only these refreshes read the meter (fewer observations), and an
+    Uncertain tag's last good value is the last one read.
+    """
+
+    def __init__(
+        self,
+        fleet: FleetRuntime,
+        meter: MeterRuntime,
+        server: Server,
+        tags: list[_Tag],
+        update_s: float,
+        *,
+        since: float,
+    ) -> None:
+        self.fleet = fleet
+        self.meter = meter
+        self.server = server
+        self.tags = tags
+        self.update_s = update_s
+        self._next = since + update_s  # clock.monotonic() of the next refresh not yet made
+        self._late: tuple[float, Writes] | None = None  # the last refresh's late writes, due at
+        #: What a refresh writes. Reads of anything else (a client's keep-alive reading the
+        #: server's state on its own wall-clock timer) must not make one: what the meter is
+        #: recorded to have read would depend on that timer.
+        self._refreshed = {tag.node_id for tag in tags} | {
+            ua.NodeId(ua.ObjectIds.Server_ServerStatus),
+            ua.NodeId(ua.ObjectIds.Server_ServerStatus_CurrentTime),
+        }
+
+    async def catch_up(self, event: ServerItemCallback, _dispatcher: object) -> None:
+        if not event.is_external:
+            return  # the server's own reads (its status, while writing it)
+        if not any(item.NodeId in self._refreshed for item in event.request_params.NodesToRead):
+            return
+        clock = self.fleet.clock
+        now = clock.monotonic()
+        due: list[tuple[float, Fault | None]] = []  # refreshes since the last read; last two
+        while self._next <= now:
+            if self.meter.quiet_between(time_at(clock, self._next), time_at(clock, now)):
+                skipped = math.floor((now - self._next) / self.update_s)
+                while skipped and self._next + skipped * self.update_s > now:
+                    skipped -= 1  # float rounding
+                due = [(self._next + skipped * self.update_s, None)]
+                self._next += (skipped + 1) * self.update_s
+                break
+            at = self._next
+            fault = self.meter.communication_fault(time_at(clock, at))
+            due = [*due[-1:], (at, fault)]
+            self._next = at + max(self.update_s, _delay(fault))
+        if due:
+            await self._made(due, now)
+        if self._late is not None and self._late[0] <= now:
+            await _write(self.server, self._late[1])
+            self._late = None
+
+    async def _made(self, due: list[tuple[float, Fault | None]], now: float) -> None:
+        clock = self.fleet.clock
+        if self._late is not None:  # done before the next refresh began
+            await _write(self.server, self._late[1])
+            self._late = None
+        at, fault = due[-1]
+        if len(due) == 2 and fault is not None:
+            # Its faults leave some tags as the refresh before left them: every write of that
+            # one was done before this one began.
+            before, before_fault = due[0]
+            early, late = _readings(self.meter, self.tags, time_at(clock, before), before_fault)
+            await _write(self.server, early + late)
+        t = time_at(clock, at)
+        early, late = _readings(self.meter, self.tags, t, fault)
+        await _write(self.server, early)
+        await _set_current_time(self.server, datetime.fromtimestamp(t, UTC))
+        if late:
+            self._late = (at + _delay(fault), late)
 
 
 async def _set_current_time(server: Server, stamp: datetime) -> None:

@@ -15,6 +15,7 @@ import pytest
 from asyncua import ua as _ua
 from asyncua.client.client import Client
 
+from simulators.clock import VirtualClock
 from simulators.fleet import FleetRuntime, quantize
 from simulators.fleet.schema import Fleet, NamedPoint, OpcUaServer
 from simulators.meters.opcua import serve_opcua
@@ -151,10 +152,11 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(scope="module")
-async def bench(anyio_backend: str) -> AsyncIterator[Bench]:
+# Every test holds for both ways of refreshing: a client cannot tell them apart.
+@pytest.fixture(scope="module", params=["periodic", "on_read"])
+async def bench(anyio_backend: str, request: pytest.FixtureRequest) -> AsyncIterator[Bench]:
     clock = ShiftedClock(START.timestamp() + 0.5 * HOUR)
-    fleet = FleetRuntime(fleet_spec([DCS, EMS], FAULTS), clock)
+    fleet = FleetRuntime(fleet_spec([DCS, EMS], FAULTS), clock, opcua_refresh=request.param)
     async with serving(fleet) as task:
         url = next(e.address for e in fleet.endpoints if e.meter == "dcs")
         async with Client(url) as client:
@@ -289,3 +291,38 @@ async def test_each_meter_has_its_own_server(bench: Bench) -> None:
             bench.point("Energy"),
         )
         assert Decimal(repr(value.Value.Value)) == truth
+
+
+def test_on_read_refreshes_cost_the_virtual_clock_no_step() -> None:
+    """Under virtual time an idle hour is one clock step, not one a refresh; a read then shows
+    the refresh of its instant, as the periodic loop would."""
+
+    async def main() -> None:
+        clock = VirtualClock(START.timestamp() + 0.5 * HOUR)
+        fleet = FleetRuntime(fleet_spec([DCS], []), clock, opcua_refresh="on_read")
+        with clock.hold():  # the address space takes real time, no plant time
+            task = asyncio.create_task(serve_opcua(fleet))
+            await until(lambda: bool(fleet.endpoints) or task.done())
+        try:
+            async with Client(fleet.endpoints[0].address) as client:
+                ns = await client.get_namespace_index(NAMESPACE)
+                steps = clock.steps
+                await clock.sleep(HOUR + 0.25)
+                assert clock.steps == steps + 1
+                node = client.get_node(ua.NodeId("dcs.Energy", ns))
+                value: Any = await node.read_data_value()
+                last_refresh = clock.time() - 0.05  # every 0.1 s since the start: 3600.2 s
+                assert source_time(value) == pytest.approx(last_refresh, abs=1e-5)
+                spec = fleet.spec.meter("dcs")
+                assert isinstance(spec, OpcUaServer)
+                truth = quantize(
+                    fleet.plant.value("grid.energy_import_kwh", source_time(value)), spec.tags[0]
+                )
+                assert Decimal(repr(value.Value.Value)) == truth
+                assert len(fleet.observations) == 2 * 3  # set-up and one refresh, not 36 001
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    asyncio.run(main())

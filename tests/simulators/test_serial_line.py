@@ -10,6 +10,7 @@ import asyncio
 import os
 import random
 import time
+import tty
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ import pytest
 import serial
 
 from protocols import dlt645
-from simulators.clock import RealClock
+from simulators.clock import RealClock, VirtualClock
 from simulators.fleet import FleetRuntime
 from simulators.fleet.schema import Bus, Fault, Fleet
 from simulators.meters.serial_buses import running_serial_buses, serve_serial_buses
@@ -197,6 +198,86 @@ def test_one_talker_at_a_time() -> None:
             ser.close()
 
     run(main)
+
+
+def terminal_end(line: SerialLine) -> int:
+    """The terminal's end of the pty, raw, for writing at chosen virtual instants."""
+    fd = os.open(line.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    tty.setraw(fd)
+    return fd
+
+
+def test_frame_pacing_lets_inbound_bytes_push_a_planned_answer_back_until_it_starts() -> None:
+    """A frame-paced answer is planned ahead (one clock step), yet the wire is as if the meter
+    had waited for its moment: what the terminal sends before the answer's start delays it
+    (half-duplex), what it sends after collides with it."""
+
+    async def main() -> None:
+        clock = VirtualClock(1_767_196_800.0)
+        async with SerialLine(bus(9600, "8N1"), clock, pacing="frame") as line:
+            char = line.char_s
+            fd = terminal_end(line)
+            try:
+                answer = asyncio.create_task(line.send(bytes(10), at=0.1))
+                await clock.sleep_until(0.05)
+                os.write(fd, bytes(100))  # on the wire until 0.05 + 100 chars, past 0.1
+                end = await answer
+                assert end == pytest.approx(0.05 + 100 * char + 10 * char)
+                assert line.collisions == 0
+                assert clock.monotonic() == end
+                assert len(os.read(fd, 100)) == 10  # written whole at its end
+
+                answer = asyncio.create_task(line.send(bytes(10), at=0.3))
+                await clock.sleep_until(0.305)
+                os.write(fd, bytes(5))  # the meter is talking: a collision, no delay
+                assert await answer == pytest.approx(0.3 + 10 * char)
+                assert line.collisions == 5
+            finally:
+                os.close(fd)
+
+    run(main)
+
+
+def test_under_frame_pacing_an_exchange_costs_the_clock_one_step(tmp_path: Path) -> None:
+    """The request is handed to the meter as soon as it is read, stamped with its last byte's
+    arrival; the answer, with the values of the instant it starts, reaches the terminal when
+    its last byte would: time moves once, to that instant."""
+    fleet = small_fleet(tmp_path / "tty645")
+    fleet.clock = clock = VirtualClock(datetime.now(UTC).timestamp())
+    fleet.serial_pacing = "frame"
+    request = dlt645.encode(dlt645.read_request(dlt645.Address("000000000001"), 0x00010000))
+
+    async def main() -> tuple[bytes, float, SerialLine]:
+        async with running_serial_buses(fleet) as lines:
+            line = lines["b645"]
+            fd = terminal_end(line)
+            loop = asyncio.get_running_loop()
+            replied: asyncio.Future[bytes] = loop.create_future()
+
+            def on_reply() -> None:
+                if not replied.done():
+                    replied.set_result(os.read(fd, 100))
+
+            loop.add_reader(fd, on_reply)
+            try:
+                steps = clock.steps
+                os.write(fd, request)
+                reply = await replied
+                assert clock.steps == steps + 1
+                return reply, clock.monotonic(), line
+            finally:
+                loop.remove_reader(fd)
+                os.close(fd)
+
+    reply, answered, line = run(main)
+    (value,) = dlt645.read_values(dlt645.decode(reply))
+    observed = fleet.observations[-1]
+    started = answered - len(reply) * line.char_s
+    delay = started - len(request) * line.char_s  # the request began at 0
+    low, high = line.bus.response_delay_ms
+    assert low / 1000 <= delay <= high / 1000
+    assert observed.t == pytest.approx(clock.time() - len(reply) * line.char_s, abs=1e-6)
+    assert value.value == observed.value
 
 
 # ---- inbound timing and framing ---------------------------------------------------------------

@@ -157,3 +157,27 @@ def test_time_stands_still_while_held_however_long_the_work_takes() -> None:
         task.cancel()
 
     asyncio.run(main())
+
+
+def test_time_stands_still_while_a_watch_sees_something_in_flight() -> None:
+    """Bytes inside a pty reach the other end from a kernel worker a moment later: whoever
+    can see them asks the clock to wait (simulators.meters.serial_line)."""
+
+    async def main() -> None:
+        clock = VirtualClock(T0)
+        in_flight = [True, True, True]
+        asked: list[float] = []
+
+        def watch() -> bool:
+            asked.append(clock.monotonic())
+            return bool(in_flight) and in_flight.pop()
+
+        stop = clock.watch(watch)
+        await clock.sleep(1)
+        assert clock.monotonic() == 1.0 and asked[:4] == [0.0] * 4  # three times no, then yes
+        stop()
+        seen = len(asked)
+        await clock.sleep(1)
+        assert len(asked) == seen  # no longer asked
+
+    asyncio.run(main())
