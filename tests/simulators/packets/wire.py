@@ -96,19 +96,27 @@ class UdpEcho:
     def __init__(self, link: DeviceLink) -> None:
         self.sock = link.socket("device", socket.SOCK_DGRAM)
         self.sock.bind((link.device_address, 0))
+        # closing a socket does not wake a thread blocked in recvfrom: poll, so close() can end
+        # the thread (a thread left blocked counts as busy to a later test's virtual clock)
+        self.sock.settimeout(0.1)
         self.address: tuple[str, int] = self.sock.getsockname()
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
     def _serve(self) -> None:
-        while True:
+        while not self._closing.is_set():
             try:
                 data, peer = self.sock.recvfrom(2048)
                 self.sock.sendto(data, peer)
+            except TimeoutError:
+                continue
             except OSError:
                 return  # closed
 
     def close(self) -> None:
+        self._closing.set()
+        self._thread.join(timeout=5)
         self.sock.close()
 
 
