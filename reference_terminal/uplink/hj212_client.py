@@ -29,7 +29,7 @@ from reference_terminal.config import Hj212Centre
 from reference_terminal.tasks import first_of
 from reference_terminal.uplink.commands import Commands
 from reference_terminal.uplink.frames import local_time
-from reference_terminal.uplink.outbox import START, BacklogCursor, Entry, Outbox
+from reference_terminal.uplink.outbox import START, BacklogCursor, Entry, Feed, Outbox
 from reference_terminal.uplink.retry import Backoff
 from reference_terminal.uplink.session import UplinkSession
 from reference_terminal.uplink.settings import CentreSettings
@@ -66,15 +66,16 @@ class ClientStatus:
 class _Link:
     """One connection's state."""
 
-    def __init__(self, session: UplinkSession, boundary: int) -> None:
+    def __init__(self, session: UplinkSession, feed: Feed) -> None:
         self.session = session
-        self.boundary = boundary  # entries with id ≤ boundary are the backlog
-        self.live: deque[Entry] = deque()
+        self.feed = feed
+        self.boundary = feed.boundary  # entries with id ≤ boundary are the backlog
+        self.live = feed.live  # the outbox appends the entries enqueued past it
         self.backlog: deque[Entry] = deque()
         self.backlog_cursor: BacklogCursor = START
-        self.backlog_done = boundary == 0
+        self.backlog_done = feed.boundary == 0
         self.in_flight: dict[str, Entry] = {}
-        self.wake = asyncio.Event()
+        self.wake = feed.wake
         self.kick = asyncio.Event()  # the timer's earliest deadline may have moved
         self.tasks: set[asyncio.Task[None]] = set()  # commands being answered
 
@@ -101,20 +102,10 @@ class Hj212Client:
         self.status = ClientStatus()
         self._link: _Link | None = None
         self._writer: asyncio.StreamWriter | None = None
-        outbox.listener = self._offer
         cipher = None if centre.cp_key is None else Sm4CpCipher(bytes.fromhex(centre.cp_key))
         self._decode = DecodeOptions(cp_cipher=cipher)
 
     # ---- the outside ---------------------------------------------------------------------
-    def _offer(self, entries: list[Entry]) -> None:
-        link = self._link
-        if link is None:
-            return  # found in the outbox when the link comes up
-        for entry in entries:
-            if entry.id > link.boundary:
-                link.live.append(entry)
-        link.wake.set()
-
     def timing_changed(self) -> None:
         if self._link is not None:
             self._link.kick.set()
@@ -153,6 +144,8 @@ class Hj212Client:
             finally:
                 self.status.connected = False
                 self.status.in_flight = 0
+                if self._link is not None:
+                    self.outbox.close_feed(self._link.feed)
                 self._link = None
                 self._writer = None
                 writer.close()
@@ -172,7 +165,7 @@ class Hj212Client:
             decode=self._decode,
         )
         session = UplinkSession(config, self.outbox.qns)
-        link = _Link(session, await self.outbox.max_id())
+        link = _Link(session, await self.outbox.open_feed())
         self._link, self._writer = link, writer
         # asyncio.wait rather than a TaskGroup: Python 3.11's TaskGroup leaves the parent
         # "cancelling" after a child fails, which would hide a real cancellation from us.

@@ -23,7 +23,7 @@ from reference_terminal.clock import Clock
 from reference_terminal.config import HttpsCentre
 from reference_terminal.model import Event
 from reference_terminal.uplink.hj212_client import BACKLOG_CHUNK, ClientStatus
-from reference_terminal.uplink.outbox import START, BacklogCursor, Entry, Outbox
+from reference_terminal.uplink.outbox import START, BacklogCursor, Entry, Feed, Outbox
 from reference_terminal.uplink.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -53,17 +53,7 @@ class HttpsClient:
         self.utc_offset_s = utc_offset_s
         self.backoff = backoff or Backoff(centre.backoff)
         self.status = ClientStatus()
-        self._live: deque[Entry] = deque()
-        self._boundary: int | None = None
-        self._wake = asyncio.Event()
         self._alarmed: set[int] = set()
-        outbox.listener = self._offer
-
-    def _offer(self, entries: list[Entry]) -> None:
-        if self._boundary is None:
-            return
-        self._live.extend(e for e in entries if e.id > self._boundary)
-        self._wake.set()
 
     def _verify(self) -> ssl.SSLContext | bool:
         if self.tls is not None:
@@ -86,25 +76,29 @@ class HttpsClient:
                     log.info("uplink %s: %s; again in %.1f s", self.centre.name, exc, delay)
                     await self.clock.sleep(delay)
                 finally:
-                    self._boundary = None
                     self.status.in_flight = 0
 
     async def _round(self, client: httpx.AsyncClient) -> None:
         """Send until something fails: the live frames, then the backlog oldest-first."""
         await self.outbox.flush()
-        boundary = await self.outbox.max_id()
-        self._boundary = boundary
-        self._live.clear()
+        feed = await self.outbox.open_feed()
+        try:
+            await self._send(client, feed)
+        finally:
+            self.outbox.close_feed(feed)
+
+    async def _send(self, client: httpx.AsyncClient, feed: Feed) -> None:
+        boundary = feed.boundary
         cursor: BacklogCursor = START
         done = boundary == 0
         backlog: deque[Entry] = deque()
         window = self.centre.outbox.window
         while True:
-            self._wake.clear()
+            feed.wake.clear()
             batch: list[Entry] = []
             while len(batch) < window:
-                if self._live:  # live frames first
-                    batch.append(self._live.popleft())
+                if feed.live:  # live frames first
+                    batch.append(feed.live.popleft())
                     continue
                 if not backlog and not done:
                     chunk = await self.outbox.load(cursor, boundary, BACKLOG_CHUNK)
@@ -117,7 +111,7 @@ class HttpsClient:
                 batch.append(backlog.popleft())
             self.status.backlog_left = bool(backlog) or not done
             if not batch:
-                await self._wake.wait()
+                await feed.wake.wait()
                 continue
             resent = sum(1 for e in batch if e.qn is not None)
             batch = await self.outbox.assign_qns(batch)

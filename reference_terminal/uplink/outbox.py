@@ -9,6 +9,12 @@ The rules that make "every reading reaches every centre" survive a power cut at 
   resent after a restart carries the same QN and DataTime, so a platform can de-duplicate.
 - A frame leaves the outbox only when acknowledged (9014 for HJ 212, a success reply over
   HTTPS). Duplicates are possible only for frames whose acknowledgement was not yet committed.
+- A link coming up sends the entries up to a boundary read from the store as backlog and those
+  enqueued past it as live (:class:`Feed`). The boundary is read by the store's writer, after
+  any scan already committing, and entries enqueued while it is read are kept: an entry lies on
+  one side or the other, never in between (a frame once stayed in the outbox until the next
+  reconnection: committed after a boundary read that had started before it, and handed on
+  before that read returned).
 - The outbox is bounded (≥ one week of data, checked by the configuration). Reaching the bound
   is an alarm and an audit entry; the frames not taken stay as data in the store behind the
   cursor and are enqueued once room is made: nothing is ever dropped.
@@ -22,8 +28,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, func, select, tuple_
@@ -202,6 +209,23 @@ def assign_qns(
     set_state(conn, centre, LAST_QN, last)
 
 
+# ---- a link's feed ---------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Feed:
+    """What one link sends: the backlog is every entry with ``id <= boundary`` (loaded from the
+    store), the live entries are those enqueued past it, appended to ``live`` as they are."""
+
+    boundary: int = -1  # -1 while it is read: every entry enqueued meanwhile is kept
+    live: deque[Entry] = field(default_factory=deque)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def offer(self, entries: Sequence[Entry]) -> None:
+        self.live.extend(e for e in entries if e.id > self.boundary)
+        self.wake.set()
+
+
 # ---- the async face ----------------------------------------------------------------------------
 
 
@@ -213,8 +237,8 @@ class OutboxStats:
 
 
 class Outbox:
-    """One centre's outbox. ``listener`` is told of every entry enqueued (the client sends live
-    frames at once instead of finding them in the store later)."""
+    """One centre's outbox. The feed of the link that is up is given every entry enqueued (the
+    client sends live frames at once instead of finding them in the store later)."""
 
     def __init__(
         self, store: Store, centre: str, bound: int, clock: Clock, utc_offset_s: int
@@ -225,7 +249,7 @@ class Outbox:
         self.clock = clock
         self.utc_offset_s = utc_offset_s
         self.qns = QnSource()
-        self.listener: Callable[[list[Entry]], None] | None = None
+        self._feed: Feed | None = None
         self.full = False
         self.stats = OutboxStats()
         self._acks: list[int] = []
@@ -239,8 +263,24 @@ class Outbox:
     async def size(self) -> int:
         return await self.store.run_in_reader(lambda c: count(c, self.centre))
 
-    async def max_id(self) -> int:
-        return await self.store.run_in_reader(lambda c: max_id(c, self.centre))
+    async def open_feed(self) -> Feed:
+        """The feed of a link coming up (one link at a time; see the module's rules)."""
+        feed = Feed()
+        self._feed = feed  # from now on: nothing enqueued while the boundary is read is missed
+        try:
+            # by the writer: a scan it is committing, even of a producer stopped before it
+            # could hand its entries on (a reconfiguration), is behind the boundary
+            boundary = await self.store.run_in_writer(lambda c: max_id(c, self.centre))
+        except BaseException:
+            self.close_feed(feed)
+            raise
+        feed.boundary = boundary
+        feed.live = deque(e for e in feed.live if e.id > boundary)
+        return feed
+
+    def close_feed(self, feed: Feed) -> None:
+        if self._feed is feed:
+            self._feed = None
 
     async def load(self, after: BacklogCursor, upto_id: int | None, limit: int) -> list[Entry]:
         return await self.store.run_in_reader(lambda c: load(c, self.centre, after, upto_id, limit))
@@ -262,11 +302,11 @@ class Outbox:
         return entries
 
     def delivered(self, entries: list[Entry]) -> None:
-        """Entries committed to the outbox: count them and tell the listener."""
+        """Entries committed to the outbox: count them and hand them to the link that is up."""
         if entries:
             self.stats.enqueued += len(entries)
-            if self.listener is not None:
-                self.listener(entries)
+            if self._feed is not None:
+                self._feed.offer(entries)
 
     async def report_full(self, waiting: int, origin: str) -> None:
         """The alarm and the audit entry for a full outbox, once per episode."""
