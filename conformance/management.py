@@ -36,6 +36,7 @@ clause under test (:class:`ManagementRefused`, an assertion about the terminal).
 from __future__ import annotations
 
 import base64
+import copy
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -206,9 +207,12 @@ class Management:
         timeout_s: float = 30.0,
         still: Callable[[], AbstractContextManager[None]] | None = None,
         channel: ChannelAccess | None = None,
+        local_address: str | None = None,
     ) -> None:
         #: The SM management port: when given, every request goes through it (base_url too).
         self.channel = channel
+        #: The bench's address the connections come from (None: the system chooses).
+        self.local_address = local_address
         if channel is not None:
             base_url = channel.base_url
         self.base_url = base_url.rstrip("/")
@@ -245,9 +249,22 @@ class Management:
                 return role
         return None
 
+    def from_address(self, local_address: str) -> Management:
+        """The same client connecting from ``local_address`` (another address of the bench's
+        host), with sessions of its own."""
+        other = copy.copy(self)
+        other.local_address = local_address
+        other._tokens, other._refused, other._client = {}, set(), None
+        return other
+
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            transport = None if self.channel is None else ChannelTransport(self.channel.trust)
+            local = self.local_address
+            transport: httpx.AsyncBaseTransport | None = None
+            if self.channel is not None:
+                transport = ChannelTransport(self.channel.trust, local_address=local)
+            elif local is not None:
+                transport = httpx.AsyncHTTPTransport(local_address=local)
             self._client = httpx.AsyncClient(
                 base_url=self.base_url, timeout=self.timeout_s, transport=transport
             )

@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    ValidationError,
+    model_validator,
+)
 
 Protocol = Literal[
     "modbus-tcp",
@@ -201,6 +208,10 @@ class Parameters(_Strict):
     latency_limit_ms: float = Field(20.0, gt=0)
     #: ISC-2 §7.2.3(4): days of history kept online (≥ 183).
     history_days: int | None = None
+    #: ISC-2 §7.4.1.2(3): an address of the bench's host from which the terminal must refuse an
+    #: administrator's login (the address the bench otherwise connects from being allowed).
+    #: None: the clause is not judged.
+    admin_refused_source: IPvAnyAddress | None = None
     #: External devices: the terminal's points and the bench's meters they read.
     points: list[PointMap] = []
     #: External devices declaring remote-upgrade: signed packages to install (the reference

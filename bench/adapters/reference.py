@@ -362,7 +362,7 @@ class ReferenceDut:
                     "password_hash": await _hash(account.password),
                 }
             )
-        return {
+        security: dict[str, Any] = {
             "enabled": True,
             "key_file": str(directory / "keys" / "terminal.key"),
             "state_dir": str(directory / "security"),
@@ -370,6 +370,11 @@ class ReferenceDut:
             # the cheapest rounds the terminal allows: every control operation checks one
             "passwords": {"kdf_iterations": KDF_ITERATIONS},
         }
+        if self._target.parameters.admin_refused_source is not None:
+            # ISC-2 §7.4.1.2(3): administrators only from the address the bench connects from
+            # (its own loopback address reaching the management port on it)
+            security["admin_networks"] = [f"{self.server.host}/32"]
+        return security
 
     def _identity(self, data: dict[str, Any], directory: Path) -> None:
         """Enrolment (ISC-2 §7.4.1) when the target declares ``feature:sm-crypto``: the

@@ -11,6 +11,7 @@ import pytest
 from conformance.bench import Bench
 from conformance.channel_probe import Probe, flip, http_get
 from conformance.evidence import TestLog, step
+from conformance.management import ADMINISTRATOR, AUDITOR, OPERATOR, Management
 from conformance.verdicts import Inconclusive
 from protocols.hj212 import Command
 from simulators.platform import HttpsServer
@@ -75,6 +76,47 @@ async def test_repeated_login_failures_lock_the_account(bench: Bench, evidence: 
     evidence.attach_json("answers.json", {"wrong": answers, "right": right.status_code})
     assert all(a >= 400 for a in answers), f"a wrong password was accepted: {answers}"
     assert right.status_code >= 400, "the right password still logs in after the failures"
+
+
+@pytest.mark.clause("ISC-2 §7.4.1.2", "ISC-2 §7.4.1.2(3)")
+async def test_administrators_log_in_only_from_allowed_addresses(
+    bench: Bench, evidence: TestLog
+) -> None:
+    """From an address outside the allowed ones an administrator's login is refused, while the
+    other roles log in from there and the administrator from the bench's usual address."""
+    await bench.warm()
+    refused_from = bench.dut.target.parameters.admin_refused_source
+    management = bench.dut.management
+    admin = management.account(ADMINISTRATOR)
+    if refused_from is None or admin is None:
+        raise Inconclusive(
+            "the target gives no parameters.admin_refused_source (an address of the bench's "
+            "host the terminal must refuse administrators from) or no administrator account",
+            "ISC-2 §7.4.1.2(3)",
+        )
+    others = [r for r in (OPERATOR, AUDITOR) if management.account(r) is not None]
+
+    async def login(client: Management, role: str) -> int:
+        user, password = client.accounts[role]
+        body = {"user": user, "password": password}
+        answer = await client.request("POST", "/auth/login", authenticated=False, json=body)
+        return answer.status_code
+
+    stranger = management.from_address(str(refused_from))
+    try:
+        with step(f"log in from {refused_from}"):
+            there = {role: await login(stranger, role) for role in (ADMINISTRATOR, *others)}
+    finally:
+        await stranger.aclose()
+    with step("log in as the administrator from the bench's usual address"):
+        home = await login(management, ADMINISTRATOR)
+    evidence.attach_json("answers.json", {f"from {refused_from}": there, "usual address": home})
+    assert there[ADMINISTRATOR] in REFUSED, (
+        f"an administrator logged in from {refused_from} ({there[ADMINISTRATOR]})"
+    )
+    assert home < 300, f"the administrator could not log in from the usual address ({home})"
+    refused = {r: code for r, code in there.items() if r != ADMINISTRATOR and code >= 300}
+    assert not refused, f"other roles refused from {refused_from} too: {refused}"
 
 
 @pytest.mark.clause("ISC-2 §7.4.1.2", "ISC-2 §7.4.1.2(1)", "ISC-2 §7.4.1.2(2)")

@@ -135,13 +135,22 @@ class ChannelStream:
 
 
 async def open_channel(
-    host: str, port: int, trust: ServerTrust, *, key: Sm2PrivateKey | None = None
+    host: str,
+    port: int,
+    trust: ServerTrust,
+    *,
+    key: Sm2PrivateKey | None = None,
+    local_address: str | None = None,
 ) -> ChannelStream:
-    """Connect and finish the handshake; raises the :class:`ChannelError` that ended it (the
-    terminal's alert as :class:`~protocols.smchannel.errors.PeerAlert`) or ``OSError``."""
+    """Connect (from ``local_address`` if given) and finish the handshake; raises the
+    :class:`ChannelError` that ended it (the terminal's alert as
+    :class:`~protocols.smchannel.errors.PeerAlert`) or ``OSError``."""
     loop = asyncio.get_running_loop()
     connection = ClientConnection(trust, key=key)
-    _, protocol = await loop.create_connection(lambda: _Protocol(connection), host, port)
+    local = None if local_address is None else (local_address, 0)
+    _, protocol = await loop.create_connection(
+        lambda: _Protocol(connection), host, port, local_addr=local
+    )
     while protocol.established is None:
         if protocol.error is not None:
             raise protocol.error
@@ -200,7 +209,9 @@ class _Backend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         try:
             async with asyncio.timeout(timeout):
-                stream = await open_channel(host, port, self._trust, key=self._key)
+                stream = await open_channel(
+                    host, port, self._trust, key=self._key, local_address=local_address
+                )
         except TimeoutError as exc:
             raise httpcore.ConnectTimeout(f"SM channel handshake with {host}:{port}") from exc
         except (ChannelError, OSError) as exc:
@@ -229,6 +240,7 @@ class ChannelTransport(httpx.AsyncHTTPTransport):
         *,
         key: Sm2PrivateKey | None = None,
         limits: httpx.Limits = LIMITS,
+        local_address: str | None = None,
     ) -> None:
         super().__init__(limits=limits)
         self._pool = httpcore.AsyncConnectionPool(
@@ -237,6 +249,7 @@ class ChannelTransport(httpx.AsyncHTTPTransport):
             keepalive_expiry=limits.keepalive_expiry,
             http1=True,
             http2=False,
+            local_address=local_address,
             network_backend=_Backend(trust, key),
         )
 
