@@ -12,7 +12,7 @@ Two adapters implement it: ``bench.adapters.reference`` and ``bench.adapters.ext
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -247,6 +247,12 @@ class Dut(Protocol):
     def device_certificate(self) -> str | None:
         """Its SM2 device certificate (PEM) the platform centres verify its records' signatures
         with (ISC-2 §7.4.1, CSMT §7.4); None when the bench was given none."""
+        ...
+
+    def stored_data(self) -> Mapping[str, Path]:
+        """Files of its important stored data (ISC-2 §7.4.1.4: 鉴别数据, keys) the bench can
+        reach while the power is off, by what each holds; empty when it cannot (a separate
+        device's storage is the lab's to open)."""
         ...
 
     def describe(self) -> dict[str, Any]:

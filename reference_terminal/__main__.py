@@ -17,6 +17,7 @@ from reference_terminal.api.channel_server import ChannelCredentials, channel_pr
 from reference_terminal.app import Terminal
 from reference_terminal.config import ConfigError, load_config
 from reference_terminal.runtime import settle_heap, tune_process
+from reference_terminal.security.errors import SecurityError
 
 
 async def _run(terminal: Terminal) -> None:
@@ -76,8 +77,32 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    asyncio.run(_serve(Terminal(config, config_path=Path(args.config))))
+    try:
+        asyncio.run(_serve(Terminal(config, config_path=Path(args.config))))
+    except (SecurityError, ExceptionGroup) as exc:
+        refused = _refusals(exc)
+        if refused is None:
+            raise
+        for reason in refused:  # e.g. its stored credentials fail their integrity check
+            print(f"the terminal refuses to start: {reason}", file=sys.stderr)
+        return 3
     return 0
+
+
+def _refusals(exc: BaseException) -> list[SecurityError] | None:
+    """The security refusals ``exc`` is made of (through task groups), or None when it holds
+    anything else."""
+    if isinstance(exc, SecurityError):
+        return [exc]
+    if isinstance(exc, BaseExceptionGroup):
+        found: list[SecurityError] = []
+        for inner in exc.exceptions:
+            refused = _refusals(inner)
+            if refused is None:
+                return None
+            found += refused
+        return found
+    return None
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, Literal
@@ -187,6 +187,9 @@ class ExternalDut:
     def device_certificate(self) -> str | None:
         # an external terminal's certificate comes from its own PKI: not in the target file yet
         return None
+
+    def stored_data(self) -> Mapping[str, Path]:
+        return {}  # its disk is inside the box
 
     def describe(self) -> dict[str, Any]:
         return {

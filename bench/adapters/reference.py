@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from bench.adapters.changes import apply_changes, render_code
 from bench.adapters.management_server import ManagementServer
 from bench.adapters.relay import BrokenUplink
 from bench.scenario.config import deep_merge
-from bench.scenario.target import ReferenceTarget
+from bench.scenario.target import ReferenceTarget, TargetError
 from bench.terminal_for_fleet import item_codes, terminal_config
 from conformance.dut import (
     AppPackages,
@@ -54,6 +54,7 @@ from protocols.smcrypto import Sm2PrivateKey
 from reference_terminal.api import create_app
 from reference_terminal.api.channel_server import ChannelCredentials, channel_protocol
 from reference_terminal.config import TerminalConfig
+from reference_terminal.security.errors import SecurityError
 from reference_terminal.security.identity import create_device_key, install_certificate
 from reference_terminal.security.secrets import SecretBox
 from reference_terminal.security.tls_client import (
@@ -61,6 +62,7 @@ from reference_terminal.security.tls_client import (
     create_tls_key,
     install_tls_certificate,
 )
+from reference_terminal.security.users import USERS_FILE
 from simulators.clock import Clock, VirtualClock
 from simulators.fleet import FleetRuntime
 from simulators.pki import TestCa
@@ -271,9 +273,15 @@ class ReferenceDut:
     async def power_on(self) -> None:
         runner = self._runner()
         with self._still():  # booting takes no terminal time (its wall time varies)
-            await runner.power_on()
-            assert runner.terminal is not None
-            app = create_app(runner.terminal)  # one app: both ports share sessions, lockouts
+            try:
+                await runner.power_on()
+                assert runner.terminal is not None
+                app = create_app(runner.terminal)  # one app: both ports share sessions, lockouts
+            except SecurityError as exc:  # as its process would: it stops, refusing its data
+                await runner.power_off()
+                raise DutError(f"the terminal refused to start: {exc}") from exc
+            except TargetError as exc:
+                raise DutError(str(exc)) from exc
             await self.server.start(runner.terminal, app)
             if self.channel_server is not None:
                 credentials = ChannelCredentials.from_config(runner.terminal.config)
@@ -292,6 +300,15 @@ class ReferenceDut:
 
     def device_certificate(self) -> str | None:
         return self._certificate
+
+    def stored_data(self) -> Mapping[str, Path]:
+        config = self._live_config()
+        files = {}
+        if config.security.enabled:
+            files["credentials"] = Path(config.security.state_dir) / USERS_FILE
+        if self._certificate is not None:  # enrolled: its SM2 key is on its disk
+            files["device key"] = Path(config.identity.key_file)
+        return files
 
     def describe(self) -> dict[str, Any]:
         return {

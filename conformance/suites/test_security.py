@@ -5,11 +5,15 @@ out of what is read back, certificates and SM algorithms towards the platforms."
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+from pathlib import Path
 
 import pytest
 
 from conformance.bench import Bench
 from conformance.channel_probe import Probe, flip, http_get
+from conformance.dut import DutError
 from conformance.evidence import TestLog, step
 from conformance.management import ADMINISTRATOR, AUDITOR, OPERATOR, Management
 from conformance.verdicts import Inconclusive
@@ -181,6 +185,73 @@ async def test_audit_records_time_user_type_and_outcome(bench: Bench, evidence: 
     after = await _audit(bench, start=repr(start - 1), limit=1000)
     assert deleted.status_code >= 400, f"one audit entry could be deleted ({deleted.status_code})"
     assert [e.get("seq") for e in entries] == [e.get("seq") for e in after][: len(entries)]
+
+
+@pytest.mark.clause("ISC-2 §7.4.1.4", "ISC-2 §7.4.1.4(1)")
+async def test_stored_credentials_changed_behind_its_back_are_refused(
+    bench: Bench, evidence: TestLog
+) -> None:
+    """Stored credentials or keys with one bit changed while the terminal was off are refused.
+
+    It must not take the altered data as its own: it refuses to start, or starts and audits
+    the failed integrity check. With the file as it was, it starts and answers again."""
+    await bench.warm()
+    dut = bench.dut
+    files = dut.stored_data()
+    if not files:
+        raise Inconclusive(
+            "the bench cannot reach this terminal's stored data (a separate device): alter "
+            "its stored credentials by hand and check that it notices",
+            "ISC-2 §7.4.1.4(1)",
+        )
+    answers: dict[str, str] = {}
+    for what, path in files.items():
+        await dut.power_off()
+        original = path.read_bytes()
+        with step(f"change one bit of the {what} ({path.name}, {len(original)} bytes)"):
+            _write_synced(path, flip_middle(original))
+        refused, since = "", bench.now()
+        try:
+            try:
+                await dut.power_on()
+            except DutError as exc:
+                refused = str(exc)
+            else:
+                failures = [
+                    e
+                    for e in await _audit(bench, start=repr(since - 1), limit=1000)
+                    if e.get("outcome") == "failure" and _about_integrity(e)
+                ]
+                refused = f"started and audited {failures[0]}" if failures else ""
+                await dut.power_off()
+        finally:
+            with step(f"put the {what} back as it was"):
+                _write_synced(path, original)
+            await dut.power_on()
+        answers[what] = refused or "started on the altered data and audited nothing of it"
+        assert refused, f"the terminal took its altered {what} ({path.name}) as good"
+    evidence.attach_json("answers.json", answers)
+    health = await dut.management.request("GET", "/health")
+    assert health.status_code == 200, f"with its files restored, GET /health {health.status_code}"
+
+
+def flip_middle(data: bytes) -> bytes:
+    """``data`` with the lowest bit of its middle byte flipped."""
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 1]) + data[middle + 1 :]
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with path.open("r+b") as out:
+        out.write(data)
+        out.truncate()
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _about_integrity(entry: dict[str, object]) -> bool:
+    text = json.dumps(entry, ensure_ascii=False).lower()
+    return any(word in text for word in ("integrity", "tamper", "完整性", "篡改"))
 
 
 @pytest.mark.clause("ISC-2 §7.4.1.4", "ISC-2 §7.4.1.4(3)")

@@ -64,6 +64,8 @@ from reference_terminal.security.secrets import SealedFile, SecretBox
 #: The configuration's ``Id``: what a user ID may look like.
 USER_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 FILE_VERSION = 1
+#: The sealed file of accounts, in ``security.state_dir``.
+USERS_FILE = "users.sealed"
 
 
 def utc(t: float) -> str:
@@ -108,7 +110,7 @@ class UserDirectory:
     ) -> None:
         self.settings = settings
         self.clock = clock
-        self._file = SealedFile(Path(settings.state_dir) / "users.sealed", box, "users")
+        self._file = SealedFile(Path(settings.state_dir) / USERS_FILE, box, "users")
         self._users: dict[str, User] = {}
         self._pending: asyncio.TimerHandle | None = None
         self.success_flush_s = SUCCESS_FLUSH_S

@@ -13,7 +13,10 @@ from pathlib import Path
 import yaml
 
 from bench.terminal_for_fleet import terminal_config
+from reference_terminal.security.secrets import SealedFile, SecretBox
+from reference_terminal.security.users import USERS_FILE
 from simulators.fleet.runner import running_fleet
+from tests.reference_terminal.security.harness import secure_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ROOT / "fixtures" / "fleets" / "small.yaml"
@@ -67,3 +70,29 @@ def test_a_bad_config_exits_2_naming_the_field(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "groups.0.period_s" in result.stderr
+
+
+def test_altered_stored_accounts_stop_it_with_exit_3_naming_the_clause(tmp_path: Path) -> None:
+    """ISC-2 §7.4.1.4(1): its accounts file, changed behind its back, is not taken as its own."""
+    config = secure_config(tmp_path).model_dump(mode="json")
+    config["api"] = {"host": "127.0.0.1", "port": 0}
+    box = SecretBox.from_key_file(config["security"]["key_file"])
+    accounts = SealedFile(Path(config["security"]["state_dir"]) / USERS_FILE, box, "users")
+    accounts.write({"version": 1, "users": []})
+    sealed = bytearray(accounts.path.read_bytes())
+    sealed[len(sealed) // 2] ^= 1
+    accounts.path.write_bytes(bytes(sealed))
+    path = tmp_path / "terminal.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    result = subprocess.run(
+        [sys.executable, "-m", "reference_terminal", "--config", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 3, result.stderr
+    assert "refuses to start" in result.stderr
+    assert "fails its HMAC-SM3 check" in result.stderr
+    assert "ISC-2 §7.4.1.4(1)" in result.stderr
