@@ -43,6 +43,7 @@ from simulators.platform import (
 )
 from simulators.platform.client_tls import ClientCa
 from simulators.platform.factor_library import FactorPublisher, public_key_file
+from simulators.tasks import cancel_and_wait
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 FLEETS = {"quick": FIXTURES / "fleets" / "small.yaml", "full": FIXTURES / "fleets" / "works.yaml"}
@@ -264,12 +265,7 @@ async def _start_fleet(
     plant.mkdir(parents=True, exist_ok=True)
     task = asyncio.create_task(run_fleet(fleet, work_dir=plant), name=f"fleet {spec.name}")
 
-    async def stop() -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    stack.push_async_callback(stop)
+    stack.push_async_callback(cancel_and_wait, task)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + FLEET_START_TIMEOUT_S
     while waiting_for(fleet):

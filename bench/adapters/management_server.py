@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from reference_terminal.api import create_app
 from reference_terminal.app import Terminal
+from simulators.tasks import cancel_and_wait
 
 STOP_TIMEOUT_S = 10.0  # wall seconds for uvicorn to let go of its socket
 
@@ -99,6 +100,4 @@ class ManagementServer:
             async with asyncio.timeout(STOP_TIMEOUT_S):
                 await task
         except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)

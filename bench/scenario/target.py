@@ -17,6 +17,7 @@ from reference_terminal.app import Terminal
 from reference_terminal.config import TerminalConfig
 from simulators.clock import Clock
 from simulators.power.mount import VolatileMount
+from simulators.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,4 @@ class ReferenceTarget:
         """End of the run: an orderly shutdown (not a cut), so the store is left tidy."""
         if self._task is not None:
             task, self._task = self._task, None
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)

@@ -26,6 +26,7 @@ from simulators.meters.mqtt import serve_mqtt
 from simulators.meters.opcua import serve_opcua
 from simulators.meters.serial_buses import serve_serial_buses
 from simulators.meters.sql_historian import serve_sql_historians
+from simulators.tasks import cancel_and_wait
 
 
 class FleetStartError(RuntimeError):
@@ -122,6 +123,4 @@ async def running_fleet(
             await asyncio.sleep(0.02)  # polling the bench's own start-up, not plant time
         yield fleet
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)

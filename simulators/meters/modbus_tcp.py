@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from random import Random
@@ -63,6 +62,7 @@ from simulators.fleet.schema import AnalogModule, Fault, ModbusTcpMeter, Registe
 from simulators.meters.analog import AnalogInputs
 from simulators.meters.registers import Encoder, encoder
 from simulators.plant import PlantTimeError
+from simulators.tasks import cancel_and_wait
 
 PROTOCOL: Final = "modbus-tcp"
 #: Meter kinds answering on Modbus TCP: meters, and 4–20 mA input modules (counts per channel).
@@ -295,12 +295,11 @@ class _MeterServer(ModbusTcpServer):
             raise OSError(f"{PROTOCOL}: cannot listen on {address} for {units}") from exc
 
     async def stop(self) -> None:
-        for task in list(self.in_flight):  # answers still waiting (slow meters)
+        in_flight = list(self.in_flight)  # answers still waiting (slow meters)
+        for task in in_flight:
             task.cancel()
         await self.shutdown()  # type: ignore[no-untyped-call]  # closes all connections too
-        for task in list(self.in_flight):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*in_flight)
 
 
 # ---- the fleet ----------------------------------------------------------------------------

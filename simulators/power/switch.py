@@ -33,6 +33,7 @@ from simulators.power.mount import (
     VolatileMount,
     power_cut_mode,
 )
+from simulators.tasks import cancel_and_wait
 
 
 class PowerState(StrEnum):
@@ -308,9 +309,7 @@ class OperatorPromptSwitch:
                 asked = asyncio.ensure_future(self._prompt(message))
                 done, _ = await asyncio.wait({asked, deadline}, return_when=asyncio.FIRST_COMPLETED)
                 if asked not in done:
-                    asked.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await asked
+                    await cancel_and_wait(asked)
                     self._state = PowerState.UNKNOWN
                     return SwitchOutcome.PENDING_OPERATOR
                 answer = asked.result()

@@ -10,7 +10,16 @@ from typing import Any
 
 import pytest
 
-from reference_terminal.tasks import cancel_and_wait, first_of
+from reference_terminal import tasks as terminal_tasks
+from reference_terminal.tasks import first_of
+from simulators import tasks as bench_tasks
+
+#: The terminal's helper and the bench's copy (the terminal may not import the bench's).
+HELPERS = pytest.mark.parametrize(
+    "cancel_and_wait",
+    [terminal_tasks.cancel_and_wait, bench_tasks.cancel_and_wait],
+    ids=["terminal", "bench"],
+)
 
 
 async def suppressing_first_of(*waits: Awaitable[Any]) -> None:
@@ -65,7 +74,10 @@ def test_first_of_raises_what_the_first_finished_with() -> None:
     asyncio.run(main())
 
 
-def test_cancel_and_wait_waits_for_each_task_and_raises_a_failure() -> None:
+@HELPERS
+def test_cancel_and_wait_waits_for_each_task_and_raises_a_failure(
+    cancel_and_wait: Callable[..., Awaitable[None]],
+) -> None:
     async def main() -> None:
         cleaned: list[str] = []
 
@@ -89,5 +101,27 @@ def test_cancel_and_wait_waits_for_each_task_and_raises_a_failure() -> None:
         with pytest.raises(ValueError, match="broken"):
             await cancel_and_wait(failed)
         await cancel_and_wait()  # nothing to wait for
+
+    asyncio.run(main())
+
+
+@HELPERS
+def test_a_waiter_cancelled_during_cancel_and_wait_is_cancelled(
+    cancel_and_wait: Callable[..., Awaitable[None]],
+) -> None:
+    async def main() -> None:
+        async def slow_cleanup() -> None:
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await asyncio.sleep(0.05)
+
+        helper = asyncio.create_task(slow_cleanup())
+        await asyncio.sleep(0)
+        waiter = asyncio.create_task(cancel_and_wait(helper))
+        await asyncio.sleep(0.01)  # the waiter is inside, waiting for the cleanup
+        waiter.cancel()
+        await asyncio.wait({waiter}, timeout=1)
+        assert waiter.cancelled()
 
     asyncio.run(main())
