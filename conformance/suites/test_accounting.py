@@ -634,6 +634,27 @@ async def test_the_accounting_boundary_is_configured(bench: Bench) -> None:
     assert fleet & meters, "no meter the terminal reads is bound to a source"
 
 
+@pytest.mark.clause("ISC-2 §7.2.1")
+async def test_the_boundary_takes_in_every_source_of_the_plant(bench: Bench) -> None:
+    """The monitoring boundary follows the plant's real sources: every source of the site's
+    survey (the fleet's accounting description), its auxiliary and ancillary systems as much
+    as the main production, is inside it with each meter that measures it."""
+    survey = bench.rig.fleet.spec.accounting
+    if survey is None:
+        raise Inconclusive(
+            "the fleet describes no accounting boundary to compare with", "ISC-2 §7.2.1"
+        )
+    boundary = await _get(bench, "/accounting/boundaries")
+    inside = {m for s in boundary.get("sources", []) for m in s.get("meters", [])}
+    outside = [
+        f"{unit.id}/{source.id} ({read.meter})"
+        for unit, source in survey.sources()
+        for read in source.reads
+        if read.meter not in inside
+    ]
+    assert not outside, f"sources of the plant outside the terminal's boundary: {outside}"
+
+
 @pytest.mark.clause(
     "CSMT §9.4 a) 1)",
     "CSMT §9.4 a) 2)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -107,7 +107,7 @@ def test_cancel_and_wait_waits_for_each_task_and_raises_a_failure(
 
 @HELPERS
 def test_a_waiter_cancelled_during_cancel_and_wait_is_cancelled(
-    cancel_and_wait: Callable[..., Awaitable[None]],
+    cancel_and_wait: Callable[..., Coroutine[Any, Any, None]],
 ) -> None:
     async def main() -> None:
         async def slow_cleanup() -> None:
