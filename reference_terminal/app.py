@@ -37,7 +37,7 @@ from reference_terminal.storage.backup import (
 from reference_terminal.storage.retention import purge
 from reference_terminal.storage.schema import Derived
 from reference_terminal.storage.store import Store
-from reference_terminal.tasks import cancel_and_wait
+from reference_terminal.tasks import cancel_and_wait, first_of
 from reference_terminal.uplink.service import Uplink
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,10 @@ class TerminalNotReady(RuntimeError):
     configuration): nothing was processed, the sender should try again."""
 
 
+class TerminalStopped(TerminalNotReady):
+    """The terminal stopped before a configuration or a restore it was given took effect."""
+
+
 class RestoreRefused(RuntimeError):
     """A restore this terminal cannot do while running (ISC-2 §4.4): the reason says why."""
 
@@ -128,6 +132,8 @@ class Terminal:
         self.started_at = self.clock.time()
         self._lock = asyncio.Lock()  # processing is sequential per call; values stay in order
         self._reload: asyncio.Queue[TerminalConfig | _Swap] = asyncio.Queue()
+        #: Set when ``run`` ends: what waits for a change to take effect stops waiting.
+        self._stopped = asyncio.Event()
         #: Remote operations (ISC-2 §8): recent warnings and errors, application modules.
         self.errors = ErrorLog(self.clock)
         self.apps = AppHost(config.apps, self.clock, self.record)
@@ -138,6 +144,7 @@ class Terminal:
         """Run until cancelled, restarting acquisition whenever a new configuration arrives."""
         self.started_at = self.clock.time()
         self.state = "starting"
+        self._stopped.clear()
         store_url = None
         self.errors.attach()
         try:
@@ -162,6 +169,8 @@ class Terminal:
                         for task in (running, changed):
                             task.cancel()
                         await asyncio.gather(running, changed, return_exceptions=True)
+                        if changed.done() and not changed.cancelled():
+                            self._reload.put_nowait(changed.result())  # refused below
                         raise
                     if running.done():
                         changed.cancel()
@@ -180,6 +189,15 @@ class Terminal:
             self.state = "stopped"
             self.ready.clear()
             self.errors.detach()
+            self._stopped.set()
+            while not self._reload.empty():  # never to be taken: their callers hear at once
+                change = self._reload.get_nowait()
+                if isinstance(change, _Swap):
+                    change.staged.unlink(missing_ok=True)
+                    if not change.done.done():
+                        change.done.set_exception(
+                            TerminalStopped("the terminal stopped before the restore took place")
+                        )
 
     async def apply_config(self, config: TerminalConfig) -> None:
         """Run ``config`` from now on. Refused (ValueError) if its devices cannot be built;
@@ -192,9 +210,9 @@ class Terminal:
         finally:
             for arbiter in buses.values():
                 arbiter.close()
+        self._queue(config)
         self.ready.clear()  # set again once acquisition runs the new configuration
-        await self._reload.put(config)
-        await self.ready.wait()
+        await self._until_ready("the configuration")
 
     async def restore(
         self, backup: Path, *, on_swap: Callable[[Path], None] | None = None
@@ -213,10 +231,28 @@ class Terminal:
             )
         staged, info = await asyncio.to_thread(stage_restore, backup, target)
         swap = _Swap(staged, target, on_swap, asyncio.get_running_loop().create_future())
-        await self._reload.put(swap)
+        try:
+            self._queue(swap)
+        except TerminalStopped:
+            staged.unlink(missing_ok=True)
+            raise
         await swap.done
-        await self.ready.wait()
+        await self._until_ready("the restored store")
         return info
+
+    def _queue(self, change: TerminalConfig | _Swap) -> None:
+        """Hand ``change`` to the run loop (TerminalStopped once it has ended: nobody would
+        take it)."""
+        if self._stopped.is_set():
+            raise TerminalStopped("the terminal has stopped: it takes no change")
+        self._reload.put_nowait(change)
+
+    async def _until_ready(self, what: str) -> None:
+        """Wait until acquisition runs again (after a change); TerminalStopped if the terminal
+        stops first (a caller would otherwise wait until its own connection is dropped)."""
+        await first_of(self.ready.wait(), self._stopped.wait())
+        if not self.ready.is_set():
+            raise TerminalStopped(f"the terminal stopped before {what} took effect")
 
     async def _swap_store(self, swap: _Swap) -> None:
         """Close the store and put the restored file in its place; the run loop opens it. A
