@@ -54,6 +54,9 @@ from protocols.smcrypto.certificate import Certificate
 
 #: Items asked for per page (the profile caps a page at 100 000).
 PAGE = 50_000
+#: Seconds a whole store's backup or restore may take: a store of months (the full profile's
+#: holds 48 hours of the works fleet, ~600 MB) takes minutes, not the 30 s of other requests.
+TRANSFER_TIMEOUT_S = 900.0
 
 
 class ManagementUnavailable(Inconclusive):
@@ -477,10 +480,20 @@ class Management:
         return response
 
     async def backup(self) -> httpx.Response:
-        response = await self.request("POST", "/backup")
+        response = await self.request("POST", "/backup", timeout=TRANSFER_TIMEOUT_S)
         if response.status_code >= 400:
             raise ManagementRefused(response)
         return response
+
+    async def restore(self, backup: bytes) -> httpx.Response:
+        """``POST /restore`` of a backup ``backup`` gave, answered whatever its status."""
+        return await self.request(
+            "POST",
+            "/restore",
+            content=backup,
+            headers={"Content-Type": "application/vnd.sqlite3"},
+            timeout=TRANSFER_TIMEOUT_S,
+        )
 
     async def uplink(self) -> dict[str, Any]:
         data: dict[str, Any] = await self._json("GET", "/uplink")

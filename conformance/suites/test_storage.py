@@ -151,12 +151,7 @@ async def test_a_backup_can_be_restored(bench: Bench) -> None:
         backup = await bench.dut.management.backup()
     await bench.wait(60)  # readings the restore will take away
     with step("restore it"):
-        response = await bench.dut.management.request(
-            "POST",
-            "/restore",
-            content=backup.content,
-            headers={"Content-Type": "application/vnd.sqlite3"},
-        )
+        response = await bench.dut.management.restore(backup.content)
     assert response.status_code < 300, f"restore answered {response.status_code}: {response.text}"
     restored = {r.t for r in await bench.dut.management.readings(point, bench.t0, made)}
     missing = sorted(stored - restored)
