@@ -273,15 +273,13 @@ class ReferenceDut:
     async def power_on(self) -> None:
         runner = self._runner()
         with self._still():  # booting takes no terminal time (its wall time varies)
-            try:
-                await runner.power_on()
-                assert runner.terminal is not None
-                app = create_app(runner.terminal)  # one app: both ports share sessions, lockouts
-            except SecurityError as exc:  # as its process would: it stops, refusing its data
-                await runner.power_off()
+            try:  # one app: both ports share sessions, lockouts
+                app = await runner.power_on(create_app)
+            except SecurityError as exc:  # as its process does: it does not start on them
                 raise DutError(f"the terminal refused to start: {exc}") from exc
             except TargetError as exc:
                 raise DutError(str(exc)) from exc
+            assert runner.terminal is not None
             await self.server.start(runner.terminal, app)
             if self.channel_server is not None:
                 credentials = ChannelCredentials.from_config(runner.terminal.config)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from reference_terminal.app import Terminal
 from reference_terminal.config import TerminalConfig
@@ -68,10 +70,14 @@ class ReferenceTarget:
     def powered(self) -> bool:
         return self._task is not None
 
-    async def power_on(self) -> None:
+    async def power_on(self, prepare: Callable[[Terminal], Any] | None = None) -> Any:
+        """Boot; returns once the terminal is ready. ``prepare`` builds what its process builds
+        before the terminal runs (the management API): whatever it raises, nothing was started
+        (a terminal refusing its stored credentials does not start). Returns what it built."""
         if self._task is not None:
             raise TargetError("power on: the terminal is already on")
         terminal = Terminal(self.config, clock=self.rtc)
+        prepared = None if prepare is None else prepare(terminal)
         self.terminal = terminal
         self._task = asyncio.create_task(terminal.run(), name=f"terminal boot {self.boots}")
         self.boots += 1
@@ -86,6 +92,7 @@ class ReferenceTarget:
                 self._task = None
                 raise TargetError(f"the terminal stopped while booting: {error!r}") from error
             raise TargetError(f"the terminal was not ready after {BOOT_TIMEOUT_S:g} s")
+        return prepared
 
     async def tear(self, after: int) -> bool:
         """Let the terminal run on until its disk dies before its ``after``-th write or fsync
