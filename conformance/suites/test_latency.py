@@ -3,7 +3,10 @@ figures), and real-time data at the centres within 2 s of its time (CPCIF §6.1)
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -14,7 +17,7 @@ from conformance.judge import percentile
 from conformance.verdicts import Inconclusive
 from protocols.hj212 import Command
 
-READS = 25
+READS = 60
 REALTIME_LIMIT_S = 2.0
 
 
@@ -36,7 +39,7 @@ async def test_edge_processing_latency_from_the_wire(bench: Bench, evidence: Tes
     latencies: list[float] = []
     baselines: list[float] = []  # a plain query's round trip: the management path's own cost
     answers = bench.rig.fleet.answers
-    with step(f"read {binding.point} on command {READS} times"):
+    with step(f"read {binding.point} on command {READS} times"), collector_paused():
         for _ in range(READS):
             before = len(answers)
             # virtual time stands still: the rest of the bench (fleet, centres) shares this
@@ -69,7 +72,7 @@ async def test_edge_processing_latency_from_the_wire(bench: Bench, evidence: Tes
     evidence.record_measurement("p50_ms", p50)
     evidence.record_measurement("p95_ms", p95)
     evidence.record_measurement("max_ms", max(latencies))
-    evidence.attach_json("latencies_ms.json", latencies)
+    evidence.attach_json("latencies_ms.json", {"read": latencies, "query": baselines})
     assert p50 <= limit, f"median {p50:.1f} ms > {limit:g} ms (p95 {p95:.1f} ms)"
     if p95 > limit:
         raise Inconclusive(
@@ -77,6 +80,18 @@ async def test_edge_processing_latency_from_the_wire(bench: Bench, evidence: Tes
             "measurement includes the management API's answer and this machine's load",
             "ISC-2 §9.4",
         )
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """The bench's own garbage collector held off while it times (a full pass in its large
+    heap takes tens of milliseconds, and would be charged to whatever is being timed)."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @pytest.mark.clause("ISC-2 §9.4")
