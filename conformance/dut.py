@@ -255,6 +255,14 @@ class Dut(Protocol):
         device's storage is the lab's to open)."""
         ...
 
+    async def age(self, seconds: float) -> None:
+        """Power it off, let ``seconds`` of its own time pass (its battery-backed clock runs
+        on, as on a shelf) while the bench's time stands, and power it on: the terminal comes
+        back that much older without the bench living through it. Its clock then stays ahead
+        of the bench's: a test doing this runs last. Only a terminal whose clock the bench
+        keeps can be aged; raises ``Inconclusive`` otherwise, before touching its power."""
+        ...
+
     def describe(self) -> dict[str, Any]:
         """What the run's manifest records about the terminal and how it was driven."""
         ...

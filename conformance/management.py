@@ -334,6 +334,21 @@ class Management:
                 response = await self._send(method, path, headers=headers, **kwargs)
         return response
 
+    async def change_password(self, role: str, new_password: str) -> httpx.Response:
+        """Change ``role``'s own password (``POST /auth/password``, what an expired one
+        allows) and go on with the new one."""
+        user, old = self.accounts[role]
+        response = await self.request(
+            "POST",
+            "/auth/password",
+            as_role=role,
+            json={"old_password": old, "new_password": new_password},
+        )
+        if response.status_code < 300:
+            self.accounts[role] = (user, new_password)
+            self._tokens.pop(role, None)  # the change may end the role's sessions
+        return response
+
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self.request(method, path, **kwargs)
         if response.status_code >= 400:

@@ -49,9 +49,9 @@ from conformance.target import Target, TargetError, load_target
 from conformance.verdicts import ClauseFailure, VerdictException
 
 #: Wall seconds an ``async def`` test may take before the bench counts as stalled, by profile:
-#: the full profile plays the 48-hour power-loss scenario on the works fleet (about an hour of
-#: wall time on a 2-core machine).
-TEST_WALL_LIMIT_S = {"quick": 900.0, "full": 4 * 3600.0}
+#: the full profile plays the 48-hour power-loss scenario on the works fleet (94 minutes on a
+#: busy 2-core machine) and a week offline on it (about 5.5 hours at that pace).
+TEST_WALL_LIMIT_S = {"quick": 900.0, "full": 8 * 3600.0}
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 _REPO = Path(__file__).resolve().parents[1]
 
@@ -158,6 +158,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "profile(name): run only in this profile (full: long clauses)"
     )
+    config.addinivalue_line(
+        "markers",
+        "ages_terminal: leaves the terminal's clock ahead of the bench's for good; runs last",
+    )
     results = config.getoption("--results-json")
     evidence_dir = config.getoption("--evidence-dir")
     if evidence_dir is None:
@@ -215,7 +219,8 @@ def pytest_collection_modifyitems(
             keep.append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    # a terminal aged months ahead of the bench would skew every test after it
+    items[:] = sorted(keep, key=lambda item: item.get_closest_marker("ages_terminal") is not None)
 
 
 # ---- running tests ----------------------------------------------------------------------------

@@ -191,6 +191,12 @@ class ExternalDut:
     def stored_data(self) -> Mapping[str, Path]:
         return {}  # its disk is inside the box
 
+    async def age(self, seconds: float) -> None:
+        raise Inconclusive(
+            f"the bench does not keep this device's clock, so it cannot age it by "
+            f"{seconds / 86400:.0f} days: leave the device in service that long and check by hand"
+        )
+
     def describe(self) -> dict[str, Any]:
         return {
             "kind": "external",

@@ -308,6 +308,13 @@ class ReferenceDut:
             files["device key"] = Path(config.identity.key_file)
         return files
 
+    async def age(self, seconds: float) -> None:
+        await self.power_off()
+        try:
+            self._runner().rtc.jump(seconds)
+        finally:
+            await self.power_on()
+
     def describe(self) -> dict[str, Any]:
         return {
             "kind": "reference",

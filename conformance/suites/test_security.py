@@ -4,14 +4,16 @@ out of what is read back, certificates and SM algorithms towards the platforms."
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import json
 import os
+import secrets
 from pathlib import Path
 
 import pytest
 
-from conformance.bench import Bench
+from conformance.bench import Bench, local, posix
 from conformance.channel_probe import Probe, flip, http_get
 from conformance.dut import DutError
 from conformance.evidence import TestLog, step
@@ -25,6 +27,15 @@ LOCKOUT_AFTER = 5
 REFUSED = (401, 403)
 #: The records whose signatures are judged: minute data (CN 2051), every one of them.
 MINUTE_DATA = int(Command.MINUTE_DATA)
+#: ISC-2 §7.4.1.3(3): audit logs kept on the device for at least six months.
+AUDIT_MONTHS = 6
+#: The newest audit entries whose keeping is judged, and the most one query returns.
+KEPT_ENTRIES = 200
+MAX_AUDIT_PAGE = 1000
+#: How long the aged terminal runs before it is asked (a purge at boot or on a short cycle
+#: happens meanwhile), and how far short of six months the oldest judged entry is then.
+AGED_RUN_S = 300.0
+AGED_MARGIN_S = 120.0
 
 
 @pytest.mark.clause(
@@ -185,6 +196,68 @@ async def test_audit_records_time_user_type_and_outcome(bench: Bench, evidence: 
     after = await _audit(bench, start=repr(start - 1), limit=1000)
     assert deleted.status_code >= 400, f"one audit entry could be deleted ({deleted.status_code})"
     assert [e.get("seq") for e in entries] == [e.get("seq") for e in after][: len(entries)]
+
+
+@pytest.mark.clause("ISC-2 §7.4.1.3", "ISC-2 §7.4.1.3(3)")
+@pytest.mark.ages_terminal
+async def test_the_audit_log_is_kept_six_months(bench: Bench, evidence: TestLog) -> None:
+    """Audit entries are still on the terminal, unaltered, when they are almost six months
+    old: the terminal is aged that long while its power is off (its clock runs on, as on a
+    shelf), comes back, runs a while (a purge at boot or on a short cycle has its chance),
+    and is asked for them again. A device whose clock the bench does not keep: inconclusive,
+    to be checked in service."""
+    await bench.warm()
+    await bench.dut.management.health()  # at least one fresh entry
+    kept = await _audit(bench, sort="seq", order="desc", limit=KEPT_ENTRIES)
+    read_at = bench.now()
+    assert kept, "the audit log is empty"
+    oldest = min(float(str(e["t"])) for e in kept)
+    newest = max(float(str(e["t"])) for e in kept)
+    # the terminal's own time throughout (its clock need not be the bench's)
+    due = months_after(oldest, AUDIT_MONTHS) - AGED_RUN_S - AGED_MARGIN_S
+    age = due - (newest + bench.now() - read_at)
+    with step(f"powered off for {age / 86400:.1f} days of the terminal's time"):
+        await bench.dut.age(age)
+    with step(f"it runs {AGED_RUN_S:g} s, then the {len(kept)} entries are read back"):
+        await bench.wait(AGED_RUN_S)
+        await _renew_expired_password(bench, AUDITOR)
+        back = await _audit(
+            bench, start=repr(oldest), end=repr(newest + 1), sort="seq", limit=MAX_AUDIT_PAGE
+        )
+    by_seq = {e["seq"]: e for e in back}
+    evidence.attach_json("audit-before.json", kept)
+    evidence.attach_json("audit-after.json", back)
+    evidence.record_measurement("oldest_entry_age_days", (due + AGED_RUN_S - oldest) / 86400)
+    missing = [e["seq"] for e in kept if e["seq"] not in by_seq]
+    assert not missing, (
+        f"{len(missing)} of {len(kept)} audit entries gone before they were six months old "
+        f"(ISC-2 §7.4.1.3(3) 保存期限不少于6个月): seq {missing[:10]}"
+    )
+    changed = [e["seq"] for e in kept if by_seq[e["seq"]] != e]
+    assert not changed, f"audit entries read back altered after ageing: seq {changed[:10]}"
+
+
+def months_after(t: float, months: int) -> float:
+    """``t`` moved on by calendar months of plant-local time (a 31st becomes the month's last
+    day where the month is shorter)."""
+    when = local(t)
+    month0 = when.month - 1 + months
+    year, month = when.year + month0 // 12, month0 % 12 + 1
+    day = min(when.day, calendar.monthrange(year, month)[1])
+    return posix(when.replace(year=year, month=month, day=day))
+
+
+async def _renew_expired_password(bench: Bench, role: str) -> None:
+    """Months later the role's password may have expired (ISC-2 §7.4.1.1(1)): change it, as
+    its holder would at the next login."""
+    management = bench.dut.management
+    if management.account(role) is None:
+        return
+    session = await management.request("GET", "/auth/session", as_role=role)
+    if session.status_code == 200 and session.json().get("must_change_password"):
+        with step(f"the {role}'s password has expired meanwhile: the {role} changes it"):
+            changed = await management.change_password(role, f"Kept-{secrets.token_hex(4)}-6m")
+        assert changed.status_code < 300, f"the expired {role} password could not be changed"
 
 
 @pytest.mark.clause("ISC-2 §7.4.1.4", "ISC-2 §7.4.1.4(1)")

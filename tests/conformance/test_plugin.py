@@ -314,3 +314,30 @@ def test_a_broken_target_file_names_the_field(pytester: pytest.Pytester, tmp_pat
     child.write_text("extends: bad.yaml\nname: child\n")
     with pytest.raises(TargetError, match=r"child\.yaml: invalid target\n.*protocols\.0"):
         load_target(child)
+
+
+AGEING = """
+import pytest
+
+@pytest.mark.clause("ISC-2 §7.4.1.3(3)")
+@pytest.mark.ages_terminal
+def test_ages_the_terminal():
+    pass
+
+@pytest.mark.clause("ISC-2 §9.4")
+def test_an_ordinary_one():
+    pass
+
+@pytest.mark.clause("ISC-2 §9.2")
+def test_another_ordinary_one():
+    pass
+"""
+
+
+def test_a_test_that_ages_the_terminal_runs_after_all_others(pytester: pytest.Pytester) -> None:
+    _, data = run(pytester, AGEING)
+    assert [t["nodeid"].split("::")[-1] for t in data["tests"]] == [
+        "test_an_ordinary_one",
+        "test_another_ordinary_one",
+        "test_ages_the_terminal",
+    ]
