@@ -258,7 +258,7 @@ async def test_backfill_after_a_long_outage(bench: Bench, evidence: TestLog) -> 
     assert max(late) <= 600, f"live minute data up to {max(late):.0f} s late during the backfill"
 
 
-@pytest.mark.clause("CPCIF §8.3")
+@pytest.mark.clause("CPCIF §8.3 b)")
 @pytest.mark.profile("full")
 async def test_a_week_offline_is_buffered(bench: Bench, evidence: TestLog) -> None:
     """A week without a link loses nothing: the backlog resumes from the breakpoint."""
