@@ -400,14 +400,23 @@ class AlarmMonitor:
                 events.append(e)
         return events
 
-    def observe_totals(self, totals: PeriodTotals) -> list[AlarmEvent]:
-        """Judge a closed period's totals (at the period's end)."""
+    def observe_totals(
+        self, totals: PeriodTotals, also: Mapping[str, Decimal] | None = None
+    ) -> list[AlarmEvent]:
+        """Judge a closed period's totals (at the period's end); ``also``: figures of the
+        period the totals do not hold (a point that only feeds a basis: its activity)."""
         if totals.span.period not in self._judging:
             return []  # nothing to judge: no label to make
+
+        def value_of(name: str) -> Decimal | None:
+            if also and name in also:
+                return also[name]
+            return measure(totals, name)
+
         return self.observe(
             totals.span.period,
             totals.span.label,
             float(totals.span.end_minute * 60),
-            lambda name: measure(totals, name),
+            value_of,
             totals,
         )

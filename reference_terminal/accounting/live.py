@@ -179,6 +179,24 @@ class _Pending:
         o.seen = True
 
 
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """A point that only feeds a basis: its activity, in its own unit, is its basis's activity
+    over ``ratio`` (the basis's units per unit of the point)."""
+
+    point: str
+    basis: Basis
+    ratio: Decimal
+
+    @property
+    def measure(self) -> str:
+        return f"activity:{self.point}"
+
+    def activity(self, totals: PeriodTotals) -> dict[str, Decimal]:
+        sums = totals.bases.get(self.basis)
+        return {} if sums is None else {self.measure: EXACT.divide(sums.activity, self.ratio)}
+
+
 class LiveAccounting:
     """Running per-minute accounting for a set of sources with their rates."""
 
@@ -190,8 +208,12 @@ class LiveAccounting:
         bases: Mapping[Basis, str] | None = None,
         periods: tuple[Period, ...] = tuple(Period),
         monitor: AlarmMonitor | None = None,
+        feeds: Feed | None = None,
     ) -> None:
         self.rates = dict(rates)
+        #: the point, if this accounting is one that only feeds a basis (its rules measure
+        #: its activity, which no source holds)
+        self.feeds = feeds
         self.offset = offset_minutes(tz)
         #: basis → the unit its activity is given in (MWh for electricity, GJ for heat …)
         self.bases = dict(bases or {})
@@ -282,17 +304,21 @@ class LiveAccounting:
         if monitor is not None:
             scope = None if name is None else self._scope[name]
 
+            feeds = self.feeds
+
             def value_of(measure: str) -> Decimal | None:
                 kind, _, arg = measure.partition(":")
                 if measure in ("total", "scope1", "scope2"):
                     mine = measure in ("total", f"scope{scope}")
                     return EXACT.add(ZERO, emission) if mine and scope is not None else ZERO
+                if feeds is not None and measure == feeds.measure:
+                    return value
                 if name is None or arg != name:
                     return None
                 return emission if kind == "source" else value
 
             judged = [self.totals(c) for c in closed if monitor.judges(c.span.period)]
-            alarms = self._judge(monitor, minute, judged, value_of)
+            alarms = self._judge(monitor, minute, judged, value_of, feeds)
         self.last_minute = minute
         return SourceMinute(emission, cumulative, closed, opened, alarms)
 
@@ -327,11 +353,12 @@ class LiveAccounting:
         minute: int,
         closed: list[PeriodTotals],
         value_of: Callable[[str], Decimal | None],
+        feeds: Feed | None = None,
     ) -> list[AlarmEvent]:
         """The alarms of the periods ``closed`` and of the minute's figures."""
         alarms: list[AlarmEvent] = []
         for t in closed:
-            alarms += monitor.observe_totals(t)
+            alarms += monitor.observe_totals(t, None if feeds is None else feeds.activity(t))
         alarms += monitor.observe(MINUTE, str(minute), float((minute + 1) * 60), value_of)
         return alarms
 

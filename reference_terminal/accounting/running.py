@@ -37,7 +37,7 @@ from reference_terminal.accounting.alarm_state import restore_alarms
 from reference_terminal.accounting.alarms import AlarmEvent, AlarmMonitor
 from reference_terminal.accounting.bindings import Bindings, resolve
 from reference_terminal.accounting.errors import AccountingError
-from reference_terminal.accounting.live import LiveAccounting, PeriodSums
+from reference_terminal.accounting.live import Feed, LiveAccounting, PeriodSums
 from reference_terminal.accounting.records import (
     BASIS,
     BASIS_ENTRY,
@@ -143,11 +143,13 @@ class RunningAccounting:
             )
             rules = bindings.point_rules.get(point, ())
             meters = {point: b.meters} if b is not None else {}
+            basis_only = b is None and self.to_basis[point]
             self.live[point] = LiveAccounting(
                 {point: b.rate} if b is not None else {},
                 tz=self.tz,
                 bases={basis: bindings.bases[basis].unit for basis, _ in feeds},
                 monitor=AlarmMonitor(rules, meters) if rules else None,
+                feeds=Feed(point, *self.to_basis[point][0]) if basis_only else None,
             )
         #: point → period → (key, register at the start of the open period)
         self.first: dict[str, dict[Period, tuple[int, Decimal | None]]] = {p: {} for p in self.live}

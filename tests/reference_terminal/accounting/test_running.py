@@ -119,6 +119,25 @@ def test_a_jump_raises_an_alarm_in_the_event_log(tmp_path: Path) -> None:
     assert alarm.details["subject"] == "source:em.ep" and alarm.details["meters"] == "em"
 
 
+def test_a_point_that_only_feeds_a_basis_is_watched_on_its_activity(tmp_path: Path) -> None:
+    """The product scale has no emission, yet its output may be watched (a mill that stops
+    producing): per minute and per period, in its own unit."""
+    rules = [
+        {"id": "scale-minute", "type": "threshold", "point": "scale.t", "of": "activity",
+         "period": "minute", "below": "2"},
+        {"id": "scale-hour", "type": "threshold", "point": "scale.t", "of": "activity",
+         "period": "hour", "below": "20"},
+    ]  # fmt: skip
+    plant = Plant(make_config(tmp_path, alarms=rules))
+    events = []
+    for k in range(16):  # 10:50 … 11:05, one tonne a minute
+        events += plant.minute(T0 + 60 * k + 1).events
+    raised = {e.details["rule"]: e.details for e in events if e.kind == "alarm"}
+    assert raised["scale-minute"]["subject"] == "activity:scale.t"
+    assert Decimal(raised["scale-minute"]["value"]) == Decimal("1.00")
+    assert Decimal(raised["scale-hour"]["value"]) == Decimal("10.00")  # 10:50 … 10:59
+
+
 def test_after_a_restart_the_figures_carry_on_as_without_one(tmp_path: Path) -> None:
     async def main() -> None:
         config = make_config(tmp_path)
