@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -70,6 +71,8 @@ class Centre:
     _conns: list[tuple[PlatformSession, asyncio.StreamWriter]] = field(default_factory=list)
     _events: asyncio.Queue[ev.Event] = field(default_factory=asyncio.Queue)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    #: what ended a connection other than the terminal closing it (for a failing test to say)
+    errors: list[str] = field(default_factory=list)
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
@@ -103,6 +106,9 @@ class Centre:
                 writer.write(session.data_to_send())
         except (ConnectionError, OSError):
             pass
+        except Exception as exc:
+            self.errors.append(f"connection {conn}: {exc!r}")
+            raise
         finally:
             writer.close()
 
@@ -145,9 +151,21 @@ class Centre:
         return [u for u in self.uploads[since:] if not u.packet.ack_requested]
 
     async def wait_for(self, test: Callable[[], bool], timeout: float = 10) -> None:
-        async with asyncio.timeout(timeout):
-            while not test():
-                await asyncio.sleep(0.02)
+        try:
+            async with asyncio.timeout(timeout):
+                while not test():
+                    await asyncio.sleep(0.02)
+        except TimeoutError:
+            raise AssertionError(f"not within {timeout:g} s: {self.summary()}") from None
+
+    def summary(self) -> str:
+        """What this centre has seen, in a line: uploads per connection, QNs, errors."""
+        per_conn = Counter(u.conn for u in self.uploads)
+        return (
+            f"centre {self.mn[-4:]}: {len(self.uploads)} uploads "
+            f"({len({u.qn for u in self.uploads})} QNs) over connections {dict(per_conn)} "
+            f"of {len(self._conns)}; errors {self.errors or 'none'}"
+        )
 
 
 def posix(local: datetime) -> float:

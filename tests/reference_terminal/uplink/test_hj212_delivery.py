@@ -77,7 +77,10 @@ def test_two_centres_at_once_one_refusing_the_other_on_time(tmp_path: Path) -> N
                 assert upload.packet.flag is not None and upload.packet.flag.ack
 
             assert terminal.uplink is not None
-            await terminal.uplink.centres["a"].outbox.flush()
+            outbox_a = terminal.uplink.centres["a"].outbox
+            # a has the 4th frame once it arrives; the terminal, once a's answer arrives back
+            await a.wait_for(lambda: outbox_a.stats.acknowledged >= 4)
+            await outbox_a.flush()
             status = await terminal.uplink.status()
             assert status["b"].link.connect_failures >= 1 and status["b"].outbox == 4
             assert status["a"].outbox == 0
