@@ -8,6 +8,7 @@ instead of holding the run for hours.
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,16 @@ def next_midnight(t: float) -> float:
     """The first plant-local midnight after ``t`` (POSIX)."""
     day = local(t).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
     return posix(day)
+
+
+def months_after(t: float, months: int) -> float:
+    """``t`` moved on by calendar months of plant-local time (a 31st becomes the month's last
+    day where the month is shorter)."""
+    when = local(t)
+    month0 = when.month - 1 + months
+    year, month = when.year + month0 // 12, month0 % 12 + 1
+    day = min(when.day, calendar.monthrange(year, month)[1])
+    return posix(when.replace(year=year, month=month, day=day))
 
 
 @dataclass

@@ -4,7 +4,6 @@ out of what is read back, certificates and SM algorithms towards the platforms."
 
 from __future__ import annotations
 
-import calendar
 import contextlib
 import json
 import os
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.bench import Bench, local, posix
+from conformance.bench import Bench, months_after
 from conformance.channel_probe import Probe, flip, http_get
 from conformance.dut import DutError
 from conformance.evidence import TestLog, step
@@ -235,16 +234,6 @@ async def test_the_audit_log_is_kept_six_months(bench: Bench, evidence: TestLog)
     )
     changed = [e["seq"] for e in kept if by_seq[e["seq"]] != e]
     assert not changed, f"audit entries read back altered after ageing: seq {changed[:10]}"
-
-
-def months_after(t: float, months: int) -> float:
-    """``t`` moved on by calendar months of plant-local time (a 31st becomes the month's last
-    day where the month is shorter)."""
-    when = local(t)
-    month0 = when.month - 1 + months
-    year, month = when.year + month0 // 12, month0 % 12 + 1
-    day = min(when.day, calendar.monthrange(year, month)[1])
-    return posix(when.replace(year=year, month=month, day=day))
 
 
 async def _renew_expired_password(bench: Bench, role: str) -> None:
