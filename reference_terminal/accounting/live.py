@@ -211,8 +211,8 @@ class LiveAccounting:
         feeds: Feed | None = None,
     ) -> None:
         self.rates = dict(rates)
-        #: the point, if this accounting is one that only feeds a basis (its rules measure
-        #: its activity, which no source holds)
+        #: set when this is the accounting of a point that only feeds a basis: its rules
+        #: measure its activity, which no source holds
         self.feeds = feeds
         self.offset = offset_minutes(tz)
         #: basis → the unit its activity is given in (MWh for electricity, GJ for heat …)

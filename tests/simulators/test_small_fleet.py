@@ -289,7 +289,7 @@ def test_value_faults_reach_the_wire_and_are_recorded() -> None:
             assert isinstance(reply, dlt645.Frame)
             (shown,) = dlt645.read_values(reply)
             now = fleet.now()
-            drift = 60 * (now - opened) / 86400
+            drift = 60 * (now - opened) / DAY_S
             local = fleet.plant.local_time(now)
             ahead = (datetime.combine(local.date(), shown.value) - local).total_seconds()  # type: ignore[arg-type]
             # the meter shows a time of day only: ahead past midnight, it shows tomorrow's
