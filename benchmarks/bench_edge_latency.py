@@ -26,8 +26,10 @@ are built before the clock runs.
    second), as every minute of operation does; several runs follow one warm-up on the same
    terminal and the best run (by p99) is reported, with every run's figures listed. Also
    reported: how late the bench handed batches over (the event loop's own lag, not counted in
-   the latency), and this disk's fsync time for a commit-sized append (the floor under every
-   durable write: one fsync per group commit).
+   the latency), this disk's fsync time for a commit-sized append (the floor under every
+   durable write: one fsync per group commit), and the bytes the process wrote to the disk per
+   reading (the database's WAL and checkpoints behind the intake log: what the log's fdatasync
+   queues behind, and what wears a gateway's flash).
 
    Before the runs, ``--prefill`` seconds (300) of history are written straight to the store:
    a terminal in service has a large file, and with 10 000 points every point's newest index
@@ -244,6 +246,17 @@ def data_seconds(values: Values, first: int, count: int) -> list[list[list[RawVa
     return out
 
 
+def disk_bytes_written() -> int:
+    """Bytes this process has sent to the disk so far (Linux ``/proc/self/io``: the store's
+    threads, WAL, checkpoints and intake log together); 0 where the kernel does not say."""
+    try:
+        with open("/proc/self/io") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["write_bytes"])
+    except (OSError, KeyError, ValueError):
+        return 0
+
+
 def fsync_times(directory: Path, size: int = 84 * 1024, count: int = 500) -> list[float]:
     """Seconds per fsync after appending ``size`` bytes (about one group commit's WAL frames
     here), with a pause between, as a paced writer does; sorted."""
@@ -326,6 +339,9 @@ async def main_async(
         async with terminal(Path(tmp), intake_log=intake_log) as term:
             assert term.store is not None
             durability = await term.store.durability()
+            page_size = await term.store.run_in_reader(
+                lambda conn: conn.exec_driver_sql("PRAGMA page_size").scalar()
+            )
             filled = time.perf_counter()
             await prefill(term.store, prefill_s)
             prefill_took = time.perf_counter() - filled
@@ -337,12 +353,12 @@ async def main_async(
                 settle_heap()
             await paced(term, warm)
             results: list[Run] = []
-            before = term.store.stats
+            before, written = term.store.stats, disk_bytes_written()
             with collector_pauses() as pauses:
                 for r in range(runs):
                     results.append(await paced(term, batches[r]))
                     batches[r] = []  # let the run's values go
-            after = term.store.stats
+            after, written = term.store.stats, disk_bytes_written() - written
             del warm, batches
             gc.unfreeze()
             # 2. unpaced, on the same terminal, time carrying on after the paced runs
@@ -405,6 +421,7 @@ async def main_async(
         "edge_latency",
         figures,
         backend=durability,
+        sqlite_page_size=page_size,
         load={
             "points": POINTS,
             "counters": POINTS // 2,
@@ -438,6 +455,8 @@ async def main_async(
             "rows_per_group": round((after.rows - before.rows) / max(groups, 1), 1),
             "largest_group_rows": after.largest,
             "database_transactions_per_s": round(transactions / paced_s, 1),
+            "disk_write_mb_per_s": round(written / paced_s / 1e6, 1),
+            "disk_bytes_per_reading": round(written / sum(len(r.latencies) for r in results)),
         },
         ingest_runs_readings_s=[round(x) for x in rates],
         store_alone_runs_readings_s=[round(x) for x in store_rates],
