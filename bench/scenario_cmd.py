@@ -28,7 +28,8 @@ def describe(scenario: Scenario) -> str:
     cuts = sum(e.action == "power_off" for e in events)
     centres = ", ".join(c.name for c in scenario.platforms.centres)
     return (
-        f"{scenario.name}: fleet {scenario.fleet.stem}, {scenario.duration} (+{scenario.drain} "
+        f"{scenario.name}: fleet {scenario.fleet.stem} (meters: {scenario.meters}), "
+        f"{scenario.duration} (+{scenario.drain} "
         f"drain), seed {scenario.seed}, {len(events)} events ({cuts} power cuts), "
         f"centres {centres}, terminal synchronous={scenario.terminal.synchronous}"
     )
@@ -73,7 +74,8 @@ def run(scenario: Scenario, out: Path | None, quiet: bool) -> int:
         f"received {outcome.received}, lost {outcome.lost}, duplicated {outcome.duplicated}, "
         f"unexpected {outcome.unexpected}, wrong value {outcome.wrong_value}, gaps "
         f"{outcome.gaps}; {outcome.power_cuts} power cuts "
-        f"({outcome.power_cut_mode}); {outcome.virtual_seconds:.0f} virtual s in "
+        f"({outcome.power_cut_mode}), meters: {outcome.meters}; "
+        f"{outcome.virtual_seconds:.0f} virtual s in "
         f"{outcome.wall_seconds:.1f} wall s"
     )
     for name, centre in outcome.centres.items():

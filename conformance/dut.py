@@ -12,6 +12,7 @@ Two adapters implement it: ``bench.adapters.reference`` and ``bench.adapters.ext
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -261,6 +262,14 @@ class Dut(Protocol):
         back that much older without the bench living through it. Its clock then stays ahead
         of the bench's: a test doing this runs last. Only a terminal whose clock the bench
         keeps can be aged; raises ``Inconclusive`` otherwise, before touching its power."""
+        ...
+
+    def unattended(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """A stretch of days in which a test judges only what the terminal stores and uploads.
+        An adapter may let the terminal read its meters' models meanwhile rather than their
+        wire (the reference terminal does: ``bench/scenario/model_link.py``), so a week of
+        virtual time costs what its storage and uploads cost; a separate device reads its
+        meters as ever."""
         ...
 
     def describe(self) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from reference_terminal.accounting.running import Booked, RunningAccounting
 from reference_terminal.acquisition.driver import Driver
-from reference_terminal.acquisition.drivers import is_polled, make_buses, make_driver, requests_for
+from reference_terminal.acquisition.drivers import WIRE, Wiring, make_buses, requests_for
 from reference_terminal.acquisition.https import HttpsIntake
 from reference_terminal.acquisition.mqtt import MqttIntake
 from reference_terminal.acquisition.scheduler import Scheduler
@@ -106,7 +106,8 @@ class Terminal:
     """A running terminal: ``await Terminal(config).run()`` until cancelled.
 
     ``apply_config`` replaces the configuration while it runs: acquisition and processing are
-    rebuilt for the new one (the store stays open unless its URL changed). ``restore`` puts a
+    rebuilt for the new one (the store stays open unless its URL changed). ``wiring`` says how
+    it reaches its devices: over their protocols unless a bench says otherwise. ``restore`` puts a
     backup in the store's place the same way.
     """
 
@@ -116,8 +117,10 @@ class Terminal:
         *,
         clock: Clock | None = None,
         config_path: Path | None = None,
+        wiring: Wiring = WIRE,
     ) -> None:
         self.config = config
+        self.wiring = wiring
         self.config_path = config_path
         self.clock = clock or RealClock()
         self.processor = Processor.from_config(config)
@@ -199,14 +202,20 @@ class Terminal:
                             TerminalStopped("the terminal stopped before the restore took place")
                         )
 
+    async def rewire(self, wiring: Wiring) -> None:
+        """Reach the devices through ``wiring`` from now on (acquisition is rebuilt, as for a
+        new configuration)."""
+        self.wiring = wiring
+        await self.apply_config(self.config)
+
     async def apply_config(self, config: TerminalConfig) -> None:
         """Run ``config`` from now on. Refused (ValueError) if its devices cannot be built;
         the running configuration is then untouched."""
         buses = make_buses(config.buses, self.clock)
         try:
             for device in config.devices:
-                if is_polled(device):
-                    make_driver(device, buses=buses, clock=self.clock)
+                if self.wiring.polled(device):
+                    self.wiring.driver(device, buses=buses, clock=self.clock)
         finally:
             for arbiter in buses.values():
                 arbiter.close()
@@ -284,9 +293,9 @@ class Terminal:
     async def _acquire(self) -> None:
         buses = make_buses(self.config.buses, self.clock)
         drivers: dict[str, Driver] = {
-            d.id: make_driver(d, buses=buses, clock=self.clock)
+            d.id: self.wiring.driver(d, buses=buses, clock=self.clock)
             for d in self.config.devices
-            if is_polled(d)
+            if self.wiring.polled(d)
         }
         self._wire_intake()
         # Before acquisition writes anything: a new centre's cursors start here, so nothing
@@ -309,7 +318,7 @@ class Terminal:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.scheduler.run(), name="scheduler")
                 for device in self.config.devices:
-                    if isinstance(device, MqttDevice):
+                    if isinstance(device, MqttDevice) and device.id not in drivers:
                         intake = MqttIntake(
                             device, requests_for(self.config, device.id), self.accept, self.clock
                         )
@@ -324,7 +333,11 @@ class Terminal:
     def _wire_intake(self) -> None:
         self.intake.clear()
         for device in self.config.devices:
-            if isinstance(device, HttpsDevice) and device.mode == "push":
+            if (
+                isinstance(device, HttpsDevice)
+                and device.mode == "push"
+                and not self.wiring.polled(device)
+            ):
                 self.intake.add(device, requests_for(self.config, device.id), self.accept)
 
     async def accept(self, raws: Sequence[RawValue]) -> None:

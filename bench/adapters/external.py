@@ -17,8 +17,9 @@ It runs on the wall clock only (the bench cannot own a device's time).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, Literal
@@ -196,6 +197,10 @@ class ExternalDut:
             f"the bench does not keep this device's clock, so it cannot age it by "
             f"{seconds / 86400:.0f} days: leave the device in service that long and check by hand"
         )
+
+    @contextlib.asynccontextmanager
+    async def unattended(self) -> AsyncIterator[None]:
+        yield  # a device on the bench reads its meters over their wire, whatever the stretch
 
     def describe(self) -> dict[str, Any]:
         return {

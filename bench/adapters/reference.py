@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from bench.adapters.changes import apply_changes, render_code
 from bench.adapters.management_server import ManagementServer
 from bench.adapters.relay import BrokenUplink
 from bench.scenario.config import deep_merge
+from bench.scenario.model_link import ModelLink
 from bench.scenario.target import ReferenceTarget, TargetError
 from bench.terminal_for_fleet import item_codes, terminal_config
 from conformance.dut import (
@@ -51,6 +52,7 @@ from conformance.management import ChannelAccess, Management
 from conformance.target import Target
 from protocols.smchannel import ServerTrust
 from protocols.smcrypto import Sm2PrivateKey
+from reference_terminal.acquisition.drivers import Wiring
 from reference_terminal.api import create_app
 from reference_terminal.api.channel_server import ChannelCredentials, channel_protocol
 from reference_terminal.config import TerminalConfig
@@ -314,6 +316,25 @@ class ReferenceDut:
             self._runner().rtc.jump(seconds)
         finally:
             await self.power_on()
+
+    @contextlib.asynccontextmanager
+    async def unattended(self) -> AsyncIterator[None]:
+        """The terminal reads its meters' models while the stretch lasts, their wire again
+        after it (each switch rebuilds its acquisition, as a new configuration does)."""
+        runner = self._runner()
+        wire = runner.wiring
+        await self._rewire(ModelLink(self.fleet))
+        try:
+            yield
+        finally:
+            await self._rewire(wire)
+
+    async def _rewire(self, wiring: Wiring) -> None:
+        runner = self._runner()
+        runner.wiring = wiring  # the terminal of the next power-on too
+        if runner.terminal is not None:
+            with self._still():
+                await runner.terminal.rewire(wiring)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -25,10 +25,12 @@ import httpx
 
 from bench.scenario.config import deep_merge, mn_of, scenario_config
 from bench.scenario.expected import MINUTE_DATA, Acknowledged
+from bench.scenario.model_link import ModelLink
 from bench.scenario.outcome import CentreOutcome, Outcome
 from bench.scenario.schema import Scenario
 from bench.scenario.target import ReferenceTarget, TargetError
 from bench.scenario.timeline import Event, expand, meter_faults
+from reference_terminal.acquisition.drivers import WIRE
 from reference_terminal.api.app import create_app
 from reference_terminal.config import TerminalConfig
 from simulators.clock import VirtualClock
@@ -45,6 +47,8 @@ from simulators.power.mount import PowerCutMode
 
 #: How often (virtual s) the drain looks whether every centre has everything.
 DRAIN_CHECK_S = 300.0
+#: How often (virtual s) the timeline notes the wall time spent so far.
+PACE_EVERY_S = 3600.0
 
 Progress = Callable[[float, float, str], None]  # (virtual s done, virtual s total, what)
 
@@ -270,7 +274,8 @@ async def run_scenario(
             config = scenario_config(
                 scenario, fleet, f"sqlite:///{directory / 'terminal.db'}", ports
             )
-            target = ReferenceTarget(config, clock, disk)
+            wiring = ModelLink(fleet) if scenario.meters == "model" else WIRE
+            target = ReferenceTarget(config, clock, disk, wiring)
             acknowledged = Acknowledged.of(config, clock.time() + duration)
             log = stack.enter_context(
                 (out / "timeline.jsonl").open("w", encoding="utf-8", buffering=1)
@@ -278,11 +283,18 @@ async def run_scenario(
             run = Run(
                 scenario, out, clock, fleet, platforms, proxies, target, acknowledged, log, wall0
             )
-            run.note("start", seed=scenario.seed, power=power_note, events=len(events))
+            run.note(
+                "start",
+                seed=scenario.seed,
+                power=power_note,
+                meters=scenario.meters,
+                events=len(events),
+            )
             await target.power_on()
             run.note("terminal ready")
         t0 = clock.monotonic()
         ticker = asyncio.create_task(_tick(run, t0, total, progress))
+        pace = asyncio.create_task(_pace(run))
         try:
             for event in events:
                 await clock.sleep_until(t0 + event.at.total_seconds())
@@ -300,6 +312,7 @@ async def run_scenario(
             results = {name: _check(run, name) for name in platforms.centres}
         finally:
             ticker.cancel()
+            pace.cancel()
             await target.stop()
         run.note("checked", **{n: r.summary().splitlines()[0] for n, r in results.items()})
         virtual = clock.monotonic() - t0
@@ -314,6 +327,7 @@ async def run_scenario(
         seed=scenario.seed,
         power_cut_mode="fuse" if power_note == "fuse" else "stop",
         power_note=power_note,
+        meters=scenario.meters,
         expected=sum(c.expected for c in centres.values()),
         received=sum(c.received for c in centres.values()),
         lost=sum(c.lost for c in centres.values()),
@@ -337,6 +351,14 @@ def _copy_store(disk: Path, out: Path) -> None:
     """The store as the disk kept it (the backing directory: the mount is gone by now)."""
     for part in disk.glob("terminal.db*"):
         shutil.copy2(part, out / part.name)
+
+
+async def _pace(run: Run) -> None:
+    """A line in the timeline every virtual hour: how the run's wall time accrues, for anyone
+    wondering where a long run's time went."""
+    while True:
+        await run.clock.sleep(PACE_EVERY_S)
+        run.note("pace", clock_steps=run.clock.steps, power="on" if run.target.powered else "off")
 
 
 async def _tick(run: Run, t0: float, total: float, progress: Progress | None) -> None:

@@ -54,6 +54,7 @@ class Outcome:
     seed: int
     power_cut_mode: str  # "fuse" (unsynced writes lost) or "stop" (said why in power_note)
     power_note: str
+    meters: str  # "wire" or "model": how the terminal read the meters (Scenario.meters)
     expected: int
     received: int
     lost: int

@@ -5,6 +5,7 @@ timeline of steps at offsets from the start (``90s``, ``30m``, ``48h``, ``7d``):
 
     name: retention-48h
     fleet: ../fleets/works.yaml          # relative to the scenario file
+    meters: model                        # wire (default): over their protocols
     seed: 48
     duration: 48h
     drain: 3h                            # after the timeline: time for backlogs to empty
@@ -224,6 +225,10 @@ class Scenario(Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
     description: str = ""
     fleet: Path
+    #: How the terminal reads the meters: ``wire``, each over its own protocol (ptys,
+    #: sockets); ``model``, each value straight from the meter's model at the instant of the
+    #: read (``bench/scenario/model_link.py``), for scenarios about days, not about the wire.
+    meters: Literal["wire", "model"] = "wire"
     seed: int = 0
     duration: Duration
     #: Virtual time after ``duration`` for backlogs to drain before the checker runs.

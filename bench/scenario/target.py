@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from reference_terminal.acquisition.drivers import WIRE, Wiring
 from reference_terminal.app import Terminal
 from reference_terminal.config import TerminalConfig
 from simulators.clock import Clock
@@ -56,8 +57,15 @@ class Rtc:
 
 
 class ReferenceTarget:
-    def __init__(self, config: TerminalConfig, clock: Clock, disk: VolatileMount | None) -> None:
+    def __init__(
+        self,
+        config: TerminalConfig,
+        clock: Clock,
+        disk: VolatileMount | None,
+        wiring: Wiring = WIRE,
+    ) -> None:
         self.config = config
+        self.wiring = wiring
         self.rtc = Rtc(clock)
         self.disk = disk
         self.terminal: Terminal | None = None
@@ -76,7 +84,7 @@ class ReferenceTarget:
         (a terminal refusing its stored credentials does not start). Returns what it built."""
         if self._task is not None:
             raise TargetError("power on: the terminal is already on")
-        terminal = Terminal(self.config, clock=self.rtc)
+        terminal = Terminal(self.config, clock=self.rtc, wiring=self.wiring)
         prepared = None if prepare is None else prepare(terminal)
         self.terminal = terminal
         self._task = asyncio.create_task(terminal.run(), name=f"terminal boot {self.boots}")

@@ -20,11 +20,15 @@ has that shape)::
 Manual devices have no driver: values come through
 :func:`~reference_terminal.acquisition.manual.enter_value` and
 :func:`~reference_terminal.acquisition.manual.import_csv`.
+
+The terminal takes its drivers from a :class:`Wiring`; :data:`WIRE` (these functions) is the
+terminal as deployed. A bench may wire it otherwise (``bench/scenario/model_link.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Protocol
 
 from reference_terminal.acquisition.cjt188 import Cjt188Driver
 from reference_terminal.acquisition.dlt645 import Dlt645Driver
@@ -52,7 +56,7 @@ from reference_terminal.config import (
     TerminalConfig,
 )
 
-__all__ = ["is_polled", "make_buses", "make_driver", "requests_for"]
+__all__ = ["WIRE", "Wiring", "is_polled", "make_buses", "make_driver", "requests_for"]
 
 
 def is_polled(device: Device) -> bool:
@@ -101,6 +105,30 @@ def make_driver(device: Device, *, buses: Mapping[str, BusArbiter], clock: Clock
             else "it pushes (MqttIntake / HttpsIntake)"
         )
     )
+
+
+class Wiring(Protocol):
+    """How the terminal reaches its devices: which it polls, and each one's driver."""
+
+    def polled(self, device: Device) -> bool: ...
+
+    def driver(self, device: Device, *, buses: Mapping[str, BusArbiter], clock: Clock) -> Driver:
+        """The driver of a device :meth:`polled` says is polled; ValueError if it cannot be
+        built (the configuration is then refused)."""
+        ...
+
+
+class _Wire:
+    """Each device over its own protocol (:func:`is_polled`, :func:`make_driver`)."""
+
+    def polled(self, device: Device) -> bool:
+        return is_polled(device)
+
+    def driver(self, device: Device, *, buses: Mapping[str, BusArbiter], clock: Clock) -> Driver:
+        return make_driver(device, buses=buses, clock=clock)
+
+
+WIRE: Wiring = _Wire()
 
 
 def requests_for(config: TerminalConfig, device_id: str) -> list[tuple[Point, Source]]:

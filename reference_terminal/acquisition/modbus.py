@@ -222,8 +222,9 @@ class ExceptionReply(Exception):
 # ---- the shared read -----------------------------------------------------------------------------
 
 
-class _ModbusDriver:
-    """What the TCP and RTU drivers share: planning, retries, decoding, failure rules."""
+class ModbusDriver:
+    """What the TCP and RTU drivers share: planning, retries, decoding, failure rules. A
+    transport is its ``_fetch``."""
 
     def __init__(self, device: ModbusTcpDevice | ModbusRtuDevice, clock: Clock) -> None:
         self.device_id = device.id
@@ -331,7 +332,7 @@ def _check_words(pdu: ModbusPDU, block: Block) -> list[int]:
 # ---- TCP ------------------------------------------------------------------------------------
 
 
-class ModbusTcpDriver(_ModbusDriver):
+class ModbusTcpDriver(ModbusDriver):
     """A Modbus TCP device (or a gateway's unit), one connection kept open between reads."""
 
     def __init__(self, device: ModbusTcpDevice, clock: Clock) -> None:
@@ -475,7 +476,7 @@ _REQUESTS: Final[dict[str, Callable[..., ModbusPDU]]] = {
 }
 
 
-class ModbusRtuDriver(_ModbusDriver):
+class ModbusRtuDriver(ModbusDriver):
     """A Modbus RTU meter on a shared serial bus."""
 
     def __init__(self, device: ModbusRtuDevice, arbiter: BusArbiter, clock: Clock) -> None:

@@ -30,10 +30,11 @@ def run_within_limit(scenario: Scenario, out: Path) -> Outcome:
     return asyncio.run(asyncio.wait_for(run_scenario(scenario, out), WALL_LIMIT_S))
 
 
-def scenario_file(tmp_path: Path, synchronous: str) -> Path:
+def scenario_file(tmp_path: Path, synchronous: str, meters: str = "wire") -> Path:
     spec = {
         "name": f"retention-small-{synchronous.lower()}",
         "fleet": str(SMALL),
+        "meters": meters,
         "seed": 11,
         "duration": "50m",
         "drain": "1h",
@@ -59,14 +60,20 @@ def scenario_file(tmp_path: Path, synchronous: str) -> Path:
     return path
 
 
+#: The meters over their protocols, and through the model link the long scenarios use.
+METERS = pytest.mark.parametrize("meters", ["wire", "model"])
+
+
 @needs_fuse
+@METERS
 def test_every_acknowledged_window_arrives_once_at_both_centres_after_power_cuts(
-    tmp_path: Path,
+    tmp_path: Path, meters: str
 ) -> None:
-    scenario = load_scenario(scenario_file(tmp_path, "FULL"))
+    scenario = load_scenario(scenario_file(tmp_path, "FULL", meters))
     outcome = run_within_limit(scenario, tmp_path / "run")
 
     assert outcome.power_cut_mode == "fuse" and outcome.power_cuts == 2
+    assert outcome.meters == meters
     assert outcome.expected > 0 and set(outcome.centres) == {"provincial", "group"}
     for name, centre in outcome.centres.items():
         assert centre.lost == 0, (name, centre.first_lost)
@@ -92,9 +99,12 @@ def test_every_acknowledged_window_arrives_once_at_both_centres_after_power_cuts
 
 
 @needs_fuse
-def test_the_same_cuts_catch_a_terminal_whose_store_does_not_sync(tmp_path: Path) -> None:
+@METERS
+def test_the_same_cuts_catch_a_terminal_whose_store_does_not_sync(
+    tmp_path: Path, meters: str
+) -> None:
     """A fault injector that cannot make a weak terminal fail proves nothing."""
-    scenario = load_scenario(scenario_file(tmp_path, "OFF"))
+    scenario = load_scenario(scenario_file(tmp_path, "OFF", meters))
     outcome = run_within_limit(scenario, tmp_path / "run")
 
     assert outcome.bytes_dropped_by_cuts > 0

@@ -139,6 +139,7 @@ def test_a_refused_operator_request_or_a_revised_window_fails_the_run() -> None:
         seed=1,
         power_cut_mode="fuse",
         power_note="fuse",
+        meters="wire",
         expected=1,
         received=1,
         lost=0,
