@@ -357,15 +357,27 @@ class Record:
             return int(conn.execute(query).scalar_one())
 
     def count_readings(
-        self, *, centre: str | None = None, mn: str | None = None, cn: int | None = None
+        self,
+        *,
+        centre: str | None = None,
+        mn: str | None = None,
+        cn: int | None = None,
+        before: datetime | None = None,
+        distinct: bool = False,
     ) -> int:
-        """How many readings were received, each copy of a duplicate counted."""
-        query = _equal(
-            select(func.count()).select_from(readings),
-            (readings.c.centre, centre),
-            (readings.c.mn, mn),
-            (readings.c.cn, cn),
+        """How many readings were received, each copy of a duplicate counted unless
+        ``distinct`` (then each MN, CN, code and DataTime once); only those whose DataTime is
+        before ``before``, if given."""
+        c = readings.c
+        which: Select[Any] = (
+            select(c.mn, c.cn, c.code, c.data_time).distinct()
+            if distinct
+            else select(c.frame_id)
         )
+        which = _equal(which, (c.centre, centre), (c.mn, mn), (c.cn, cn))
+        if before is not None:  # YYYYMMDDhhmmss text sorts as the time it is
+            which = which.where(c.data_time < format_data_time(before))
+        query = select(func.count()).select_from(which.subquery())
         with self._read() as conn:
             return int(conn.execute(query).scalar_one())
 

@@ -110,6 +110,12 @@ def test_the_deduplicated_view_counts_copies_qns_and_disagreeing_values(url: str
         # Counting needs no reading parsed: every copy counts, as readings() lists them.
         assert record.count_readings(centre="c1", cn=2051) == len(record.readings()) == 8
         assert record.count_readings(centre="other") == 0
+        # Distinct windows: each (MN, CN, code, DataTime) once, however many copies came.
+        assert record.count_readings(centre="c1", distinct=True) == len(rows) == 4
+        assert record.count_readings(centre="c1", distinct=True, before=T0) == 0
+        later = T0 + timedelta(minutes=1)
+        assert record.count_readings(centre="c1", distinct=True, before=later) == 2
+        assert record.count_readings(centre="c1", before=later) == 6
 
 
 def test_a_reopened_file_record_keeps_its_frames_and_numbers_on(tmp_path: Path) -> None:
