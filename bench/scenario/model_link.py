@@ -45,8 +45,12 @@ from simulators.meters.registers import encode
 __all__ = ["ModelLink"]
 
 #: How a communication fault shows to a driver: the kind of its DriverError.
-_FAILED = {"no_answer": "timeout", "bad_checksum": "checksum", "garbled": "garbled"}
-_FAILED["truncated"] = "garbled"
+_FAILED = {
+    "no_answer": "timeout",
+    "bad_checksum": "checksum",
+    "garbled": "garbled",
+    "truncated": "garbled",
+}
 
 
 class ModelLink:
