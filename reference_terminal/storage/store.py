@@ -93,6 +93,12 @@ DEFAULT_BEHIND_CHUNK = 100
 CHECKPOINT_INTERVAL_S = 0.25
 #: SQLite: WAL pages after which the writer checkpoints by itself (SQLite's default is 1 000).
 WRITER_AUTOCHECKPOINT = 20_000
+#: SQLite: the writer's page cache (KiB), an upper bound. Each point appends to its own leaf of
+#: each index, so a minute of a 200-point plant touches on the order of a thousand pages (a
+#: reading and five window figures per point), more than SQLite's default 2 MiB holds. Measured
+#: beside the LIFO pool: a works-fleet scenario 14 % faster over four virtual hours than with
+#: neither, 7 % with the pool alone.
+WRITER_CACHE_KIB = 64 * 1024
 #: How long a query waits for acknowledged writes to reach the database before it fails.
 READ_WAIT_S = 30.0
 #: An intake log this large waits for the database to catch up before it grows further.
@@ -187,7 +193,11 @@ def make_engine(
             )
         if u.query.get("uri") not in ("true", "1"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(u, connect_args={"timeout": busy_timeout_s})
+        # LIFO: the writer takes back the connection it just returned. In WAL mode a
+        # connection drops its page cache whenever another one wrote since, so handing the
+        # writer the pool's connections in turn (FIFO) read every page it touched anew
+        # (measured: 114 000 against 56 000 page reads in a virtual hour of the works fleet).
+        engine = create_engine(u, connect_args={"timeout": busy_timeout_s}, pool_use_lifo=True)
         event.listen(engine, "connect", _sqlite_on_connect(busy_timeout_s, synchronous))
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
@@ -516,6 +526,7 @@ class _Writer:
                 # on the DBAPI connection: through SQLAlchemy the PRAGMA would autobegin
                 dbapi: Any = conn.connection.dbapi_connection
                 dbapi.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}").close()
+                dbapi.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}").close()
                 info["carbench_autocheckpoint"] = True
         return conn
 
