@@ -370,9 +370,7 @@ class Record:
         before ``before``, if given."""
         c = readings.c
         which: Select[Any] = (
-            select(c.mn, c.cn, c.code, c.data_time).distinct()
-            if distinct
-            else select(c.frame_id)
+            select(c.mn, c.cn, c.code, c.data_time).distinct() if distinct else select(c.frame_id)
         )
         which = _equal(which, (c.centre, centre), (c.mn, mn), (c.cn, cn))
         if before is not None:  # YYYYMMDDhhmmss text sorts as the time it is
