@@ -34,8 +34,20 @@ from sqlalchemy.engine import URL, make_url
 
 from reference_terminal.durable import fsync_dir, publish
 from reference_terminal.storage.intake_log import log_path
-from reference_terminal.storage.migrations import LATEST, current_version, migrate
-from reference_terminal.storage.schema import DATA_TABLES, StoreError
+from reference_terminal.storage.migrations import (
+    LATEST,
+    current_version,
+    derived_copied,
+    migrate,
+)
+from reference_terminal.storage.schema import (
+    DATA_TABLES,
+    StoreError,
+    derived_recent,
+    derived_settled,
+    events,
+    readings,
+)
 from reference_terminal.storage.store import Store, checkpoint, make_engine, sqlite_url
 
 
@@ -109,8 +121,18 @@ def _counts(conn: Connection, version: int) -> dict[str, int]:
     }
 
 
+#: What a logical copy reads and where it writes: the derived values table by table (in id
+#: order each, which the view cannot give cheaply), all into the target's settled table.
+_COPIES = (
+    (readings, readings),
+    (events, events),
+    (derived_settled, derived_settled),
+    (derived_recent, derived_settled),
+)
+
+
 def _copy_tables(source: Connection, target: Connection, chunk_rows: int) -> None:
-    for table in DATA_TABLES:
+    for table, into in _COPIES:
         last = None
         while True:
             query = select(table).order_by(table.c.id).limit(chunk_rows)
@@ -118,7 +140,7 @@ def _copy_tables(source: Connection, target: Connection, chunk_rows: int) -> Non
                 query = query.where(table.c.id > last)
             rows = [dict(row) for row in source.execute(query).mappings()]
             if rows:
-                target.execute(table.insert(), rows)
+                target.execute(into.insert(), rows)
                 last = rows[-1]["id"]
             if len(rows) < chunk_rows:
                 break
@@ -159,6 +181,7 @@ def backup_connection(conn: Connection, path: str | Path, *, chunk_rows: int = 5
                     migrate(engine, target=version)
                     with engine.begin() as out:
                         _copy_tables(conn, out, chunk_rows)
+                        derived_copied(out)
                     checkpoint(engine)
                 finally:
                     engine.dispose()
@@ -202,7 +225,7 @@ def _copy_file(source: Path, target: Path) -> None:
 
 def _reset_sequences(conn: Connection) -> None:
     if conn.dialect.name == "postgresql":
-        for table in DATA_TABLES:
+        for table in (readings, events):
             conn.execute(
                 text(
                     f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
@@ -264,6 +287,7 @@ def restore(backup_path: str | Path, url: str | URL, *, chunk_rows: int = 5000) 
                 with source.connect() as src, engine.begin() as dst:
                     _copy_tables(src, dst, chunk_rows)
                     _reset_sequences(dst)
+                    derived_copied(dst)
             finally:
                 source.dispose()
         with engine.connect() as conn:
@@ -347,7 +371,8 @@ def native_dump_command(url: str | URL, path: str | Path) -> tuple[list[str], di
             argv += ["-u", u.username]
         if u.password:
             env["MYSQL_PWD"] = str(u.password)
-        argv += [u.database or "", "schema_version", *(t.name for t in DATA_TABLES)]
+        tables = ("readings", "events", "derived_settled", "derived_recent", "derived_extent")
+        argv += [u.database or "", "schema_version", *tables, "derived_values"]
         return argv, env
     raise StoreError(f"no native dump tool for {backend}: use backup() for SQLite")
 

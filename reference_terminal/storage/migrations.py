@@ -41,6 +41,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import func as sqlfunc
+from sqlalchemy.schema import SchemaItem
 
 from reference_terminal.storage.schema import (
     TABLE_OPTIONS,
@@ -190,16 +191,105 @@ def _v5(conn: Connection) -> None:
         conn.execute(state.insert().values(id=1, applied_seq=0))
 
 
+def _v6(conn: Connection) -> None:
+    """Derived values in two tables behind a view (schema.py): the old table becomes
+    ``derived_settled`` with its data; new values go to ``derived_recent``, whose ids continue
+    above the old ones."""
+    md = MetaData()
+    names = set(inspect(conn).get_table_names())
+    if "derived_settled" not in names:  # MariaDB: a step interrupted after the rename
+        conn.exec_driver_sql("ALTER TABLE derived_values RENAME TO derived_settled")
+    columns: list[SchemaItem] = [
+        Column("id", row_id(), primary_key=True, autoincrement=True),
+        Column("point", identifier(), nullable=False),
+        Column("kind", identifier(), nullable=False),
+        Column("period_start", Double, nullable=False),
+        Column("period_end", Double, nullable=False),
+        Column("value", String(VALUE_LENGTH), nullable=True),
+        Column("quality", String(16), nullable=False),
+        Column("note", Text, nullable=False),
+        Column("computed_at", Double, nullable=False),
+    ]
+    Table(
+        "derived_recent",
+        md,
+        *columns,
+        UniqueConstraint("period_start", "kind", "point", name="uq_derived_recent_period"),
+        sqlite_autoincrement=True,
+        **TABLE_OPTIONS,
+    ).create(conn, checkfirst=True)
+    extent = Table(
+        "derived_extent",
+        md,
+        Column("kind", identifier(), primary_key=True),
+        Column("max_start", Double, nullable=False),
+        **TABLE_OPTIONS,
+    )
+    extent.create(conn, checkfirst=True)
+    derived_copied(conn)
+    if "derived_values" not in inspect(conn).get_view_names():
+        conn.exec_driver_sql(
+            "CREATE VIEW derived_values AS SELECT {c} FROM derived_settled "
+            "UNION ALL SELECT {c} FROM derived_recent".format(
+                c="id, point, kind, period_start, period_end, value, quality, note, computed_at"
+            )
+        )
+
+
+def derived_copied(conn: Connection) -> None:
+    """After rows were put into ``derived_settled`` with their ids (by this migration or a
+    restore): ``derived_extent`` from what it holds, and ``derived_recent``'s ids above them."""
+    conn.exec_driver_sql("DELETE FROM derived_extent")
+    conn.exec_driver_sql(
+        "INSERT INTO derived_extent (kind, max_start) "
+        "SELECT kind, MAX(period_start) FROM derived_settled GROUP BY kind"
+    )
+    top = conn.scalar(text("SELECT MAX(id) FROM derived_settled"))
+    if top:
+        continue_ids_after(conn, "derived_recent", int(top))
+
+
+def continue_ids_after(conn: Connection, table: str, top: int) -> None:
+    """Make ``table``'s next generated id greater than ``top`` (never lower it)."""
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        # AUTOINCREMENT keeps its high-water mark in sqlite_sequence, one row per table
+        updated = conn.execute(
+            text("UPDATE sqlite_sequence SET seq = MAX(seq, :top) WHERE name = :t"),
+            {"top": top, "t": table},
+        ).rowcount
+        if not updated:
+            conn.execute(
+                text("INSERT INTO sqlite_sequence (name, seq) VALUES (:t, :top)"),
+                {"top": top, "t": table},
+            )
+    elif dialect == "postgresql":
+        conn.execute(
+            text(
+                "SELECT setval(pg_get_serial_sequence(:t, 'id'), "
+                "GREATEST(:top, (SELECT COALESCE(MAX(id), 0) FROM " + table + ")) + 1, false)"
+            ),
+            {"t": table, "top": top},
+        )
+    elif dialect in ("mysql", "mariadb"):
+        # AUTO_INCREMENT only ever rises by this statement (a value below the table's maximum
+        # is raised to it); DDL: it commits
+        conn.exec_driver_sql(f"ALTER TABLE {table} AUTO_INCREMENT = {top + 1}")
+    else:
+        raise StoreError(f"cannot set the next id of {table} on {dialect}")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "readings and events", _v1),
     Migration(2, "derived values (increments, settlements); events by point", _v2),
     Migration(3, "upload outbox and per-centre upload state", _v3),
     Migration(4, "security audit log, SM3 hash-chained (ISC-2 §7.4.1.3)", _v4),
     Migration(5, "intake log position: writes durable before the database holds them", _v5),
+    Migration(6, "derived values: recent (time first), settled (point first), one view", _v6),
 )
 LATEST = MIGRATIONS[-1].version
 
-_KNOWN_TABLES = ("readings", "events", "derived_values")
+_KNOWN_TABLES = ("readings", "events", "derived_values", "derived_settled")
 _PG_LOCK_KEY = 0x63617262  # "carb"
 _MYSQL_LOCK = "carbench.store.migrate"
 

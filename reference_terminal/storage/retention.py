@@ -27,8 +27,9 @@ from reference_terminal.storage.migrations import migrate
 from reference_terminal.storage.schema import (
     READING_COLUMNS,
     Derived,
+    derived_recent,
     derived_row,
-    derived_values,
+    derived_settled,
     events,
     reading_values,
     readings,
@@ -75,11 +76,16 @@ def _delete_events(conn: Connection, cutoff: float, batch: int) -> int:
 
 
 def _delete_derived(conn: Connection, cutoff: float, batch: int) -> int:
-    c = derived_values.c
-    ids = conn.scalars(select(c.id).where(c.period_end <= cutoff).limit(batch)).all()
-    if ids:
-        conn.execute(derived_values.delete().where(c.id.in_(ids)))
-    return len(ids)
+    deleted = 0
+    for table in (derived_settled, derived_recent):
+        c = table.c
+        ids = conn.scalars(select(c.id).where(c.period_end <= cutoff).limit(batch - deleted)).all()
+        if ids:
+            conn.execute(table.delete().where(c.id.in_(ids)))
+        deleted += len(ids)
+        if deleted >= batch:
+            break
+    return deleted
 
 
 async def purge(
@@ -205,7 +211,7 @@ def measured_row_sizes(samples: int = 10_000) -> RowSizes:
                 for i in range(samples)
             ]
             with engine.begin() as conn:
-                conn.execute(derived_values.insert(), derived)
+                conn.execute(derived_settled.insert(), derived)
             with_derived = _file_bytes(engine)
         finally:
             engine.dispose()

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     Double,
     Index,
     Integer,
@@ -34,6 +35,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
+    select,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeEngine
@@ -112,8 +115,36 @@ events = Table(
     **TABLE_OPTIONS,
 )
 
-derived_values = Table(
-    "derived_values",
+#: Derived values are kept in two tables behind one view, ``derived_values``, which is what every
+#: reader selects from (see "Derived values" in ``store.py`` for why and how rows move).
+#:
+#: ``derived_recent`` takes every new value. Its key is time first, so a minute's values of
+#: every point land side by side on a few pages: keyed point first, as a point's history must
+#: be, each value dirtied a page of its own (a thousand pages a minute on a 200-point plant,
+#: and the database's write traffic grew with its size).
+derived_recent = Table(
+    "derived_recent",
+    metadata,
+    Column("id", row_id(), primary_key=True, autoincrement=True),
+    Column("point", identifier(), nullable=False),
+    Column("kind", identifier(), nullable=False),
+    Column("period_start", Double, nullable=False),
+    Column("period_end", Double, nullable=False),
+    Column("value", String(VALUE_LENGTH), nullable=True),
+    Column("quality", String(16), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("computed_at", Double, nullable=False),
+    UniqueConstraint("period_start", "kind", "point", name="uq_derived_recent_period"),
+    sqlite_autoincrement=True,
+    **TABLE_OPTIONS,
+)
+
+#: ``derived_settled`` holds the rest, keyed point first for a point's history; the writer moves
+#: ``derived_recent`` into it in bulk, sorted, so each of its pages is written once per move.
+#: It is the table migration 2 created as ``derived_values``, renamed: its constraint and index
+#: keep their names.
+derived_settled = Table(
+    "derived_settled",
     metadata,
     Column("id", row_id(), primary_key=True, autoincrement=True),
     Column("point", identifier(), nullable=False),
@@ -129,6 +160,55 @@ derived_values = Table(
     sqlite_autoincrement=True,
     **TABLE_OPTIONS,
 )
+
+#: The latest period start of each kind in ``derived_settled``: a value starting later cannot
+#: be there, so the writer puts it in ``derived_recent`` without looking.
+derived_extent = Table(
+    "derived_extent",
+    metadata,
+    Column("kind", identifier(), primary_key=True),
+    Column("max_start", Double, nullable=False),
+    **TABLE_OPTIONS,
+)
+
+#: Views, apart from ``metadata`` so that ``create_all`` does not make them tables.
+views = MetaData()
+
+#: Every derived value, with its id (ids grow in commit order across both tables): the view
+#: readers select from. A key is in one of the two tables, never both.
+derived_values = Table(
+    "derived_values",
+    views,
+    Column("id", row_id(), primary_key=True),
+    Column("point", identifier(), nullable=False),
+    Column("kind", identifier(), nullable=False),
+    Column("period_start", Double, nullable=False),
+    Column("period_end", Double, nullable=False),
+    Column("value", String(VALUE_LENGTH), nullable=True),
+    Column("quality", String(16), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("computed_at", Double, nullable=False),
+)
+
+DERIVED_VIEW_COLUMNS = ", ".join(c.name for c in derived_values.columns)
+DERIVED_VIEW_SQL = (
+    f"CREATE VIEW derived_values AS SELECT {DERIVED_VIEW_COLUMNS} FROM derived_settled "
+    f"UNION ALL SELECT {DERIVED_VIEW_COLUMNS} FROM derived_recent"
+)
+
+
+def create_all(conn: Connection) -> None:
+    """The current schema in an empty database, views included (what migrating gives)."""
+    metadata.create_all(conn)
+    conn.exec_driver_sql(DERIVED_VIEW_SQL)
+
+
+def derived_top_id(conn: Connection) -> int:
+    """The largest derived-value id, 0 if none: each table's maximum from its key (the same
+    maximum over the view would read every row on SQLite and MariaDB)."""
+    tops = [conn.scalar(select(func.max(t.c.id))) for t in (derived_settled, derived_recent)]
+    return int(max((t for t in tops if t is not None), default=0))
+
 
 #: QN ``YYYYMMDDhhmmsszzz`` (HJ 212-2017 表 3) or an HTTPS request id.
 QN_LENGTH = 32

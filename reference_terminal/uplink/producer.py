@@ -19,12 +19,18 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from reference_terminal.clock import Clock
 from reference_terminal.config import CentreBase
 from reference_terminal.model import Reading
-from reference_terminal.storage.schema import derived_values, readings, row_derived, row_reading
+from reference_terminal.storage.schema import (
+    derived_top_id,
+    derived_values,
+    readings,
+    row_derived,
+    row_reading,
+)
 from reference_terminal.storage.store import Store
 from reference_terminal.tasks import first_of
 from reference_terminal.uplink.frames import (
@@ -130,7 +136,7 @@ class Producer:
         name = self.centre.name
 
         def init(conn: Connection) -> None:
-            top = conn.scalar(select(func.max(derived_values.c.id))) or 0
+            top = derived_top_id(conn)
             for stream in (Stream.MINUTE, Stream.HOUR, Stream.DAY, Stream.MONTH):
                 if get_state(conn, name, _cursor_key(stream)) is None:
                     set_state(conn, name, _cursor_key(stream), str(int(top)))
@@ -218,7 +224,7 @@ class Producer:
         def scan(conn: Connection) -> Scan:
             c = derived_values.c
             cursor = int(get_state(conn, name, key) or 0)
-            top = int(conn.scalar(select(func.max(c.id))) or 0)
+            top = derived_top_id(conn)
             if top <= cursor:
                 return Scan([])
             query = (

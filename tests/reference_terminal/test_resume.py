@@ -11,13 +11,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Connection
 
 from reference_terminal.app import Terminal, increment_rows, window_rows
 from reference_terminal.config import Point, TerminalConfig
 from reference_terminal.model import Quality, RawValue, Reading
 from reference_terminal.processing.pipeline import Output, Processor
 from reference_terminal.resume import Resumed, resume
-from reference_terminal.storage.schema import Derived, derived_values
+from reference_terminal.storage.schema import Derived, derived_recent, derived_settled
 from reference_terminal.storage.store import Store, sqlite_url
 
 T0 = 1_767_578_400.0  # 2026-01-05 10:00 +08:00
@@ -269,16 +270,19 @@ def test_virtual_points_come_back_after_a_cut_as_if_there_had_been_none(
         async with await Store.open(sqlite_url(tmp_path / "cut.db")) as store:
             first = Processor.from_config(VIRTUAL_CONFIG)
             await run_terminal(store, before, first)
+
             # the write-behind queue lost the figures of the windows that ended in the last
             # three minutes with the power (readings and increments are durable)
-            await store.run_in_writer(
-                lambda c: c.execute(
-                    derived_values.delete().where(
-                        derived_values.c.period_end > T0 + 60 * (cut - 3),
-                        derived_values.c.kind.not_like("increment%"),
+            def lose(c: Connection) -> None:
+                for table in (derived_recent, derived_settled):
+                    c.execute(
+                        table.delete().where(
+                            table.c.period_end > T0 + 60 * (cut - 3),
+                            table.c.kind.not_like("increment%"),
+                        )
                     )
-                )
-            )
+
+            await store.run_in_writer(lose)
             second = Processor.from_config(VIRTUAL_CONFIG)
             resumed = await resume(second, store)
             await store.write_derived(window_rows(Output(aggregates=resumed.recovered), T0))

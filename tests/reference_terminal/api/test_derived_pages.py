@@ -16,7 +16,7 @@ from reference_terminal.api import derived_pages
 from reference_terminal.api.derived_pages import derived_page_json
 from reference_terminal.api.wire import DerivedOut, Page
 from reference_terminal.model import Quality
-from reference_terminal.storage.schema import derived_values, metadata
+from reference_terminal.storage.schema import create_all, derived_recent
 from reference_terminal.storage.store import select_derived
 
 QUALITIES = list(Quality)
@@ -57,9 +57,9 @@ def python_page(
 
 def store_of(rows: list[dict[str, Any]]) -> Engine:
     engine = create_engine("sqlite://")
-    metadata.create_all(engine)
     with engine.begin() as conn:
-        conn.execute(insert(derived_values), rows)
+        create_all(conn)
+        conn.execute(insert(derived_recent), rows)
     return engine
 
 

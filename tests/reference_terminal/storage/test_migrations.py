@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, inspect
 
 from reference_terminal.storage.migrations import LATEST, MIGRATIONS, current_version, migrate
-from reference_terminal.storage.schema import StoreError, metadata
+from reference_terminal.storage.schema import StoreError, create_all
 from reference_terminal.storage.store import Store, make_engine
 from tests.reference_terminal.storage.conftest import backend_url
 from tests.reference_terminal.storage.helpers import T0, derived, reading
@@ -48,10 +48,13 @@ INSERT INTO events (t, kind, point, device, period_start, period_end, details)
 
 
 def shape(engine: Engine) -> dict[str, Any]:
-    """Tables, columns (type, nullability), keys and indexes, comparable across two databases."""
+    """Tables, columns (type, nullability), keys and indexes, and views' columns, comparable
+    across two databases."""
     out: dict[str, Any] = {}
     with engine.connect() as conn:
         insp = inspect(conn)
+        for view in sorted(insp.get_view_names()):
+            out[f"view {view}"] = [(c["name"], str(c["type"])) for c in insp.get_columns(view)]
         for table in sorted(insp.get_table_names()):
             if table == "sqlite_sequence":
                 continue
@@ -74,7 +77,7 @@ def shape(engine: Engine) -> dict[str, Any]:
 
 @pytest.fixture
 def reference_url(request: pytest.FixtureRequest, url: str, tmp_path: Path) -> Iterator[str]:
-    """A second fresh database on the same backend as ``url``, to build from ``metadata``."""
+    """A second fresh database on the same backend as ``url``, to build from ``schema.py``."""
     yield from backend_url(request.node.callspec.params["url"], tmp_path / "reference")
 
 
@@ -94,7 +97,8 @@ def test_migrated_schema_is_what_schema_py_describes(url: str, reference_url: st
     try:
         migrate(migrated, target=1)
         migrate(migrated)
-        metadata.create_all(reference)
+        with reference.begin() as conn:
+            create_all(conn)
         assert shape(migrated) == shape(reference)
     finally:
         migrated.dispose()
@@ -118,7 +122,8 @@ async def test_v1_database_from_the_first_release_is_upgraded(tmp_path: Path) ->
     engine = make_engine(f"sqlite:///{path}")
     reference = make_engine(f"sqlite:///{tmp_path / 'reference.db'}")
     try:
-        metadata.create_all(reference)
+        with reference.begin() as conn:
+            create_all(conn)
         assert shape(engine) == shape(reference)
         with engine.connect() as conn:
             versions = conn.exec_driver_sql("SELECT version FROM schema_version").scalars().all()
