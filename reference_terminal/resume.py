@@ -44,6 +44,7 @@ from reference_terminal.processing.virtual import WindowRule, inputs_of, outputs
 from reference_terminal.storage.schema import (
     Derived,
     derived_values,
+    newest_reading_t,
     readings,
     row_derived,
     row_reading,
@@ -318,7 +319,7 @@ def select_virtual_inputs(
     period), and the stored ones among them (by rule id). A rule with no result stored yet
     (new) is given none: it starts with the windows closing from now on."""
     c = derived_values.c
-    newest = conn.execute(select(func.max(readings.c.t))).scalar()
+    newest = newest_reading_t(conn)
     if newest is None:
         return {}, {}
     oldest = float(newest) - max_lag_s

@@ -37,16 +37,15 @@ from reference_terminal.storage.intake_log import log_path
 from reference_terminal.storage.migrations import (
     LATEST,
     current_version,
-    derived_copied,
     migrate,
+    settled_copied,
 )
 from reference_terminal.storage.schema import (
     DATA_TABLES,
+    RECENT_AND_SETTLED,
     StoreError,
-    derived_recent,
-    derived_settled,
     events,
-    readings,
+    readings_settled,
 )
 from reference_terminal.storage.store import Store, checkpoint, make_engine, sqlite_url
 
@@ -121,13 +120,11 @@ def _counts(conn: Connection, version: int) -> dict[str, int]:
     }
 
 
-#: What a logical copy reads and where it writes: the derived values table by table (in id
-#: order each, which the view cannot give cheaply), all into the target's settled table.
+#: What a logical copy reads and where it writes: readings and derived values table by table
+#: (in id order each, which their views cannot give cheaply), into the target's settled tables.
 _COPIES = (
-    (readings, readings),
     (events, events),
-    (derived_settled, derived_settled),
-    (derived_recent, derived_settled),
+    *((t, settled) for _, settled, recent in RECENT_AND_SETTLED for t in (settled, recent)),
 )
 
 
@@ -181,7 +178,7 @@ def backup_connection(conn: Connection, path: str | Path, *, chunk_rows: int = 5
                     migrate(engine, target=version)
                     with engine.begin() as out:
                         _copy_tables(conn, out, chunk_rows)
-                        derived_copied(out)
+                        settled_copied(out)
                     checkpoint(engine)
                 finally:
                     engine.dispose()
@@ -225,7 +222,7 @@ def _copy_file(source: Path, target: Path) -> None:
 
 def _reset_sequences(conn: Connection) -> None:
     if conn.dialect.name == "postgresql":
-        for table in (readings, events):
+        for table in (readings_settled, events):
             conn.execute(
                 text(
                     f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
@@ -287,7 +284,7 @@ def restore(backup_path: str | Path, url: str | URL, *, chunk_rows: int = 5000) 
                 with source.connect() as src, engine.begin() as dst:
                     _copy_tables(src, dst, chunk_rows)
                     _reset_sequences(dst)
-                    derived_copied(dst)
+                    settled_copied(dst)
             finally:
                 source.dispose()
         with engine.connect() as conn:
@@ -371,8 +368,9 @@ def native_dump_command(url: str | URL, path: str | Path) -> tuple[list[str], di
             argv += ["-u", u.username]
         if u.password:
             env["MYSQL_PWD"] = str(u.password)
-        tables = ("readings", "events", "derived_settled", "derived_recent", "derived_extent")
-        argv += [u.database or "", "schema_version", *tables, "derived_values"]
+        tables = [t.name for tables in RECENT_AND_SETTLED for t in tables[1:]]
+        views = [view.name for view, _, _ in RECENT_AND_SETTLED]
+        argv += [u.database or "", "schema_version", "events", *tables, "derived_extent", *views]
         return argv, env
     raise StoreError(f"no native dump tool for {backend}: use backup() for SQLite")
 

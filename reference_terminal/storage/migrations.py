@@ -192,61 +192,96 @@ def _v5(conn: Connection) -> None:
 
 
 def _v6(conn: Connection) -> None:
-    """Derived values in two tables behind a view (schema.py): the old table becomes
-    ``derived_settled`` with its data; new values go to ``derived_recent``, whose ids continue
-    above the old ones."""
+    """Readings and derived values each in two tables behind a view (schema.py, "recent and
+    settled"): the old tables become the settled ones with their data; new rows go to the
+    recent ones, whose ids continue above the old ones."""
     md = MetaData()
+
+    def reading_columns() -> list[SchemaItem]:
+        return [
+            Column("id", row_id(), primary_key=True, autoincrement=True),
+            Column("point", identifier(), nullable=False),
+            Column("t", Double, nullable=False),
+            Column("raw", Text, nullable=False),
+            Column("value", String(VALUE_LENGTH), nullable=True),
+            Column("quality", String(16), nullable=False),
+            Column("digits", SmallInteger, nullable=False),
+            Column("device", identifier(), nullable=False),
+            Column("note", Text, nullable=False),
+        ]
+
+    def derived_columns() -> list[SchemaItem]:
+        return [
+            Column("id", row_id(), primary_key=True, autoincrement=True),
+            Column("point", identifier(), nullable=False),
+            Column("kind", identifier(), nullable=False),
+            Column("period_start", Double, nullable=False),
+            Column("period_end", Double, nullable=False),
+            Column("value", String(VALUE_LENGTH), nullable=True),
+            Column("quality", String(16), nullable=False),
+            Column("note", Text, nullable=False),
+            Column("computed_at", Double, nullable=False),
+        ]
+
     names = set(inspect(conn).get_table_names())
-    if "derived_settled" not in names:  # MariaDB: a step interrupted after the rename
-        conn.exec_driver_sql("ALTER TABLE derived_values RENAME TO derived_settled")
-    columns: list[SchemaItem] = [
-        Column("id", row_id(), primary_key=True, autoincrement=True),
-        Column("point", identifier(), nullable=False),
-        Column("kind", identifier(), nullable=False),
-        Column("period_start", Double, nullable=False),
-        Column("period_end", Double, nullable=False),
-        Column("value", String(VALUE_LENGTH), nullable=True),
-        Column("quality", String(16), nullable=False),
-        Column("note", Text, nullable=False),
-        Column("computed_at", Double, nullable=False),
-    ]
+    for old, settled in (("readings", "readings_settled"), ("derived_values", "derived_settled")):
+        if settled not in names:  # MariaDB: a step interrupted after a rename
+            conn.exec_driver_sql(f"ALTER TABLE {old} RENAME TO {settled}")
+    Table(
+        "readings_recent",
+        md,
+        *reading_columns(),
+        Index("ix_readings_recent_t", "t", "point"),
+        sqlite_autoincrement=True,
+        **TABLE_OPTIONS,
+    ).create(conn, checkfirst=True)
     Table(
         "derived_recent",
         md,
-        *columns,
+        *derived_columns(),
         UniqueConstraint("period_start", "kind", "point", name="uq_derived_recent_period"),
         sqlite_autoincrement=True,
         **TABLE_OPTIONS,
     ).create(conn, checkfirst=True)
-    extent = Table(
+    Table(
         "derived_extent",
         md,
         Column("kind", identifier(), primary_key=True),
         Column("max_start", Double, nullable=False),
         **TABLE_OPTIONS,
-    )
-    extent.create(conn, checkfirst=True)
-    derived_copied(conn)
-    if "derived_values" not in inspect(conn).get_view_names():
-        conn.exec_driver_sql(
-            "CREATE VIEW derived_values AS SELECT {c} FROM derived_settled "
-            "UNION ALL SELECT {c} FROM derived_recent".format(
-                c="id, point, kind, period_start, period_end, value, quality, note, computed_at"
+    ).create(conn, checkfirst=True)
+    settled_copied(conn)
+    have = set(inspect(conn).get_view_names())
+    for view, settled, recent, columns in (
+        ("readings", "readings_settled", "readings_recent", _READING_COLUMNS),
+        ("derived_values", "derived_settled", "derived_recent", _DERIVED_COLUMNS),
+    ):
+        if view not in have:
+            conn.exec_driver_sql(
+                f"CREATE VIEW {view} AS SELECT {columns} FROM {settled} "
+                f"UNION ALL SELECT {columns} FROM {recent}"
             )
-        )
 
 
-def derived_copied(conn: Connection) -> None:
-    """After rows were put into ``derived_settled`` with their ids (by this migration or a
-    restore): ``derived_extent`` from what it holds, and ``derived_recent``'s ids above them."""
+_READING_COLUMNS = "id, point, t, raw, value, quality, digits, device, note"
+_DERIVED_COLUMNS = "id, point, kind, period_start, period_end, value, quality, note, computed_at"
+
+
+def settled_copied(conn: Connection) -> None:
+    """After rows were put into the settled tables with their ids (by this migration or a
+    restore): ``derived_extent`` from what they hold, and the recent tables' ids above them."""
     conn.exec_driver_sql("DELETE FROM derived_extent")
     conn.exec_driver_sql(
         "INSERT INTO derived_extent (kind, max_start) "
         "SELECT kind, MAX(period_start) FROM derived_settled GROUP BY kind"
     )
-    top = conn.scalar(text("SELECT MAX(id) FROM derived_settled"))
-    if top:
-        continue_ids_after(conn, "derived_recent", int(top))
+    for settled, recent in (
+        ("readings_settled", "readings_recent"),
+        ("derived_settled", "derived_recent"),
+    ):
+        top = conn.scalar(text(f"SELECT MAX(id) FROM {settled}"))
+        if top:
+            continue_ids_after(conn, recent, int(top))
 
 
 def continue_ids_after(conn: Connection, table: str, top: int) -> None:
@@ -285,11 +320,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "upload outbox and per-centre upload state", _v3),
     Migration(4, "security audit log, SM3 hash-chained (ISC-2 §7.4.1.3)", _v4),
     Migration(5, "intake log position: writes durable before the database holds them", _v5),
-    Migration(6, "derived values: recent (time first), settled (point first), one view", _v6),
+    Migration(6, "readings, derived values: recent (time first), settled (point first)", _v6),
 )
 LATEST = MIGRATIONS[-1].version
 
-_KNOWN_TABLES = ("readings", "events", "derived_values", "derived_settled")
+_KNOWN_TABLES = ("readings", "events", "derived_values", "readings_settled", "derived_settled")
 _PG_LOCK_KEY = 0x63617262  # "carb"
 _MYSQL_LOCK = "carbench.store.migrate"
 

@@ -20,7 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, Table, and_, select
 
 from reference_terminal.model import Quality, Reading
 from reference_terminal.storage.migrations import migrate
@@ -32,7 +32,8 @@ from reference_terminal.storage.schema import (
     derived_settled,
     events,
     reading_values,
-    readings,
+    readings_recent,
+    readings_settled,
 )
 from reference_terminal.storage.store import Store, checkpoint, list_points, make_engine, sqlite_url
 
@@ -59,12 +60,28 @@ def cutoff_for(retention_days: float, now: float) -> float:
     return now - retention_days * DAY_S
 
 
+def _delete_from_both(
+    conn: Connection, tables: tuple[Table, Table], which: Callable[[Table], Any], batch: int
+) -> int:
+    """Delete up to ``batch`` rows matching ``which`` from a settled table and its recent one."""
+    deleted = 0
+    for table in tables:
+        ids = conn.scalars(select(table.c.id).where(which(table)).limit(batch - deleted)).all()
+        if ids:
+            conn.execute(table.delete().where(table.c.id.in_(ids)))
+        deleted += len(ids)
+        if deleted >= batch:
+            break
+    return deleted
+
+
 def _delete_readings(conn: Connection, point: str, cutoff: float, batch: int) -> int:
-    c = readings.c
-    ids = conn.scalars(select(c.id).where(c.point == point, c.t < cutoff).limit(batch)).all()
-    if ids:
-        conn.execute(readings.delete().where(c.id.in_(ids)))
-    return len(ids)
+    return _delete_from_both(
+        conn,
+        (readings_settled, readings_recent),
+        lambda t: and_(t.c.point == point, t.c.t < cutoff),
+        batch,
+    )
 
 
 def _delete_events(conn: Connection, cutoff: float, batch: int) -> int:
@@ -76,16 +93,9 @@ def _delete_events(conn: Connection, cutoff: float, batch: int) -> int:
 
 
 def _delete_derived(conn: Connection, cutoff: float, batch: int) -> int:
-    deleted = 0
-    for table in (derived_settled, derived_recent):
-        c = table.c
-        ids = conn.scalars(select(c.id).where(c.period_end <= cutoff).limit(batch - deleted)).all()
-        if ids:
-            conn.execute(table.delete().where(c.id.in_(ids)))
-        deleted += len(ids)
-        if deleted >= batch:
-            break
-    return deleted
+    return _delete_from_both(
+        conn, (derived_settled, derived_recent), lambda t: t.c.period_end <= cutoff, batch
+    )
 
 
 async def purge(
@@ -194,7 +204,7 @@ def measured_row_sizes(samples: int = 10_000) -> RowSizes:
                 for i in range(samples)
             ]
             with engine.begin() as conn:
-                conn.execute(readings.insert(), rows)
+                conn.execute(readings_settled.insert(), rows)
             with_readings = _file_bytes(engine)
             derived = [
                 derived_row(

@@ -80,23 +80,6 @@ schema_version = Table(
     **TABLE_OPTIONS,
 )
 
-readings = Table(
-    "readings",
-    metadata,
-    Column("id", row_id(), primary_key=True, autoincrement=True),
-    Column("point", identifier(), nullable=False),
-    Column("t", Double, nullable=False),
-    Column("raw", Text, nullable=False),
-    Column("value", String(VALUE_LENGTH), nullable=True),
-    Column("quality", String(16), nullable=False),
-    Column("digits", SmallInteger, nullable=False),
-    Column("device", identifier(), nullable=False),
-    Column("note", Text, nullable=False),
-    Index("ix_readings_point_t", "point", "t"),
-    sqlite_autoincrement=True,
-    **TABLE_OPTIONS,
-)
-
 events = Table(
     "events",
     metadata,
@@ -115,46 +98,75 @@ events = Table(
     **TABLE_OPTIONS,
 )
 
-#: Derived values are kept in two tables behind one view, ``derived_values``, which is what every
-#: reader selects from (see "Derived values" in ``store.py`` for why and how rows move).
-#:
-#: ``derived_recent`` takes every new value. Its key is time first, so a minute's values of
-#: every point land side by side on a few pages: keyed point first, as a point's history must
-#: be, each value dirtied a page of its own (a thousand pages a minute on a 200-point plant,
-#: and the database's write traffic grew with its size).
+# ---- recent and settled ----------------------------------------------------------------------
+#
+# Readings and derived values are each kept in two tables behind one view (``readings``,
+# ``derived_values``), which is what every reader selects from; ``store.py`` ("Recent and
+# settled") says how rows move between them. A new row goes to the *recent* table, keyed time
+# first, so a minute of every point lands side by side on a few pages. Keyed point first, as a
+# point's history must be, each row dirtied a page of its own: a thousand pages a minute on a
+# 200-point plant, and the writes per row grew with the table. The writer moves the recent rows
+# in bulk, sorted, into the *settled* table (point first), writing each of its pages once per
+# move. The settled tables are the ones migrations 1 and 2 created, renamed: their indexes and
+# constraints keep their names. Ids grow in commit order across both tables of a pair.
+
+
+def _reading_columns() -> list[Column[Any]]:
+    return [
+        Column("id", row_id(), primary_key=True, autoincrement=True),
+        Column("point", identifier(), nullable=False),
+        Column("t", Double, nullable=False),
+        Column("raw", Text, nullable=False),
+        Column("value", String(VALUE_LENGTH), nullable=True),
+        Column("quality", String(16), nullable=False),
+        Column("digits", SmallInteger, nullable=False),
+        Column("device", identifier(), nullable=False),
+        Column("note", Text, nullable=False),
+    ]
+
+
+def _derived_columns() -> list[Column[Any]]:
+    return [
+        Column("id", row_id(), primary_key=True, autoincrement=True),
+        Column("point", identifier(), nullable=False),
+        Column("kind", identifier(), nullable=False),
+        Column("period_start", Double, nullable=False),
+        Column("period_end", Double, nullable=False),
+        Column("value", String(VALUE_LENGTH), nullable=True),
+        Column("quality", String(16), nullable=False),
+        Column("note", Text, nullable=False),
+        Column("computed_at", Double, nullable=False),
+    ]
+
+
+readings_recent = Table(
+    "readings_recent",
+    metadata,
+    *_reading_columns(),
+    Index("ix_readings_recent_t", "t", "point"),
+    sqlite_autoincrement=True,
+    **TABLE_OPTIONS,
+)
+readings_settled = Table(
+    "readings_settled",
+    metadata,
+    *_reading_columns(),
+    Index("ix_readings_point_t", "point", "t"),
+    sqlite_autoincrement=True,
+    **TABLE_OPTIONS,
+)
 derived_recent = Table(
     "derived_recent",
     metadata,
-    Column("id", row_id(), primary_key=True, autoincrement=True),
-    Column("point", identifier(), nullable=False),
-    Column("kind", identifier(), nullable=False),
-    Column("period_start", Double, nullable=False),
-    Column("period_end", Double, nullable=False),
-    Column("value", String(VALUE_LENGTH), nullable=True),
-    Column("quality", String(16), nullable=False),
-    Column("note", Text, nullable=False),
-    Column("computed_at", Double, nullable=False),
+    *_derived_columns(),
     UniqueConstraint("period_start", "kind", "point", name="uq_derived_recent_period"),
     sqlite_autoincrement=True,
     **TABLE_OPTIONS,
 )
-
-#: ``derived_settled`` holds the rest, keyed point first for a point's history; the writer moves
-#: ``derived_recent`` into it in bulk, sorted, so each of its pages is written once per move.
-#: It is the table migration 2 created as ``derived_values``, renamed: its constraint and index
-#: keep their names.
 derived_settled = Table(
     "derived_settled",
     metadata,
-    Column("id", row_id(), primary_key=True, autoincrement=True),
-    Column("point", identifier(), nullable=False),
-    Column("kind", identifier(), nullable=False),
-    Column("period_start", Double, nullable=False),
-    Column("period_end", Double, nullable=False),
-    Column("value", String(VALUE_LENGTH), nullable=True),
-    Column("quality", String(16), nullable=False),
-    Column("note", Text, nullable=False),
-    Column("computed_at", Double, nullable=False),
+    *_derived_columns(),
     UniqueConstraint("point", "kind", "period_start", name="uq_derived_values_period"),
     Index("ix_derived_values_period_end", "period_end"),
     sqlite_autoincrement=True,
@@ -173,41 +185,46 @@ derived_extent = Table(
 
 #: Views, apart from ``metadata`` so that ``create_all`` does not make them tables.
 views = MetaData()
+readings = Table("readings", views, *_reading_columns())
+derived_values = Table("derived_values", views, *_derived_columns())
 
-#: Every derived value, with its id (ids grow in commit order across both tables): the view
-#: readers select from. A key is in one of the two tables, never both.
-derived_values = Table(
-    "derived_values",
-    views,
-    Column("id", row_id(), primary_key=True),
-    Column("point", identifier(), nullable=False),
-    Column("kind", identifier(), nullable=False),
-    Column("period_start", Double, nullable=False),
-    Column("period_end", Double, nullable=False),
-    Column("value", String(VALUE_LENGTH), nullable=True),
-    Column("quality", String(16), nullable=False),
-    Column("note", Text, nullable=False),
-    Column("computed_at", Double, nullable=False),
+#: (view, settled table, recent table)
+RECENT_AND_SETTLED = (
+    (readings, readings_settled, readings_recent),
+    (derived_values, derived_settled, derived_recent),
 )
 
-DERIVED_VIEW_COLUMNS = ", ".join(c.name for c in derived_values.columns)
-DERIVED_VIEW_SQL = (
-    f"CREATE VIEW derived_values AS SELECT {DERIVED_VIEW_COLUMNS} FROM derived_settled "
-    f"UNION ALL SELECT {DERIVED_VIEW_COLUMNS} FROM derived_recent"
-)
+
+def view_sql(view: Table, settled: Table, recent: Table) -> str:
+    columns = ", ".join(c.name for c in view.columns)
+    return (
+        f"CREATE VIEW {view.name} AS SELECT {columns} FROM {settled.name} "
+        f"UNION ALL SELECT {columns} FROM {recent.name}"
+    )
 
 
 def create_all(conn: Connection) -> None:
     """The current schema in an empty database, views included (what migrating gives)."""
     metadata.create_all(conn)
-    conn.exec_driver_sql(DERIVED_VIEW_SQL)
+    for tables in RECENT_AND_SETTLED:
+        conn.exec_driver_sql(view_sql(*tables))
+
+
+def _top(conn: Connection, column: str, settled: Table, recent: Table) -> Any:
+    tops = [conn.scalar(select(func.max(t.c[column]))) for t in (settled, recent)]
+    return max((t for t in tops if t is not None), default=None)
 
 
 def derived_top_id(conn: Connection) -> int:
     """The largest derived-value id, 0 if none: each table's maximum from its key (the same
     maximum over the view would read every row on SQLite and MariaDB)."""
-    tops = [conn.scalar(select(func.max(t.c.id))) for t in (derived_settled, derived_recent)]
-    return int(max((t for t in tops if t is not None), default=0))
+    return int(_top(conn, "id", derived_settled, derived_recent) or 0)
+
+
+def newest_reading_t(conn: Connection) -> float | None:
+    """The time of the newest reading, None if none (each table's from its index)."""
+    top = _top(conn, "t", readings_settled, readings_recent)
+    return None if top is None else float(top)
 
 
 #: QN ``YYYYMMDDhhmmsszzz`` (HJ 212-2017 表 3) or an HTTPS request id.

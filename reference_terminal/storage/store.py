@@ -24,15 +24,13 @@
 - Queries run in a small thread pool on their own connections (SQLite WAL readers do not block
   the writer) and see every write that has been acknowledged.
 
-Derived values: readers see one view, ``derived_values``, over two tables (``schema.py``).
-The writer puts a new value in ``derived_recent``, keyed time first, where a minute of every
-point fills a few pages; once it holds ``settle_rows`` values and the writer has nothing else
-to do, it moves them all, sorted by point, into ``derived_settled`` (keyed point first, for a
-point's history) in one transaction, so each point's page there is written once per move
-rather than once per minute. A value rewritten for a period already settled (a recomputation)
-is updated where it is, keeping its id, as it always was. The cost this removes, measured on
-the works fleet: every minute dirtied a page per point and kind, about a thousand, and the
-WAL, the checkpoints and the disk traffic per reading grew as the table did.
+Recent and settled: readers see a view over two tables for readings and for derived values
+(``schema.py``). The writer puts new rows in the recent tables, keyed time first, where a
+minute of every point fills a few pages; once they hold ``settle_rows`` rows and the writer has
+nothing else to do, it moves them all, sorted by point, into the settled tables (keyed point
+first, for a point's history) in one transaction, so each point's page there is written once
+per move rather than once per minute. A derived value rewritten for a period already settled
+(a recomputation) is updated where it is, keeping its id, as it always was.
 """
 
 from __future__ import annotations
@@ -77,9 +75,9 @@ from reference_terminal.storage.intake_log import (
 )
 from reference_terminal.storage.migrations import migrate
 from reference_terminal.storage.schema import (
-    DERIVED_VIEW_COLUMNS,
     EVENT_COLUMNS,
     READING_COLUMNS,
+    RECENT_AND_SETTLED,
     Derived,
     StoreError,
     derived_extent,
@@ -92,6 +90,7 @@ from reference_terminal.storage.schema import (
     intake_state,
     reading_values,
     readings,
+    readings_recent,
     row_derived,
     row_event,
     row_reading,
@@ -114,7 +113,7 @@ WRITER_AUTOCHECKPOINT = 20_000
 #: beside the LIFO pool: a works-fleet scenario 14 % faster over four virtual hours than with
 #: neither, 7 % with the pool alone.
 WRITER_CACHE_KIB = 64 * 1024
-#: Derived values ``derived_recent`` gathers before the writer settles them (module text).
+#: Rows the recent tables gather before the writer settles them (module text).
 DEFAULT_SETTLE_ROWS = 50_000
 #: ... and how many it may hold before it settles them even while writes keep coming.
 SETTLE_OVERDUE = 4
@@ -263,19 +262,21 @@ def durability(conn: Connection) -> tuple[str, bool]:
 
 
 def list_points(conn: Connection) -> list[str]:
-    """Every point with readings, sorted, by a loose index scan of (point, t): one index seek
-    per point instead of a scan of five years of rows."""
-    rows = conn.execute(
+    """Every point with readings, sorted: the settled ones by a loose index scan of (point, t),
+    one index seek per point instead of a scan of five years of rows; the recent ones (a few
+    minutes' worth) by a plain scan."""
+    settled = conn.execute(
         text(
             "WITH RECURSIVE p(point) AS ("
-            " SELECT MIN(point) FROM readings"
+            " SELECT MIN(point) FROM readings_settled"
             " UNION ALL"
-            " SELECT (SELECT MIN(r.point) FROM readings r WHERE r.point > p.point)"
+            " SELECT (SELECT MIN(r.point) FROM readings_settled r WHERE r.point > p.point)"
             " FROM p WHERE p.point IS NOT NULL)"
             " SELECT point FROM p WHERE point IS NOT NULL"
         )
-    )
-    return [row[0] for row in rows]
+    ).scalars()
+    recent = conn.scalars(select(readings_recent.c.point).distinct())
+    return sorted({*settled, *recent})
 
 
 def select_readings(
@@ -507,11 +508,11 @@ class _Writer:
         self._settle_rows = settle_rows
         self._backlog: deque[_Job] = deque()  # writes behind, oldest first (writer thread only)
         self._sqlite = engine.dialect.name == "sqlite"
-        self._insert_readings = _bulk_insert(engine, readings, READING_COLUMNS)
+        self._insert_readings = _bulk_insert(engine, readings_recent, READING_COLUMNS)
         self._insert_events = _bulk_insert(engine, events, EVENT_COLUMNS)
         self._upsert_recent = _BulkStatement(engine, _derived_upsert(engine), DERIVED_COLUMNS)
         self._update_settled = _settled_update(engine)
-        #: derived_extent as committed, and about how many rows derived_recent holds: both
+        #: derived_extent as committed, and about how many rows the recent tables hold: both
         #: read on first use, in this thread (the only one that changes them)
         self._extent: dict[str, float] | None = None
         self._recent_rows = 0
@@ -738,7 +739,9 @@ class _Writer:
         reading_rows, event_rows, derived_rows = rows
         with self._connect() as conn, conn.begin():
             if reading_rows:
+                self._load(conn)
                 self._insert_readings(conn, reading_rows)
+                self._recent_rows += len(reading_rows)
             if event_rows:
                 self._insert_events(conn, event_rows)
             if derived_rows:
@@ -752,8 +755,9 @@ class _Writer:
     def _load(self, conn: Connection) -> dict[str, float]:
         if self._extent is None:
             self._extent = {k: s for k, s in conn.execute(select(derived_extent))}
-            self._recent_rows = int(
-                conn.scalar(select(func.count()).select_from(derived_recent)) or 0
+            self._recent_rows = sum(
+                int(conn.scalar(select(func.count()).select_from(recent)) or 0)
+                for _, _, recent in RECENT_AND_SETTLED
             )
         return self._extent
 
@@ -774,8 +778,7 @@ class _Writer:
             self._recent_rows += len(fresh)
 
     def _settle(self) -> None:
-        """Move every row of ``derived_recent`` into ``derived_settled`` (module text)."""
-        cols = DERIVED_VIEW_COLUMNS
+        """Move every row of the recent tables into the settled ones (module text)."""
         try:
             with self._connect() as conn, conn.begin():
                 extent = dict(self._load(conn))
@@ -793,15 +796,17 @@ class _Writer:
                     else:
                         continue
                     extent[kind] = start
-                conn.exec_driver_sql(
-                    f"INSERT INTO derived_settled ({cols}) SELECT {cols} FROM derived_recent "
-                    "ORDER BY point, kind, period_start"
-                )
-                conn.execute(derived_recent.delete())
+                for view, settled, recent in RECENT_AND_SETTLED:
+                    cols = ", ".join(c.name for c in view.columns)
+                    conn.exec_driver_sql(
+                        f"INSERT INTO {settled.name} ({cols}) SELECT {cols} FROM {recent.name} "
+                        f"ORDER BY {_SETTLED_ORDER[view.name]}"
+                    )
+                    conn.execute(recent.delete())
         except Exception:
-            # Rows stay in derived_recent, where readers see them all the same; try again
+            # Rows stay in the recent tables, where readers see them all the same; try again
             # after as many more.
-            log.exception("store writer: settling the recent derived values failed")
+            log.exception("store writer: settling the recent rows failed")
             self._recent_rows = 0
             return
         self._extent = extent
@@ -811,6 +816,9 @@ class _Writer:
         if self._checkpointer is not None:
             self._checkpointer.nudge()
 
+
+#: The settled tables' key order: rows moved in it fill each page in turn.
+_SETTLED_ORDER = {"readings": "point, t, id", "derived_values": "point, kind, period_start"}
 
 _MARK_APPLIED = (
     intake_state.update().where(intake_state.c.id == 1).values(applied_seq=bindparam("seq"))

@@ -135,7 +135,7 @@ async def test_database_error_fails_only_the_write_at_fault(sqlite_url: str) -> 
         # a trigger makes the database itself refuse one value (validation cannot see it)
         await store.run_in_writer(
             lambda c: c.exec_driver_sql(
-                "CREATE TRIGGER refuse BEFORE INSERT ON readings WHEN NEW.note = 'refuse' "
+                "CREATE TRIGGER refuse BEFORE INSERT ON readings_recent WHEN NEW.note = 'refuse' "
                 "BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END"
             )
         )
@@ -165,7 +165,7 @@ async def test_a_database_refusing_logged_writes_holds_them_until_it_takes_them(
     try:
         await store.run_in_writer(
             lambda c: c.exec_driver_sql(
-                "CREATE TRIGGER refuse BEFORE INSERT ON readings WHEN NEW.note = 'refuse' "
+                "CREATE TRIGGER refuse BEFORE INSERT ON readings_recent WHEN NEW.note = 'refuse' "
                 "BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END"
             )
         )
@@ -194,7 +194,7 @@ async def test_a_read_waiting_for_refused_writes_ends_when_the_store_closes(
     store = await Store.open(f"sqlite:///{path}", read_wait_s=60)
     await store.run_in_writer(
         lambda c: c.exec_driver_sql(
-            "CREATE TRIGGER refuse BEFORE INSERT ON readings "
+            "CREATE TRIGGER refuse BEFORE INSERT ON readings_recent "
             "BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END"
         )
     )
@@ -225,7 +225,7 @@ async def test_a_failing_writer_call_fails_alone(sqlite_url: str) -> None:
     async with await Store.open(sqlite_url) as store:
 
         def broken(conn: Connection) -> None:
-            conn.exec_driver_sql("DELETE FROM readings")
+            conn.exec_driver_sql("DELETE FROM readings_recent")
             raise RuntimeError("maintenance step failed")
 
         await store.write([reading()])

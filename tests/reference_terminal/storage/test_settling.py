@@ -1,8 +1,8 @@
-"""Derived values settle: new ones go to ``derived_recent`` (time first), and once it holds
-``settle_rows`` the writer moves them, in its idle time and in one transaction, to
-``derived_settled`` (point first). Readers see one view, ``derived_values``, in which nothing
-moves: the same rows, the same ids, before and after; a value rewritten for a settled period
-is updated where it is and keeps its id."""
+"""Recent rows settle: new readings and derived values go to the recent tables (time first),
+and once they hold ``settle_rows`` the writer moves them, in its idle time and in one
+transaction, to the settled tables (point first). Readers see the views ``readings`` and
+``derived_values``, in which nothing moves: the same rows, the same ids, before and after; a
+derived value rewritten for a settled period is updated where it is and keeps its id."""
 
 from __future__ import annotations
 
@@ -23,9 +23,11 @@ from reference_terminal.storage.schema import (
     derived_settled,
     derived_top_id,
     derived_values,
+    readings_recent,
+    readings_settled,
 )
 from reference_terminal.storage.store import Store, make_engine
-from tests.reference_terminal.storage.helpers import T0, derived
+from tests.reference_terminal.storage.helpers import T0, derived, reading
 
 pytestmark = pytest.mark.anyio
 
@@ -51,6 +53,13 @@ def where(conn: Connection) -> dict[str, int]:
     return {
         t.name: int(conn.scalar(select(func.count()).select_from(t)) or 0)
         for t in (derived_recent, derived_settled)
+    }
+
+
+def where_readings(conn: Connection) -> dict[str, int]:
+    return {
+        t.name: int(conn.scalar(select(func.count()).select_from(t)) or 0)
+        for t in (readings_recent, readings_settled)
     }
 
 
@@ -138,12 +147,23 @@ async def test_a_store_of_schema_5_keeps_its_values_and_ids(url: str) -> None:
                 f"('P000', 'hour', {T0}, {T0 + 3600}, '1.00', 'good', '', {T0 + 3601}), "
                 f"('P001', 'hour', {T0}, {T0 + 3600}, '2.00', 'good', '', {T0 + 3601})"
             )
+            conn.exec_driver_sql(
+                "INSERT INTO readings (point, t, raw, value, quality, digits, device, note) "
+                f"VALUES ('P000', {T0}, 'r', '1.00', 'good', 2, 'm', '')"
+            )
     finally:
         engine.dispose()
     async with await Store.open(url) as store:
         old = await store.run_in_reader(by_key)
         assert sorted(i for i, _ in old.values()) == [1, 2]
         assert await store.run_in_reader(where) == {"derived_recent": 0, "derived_settled": 2}
+        assert await store.run_in_reader(where_readings) == {
+            "readings_recent": 0,
+            "readings_settled": 1,
+        }
+        await store.write([reading("P000", T0 + 60, "2.00")])
+        ids = await store.run_in_reader(lambda c: c.scalars(select(readings_recent.c.id)).all())
+        assert ids == [2]
         # the old period, written again, stays where it is; a new one gets a new id
         await store.write_derived(
             [derived("P000", "hour", T0, "1.50"), derived("P000", "hour", T0 + 3600, "3.00")]
@@ -170,3 +190,26 @@ async def test_backup_and_restore_carry_both_tables(url: str, tmp_path: Path) ->
             lambda c: [i for (_, _, s), (i, _) in by_key(c).items() if s == T0 + 540]
         )
         assert min(newest) > top
+
+
+async def test_readings_settle_too_and_read_the_same(url: str) -> None:
+    points = [f"P{p:03d}" for p in range(8)]
+    async with await Store.open(url, settle_rows=40) as store:
+        for m in range(4):
+            await store.write([reading(p, T0 + 60 * m, f"{m}.00") for p in points])
+        await store.run_in_writer(lambda c: None)
+        assert store.stats.settles == 0
+        before = (await store.points(), await store.latest(), await store.readings("P005", 0, 5e9))
+        await store.write([reading(p, T0 + 240, "4.00") for p in points])  # 40 rows: settled
+        await settles(store, 1)
+        assert await store.run_in_reader(where_readings) == {
+            "readings_recent": 0,
+            "readings_settled": 40,
+        }
+        await store.write([reading("P999", T0 + 300, "5.00")])  # a point only recent knows
+        assert await store.points() == [*before[0], "P999"]
+        latest = await store.latest()
+        assert latest["P005"].t == T0 + 240 and latest["P999"].t == T0 + 300
+        history = await store.readings("P005", 0, 5e9)
+        assert history[:4] == before[2]
+        assert [r.value for r in history] == [Decimal(f"{m}.00") for m in range(5)]
