@@ -182,6 +182,9 @@ class DedupReading:
     last_at: float
 
 
+_FIELDS = json.JSONDecoder()
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def parse_data_time(text: str) -> datetime:
     # Cached: every reading of a minute window carries the same DataTime, and a long run's
@@ -383,30 +386,28 @@ class Record:
         self, *, centre: str | None = None, mn: str | None = None, cn: int | None = None
     ) -> list[ReadingRow]:
         """Every reading received, each copy of a duplicate included, in arrival order."""
+        c = readings.c
         query = _equal(
-            select(readings).order_by(readings.c.frame_id, readings.c.code),
-            (readings.c.centre, centre),
-            (readings.c.mn, mn),
-            (readings.c.cn, cn),
-        )
+            select(
+                c.frame_id, c.at, c.centre, c.mn, c.cn, c.qn, c.data_time, c.code, c.value,
+                c.flag, c.fields,
+            ).order_by(c.frame_id, c.code),
+            (c.centre, centre),
+            (c.mn, mn),
+            (c.cn, cn),
+        )  # fmt: skip
         with self._read() as conn:
             rows = conn.execute(query).all()
+        # Positional and with the decoder at hand: a 48-hour scenario's check reads a million
+        # of these, and attribute lookups on SQLAlchemy rows took a third of it.
+        decode = _FIELDS.decode
         return [
             ReadingRow(
-                frame_id=r.frame_id,
-                at=r.at,
-                centre=r.centre,
-                mn=r.mn,
-                cn=r.cn,
-                qn=r.qn,
-                data_time=parse_data_time(r.data_time),
-                code=r.code,
-                value=None if r.value is None else Decimal(r.value),
-                flag=r.flag,
-                fields=json.loads(r.fields),
+                frame_id, at, centre_, mn_, cn_, qn, parse_data_time(data_time), code,
+                None if value is None else Decimal(value), flag, decode(fields),
             )
-            for r in rows
-        ]
+            for frame_id, at, centre_, mn_, cn_, qn, data_time, code, value, flag, fields in rows
+        ]  # fmt: skip
 
     def deduplicated(
         self, *, centre: str | None = None, mn: str | None = None, cn: int | None = None
