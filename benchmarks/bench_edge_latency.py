@@ -101,7 +101,9 @@ INGEST_BATCH: Final = 1_000
 # ---- the terminal ----------------------------------------------------------------------------
 
 
-def config(storage_url: str, *, intake_log: bool = True) -> TerminalConfig:
+def config(
+    storage_url: str, *, intake_log: bool = True, settle_rows: int | None = None
+) -> TerminalConfig:
     devices = [
         {"id": f"d{d:04d}", "protocol": "modbus-tcp", "host": "192.0.2.1", "unit_id": 1}
         for d in range(DEVICES)
@@ -127,15 +129,23 @@ def config(storage_url: str, *, intake_log: bool = True) -> TerminalConfig:
             "devices": devices,
             "groups": [{"id": "fast", "period_s": 1}],
             "points": points,
-            "storage": {"url": storage_url, "intake_log": intake_log},
+            "storage": {
+                "url": storage_url,
+                "intake_log": intake_log,
+                **({} if settle_rows is None else {"settle_rows": settle_rows}),
+            },
         }
     )
 
 
 @contextlib.asynccontextmanager
-async def terminal(directory: Path, *, intake_log: bool = True) -> Any:
+async def terminal(
+    directory: Path, *, intake_log: bool = True, settle_rows: int | None = None
+) -> Any:
     """A Terminal with its store open, as ``Terminal.run`` attaches it (without acquisition)."""
-    cfg = config(sqlite_url(directory / "terminal.db"), intake_log=intake_log)
+    cfg = config(
+        sqlite_url(directory / "terminal.db"), intake_log=intake_log, settle_rows=settle_rows
+    )
     term = Terminal(cfg)
     async with await Store.from_config(cfg.storage) as store:
         term.store = store
@@ -332,11 +342,18 @@ def ingest_chunks(values: Values, first: int, seconds: int) -> list[list[RawValu
 
 
 async def main_async(
-    runs: int, seconds: int, warmup: int, prefill_s: int, *, tuned: bool, intake_log: bool
+    runs: int,
+    seconds: int,
+    warmup: int,
+    prefill_s: int,
+    *,
+    tuned: bool,
+    intake_log: bool,
+    settle_rows: int | None,
 ) -> None:
     values = Values()
     with tempfile.TemporaryDirectory(prefix="carbench-bench-edge-") as tmp:
-        async with terminal(Path(tmp), intake_log=intake_log) as term:
+        async with terminal(Path(tmp), intake_log=intake_log, settle_rows=settle_rows) as term:
             assert term.store is not None
             durability = await term.store.durability()
             page_size = await term.store.run_in_reader(
@@ -457,6 +474,7 @@ async def main_async(
             "database_transactions_per_s": round(transactions / paced_s, 1),
             "disk_write_mb_per_s": round(written / paced_s / 1e6, 1),
             "disk_bytes_per_reading": round(written / sum(len(r.latencies) for r in results)),
+            "settles": after.settles - before.settles,
         },
         ingest_runs_readings_s=[round(x) for x in rates],
         store_alone_runs_readings_s=[round(x) for x in store_rates],
@@ -487,6 +505,7 @@ def main() -> None:
     )
     parser.add_argument("--interpreter-defaults", action="store_true")
     parser.add_argument("--no-intake-log", action="store_true")
+    parser.add_argument("--settle-rows", type=int, help="storage.settle_rows (default: its own)")
     args = parser.parse_args()
     if not args.interpreter_defaults:
         tune_process()
@@ -498,6 +517,7 @@ def main() -> None:
             args.prefill,
             tuned=not args.interpreter_defaults,
             intake_log=not args.no_intake_log,
+            settle_rows=args.settle_rows,
         )
     )
 

@@ -227,6 +227,11 @@ class Storage(Strict):
     #: (``storage/intake_log.py``) and applied to the database behind, which keeps a write's
     #: latency to one small sync (ISC-2 §9.4). Off: every write waits for its own commit.
     intake_log: bool = True
+    #: New readings and derived values gather in tables keyed time first until there are this
+    #: many, then move to the tables keyed point first (``storage/store.py``, "Recent and
+    #: settled"). Larger: fewer, larger moves (less written per reading); smaller: smaller
+    #: recent tables for the queries that scan them.
+    settle_rows: int = Field(200_000, ge=1_000, le=5_000_000)
 
 
 class SmChannel(Strict):

@@ -15,10 +15,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from sqlalchemy import Connection, select
+
 from reference_terminal.app import Terminal
 from reference_terminal.config import TerminalConfig
 from reference_terminal.model import Reading
-from reference_terminal.storage.schema import Derived
+from reference_terminal.storage.schema import (
+    Derived,
+    derived_values,
+    readings,
+    row_derived,
+    row_reading,
+)
 from simulators.platform import Expected
 
 MINUTE_DATA = 2051
@@ -66,13 +74,23 @@ class Acknowledged:
         if store is None:
             return
         since, until = self._since, self.until
-        for point, code in self.codes.items():
-            for window in await store.derived(point, "minute", since, until):
-                self.windows.add(self._window(code, window.start))
-            if point in self.counters:
-                self.note((), await store.derived(point, "increment", since - 3600, until), since)
-            else:
-                self.note(await store.readings(point, since, until), ())
+        points = list(self.codes)
+        gauges = [p for p in points if p not in self.counters]
+        counters = [p for p in points if p in self.counters]
+
+        def read(conn: Connection) -> tuple[list[Derived], list[Derived], list[Reading]]:
+            # one query per kind for every point (per point, each would scan the store's
+            # recent rows of every point in the range again)
+            return (
+                _derived(conn, points, "minute", since, until),
+                _derived(conn, counters, "increment", since - 3600, until),
+                _readings(conn, gauges, since, until),
+            )
+
+        windows, increments, readings = await store.run_in_reader(read)
+        for window in windows:
+            self.windows.add(self._window(self.codes[window.point], window.start))
+        self.note(readings, increments, since)
         # The next snapshot overlaps this one by a margin (readings stamped by a collector may
         # come late); a set does not mind.
         self._since = max(self._since, now - SNAPSHOT_OVERLAP_S)
@@ -100,10 +118,13 @@ class Acknowledged:
         store = terminal.store
         assert store is not None
         kinds = {p.id: p.kind for p in config.points}
-        for point, code in self.codes.items():
-            field_ = "Cou" if kinds.get(point) == "counter" else "Avg"
-            for d in await store.derived(point, "minute", end=self.until):
-                self.values[self._window(code, d.start)] = (d.value, field_)
+        points, until = list(self.codes), self.until
+        windows = await store.run_in_reader(
+            lambda conn: _derived(conn, points, "minute", None, until)
+        )
+        for d in windows:
+            field_ = "Cou" if kinds.get(d.point) == "counter" else "Avg"
+            self.values[self._window(self.codes[d.point], d.start)] = (d.value, field_)
 
     def expected(self, mn: str) -> list[Expected]:
         out = []
@@ -111,3 +132,19 @@ class Acknowledged:
             value, field_ = self.values.get(window, (None, None))
             out.append(Expected(mn, MINUTE_DATA, window.data_time, window.code, value, field_))
         return out
+
+
+def _derived(
+    conn: Connection, points: list[str], kind: str, start: float | None, end: float
+) -> list[Derived]:
+    c = derived_values.c
+    query = select(derived_values).where(c.point.in_(points), c.kind == kind, c.period_start < end)
+    if start is not None:
+        query = query.where(c.period_start >= start)
+    return [row_derived(r) for r in conn.execute(query).mappings()]
+
+
+def _readings(conn: Connection, points: list[str], start: float, end: float) -> list[Reading]:
+    c = readings.c
+    query = select(readings).where(c.point.in_(points), c.t >= start, c.t < end)
+    return [row_reading(r) for r in conn.execute(query).mappings()]

@@ -114,7 +114,7 @@ WRITER_AUTOCHECKPOINT = 20_000
 #: neither, 7 % with the pool alone.
 WRITER_CACHE_KIB = 64 * 1024
 #: Rows the recent tables gather before the writer settles them (module text).
-DEFAULT_SETTLE_ROWS = 50_000
+DEFAULT_SETTLE_ROWS = Storage().settle_rows
 #: ... and how many it may hold before it settles them even while writes keep coming.
 SETTLE_OVERDUE = 4
 #: How long a query waits for acknowledged writes to reach the database before it fails.
@@ -1170,6 +1170,7 @@ class Store:
             batch_max=storage.batch_max,
             synchronous=storage.synchronous,
             intake_log=storage.intake_log,
+            settle_rows=storage.settle_rows,
         )
 
     async def __aenter__(self) -> Store:
