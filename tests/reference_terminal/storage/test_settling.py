@@ -84,8 +84,8 @@ async def test_settling_moves_rows_without_readers_seeing_a_change(url: str) -> 
         assert {k: v for k, v in after.items() if k in before} == before
         assert len(after) == 120
         assert await store.run_in_reader(derived_top_id) == max(i for i, _ in after.values())
-        extent = await store.run_in_reader(lambda c: dict(c.execute(select(derived_extent)).all()))
-        assert extent == {"minute": T0 + 5 * 60, "minute_max": T0 + 5 * 60}
+        extent = await store.run_in_reader(lambda c: c.execute(select(derived_extent)).all())
+        assert dict(extent) == {"minute": T0 + 5 * 60, "minute_max": T0 + 5 * 60}
 
         # a point's history reads the same from either table
         history = await store.derived("P003", "minute")
