@@ -69,6 +69,13 @@ def by_key(conn: Connection) -> dict[tuple[str, str, float], tuple[int, str | No
     return {(p, k, s): (i, v) for p, k, s, i, v in rows}
 
 
+async def ids_of_minute(store: Store, start: float) -> list[int]:
+    """Ids of the derived values of the minute starting at ``start``."""
+    return await store.run_in_reader(
+        lambda c: [i for (_, _, s), (i, _) in by_key(c).items() if s == start]
+    )
+
+
 async def test_settling_moves_rows_without_readers_seeing_a_change(url: str) -> None:
     async with await Store.open(url, settle_rows=100) as store:
         await store.write_derived(minutes(10, 0, 4))  # 80 rows: not yet
@@ -98,16 +105,12 @@ async def test_ids_keep_growing_in_commit_order_across_settles_and_reopening(url
         await settles(store, 1)
         top = await store.run_in_reader(derived_top_id)
         await store.write_derived(minutes(5, 3, 1))
-        new = await store.run_in_reader(
-            lambda c: [i for (_, _, s), (i, _) in by_key(c).items() if s == T0 + 180]
-        )
+        new = await ids_of_minute(store, T0 + 180)
         assert min(new) > top
     async with await Store.open(url, settle_rows=20) as store:
         top = await store.run_in_reader(derived_top_id)
         await store.write_derived(minutes(5, 4, 1))
-        newest = await store.run_in_reader(
-            lambda c: [i for (_, _, s), (i, _) in by_key(c).items() if s == T0 + 240]
-        )
+        newest = await ids_of_minute(store, T0 + 240)
         assert min(newest) > top
 
 
@@ -186,9 +189,7 @@ async def test_backup_and_restore_carry_both_tables(url: str, tmp_path: Path) ->
         assert await restored.run_in_reader(by_key) == expected
         top = await restored.run_in_reader(derived_top_id)
         await restored.write_derived(minutes(1, 9, 1))
-        newest = await restored.run_in_reader(
-            lambda c: [i for (_, _, s), (i, _) in by_key(c).items() if s == T0 + 540]
-        )
+        newest = await ids_of_minute(restored, T0 + 540)
         assert min(newest) > top
 
 
