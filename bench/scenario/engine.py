@@ -111,6 +111,7 @@ class Run:
             case "power_on":
                 with self.clock.hold():  # booting takes no scenario time (its real time varies)
                     await self.target.power_on()
+                self.note("terminal ready")
             case "platform":
                 behaviour = (event.detail or {})["behaviour"]
                 for name in self.centres(event.centre):

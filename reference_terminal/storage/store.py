@@ -604,6 +604,10 @@ class _Writer:
             if job.behind:
                 self._backlog.append(job)
                 continue
+            if job.call is _SETTLE:
+                self._settle()
+                job.future.set_result(None)
+                continue
             if job.call is not None:
                 self._run_call(job)
                 continue
@@ -779,6 +783,11 @@ class _Writer:
 
     def _settle(self) -> None:
         """Move every row of the recent tables into the settled ones (module text)."""
+        if self._extent is None:
+            with self._connect() as conn, conn.begin():
+                self._load(conn)
+        if not self._recent_rows:
+            return
         try:
             with self._connect() as conn, conn.begin():
                 extent = dict(self._load(conn))
@@ -815,6 +824,11 @@ class _Writer:
         self.settles += 1
         if self._checkpointer is not None:
             self._checkpointer.nudge()
+
+
+def _SETTLE(conn: Connection) -> None:  # noqa: N802 (a marker, never called)
+    """The writer's job that settles the recent rows now (``Store.settle``)."""
+    raise AssertionError("the writer settles itself")
 
 
 #: The settled tables' key order: rows moved in it fill each page in turn.
@@ -1153,7 +1167,7 @@ class Store:
         except BaseException:
             engine.dispose()
             raise
-        return cls(
+        store = cls(
             engine,
             batch_max=batch_max,
             behind_chunk=behind_chunk,
@@ -1162,6 +1176,12 @@ class Store:
             read_wait_s=read_wait_s,
             settle_rows=settle_rows,
         )
+        try:
+            await store.settle()
+        except BaseException:
+            await store.close()
+            raise
+        return store
 
     @classmethod
     async def from_config(cls, storage: Storage) -> Store:
@@ -1261,6 +1281,12 @@ class Store:
     async def write_derived(self, values: Iterable[Derived]) -> None:
         """Store derived values; one with the same (point, kind, start) is replaced."""
         await self.write(derived=values)
+
+    async def settle(self) -> None:
+        """Move the recent rows to the settled tables now, in line with the writes made before
+        (``Store.open`` does, so that a restart's queries of each point's history, which scan
+        the recent tables, find it all keyed point first)."""
+        await asyncio.wrap_future(self._submit(_Job(call=_SETTLE)))
 
     async def run_in_writer(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(connection)`` in the writer thread in a transaction of its own, in order
