@@ -382,6 +382,18 @@ class Record:
         with self._read() as conn:
             return int(conn.execute(query).scalar_one())
 
+    def keys(
+        self, *, centre: str | None = None, mn: str | None = None, cn: int | None = None
+    ) -> set[tuple[str, datetime]]:
+        """The distinct (code, DataTime) of the readings received: what a drain compares with
+        what it is owed, without building a row per copy."""
+        c = readings.c
+        query = _equal(
+            select(c.code, c.data_time).distinct(), (c.centre, centre), (c.mn, mn), (c.cn, cn)
+        )
+        with self._read() as conn:
+            return {(code, parse_data_time(t)) for code, t in conn.execute(query)}
+
     def readings(
         self, *, centre: str | None = None, mn: str | None = None, cn: int | None = None
     ) -> list[ReadingRow]:

@@ -116,6 +116,9 @@ def test_the_deduplicated_view_counts_copies_qns_and_disagreeing_values(url: str
         later = T0 + timedelta(minutes=1)
         assert record.count_readings(centre="c1", distinct=True, before=later) == 2
         assert record.count_readings(centre="c1", before=later) == 6
+        # What arrived, each (code, DataTime) once: what a drain compares with what is owed.
+        assert record.keys(centre="c1", cn=2051) == {(r.code, r.data_time) for r in rows}
+        assert record.keys(centre="other") == set()
 
 
 def test_a_reopened_file_record_keeps_its_frames_and_numbers_on(tmp_path: Path) -> None:
