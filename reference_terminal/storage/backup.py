@@ -368,7 +368,7 @@ def native_dump_command(url: str | URL, path: str | Path) -> tuple[list[str], di
             argv += ["-u", u.username]
         if u.password:
             env["MYSQL_PWD"] = str(u.password)
-        tables = [t.name for tables in RECENT_AND_SETTLED for t in tables[1:]]
+        tables = [t.name for _, settled, recent in RECENT_AND_SETTLED for t in (settled, recent)]
         views = [view.name for view, _, _ in RECENT_AND_SETTLED]
         argv += [u.database or "", "schema_version", "events", *tables, "derived_extent", *views]
         return argv, env

@@ -471,7 +471,7 @@ class StoreStats:
     rows: int  # rows of writes acknowledged
     writes: int  # acknowledged write calls
     largest: int  # rows in the largest durable group commit
-    settles: int = 0  # moves of the recent derived values to the settled table
+    settles: int = 0  # moves of the recent rows to the settled tables
 
 
 class _Tally:
@@ -565,9 +565,8 @@ class _Writer:
         return conn
 
     def _next(self) -> _Job | None:
-        """The next job; None once a chunk of the backlog was written, or the recent derived
-        values settled, instead (the queue was empty): both only ever take the writer's idle
-        time."""
+        """The next job; None once a chunk of the backlog was written, or the recent rows
+        settled, instead (the queue was empty): both only ever take the writer's idle time."""
         settle = self._recent_rows >= self._settle_rows
         if not self._backlog and not settle:
             return self._queue.get()
@@ -604,7 +603,7 @@ class _Writer:
             if job.behind:
                 self._backlog.append(job)
                 continue
-            if job.call is _SETTLE:
+            if job.call is _settle_now:
                 self._settle()
                 job.future.set_result(None)
                 continue
@@ -826,8 +825,8 @@ class _Writer:
             self._checkpointer.nudge()
 
 
-def _SETTLE(conn: Connection) -> None:  # noqa: N802 (a marker, never called)
-    """The writer's job that settles the recent rows now (``Store.settle``)."""
+def _settle_now(conn: Connection) -> None:
+    """Marks the writer's job that settles the recent rows now (``Store.settle``)."""
     raise AssertionError("the writer settles itself")
 
 
@@ -1286,7 +1285,7 @@ class Store:
         """Move the recent rows to the settled tables now, in line with the writes made before
         (``Store.open`` does, so that a restart's queries of each point's history, which scan
         the recent tables, find it all keyed point first)."""
-        await asyncio.wrap_future(self._submit(_Job(call=_SETTLE)))
+        await asyncio.wrap_future(self._submit(_Job(call=_settle_now)))
 
     async def run_in_writer(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(connection)`` in the writer thread in a transaction of its own, in order
