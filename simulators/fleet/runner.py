@@ -100,12 +100,17 @@ async def running_fleet(
     timeout: float = 60.0,
     serial_pacing: Literal["char", "frame"] = "char",
     opcua_refresh: Literal["periodic", "on_read"] = "periodic",
+    push: bool = True,
 ) -> AsyncIterator[FleetRuntime]:
     """Start the fleet, wait until every meter listens, yield it; stop it on exit."""
     if not isinstance(spec, Fleet):
         spec = load_fleet(spec)
     fleet = FleetRuntime(
-        spec, clock or RealClock(), serial_pacing=serial_pacing, opcua_refresh=opcua_refresh
+        spec,
+        clock or RealClock(),
+        serial_pacing=serial_pacing,
+        opcua_refresh=opcua_refresh,
+        push=push,
     )
     task = asyncio.create_task(
         run_fleet(fleet, manual_dir=manual_dir, work_dir=work_dir), name=f"fleet {spec.name}"

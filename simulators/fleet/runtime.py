@@ -207,6 +207,11 @@ class FleetRuntime:
     #: loop would show then (``simulators.meters.opcua``): no clock step per refresh, the
     #: choice for long virtual-time runs
     opcua_refresh: Literal["periodic", "on_read"] = "periodic"
+    #: whether the meters that push (MQTT collectors, SQL historians) keep pushing; off, each
+    #: announces its endpoint with its first values and then waits: for a bench that reads the
+    #: meters through their models (``bench/scenario/model_link.py``), where the pushes cost
+    #: half the run and nobody received them
+    push: bool = True
     observations: deque[Observation] = field(
         default_factory=lambda: deque(maxlen=OBSERVATIONS_KEPT)
     )

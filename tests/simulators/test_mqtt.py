@@ -333,3 +333,31 @@ async def test_a_broker_that_will_not_start_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(BrokerError, match="did not start: exit code 1"):
         async with private_broker(Path("/bin/false")):
             pass
+
+
+async def test_a_fleet_not_pushing_publishes_once_then_waits() -> None:
+    """``FleetRuntime.push`` off (a bench reading the meters through their models): each
+    collector announces its topic with its first reading and publishes nothing more."""
+    async with private_broker() as broker:
+        clock = ShiftedClock(START.timestamp() + 0.5 * HOUR)
+        fleet = FleetRuntime(SPEC, clock, push=False)
+        received: list[str] = []
+        async with aiomqtt.Client(*broker, identifier="carbench-test-quiet") as subscriber:
+            await subscriber.subscribe("plant/t/#", qos=2)
+
+            async def listen() -> None:
+                async for message in subscriber.messages:
+                    received.append(str(message.topic))
+
+            listening = asyncio.create_task(listen())
+            serving = asyncio.create_task(serve_mqtt(fleet, broker))
+            try:
+                await until(lambda: sorted(received) == ["plant/t/mq", "plant/t/mq2"])
+                assert {e.meter for e in fleet.endpoints} == {"mq", "mq2"}
+                await asyncio.sleep(5 * INTERVAL)  # pushing, mq would publish ~5 more times
+                assert sorted(received) == ["plant/t/mq", "plant/t/mq2"]
+            finally:
+                for task in (serving, listening):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task

@@ -182,3 +182,13 @@ def test_historians_on_one_database_need_their_own_tables() -> None:
     with pytest.raises(FleetFileError, match="prefix"):
         parse_fleet(spec + second, "t.yaml")
     parse_fleet(spec + second.replace("interval_s", "prefix: mes2\n    interval_s"), "t.yaml")
+
+
+def test_a_fleet_not_pushing_writes_its_first_rows_only(tmp_path: Path) -> None:
+    """``FleetRuntime.push`` off (a bench reading the meters through their models): the
+    historian is there with its first recording and records nothing more."""
+    fleet = FleetRuntime(fleet_spec(), VirtualClock(START.timestamp() + 3600), push=False)
+    run_for(fleet, tmp_path, 35)
+    assert [e.protocol for e in fleet.endpoints] == ["sql"]
+    with sqlite3.connect(tmp_path / "mes.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM plant_history").fetchone() == (2,)
