@@ -315,12 +315,14 @@ async def run_scenario(
                 await acknowledged.snapshot(target.terminal, clock.time())
                 await acknowledged.final_values(target.terminal, target.config)
             results = {name: _check(run, name) for name in platforms.centres}
+            # The scenario ends here. Its teardown below may let the clock jump (a thread
+            # closing the store looks busy, and the next sleeper can be minutes away).
+            virtual = clock.monotonic() - t0
+            run.note("checked", **{n: r.summary().splitlines()[0] for n, r in results.items()})
         finally:
             ticker.cancel()
             pace.cancel()
             await target.stop()
-        run.note("checked", **{n: r.summary().splitlines()[0] for n, r in results.items()})
-        virtual = clock.monotonic() - t0
         if progress is not None:
             progress(virtual, total, "done")
         bytes_dropped = target.bytes_dropped
