@@ -287,9 +287,10 @@ class Cp:
                 raise CpError(f"parameter name {key!r} cannot be written in CP")
             groups.append(((key, _check_text(key, _format_param(key, value))),))
         for pollutant in pollutants:
-            for key, value in pollutant.items():
+            items = pollutant.items()
+            for key, value in items:
                 _check_text(key, value)
-            groups.append(pollutant.items())
+            groups.append(items)
         return cls.from_groups(groups)
 
     @classmethod

@@ -27,18 +27,25 @@ def split(
     probe = replace(packet, cp=Cp(), flag=_split_flag(packet.flag), pnum=9999, pno=9999)
     overhead = len(probe.data_segment().encode("utf-8"))
     budget = min(cp_max - 7, data_max - overhead)
+    # Sizes add up (each group's bytes, and a ';' between groups): rendering each trial part
+    # again made a split quadratic in its groups.
+    shared_size = len(render_groups(shared).encode("utf-8"))
     parts: list[list[Group]] = []
     current: list[Group] = list(shared)
+    size = shared_size
     for group in rest:
-        trial = [*current, group]
-        if len(render_groups(tuple(trial)).encode("utf-8")) <= budget:
-            current = trial
+        own = len(render_groups((group,)).encode("utf-8"))
+        grown = size + own + (1 if current else 0)
+        if grown <= budget:
+            current.append(group)
+            size = grown
             continue
         if len(current) == len(shared):
-            size = len(render_groups((*shared, group)).encode("utf-8")) + 7
-            raise DataTooLong(f"CP group {group[0][0]!r} alone", cp_max, size)
+            alone = shared_size + own + (1 if shared else 0) + 7
+            raise DataTooLong(f"CP group {group[0][0]!r} alone", cp_max, alone)
         parts.append(current)
         current = [*shared, group]
+        size = shared_size + own + (1 if shared else 0)
     parts.append(current)
     total = len(parts)
     return [

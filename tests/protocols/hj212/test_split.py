@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocols import hj212
 from protocols.hj212 import Cp, Flag, HeaderError, Packet, Pollutant, Reassembler, split
@@ -73,3 +76,35 @@ def test_a_single_group_too_big_for_any_packet_is_refused() -> None:
     packet = Packet(cn=2051, st="31", mn=MN, pw="1", cp=Cp.build(pollutants=[huge]))
     with pytest.raises(hj212.DataTooLong, match="alone"):
         split(packet)
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 10**12), st.integers(0, 6), st.sampled_from(["N", "D", "中"])),
+        min_size=1,
+        max_size=150,
+    ),
+    st.booleans(),
+)
+@settings(max_examples=60, deadline=None)
+def test_each_part_is_as_full_as_the_limits_allow(
+    values: list[tuple[int, int, str]], timed: bool
+) -> None:
+    """Greedy packing: a part ends only where the next group would not have fitted (part sizes
+    are added up, not rendered again per group: this checks the sums against the wire)."""
+    pollutants = [
+        Pollutant(f"a{i:05d}", {"Avg": Decimal(v).scaleb(-e)}, flag=f)
+        for i, (v, e, f) in enumerate(values)
+    ]
+    data_time = datetime(2026, 11, 21, 10, 0) if timed else None
+    packet = big_upload(0).replace(cp=Cp.build(data_time=data_time, pollutants=pollutants))
+    parts = split(packet)
+    for part in parts:
+        hj212.encode(part)  # raises if over the limits
+    if len(parts) == 1:
+        return
+    shared = 1 if timed else 0
+    for part, following in itertools.pairwise(parts):
+        fuller = Cp.from_groups([*part.cp.groups, following.cp.groups[shared]])
+        with pytest.raises(hj212.DataTooLong):
+            hj212.encode(part.replace(cp=fuller))
