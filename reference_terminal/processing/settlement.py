@@ -35,6 +35,7 @@ the sum of its days.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -263,7 +264,7 @@ class PointWindows:
     :meth:`add_increment`; both return the windows their sample closed, shortest period first.
     """
 
-    __slots__ = ("_closed", "_levels", "_month", "_year", "kind", "offset", "point")
+    __slots__ = ("_closed", "_due", "_levels", "_month", "_year", "kind", "offset", "point")
 
     def __init__(
         self,
@@ -281,6 +282,9 @@ class PointWindows:
         self._year: _Span | None = None
         # Local seconds before which the shortest windows are closed: a sample there is late.
         self._closed = float("-inf")
+        # Local seconds before which close_until has nothing to close (-inf: work it out): most
+        # points have nothing to close most minutes, and a terminal asks about all of them.
+        self._due = -math.inf
 
     # ---- feeding ----------------------------------------------------------------------------
     def add_reading(self, reading: Reading) -> list[Aggregate]:
@@ -317,6 +321,7 @@ class PointWindows:
     ) -> list[Aggregate]:
         out: list[Aggregate] = []
         shifted = x + self.offset
+        self._due = -math.inf
         if shifted < self._closed:
             raise LateSample(
                 f"{self.point}: a sample at t={x} belongs to a window already closed "
@@ -350,8 +355,10 @@ class PointWindows:
     def close_until(self, threshold: float) -> list[Aggregate]:
         """Close every window that ends at or before ``threshold``: the caller promises that no
         sample attributed to ``threshold`` or earlier will come."""
-        out: list[Aggregate] = []
         shifted = threshold + self.offset
+        if shifted < self._due:
+            return []
+        out: list[Aggregate] = []
         for level in self._levels:
             idx, acc = level.idx, level.acc
             if idx is not None and acc is not None and (idx + 1) * level.p <= shifted:
@@ -362,7 +369,20 @@ class PointWindows:
                 if level is self._levels[0]:
                     self._closed = max(self._closed, (idx + 1) * level.p)
         self._roll(int(shifted // DAY), out)
+        self._due = self._next_due()
         return out
+
+    def _next_due(self) -> float:
+        """Where the earliest open window ends, or the open month (the year, with no month)."""
+        due = math.inf
+        for level in self._levels:
+            if level.idx is not None and level.acc is not None:
+                due = min(due, (level.idx + 1) * level.p)
+        if self._month is not None:
+            due = min(due, self._month.end_day * DAY)
+        elif self._year is not None:
+            due = min(due, self._year.end_day * DAY)
+        return due
 
     @property
     def coarsest(self) -> str | None:
@@ -374,6 +394,7 @@ class PointWindows:
         ``month`` of the open year, or a window of the longest real-time period (if it is an
         hour or longer) into the open day. A gauge's mean comes back as mean × count: its
         rounding stays. Give them in time order, before any sample of the open day."""
+        self._due = -math.inf
         rolling = stored.period in ("day", "month")
         if stored.point != self.point or not (
             rolling or (stored.period == self.coarsest and counted(stored.period))

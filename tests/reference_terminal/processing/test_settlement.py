@@ -264,3 +264,32 @@ def test_a_month_is_exactly_the_sum_of_its_days_and_hours(polls: list[tuple[floa
     out += windows.close_until(local(2026, 2, 1))
     for period in ("hour", "day", "month", "year"):
         assert sum((a.increment or D(0) for a in by(out, period)), D(0)) == total
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.booleans(),
+            st.one_of(st.floats(1, 150), st.floats(1, 90_000)),
+            st.integers(0, 500),
+        ),
+        min_size=1,
+        max_size=120,
+    )
+)
+@settings(deadline=None)
+def test_asking_every_minute_closes_what_asking_after_every_step_closes(
+    steps: list[tuple[bool, float, int]],
+) -> None:
+    """close_until skips a point with nothing due: the same windows come out, at the same
+    calls, as from a copy asked to look every time (its shortcut forgotten before each call)."""
+    fast, slow = (PointWindows("G", "gauge", (60, 3600)) for _ in range(2))
+    t = local(2025, 12, 31, 22)
+    for is_sample, gap, value in steps:
+        for now in (t + gap / 2, t + gap):
+            slow._due = float("-inf")  # the shortcut under test, forgotten
+            assert fast.close_until(now) == slow.close_until(now)
+        t += gap
+        if is_sample:
+            r = reading("G", t, str(D(value).scaleb(-1)))
+            assert fast.add_reading(r) == slow.add_reading(r)
