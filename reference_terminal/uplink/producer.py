@@ -18,6 +18,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import Connection, select
 
@@ -163,10 +164,11 @@ class Producer:
         return due
 
     async def produce(self, now: float) -> list[Entry]:
-        """Enqueue everything due by ``now``; returns the entries made."""
-        made: list[Entry] = []
+        """Enqueue everything due by ``now``; returns the entries made. The due streams' scans
+        share one store transaction (one commit a minute per centre, not one per stream)."""
+        scans: list[Callable[[Connection], Scan]] = []
         if self.centre.streams.realtime and self.settings.realtime_on:
-            made += await self._realtime(now)
+            scans.append(self._realtime(now))
         minute_period = self.settings.minute_interval_min * 60
         local_boundary = math.floor((now - self.grace_s + self.utc_offset_s) / minute_period)
         minute_due = local_boundary * minute_period - self.utc_offset_s
@@ -175,11 +177,11 @@ class Producer:
                 if minute_due <= self._minute_done:
                     continue
                 self._minute_done = minute_due
-            made += await self._derived(stream, now)
-        return made
+            scans.append(self._derived(stream, now))
+        return await self._scan_loop(scans)
 
     # ---- real-time data (2011) -----------------------------------------------------------
-    async def _realtime(self, now: float) -> list[Entry]:
+    def _realtime(self, now: float) -> Callable[[Connection], Scan]:
         interval = self.settings.realtime_interval_s
         points = sorted(self.coding.codes)
         name, key = self.centre.name, _cursor_key(Stream.REALTIME)
@@ -212,10 +214,10 @@ class Producer:
             set_state(conn, name, key, repr(last))
             return Scan(entries, full=full, more=not full and len(ticks) == 500)
 
-        return await self._scan_loop(scan)
+        return scan
 
     # ---- minute, hour, day, month data ---------------------------------------------------
-    async def _derived(self, stream: Stream, now: float) -> list[Entry]:
+    def _derived(self, stream: Stream, now: float) -> Callable[[Connection], Scan]:
         name, key, cn = self.centre.name, _cursor_key(stream), self.cn(stream)
         main, low, high = STREAM_KINDS[stream]
         coded = set(self.coding.codes)
@@ -265,25 +267,28 @@ class Producer:
             set_state(conn, name, key, str(new_cursor))
             return Scan(entries, full=full, more=more and not full)
 
-        return await self._scan_loop(scan)
+        return scan
 
     def _signed(self, frames: list[Frame]) -> list[Frame]:
         return frames if self.signer is None else self.signer.sign_all(frames)
 
-    async def _scan_loop(self, scan: Callable[[Connection], Scan]) -> list[Entry]:
+    async def _scan_loop(self, scans: list[Callable[[Connection], Scan]]) -> list[Entry]:
+        """Run ``scans`` in one writer transaction, again for those that took a full chunk,
+        until none has more or the outbox is full."""
         made: list[Entry] = []
-        while True:
-            result: Scan = await self.store.run_in_writer(scan)
-            if result.entries:
-                if not result.full:
+        while scans:
+            results: list[Scan] = await self.store.run_in_writer(partial(_run_all, scans))
+            entries = [e for result in results for e in result.entries]
+            full = any(result.full for result in results)
+            if entries:
+                if not full:
                     await self.outbox.report_room()
-                self.outbox.delivered(result.entries)
-                made += result.entries
-            if result.full:
+                self.outbox.delivered(entries)
+                made += entries
+            if full:
                 await self.outbox.report_full(0, LIVE)
                 break
-            if not result.more:
-                break
+            scans = [scan for scan, result in zip(scans, results, strict=True) if result.more]
         return made
 
     # ---- frames on demand (history requests, manual resend) -------------------------------
@@ -324,6 +329,10 @@ class Producer:
             return self._signed(frames)
 
         return await self.store.run_in_reader(read)
+
+
+def _run_all(scans: list[Callable[[Connection], Scan]], conn: Connection) -> list[Scan]:
+    return [scan(conn) for scan in scans]
 
 
 def _latest(conn: Connection, points: Sequence[str], after: float, upto: float) -> list[Reading]:
