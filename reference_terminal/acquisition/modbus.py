@@ -200,7 +200,8 @@ def analog_value(raw: Decimal, analog: Analog) -> Decimal:
 
 
 def words_text(words: Sequence[int]) -> str:
-    return " ".join(f"{w:04X}" for w in words)
+    """Registers as the raw text a reading keeps: ``"0001 ABCD"`` (one per reading: in C)."""
+    return struct.pack(f">{len(words)}H", *words).hex(" ", 2).upper()
 
 
 def exception_text(code: int) -> str:
