@@ -320,13 +320,17 @@ class ReferenceDut:
     @contextlib.asynccontextmanager
     async def unattended(self) -> AsyncIterator[None]:
         """The terminal reads its meters' models while the stretch lasts, their wire again
-        after it (each switch rebuilds its acquisition, as a new configuration does)."""
+        after it (each switch rebuilds its acquisition, as a new configuration does). The
+        pushing meters pause meanwhile: nothing receives what they push."""
         runner = self._runner()
         wire = runner.wiring
+        pushed = self.fleet.push
         await self._rewire(ModelLink(self.fleet))
+        self.fleet.set_push(False)
         try:
             yield
         finally:
+            self.fleet.set_push(pushed)
             await self._rewire(wire)
 
     async def _rewire(self, wiring: Wiring) -> None:

@@ -10,6 +10,7 @@ answer is recorded (:class:`Observation`), and every communication fault played
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import deque
 from dataclasses import dataclass, field
@@ -210,7 +211,8 @@ class FleetRuntime:
     #: whether the meters that push (MQTT collectors, SQL historians) keep pushing; off, each
     #: announces its endpoint with its first values and then waits: for a bench that reads the
     #: meters through their models (``bench/scenario/model_link.py``), where the pushes cost
-    #: half the run and nobody received them
+    #: half the run and nobody received them. OPC UA servers refreshing periodically pause
+    #: with them. Switched while running with :meth:`set_push`.
     push: bool = True
     observations: deque[Observation] = field(
         default_factory=lambda: deque(maxlen=OBSERVATIONS_KEPT)
@@ -221,6 +223,22 @@ class FleetRuntime:
     def __post_init__(self) -> None:
         self.plant = Plant(self.spec.plant, seed=self.spec.seed, start=self.spec.start)
         self.meters = {m.id: MeterRuntime(self, m, i) for i, m in enumerate(self.spec.meters)}
+        self._pushing = asyncio.Event()
+        if self.push:
+            self._pushing.set()
+
+    def set_push(self, on: bool) -> None:
+        """Let the pushing meters push, or make them wait after their next push (a bench
+        reading the models for a stretch: ``bench/adapters/reference.py``'s unattended)."""
+        self.push = on
+        if on:
+            self._pushing.set()
+        else:
+            self._pushing.clear()
+
+    async def pushing(self) -> None:
+        """Return once pushing is on (at once while it is)."""
+        await self._pushing.wait()
 
     def at(self, offset: timedelta) -> float:
         """POSIX time of an offset from the fleet's start."""

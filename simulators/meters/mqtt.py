@@ -28,7 +28,7 @@ A collector that loses the broker logs it and reconnects on its next interval.
 
 from __future__ import annotations
 
-import asyncio  # TaskGroup and Event only: time comes from fleet.clock
+import asyncio  # TaskGroup only: time comes from fleet.clock
 import contextlib
 import json
 import logging
@@ -157,8 +157,7 @@ async def _publish_every(
     due = clock.monotonic()
     while True:
         await _publish_once(fleet, meter, spec, client)
-        if not fleet.push:
-            await asyncio.Event().wait()  # until cancelled (FleetRuntime.push)
+        await fleet.pushing()  # FleetRuntime.push
         _stop_if_cancelled()
         due += spec.interval_s
         now = clock.monotonic()

@@ -127,6 +127,7 @@ async def _serve_one(fleet: FleetRuntime, meter: MeterRuntime, spec: OpcUaServer
             server.subscribe_server_callback(CallbackType.PreRead, on_read.catch_up)
             await asyncio.Event().wait()  # serve until cancelled
         while True:
+            await fleet.pushing()  # paused with the pushing meters (FleetRuntime.push)
             due = max(due + spec.update_s, clock.monotonic())
             await clock.sleep(max(0.0, due - clock.monotonic()))
             await _refresh(fleet, meter, server, tags)

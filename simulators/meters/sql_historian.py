@@ -36,7 +36,7 @@ table at the time it is stamped with (virtual time stands still meanwhile).
 
 from __future__ import annotations
 
-import asyncio  # TaskGroup and Event only: time comes from fleet.clock
+import asyncio  # TaskGroup only: time comes from fleet.clock
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -266,12 +266,11 @@ async def _serve_one(fleet: FleetRuntime, meter: MeterRuntime, url: str) -> None
         rows, _ = historian.recording(fleet.now())
         historian.write(rows, fleet.now())  # values in place before the terminal first reads
         fleet.listening(meter.id, PROTOCOL, url)
-        if not fleet.push:
-            await asyncio.Event().wait()  # until cancelled (FleetRuntime.push)
         clock = fleet.clock
         interval = historian.spec.interval_s
         due = clock.monotonic()
         while True:
+            await fleet.pushing()  # FleetRuntime.push
             due = max(due + interval, clock.monotonic())
             await clock.sleep(max(0.0, due - clock.monotonic()))
             t = fleet.now()

@@ -337,7 +337,8 @@ async def test_a_broker_that_will_not_start_is_an_error(tmp_path: Path) -> None:
 
 async def test_a_fleet_not_pushing_publishes_once_then_waits() -> None:
     """``FleetRuntime.push`` off (a bench reading the meters through their models): each
-    collector announces its topic with its first reading and publishes nothing more."""
+    collector announces its topic with its first reading and publishes nothing more, until
+    pushing is switched on again."""
     async with private_broker() as broker:
         clock = ShiftedClock(START.timestamp() + 0.5 * HOUR)
         fleet = FleetRuntime(SPEC, clock, push=False)
@@ -356,6 +357,8 @@ async def test_a_fleet_not_pushing_publishes_once_then_waits() -> None:
                 assert {e.meter for e in fleet.endpoints} == {"mq", "mq2"}
                 await asyncio.sleep(5 * INTERVAL)  # pushing, mq would publish ~5 more times
                 assert sorted(received) == ["plant/t/mq", "plant/t/mq2"]
+                fleet.set_push(True)
+                await until(lambda: received.count("plant/t/mq") >= 3)
             finally:
                 for task in (serving, listening):
                     task.cancel()

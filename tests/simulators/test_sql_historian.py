@@ -186,9 +186,26 @@ def test_historians_on_one_database_need_their_own_tables() -> None:
 
 def test_a_fleet_not_pushing_writes_its_first_rows_only(tmp_path: Path) -> None:
     """``FleetRuntime.push`` off (a bench reading the meters through their models): the
-    historian is there with its first recording and records nothing more."""
+    historian is there with its first recording and records nothing more, until pushing is
+    switched on again."""
     fleet = FleetRuntime(fleet_spec(), VirtualClock(START.timestamp() + 3600), push=False)
-    run_for(fleet, tmp_path, 35)
+
+    def recorded() -> int:
+        with sqlite3.connect(tmp_path / "mes.sqlite") as db:
+            return int(db.execute("SELECT count(*) FROM plant_history").fetchone()[0])
+
+    async def main() -> tuple[int, int]:
+        task = asyncio.create_task(serve_sql_historians(fleet, tmp_path))
+        await fleet.clock.sleep(35)
+        quiet = recorded()
+        fleet.set_push(True)
+        await fleet.clock.sleep(25)  # recordings 10 s apart again
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return quiet, recorded()
+
+    quiet, pushing = asyncio.run(main())
     assert [e.protocol for e in fleet.endpoints] == ["sql"]
-    with sqlite3.connect(tmp_path / "mes.sqlite") as db:
-        assert db.execute("SELECT count(*) FROM plant_history").fetchone() == (2,)
+    assert quiet == 2
+    assert pushing >= 6
