@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 import httpx
 
+from bench.scenario.collector import long_run_collector
 from bench.scenario.config import deep_merge, mn_of, scenario_config
 from bench.scenario.expected import MINUTE_DATA, Acknowledged
 from bench.scenario.model_link import ModelLink
@@ -218,10 +219,11 @@ async def _drain(run: Run, until: float) -> None:
 
 def _check(run: Run, name: str) -> Any:
     mn = mn_of(list(run.platforms.centres).index(name))
+    until = run.acknowledged.until_local
     rows = [
         r
         for r in run.platforms.record.readings(centre=name, cn=MINUTE_DATA)
-        if r.data_time is not None and r.data_time < run.acknowledged.until_local
+        if r.data_time is not None and r.data_time < until
     ]
     return check(run.acknowledged.expected(mn), rows)
 
@@ -246,6 +248,7 @@ async def run_scenario(
     total = duration + scenario.drain.total_seconds()
     events = expand(scenario)
     async with AsyncExitStack() as stack:
+        stack.enter_context(long_run_collector())
         # Setting up takes no scenario time, however much wall time it takes (a server that
         # fills its address space in a thread would otherwise move the clock by its own pace).
         with clock.hold():
