@@ -2,10 +2,12 @@
 
 ``Store`` is used from the terminal's event loop and never blocks it:
 
-- ``await store.write(readings)`` returns only once the rows are committed *and on disk*
-  (SQLite: WAL with ``synchronous=FULL``, which lost no acknowledged commit in the power-cut
-  test of FACTS.md; PostgreSQL: ``synchronous_commit=on``; MariaDB: InnoDB with
-  ``innodb_flush_log_at_trx_commit=1``, checked and warned about when it is not).
+- ``await store.write(readings)`` returns only once the rows are *on disk*. SQLite: appended
+  and synced to the intake log (``intake_log.py``), which the writer applies to the database
+  behind (WAL with ``synchronous=FULL``, which lost no acknowledged commit in the power-cut
+  test of FACTS.md); without the log, committed with FULL. PostgreSQL:
+  ``synchronous_commit=on``; MariaDB: InnoDB with ``innodb_flush_log_at_trx_commit=1``,
+  checked and warned about when it is not.
 - One writer thread owns all writes. While it commits, new writes queue up; it then takes as
   many whole writes as fit in ``batch_max`` rows into the next transaction (group commit), so
   a hundred acquisition tasks writing a few readings each share one fsync (writes made in the

@@ -1,7 +1,12 @@
 """Child process of the crash test: writes readings from many concurrent writers and prints
 the id of each reading (its ``note``) once ``write`` has acknowledged it, one per line.
 
-    python -m tests.reference_terminal.storage.crash_writer DB_PATH FIRST_ID [SYNCHRONOUS]
+    python -m tests.reference_terminal.storage.crash_writer DB FIRST_ID [SYNCHRONOUS [REWIND_AT]]
+
+``REWIND_AT``: the intake log starts afresh past this many bytes (default 8 MiB), so that a
+cut comes between rewinds, where the log has just given up records the database must hold;
+the writers then pause between writes, or the database never catches up with the log (a log
+rewinds only once the database holds all of it).
 """
 
 from __future__ import annotations
@@ -11,10 +16,15 @@ import sys
 from decimal import Decimal
 
 from reference_terminal.model import Event, Quality, Reading
+from reference_terminal.storage import intake_log
 from reference_terminal.storage.store import Store, sqlite_url
 
 
-async def main(path: str, first_id: int, synchronous: str = "FULL") -> None:
+async def main(path: str, first_id: int, synchronous: str = "FULL", rewind_at: str = "") -> None:
+    pause = 0.0
+    if rewind_at:
+        intake_log.REWIND_AT_BYTES = int(rewind_at)  # type: ignore[misc]  # this child only
+        pause = 0.02
     store = await Store.open(sqlite_url(path), batch_max=200, synchronous=synchronous)
     next_id = first_id
     out = sys.stdout
@@ -49,6 +59,8 @@ async def main(path: str, first_id: int, synchronous: str = "FULL") -> None:
             )
             out.write("".join(f"{i}\n" for i in ids))
             out.flush()
+            if pause:
+                await asyncio.sleep(pause)
 
     out.write("ready\n")
     out.flush()

@@ -35,7 +35,13 @@ class Outcome:
 
 
 async def cut_under_the_store(
-    mount: VolatileMount, directory: Path, rng: random.Random, *, synchronous: str, torn: bool
+    mount: VolatileMount,
+    directory: Path,
+    rng: random.Random,
+    *,
+    synchronous: str,
+    torn: bool,
+    rewind_at: int | None = None,
 ) -> Outcome:
     directory.mkdir()
     db = directory / "terminal.db"
@@ -46,6 +52,7 @@ async def cut_under_the_store(
         str(db),
         "0",
         synchronous,
+        *([str(rewind_at)] if rewind_at else []),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,  # its last words are disk errors, as expected
         cwd=REPO,
@@ -89,6 +96,26 @@ def test_no_acknowledged_reading_is_lost_to_a_power_cut(tmp_path: Path) -> None:
         return [
             await cut_under_the_store(
                 mount, mnt / f"run{k}", rng, synchronous="FULL", torn=k % 2 == 1
+            )
+            for k in range(4)
+        ]
+
+    for outcome in on_mount(tmp_path, body):
+        assert outcome.acknowledged >= 100, f"too few writes to judge: {outcome}"
+        assert outcome.lost == 0, str(outcome)
+
+
+def test_nothing_is_lost_when_the_intake_log_has_just_started_afresh(tmp_path: Path) -> None:
+    """The log gives up its records (writes over them) once the database holds them durably:
+    with a log that rewinds whenever the database has caught up, every cut lands just after one.
+    (A store applying the log with synchronous=NORMAL and rewinding without syncing the WAL
+    lost 160–375 of about 1 000 acknowledged readings in 3 of these 4 cuts.)"""
+    rng = random.Random(212)
+
+    async def body(mount: VolatileMount, mnt: Path, backing: Path) -> list[Outcome]:
+        return [
+            await cut_under_the_store(
+                mount, mnt / f"run{k}", rng, synchronous="FULL", torn=k % 2 == 1, rewind_at=1
             )
             for k in range(4)
         ]
