@@ -12,7 +12,7 @@
   and sizes. (SQLite fsyncs the directory where it matters, so it does not depend on this.)
 - **cut** drops every unsynced byte; from that instant every operation fails with EIO, and every
   handle opened before the cut stays dead (EIO) forever. **restore** makes the mount usable
-  again, showing only what was synced.
+  again, showing only what was synced, every file under another inode number.
 - Files named ``*-shm`` are SQLite's shared memory: a file only so processes can map it. They
   are not opened in direct-I/O mode (shared ``mmap`` needs the page cache) and their cache is
   kept across opens (every process maps the same pages). Their reads and writes never fail,
@@ -65,6 +65,10 @@ SHM_SUFFIX = "-shm"
 MAX_WRITE = 1 << 20
 _FUSE_CAP_WRITEBACK_CACHE = 1 << 16  # fuse_common.h: the kernel would hold writes back
 _RENAME_NOREPLACE = 1
+#: After each cut a file shows another inode number (the backing file's, shifted by this times
+#: the power epoch), so SQLite's per-file table (keyed by device and inode) in a process that
+#: outlived the cut does not lend a dead connection's descriptor to the next boot (README.md).
+_EPOCH_INO_STRIDE = 0x9E3779B97F4A7C15
 
 
 class _Node:
@@ -198,9 +202,13 @@ class VolatileOperations(mfusepy.Operations):  # type: ignore[misc]
             else:
                 fi.direct_io = 1
 
+    def _ino(self, st: os.stat_result) -> int:
+        return (st.st_ino + self._epoch * _EPOCH_INO_STRIDE) % (1 << 64)
+
     def _stat(self, st: os.stat_result, size: int | None) -> dict[str, int]:
         size = st.st_size if size is None else size
         return {
+            "st_ino": self._ino(st),
             "st_mode": st.st_mode,
             "st_nlink": st.st_nlink,
             "st_uid": st.st_uid,
@@ -223,7 +231,7 @@ class VolatileOperations(mfusepy.Operations):  # type: ignore[misc]
             # unlink an open file at once (no .fuse_hidden renames left in the backing
             # directory by a cut); its handles keep working through their node
             config.hard_remove = 1
-            config.use_ino = 0
+            config.use_ino = 1  # ours: a file's number changes with each power cut (_stat)
         if conn is not None:
             conn.max_write = MAX_WRITE
             conn.want &= ~_FUSE_CAP_WRITEBACK_CACHE
@@ -438,13 +446,22 @@ class VolatileOperations(mfusepy.Operations):  # type: ignore[misc]
             self._handles[fh] = _Handle(None, self._epoch, path)
             return fh
 
-    def readdir(self, path: str | None, fh: int) -> list[str]:
+    def readdir(self, path: str | None, fh: int) -> list[tuple[str, dict[str, int], int]]:
         with self._lock:
             handle = self._handles.get(fh)
             if handle is None or handle.epoch != self._epoch:
                 raise _eio()
             self._check_power()
-            return [".", "..", *os.listdir(self._real(handle.path))]
+            real = self._real(handle.path)
+            entries = []
+            for name in (".", "..", *os.listdir(real)):
+                try:
+                    st = os.lstat(os.path.join(real, name))
+                except FileNotFoundError:  # gone since the listing
+                    continue
+                # with use_ino an entry without its number would be hidden (d_ino 0)
+                entries.append((name, {"st_ino": self._ino(st), "st_mode": st.st_mode}, 0))
+            return entries
 
     def releasedir(self, path: str | None, fh: int) -> int:
         with self._lock:

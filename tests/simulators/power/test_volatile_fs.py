@@ -308,6 +308,58 @@ def test_sqlite_in_this_process_dies_with_the_power_and_reopens_after(tmp_path: 
     on_mount(tmp_path, body)
 
 
+def test_a_file_shows_a_new_inode_number_after_each_cut_and_keeps_it_meanwhile(
+    tmp_path: Path,
+) -> None:
+    async def body(mount: VolatileMount, mnt: Path, backing: Path) -> None:
+        path = mnt / "store.sqlite"
+        path.write_bytes(b"x")
+        before = path.stat().st_ino
+        assert path.stat().st_ino == before
+        await mount.cut()
+        await mount.restore()
+        after = path.stat().st_ino
+        assert after != before and path.stat().st_ino == after
+        with open(path, "rb") as f:
+            assert os.fstat(f.fileno()).st_ino == after
+
+    on_mount(tmp_path, body)
+
+
+def test_a_connection_the_cut_left_open_does_not_reach_the_next_one(tmp_path: Path) -> None:
+    """The bench's own case: a dead SQLite connection in this process may keep its files open
+    after ``close`` (a cursor still refers to it), and SQLite keeps another's descriptor beside
+    it for reuse. With the same inode number after the restore, SQLite lent that descriptor,
+    dead since the cut, to the next connection on the file ("disk I/O error")."""
+
+    async def body(mount: VolatileMount, mnt: Path, backing: Path) -> None:
+        db = mnt / "store.sqlite"
+        writer = sqlite3.connect(db, isolation_level=None)
+        writer.execute("PRAGMA journal_mode=WAL")
+        writer.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+        writer.executemany("INSERT INTO t (id) VALUES (?)", [(k,) for k in range(10)])
+        reader = sqlite3.connect(db, isolation_level=None)
+        cursor = reader.execute("SELECT id FROM t")
+        cursor.fetchone()  # a read in progress: the reader holds a lock on the file
+        await mount.cut()
+        writer.close()  # beside a lock: SQLite keeps its descriptor to lend later
+        reader.close()  # the cursor still refers to it: open in all but name
+        await mount.restore()
+        assert db in mount.held_open()
+
+        again = sqlite3.connect(db, isolation_level=None)
+        try:
+            assert again.execute("SELECT count(*) FROM t").fetchone() == (10,)
+            again.execute("INSERT INTO t (id) VALUES (10)")
+            assert again.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        finally:
+            again.close()
+        del cursor
+        assert mount.held_open() == []
+
+    on_mount(tmp_path, body)
+
+
 # ---- the mount's own life ---------------------------------------------------------------------
 
 
