@@ -134,10 +134,18 @@ class Client:
     def __init__(self, path: str) -> None:
         self.port: Any = serial.Serial(path, BAUD, parity="E", timeout=0.01)
 
-    def exchange(self, request: bytes, listen: float = 0.12, quiet: float = 0.02) -> Exchange:
+    def exchange(
+        self, request: bytes, listen: float = 0.12, quiet: float = 0.02, stall: float = 0.3
+    ) -> Exchange:
+        """Send ``request`` and gather the reply: it ends ``quiet`` s after a whole frame (or a
+        frame's error) has arrived, or ``stall`` s after the last byte of one still incomplete
+        (a loaded machine pauses a reply mid-frame for longer than ``quiet``); no byte within
+        ``listen`` s is no answer."""
         self.port.reset_input_buffer()
         sent_wall, sent = time.time(), time.monotonic()
         self.port.write(request)
+        decoder = dlt645.StreamDecoder()
+        whole = False
         data = b""
         last: float | None = None
         last_wall: float | None = None
@@ -147,7 +155,8 @@ class Client:
             if chunk:
                 data += chunk
                 last, last_wall = now, time.time()
-            elif (last is not None and now - last >= quiet) or (
+                whole = whole or bool(decoder.feed(chunk))
+            elif (last is not None and now - last >= (quiet if whole else stall)) or (
                 last is None and now - sent >= listen
             ):
                 return Exchange(data, sent, sent_wall, last, last_wall)
