@@ -143,7 +143,16 @@ class Wire:
         return data
 
     def received(self) -> bytes:
-        return b"".join(data for sending, _, data in self.packets if not sending)
+        """The bytes that arrived. pymodbus traces its whole receive buffer on each arrival,
+        so an answer that came in two pieces shows as its first piece, then all of it."""
+        got = b""
+        last = b""
+        for sending, _, data in self.packets:
+            if sending:
+                continue
+            got += data[len(last) :] if last and data.startswith(last) else data
+            last = data
+        return got
 
 
 @dataclass
