@@ -149,7 +149,8 @@ def test_backlog_goes_oldest_first_while_live_frames_keep_their_schedule(tmp_pat
             await terminal.uplink.send_now("a")
             assert await outbox.size() == 120
 
-            slow = Centre(MN_A, port=port, ack_delay_s=0.03)  # 2 in flight: ~2 s of backlog
+            # 2 in flight: ~3.6 s of backlog, while the two live minutes close within ~2 s
+            slow = Centre(MN_A, port=port, ack_delay_s=0.06)
             await slow.start()
             live = await _minutes_closing(store, clock, 2)
             await slow.wait_for(lambda: len(slow.uploads) == 122, timeout=20)
