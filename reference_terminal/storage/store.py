@@ -109,6 +109,11 @@ DEFAULT_BEHIND_CHUNK = 100
 CHECKPOINT_INTERVAL_S = 0.25
 #: SQLite: WAL pages after which the writer checkpoints by itself (SQLite's default is 1 000).
 WRITER_AUTOCHECKPOINT = 20_000
+#: SQLite: the page size of a new database. A commit writes each page it touched to the WAL,
+#: one write call for its frame header and one for the page; with 16 KiB pages a commit of a
+#: minute's readings touches half as many (measured on a 6-hour works-fleet scenario: 146 000
+#: WAL writes instead of 270 000, 29.7 s instead of 36.1; 32 and 64 KiB were no faster).
+PAGE_SIZE = 16384
 #: SQLite: the writer's page cache (KiB), an upper bound. Each point appends to its own leaf of
 #: each index, so a minute of a 200-point plant touches on the order of a thousand pages (a
 #: reading and five window figures per point), more than SQLite's default 2 MiB holds. Measured
@@ -150,6 +155,7 @@ def _sqlite_on_connect(busy_timeout_s: float, synchronous: str) -> Callable[[Any
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            cursor.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # a new database's; else no-op
             mode = _wal(cursor, busy_timeout_s)
             if mode != "wal":
                 raise StoreError(
@@ -447,17 +453,25 @@ def _merge(batches: Sequence[Rows]) -> Rows:
 
 
 def _take_group(
-    first: _Job, jobs: queue.SimpleQueue[_Job], limit: int, joins: Callable[[_Job], bool]
+    first: _Job,
+    jobs: queue.SimpleQueue[_Job],
+    limit: int,
+    joins: Callable[[_Job], bool],
+    passed: list[_Job] | None = None,
 ) -> tuple[list[_Job], _Job | None]:
     """``first`` and the jobs queued behind it that ``joins`` admits, up to ``limit`` rows in
     all (one group commit), and the job that ended the group, to run next. Jobs cancelled
-    meanwhile are dropped."""
+    meanwhile are dropped. With ``passed``, writes behind queued among them go there, as they
+    came, instead of ending the group."""
     group, size = [first], first.size
     while size < limit:
         try:
             nxt = jobs.get_nowait()
         except queue.Empty:
             return group, None
+        if passed is not None and nxt.behind:
+            passed.append(nxt)
+            continue
         if nxt is _STOP or not joins(nxt) or size + nxt.size > limit:
             return group, nxt
         if nxt.future.set_running_or_notify_cancel():
@@ -885,7 +899,13 @@ class _Intake:
                 continue
             if not job.future.set_running_or_notify_cancel():
                 continue
-            group, carry = _take_group(job, self._queue, self._batch_max, lambda j: j.is_write)
+            # A minute's close queues each device's write behind its write: passed on after
+            # the group, they no longer split it (the writer takes them in its idle time, after
+            # the writes queued before them, anyway).
+            behind: list[_Job] = []
+            group, carry = _take_group(
+                job, self._queue, self._batch_max, lambda j: j.is_write, behind
+            )
             try:
                 self._log_group(group)
             except BaseException as exc:  # a bug here must not leave writers waiting forever
@@ -893,6 +913,8 @@ class _Intake:
                 for waiting in group:
                     if not waiting.future.done():
                         waiting.future.set_exception(exc)
+            for waiting in behind:
+                self._writer.submit(waiting)
 
     def _log_group(self, group: list[_Job]) -> None:
         prepared: list[tuple[_Job, Rows]] = []

@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 from reference_terminal.storage.schema import StoreError
 from reference_terminal.storage.store import Store, StoreClosed
 from tests.reference_terminal.storage.conftest import drop_connections
-from tests.reference_terminal.storage.helpers import T0, event, reading
+from tests.reference_terminal.storage.helpers import T0, derived, event, reading
 
 pytestmark = pytest.mark.anyio
 
@@ -66,6 +66,26 @@ async def test_writes_made_in_one_turn_of_the_event_loop_share_one_commit(url: s
         before = store.stats.groups
         await asyncio.gather(*(store.write([reading(f"P{k}", T0 + 1)]) for k in range(4)))
         assert store.stats.groups == before + 1
+
+
+async def test_writes_behind_made_among_writes_in_one_turn_do_not_split_their_commit(
+    url: str,
+) -> None:
+    # a minute's close: each device's closed windows go behind, its readings in line
+    async with await Store.open(url) as store:
+        await store.write([reading("P0", T0)])
+        before = store.stats.groups
+
+        async def device(k: int) -> None:
+            store.write_behind([derived(f"P{k}", start=T0)])
+            await store.write([reading(f"P{k}", T0 + 60)])
+
+        await asyncio.gather(*(device(k) for k in range(4)))
+        assert store.stats.groups == before + 1
+        await store.flush_behind()
+        for k in range(4):
+            assert [d.start for d in await store.derived(f"P{k}")] == [T0]
+            assert len(await store.readings(f"P{k}", 0, 5e9)) == 1 + (k == 0)
 
 
 async def test_acknowledged_means_visible_to_the_stores_queries(sqlite_url: str) -> None:

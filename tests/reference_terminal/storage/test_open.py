@@ -10,7 +10,7 @@ import pytest
 
 from reference_terminal.config import Storage
 from reference_terminal.storage.schema import StoreError
-from reference_terminal.storage.store import Store, make_engine
+from reference_terminal.storage.store import PAGE_SIZE, Store, make_engine
 
 pytestmark = pytest.mark.anyio
 
@@ -28,8 +28,20 @@ async def test_sqlite_is_wal_with_synchronous_full(tmp_path: Path) -> None:
         assert timeout == 10_000
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert db.execute("PRAGMA page_size").fetchone() == (PAGE_SIZE,)
     db.close()
     assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
+
+
+async def test_an_existing_database_keeps_its_page_size(tmp_path: Path) -> None:
+    path = tmp_path / "terminal.db"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA page_size = 4096")
+    db.execute("CREATE TABLE before_us (x)")
+    db.close()
+    async with await Store.open(f"sqlite:///{path}") as store:
+        size = await store.run_in_reader(lambda c: c.exec_driver_sql("PRAGMA page_size").scalar())
+        assert size == 4096
 
 
 async def test_servers_commit_durably(url: str) -> None:
