@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import math
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -75,13 +75,27 @@ def _delete_from_both(
     return deleted
 
 
-def _delete_readings(conn: Connection, point: str, cutoff: float, batch: int) -> int:
-    return _delete_from_both(
-        conn,
-        (readings_settled, readings_recent),
-        lambda t: and_(t.c.point == point, t.c.t < cutoff),
-        batch,
-    )
+def _older_of(point: str, cutoff: float) -> Callable[[Table], Any]:
+    return lambda t: and_(t.c.point == point, t.c.t < cutoff)
+
+
+def _delete_readings(
+    conn: Connection, points: Sequence[str], cutoff: float, batch: int
+) -> tuple[int, int]:
+    """Delete up to ``batch`` readings of ``points``, point by point; the rows deleted and how
+    many of ``points`` have none left. One transaction covers as many points as its batch
+    allows: most have nothing to delete, and a commit each was a boot's hundreds of fsyncs."""
+    deleted = 0
+    for done, point in enumerate(points):
+        deleted += _delete_from_both(
+            conn,
+            (readings_settled, readings_recent),
+            _older_of(point, cutoff),
+            batch - deleted,
+        )
+        if deleted >= batch:
+            return deleted, done
+    return deleted, len(points)
 
 
 def _delete_events(conn: Connection, cutoff: float, batch: int) -> int:
@@ -116,10 +130,13 @@ async def purge(
                 return total
 
     n_readings = 0
-    for point in await store.points():
-        n_readings += await batches(
-            functools.partial(_delete_readings, point=point, cutoff=cutoff, batch=batch_rows)
+    points = await store.points()
+    while points:
+        n, done = await store.run_in_writer(
+            functools.partial(_delete_readings, points=points, cutoff=cutoff, batch=batch_rows)
         )
+        n_readings += n
+        points = points[done:]
     n_events = await batches(functools.partial(_delete_events, cutoff=cutoff, batch=batch_rows))
     n_derived = await batches(functools.partial(_delete_derived, cutoff=cutoff, batch=batch_rows))
     return Purged(cutoff, n_readings, n_events, n_derived)
@@ -143,10 +160,11 @@ def purge_engine(
     with engine.connect() as conn:
         points = list_points(conn)
     n_readings = 0
-    for point in points:
-        n_readings += batches(
-            functools.partial(_delete_readings, point=point, cutoff=cutoff, batch=batch_rows)
-        )
+    while points:
+        with engine.begin() as conn:
+            n, done = _delete_readings(conn, points, cutoff, batch_rows)
+        n_readings += n
+        points = points[done:]
     n_events = batches(functools.partial(_delete_events, cutoff=cutoff, batch=batch_rows))
     n_derived = batches(functools.partial(_delete_derived, cutoff=cutoff, batch=batch_rows))
     return Purged(cutoff, n_readings, n_events, n_derived)

@@ -71,6 +71,18 @@ async def test_purge_runs_while_writes_go_on(sqlite_url: str) -> None:
         assert len(await store.readings("NEW", 0, 5e9)) == 200
 
 
+async def test_a_purge_with_nothing_to_delete_is_three_transactions_however_many_points(
+    sqlite_url: str,
+) -> None:
+    async with await Store.open(sqlite_url) as store:
+        await store.write([reading(f"P{i}", NOW - 60) for i in range(300)])
+        assert len(await store.points()) == 300  # a query waits until the write is applied
+        before = store.stats.transactions
+        result = await purge(store, 183, now=NOW)
+        assert (result.readings, result.events, result.derived) == (0, 0, 0)
+        assert store.stats.transactions - before == 3  # readings, events, derived values
+
+
 def test_purge_engine_without_a_running_store(sqlite_url: str) -> None:
     async def fill() -> None:
         async with await Store.open(sqlite_url) as store:
