@@ -103,8 +103,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_URL = Storage().url
 DEFAULT_BATCH_MAX = Storage().batch_max
-#: Derived values per transaction of a write behind: about a millisecond of the writer's time.
+#: Derived values per statement of a write behind: about a millisecond of the writer's time,
+#: what a write arriving meanwhile waits for (with the commit) ...
 DEFAULT_BEHIND_CHUNK = 100
+#: ... and per transaction, while nothing else waits (a commit per chunk was the writer's
+#: largest cost in a 48-hour works-fleet scenario: a minute's close is a thousand values).
+BEHIND_TRANSACTION_ROWS = 5000
 #: SQLite: how often the checkpointer thread folds the WAL into the database while writes come.
 CHECKPOINT_INTERVAL_S = 0.25
 #: SQLite: WAL pages after which the writer checkpoints by itself (SQLite's default is 1 000).
@@ -650,36 +654,61 @@ class _Writer:
                     log.exception("store writer: WAL checkpoint failed")
 
     def _write_behind(self) -> None:
-        """Commit the next ``behind_chunk`` derived values of the backlog in a transaction of
-        their own (small, so that a write arriving meanwhile waits little). A write behind whose
-        values are invalid, or whose chunk fails to commit, fails; the others go on."""
-        chunk: list[tuple[_Job, int]] = []
+        """Write the backlog's derived values ``behind_chunk`` at a time, all in one
+        transaction while nothing else waits for the writer (up to ``BEHIND_TRANSACTION_ROWS``):
+        a write arriving meanwhile waits for one chunk and the commit, and an idle writer does
+        not pay a commit per chunk. A write behind whose values are invalid fails alone; if
+        the transaction fails, every write behind with values in it fails."""
+        taken: dict[_Job, int] = {}  # values of each job in this transaction
+        # Taken before the transaction begins: if it cannot (a dead disk), these fail, and the
+        # backlog still shrinks.
+        rows = self._behind_rows(taken)
+        written = 0
+        try:
+            if rows:
+                with self._connect() as conn, conn.begin():
+                    while rows:
+                        self._write_derived(conn, rows)
+                        written += len(rows)
+                        if written >= BEHIND_TRANSACTION_ROWS or not self._queue.empty():
+                            break
+                        rows = self._behind_rows(taken)
+        except Exception as exc:
+            error = _commit_error(exc, written)
+            for job in taken:
+                if not job.future.done():
+                    job.future.set_exception(error)
+                job.done = len(job.derived)
+        else:
+            if written:
+                self.transactions += 1
+                if self._checkpointer is not None:
+                    self._checkpointer.nudge()
+            for job, n in taken.items():
+                job.done = min(job.done + n, len(job.derived))
+        while self._backlog and self._backlog[0].done >= len(self._backlog[0].derived):
+            finished = self._backlog.popleft()
+            if not finished.future.done():
+                finished.future.set_result(None)
+
+    def _behind_rows(self, taken: dict[_Job, int]) -> list[tuple[Any, ...]]:
+        """The next ``behind_chunk`` values of the backlog after those ``taken`` (counted in)."""
         rows: list[tuple[Any, ...]] = []
         for job in self._backlog:
-            take = job.derived[job.done : job.done + self._behind_chunk - len(rows)]
+            start = job.done + taken.get(job, 0)
+            if start >= len(job.derived):
+                continue
+            take = job.derived[start : start + self._behind_chunk - len(rows)]
             try:
                 rows += [_derived_tuple(derived_row(d)) for d in take]
             except Exception as exc:
                 job.future.set_exception(exc)
                 job.done = len(job.derived)
                 continue
-            chunk.append((job, len(take)))
+            taken[job] = taken.get(job, 0) + len(take)
             if len(rows) >= self._behind_chunk:
                 break
-        try:
-            self._execute(([], [], rows))
-        except Exception as exc:
-            error = _commit_error(exc, len(rows))
-            for job, _ in chunk:
-                job.future.set_exception(error)
-                job.done = len(job.derived)
-        else:
-            for job, n in chunk:
-                job.done += n
-        while self._backlog and self._backlog[0].done >= len(self._backlog[0].derived):
-            finished = self._backlog.popleft()
-            if not finished.future.done():
-                finished.future.set_result(None)
+        return rows
 
     def _run_call(self, job: _Job) -> None:
         assert job.call is not None

@@ -1,17 +1,19 @@
 """Writes behind: derived values computed from rows already stored (closed windows) are written
-in small transactions whenever the writer has nothing else to do, so the readings that keep
+in small chunks whenever the writer has nothing else to do, so the readings that keep
 arriving never wait behind a minute's close of every point; closing the store writes them all."""
 
 from __future__ import annotations
 
 import asyncio
 import math
+import sqlite3
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
-from reference_terminal.storage.schema import Derived
-from reference_terminal.storage.store import Store
+from reference_terminal.storage.schema import Derived, StoreError
+from reference_terminal.storage.store import BEHIND_TRANSACTION_ROWS, Store
 from tests.reference_terminal.storage.helpers import T0, derived, reading
 
 pytestmark = pytest.mark.anyio
@@ -38,14 +40,16 @@ async def test_written_behind_values_are_stored_once_flushed(url: str) -> None:
 
 async def test_a_write_does_not_wait_for_the_backlog(sqlite_url: str) -> None:
     async with await Store.open(sqlite_url, behind_chunk=50) as store:
-        backlog = store.write_behind(minute_figures(2_000))  # 10 000 rows, 200 transactions
-        before = store.stats.transactions
+        backlog = store.write_behind(minute_figures(5_000))  # 25 000 values, 500 chunks
         await store.write([reading("LIVE", T0)])
-        # committed after at most the chunk being written when it arrived, not after all 200
-        assert store.stats.transactions - before <= 2
+        # a query sees a write once the database holds it: here after at most the chunk being
+        # written when it arrived (and its commit), not after the backlog
+        assert len(await store.readings("LIVE", 0, 5e9)) == 1
         assert not backlog.done()
+        before = store.stats.transactions
         await asyncio.wrap_future(backlog)
-        assert store.stats.transactions - before >= math.ceil(10_000 / 50)
+        # with nothing else waiting, the chunks share transactions
+        assert store.stats.transactions - before <= math.ceil(25_000 / BEHIND_TRANSACTION_ROWS)
 
 
 async def test_closing_the_store_writes_the_whole_backlog(sqlite_url: str) -> None:
@@ -65,3 +69,22 @@ async def test_an_invalid_value_fails_its_own_write_behind_only(sqlite_url: str)
             bad.result()
         assert good.result() is None
         assert len(await store.derived("P0002")) == 5
+
+
+async def test_a_backlog_the_database_refuses_fails_and_the_store_still_closes(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    store = await Store.open(sqlite_url, busy_timeout_s=0.05)
+    await store.write([reading("P", T0)])
+    await store.readings("P", 0, 5e9)  # applied: the writer is idle
+    other = sqlite3.connect(tmp_path / "store.db")
+    other.execute("BEGIN EXCLUSIVE")  # no transaction of the writer's can begin
+    try:
+        backlog = store.write_behind(minute_figures(3))
+        with pytest.raises(StoreError, match="locked"):
+            await asyncio.wait_for(asyncio.wrap_future(backlog), 10)
+    finally:
+        other.rollback()
+        other.close()
+    async with asyncio.timeout(10):
+        await store.close()
