@@ -26,6 +26,9 @@ from reference_terminal.clock import Clock
 from reference_terminal.config import CentreBase
 from reference_terminal.model import Reading
 from reference_terminal.storage.schema import (
+    Derived,
+    derived_recent,
+    derived_settled,
     derived_top_id,
     derived_values,
     readings,
@@ -240,18 +243,7 @@ class Producer:
             new_cursor = mains[-1][0] if more else top
             rows = [d for _, d in mains if d.point in coded]
             if rows:
-                starts = sorted({d.start for d in rows})
-                extra = select(derived_values).where(
-                    c.kind.in_((low, high)),
-                    c.point.in_(sorted({d.point for d in rows})),
-                    c.period_start >= starts[0],
-                    c.period_start <= starts[-1],
-                )
-                wanted = {(d.point, d.start) for d in rows}
-                for r in conn.execute(extra).mappings():
-                    d = row_derived(r)
-                    if (d.point, d.start) in wanted:
-                        rows.append(d)
+                rows += _extremes(conn, rows, (low, high))
             frames = self._signed(period_frames(rows, stream, cn, self.coding))
             space = room(conn, name, bound)
             full = len(frames) > space
@@ -333,6 +325,32 @@ class Producer:
 
 def _run_all(scans: list[Callable[[Connection], Scan]], conn: Connection) -> list[Scan]:
     return [scan(conn) for scan in scans]
+
+
+def _extremes(conn: Connection, rows: Sequence[Derived], kinds: tuple[str, str]) -> list[Derived]:
+    """The values of ``kinds`` (max, min) for the periods of ``rows``. Looked for among the
+    recent values first, where a period just closed is, by time; among the settled ones, by
+    point, only those not found there (a lookup per point and kind: with a few hundred points,
+    most of the producer's time when done for every period)."""
+    missing = {(d.point, d.start, kind) for d in rows for kind in kinds}
+    starts = sorted({d.start for d in rows})
+    found: list[Derived] = []
+    for table in (derived_recent, derived_settled):
+        c = table.c
+        query = select(table).where(
+            c.kind.in_(kinds),
+            c.point.in_(sorted({point for point, _, _ in missing})),
+            c.period_start >= starts[0],
+            c.period_start <= starts[-1],
+        )
+        for r in conn.execute(query).mappings():
+            d = row_derived(r)
+            if (d.point, d.start, d.kind) in missing:
+                missing.discard((d.point, d.start, d.kind))
+                found.append(d)
+        if not missing:
+            break
+    return found
 
 
 def _latest(conn: Connection, points: Sequence[str], after: float, upto: float) -> list[Reading]:

@@ -210,3 +210,34 @@ def test_a_full_outbox_raises_an_alarm_and_drops_nothing(tmp_path: Path) -> None
             await up.stop()
 
     asyncio.run(main())
+
+
+def test_minutes_settled_before_they_are_sent_keep_their_max_and_min(tmp_path: Path) -> None:
+    async def main() -> None:
+        port = await _free_port()
+        clock = ScaledClock(SPEED)
+        terminal = Terminal(config(tmp_path, [hj212_centre("a", MN_A, port)]), clock=clock)
+        async with running(terminal) as store:
+            now = clock.time()
+            start = now - now % 60 - 10 * 60
+            # the first five minutes move to the tables keyed by point before any scan (one
+            # turn: the settle is queued before the write wakes the producer)
+            await asyncio.gather(store.write_derived(minute_rows(start, 5)), store.settle())
+            await store.write_derived(minute_rows(start + 5 * 60, 5))
+            a = Centre(MN_A, port=port)
+            await a.start()
+            assert terminal.uplink is not None
+            await terminal.uplink.send_now("a")
+            await a.wait_for(lambda: len(_times(a)) >= 10, timeout=20)
+            counters = {
+                posix(u.data_time): u.packet.cp.pollutants["C301103001e0101"]
+                for u in a.uploads
+                if u.cn == 2051 and u.data_time
+            }
+            for m in range(10):
+                value = Decimal("1.25") + m % 5  # minute_rows counts from its own start
+                got = counters[start + 60 * m]
+                assert (got.cou, got.min, got.max) == (value, value - 1, value + 1), m
+            await a.stop()
+
+    asyncio.run(main())
