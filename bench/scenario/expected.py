@@ -10,27 +10,27 @@ are owed too. Values are checked against the windows the terminal finally holds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Connection, select
 
 from reference_terminal.app import Terminal
 from reference_terminal.config import TerminalConfig
-from reference_terminal.model import Reading
+from reference_terminal.model import Quality, Reading
 from reference_terminal.storage.schema import (
     Derived,
     derived_values,
     readings,
-    row_derived,
-    row_reading,
 )
 from simulators.platform import Expected
 
 MINUTE_DATA = 2051
 SNAPSHOT_OVERLAP_S = 3600.0
+USABLE = [q.value for q in Quality if q.usable]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,7 @@ class Acknowledged:
     windows: set[Window] = field(default_factory=set)
     values: dict[Window, tuple[Decimal | None, str]] = field(default_factory=dict)
     _since: float = 0.0
+    _local: dict[float, datetime] = field(default_factory=dict)  # minute -> wire DataTime
 
     @classmethod
     def of(cls, config: TerminalConfig, until: float) -> Acknowledged:
@@ -65,8 +66,12 @@ class Acknowledged:
         return self._window("", self.until).data_time
 
     def _window(self, code: str, t: float) -> Window:
-        local = datetime.fromtimestamp(t - t % 60, UTC) + self.utc_offset
-        return Window(code, local.replace(tzinfo=None))
+        minute = t - t % 60
+        local = self._local.get(minute)
+        if local is None:  # every point's window of a minute has the same DataTime
+            local = datetime.fromtimestamp(minute, UTC) + self.utc_offset
+            local = self._local[minute] = local.replace(tzinfo=None)
+        return Window(code, local)
 
     async def snapshot(self, terminal: Terminal, now: float) -> None:
         """Add every minute window stored since the last snapshot (``now``: the clock's time)."""
@@ -78,19 +83,19 @@ class Acknowledged:
         gauges = [p for p in points if p not in self.counters]
         counters = [p for p in points if p in self.counters]
 
-        def read(conn: Connection) -> tuple[list[Derived], list[Derived], list[Reading]]:
+        def read(conn: Connection) -> tuple[list[Any], list[Any], list[Any]]:
             # one query per kind for every point (per point, each would scan the store's
             # recent rows of every point in the range again)
             return (
                 _derived(conn, points, "minute", since, until),
                 _derived(conn, counters, "increment", since - 3600, until),
-                _readings(conn, gauges, since, until),
+                _usable_readings(conn, gauges, since, until),
             )
 
         windows, increments, readings = await store.run_in_reader(read)
-        for window in windows:
-            self.windows.add(self._window(self.codes[window.point], window.start))
-        self.note(readings, increments, since)
+        for point, start, _, _ in windows:
+            self.windows.add(self._window(self.codes[point], start))
+        self._owe(readings, ((p, start, end) for p, start, end, _ in increments), since)
         # The next snapshot overlaps this one by a margin (readings stamped by a collector may
         # come late); a set does not mind.
         self._since = max(self._since, now - SNAPSHOT_OVERLAP_S)
@@ -101,15 +106,27 @@ class Acknowledged:
         """Owe the minutes of acknowledged samples: a gauge's usable readings, a counter's
         increments (each counts in the window of its interval's middle, settlement.py). Also
         the store's ``on_durable`` hook, for what was promised between a snapshot and a cut."""
-        for r in readings:
-            code = self.codes.get(r.point)
-            usable = r.quality.usable and r.value is not None
-            if code and usable and r.point not in self.counters and r.t < self.until:
-                self.windows.add(self._window(code, r.t))
-        for d in derived:
-            code = self.codes.get(d.point)
-            if code and d.kind == "increment" and d.point in self.counters:
-                mid = (d.start + d.end) / 2
+        self._owe(
+            ((r.point, r.t) for r in readings if r.quality.usable and r.value is not None),
+            ((d.point, d.start, d.end) for d in derived if d.kind == "increment"),
+            since,
+        )
+
+    def _owe(
+        self,
+        readings: Iterable[tuple[str, float]],
+        increments: Iterable[tuple[str, float, float]],
+        since: float,
+    ) -> None:
+        """``readings``: (point, t) of usable readings; ``increments``: (point, start, end)."""
+        for point, t in readings:
+            code = self.codes.get(point)
+            if code and point not in self.counters and t < self.until:
+                self.windows.add(self._window(code, t))
+        for point, start, end in increments:
+            code = self.codes.get(point)
+            if code and point in self.counters:
+                mid = (start + end) / 2
                 if since <= mid < self.until:
                     self.windows.add(self._window(code, mid))
 
@@ -122,9 +139,12 @@ class Acknowledged:
         windows = await store.run_in_reader(
             lambda conn: _derived(conn, points, "minute", None, until)
         )
-        for d in windows:
-            field_ = "Cou" if kinds.get(d.point) == "counter" else "Avg"
-            self.values[self._window(self.codes[d.point], d.start)] = (d.value, field_)
+        for point, start, _, value in windows:
+            field_ = "Cou" if kinds.get(point) == "counter" else "Avg"
+            self.values[self._window(self.codes[point], start)] = (
+                None if value is None else Decimal(value),
+                field_,
+            )
 
     def expected(self, mn: str) -> list[Expected]:
         out = []
@@ -136,15 +156,28 @@ class Acknowledged:
 
 def _derived(
     conn: Connection, points: list[str], kind: str, start: float | None, end: float
-) -> list[Derived]:
+) -> list[Any]:
+    """(point, period start, period end, value text) of the ``kind`` values of ``points``:
+    only the columns a snapshot uses, as plain rows (a 48-hour check reads a million)."""
     c = derived_values.c
-    query = select(derived_values).where(c.point.in_(points), c.kind == kind, c.period_start < end)
+    query = select(c.point, c.period_start, c.period_end, c.value).where(
+        c.point.in_(points), c.kind == kind, c.period_start < end
+    )
     if start is not None:
         query = query.where(c.period_start >= start)
-    return [row_derived(r) for r in conn.execute(query).mappings()]
+    return list(conn.execute(query).all())
 
 
-def _readings(conn: Connection, points: list[str], start: float, end: float) -> list[Reading]:
+def _usable_readings(
+    conn: Connection, points: list[str], start: float, end: float
+) -> list[tuple[str, float]]:
+    """(point, t) of the usable readings of ``points`` with a value in [start, end)."""
     c = readings.c
-    query = select(readings).where(c.point.in_(points), c.t >= start, c.t < end)
-    return [row_reading(r) for r in conn.execute(query).mappings()]
+    query = select(c.point, c.t).where(
+        c.point.in_(points),
+        c.t >= start,
+        c.t < end,
+        c.quality.in_(USABLE),
+        c.value.is_not(None),
+    )
+    return list(conn.execute(query).all())
