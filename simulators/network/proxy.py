@@ -2,10 +2,11 @@
 
 ``enabled = False`` is Toxiproxy's "down": the listener is closed (a new connection is refused,
 ECONNREFUSED) and the connections through it are closed; enabling listens again on the same
-address. Toxics apply per connection and per direction; each connection draws its own
-randomness (toxicity, jitter, slicing, corruption) from a generator seeded with the server's
-seed, the proxy's name, the connection's number, the stream, the toxic's name and how often the
-toxic was updated, so a run is reproducible whatever the interleaving of connections.
+address, whose port the proxy keeps meanwhile. Toxics apply per connection and per direction;
+each connection draws its own randomness (toxicity, jitter, slicing, corruption) from a
+generator seeded with the server's seed, the proxy's name, the connection's number, the stream,
+the toxic's name and how often the toxic was updated, so a run is reproducible whatever the
+interleaving of connections.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from simulators.network.toxics import (
     make_toxic,
     parse_toxic_update,
 )
+
+LISTEN_BACKLOG = 128
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class FaultProxy:
         self._upstream = config.upstream
         self._enabled = False
         self._server: asyncio.Server | None = None
+        #: While down: the port, bound but not listening (module text of ``_reserve``).
+        self._reserved: socket.socket | None = None
         self._toxics: dict[Stream, list[Toxic]] = {Stream.UPSTREAM: [], Stream.DOWNSTREAM: []}
         self._generation: dict[str, int] = {}
         self._connections: set[Connection] = set()
@@ -126,7 +131,7 @@ class FaultProxy:
             if enabled:
                 await self._start()
             else:
-                await self._stop()
+                await self._stop(reserve=True)
 
     async def update(
         self, *, listen: str | None = None, upstream: str | None = None, enabled: bool | None = None
@@ -143,12 +148,13 @@ class FaultProxy:
         async with self._lock:
             if wanted.listen != self._listen or wanted.upstream != self._upstream:
                 await self._stop()
+                self._release()
                 self._listen = self._configured_listen = wanted.listen
                 self._upstream = wanted.upstream
             if wanted.enabled:
                 await self._start()
             else:
-                await self._stop()
+                await self._stop(reserve=True)
 
     async def reset(self) -> None:
         """Toxiproxy's reset for this proxy: enabled, no toxics."""
@@ -167,35 +173,55 @@ class FaultProxy:
         """Down for good: listener closed, connections aborted, their handlers finished."""
         async with self._lock:
             await self._stop(abort=True)
+            self._release()
         if self._handlers:
             await asyncio.gather(*self._handlers, return_exceptions=True)
 
     async def _start(self) -> None:
         if self._enabled:
             return
-        address = self.listen_address
-        try:
-            sock = await _bind(address)
-        except OSError as error:
-            raise ListenError(self.name, self._listen, error.strerror or str(error)) from error
+        sock = self._listen_on_reserved()
+        if sock is None:
+            try:
+                sock = await _bind(self.listen_address)
+            except OSError as error:
+                raise ListenError(self.name, self._listen, error.strerror or str(error)) from error
         self._server = await asyncio.start_server(self._accepted, sock=sock)
         host, port = sock.getsockname()[:2]
         self._listen = str(Address(host, port))
         self._enabled = True
 
-    async def _stop(self, *, abort: bool = False) -> None:
+    async def _stop(self, *, abort: bool = False, reserve: bool = False) -> None:
         if not self._enabled:
             return
         self._enabled = False
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        if reserve:
+            self._reserved = _reserve(self.listen_address)
         connections = list(self._connections)
         for connection in connections:
             connection.close(abort=abort)
         if server is not None:
             await server.wait_closed()
         await _finished(connections)
+
+    def _listen_on_reserved(self) -> socket.socket | None:
+        sock, self._reserved = self._reserved, None
+        if sock is None:
+            return None
+        try:
+            sock.listen(LISTEN_BACKLOG)
+        except OSError:
+            sock.close()
+            return None
+        return sock
+
+    def _release(self) -> None:
+        if self._reserved is not None:
+            self._reserved.close()
+            self._reserved = None
 
     async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -318,6 +344,23 @@ async def _finished(connections: list[Connection]) -> None:
         await asyncio.wait(handlers)
 
 
+def _reserve(address: Address) -> socket.socket | None:
+    """The port of a proxy that went down, bound but not listening: connections to it are
+    refused as to a closed port, and no other socket takes it meanwhile. Released, an
+    ephemeral port was another connection's source port by the time a 48-hour outage ended
+    ("cannot listen …: Address already in use"). None when it cannot be had again at once."""
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((address.host, address.port))
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
 async def _bind(address: Address) -> socket.socket:
     """A listening socket on the first address ``address.host`` resolves to (one socket, as
     Go's net.Listen; "" is every interface)."""
@@ -333,7 +376,7 @@ async def _bind(address: Address) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(sockaddr)
-        sock.listen(128)
+        sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
     except OSError:
         sock.close()

@@ -4,6 +4,8 @@ server actually receive, and when."""
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 import time
 
 import pytest
@@ -258,6 +260,28 @@ async def test_a_disabled_proxy_closes_its_connections_and_refuses_new_ones() ->
         with pytest.raises(ConnectionRefusedError):
             await connect(proxy.port)
         await proxy.set_enabled(True)  # the same port again
+        reader, writer = await connect(proxy.port)
+        assert await round_trip(reader, writer, b"back") < 0.5
+        writer.close()
+
+
+@aio
+async def test_a_disabled_proxy_keeps_its_port_from_every_other_socket() -> None:
+    # A released ephemeral port was some connection's source port by the time a 48-hour
+    # outage ended, and the proxy could not come back up.
+    async with tcp_server(echo) as port, running_proxies(to(port)) as net:
+        proxy = net["p"]
+        await proxy.set_enabled(False)
+        other = socket.socket()
+        try:
+            with pytest.raises(OSError) as taken:
+                other.bind(("127.0.0.1", proxy.port))
+            assert taken.value.errno == errno.EADDRINUSE
+        finally:
+            other.close()
+        with pytest.raises(ConnectionRefusedError):
+            await connect(proxy.port)
+        await proxy.set_enabled(True)
         reader, writer = await connect(proxy.port)
         assert await round_trip(reader, writer, b"back") < 0.5
         writer.close()
