@@ -496,14 +496,39 @@ def derived_row(d: Derived) -> dict[str, Any]:
 
 
 def row_derived(row: Mapping[Any, Any]) -> Derived:
-    value = row["value"]
+    return values_derived(*(row[name] for name in DERIVED_FIELDS))
+
+
+#: The columns a Derived is read from, in the order of ``values_derived``'s arguments.
+DERIVED_FIELDS = (
+    "point", "kind", "period_start", "period_end", "value", "quality", "note", "computed_at"
+)  # fmt: skip
+_QUALITIES = {q.value: q for q in Quality}
+
+
+def derived_columns(table: Table) -> list[Column[Any]]:
+    """``table``'s ``DERIVED_FIELDS`` columns: selected as they are, with ``values_derived``
+    (no row mapping), for the readers that take many rows."""
+    return [table.c[name] for name in DERIVED_FIELDS]
+
+
+def values_derived(
+    point: str,
+    kind: str,
+    start: float,
+    end: float,
+    value: str | None,
+    quality: str,
+    note: str,
+    computed_at: float,
+) -> Derived:
     return Derived(
-        point=row["point"],
-        kind=row["kind"],
-        start=row["period_start"],
-        end=row["period_end"],
-        value=None if value is None else Decimal(value),
-        quality=Quality(row["quality"]),
-        note=row["note"],
-        computed_at=row["computed_at"],
+        point,
+        kind,
+        start,
+        end,
+        None if value is None else Decimal(value),
+        _QUALITIES[quality],
+        note,
+        computed_at,
     )

@@ -27,6 +27,7 @@ from reference_terminal.config import CentreBase
 from reference_terminal.model import Reading
 from reference_terminal.storage.schema import (
     Derived,
+    derived_columns,
     derived_recent,
     derived_settled,
     derived_top_id,
@@ -34,6 +35,7 @@ from reference_terminal.storage.schema import (
     readings,
     row_derived,
     row_reading,
+    values_derived,
 )
 from reference_terminal.storage.store import Store
 from reference_terminal.tasks import first_of
@@ -232,18 +234,35 @@ class Producer:
             top = derived_top_id(conn)
             if top <= cursor:
                 return Scan([])
+            # A period's max and min are mostly committed with its main figure, so they come
+            # in the same id range; only those that do not are looked up.
             query = (
-                select(derived_values)
-                .where(c.id > cursor, c.id <= top, c.kind == main)
+                select(c.id, *derived_columns(derived_values))
+                .where(c.id > cursor, c.id <= top, c.kind.in_((main, low, high)))
                 .order_by(c.id)
                 .limit(SCAN_ROWS)
             )
-            mains = [(int(r["id"]), row_derived(r)) for r in conn.execute(query).mappings()]
-            more = len(mains) == SCAN_ROWS
-            new_cursor = mains[-1][0] if more else top
-            rows = [d for _, d in mains if d.point in coded]
-            if rows:
-                rows += _extremes(conn, rows, (low, high))
+            taken = conn.execute(query).all()
+            more = len(taken) == SCAN_ROWS
+            new_cursor = int(taken[-1][0]) if more else top
+            mains: list[tuple[int, Derived]] = []
+            rows: list[Derived] = []
+            for id_, *values in taken:
+                d = values_derived(*values)
+                if d.point in coded:
+                    rows.append(d)
+                    if d.kind == main:
+                        mains.append((id_, d))
+            if mains:
+                have = {(d.point, d.start, d.kind) for d in rows}
+                missing = {
+                    (d.point, d.start, kind)
+                    for _, d in mains
+                    for kind in (low, high)
+                    if (d.point, d.start, kind) not in have
+                }
+                if missing:
+                    rows += _extremes(conn, missing)
             frames = self._signed(period_frames(rows, stream, cn, self.coding))
             space = room(conn, name, bound)
             full = len(frames) > space
@@ -327,24 +346,24 @@ def _run_all(scans: list[Callable[[Connection], Scan]], conn: Connection) -> lis
     return [scan(conn) for scan in scans]
 
 
-def _extremes(conn: Connection, rows: Sequence[Derived], kinds: tuple[str, str]) -> list[Derived]:
-    """The values of ``kinds`` (max, min) for the periods of ``rows``. Looked for among the
-    recent values first, where a period just closed is, by time; among the settled ones, by
-    point, only those not found there (a lookup per point and kind: with a few hundred points,
-    most of the producer's time when done for every period)."""
-    missing = {(d.point, d.start, kind) for d in rows for kind in kinds}
-    starts = sorted({d.start for d in rows})
+def _extremes(conn: Connection, missing: set[tuple[str, float, str]]) -> list[Derived]:
+    """The values ``missing`` names by (point, period start, kind). Looked for among the recent
+    values first, where a period just closed is, by time; among the settled ones, by point,
+    only those not found there (a lookup per point and kind: with a few hundred points, most
+    of the producer's time when done for every period)."""
+    missing = set(missing)
+    starts = sorted({start for _, start, _ in missing})
     found: list[Derived] = []
     for table in (derived_recent, derived_settled):
         c = table.c
-        query = select(table).where(
-            c.kind.in_(kinds),
+        query = select(*derived_columns(table)).where(
+            c.kind.in_(sorted({kind for _, _, kind in missing})),
             c.point.in_(sorted({point for point, _, _ in missing})),
             c.period_start >= starts[0],
             c.period_start <= starts[-1],
         )
-        for r in conn.execute(query).mappings():
-            d = row_derived(r)
+        for values in conn.execute(query):
+            d = values_derived(*values)
             if (d.point, d.start, d.kind) in missing:
                 missing.discard((d.point, d.start, d.kind))
                 found.append(d)
