@@ -51,7 +51,7 @@ REWIND_AT_BYTES: Final = 8 << 20
 MAX_RECORD_BYTES: Final = 1 << 30
 
 #: The rows of one record: readings and events as column tuples (``READING_COLUMNS``,
-#: ``EVENT_COLUMNS``), derived values as tuples in ``DERIVED_COLUMNS`` order.
+#: ``EVENT_COLUMNS``), derived values as tuples in ``DERIVED_FIELDS`` order (schema.py).
 Rows = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]
 
 

@@ -77,6 +77,7 @@ from reference_terminal.storage.intake_log import (
 )
 from reference_terminal.storage.migrations import migrate
 from reference_terminal.storage.schema import (
+    DERIVED_FIELDS,
     EVENT_COLUMNS,
     READING_COLUMNS,
     RECENT_AND_SETTLED,
@@ -84,8 +85,8 @@ from reference_terminal.storage.schema import (
     StoreError,
     derived_extent,
     derived_recent,
-    derived_row,
     derived_settled,
+    derived_tuple,
     derived_values,
     event_values,
     events,
@@ -420,17 +421,7 @@ class _Job:
 
 
 _STOP = _Job()
-DERIVED_COLUMNS = (
-    "point",
-    "kind",
-    "period_start",
-    "period_end",
-    "value",
-    "quality",
-    "note",
-    "computed_at",
-)
-_DERIVED_KEY = ("point", "kind", "period_start")  # the first three of DERIVED_COLUMNS
+_DERIVED_KEY = ("point", "kind", "period_start")  # the first three of DERIVED_FIELDS
 
 
 def _prepare(job: _Job) -> Rows:
@@ -439,7 +430,7 @@ def _prepare(job: _Job) -> Rows:
     return (
         [reading_values(r) for r in job.readings],
         [event_values(e) for e in job.events],
-        [_derived_tuple(derived_row(d)) for d in job.derived],
+        [derived_tuple(d) for d in job.derived],
     )
 
 
@@ -530,7 +521,7 @@ class _Writer:
         self._sqlite = engine.dialect.name == "sqlite"
         self._insert_readings = _bulk_insert(engine, readings_recent, READING_COLUMNS)
         self._insert_events = _bulk_insert(engine, events, EVENT_COLUMNS)
-        self._upsert_recent = _BulkStatement(engine, _derived_upsert(engine), DERIVED_COLUMNS)
+        self._upsert_recent = _BulkStatement(engine, _derived_upsert(engine), DERIVED_FIELDS)
         self._update_settled = _settled_update(engine)
         #: derived_extent as committed, and about how many rows the recent tables hold: both
         #: read on first use, in this thread (the only one that changes them)
@@ -700,7 +691,7 @@ class _Writer:
                 continue
             take = job.derived[start : start + self._behind_chunk - len(rows)]
             try:
-                rows += [_derived_tuple(derived_row(d)) for d in take]
+                rows += [derived_tuple(d) for d in take]
             except Exception as exc:
                 job.future.set_exception(exc)
                 job.done = len(job.derived)
@@ -810,7 +801,7 @@ class _Writer:
         return self._extent
 
     def _write_derived(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-        """Upsert derived values (``DERIVED_COLUMNS`` tuples): in ``derived_recent``, unless
+        """Upsert derived values (``DERIVED_FIELDS`` tuples): in ``derived_recent``, unless
         their period may already be settled and is (then updated there, keeping its id)."""
         extent = self._load(conn)
         fresh = rows
@@ -980,34 +971,30 @@ class _Intake:
             self._log.rewind()
 
 
-def _derived_tuple(row: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple([row[c] for c in DERIVED_COLUMNS])
-
-
 def _derived_upsert(engine: Engine) -> Any:
     """INSERT of a recent derived value replacing the one with the same (point, kind,
     period_start): one statement and one index probe per row (a DELETE then INSERT took two)."""
     name = engine.dialect.name
     dialects: dict[str, Any] = {"sqlite": sqlite, "postgresql": postgresql}
-    keep = [c for c in DERIVED_COLUMNS if c not in _DERIVED_KEY]
+    keep = [c for c in DERIVED_FIELDS if c not in _DERIVED_KEY]
     if name in dialects:
         stmt = dialects[name].insert(derived_recent)
         return stmt.on_conflict_do_update(
             index_elements=list(_DERIVED_KEY), set_={c: stmt.excluded[c] for c in keep}
-        ).compile(dialect=engine.dialect, column_keys=list(DERIVED_COLUMNS))
+        ).compile(dialect=engine.dialect, column_keys=list(DERIVED_FIELDS))
     if name in ("mysql", "mariadb"):
         stmt = mysql.insert(derived_recent)
         return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in keep}).compile(
-            dialect=engine.dialect, column_keys=list(DERIVED_COLUMNS)
+            dialect=engine.dialect, column_keys=list(DERIVED_FIELDS)
         )
     raise StoreError(f"no upsert of derived values for the {name} dialect")
 
 
 def _settled_update(engine: Engine) -> Callable[[Connection, tuple[Any, ...]], bool]:
-    """An UPDATE of a settled derived value from a ``DERIVED_COLUMNS`` tuple; whether the
+    """An UPDATE of a settled derived value from a ``DERIVED_FIELDS`` tuple; whether the
     value was there to update."""
     s = derived_settled.c
-    keep = [c for c in DERIVED_COLUMNS if c not in _DERIVED_KEY]
+    keep = [c for c in DERIVED_FIELDS if c not in _DERIVED_KEY]
     statement = (
         derived_settled.update()
         .where(*(s[c] == bindparam(f"k_{c}") for c in _DERIVED_KEY))
@@ -1017,7 +1004,7 @@ def _settled_update(engine: Engine) -> Callable[[Connection, tuple[Any, ...]], b
     def update(conn: Connection, row: tuple[Any, ...]) -> bool:
         params = {
             f"{'k' if c in _DERIVED_KEY else 'v'}_{c}": v
-            for c, v in zip(DERIVED_COLUMNS, row, strict=True)
+            for c, v in zip(DERIVED_FIELDS, row, strict=True)
         }
         return bool(conn.execute(statement, params).rowcount)
 

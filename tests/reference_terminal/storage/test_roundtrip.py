@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reference_terminal.model import Event, Quality, Reading
+from reference_terminal.storage.schema import Derived, _checked_derived_tuple, derived_tuple
 from reference_terminal.storage.store import Store
 from tests.reference_terminal.storage.helpers import T0, derived, event, reading
 
@@ -129,6 +131,58 @@ async def test_invalid_reading_fails_alone_with_a_clear_message(
         assert isinstance(results[1], ValueError | TypeError)
         assert message in str(results[1])
         assert await store.readings("EM01.ep", 0, 5e9) == good
+
+
+def _bad(**change: object) -> Derived:
+    return replace(derived(), **change)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (_bad(start=float("nan")), "finite"),
+        (_bad(end=float("inf")), "finite"),
+        (_bad(end=T0 - 1), "before it starts"),
+        (_bad(computed_at=float("nan")), "finite"),
+        (_bad(value=Decimal("Infinity")), "finite"),
+        (_bad(value=1.5), "Decimal"),
+        (_bad(value=Decimal("1" * 70)), "characters"),
+        (_bad(quality="excellent"), "excellent"),
+        (_bad(point=""), "non-empty"),
+        (_bad(kind="x" * 200), "characters"),
+        (_bad(note="a\x00b"), "NUL"),
+        ("not a value", "expected a Derived"),
+    ],
+)
+async def test_an_invalid_derived_value_fails_alone_with_a_clear_message(
+    sqlite_url: str, bad: Derived, message: str
+) -> None:
+    async with await Store.open(sqlite_url) as store:
+        good = [derived(start=T0 + 3600 * i) for i in range(1, 4)]
+        results = await asyncio.gather(
+            store.write(derived=good[:1]),
+            store.write(derived=[bad]),
+            store.write(derived=good[1:]),
+            return_exceptions=True,
+        )
+        assert results[0] is None and results[2] is None
+        assert isinstance(results[1], ValueError | TypeError)
+        assert message in str(results[1])
+        assert await store.derived("EM01.ep", "hour") == good
+
+
+@given(
+    start=st.floats(allow_nan=False, allow_infinity=False, min_value=0, max_value=4e9),
+    length=st.sampled_from([0.0, 1.0, 60.0, 3600.0]),
+    value=st.none() | st.decimals(min_value=-(10**12), max_value=10**12, places=3),
+    quality=st.sampled_from(list(Quality)),
+    note=st.text(max_size=20).filter(lambda s: "\x00" not in s),
+)
+def test_the_fast_check_of_a_derived_value_agrees_with_the_full_one(
+    start: float, length: float, value: Decimal | None, quality: Quality, note: str
+) -> None:
+    d = Derived("EM01.ep", "hour", start, start + length, value, quality, note, start)
+    assert derived_tuple(d) == _checked_derived_tuple(d)
 
 
 async def test_derived_value_for_the_same_period_is_replaced(url: str) -> None:
