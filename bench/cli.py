@@ -223,6 +223,12 @@ def proxy(host: str, port: int, seed: int, config: Path | None) -> None:
 @click.option("--profile", type=click.Choice(["quick", "full"]), default="quick", show_default=True)
 @click.option("--suite", "suites", multiple=True, help="Run only this suite (repeatable).")
 @click.option(
+    "--select",
+    "-k",
+    metavar="EXPR",
+    help="Run only the tests whose names match this pytest -k expression.",
+)
+@click.option(
     "--clock", type=click.Choice(["virtual", "real"]), default="virtual", show_default=True
 )
 @click.option(
@@ -241,6 +247,7 @@ def run_cmd(
     target: Path,
     profile: str,
     suites: tuple[str, ...],
+    select: str | None,
     clock: str,
     out: Path | None,
     key: Path | None,
@@ -252,7 +259,7 @@ def run_cmd(
     1 when one does not, 2 when the bench could not judge."""
     from bench import run_cmd as job  # noqa: PLC0415 — keeps the other commands' start fast
 
-    opts = job.RunOptions(target, profile, suites, clock, out, key)
+    opts = job.RunOptions(target, profile, suites, clock, out=out, key=key, select=select)
     if suites_dir is not None:
         opts = dataclasses.replace(opts, suites_dir=suites_dir)
     if plugin is not None:

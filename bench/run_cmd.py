@@ -63,6 +63,7 @@ class RunOptions:
     clock: str = "virtual"
     out: Path | None = None
     key: Path | None = None
+    select: str | None = None  # a pytest -k expression over test names
     suites_dir: Path = SUITES_DIR
     plugin: str = PLUGIN
 
@@ -71,6 +72,8 @@ class RunOptions:
         cmd = ["carbench", "run", "--target", str(self.target), "--profile", self.profile]
         for suite in self.suites:
             cmd += ["--suite", suite]
+        if self.select:
+            cmd += ["--select", self.select]
         return [*cmd, "--clock", self.clock]
 
 
@@ -107,6 +110,8 @@ def pytest_command(opts: RunOptions, run_dir: Path, paths: list[Path]) -> list[s
     # plays 48 hours in about an hour; the conformance plugin has limits by profile)
     cmd += ["-p", "bench.report.progress", "-p", "no:cacheprovider", "-p", "no:timeout"]
     cmd += ["--color=no"]
+    if opts.select:
+        cmd += ["-k", opts.select]
     if opts.plugin:
         cmd += ["-p", opts.plugin]
     return [
@@ -322,7 +327,13 @@ def run(opts: RunOptions) -> int:
     )
     results.manifest["outcome"] = {"status": outcome.status, "label": outcome.label}
     results.manifest["catalogue"] = catalogue.note
-    results.manifest["files_sm3"] = manifest.evidence_hashes(run_dir, (RESULTS, REPORT))
+    files = manifest.evidence_hashes(run_dir, (RESULTS, REPORT))
+    results.manifest["files_sm3"] = files.sm3
+    if files.unreadable:
+        results.manifest["files_unreadable"] = files.unreadable
+        click.echo(f"{len(files.unreadable)} run file(s) could not be read, so are not signed:")
+        for rel, why in list(files.unreadable.items())[:5]:
+            click.echo(f"  {rel}: {why}")
     document = signing.sign(results.to_json(), key)
     signing.write(run_dir / RESULTS, document)
     size = html.write(run_dir / REPORT, document, outcome, catalogue)

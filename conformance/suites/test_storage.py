@@ -30,7 +30,11 @@ async def test_data_survives_48_hours_without_power(bench: Bench, evidence: Test
     await bench.warm()
     path = scenario_file(SCENARIOS[bench.profile])
     with step(f"play {path.name}"):
-        played = await play(bench, path)
+        if bench.profile == "quick":  # the small fleet: the cuts meet the meters' wire too
+            played = await play(bench, path)
+        else:  # 48 hours of the works fleet judge storage; its wire took 36 of 46 minutes
+            async with bench.dut.unattended():
+                played = await play(bench, path)
     evidence.attach("timeline.jsonl", played.timeline_jsonl(), "application/x-ndjson")
     evidence.attach("check.txt", played.summary())
     evidence.attach_json("power-cuts.json", [asdict(c) for c in played.cuts])

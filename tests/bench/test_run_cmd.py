@@ -179,6 +179,16 @@ def test_suite_selection_runs_only_that_file(tmp_path: Path) -> None:
     assert results.manifest["suites"] == ["storage"]
 
 
+def test_a_selection_by_name_runs_only_the_matching_tests(tmp_path: Path) -> None:
+    suites = _suites(tmp_path, storage=PASSING, processing=FAILING)
+    code, output, out = _run(tmp_path, suites, "--select", "keeps_data or rollover")
+    assert code == 1, output  # the rollover test fails
+    results = RunResults.load(out / "results.json")
+    assert sorted(t.title for t in results.tests) == ["test_keeps_data", "test_rollover"]
+    command = results.manifest["command"]
+    assert command[command.index("--select") + 1] == "keeps_data or rollover"  # reproducible
+
+
 def test_unknown_suite_is_a_usage_error(tmp_path: Path) -> None:
     code, output, out = _run(tmp_path, _suites(tmp_path, storage=PASSING), "--suite", "nope")
     assert code == 2

@@ -107,7 +107,9 @@ def test_jitter_spreads_the_delay_uniformly_around_its_mean() -> None:
         # machine (the whole suite on two cores) shifts every sample a few ms late: seen 33.6.
         quartiles = statistics.quantiles(rtts, n=4)
         assert 28 <= quartiles[1] <= 36, quartiles
-        assert 7 <= quartiles[2] - quartiles[0] <= 16, quartiles  # seen 13.9 at load 5
+        # Spread 10 ms; the suite's load has been seen to stretch it to 13.9 and squeeze it to
+        # 5.7 (late wake-ups batch releases). Without jitter it is 0.13 ms on an idle machine.
+        assert 4 <= quartiles[2] - quartiles[0] <= 16, quartiles
         assert statistics.quantiles(rtts, n=20)[-1] <= 45
 
     on_link(scenario)
