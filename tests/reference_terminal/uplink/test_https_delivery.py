@@ -101,6 +101,49 @@ def test_https_uploads_are_resent_with_the_same_qn_until_a_success_reply(tmp_pat
     asyncio.run(main())
 
 
+def test_a_refusing_centre_costs_each_retry_one_batch_of_backlog(tmp_path: Path) -> None:
+    """Retries against a centre that refuses read no more backlog than one batch (the window);
+    once it takes a batch, the rest follows in whole chunks, each frame once."""
+
+    async def main() -> None:
+        async with https_centre(tmp_path, failures=24) as (url, ca, received):
+            centre = {
+                "name": "hq",
+                "protocol": "https",
+                "url": url,
+                "ca_file": str(ca),
+                "mn": MN_A,
+                "streams": {"realtime": False, "minute": True},
+                "backoff": {"initial_s": 1, "max_s": 2},
+                "outbox": {"window": 4},
+            }
+            clock = ScaledClock(60.0)
+            terminal = Terminal(config(tmp_path, [centre]), clock=clock)
+            async with running(terminal) as store:
+                assert terminal.uplink is not None
+                outbox = terminal.uplink.centres["hq"].outbox
+                loads: list[tuple[int, int]] = []  # (limit, acknowledged before the load)
+                read = outbox.load
+
+                async def load(after: Any, upto_id: int | None, limit: int) -> Any:
+                    loads.append((limit, outbox.stats.acknowledged))
+                    return await read(after, upto_id, limit)
+
+                outbox.load = load  # type: ignore[method-assign]
+                now = clock.time()
+                await store.write_derived(minute_rows(now - now % 60 - 40 * 60, 40))
+                await terminal.uplink.send_now("hq")
+                async with asyncio.timeout(20):
+                    while outbox.stats.acknowledged < 40:
+                        await asyncio.sleep(0.02)
+            refused = [limit for limit, acknowledged in loads if acknowledged == 0]
+            assert len(refused) >= 6 and set(refused) == {4}, loads  # 24 refusals, 4 a batch
+            assert max(limit for limit, _ in loads) > 4, loads
+            assert len(set(received[24:])) == len(received[24:]) == 40
+
+    asyncio.run(main())
+
+
 async def _deliver_to_a_mutual_tls_centre(tmp_path: Path, *, enrolled: bool) -> list[FrameRow]:
     """Three minutes uploaded to a centre taking uploads over mutual TLS only (ISC-2 §7.4.1),
     by a terminal presenting a certificate of the centre's CA or none; the frames it got."""
