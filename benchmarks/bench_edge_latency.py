@@ -62,6 +62,7 @@ import gc
 import os
 import random
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -77,7 +78,6 @@ from reference_terminal.config import TerminalConfig
 from reference_terminal.model import Quality, RawValue, Reading
 from reference_terminal.runtime import (
     COLLECTOR_THRESHOLDS,
-    GIL_SWITCH_S,
     settle_heap,
     tune_process,
 )
@@ -485,11 +485,11 @@ async def main_async(
         },
         collector_full_passes=len(pauses),
         collector_longest_pause_ms=round(max(pauses, default=0.0) * ms, 2),
-        interpreter=(
-            f"terminal process settings: GIL switch {GIL_SWITCH_S * 1000:g} ms, collector "
-            f"thresholds {COLLECTOR_THRESHOLDS}, start-up heap frozen"
+        interpreter=f"GIL switch {sys.getswitchinterval() * 1000:g} ms, "
+        + (
+            f"collector thresholds {COLLECTOR_THRESHOLDS}, start-up heap frozen (the terminal's)"
             if tuned
-            else "CPython defaults"
+            else "the collector's defaults"
         ),
         values_prepared_s=round(prepare_s, 2),
     )
@@ -506,9 +506,14 @@ def main() -> None:
     parser.add_argument("--interpreter-defaults", action="store_true")
     parser.add_argument("--no-intake-log", action="store_true")
     parser.add_argument("--settle-rows", type=int, help="storage.settle_rows (default: its own)")
+    parser.add_argument(
+        "--switch-interval-ms", type=float, help="GIL switch interval (default: the terminal's)"
+    )
     args = parser.parse_args()
     if not args.interpreter_defaults:
         tune_process()
+    if args.switch_interval_ms is not None:
+        sys.setswitchinterval(args.switch_interval_ms / 1000)
     asyncio.run(
         main_async(
             args.runs,
