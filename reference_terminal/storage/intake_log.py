@@ -23,7 +23,8 @@ record the log rewinds and writes from its start again; what lies beyond the new
 older (lower numbers) or torn, so a reader stops at the first record that is torn, fails its
 CRC or does not continue the sequence.
 
-No threads here: the store's intake thread calls :meth:`IntakeLog.append`.
+No threads here: :meth:`IntakeLog.append` is called by the store's intake thread or, for a
+small write while that thread has nothing in hand, by the event loop (``store.py``).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from decimal import Decimal
+from pathlib import Path
 
 from simulators.clock import VirtualClock
 
@@ -181,3 +183,26 @@ def test_time_stands_still_while_a_watch_sees_something_in_flight() -> None:
         assert len(asked) == seen  # no longer asked
 
     asyncio.run(main())
+
+
+def test_an_open_stores_idle_threads_let_time_pass(tmp_path: Path) -> None:
+    """The reference terminal's store threads (writer, intake, checkpointer, readers) waiting
+    for work are known as waiting: a day of hourly writes takes no forced step."""
+    from reference_terminal.model import Quality, Reading
+    from reference_terminal.storage.store import Store, sqlite_url
+
+    async def main() -> None:
+        clock = VirtualClock(T0, stuck_after_s=2.0)  # a thread taken for busy: 24 forced steps
+        async with await Store.open(sqlite_url(tmp_path / "t.db")) as store:
+            for hour in range(24):
+                value = Decimal(hour)
+                await store.write(
+                    [Reading("P", clock.time(), str(value), value, Quality.GOOD, 0, "d")]
+                )
+                await clock.sleep(3600)
+            assert len(await store.readings("P", T0, clock.time())) == 24
+        assert clock.forced_steps == 0 and clock.monotonic() == 24 * 3600
+
+    started = time.monotonic()
+    asyncio.run(main())
+    assert time.monotonic() - started < 10
