@@ -7,6 +7,7 @@ path and SM3 hash: a lab re-running years later can tell whether it has the same
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -170,13 +171,29 @@ def build(
     return merged
 
 
-def evidence_hashes(run_dir: Path, exclude: Iterable[str]) -> dict[str, str]:
+class RunFiles(NamedTuple):
+    sm3: dict[str, str]
+    #: Files that could not be read (path → why): listed, not signed, and the run goes on.
+    unreadable: dict[str, str]
+
+
+def evidence_hashes(run_dir: Path, exclude: Iterable[str]) -> RunFiles:
     """SM3 of every file the run left (evidence, junit.xml, allure-results/, the log), so the
-    signature vouches for them too. Paths are relative to the run directory, '/'-separated."""
+    signature vouches for them too. Paths are relative to the run directory, '/'-separated.
+    A filesystem mounted inside (a terminal's power-cut disk left behind by a crash) is not
+    entered: what it shows lives in its backing directory."""
     skip = set(exclude)
-    out: dict[str, str] = {}
-    for path in sorted(run_dir.rglob("*")):
-        rel = path.relative_to(run_dir).as_posix()
-        if path.is_file() and not path.is_symlink() and rel not in skip:
-            out[rel] = sm3_file(path)
-    return out
+    hashes: dict[str, str] = {}
+    unreadable: dict[str, str] = {}
+    for top, dirs, files in os.walk(run_dir):
+        dirs[:] = sorted(d for d in dirs if not os.path.ismount(os.path.join(top, d)))
+        for name in sorted(files):
+            path = Path(top, name)
+            rel = path.relative_to(run_dir).as_posix()
+            if path.is_symlink() or rel in skip:
+                continue
+            try:
+                hashes[rel] = sm3_file(path)
+            except OSError as exc:
+                unreadable[rel] = exc.strerror or str(exc)
+    return RunFiles(dict(sorted(hashes.items())), unreadable)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -115,6 +116,18 @@ def test_evidence_hashes(tmp_path: Path) -> None:
     (tmp_path / "evidence").mkdir()
     (tmp_path / "evidence" / "a.txt").write_text("a")
     (tmp_path / "results.json").write_text("{}")
-    assert manifest.evidence_hashes(tmp_path, ("results.json",)) == {
-        "evidence/a.txt": sm3(b"a").hex()
-    }
+    assert manifest.evidence_hashes(tmp_path, ("results.json",)) == (
+        {"evidence/a.txt": sm3(b"a").hex()},
+        {},
+    )
+
+
+def test_an_unreadable_run_file_is_listed_and_the_others_still_hashed(tmp_path: Path) -> None:
+    (tmp_path / "evidence").mkdir()
+    (tmp_path / "evidence" / "a.txt").write_text("a")
+    (tmp_path / "evidence" / "dangling").symlink_to(tmp_path / "nowhere")  # not followed
+    with socket.socket(socket.AF_UNIX) as sock:  # a file no one can open, root included
+        sock.bind(str(tmp_path / "evidence" / "control.sock"))
+        files = manifest.evidence_hashes(tmp_path, ())
+    assert files.sm3 == {"evidence/a.txt": sm3(b"a").hex()}
+    assert files.unreadable == {"evidence/control.sock": "No such device or address"}

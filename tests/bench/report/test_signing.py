@@ -115,7 +115,7 @@ def test_run_files_are_checked(results: RunResults, key: Sm2PrivateKey, tmp_path
     (tmp_path / "evidence").mkdir()
     (tmp_path / "evidence" / "frames.txt").write_text("##0101…\n")
     (tmp_path / "junit.xml").write_text("<testsuites/>")
-    results.manifest["files_sm3"] = evidence_hashes(tmp_path, ("results.json",))
+    results.manifest["files_sm3"] = evidence_hashes(tmp_path, ("results.json",)).sm3
     path = _write(tmp_path, signing.sign(results.to_json(), key))
     assert signing.verify(signing.read(path), run_dir=tmp_path).files_checked == 2
     (tmp_path / "evidence" / "frames.txt").write_text("##0101 forged\n")
