@@ -353,6 +353,7 @@ class ReferenceDut:
             else f"SM channel {self.channel_server.host}:{self.channel_server.port}",
             "store": None if self.config is None else self.config.storage.url,
             "relays": {n: r.fault for n, r in self.relays.items()},
+            "stopped_by_itself": None if self.runner is None else self.runner.stopped_by_itself,
         }
 
     # ---- inside --------------------------------------------------------------------------

@@ -70,6 +70,8 @@ class ReferenceTarget:
         self.disk = disk
         self.terminal: Terminal | None = None
         self._task: asyncio.Task[None] | None = None
+        #: Why a terminal that was not switched off stopped (None: it has not).
+        self.stopped_by_itself: str | None = None
         self.boots = 0
         self.cuts = 0
         self.bytes_dropped = 0
@@ -100,7 +102,19 @@ class ReferenceTarget:
                 self._task = None
                 raise TargetError(f"the terminal stopped while booting: {error!r}") from error
             raise TargetError(f"the terminal was not ready after {BOOT_TIMEOUT_S:g} s")
+        self._task.add_done_callback(self._stopped_by_itself)
         return prepared
+
+    def _stopped_by_itself(self, task: asyncio.Task[None]) -> None:
+        """Say why a terminal stopped that was not switched off: otherwise the first sign is
+        the next request it refuses, with the cause gone."""
+        if task is not self._task or task.cancelled():
+            return  # switched off (the power cut or the end of the run cancel it)
+        error = task.exception()
+        self.stopped_by_itself = (
+            f"{task.get_name()}: {'returned' if error is None else repr(error)}"
+        )
+        log.error("the reference terminal stopped by itself (%s)", task.get_name(), exc_info=error)
 
     async def tear(self, after: int) -> bool:
         """Let the terminal run on until its disk dies before its ``after``-th write or fsync
