@@ -20,8 +20,11 @@ class Backoff:
 
     def next(self) -> float:
         c = self.config
-        base = min(c.max_s, c.initial_s * c.multiplier**self.failures)
-        self.failures += 1
+        base = c.initial_s * c.multiplier**self.failures
+        if base < c.max_s:
+            self.failures += 1
+        else:  # at the cap the count stops: a week of refusals overflowed ``multiplier**n``
+            base = c.max_s
         spread = base * c.jitter
         return max(0.0, base + self._rng.uniform(-spread, spread))
 
