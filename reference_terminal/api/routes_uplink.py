@@ -40,6 +40,7 @@ class LinkOut(BaseModel):
     backlog_left: bool
     history_requests: int
     protocol_errors: int
+    restarts: int  # the centre's producer or client run again after an unexpected failure
     last_ack_at: float | None
     last_ack_time: str | None
     events: list[str]  # recent link events, newest last

@@ -59,6 +59,7 @@ class ClientStatus:
     backlog_left: bool = False
     history_requests: int = 0
     protocol_errors: int = 0
+    restarts: int = 0  # after an unexpected failure of the centre's producer or client
     last_ack_at: float | None = None
     events: list[str] = field(default_factory=list)  # recent link events, newest last
 

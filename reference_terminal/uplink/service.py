@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from reference_terminal.clock import Clock
@@ -22,7 +22,7 @@ from reference_terminal.processing.virtual import plan
 from reference_terminal.security.identity import DeviceIdentity
 from reference_terminal.security.secrets import SecretBox
 from reference_terminal.security.tls_client import client_context
-from reference_terminal.storage.store import Store
+from reference_terminal.storage.store import Store, StoreClosed
 from reference_terminal.uplink.codes import render_code
 from reference_terminal.uplink.commands import Commands
 from reference_terminal.uplink.frames import Coding, Stream
@@ -34,6 +34,9 @@ from reference_terminal.uplink.settings import CentreSettings
 from reference_terminal.uplink.signing import RecordSigner
 
 log = logging.getLogger(__name__)
+
+#: Virtual seconds before a centre's producer or client that failed unexpectedly runs again.
+RESTART_S = 60.0
 
 
 class UnknownCentre(KeyError):
@@ -200,14 +203,45 @@ class Uplink:
             async with asyncio.TaskGroup() as group:
                 for name, centre in self.centres.items():
                     assert centre.producer is not None and centre.client is not None
-                    group.create_task(centre.producer.run(), name=f"uplink {name} producer")
-                    group.create_task(centre.client.run(), name=f"uplink {name} client")
+                    for part, run in (
+                        ("producer", centre.producer.run),
+                        ("client", centre.client.run),
+                    ):
+                        group.create_task(
+                            self._keep_running(centre, part, run), name=f"uplink {name} {part}"
+                        )
         finally:
             for centre in self.centres.values():
                 try:
                     await asyncio.shield(centre.outbox.flush())
                 except Exception as exc:  # the next start resends them: duplicates, not losses
-                    log.warning("uplink %s: acknowledgements not committed: %s", centre, exc)
+                    log.warning(
+                        "uplink %s: acknowledgements not committed: %s", centre.config.name, exc
+                    )
+
+    async def _keep_running(
+        self, centre: _Centre, part: str, run: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Run one centre's producer or client again after an unexpected failure: a fault in one
+        centre's upload must not stop acquisition, storage or the other centres."""
+        assert centre.client is not None
+        status = centre.client.status
+        while True:
+            try:
+                await run()
+                return
+            except StoreClosed:
+                raise  # the terminal is stopping: nothing to run again for
+            except Exception as exc:
+                status.restarts += 1
+                status.last_error = f"{part} failed: {exc!r}"
+                log.exception(
+                    "uplink %s: the %s failed; it runs again in %g s",
+                    centre.config.name,
+                    part,
+                    RESTART_S,
+                )
+            await self.clock.sleep(RESTART_S)
 
     def _centre(self, name: str) -> _Centre:
         try:

@@ -9,6 +9,8 @@ import asyncio
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from reference_terminal.app import Terminal
 from reference_terminal.model import Quality
 from reference_terminal.storage.schema import Derived, derived_top_id
@@ -96,6 +98,50 @@ def test_two_centres_at_once_one_refusing_the_other_on_time(tmp_path: Path) -> N
             assert _times(b) == sorted(_times(b))
             assert len({u.qn for u in b.uploads}) == 5
             assert _times(b) == [*starts, *more]
+            await b.stop()
+        await a.stop()
+
+    asyncio.run(main())
+
+
+def test_a_centres_client_that_fails_runs_again_and_the_terminal_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected fault in one centre's upload (here its reconnection delay raising, as a
+    week of refusals once made it) stops neither the terminal nor the other centre: the
+    failed client runs again a minute later and delivers once its centre is up."""
+
+    async def main() -> None:
+        a = Centre(MN_A)
+        await a.start()
+        b_port = await _free_port()
+        cfg = config(tmp_path, [hj212_centre("a", MN_A, a.port), hj212_centre("b", MN_B, b_port)])
+        clock = ScaledClock(SPEED)
+        terminal = Terminal(cfg, clock=clock)
+        async with running(terminal) as store:
+            assert terminal.uplink is not None
+            client_b = terminal.uplink.centres["b"].client
+            assert client_b is not None
+            delay = client_b.backoff.next
+            failures = iter([OverflowError(34, "Numerical result out of range")])
+
+            def next_delay() -> float:
+                if (failure := next(failures, None)) is not None:
+                    raise failure
+                return delay()
+
+            monkeypatch.setattr(client_b.backoff, "next", next_delay)
+            status = client_b.status
+            await a.wait_for(lambda: status.restarts == 1)
+            assert "client failed: OverflowError" in status.last_error
+            refused = status.connect_failures
+            starts = await _minutes_closing(store, clock, 2)
+            await a.wait_for(lambda: len(_times(a)) == 2)
+            assert status.connect_failures > refused  # running again, still refused
+
+            b = Centre(MN_B, port=b_port)
+            await b.start()
+            await b.wait_for(lambda: _times(b) == starts, timeout=15)
             await b.stop()
         await a.stop()
 
