@@ -43,19 +43,18 @@ class BenchLoop:
         """Run ``coro`` on the bench loop and return its result (pytest's thread waits)."""
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            try:
-                result = future.result(timeout=0.05)
-            except concurrent.futures.TimeoutError:
-                evidence.run_allure_calls()
-                if deadline is not None and time.monotonic() > deadline:
-                    future.cancel()
-                    raise BenchTimeout(
-                        f"the bench did not finish within {timeout:g} wall seconds"
-                    ) from None
-                continue
+        # Waited for with ``wait``, not ``result(timeout=…)``: since 3.11 the latter's timeout
+        # is the builtin TimeoutError, which a test raises too, and that one, taken for "not
+        # yet", was raised again and again (its traceback growing without end) until the
+        # machine ran out of memory.
+        while not future.done():
+            concurrent.futures.wait([future], timeout=0.05)
             evidence.run_allure_calls()
-            return result
+            if not future.done() and deadline is not None and time.monotonic() > deadline:
+                future.cancel()
+                raise BenchTimeout(f"the bench did not finish within {timeout:g} wall seconds")
+        evidence.run_allure_calls()
+        return future.result()
 
     def close(self) -> None:
         async def _cancel_rest() -> None:
