@@ -234,7 +234,11 @@ async def test_backfill_after_a_long_outage(bench: Bench, evidence: TestLog) -> 
     await bench.rig.link(centre, up=False)
     try:
         with step(f"{centre} unreachable for {outage / 3600:g} h"):
-            await bench.wait(outage)
+            if bench.profile == "quick":
+                await bench.wait(outage)
+            else:  # a day of the works fleet's wire is not what this judges (14 minutes of it)
+                async with bench.dut.unattended():
+                    await bench.wait(outage)
     finally:
         await bench.rig.link(centre, up=True)
     up = bench.now()
