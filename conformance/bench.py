@@ -205,16 +205,25 @@ class Bench:
     ) -> tuple[list[Expected], CheckResult]:
         """Wait (up to ``within``) until every minute window the terminal stored for
         ``[start, end)`` has reached ``centre``; the windows and the final check."""
-        state: dict[str, Any] = {}
+        state: dict[str, list[Expected]] = {}
 
         async def complete() -> bool:
-            expected = await self.stored_minutes(centre, start, end)
-            result = self.minute_check(centre, expected, start, end)
-            state["expected"], state["result"] = expected, result
-            return bool(expected) and result.complete
+            # What a past range holds hardly changes, and reading it is every window of it (a
+            # week's drain polled it to and fro for most of its time): the polls check the copy
+            # read last, and read again only to confirm.
+            copy = state.get("expected")
+            if copy and not self.minute_check(centre, copy, start, end).complete:
+                return False
+            state["expected"] = await self.stored_minutes(centre, start, end)
+            return (
+                bool(state["expected"])
+                and self.minute_check(centre, state["expected"], start, end).complete
+            )
 
-        await self.until(complete, within=within, every=30)
-        return state["expected"], state["result"]
+        if not await self.until(complete, within=within, every=30):
+            state["expected"] = await self.stored_minutes(centre, start, end)
+        expected = state["expected"]
+        return expected, self.minute_check(centre, expected, start, end)
 
     def note_scenario(self, path: Path) -> None:
         files = self.manifest.setdefault("scenario_files", [])
