@@ -167,14 +167,13 @@ class Bench:
         self, centre: str, cn: int, *, since: float | None = None, before: float | None = None
     ) -> list[ReadingRow]:
         """Readings (every copy) of the terminal's CN ``cn`` frames with DataTime in range."""
-        rows = self.rig.record.readings(centre=centre, mn=self.dut.mn(centre), cn=cn)
-        lo = None if since is None else local(since)
-        hi = None if before is None else local(before)
-        return [
-            r
-            for r in rows
-            if (lo is None or r.data_time >= lo) and (hi is None or r.data_time < hi)
-        ]
+        return self.rig.record.readings(
+            centre=centre,
+            mn=self.dut.mn(centre),
+            cn=cn,
+            since=None if since is None else local(since),
+            before=None if before is None else local(before),
+        )
 
     # ---- minute data: what the terminal stored, what a centre received --------------------
     async def stored_minutes(self, centre: str, start: float, end: float) -> list[Expected]:

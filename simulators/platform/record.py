@@ -38,7 +38,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final, Literal
 
@@ -194,6 +194,14 @@ def parse_data_time(text: str) -> datetime:
 
 def format_data_time(moment: datetime) -> str:
     return moment.strftime("%Y%m%d%H%M%S")
+
+
+def _bound(moment: datetime) -> str:
+    """``moment`` as a bound on the DataTime text, whose times are whole seconds: a fraction
+    rounds up, so ``>=`` and ``<`` on the text mean what they mean on the time."""
+    if moment.microsecond:
+        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
+    return format_data_time(moment)
 
 
 def reading_value(fields: Mapping[str, Decimal]) -> Decimal | None:
@@ -377,7 +385,7 @@ class Record:
         )
         which = _equal(which, (c.centre, centre), (c.mn, mn), (c.cn, cn))
         if before is not None:  # YYYYMMDDhhmmss text sorts as the time it is
-            which = which.where(c.data_time < format_data_time(before))
+            which = which.where(c.data_time < _bound(before))
         query = select(func.count()).select_from(which.subquery())
         with self._read() as conn:
             return int(conn.execute(query).scalar_one())
@@ -395,9 +403,17 @@ class Record:
             return {(code, parse_data_time(t)) for code, t in conn.execute(query)}
 
     def readings(
-        self, *, centre: str | None = None, mn: str | None = None, cn: int | None = None
+        self,
+        *,
+        centre: str | None = None,
+        mn: str | None = None,
+        cn: int | None = None,
+        since: datetime | None = None,
+        before: datetime | None = None,
     ) -> list[ReadingRow]:
-        """Every reading received, each copy of a duplicate included, in arrival order."""
+        """Every reading received, each copy of a duplicate included, in arrival order; only
+        those whose DataTime is in ``[since, before)``, if given (chosen in SQL: after a week
+        offline the record holds millions of readings, and a check wants an hour of them)."""
         c = readings.c
         query = _equal(
             select(
@@ -408,6 +424,10 @@ class Record:
             (c.mn, mn),
             (c.cn, cn),
         )  # fmt: skip
+        if since is not None:  # YYYYMMDDhhmmss text sorts as the time it is
+            query = query.where(c.data_time >= _bound(since))
+        if before is not None:
+            query = query.where(c.data_time < _bound(before))
         with self._read() as conn:
             rows = conn.execute(query).all()
         # Positional and with the decoder at hand: a 48-hour scenario's check reads a million

@@ -93,6 +93,31 @@ def test_frames_and_readings_round_trip_with_exact_values(url: str) -> None:
         assert record.count_frames(centre="c1") == 2
 
 
+def test_readings_chosen_by_data_time_are_those_the_times_compare_in(url: str) -> None:
+    """The range is chosen in the database on the DataTime text; it must agree with comparing
+    the times themselves, a bound with a fraction of a second included."""
+    minute, half = timedelta(minutes=1), timedelta(seconds=0.5)
+    with Record(url) as record:
+        for m in range(5):
+            upload(record, f"202601011200000{m:02d}", m, "1.00")
+        every = record.readings(cn=2051)
+        for since, before in [
+            (T0 + minute, T0 + 3 * minute),
+            (T0 + minute + half, T0 + 3 * minute + half),
+            (T0 + minute - half, T0 + 3 * minute - half),
+            (None, T0 + 2 * minute),
+            (T0 + 4 * minute, None),
+        ]:
+            chosen = record.readings(cn=2051, since=since, before=before)
+            assert chosen == [
+                r
+                for r in every
+                if (since is None or r.data_time >= since)
+                and (before is None or r.data_time < before)
+            ]
+        assert len(record.readings(since=T0 + minute, before=T0 + 3 * minute)) == 4
+
+
 def test_the_deduplicated_view_counts_copies_qns_and_disagreeing_values(url: str) -> None:
     with Record(url) as record:
         upload(record, "20260101120100001", 0, "1.50", at=1)
