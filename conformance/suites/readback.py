@@ -16,6 +16,17 @@ WINDOW_S = 900.0
 USABLE = ("good", "backup")
 
 
+def full_scale(bench: Bench, binding: PointBinding) -> Decimal | None:
+    """Where the fleet meter's register for ``binding`` rolls over (None: it does not)."""
+    assert binding.meter is not None
+    for point in bench.rig.fleet.meters[binding.meter].points:
+        if point.quantity == binding.quantity or binding.quantity in getattr(
+            point, "quantities", []
+        ):
+            return point.full_scale
+    return None
+
+
 def truth_tolerance(bench: Bench, binding: PointBinding, t: float) -> Decimal:
     """How far a reading may lie from the plant's value at its time: the meter's last digit,
     plus what the quantity moves while an answer travels (``judge.ANSWER_BEFORE_S``)."""
@@ -52,7 +63,12 @@ async def judge_point(bench: Bench, binding: PointBinding) -> tuple[list[str], i
             )
             continue
         truth = Decimal(repr(plant.value(binding.quantity, reading.t)))
-        if abs(reading.value - truth) > truth_tolerance(bench, binding, reading.t):
+        off = abs(reading.value - truth)
+        scale = full_scale(bench, binding) if binding.kind == "counter" else None
+        if scale is not None:  # the register has rolled over as often as the plant ran past it
+            off %= scale
+            off = min(off, scale - off)
+        if off > truth_tolerance(bench, binding, reading.t):
             problems.append(
                 f"{binding.point} @ {reading.t:.0f}: stored {reading.value}, the plant's "
                 f"{binding.quantity} was {truth:.6f}"

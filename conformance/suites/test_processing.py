@@ -15,6 +15,7 @@ from conformance.dut import PointBinding, SetRange
 from conformance.evidence import TestLog, step
 from conformance.management import DerivedValue
 from conformance.suites import virtual_truth as vt
+from conformance.suites.readback import full_scale
 from conformance.verdicts import Inconclusive
 
 SERIAL = ("dlt645-2007", "dlt645-1997", "modbus-rtu", "cjt188")
@@ -100,7 +101,7 @@ async def test_counter_rollover_adds_the_full_scale(bench: Bench, evidence: Test
     counters = [
         b
         for b in _fleet_points(bench, kind="counter", protocols=SERIAL)
-        if _full_scale(bench, b) is not None
+        if full_scale(bench, b) is not None
     ]
     if not counters:
         raise Inconclusive("no polled counter with a full scale in the fleet")
@@ -157,16 +158,6 @@ async def test_counter_rollover_adds_the_full_scale(bench: Bench, evidence: Test
     assert any(e.kind == "rollover" for e in events), (
         f"no rollover event: {[e.kind for e in events]}"
     )
-
-
-def _full_scale(bench: Bench, binding: PointBinding) -> Decimal | None:
-    assert binding.meter is not None
-    for point in bench.rig.fleet.meters[binding.meter].points:
-        if point.quantity == binding.quantity or binding.quantity in getattr(
-            point, "quantities", []
-        ):
-            return point.full_scale
-    return None
 
 
 def _rate(bench: Bench, binding: PointBinding) -> float:
@@ -307,8 +298,8 @@ async def test_an_increment_over_twice_the_monthly_history_is_suspect(
             continue
         # the jump must show on the register: not past its full scale (it would wrap), so not
         # a counter whose month an earlier test's fault inflated
-        full_scale = _full_scale(bench, binding)
-        if full_scale is None or latest.value + 4 * max(totals) < full_scale:
+        scale = full_scale(bench, binding)
+        if scale is None or latest.value + 4 * max(totals) < scale:
             candidates.append((binding, max(totals), latest))
     if not candidates:
         raise Inconclusive("no counter has a complete month of history yet", "CSMT §8.1.2")
