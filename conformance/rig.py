@@ -106,14 +106,16 @@ class TimedFleet(FleetRuntime):
 
 @dataclass
 class Rig:
-    clock: Clock
+    # The live parts stay out of the repr: pytest prints a failed test's arguments, and after
+    # the full profile's week offline the fleet's and platforms' took minutes to print.
+    clock: Clock = field(repr=False)
     clock_mode: ClockMode
-    fleet: TimedFleet
+    fleet: TimedFleet = field(repr=False)
     fleet_file: Path
-    platforms: Platforms
-    proxies: FaultProxyServer
+    platforms: Platforms = field(repr=False)
+    proxies: FaultProxyServer = field(repr=False)
     centres: list[CentreEndpoint]
-    record: Record
+    record: Record = field(repr=False)
     workdir: Path
     seed: int
     #: The bench's test CA (ISC-2 §7.4.1): it certifies the terminal's SM2 key, and the HJ 212
@@ -122,7 +124,7 @@ class Rig:
     #: The platforms' TLS client CA (ISC-2 §7.4.1): when the target declares ``feature:pki``
     #: the HTTPS centres take uploads only over mutual TLS with a certificate it issued.
     client_ca: ClientCa | None = None
-    _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+    _stack: AsyncExitStack = field(default_factory=AsyncExitStack, repr=False)
     _toxics: int = 0
 
     # ---- time ----------------------------------------------------------------------------
