@@ -72,6 +72,7 @@ class ReferenceTarget:
         self._task: asyncio.Task[None] | None = None
         #: Why a terminal that was not switched off stopped (None: it has not).
         self.stopped_by_itself: str | None = None
+        self._torn = False  # a torn cut is armed: its disk dies inside a write
         self.boots = 0
         self.cuts = 0
         self.bytes_dropped = 0
@@ -108,8 +109,10 @@ class ReferenceTarget:
     def _stopped_by_itself(self, task: asyncio.Task[None]) -> None:
         """Say why a terminal stopped that was not switched off: otherwise the first sign is
         the next request it refuses, with the cause gone."""
-        if task is not self._task or task.cancelled():
-            return  # switched off (the power cut or the end of the run cancel it)
+        # Switched off (a power cut or the end of the run cancel it), or its disk died under
+        # it (a torn cut): dying of that is what a terminal does.
+        if task is not self._task or task.cancelled() or self._torn:
+            return
         error = task.exception()
         self.stopped_by_itself = (
             f"{task.get_name()}: {'returned' if error is None else repr(error)}"
@@ -123,6 +126,7 @@ class ReferenceTarget:
         write within ``TORN_WAIT_S``; the disk is then still powered. ``power_off`` follows."""
         if self.disk is None:
             raise TargetError("a torn cut needs the volatile disk (power mode fuse)")
+        self._torn = True
         await self.disk.arm(after)
         waited = 0.0
         while (await self.disk.stats()).powered and waited < TORN_WAIT_S:
@@ -140,6 +144,7 @@ class ReferenceTarget:
             else:  # the disk died by itself, inside a write (an armed, torn cut)
                 self.bytes_dropped += (await self.disk.stats()).bytes_dropped
         task, self._task = self._task, None
+        self._torn = False
         task.cancel()
         # Its dying words fail against a dead disk: that is the point, not an error.
         with contextlib.suppress(BaseException):
