@@ -373,18 +373,21 @@ class Record:
         centre: str | None = None,
         mn: str | None = None,
         cn: int | None = None,
+        since: datetime | None = None,
         before: datetime | None = None,
         distinct: bool = False,
     ) -> int:
         """How many readings were received, each copy of a duplicate counted unless
         ``distinct`` (then each MN, CN, code and DataTime once); only those whose DataTime is
-        before ``before``, if given."""
+        in ``[since, before)``, if given."""
         c = readings.c
         which: Select[Any] = (
             select(c.mn, c.cn, c.code, c.data_time).distinct() if distinct else select(c.frame_id)
         )
         which = _equal(which, (c.centre, centre), (c.mn, mn), (c.cn, cn))
-        if before is not None:  # YYYYMMDDhhmmss text sorts as the time it is
+        if since is not None:  # YYYYMMDDhhmmss text sorts as the time it is
+            which = which.where(c.data_time >= _bound(since))
+        if before is not None:
             which = which.where(c.data_time < _bound(before))
         query = select(func.count()).select_from(which.subquery())
         with self._read() as conn:

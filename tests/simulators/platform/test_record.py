@@ -109,6 +109,9 @@ def test_readings_chosen_by_data_time_are_those_the_times_compare_in(url: str) -
             (T0 + 4 * minute, None),
         ]:
             chosen = record.readings(cn=2051, since=since, before=before)
+            windows = {(r.code, r.data_time) for r in chosen}
+            counted = record.count_readings(cn=2051, since=since, before=before, distinct=True)
+            assert counted == len(windows)
             assert chosen == [
                 r
                 for r in every
