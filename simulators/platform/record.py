@@ -196,6 +196,17 @@ def format_data_time(moment: datetime) -> str:
     return moment.strftime("%Y%m%d%H%M%S")
 
 
+def _in_range(query: Select[Any], since: datetime | None, before: datetime | None) -> Select[Any]:
+    """``query`` of readings kept to those whose DataTime is in ``[since, before)`` (the
+    YYYYMMDDhhmmss text sorts as the time it is)."""
+    column = readings.c.data_time
+    if since is not None:
+        query = query.where(column >= _bound(since))
+    if before is not None:
+        query = query.where(column < _bound(before))
+    return query
+
+
 def _bound(moment: datetime) -> str:
     """``moment`` as a bound on the DataTime text, whose times are whole seconds: a fraction
     rounds up, so ``>=`` and ``<`` on the text mean what they mean on the time."""
@@ -384,11 +395,7 @@ class Record:
         which: Select[Any] = (
             select(c.mn, c.cn, c.code, c.data_time).distinct() if distinct else select(c.frame_id)
         )
-        which = _equal(which, (c.centre, centre), (c.mn, mn), (c.cn, cn))
-        if since is not None:  # YYYYMMDDhhmmss text sorts as the time it is
-            which = which.where(c.data_time >= _bound(since))
-        if before is not None:
-            which = which.where(c.data_time < _bound(before))
+        which = _in_range(_equal(which, (c.centre, centre), (c.mn, mn), (c.cn, cn)), since, before)
         query = select(func.count()).select_from(which.subquery())
         with self._read() as conn:
             return int(conn.execute(query).scalar_one())
@@ -427,10 +434,7 @@ class Record:
             (c.mn, mn),
             (c.cn, cn),
         )  # fmt: skip
-        if since is not None:  # YYYYMMDDhhmmss text sorts as the time it is
-            query = query.where(c.data_time >= _bound(since))
-        if before is not None:
-            query = query.where(c.data_time < _bound(before))
+        query = _in_range(query, since, before)
         with self._read() as conn:
             rows = conn.execute(query).all()
         # Positional and with the decoder at hand: a 48-hour scenario's check reads a million
