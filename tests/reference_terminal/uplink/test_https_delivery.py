@@ -68,18 +68,24 @@ async def https_centre(tmp_path: Path, failures: int) -> AsyncIterator[tuple[str
         listener.close()
 
 
+def hq(url: str, ca: Path, **more: Any) -> dict[str, Any]:
+    """The HTTPS centre "hq" of these tests, at ``url``, trusting ``ca``."""
+    return {
+        "name": "hq",
+        "protocol": "https",
+        "url": url,
+        "ca_file": str(ca),
+        "mn": MN_A,
+        "streams": {"realtime": False, "minute": True},
+        "backoff": {"initial_s": 1, "max_s": 2},
+        **more,
+    }
+
+
 def test_https_uploads_are_resent_with_the_same_qn_until_a_success_reply(tmp_path: Path) -> None:
     async def main() -> None:
         async with https_centre(tmp_path, failures=2) as (url, ca, received):
-            centre = {
-                "name": "hq",
-                "protocol": "https",
-                "url": url,
-                "ca_file": str(ca),
-                "mn": MN_A,
-                "streams": {"realtime": False, "minute": True},
-                "backoff": {"initial_s": 1, "max_s": 2},
-            }
+            centre = hq(url, ca)
             clock = ScaledClock(60.0)
             terminal = Terminal(config(tmp_path, [centre]), clock=clock)
             async with running(terminal) as store:
@@ -107,16 +113,7 @@ def test_a_refusing_centre_costs_each_retry_one_batch_of_backlog(tmp_path: Path)
 
     async def main() -> None:
         async with https_centre(tmp_path, failures=24) as (url, ca, received):
-            centre = {
-                "name": "hq",
-                "protocol": "https",
-                "url": url,
-                "ca_file": str(ca),
-                "mn": MN_A,
-                "streams": {"realtime": False, "minute": True},
-                "backoff": {"initial_s": 1, "max_s": 2},
-                "outbox": {"window": 4},
-            }
+            centre = hq(url, ca, outbox={"window": 4})
             clock = ScaledClock(60.0)
             terminal = Terminal(config(tmp_path, [centre]), clock=clock)
             async with running(terminal) as store:
