@@ -20,16 +20,19 @@ are built before the clock runs.
    10 values (a typical meter read), as acquisition delivers them; four devices answer at the
    same instant (four reads completing together) and those arrival instants are spread evenly
    over the second: 250 instants × 4 concurrent ``accept`` calls × 10 values. A reading's
-   latency runs from when its batch is handed to ``accept`` until that call returns (durable);
-   a batch's latency counts once per value in it. A run lasts 60 s of readings, so it includes
-   one close of every point's minute window (10 000 aggregates, 50 000 derived rows within one
-   second), as every minute of operation does; several runs follow one warm-up on the same
-   terminal and the best run (by p99) is reported, with every run's figures listed. Also
-   reported: how late the bench handed batches over (the event loop's own lag, not counted in
-   the latency), this disk's fsync time for a commit-sized append (the floor under every
-   durable write: one fsync per group commit), and the bytes the process wrote to the disk per
-   reading (the database's WAL and checkpoints behind the intake log: what the log's fdatasync
-   queues behind, and what wears a gateway's flash).
+   latency runs from its arrival instant (when the read completes, by the schedule) until its
+   ``accept`` call returns (durable); a batch's latency counts once per value in it. The bench
+   shares the terminal's event loop, as acquisition does, so a batch handed over late because
+   the loop was busy (the terminal's own work: processing, a flush on the loop) waits in its
+   latency, as a reading waits in a socket's buffer; the latency from the handover alone is
+   reported beside it. A run lasts 60 s of readings, so it includes one close of every point's
+   minute window (10 000 aggregates, 50 000 derived rows within one second), as every minute of
+   operation does; several runs follow one warm-up on the same terminal and the best run (by
+   p99) is reported, with every run's figures listed. Also reported: how late the bench handed
+   batches over at most (the event loop's lag), this disk's fsync time for a commit-sized
+   append (the floor under every durable write: one fsync per group commit), and the bytes the
+   process wrote to the disk per reading (the database's WAL and checkpoints behind the intake
+   log: what the log's fdatasync queues behind, and what wears a gateway's flash).
 
    Before the runs, ``--prefill`` seconds (300) of history are written straight to the store:
    a terminal in service has a large file, and with 10 000 points every point's newest index
@@ -192,33 +195,41 @@ def slot_of(device: int) -> int:
 
 @dataclass
 class Run:
-    latencies: list[float]  # one per reading, seconds
+    latencies: list[float]  # one per reading from its arrival instant, seconds, sorted
+    from_handover: list[float]  # the same from when its batch was handed to accept, sorted
     lag_max: float  # how late the bench handed a batch over, seconds
     seconds: float
     calls: int
 
-    def pct(self, q: float) -> float:
-        ordered = self.latencies  # sorted on creation
+    def pct(self, q: float, *, handover: bool = False) -> float:
+        ordered = self.from_handover if handover else self.latencies
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
-    def within(self, limit: float) -> float:
-        return 100.0 * sum(1 for x in self.latencies if x <= limit) / len(self.latencies)
+    def within(self, limit: float, *, handover: bool = False) -> float:
+        ordered = self.from_handover if handover else self.latencies
+        return 100.0 * sum(1 for x in ordered if x <= limit) / len(ordered)
 
 
 async def paced(term: Terminal, seconds_of_data: list[list[list[RawValue]]]) -> Run:
-    """Hand each second's batches to ``accept`` at their instants; latencies per reading."""
+    """Hand each second's batches to ``accept`` at their instants; latencies per reading.
+
+    The instants come from a thread that sleeps until each and then wakes the event loop, as
+    a socket's bytes do: the loop's own timers fire up to a millisecond late (epoll waits in
+    whole milliseconds), which would count the bench's slack against the terminal."""
+    loop = asyncio.get_running_loop()
     latencies: list[float] = []
+    from_handover: list[float] = []
     failures: list[BaseException] = []
-    lag = 0.0
+    lags: list[float] = [0.0]
     pending: set[asyncio.Task[None]] = set()
     clock = time.perf_counter
     start = clock() + 0.05
-    calls = 0
 
-    async def one(batch: list[RawValue], handed: float) -> None:
+    async def one(batch: list[RawValue], due: float, handed: float) -> None:
         await term.accept(batch)
-        latency = clock() - handed
-        latencies.extend([latency] * len(batch))
+        done = clock()
+        latencies.extend([done - due] * len(batch))
+        from_handover.extend([done - handed] * len(batch))
 
     def done(task: asyncio.Task[None]) -> None:
         pending.discard(task)
@@ -226,26 +237,36 @@ async def paced(term: Terminal, seconds_of_data: list[list[list[RawValue]]]) -> 
         if error is not None:
             failures.append(error)
 
-    for second, batches in enumerate(seconds_of_data):
-        for slot in range(SLOTS):
-            due = start + second + slot / SLOTS
-            wait = due - clock()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            handed = clock()
-            lag = max(lag, handed - due)
-            for d in range(slot * CONCURRENT, (slot + 1) * CONCURRENT):
-                task = asyncio.create_task(one(batches[d], handed))
-                pending.add(task)
-                task.add_done_callback(done)
-                calls += 1
-    if pending:
-        await asyncio.wait(pending)
+    def hand_over(batches: list[list[RawValue]], due: float) -> None:
+        handed = clock()
+        lags.append(handed - due)
+        for batch in batches:
+            task = asyncio.create_task(one(batch, due, handed))
+            pending.add(task)
+            task.add_done_callback(done)
+
+    def arrivals() -> int:
+        calls = 0
+        for second, batches in enumerate(seconds_of_data):
+            for slot in range(SLOTS):
+                due = start + second + slot / SLOTS
+                wait = due - clock()
+                if wait > 0:
+                    time.sleep(wait)
+                answering = batches[slot * CONCURRENT : (slot + 1) * CONCURRENT]
+                loop.call_soon_threadsafe(hand_over, answering, due)
+                calls += len(answering)
+        return calls
+
+    calls = await asyncio.to_thread(arrivals)  # its last hand-over is queued before it returns
+    while pending:
+        await asyncio.wait(set(pending))
     if failures:
         raise RuntimeError(f"{len(failures)} accept calls failed") from failures[0]
     elapsed = clock() - start
     latencies.sort()
-    return Run(latencies, lag, elapsed, calls)
+    from_handover.sort()
+    return Run(latencies, from_handover, max(lags), elapsed, calls)
 
 
 def data_seconds(values: Values, first: int, count: int) -> list[list[list[RawValue]]]:
@@ -399,8 +420,8 @@ async def main_async(
     paced_s = sum(r.seconds for r in results)
     figures = [
         Figure(
-            "edge latency at 10 000 points/s: readings durable within 2 ms of being handed to "
-            "Terminal.accept (target p99 ≤ 2 ms; best of runs)",
+            "edge latency at 10 000 points/s: readings durable within 2 ms of arriving "
+            "(target p99 ≤ 2 ms; best of runs)",
             round(best.within(LIMIT_S), 3),
             "%",
             99.0,
@@ -409,6 +430,12 @@ async def main_async(
         Figure("edge latency p99 (best run)", round(best.pct(0.99) * ms, 3), "ms"),
         Figure("edge latency p99.9 (best run)", round(best.pct(0.999) * ms, 3), "ms"),
         Figure("edge latency max (best run)", round(best.latencies[-1] * ms, 3), "ms"),
+        Figure(
+            "edge latency p99 from the handover to Terminal.accept (best run; the loop's lag "
+            "left out)",
+            round(best.pct(0.99, handover=True) * ms, 3),
+            "ms",
+        ),
         Figure(
             "readings stored per second offered 10 000/s (best run)",
             round(len(best.latencies) / best.seconds, 1),
@@ -460,6 +487,8 @@ async def main_async(
                 "p99_ms": round(r.pct(0.99) * ms, 3),
                 "max_ms": round(r.latencies[-1] * ms, 3),
                 "within_2ms_pct": round(r.within(LIMIT_S), 3),
+                "from_handover_p99_ms": round(r.pct(0.99, handover=True) * ms, 3),
+                "from_handover_within_2ms_pct": round(r.within(LIMIT_S, handover=True), 3),
                 "mean_ms": round(statistics.fmean(r.latencies) * ms, 3),
                 "handover_lag_max_ms": round(r.lag_max * ms, 3),
                 "accept_calls": r.calls,
