@@ -37,3 +37,14 @@ async def first_of(*waits: Awaitable[Any]) -> None:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         await cancel_and_wait(*tasks)
+
+
+def raise_if_cancelling() -> None:
+    """Raise the cancellation a library swallowed. Python 3.11's ``asyncio.wait_for`` (aiomqtt
+    awaits its connect, subscribe and disconnect with it) returns normally when the
+    cancellation lands just as what it waits for completes, and aiomqtt's leaving a client
+    raises ``MqttError`` in place of a cancellation when the disconnect times out: either way
+    the task is left "cancelling" yet runs on, and whoever waits for it to stop waits for ever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

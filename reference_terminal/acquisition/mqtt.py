@@ -35,6 +35,7 @@ import aiomqtt
 from reference_terminal.clock import Clock
 from reference_terminal.config import MqttDevice, Point, Source
 from reference_terminal.model import RawValue
+from reference_terminal.tasks import raise_if_cancelling
 
 __all__ = [
     "Deliver",
@@ -173,11 +174,13 @@ class MqttIntake:
                     timeout=self.device.timeout_s,
                 ) as client:
                     await client.subscribe(self.device.topic, qos=self.qos)
+                    raise_if_cancelling()  # else a stop meant now waits for a message
                     self.stats.connects += 1
                     self.subscribed.set()
                     async for message in client.messages:
                         await self.take(message.payload)
             except aiomqtt.MqttError as exc:
+                raise_if_cancelling()  # a disconnect cut short: stop, don't reconnect
                 self.subscribed.clear()
                 self.stats.last_problem = f"broker {self.device.host}:{self.device.port}: {exc}"
                 log.warning(

@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
+import aiomqtt
 import pytest
 
 from reference_terminal.acquisition.mqtt import MalformedDocument, MqttIntake, parse_document
@@ -106,6 +108,43 @@ def test_collectors_push_readings_and_bad_messages_are_only_counted() -> None:
                 assert all(
                     r.value is None and (r.error or "").startswith("collector error") for r in batch
                 )
+
+    asyncio.run(main())
+
+
+def test_a_stop_lost_by_the_client_library_still_stops_the_intake(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Python 3.11's ``wait_for``, which aiomqtt's subscribe waits with, loses a cancellation
+    that lands just as the broker's answer does; the intake then listened for ever (a terminal
+    stopping for a restart hung on it)."""
+    spec = fleet([collector("c_ok")])
+    subscribe = aiomqtt.Client.subscribe
+
+    async def subscribe_losing_a_stop(client: aiomqtt.Client, *args: Any, **kwargs: Any) -> Any:
+        answer = await subscribe(client, *args, **kwargs)
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()  # the stop lands now, and is lost as 3.11's wait_for loses it
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0)
+        return answer
+
+    monkeypatch.setattr(aiomqtt.Client, "subscribe", subscribe_losing_a_stop)
+
+    async def main() -> None:
+        async with running_fleet(spec) as fl:
+            address = next(e.address for e in fl.endpoints if e.meter == "c_ok")
+            host, _, port = address.removeprefix("mqtt://").partition("/")[0].partition(":")
+            device = MqttDevice(
+                id="c_ok", protocol="mqtt", host=host, port=int(port), topic="plant/c_ok"
+            )
+            intake = MqttIntake(device, requests("c_ok", [{"name": "gas_total"}]), Inbox(), CLOCK)
+            task = asyncio.create_task(intake.run())
+            await asyncio.wait([task], timeout=10)
+            assert task.done(), "the intake went on after its stop"
+            assert task.cancelled()
+            assert intake.stats.connects == 0 and not intake.subscribed.is_set()
 
     asyncio.run(main())
 
