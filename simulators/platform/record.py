@@ -108,8 +108,8 @@ readings = Table(
     Column("flag", String(8)),
     Column("fields", Text, nullable=False),
     # A check asks for one centre's minutes of an hour or a day among the millions a long run
-    # has received: without it each poll read them all (a day's backfill after the full
-    # profile's 48 hours took 27 minutes of polling).
+    # has received: without it each poll scanned all of that centre's (after the full
+    # profile's 48 hours, a million readings and 0.4 s per poll).
     Index("ix_platform_readings_centre_cn_time", "centre", "cn", "data_time"),
 )
 
