@@ -216,28 +216,32 @@ class Bench:
     ) -> tuple[list[Expected], CheckResult]:
         """Wait (up to ``within``) until every minute window the terminal stored for
         ``[start, end)`` has reached ``centre``; the windows and the final check."""
-        state: dict[str, list[Expected]] = {}
+        last: list[tuple[list[Expected], CheckResult]] = []  # the newest copy and its check
 
         async def complete() -> bool:
             # What a past range holds hardly changes, and reading it (or what arrived) is every
             # window of it: a week's drain spent most of its time so. The polls count what
-            # arrived, then check the copy read last, and read again only to confirm.
-            copy = state.get("expected")
-            if copy and (
-                self.windows_received(centre, MINUTE_DATA, start, end)
-                < len({(e.code, e.data_time) for e in copy})
-                or not self.minute_check(centre, copy, start, end).complete
-            ):
-                return False
-            state["expected"] = await self.stored_minutes(centre, start, end)
-            return (
-                bool(state["expected"])
-                and self.minute_check(centre, state["expected"], start, end).complete
-            )
+            # arrived, then check the copy read last, and read again only to confirm; a check
+            # of the same copy is not made twice.
+            result = None
+            if last:
+                copy = last[-1][0]
+                if self.windows_received(centre, MINUTE_DATA, start, end) < len(
+                    {(e.code, e.data_time) for e in copy}
+                ):
+                    return False
+                result = self.minute_check(centre, copy, start, end)
+                if not result.complete:
+                    return False
+            expected = await self.stored_minutes(centre, start, end)
+            if result is None or expected != last[-1][0]:
+                result = self.minute_check(centre, expected, start, end)
+            last[:] = [(expected, result)]
+            return bool(expected) and result.complete
 
-        if not await self.until(complete, within=within, every=30):
-            state["expected"] = await self.stored_minutes(centre, start, end)
-        expected = state["expected"]
+        if await self.until(complete, within=within, every=30):
+            return last[-1]
+        expected = await self.stored_minutes(centre, start, end)
         return expected, self.minute_check(centre, expected, start, end)
 
     def note_scenario(self, path: Path) -> None:
