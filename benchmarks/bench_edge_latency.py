@@ -97,6 +97,7 @@ LIMIT_S: Final = 0.002
 #: Readings' time: local (UTC+8) 10:00:25 on 2026-01-05, so each 60 s run crosses one minute
 #: boundary (after 35 s of the first run) and no hour boundary.
 T0: Final = 1_767_578_400.0 + 25.0
+MINUTE_START: Final = T0 - 25.0  # a minute boundary: readings' second of the minute counts from it
 INGEST_WRITERS: Final = 8
 INGEST_BATCH: Final = 1_000
 
@@ -200,6 +201,9 @@ class Run:
     lag_max: float  # how late the bench handed a batch over, seconds
     seconds: float
     calls: int
+    #: readings over the limit by their second of the minute (0: the second in which every
+    #: point's minute window closes)
+    late_by_second: dict[int, int]
 
     def pct(self, q: float, *, handover: bool = False) -> float:
         ordered = self.from_handover if handover else self.latencies
@@ -208,6 +212,19 @@ class Run:
     def within(self, limit: float, *, handover: bool = False) -> float:
         ordered = self.from_handover if handover else self.latencies
         return 100.0 * sum(1 for x in ordered if x <= limit) / len(ordered)
+
+    def late_seconds(self, top: int = 5) -> dict[str, Any]:
+        """Where the readings over the limit were: share of them in the minute-close second,
+        and the seconds of the minute holding the most."""
+        late = sum(self.late_by_second.values())
+        ranked = sorted(self.late_by_second.items(), key=lambda kv: -kv[1])[:top]
+        return {
+            "over_limit": late,
+            "share_in_close_second_pct": round(100.0 * self.late_by_second.get(0, 0) / late, 1)
+            if late
+            else None,
+            "most_by_second_of_minute": {str(s): n for s, n in ranked},
+        }
 
 
 async def paced(term: Terminal, seconds_of_data: list[list[list[RawValue]]]) -> Run:
@@ -221,6 +238,7 @@ async def paced(term: Terminal, seconds_of_data: list[list[list[RawValue]]]) -> 
     from_handover: list[float] = []
     failures: list[BaseException] = []
     lags: list[float] = [0.0]
+    late_by_second: dict[int, int] = {}
     pending: set[asyncio.Task[None]] = set()
     clock = time.perf_counter
     start = clock() + 0.05
@@ -230,6 +248,9 @@ async def paced(term: Terminal, seconds_of_data: list[list[list[RawValue]]]) -> 
         done = clock()
         latencies.extend([done - due] * len(batch))
         from_handover.extend([done - handed] * len(batch))
+        if done - due > LIMIT_S:
+            second = int(batch[0].t - MINUTE_START) % 60
+            late_by_second[second] = late_by_second.get(second, 0) + len(batch)
 
     def done(task: asyncio.Task[None]) -> None:
         pending.discard(task)
@@ -266,7 +287,7 @@ async def paced(term: Terminal, seconds_of_data: list[list[list[RawValue]]]) -> 
     elapsed = clock() - start
     latencies.sort()
     from_handover.sort()
-    return Run(latencies, from_handover, max(lags), elapsed, calls)
+    return Run(latencies, from_handover, max(lags), elapsed, calls, late_by_second)
 
 
 def data_seconds(values: Values, first: int, count: int) -> list[list[list[RawValue]]]:
@@ -491,6 +512,7 @@ async def main_async(
                 "from_handover_within_2ms_pct": round(r.within(LIMIT_S, handover=True), 3),
                 "mean_ms": round(statistics.fmean(r.latencies) * ms, 3),
                 "handover_lag_max_ms": round(r.lag_max * ms, 3),
+                "late_readings": r.late_seconds(),
                 "accept_calls": r.calls,
                 "readings": len(r.latencies),
             }

@@ -1305,6 +1305,11 @@ class Store:
         await self.close()
 
     @property
+    def closed(self) -> bool:
+        """Whether ``close`` has begun: writes are refused with :class:`StoreClosed`."""
+        return self._closed
+
+    @property
     def backend(self) -> str:
         """``sqlite``, ``postgresql``, ``mysql`` or ``mariadb``."""
         return self.engine.dialect.name
