@@ -425,10 +425,12 @@ class Record:
         cn: int | None = None,
         since: datetime | None = None,
         before: datetime | None = None,
+        after_frame: int | None = None,
     ) -> list[ReadingRow]:
         """Every reading received, each copy of a duplicate included, in arrival order; only
         those whose DataTime is in ``[since, before)``, if given (chosen in SQL: after a week
-        offline the record holds millions of readings, and a check wants an hour of them)."""
+        offline the record holds millions of readings, and a check wants an hour of them),
+        and only those of frames after ``after_frame`` (what arrived since a poll last read)."""
         c = readings.c
         query = _equal(
             select(
@@ -440,6 +442,8 @@ class Record:
             (c.cn, cn),
         )  # fmt: skip
         query = _in_range(query, since, before)
+        if after_frame is not None:
+            query = query.where(c.frame_id > after_frame)
         with self._read() as conn:
             rows = conn.execute(query).all()
         # Positional and with the decoder at hand: a 48-hour scenario's check reads a million

@@ -121,6 +121,26 @@ def test_readings_chosen_by_data_time_are_those_the_times_compare_in(url: str) -
         assert len(record.readings(since=T0 + minute, before=T0 + 3 * minute)) == 4
 
 
+def test_a_poll_reads_only_the_readings_of_frames_after_the_last_it_read(url: str) -> None:
+    """What a drain's poll adds to what it has seen: the readings of newer frames, the range
+    still applied."""
+    minute = timedelta(minutes=1)
+    with Record(url) as record:
+        first = upload(record, "20260101120000001", 0, "1.00")
+        second = upload(record, "20260101120100002", 1, "2.00")
+        upload(record, "20260101120200003", 2, "3.00")
+        newer = record.readings(cn=2051, after_frame=first)
+        assert {(r.frame_id, r.data_time) for r in newer} == {
+            (second, T0 + minute),
+            (second + 1, T0 + 2 * minute),
+        }
+        assert [r.frame_id for r in record.readings(before=T0 + 2 * minute, after_frame=first)] == [
+            second,
+            second,
+        ]
+        assert record.readings(after_frame=second + 1) == []
+
+
 def test_the_deduplicated_view_counts_copies_qns_and_disagreeing_values(url: str) -> None:
     with Record(url) as record:
         upload(record, "20260101120100001", 0, "1.50", at=1)
