@@ -183,18 +183,6 @@ class Bench:
             after_frame=after_frame,
         )
 
-    def windows_received(self, centre: str, cn: int, since: float, before: float) -> int:
-        """How many distinct (code, DataTime) of the terminal's CN ``cn`` frames in range
-        ``centre`` has: counted in the record's database, where reading them all is not."""
-        return self.rig.record.count_readings(
-            centre=centre,
-            mn=self.dut.mn(centre),
-            cn=cn,
-            since=local(since),
-            before=local(before),
-            distinct=True,
-        )
-
     # ---- minute data: what the terminal stored, what a centre received --------------------
     async def stored_minutes(self, centre: str, start: float, end: float) -> list[Expected]:
         """Every minute window the terminal stored for an uploaded point, starting in
