@@ -40,13 +40,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
+import os
 import queue
 import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -70,6 +72,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from reference_terminal.config import Storage
 from reference_terminal.model import Event, Reading
+from reference_terminal.storage import writeback
 from reference_terminal.storage.intake_log import (
     IntakeLog,
     IntakeLogError,
@@ -517,8 +520,13 @@ class _Writer:
         tally: _Tally,
         applied: int = 0,
         settle_rows: int = DEFAULT_SETTLE_ROWS,
+        paced_wal: Path | None = None,
     ) -> None:
         self._engine = engine
+        #: SQLite beside a synced intake log: the WAL a settle writes out in steps
+        self._paced_wal = paced_wal
+        self.paced_db_fd: int | None = None  # the database file, for its paced write-out
+        self.settling = False
         self._tally = tally
         self._batch_max = batch_max
         self._behind_chunk = behind_chunk
@@ -534,7 +542,7 @@ class _Writer:
         self._extent: dict[str, float] | None = None
         self._recent_rows = 0
         self.settles = 0
-        self._checkpointer = _Checkpointer(engine) if self._sqlite else None
+        self._checkpointer = _Checkpointer(engine, self) if self._sqlite else None
         self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._stopping = threading.Event()
@@ -542,6 +550,9 @@ class _Writer:
         self.applied_seq = applied
         self._applied = threading.Condition()
         self.ended = False  # the thread is gone: nothing more will be applied
+        #: A settle or a checkpoint pass is writing (the event loop then leaves the intake
+        #: log's syncs to the intake thread: see ``_Intake.takes_inline``)
+        self.bursting = 0
         self.transactions = 0
         self._thread.start()
 
@@ -829,8 +840,23 @@ class _Writer:
                 self._load(conn)
         if not self._recent_rows:
             return
+        self.settling = True
         try:
-            with self._connect() as conn, conn.begin():
+            self._move_recent()
+        finally:
+            self.settling = False
+        if self._checkpointer is not None:
+            self._checkpointer.nudge()
+
+    def _move_recent(self) -> None:
+        paced = self._paced_wal
+        try:
+            with (
+                _bursting(self),
+                self._connect() as conn,
+                _commit_unsynced(conn, paced is not None),
+                conn.begin(),
+            ):
                 extent = dict(self._load(conn))
                 r = derived_recent.c
                 latest = conn.execute(select(r.kind, func.max(r.period_start)).group_by(r.kind))
@@ -863,8 +889,60 @@ class _Writer:
         self._recent_rows = 0
         self.transactions += 1
         self.settles += 1
-        if self._checkpointer is not None:
-            self._checkpointer.nudge()
+        if paced is not None:
+            with _bursting(self):
+                self._write_out(paced)
+
+    def _write_out(self, wal: Path) -> None:
+        """After a settle committed unsynced: the WAL, then the checkpoint of its pages, on
+        disk in steps (``writeback.py``)."""
+        writeback.push(wal)
+        try:
+            with self._connect() as conn:
+                dbapi: Any = conn.connection.dbapi_connection
+                dbapi.execute("PRAGMA synchronous = OFF").close()
+                try:
+                    dbapi.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                finally:
+                    dbapi.execute("PRAGMA synchronous = FULL").close()
+            if self.paced_db_fd is None:
+                # held open until the store's connections are closed (writeback.push)
+                self.paced_db_fd = os.open(wal.with_name(wal.name[: -len("-wal")]), os.O_RDONLY)
+            writeback.push_fd(self.paced_db_fd)
+        except (sqlite3.Error, SQLAlchemyError, OSError) as exc:
+            # another checkpoint running, or a failing disk: the checkpointer's next pass
+            # (synced) does it, and the writer's next commit syncs with FULL all the same
+            log.warning("store writer: paced checkpoint after a settle skipped: %s", exc)
+
+
+@contextlib.contextmanager
+def _commit_unsynced(conn: Connection, unsynced: bool) -> Iterator[None]:
+    """SQLite: the transaction inside commits without its fsync (``writeback.py``)."""
+    if not unsynced:
+        yield
+        return
+    dbapi: Any = conn.connection.dbapi_connection
+    dbapi.execute("PRAGMA synchronous = NORMAL").close()
+    try:
+        yield
+    finally:
+        dbapi.execute("PRAGMA synchronous = FULL").close()
+
+
+@contextlib.contextmanager
+def _bursting(writer: _Writer) -> Iterator[None]:
+    """Marks a large write to the database (a settle, a checkpoint pass) while it runs.
+    Two threads may hold it at once: += on an int is not atomic, a lock is (cheap here)."""
+    with _BURSTS:
+        writer.bursting += 1
+    try:
+        yield
+    finally:
+        with _BURSTS:
+            writer.bursting -= 1
+
+
+_BURSTS = threading.Lock()
 
 
 def _settle_now(conn: Connection) -> None:
@@ -928,6 +1006,7 @@ class _Intake:
             self._finished == self._submitted
             and sum(job.size for job in jobs if job.is_write) <= INLINE_INTAKE_ROWS
             and self._log.offset < LOG_MAX_BYTES  # else making room waits for the writer
+            and not self._writer.bursting
         )
 
     def log_inline(self, jobs: Sequence[_Job]) -> None:
@@ -1113,8 +1192,9 @@ class _Checkpointer:
     commit starts the WAL afresh. Should all this fall behind, the writer's own automatic
     checkpoint at ``WRITER_AUTOCHECKPOINT`` pages still bounds the WAL."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, writer: _Writer) -> None:
         self._engine = engine
+        self._writer = writer
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self.tail_due = False  # set here, cleared by the writer thread
@@ -1155,10 +1235,13 @@ class _Checkpointer:
                 if self._stopped.is_set():
                     return
                 self._wake.clear()
+                while self._writer.settling and not self._stopped.is_set():
+                    time.sleep(0.005)  # its WAL is being written out in steps: not all at once
                 self.passes += 1
-                busy, frames, _done = raw.driver_connection.execute(  # type: ignore[union-attr]
-                    "PRAGMA wal_checkpoint(PASSIVE)"
-                ).fetchone()
+                with _bursting(self._writer):
+                    busy, frames, _done = raw.driver_connection.execute(  # type: ignore[union-attr]
+                        "PRAGMA wal_checkpoint(PASSIVE)"
+                    ).fetchone()
                 if not busy and frames > 0:
                     # ``frames`` counts the WAL as the pass began: what the writer added since
                     # is the tail (the writer's next transaction reuses the WAL from its start
@@ -1215,8 +1298,17 @@ class Store:
         self.read_wait_s = read_wait_s
         self._tally = _Tally()
         applied = intake_log.last_seq if intake_log is not None else 0
+        # Settles are paced only beside a synced intake log: without one, no durable write
+        # waits for the disk while a settle writes (the writer makes them in turn).
+        database = _sqlite_path(engine) if intake_log is not None and intake_log.sync else None
         self._writer = _Writer(
-            engine, batch_max, behind_chunk, self._tally, applied, settle_rows=settle_rows
+            engine,
+            batch_max,
+            behind_chunk,
+            self._tally,
+            applied,
+            settle_rows=settle_rows,
+            paced_wal=database.with_name(database.name + "-wal") if database else None,
         )
         self._log = intake_log
         self._intake = (
@@ -1505,6 +1597,8 @@ class Store:
             if self._log is not None:
                 self._log.close()
             self.engine.dispose()
+            if self._writer.paced_db_fd is not None:
+                os.close(self._writer.paced_db_fd)  # only now: see writeback.push
 
 
 def checkpoint(engine: Engine) -> None:

@@ -1,12 +1,14 @@
 """Child process of the crash test: writes readings from many concurrent writers and prints
 the id of each reading (its ``note``) once ``write`` has acknowledged it, one per line.
 
-    python -m tests.reference_terminal.storage.crash_writer DB FIRST_ID [SYNCHRONOUS [REWIND_AT]]
+    python -m tests.reference_terminal.storage.crash_writer DB FIRST_ID [SYNCHRONOUS [REWIND_AT
+        [SETTLE_ROWS]]]
 
 ``REWIND_AT``: the intake log starts afresh past this many bytes (default 8 MiB), so that a
 cut comes between rewinds, where the log has just given up records the database must hold;
 the writers then pause between writes, or the database never catches up with the log (a log
-rewinds only once the database holds all of it).
+rewinds only once the database holds all of it). ``SETTLE_ROWS``: the store's ``settle_rows``
+(a small number settles many times a second, so that cuts land in settles).
 """
 
 from __future__ import annotations
@@ -20,12 +22,19 @@ from reference_terminal.storage import intake_log
 from reference_terminal.storage.store import Store, sqlite_url
 
 
-async def main(path: str, first_id: int, synchronous: str = "FULL", rewind_at: str = "") -> None:
+async def main(
+    path: str, first_id: int, synchronous: str = "FULL", rewind_at: str = "", settle_rows: str = ""
+) -> None:
     pause = 0.0
     if rewind_at:
         intake_log.REWIND_AT_BYTES = int(rewind_at)  # type: ignore[misc]  # this child only
         pause = 0.02
-    store = await Store.open(sqlite_url(path), batch_max=200, synchronous=synchronous)
+    store = await Store.open(
+        sqlite_url(path),
+        batch_max=200,
+        synchronous=synchronous,
+        **({"settle_rows": int(settle_rows)} if settle_rows else {}),
+    )
     next_id = first_id
     out = sys.stdout
 
