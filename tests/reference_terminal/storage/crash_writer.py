@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from reference_terminal.model import Event, Quality, Reading
 from reference_terminal.storage import intake_log
-from reference_terminal.storage.store import Store, sqlite_url
+from reference_terminal.storage.store import DEFAULT_SETTLE_ROWS, Store, sqlite_url
 
 
 async def main(
@@ -33,7 +33,7 @@ async def main(
         sqlite_url(path),
         batch_max=200,
         synchronous=synchronous,
-        **({"settle_rows": int(settle_rows)} if settle_rows else {}),
+        settle_rows=int(settle_rows) if settle_rows else DEFAULT_SETTLE_ROWS,
     )
     next_id = first_id
     out = sys.stdout

@@ -5,6 +5,7 @@ large burst; the file is durable afterwards all the same."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,17 @@ needs_sync_file_range = pytest.mark.skipif(
 )
 
 
+def recording(synced: list[int]) -> Callable[[int], None]:
+    """The real fdatasync, each descriptor it was called with kept in ``synced``."""
+    real = os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        synced.append(fd)
+        real(fd)
+
+    return fdatasync
+
+
 @needs_sync_file_range
 def test_a_file_is_written_out_in_steps_then_synced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -26,6 +38,7 @@ def test_a_file_is_written_out_in_steps_then_synced(
     path = tmp_path / "f"
     path.write_bytes(os.urandom(5 << 20))
     real = writeback._SYNC_FILE_RANGE
+    assert real is not None
     steps: list[tuple[int, int]] = []
     synced: list[int] = []
 
@@ -33,9 +46,8 @@ def test_a_file_is_written_out_in_steps_then_synced(
         steps.append((offset, nbytes))
         return real(fd, offset, nbytes, flags)
 
-    real_fdatasync = os.fdatasync
     monkeypatch.setattr(writeback, "_SYNC_FILE_RANGE", sync_file_range)
-    monkeypatch.setattr(os, "fdatasync", lambda fd: (synced.append(fd), real_fdatasync(fd))[1])
+    monkeypatch.setattr(os, "fdatasync", recording(synced))
     writeback.push(path, step=1 << 20)
     assert steps == [(k << 20, 1 << 20) for k in range(5)]
     assert len(synced) == 1  # after the steps: durable, as an fdatasync alone makes it
@@ -47,9 +59,8 @@ def test_without_sync_file_range_the_file_is_synced_in_one_go(
     path = tmp_path / "f"
     path.write_bytes(b"x" * 10_000)
     synced: list[int] = []
-    real_fdatasync = os.fdatasync
     monkeypatch.setattr(writeback, "_SYNC_FILE_RANGE", None)
-    monkeypatch.setattr(os, "fdatasync", lambda fd: (synced.append(fd), real_fdatasync(fd))[1])
+    monkeypatch.setattr(os, "fdatasync", recording(synced))
     writeback.push(path)
     writeback.push(tmp_path / "no-such-wal")  # a WAL not there (truncated): nothing to do
     assert len(synced) == 1
