@@ -183,6 +183,12 @@ class Bench:
             after_frame=after_frame,
         )
 
+    def codes(self, centre: str, cn: int, *, since: float) -> set[str]:
+        """The data item codes of the terminal's CN ``cn`` readings with DataTime ≥ ``since``."""
+        return self.rig.record.codes(
+            centre=centre, mn=self.dut.mn(centre), cn=cn, since=local(since)
+        )
+
     # ---- minute data: what the terminal stored, what a centre received --------------------
     async def stored_minutes(self, centre: str, start: float, end: float) -> list[Expected]:
         """Every minute window the terminal stored for an uploaded point, starting in

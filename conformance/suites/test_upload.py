@@ -375,7 +375,7 @@ async def test_item_codes_identify_industry_activity_source_parameter_point(
     assert not bad, f"codes without industry/activity/source/parameter/point: {bad[:8]}"
     seen = set()
     for centre in bench.rig.centres:
-        seen |= {r.code for r in bench.readings(centre.name, MINUTE, since=bench.t0)}
+        seen |= bench.codes(centre.name, MINUTE, since=bench.t0)
     strangers = sorted(
         c for c in seen if not (STRUCTURED_CODE.fullmatch(c) or HJ212_CODE.fullmatch(c))
     )

@@ -457,6 +457,22 @@ class Record:
             for frame_id, at, centre_, mn_, cn_, qn, data_time, code, value, flag, fields in rows
         ]  # fmt: skip
 
+    def codes(
+        self,
+        *,
+        centre: str | None = None,
+        mn: str | None = None,
+        cn: int | None = None,
+        since: datetime | None = None,
+    ) -> set[str]:
+        """The data item codes received (chosen as ``readings`` chooses), found in SQL: after a
+        week offline a centre's record holds millions of readings of a few hundred codes."""
+        c = readings.c
+        query = _equal(select(c.code).distinct(), (c.centre, centre), (c.mn, mn), (c.cn, cn))
+        query = _in_range(query, since, None)
+        with self._read() as conn:
+            return {code for (code,) in conn.execute(query)}
+
     def deduplicated(
         self, *, centre: str | None = None, mn: str | None = None, cn: int | None = None
     ) -> list[DedupReading]:

@@ -27,7 +27,9 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield "sqlite://"
 
 
-def upload(record: Record, qn: str, minute: int, value: str, *, at: float = 0.0) -> int:
+def upload(
+    record: Record, qn: str, minute: int, value: str, *, at: float = 0.0, other: str = "a19001"
+) -> int:
     moment = format_data_time(T0 + timedelta(minutes=minute))
     raw = f"##0000QN={qn};ST=32;CN=2051;PW=1;MN={MN};Flag=5;CP=&&DataTime={moment};…&&0000\r\n"
     frame_id = record.add_frame(
@@ -54,7 +56,7 @@ def upload(record: Record, qn: str, minute: int, value: str, *, at: float = 0.0)
         data_time=moment,
         pollutants=[
             Pollutant("a05001", {"Avg": Decimal(value), "Max": Decimal("9.00")}, "N"),
-            Pollutant("a19001", {"Avg": Decimal("20.9")}, "N"),
+            Pollutant(other, {"Avg": Decimal("20.9")}, "N"),
         ],
     )
     return frame_id
@@ -139,6 +141,17 @@ def test_a_poll_reads_only_the_readings_of_frames_after_the_last_it_read(url: st
             second,
         ]
         assert record.readings(after_frame=second + 1) == []
+
+
+def test_the_codes_received_are_those_of_the_readings_chosen(url: str) -> None:
+    minute = timedelta(minutes=1)
+    with Record(url) as record:
+        for m, other in enumerate(("a19001", "a21026", "a21002")):
+            upload(record, f"202601011200000{m:02d}", m, "1.00", other=other)
+        assert record.codes() == {"a05001", "a19001", "a21026", "a21002"}
+        assert record.codes(cn=2051, since=T0 + minute) == {"a05001", "a21026", "a21002"}
+        assert record.codes(centre="c2") == set()
+        assert record.codes(cn=2011) == set()
 
 
 def test_the_deduplicated_view_counts_copies_qns_and_disagreeing_values(url: str) -> None:
