@@ -134,10 +134,6 @@ class Terminal:
         self.state = "stopped"
         self.started_at = self.clock.time()
         self._lock = asyncio.Lock()  # processing is sequential per call; values stay in order
-        #: Processed outputs whose windows' rows wait for their readings to be durable.
-        self._behind_owed = 0
-        self._behind_queued = asyncio.Event()
-        self._behind_queued.set()
         self._reload: asyncio.Queue[TerminalConfig | _Swap] = asyncio.Queue()
         #: Set when ``run`` ends: what waits for a change to take effect stops waiting.
         self._stopped = asyncio.Event()
@@ -359,42 +355,22 @@ class Terminal:
     async def _store(self, output: Output) -> None:
         """Readings, their increments and events: durable when this returns. Closed windows'
         figures follow behind (computed from rows already durable, and a minute's close of
-        every point at once must not hold up the readings arriving meanwhile): their rows are
-        built and queued once the readings are durable, so a reading that closes a window does
-        not wait for that window's rows either (each window is emitted once, so the order in
-        which callers queue them does not matter)."""
+        every point at once must not hold up the readings arriving meanwhile)."""
         store = self.store
         if store is None:
             raise TerminalNotReady("the terminal's store is not open")
         now = self.clock.time()
         # booked before the first await: in processing's order, whoever processes next
         booked = self.accounting.book(output, now) if self.accounting is not None else Booked()
-        behind = bool(output.aggregates or booked.behind)
-        if behind:
-            self._behind_owed += 1
-            self._behind_queued.clear()
-        try:
-            if output.readings or output.events or output.increments or booked.events:
-                await store.write(
-                    output.readings,
-                    events=[*output.events, *booked.events],
-                    derived=increment_rows(output, now) + booked.now,
-                )
-        finally:
-            if behind:
-                self._queue_behind(store, window_rows(output, now) + booked.behind)
-
-    def _queue_behind(self, store: Store, rows: list[Derived]) -> None:
-        """Queue closed windows' rows (windows first: a cut keeps them) even when the write
-        before failed or was cancelled: processing emitted them and will not again. A closed
-        store takes nothing; the restart's resume rebuilds them from the readings."""
-        self._behind_owed -= 1
-        if not self._behind_owed:
-            self._behind_queued.set()
-        if store.closed:
-            log.warning("%d window figures not stored: the store closed first", len(rows))
-            return
-        store.write_behind(rows).add_done_callback(_report_failure)
+        if output.aggregates or booked.behind:
+            rows = window_rows(output, now) + booked.behind  # windows first: a cut keeps them
+            store.write_behind(rows).add_done_callback(_report_failure)
+        if output.readings or output.events or output.increments or booked.events:
+            await store.write(
+                output.readings,
+                events=[*output.events, *booked.events],
+                derived=increment_rows(output, now) + booked.now,
+            )
 
     async def _resume_accounting(self) -> RunningAccounting | None:
         """The accounting of the configuration, continued from the store (CSMT §9)."""
@@ -409,12 +385,11 @@ class Terminal:
         """Rebuild the accounting (a new factor library) and continue it from the store."""
         async with self._lock:  # nothing is booked meanwhile; what was is stored first
             if self.store is not None and self.accounting is not None:
-                await self.settled()
+                await self.store.flush_behind()
                 self.accounting = await self._resume_accounting()
 
     async def settled(self) -> None:
         """Wait until the figures of every window closed so far are stored too."""
-        await self._behind_queued.wait()
         if self.store is not None:
             await self.store.flush_behind()
 

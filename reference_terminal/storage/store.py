@@ -1397,11 +1397,6 @@ class Store:
         await self.close()
 
     @property
-    def closed(self) -> bool:
-        """Whether ``close`` has begun: writes are refused with :class:`StoreClosed`."""
-        return self._closed
-
-    @property
     def backend(self) -> str:
         """``sqlite``, ``postgresql``, ``mysql`` or ``mariadb``."""
         return self.engine.dialect.name

@@ -1,6 +1,6 @@
-"""A reading that closes a window is acknowledged once it is durable; the closed window's rows
-are built and queued after that (ISC-2 §9.4: they are not the reading's own figures), and
-nothing waiting for the stored windows misses them."""
+"""A reading that closes a window is acknowledged once it is durable, and the closed window's
+rows are written behind it (ISC-2 §9.4: they are not the reading's own figures): nothing waiting
+for the stored windows misses them, even when the reading's caller gives up."""
 
 from __future__ import annotations
 
