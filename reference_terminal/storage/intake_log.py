@@ -9,12 +9,13 @@ number applied in the same transaction (``intake_state``). When the store opens,
 database has not applied yet are applied again: a kill or power cut at any instant loses
 nothing acknowledged, and nothing is applied twice.
 
-What still sets the tail (measured at 10 000 readings/s, ``benchmarks/bench_edge_latency.py``):
-the database behind the log writes several KB to the disk per reading (its transactions'
-pages in the WAL and again at the checkpoint, and the moves of recent rows to the settled
-tables), and a flush of the log waits for that traffic on the same device. Moving the
-database writer to a process of its own did not help (the disk, not the GIL, is shared);
-neither did 1 KiB pages.
+What sets the tail (measured at 10 000 readings/s, ``benchmarks/bench_edge_latency.py``): the
+database behind the log writes several KB to the disk per reading (its transactions' pages in
+the WAL and again at the checkpoint, and the moves of recent rows to the settled tables), and
+a sync of the log waits for whatever of that is queued on the same device. The moves were
+bursts of ~90 MB that held the log's syncs for 40–70 ms; they now reach the disk in 2 MB
+steps (``writeback.py``). Moving the database writer to a process of its own did not help
+(the disk, not the GIL, is shared); neither did 1 KiB or 4 KiB pages.
 
 The file is a sequence of records, each ``CBIL | seq u64 | length u32 | crc32 u32 | payload``
 (little-endian; the CRC covers seq, length and payload; the payload is JSON of the rows as the

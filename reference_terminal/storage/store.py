@@ -32,8 +32,10 @@ Recent and settled: readers see a view over two tables for readings and for deri
 minute of every point fills a few pages; once they hold ``settle_rows`` rows and the writer has
 nothing else to do, it moves them all, sorted by point, into the settled tables (keyed point
 first, for a point's history) in one transaction, so each point's page there is written once
-per move rather than once per minute. A derived value rewritten for a period already settled
-(a recomputation) is updated where it is, keeping its id, as it always was.
+per move rather than once per minute. Beside a synced intake log, that transaction commits
+without its own fsync and then goes to the disk in steps, with its checkpoint
+(``writeback.py``). A derived value rewritten for a period already settled (a recomputation)
+is updated where it is, keeping its id, as it always was.
 """
 
 from __future__ import annotations
