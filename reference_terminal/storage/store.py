@@ -897,24 +897,27 @@ class _Writer:
 
     def _write_out(self, wal: Path) -> None:
         """After a settle committed unsynced: the WAL, then the checkpoint of its pages, on
-        disk in steps (``writeback.py``)."""
-        writeback.push(wal)
+        disk in steps (``writeback.py``). The database file is synced whatever the checkpoint
+        did, before this thread's next transaction (which could start the WAL afresh)."""
         try:
-            with self._connect() as conn:
-                dbapi: Any = conn.connection.dbapi_connection
-                dbapi.execute("PRAGMA synchronous = OFF").close()
-                try:
-                    dbapi.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                finally:
-                    dbapi.execute("PRAGMA synchronous = FULL").close()
+            writeback.push(wal)
             if self.paced_db_fd is None:
                 # held open until the store's connections are closed (writeback.push)
                 self.paced_db_fd = os.open(wal.with_name(wal.name[: -len("-wal")]), os.O_RDONLY)
-            writeback.push_fd(self.paced_db_fd)
+            try:
+                with self._connect() as conn:
+                    dbapi: Any = conn.connection.dbapi_connection
+                    dbapi.execute("PRAGMA synchronous = OFF").close()
+                    try:
+                        dbapi.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    finally:
+                        dbapi.execute("PRAGMA synchronous = FULL").close()
+            finally:
+                writeback.push_fd(self.paced_db_fd)
         except (sqlite3.Error, SQLAlchemyError, OSError) as exc:
-            # another checkpoint running, or a failing disk: the checkpointer's next pass
-            # (synced) does it, and the writer's next commit syncs with FULL all the same
-            log.warning("store writer: paced checkpoint after a settle skipped: %s", exc)
+            # the checkpointer's next pass (synced) checkpoints; a sync that fails is a disk
+            # failing, which the next commit (FULL) reports to its writes
+            log.error("store writer: paced write-out after a settle failed: %s", exc)
 
 
 @contextlib.contextmanager

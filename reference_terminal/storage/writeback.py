@@ -2,12 +2,13 @@
 
 Why (ISC-2 §9.4, edge latency): a write is durable once its intake-log record is fdatasynced
 (``intake_log.py``), and that sync waits for every write already queued on the same disk. A
-settle of the recent rows puts ~90 MB into the WAL (10 000 points: a leaf of the settled index
-per point), and its commit's fsync queued all of it at once: each settle stalled the intake
-log's syncs for 40–60 ms, and nearly every reading over 2 ms in ``bench_edge_latency`` was in
-those stalls. Measured here: once data has been written to the device, the fdatasync that
-makes it durable costs ~0.3 ms, whatever its size; the time is in the transfer, and a transfer
-of 2 MB holds a concurrent sync for well under a millisecond. So the settle commits without
+settle of the recent rows put ~90 MB into the WAL (measured: 200 000 readings of 10 000
+points), and its commit's fsync queued all of it at once, then the checkpoint's the same again:
+each settle held an intake-log sync for 40–45 ms, and most readings over 2 ms in
+``bench_edge_latency`` were in those stalls. Measured on this machine's disk: data already
+written to the device is made durable by an fdatasync of ~0.1 ms, whatever its size (the time
+is in the transfer), and a 4 MB transfer held a concurrent small sync for 0.3 ms at most,
+160 MB for 15–25 ms. So the settle commits without
 its own sync (``synchronous=NORMAL``: a cut may roll the settle back, never tear it, and the
 rows are then still in the recent tables), then :func:`push` writes the WAL out in
 ``STEP_BYTES`` steps and syncs it (RocksDB's ``bytes_per_sync`` answers the same problem).
