@@ -302,6 +302,10 @@ class Terminal:
         # stored from now on can be missed by its outbox.
         assert self.store is not None
         async with self._lock:  # before any value is processed (pushed ones included)
+            # What the last configuration booked is stored first: processing and accounting
+            # must resume from the same state (a window recovered by one and booked by the
+            # other is counted twice).
+            await self.store.flush_behind()
             resumed = await resume(self.processor, self.store)
             self.accounting = await self._resume_accounting()
         if resumed.recovered:

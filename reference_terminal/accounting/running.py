@@ -184,9 +184,20 @@ class RunningAccounting:
         metered = self._metered
         if output.aggregates:
             for a in output.aggregates:
-                if a.period != "minute" or a.point not in metered or a.increment is None:
+                live = metered.get(a.point)
+                if a.period != "minute" or live is None or a.increment is None:
                     continue
                 minute = int(a.start // 60)
+                if minute == live.last_minute:
+                    # A metered minute is booked once: processing emits a window again when
+                    # it resumes from a store that did not hold its rows yet (an earlier one
+                    # is refused in _book).
+                    why = f"minute {minute} is booked already (its window came again)"
+                    booked.events.append(
+                        Event(now, "accounting_late", a.point, start=a.start, end=a.end,
+                              details={"why": why})
+                    )  # fmt: skip
+                    continue
                 self._book(
                     a.point, minute, a.increment, a.first, a.last, a.start, a.end, a.quality,
                     False, now, booked.behind, booked.events,

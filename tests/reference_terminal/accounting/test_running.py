@@ -13,7 +13,7 @@ from reference_terminal.accounting.records import Figure
 from reference_terminal.accounting.running import Booked, RunningAccounting
 from reference_terminal.config import TerminalConfig
 from reference_terminal.model import RawValue
-from reference_terminal.processing.pipeline import Processor
+from reference_terminal.processing.pipeline import Output, Processor
 from reference_terminal.storage.schema import Derived
 from reference_terminal.storage.store import Store, sqlite_url
 from tests.reference_terminal.accounting.terminal_config import make_config
@@ -76,6 +76,24 @@ def test_each_closed_minute_becomes_its_emission_and_cumulative(tmp_path: Path) 
     # the product scale only feeds a basis: its activity is kept, it has no emission
     assert plant.figures("scale.t", "basis")[0].value == Decimal("1.00")
     assert not plant.figures("scale.t", "co2")
+
+
+def test_a_minute_that_comes_again_is_not_counted_twice(tmp_path: Path) -> None:
+    """Processing emits a window again when it resumes from a store that did not hold the
+    window's rows yet; accounting that booked it already says so and books nothing."""
+    plant = Plant(make_config(tmp_path))
+    for k in range(3):
+        plant.minute(T0 + 60 * k + 1)
+    output = plant.processor.process_many(
+        [RawValue("em.ep", Decimal("1040.00"), "1040.00", T0 + 60 * 3 + 1, "em")]
+    )
+    (closed,) = [a for a in output.aggregates if a.point == "em.ep" and a.period == "minute"]
+    first = plant.accounting.book(output, T0 + 200)
+    again = plant.accounting.book(Output(aggregates=[closed]), T0 + 201)
+    assert [r.kind for r in again.behind] == []
+    assert [e.kind for e in again.events] == ["accounting_late"]
+    (cumulative,) = [r.value for r in first.behind if r.kind == "co2_cum" and r.point == "em.ep"]
+    assert cumulative == Decimal("0.0114060000")  # two minutes of 10 kWh, each once
 
 
 def test_an_hour_closes_with_its_total_and_registers(tmp_path: Path) -> None:
