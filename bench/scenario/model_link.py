@@ -34,13 +34,14 @@ from reference_terminal.config import (
     Source,
     SqlDevice,
 )
+from reference_terminal.construct import new_raw_value
 from reference_terminal.model import RawValue
 from simulators.fleet import FleetRuntime
 from simulators.fleet.runtime import MeterRuntime
 from simulators.fleet.schema import AnalogModule, Dlt645Point, Fault, Register, points_of
 from simulators.fleet.schema import Point as MeterPoint
 from simulators.meters.analog import AnalogInputs
-from simulators.meters.registers import encode
+from simulators.meters.registers import Encoder, encoder
 
 __all__ = ["ModelLink"]
 
@@ -95,6 +96,7 @@ class _RegisterModel(ModbusDriver):
         )
         self.registers = {(r.table, r.address): r for r in registers}
         self._fault: Fault | None = None
+        self._layouts: dict[tuple[str, int, int], tuple[tuple[int, Register, Encoder], ...]] = {}
 
     async def read(self, requests: Sequence[tuple[Point, Source]]) -> list[RawValue]:
         self._fault = _failure(self.meter, self.clock.time())  # one draw per poll
@@ -107,20 +109,33 @@ class _RegisterModel(ModbusDriver):
             raise ExchangeError(_FAILED[self._fault.kind], f"the meter's model: {self._fault.kind}")
         t = self.clock.time()
         words = [0] * block.count
-        address = block.start
-        while address < block.start + block.count:
-            register = self.registers.get((block.table, address))
-            if register is None:
-                address += 1
-                continue
-            if self.analog is not None:
-                held = encode(self.analog.read(register, t), register)
+        analog = self.analog
+        for offset, register, encode in self._layout(block):
+            if analog is not None:
+                held = encode(analog.read(register, t))
             else:
-                held = encode(self.meter.read(register, t), register)
-            offset = address - block.start
+                held = encode(self.meter.read(register, t))
             words[offset : offset + len(held)] = held
-            address += len(held)
         return words[: block.count]
+
+    def _layout(self, block: Block) -> tuple[tuple[int, Register, Encoder], ...]:
+        """The registers that start in ``block`` (offset, register, encoder), as a walk up its
+        addresses finds them: each one's words skip the addresses it covers. Worked out once
+        per block: the terminal asks the same blocks every period."""
+        key = (block.table, block.start, block.count)
+        layout = self._layouts.get(key)
+        if layout is None:
+            found = []
+            address = block.start
+            while address < block.start + block.count:
+                register = self.registers.get((block.table, address))
+                if register is None:
+                    address += 1
+                    continue
+                found.append((address - block.start, register, encoder(register)))
+                address += register.words  # what its encoder gives
+            layout = self._layouts[key] = tuple(found)
+        return layout
 
     async def close(self) -> None:
         pass
@@ -136,6 +151,7 @@ class _ValueModel:
         #: a double on the wire (OPC UA Double, SQL REAL), shown at the point's decimals
         self.double = isinstance(device, OpcUaDevice | SqlDevice)
         self.sources = _sources(meter)
+        self._by_source: dict[int, tuple[Source, tuple[MeterPoint, str | None] | None]] = {}
 
     async def read(self, requests: Sequence[tuple[Point, Source]]) -> list[RawValue]:
         t = self.clock.time()
@@ -146,7 +162,7 @@ class _ValueModel:
             )
         out = []
         for point, source in requests:
-            found = self.sources.get(_key(source))
+            found = self._found(source)
             if fault is not None or found is None:
                 why = "exception reply" if fault is not None else f"no such source {_key(source)}"
                 out.append(RawValue(point.id, None, "", t, self.device_id, why))
@@ -155,13 +171,28 @@ class _ValueModel:
             value = self.meter.read(meter_point, t, quantity)
             if self.double:
                 value = Decimal(repr(float(value))).quantize(
-                    Decimal(1).scaleb(-point.decimals), ROUND_HALF_EVEN
+                    _quantum(point.decimals), ROUND_HALF_EVEN
                 )
-            out.append(RawValue(point.id, value, format(value, "f"), t, self.device_id))
+            out.append(new_raw_value(point.id, value, format(value, "f"), t, self.device_id))
         return out
+
+    def _found(self, source: Source) -> tuple[MeterPoint, str | None] | None:
+        """The meter's value ``source`` names (looked up once per source: the terminal asks
+        the same sources every period; cached by identity, the source kept alive with it)."""
+        cached = self._by_source.get(id(source))
+        if cached is None:
+            cached = self._by_source[id(source)] = (source, self.sources.get(_key(source)))
+        return cached[1]
 
     async def close(self) -> None:
         pass
+
+
+def _quantum(decimals: int) -> Decimal:
+    return _QUANTA[decimals] if decimals < len(_QUANTA) else Decimal(1).scaleb(-decimals)
+
+
+_QUANTA = tuple(Decimal(1).scaleb(-d) for d in range(19))
 
 
 def _key(source: Source) -> tuple[str, ...]:

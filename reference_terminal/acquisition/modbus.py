@@ -27,7 +27,7 @@ clock, and the port is shared by every meter of the bus.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import math
 import struct
 from collections.abc import Callable, Sequence
@@ -62,6 +62,7 @@ from reference_terminal.config import (
     Register,
     Source,
 )
+from reference_terminal.construct import new_raw_value
 from reference_terminal.model import RawValue
 
 __all__ = [
@@ -153,23 +154,47 @@ def register_problem(register: Register | None) -> str | None:
 def register_value(words: Sequence[int], register: Register) -> Decimal:
     """The value ``words`` (in address order) hold for ``register``: exact, see the module
     docstring. Raises ValueError for NaN and infinities."""
-    size = WORDS[register.type]
-    if len(words) != size:
-        raise ValueError(f"{register.type} takes {size} registers, found {len(words)}")
-    ordered = list(words)[::-1] if register.word_order == "little" else list(words)
-    raw = struct.pack(f">{size}H", *ordered)
-    number: Decimal
-    if register.type == "float32":
-        number = _shortest_float32(struct.unpack(">f", raw)[0])
-    elif register.type == "float64":
-        x: float = struct.unpack(">d", raw)[0]
-        _check_finite(x)
-        number = Decimal(repr(x))  # repr is the shortest text that reads back as x
-    else:
-        number = Decimal(int.from_bytes(raw, "big", signed=register.type.startswith("int")))
-    if register.scale == 1:
-        return number
-    return EXACT.multiply(number, register.scale)
+    return _decoder(register.type, register.word_order, str(register.scale))(words)
+
+
+Decoder = Callable[[Sequence[int]], Decimal]
+
+
+@functools.cache
+def _decoder(type_: str, word_order: str, scale_text: str) -> Decoder:
+    """:func:`register_value` for one register layout, everything about it worked out once
+    (a device is read every period with the same few layouts). The scale comes as its text:
+    ``2`` and ``2.0`` are equal Decimals but give products with different digits."""
+    size = WORDS[type_]
+    words_format = struct.Struct(f">{size}H")
+    little = word_order == "little"
+    scale = Decimal(scale_text)
+    unscaled = scale == 1
+    signed = type_.startswith("int")
+    floating = _FLOAT32 if type_ == "float32" else _FLOAT64 if type_ == "float64" else None
+
+    def decode(words: Sequence[int]) -> Decimal:
+        if len(words) != size:
+            raise ValueError(f"{type_} takes {size} registers, found {len(words)}")
+        raw = words_format.pack(*(list(words)[::-1] if little else words))
+        number: Decimal
+        if floating is _FLOAT32:
+            number = _shortest_float32(_FLOAT32.unpack(raw)[0])
+        elif floating is not None:
+            x: float = floating.unpack(raw)[0]
+            _check_finite(x)
+            number = Decimal(repr(x))  # repr is the shortest text that reads back as x
+        else:
+            number = Decimal(int.from_bytes(raw, "big", signed=signed))
+        if unscaled:
+            return number
+        return EXACT.multiply(number, scale)
+
+    return decode
+
+
+_FLOAT32: Final = struct.Struct(">f")
+_FLOAT64: Final = struct.Struct(">d")
 
 
 def _check_finite(x: float) -> None:
@@ -180,12 +205,15 @@ def _check_finite(x: float) -> None:
 def _shortest_float32(x: float) -> Decimal:
     """The shortest decimal that rounds to the same float32 (what the meter displays)."""
     _check_finite(x)
-    target = struct.pack(">f", x)
+    pack = _FLOAT32.pack
+    target = pack(x)
     for digits in range(1, 10):  # 9 significant digits always identify a float32
         text = f"{x:.{digits}g}"
-        with contextlib.suppress(OverflowError):
-            if struct.pack(">f", float(text)) == target:
+        try:  # try, not contextlib.suppress: this runs per digit of every float read
+            if pack(float(text)) == target:
                 return Decimal(text)
+        except OverflowError:  # rounded up past the largest float32
+            continue
     return Decimal(repr(x))  # not reached
 
 
@@ -201,7 +229,14 @@ def analog_value(raw: Decimal, analog: Analog) -> Decimal:
 
 def words_text(words: Sequence[int]) -> str:
     """Registers as the raw text a reading keeps: ``"0001 ABCD"`` (one per reading: in C)."""
-    return struct.pack(f">{len(words)}H", *words).hex(" ", 2).upper()
+    size = len(words)
+    packer = _WORDS_FORMATS[size] if size < len(_WORDS_FORMATS) else struct.Struct(f">{size}H")
+    return packer.pack(*words).hex(" ", 2).upper()
+
+
+_WORDS_FORMATS: Final = tuple(struct.Struct(f">{n}H") for n in range(MAX_WORDS + 1))
+#: A float's (or analog input's) display quantum by the point's decimals.
+_QUANTA: Final = tuple(Decimal(1).scaleb(-d) for d in range(19))
 
 
 def exception_text(code: int) -> str:
@@ -233,6 +268,7 @@ class ModbusDriver:
         self.timeout_s = device.timeout_s
         self.retries = device.retries
         self.clock = clock
+        self._plans: dict[tuple[int, ...], _Plan] = {}
 
     async def _fetch(self, block: Block) -> list[int]:
         """One attempt at one block: the words, or ExchangeError / ExceptionReply."""
@@ -253,18 +289,13 @@ class ModbusDriver:
         raise ExchangeError(last.kind, f"{last.detail} ({tried} attempt(s))")
 
     async def read(self, requests: Sequence[tuple[Point, Source]]) -> list[RawValue]:
+        plan = self._plan(requests)
         results: list[RawValue | None] = [None] * len(requests)
-        registers: list[Register | None] = []
-        for i, (point, source) in enumerate(requests):
-            problem = register_problem(source.register)
-            if problem is not None:
-                results[i] = self._error(point, problem)
-                registers.append(None)
-            else:
-                registers.append(source.register)
+        for i, problem in plan.problems:
+            results[i] = self._error(requests[i][0], problem)
         answered = False
         failure: ExchangeError | None = None
-        for block in plan_reads(registers):
+        for block, members in plan.blocks:
             if failure is not None and failure.kind in GONE:
                 for i in block.members:
                     results[i] = self._error(requests[i][0], f"not read: {failure}")
@@ -283,13 +314,25 @@ class ModbusDriver:
                 continue
             answered = True
             t = self.clock.time()
-            for i in block.members:
+            for i, offset, size, decode, floating in members:
                 point, source = requests[i]
-                assert source.register is not None
-                results[i] = self._value(point, source, block, words, t)
+                mine = words[offset : offset + size]
+                results[i] = self._decoded(point, source, mine, decode, floating, t)
         if failure is not None and not answered:
             raise DriverError(self.device_id, str(failure), kind=failure.kind)
         return [r for r in results if r is not None]
+
+    def _plan(self, requests: Sequence[tuple[Point, Source]]) -> _Plan:
+        """The blocks to read for these sources, planned once: a device is asked the same
+        sources every period. Keyed by the sources' identities, which the plan keeps alive
+        (so no other object can take one of their ids while it is cached)."""
+        key = tuple([id(source) for _, source in requests])
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= PLANS_KEPT:
+                self._plans.clear()
+            plan = self._plans[key] = _Plan.of([source for _, source in requests])
+        return plan
 
     def _value(
         self, point: Point, source: Source, block: Block, words: Sequence[int], t: float
@@ -298,21 +341,86 @@ class ModbusDriver:
         assert register is not None
         offset = register.address - block.start
         mine = words[offset : offset + WORDS[register.type]]
+        decode = _decoder(register.type, register.word_order, str(register.scale))
+        floating = register.type.startswith("float")
+        return self._decoded(point, source, mine, decode, floating, t)
+
+    def _decoded(
+        self,
+        point: Point,
+        source: Source,
+        mine: Sequence[int],
+        decode: Decoder,
+        floating: bool,
+        t: float,
+    ) -> RawValue:
         raw = words_text(mine)
         try:
-            value = register_value(mine, register)
-            if source.analog is not None:
-                value = analog_value(value, source.analog)
-            if source.analog is not None or register.type.startswith("float"):
+            value = decode(mine)
+            analog = source.analog
+            if analog is not None:
+                value = analog_value(value, analog)
+            if analog is not None or floating:
                 # A float (or a scaled analog input) carries no resolution of its own: the
                 # point's configured decimals are the meter's display (ISC-2 §9.3).
-                value = value.quantize(Decimal(1).scaleb(-point.decimals), ROUND_HALF_EVEN)
+                decimals = point.decimals
+                quantum = _QUANTA[decimals] if decimals < len(_QUANTA) else _quantum(decimals)
+                value = value.quantize(quantum, ROUND_HALF_EVEN)
         except (ValueError, ArithmeticError) as exc:
-            return RawValue(point.id, None, raw, t, self.device_id, f"value: {exc}")
-        return RawValue(point.id, value, raw, t, self.device_id)
+            return new_raw_value(point.id, None, raw, t, self.device_id, f"value: {exc}")
+        return new_raw_value(point.id, value, raw, t, self.device_id)
 
     def _error(self, point: Point, message: str) -> RawValue:
         return RawValue(point.id, None, "", self.clock.time(), self.device_id, message)
+
+
+#: Read plans a driver keeps (one per set of sources it is asked: normally one, a few with
+#: backup sources); past it they are forgotten and planned again.
+PLANS_KEPT: Final = 16
+
+
+def _quantum(decimals: int) -> Decimal:
+    return Decimal(1).scaleb(-decimals)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How one read goes: the sources it plans for (kept alive: the cache key is their ids),
+    each unreadable one's problem by request index, and each block with its members'
+    (index, offset in the block, words, decoder, whether a float)."""
+
+    sources: tuple[Source, ...]
+    problems: tuple[tuple[int, str], ...]
+    blocks: tuple[tuple[Block, tuple[tuple[int, int, int, Decoder, bool], ...]], ...]
+
+    @classmethod
+    def of(cls, sources: Sequence[Source]) -> _Plan:
+        problems: list[tuple[int, str]] = []
+        registers: list[Register | None] = []
+        for i, source in enumerate(sources):
+            problem = register_problem(source.register)
+            if problem is not None:
+                problems.append((i, problem))
+                registers.append(None)
+            else:
+                registers.append(source.register)
+        blocks = []
+        for block in plan_reads(registers):
+            members = []
+            for i in block.members:
+                register = registers[i]
+                assert register is not None
+                members.append(
+                    (
+                        i,
+                        register.address - block.start,
+                        WORDS[register.type],
+                        _decoder(register.type, register.word_order, str(register.scale)),
+                        register.type.startswith("float"),
+                    )
+                )
+            blocks.append((block, tuple(members)))
+        return cls(tuple(sources), tuple(problems), tuple(blocks))
 
 
 def _check_words(pdu: ModbusPDU, block: Block) -> list[int]:

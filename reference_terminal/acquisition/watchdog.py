@@ -30,6 +30,9 @@ class GapWatchdog:
     threshold_s: float
     periods: dict[str, float]  # point id → acquisition period
     _states: dict[str, _State] = field(default_factory=dict)
+    #: Points read from their backup now. While none is, every point's source is its primary
+    #: and :meth:`source_of` changes nothing (the scheduler then reuses a tick's requests).
+    on_backup: int = 0
 
     def source_of(self, point: Point) -> tuple[Source, bool]:
         """The source to read now, and whether it is the backup."""
@@ -62,6 +65,7 @@ class GapWatchdog:
                 state.notified = False
             if state.on_backup and not from_backup:
                 state.on_backup = False
+                self.on_backup -= 1
                 events.append(Event(t, "switch_to_primary", point.id, point.source.device))
             state.last_good = t
             return events
@@ -73,6 +77,7 @@ class GapWatchdog:
             state.notified = True
             if point.backup is not None and not state.on_backup:
                 state.on_backup = True
+                self.on_backup += 1
                 state.since_probe = 0
                 events.append(
                     Event(

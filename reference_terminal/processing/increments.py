@@ -39,8 +39,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from reference_terminal.config import Point
+from reference_terminal.construct import frozen
 from reference_terminal.model import Event, Quality, Reading
 from reference_terminal.processing.validation import USABLE, worst
 
@@ -84,6 +86,14 @@ class Step:
     reading: Reading
     increment: Increment | None
     events: tuple[Event, ...] = ()
+
+
+if TYPE_CHECKING:
+    new_increment = Increment
+    new_step = Step
+else:  # made once per counter reading: without the per-field setattr calls
+    new_increment = frozen(Increment)
+    new_step = frozen(Step)
 
 
 class CounterState:
@@ -211,7 +221,7 @@ class CounterState:
         b = self.baseline
         if b is None:
             self.baseline = reading
-            return Step(reading, None)
+            return new_step(reading, None)
         if reading.device != b.device:
             return self._device_changed(b, reading)
         events: list[Event] = []
@@ -287,7 +297,7 @@ class CounterState:
                         f"{CONFIRM_READINGS} readings in a row below the old register",
                     )
                 )
-        increment = Increment(
+        increment = new_increment(
             self.point,
             frm_t,
             reading.t,
@@ -302,7 +312,7 @@ class CounterState:
         if limit is not None and inc > limit:
             return self._suspect_step(reading, increment, limit, events)
         self.baseline = reading
-        return Step(reading, increment, tuple(events))
+        return new_step(reading, increment, tuple(events) if events else ())
 
     def _device_changed(self, b: Reading, reading: Reading) -> Step:
         self.baseline = reading

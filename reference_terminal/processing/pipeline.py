@@ -205,6 +205,7 @@ class Processor:
         #: How long a virtual point waits for an input's window (``Settings.virtual_max_lag_s``).
         self.virtual_max_lag_s = settings.max_fill_s + DAY if lag is None else lag
         self._evaluator = VirtualEvaluator(self.plan, max_lag_s=self.virtual_max_lag_s)
+        self._virtual_inputs = self._evaluator.inputs()
         for source, found in integrators(self.plan, points).items():
             self._states[source].integrals = [
                 (
@@ -469,6 +470,8 @@ class Processor:
                 and a.increment is not None
             ):
                 st.counter.add_month(a.label, a.increment)  # history for CSMT §8.1.2
+            if a.point not in self._virtual_inputs:  # most points: no rule takes their windows
+                continue
             derived, events = self._evaluator.feed(a)
             if derived:
                 sink.aggregates += derived

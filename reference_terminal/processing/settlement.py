@@ -40,8 +40,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+from reference_terminal.construct import frozen
 from reference_terminal.model import Quality, Reading
 from reference_terminal.processing.increments import Increment
 from reference_terminal.processing.validation import BY_RANK, RANK
@@ -127,17 +128,38 @@ class Aggregate:
         main figure), ``day_max``, ``day_min``, ``day_first``, ``day_last``, and for gauges
         ``day_mean`` is the main figure itself. Windows of an hour or longer add ``_count``:
         a restart merges them back into the open day or month, and a mean needs its count."""
-        p = self.period
+        names = figure_names(self.period)
         main = (
-            (p, self.value),
-            (f"{p}_max", self.max),
-            (f"{p}_min", self.min),
-            (f"{p}_first", self.first),
-            (f"{p}_last", self.last),
+            (names[0], self.value),
+            (names[1], self.max),
+            (names[2], self.min),
+            (names[3], self.first),
+            (names[4], self.last),
         )
-        if counted(p):
-            return (*main, (f"{p}_count", Decimal(self.count)))
+        if len(names) > 5:
+            return (*main, (names[5], Decimal(self.count)))
         return main
+
+
+if TYPE_CHECKING:
+    new_aggregate = Aggregate
+else:  # one per window closed, several per reading: without the per-field setattr calls
+    new_aggregate = frozen(Aggregate)
+
+#: Each period's figure names (see :meth:`Aggregate.figures`), worked out once.
+_FIGURE_NAMES: dict[str, tuple[str, ...]] = {}
+
+
+def figure_names(period: str) -> tuple[str, ...]:
+    """The kinds :meth:`Aggregate.figures` gives a window of ``period``, in its order: the main
+    figure, ``_max``, ``_min``, ``_first``, ``_last``, and ``_count`` for counted periods."""
+    names = _FIGURE_NAMES.get(period)
+    if names is None:
+        names = (period, f"{period}_max", f"{period}_min", f"{period}_first", f"{period}_last")
+        if counted(period):
+            names += (f"{period}_count",)
+        _FIGURE_NAMES[period] = names
+    return names
 
 
 class _Acc:
@@ -198,13 +220,16 @@ class _Acc:
 
 
 class _Level:
-    __slots__ = ("acc", "idx", "name", "p")
+    __slots__ = ("acc", "end", "idx", "name", "p")
 
     def __init__(self, p: int, name: str) -> None:
         self.p = p
         self.name = name
         self.idx: int | None = None
         self.acc: _Acc | None = None
+        # Where the open window ends (local seconds): a sample before it, and not before
+        # where it starts (later samples never are: time order), falls in it.
+        self.end = -math.inf
 
 
 class _Span:
@@ -328,8 +353,16 @@ class PointWindows:
                 f"(emitted windows are never revised)"
             )
         for level in self._levels:
-            idx = int(shifted // level.p)
             acc = level.acc
+            end = level.end
+            if acc is not None and end - level.p <= shifted < end:
+                # Most samples: the window of the last one (the test below, without dividing).
+                if value is None:
+                    acc.exclude(rank)
+                else:
+                    acc.add(value, first, last, digits, rank)
+                continue
+            idx = int(shifted // level.p)
             if idx != level.idx or acc is None:
                 if level.idx is not None and acc is not None:
                     if idx < level.idx:
@@ -345,6 +378,7 @@ class PointWindows:
                 if level.p == DAY:
                     self._roll(idx, out)
                 level.idx = idx
+                level.end = (idx + 1) * level.p
                 level.acc = acc = _Acc()
             if value is None:
                 acc.exclude(rank)
@@ -419,6 +453,7 @@ class PointWindows:
             day = self._levels[-1]
             if day.idx is None or day.acc is None:
                 day.idx, day.acc = first_day, _Acc()
+                day.end = (first_day + 1) * DAY
             elif day.idx != first_day:
                 raise WindowError(
                     f"{self.point}: a stored {stored.period} of {stored.label} is not in the "
@@ -482,8 +517,13 @@ class PointWindows:
     def _aggregate(self, name: str, start: float, end: float, label: str, acc: _Acc) -> Aggregate:
         counter = self.kind == "counter"
         n = acc.count
-        mean = (acc.total / n).quantize(_quantum(acc.digits)) if n else None
-        return Aggregate(
+        if n:
+            digits = acc.digits
+            quantum = _QUANTA[digits] if digits < len(_QUANTA) else _quantum(digits)
+            mean = (acc.total / n).quantize(quantum)
+        else:
+            mean = None
+        return new_aggregate(
             self.point,
             name,
             start,

@@ -335,6 +335,10 @@ class VirtualEvaluator:
                 self._users.setdefault(x, []).append(state)
         self._latest: dict[tuple[str, str], float] = {}
 
+    def inputs(self) -> frozenset[str]:
+        """The points whose windows some rule takes: :meth:`feed` does nothing with others."""
+        return frozenset(self._users)
+
     def feed(self, aggregate: Aggregate) -> tuple[list[Aggregate], list[Event]]:
         out: list[Aggregate] = []
         events: list[Event] = []

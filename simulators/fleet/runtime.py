@@ -70,9 +70,14 @@ def quantize(value: float | Decimal, point: Point) -> Decimal:
     exact = value if isinstance(value, Decimal) else Decimal(repr(value))
     if point.full_scale is not None:
         exact %= point.full_scale
-    exponent = Decimal(1).scaleb(-point.decimals)
+    decimals = point.decimals
+    exponent = _EXPONENTS[decimals] if decimals < len(_EXPONENTS) else Decimal(1).scaleb(-decimals)
     rounding = ROUND_FLOOR if point.rounding == "floor" else ROUND_HALF_EVEN
     return exact.quantize(exponent, rounding=rounding)
+
+
+#: Each resolution's quantum (a point shows 0 to 6 decimals), made once: one per value shown.
+_EXPONENTS: Final = tuple(Decimal(1).scaleb(-d) for d in range(19))
 
 
 class MeterRuntime:
@@ -108,6 +113,8 @@ class MeterRuntime:
         name = quantity or point.quantity
         truth = self.fleet.plant.value(name, t)
         value = Decimal(repr(truth))
+        if not self.faults:  # most meters, most of the time (faults can be added later)
+            return truth, value, ()
         applied: list[str] = []
         for fault in self._value_faults(t, name):
             value = self._apply(fault, point, name, value, t)

@@ -48,10 +48,16 @@ class Plant:
         self.start = start.timestamp()
         self._sources = list(spec.sources)
         self._quantities: dict[str, tuple[int, Quantity]] = {}
+        #: per name: (source index, quantity, its array's name), for value()
+        self._lookup: dict[str, tuple[int, Quantity, str]] = {}
         for index, source in enumerate(self._sources):
             for q in quantities(source):
                 self._quantities[q.name] = (index, q)
+                self._lookup[q.name] = (index, q, q.name.split(".", 1)[1])
         self._days: list[OrderedDict[int, _Day]] = [OrderedDict() for _ in self._sources]
+        #: per source: the day last asked for (the newest in its cache), skipping the cache's
+        #: bookkeeping for the next question about the same day
+        self._recent: list[tuple[int, _Day] | None] = [None for _ in self._sources]
         self._day_start: list[list[dict[str, float]]] = [[{}] for _ in self._sources]
         self._rates = [sorted(_rates_of(source)) for source in self._sources]
 
@@ -71,8 +77,11 @@ class Plant:
     # ---- the truth ------------------------------------------------------------------------
     def value(self, name: str, t: float) -> float:
         """The quantity's exact value at POSIX time ``t``."""
-        index, q = self._quantities.get(name) or (None, self.quantity(name))
-        assert index is not None
+        found = self._lookup.get(name)
+        if found is None:
+            self.quantity(name)  # raises
+        assert found is not None
+        index, q, short = found
         offset = t - self.origin
         if t < self.start:
             raise PlantTimeError(
@@ -81,15 +90,17 @@ class Plant:
         day, seconds = divmod(offset, 86400.0)
         d = int(day)
         minute = min(int(seconds // 60), MINUTES - 1)
-        data = self._day(index, d)
-        short = q.name.split(".", 1)[1]
+        recent = self._recent[index]
+        data = recent[1] if recent is not None and recent[0] == d else self._day(index, d)
+        # .item(): the element as a Python float, the same double numpy's scalar holds, and
+        # the arithmetic below the same IEEE double arithmetic, without numpy scalars.
         if q.kind != "total":
-            return float(data.arrays[short][minute])
+            return float(data.arrays[short].item(minute))
         assert q.rate is not None
-        rate = data.arrays[q.rate]
+        rate = data.arrays[q.rate].item(minute)
         within = (seconds - minute * 60.0) / 3600.0
-        total = self._start_total(index, d, q.rate) + data.cumulative[q.rate][minute]
-        return float((total + rate[minute] * within) * q.factor)
+        total = self._start_total(index, d, q.rate) + data.cumulative[q.rate].item(minute)
+        return float((total + rate * within) * q.factor)
 
     def prepare(self, t: float) -> None:
         """Compute every source's day containing ``t`` now, so the first reads after local
@@ -117,6 +128,7 @@ class Plant:
         found = cache.get(d)
         if found is not None:
             cache.move_to_end(d)
+            self._recent[index] = (d, found)
             return found
         arrays = self._arrays(index, d, totals_only=False)
         cumulative = {
@@ -127,6 +139,7 @@ class Plant:
         cache[d] = found
         if len(cache) > _CACHED_DAYS:
             cache.popitem(last=False)
+        self._recent[index] = (d, found)
         return found
 
     def _arrays(self, index: int, d: int, *, totals_only: bool) -> dict[str, np.ndarray]:
