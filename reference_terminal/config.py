@@ -232,6 +232,10 @@ class Storage(Strict):
     #: settled"). Larger: fewer, larger moves (less written per reading); smaller: smaller
     #: recent tables for the queries that scan them.
     settle_rows: int = Field(200_000, ge=1_000, le=5_000_000)
+    #: CPUs the store's threads (writer, intake, checkpointer, readers) are kept to; empty:
+    #: wherever the system runs them. Beside acquisition on a gateway's other core, or on the
+    #: core of the process serving its disk (a bench's simulated one, ``simulators/power``).
+    cpus: list[int] = Field([], max_length=1024)
 
 
 class SmChannel(Strict):

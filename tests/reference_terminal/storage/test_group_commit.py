@@ -9,6 +9,7 @@ import asyncio
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection
@@ -254,6 +255,45 @@ async def test_a_failing_writer_call_fails_alone(sqlite_url: str) -> None:
         assert len(await store.readings("EM01.ep", 0, 5e9)) == 1  # rolled back
         await store.write([reading(t=T0 + 1)])
         assert len(await store.readings("EM01.ep", 0, 5e9)) == 2
+
+
+async def test_calls_queued_together_share_a_transaction_and_one_failing_fails_alone(
+    url: str,
+) -> None:
+    import threading
+
+    async with await Store.open(url) as store:
+        await store.write([reading("KEEP"), reading("GONE"), reading("ALSO_GONE")])
+        gate = threading.Event()
+        busy = asyncio.ensure_future(store.run_in_writer(lambda _c: gate.wait(5)))
+        await asyncio.sleep(0.05)  # the writer is inside that call: the next ones queue up
+
+        def delete(point: str) -> Any:
+            def call(conn: Connection) -> int:
+                return int(
+                    conn.exec_driver_sql(
+                        f"DELETE FROM readings_recent WHERE point = '{point}'"
+                    ).rowcount
+                )
+
+            return call
+
+        def broken(conn: Connection) -> None:
+            conn.exec_driver_sql("DELETE FROM readings_recent")  # undone with its savepoint
+            raise RuntimeError("maintenance step failed")
+
+        before = store.stats.transactions
+        first = asyncio.ensure_future(store.run_in_writer(delete("GONE")))
+        failing = asyncio.ensure_future(store.run_in_writer(broken))
+        second = asyncio.ensure_future(store.run_in_writer(delete("ALSO_GONE")))
+        await asyncio.sleep(0.05)
+        gate.set()
+        assert await busy is True
+        assert (await first, await second) == (1, 1)
+        with pytest.raises(RuntimeError, match="maintenance step failed"):
+            await failing
+        assert store.stats.transactions - before == 2  # the gate's call, then the three together
+        assert await store.points() == ["KEEP"]
 
 
 async def test_writes_go_on_after_the_server_dropped_the_connections(server_url: str) -> None:

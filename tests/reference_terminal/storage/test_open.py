@@ -3,7 +3,9 @@ are checked, URLs that cannot work are refused with a reason."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from reference_terminal.config import Storage
 from reference_terminal.storage.schema import StoreError
 from reference_terminal.storage.store import PAGE_SIZE, Store, make_engine
+from tests.reference_terminal.storage.helpers import reading
 
 pytestmark = pytest.mark.anyio
 
@@ -83,3 +86,19 @@ def test_make_engine_completes_bare_driver_names() -> None:
     engine = make_engine("mariadb://u@h/d")
     assert engine.url.drivername == "mariadb+pymysql"
     assert engine.url.query["charset"] == "utf8mb4"
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity here")
+async def test_the_stores_threads_run_on_the_cpus_configured(tmp_path: Path) -> None:
+    cpu = max(os.sched_getaffinity(0))
+    storage = Storage(url=f"sqlite:///{tmp_path / 'terminal.db'}", cpus=[cpu])
+    async with await Store.from_config(storage) as store:
+        await store.write([reading()])
+        await store.run_in_reader(lambda c: None)  # a reader thread exists now
+        threads = [t for t in threading.enumerate() if t.name.startswith("store-")]
+        names = {t.name.rstrip("_0123456789") for t in threads}
+        assert {"store-writer", "store-intake", "store-checkpointer", "store-reader"} <= names
+        for thread in threads:
+            assert thread.native_id is not None
+            assert os.sched_getaffinity(thread.native_id) == {cpu}, thread.name
+    assert os.sched_getaffinity(0) != {cpu} or os.cpu_count() == 1  # the caller is left alone
