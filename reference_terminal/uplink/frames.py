@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any
 
 from protocols.hj212 import Command, Cp, DataFlag, Pollutant
+from protocols.hj212.cp import FIELD_ORDER, NUMERIC_FIELDS
 from protocols.hj212.record_signature import SIGN_FIELD, with_signature
 from reference_terminal.model import Quality, Reading
 from reference_terminal.storage.schema import Derived
@@ -96,9 +97,42 @@ class Frame:
 
     # ---- HJ 212 ------------------------------------------------------------------------
     def cp(self, utc_offset_s: int) -> Cp:
-        pollutants = [Pollutant(i.code, dict(i.values), i.flag) for i in self.items]
-        cp = Cp.build(data_time=local_time(self.data_time, utc_offset_s), pollutants=pollutants)
+        """The frame's CP: what ``Cp.build`` makes of its DataTime and one ``Pollutant`` per
+        item, built as text (a tenth of the time: a drain renders every frame it sends)."""
+        text = self._cp_text(utc_offset_s)
+        cp = self._cp_built(utc_offset_s) if text is None else Cp.parse(text)
         return with_signature(cp, self.signature) if self.signature else cp
+
+    def _cp_built(self, utc_offset_s: int) -> Cp:
+        pollutants = [Pollutant(i.code, dict(i.values), i.flag) for i in self.items]
+        return Cp.build(data_time=local_time(self.data_time, utc_offset_s), pollutants=pollutants)
+
+    def _cp_text(self, utc_offset_s: int) -> str | None:
+        """CP's text as ``Cp.build`` renders it (fields in ``FIELD_ORDER``, numbers as
+        ``format(value, "f")``); None when an item is out of the ordinary (a non-finite value,
+        a field name or flag that is not a plain one): ``Cp.build`` then says what is wrong."""
+        groups = ["DataTime=" + local_time(self.data_time, utc_offset_s).strftime("%Y%m%d%H%M%S")]
+        add = groups.append
+        orders = _FIELD_ORDERS
+        for item in self.items:
+            code, values, flag = item.code, item.values, item.flag
+            if flag not in _PLAIN_FLAGS:
+                return None
+            names = tuple([name for name, _ in values])
+            order = orders.get(names)
+            if order is None:
+                order = _field_order(names)
+                if order is None:
+                    return None
+            fields = []
+            for at in order:
+                name, value = values[at]
+                if type(value) is not Decimal or not value.is_finite():
+                    return None
+                fields.append(f"{code}-{name}={value:f}")
+            fields.append(f"{code}-Flag={flag}")
+            add(",".join(fields))
+        return ";".join(groups)
 
     # ---- HTTPS -------------------------------------------------------------------------
     def json_body(self, qn: str, mn: str, pw: str, st: str, utc_offset_s: int) -> dict[str, Any]:
@@ -142,12 +176,33 @@ class Frame:
             if isinstance(document, dict):
                 document, signature = document["items"], str(document[SIGN_FIELD])
             items = tuple(
-                Item(code, tuple((n, Decimal(v)) for n, v in values), flag)
-                for code, values, flag in document
+                [
+                    Item(code, tuple([(n, Decimal(v)) for n, v in values]), flag)
+                    for code, values, flag in document
+                ]
             )
         except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
             raise FrameError(f"outbox frame CN {cn} at {data_time}: unreadable ({exc})") from None
         return cls(cn, data_time, items, signature)
+
+
+#: The order ``Pollutant.items`` gives the fields of each tuple of field names seen.
+_FIELD_ORDERS: dict[tuple[str, ...], tuple[int, ...]] = {}
+#: Flags that render as they are (every data flag of 表 8); any other goes through Cp.build.
+_PLAIN_FLAGS = frozenset(f.value for f in DataFlag)
+
+
+def _field_order(names: tuple[str, ...]) -> tuple[int, ...] | None:
+    """Where ``Pollutant.items`` puts fields ``names``; None unless they are distinct numeric
+    fields of ``FIELD_ORDER`` (anything else is rare: it takes Cp.build's own path)."""
+    if len(set(names)) != len(names) or not all(
+        n in FIELD_ORDER and n in NUMERIC_FIELDS for n in names
+    ):
+        return None
+    order = tuple(sorted(range(len(names)), key=lambda i: FIELD_ORDER.index(names[i])))
+    if len(_FIELD_ORDERS) < 64:
+        _FIELD_ORDERS[names] = order
+    return order
 
 
 def local_time(t: float, utc_offset_s: int) -> datetime:
@@ -189,36 +244,59 @@ def realtime_frame(latest: Iterable[Reading], t: float, coding: Coding) -> Frame
 def period_frames(rows: Iterable[Derived], stream: Stream, cn: int, coding: Coding) -> list[Frame]:
     """One frame per period start from derived rows of ``stream``'s kinds (rows of other
     kinds and of points without a code are left out), oldest period first."""
+    return stored_period_frames(
+        ((d.point, d.kind, d.start, d.value, d.quality) for d in rows), stream, cn, coding
+    )
+
+
+#: A derived value as a frame needs it: point, kind, period start, value (a Decimal, or its
+#: text as stored; None: no value) and quality (a ``Quality`` or its text).
+StoredValue = tuple[str, str, float, Decimal | str | None, str]
+
+
+def stored_period_frames(
+    rows: Iterable[StoredValue], stream: Stream, cn: int, coding: Coding
+) -> list[Frame]:
+    """:func:`period_frames` of values as the store gives them (no ``Derived`` made)."""
     main_kind, min_kind, max_kind = STREAM_KINDS[stream]
-    periods: dict[float, dict[str, dict[str, Derived]]] = {}
+    kinds = (main_kind, min_kind, max_kind)
+    codes = coding.codes
+    periods: dict[float, dict[str, dict[str, StoredValue]]] = {}
     for row in rows:
-        if row.point in coding.codes and row.kind in (main_kind, min_kind, max_kind):
-            periods.setdefault(row.start, {}).setdefault(row.point, {})[row.kind] = row
+        point, kind, start = row[0], row[1], row[2]
+        if point in codes and kind in kinds:
+            by_point = periods.get(start)
+            if by_point is None:
+                by_point = periods[start] = {}
+            of_point = by_point.get(point)
+            if of_point is None:
+                by_point[point] = {kind: row}
+            else:
+                of_point[kind] = row
+    if not periods:
+        return []
+    flags = {q.value: coding.flag(q) for q in Quality}
+    counters = coding.counters
     frames = []
     for start in sorted(periods):
         items = []
         by_point = periods[start]
-        for point in sorted(by_point, key=lambda p: coding.codes[p]):
-            kinds = by_point[point]
-            main = kinds.get(main_kind)
+        for point in sorted(by_point, key=codes.__getitem__):
+            of_point = by_point[point]
+            main = of_point.get(main_kind)
             if main is None:
                 continue  # min/max without the main figure: the main row comes in a later scan
-            items.append(_item(coding, point, main, kinds.get(min_kind), kinds.get(max_kind)))
+            values: list[tuple[str, Decimal]] = []
+            if main[3] is not None:
+                values.append(("Cou" if point in counters else "Avg", Decimal(main[3])))
+                for name, kind in (("Min", min_kind), ("Max", max_kind)):
+                    extreme = of_point.get(kind)
+                    if extreme is not None and extreme[3] is not None:
+                        values.append((name, Decimal(extreme[3])))
+            items.append(Item(codes[point], tuple(values), flags[main[4]]))
         if items:
             frames.append(Frame(cn, start, tuple(items)))
     return frames
-
-
-def _item(
-    coding: Coding, point: str, main: Derived, low: Derived | None, high: Derived | None
-) -> Item:
-    values: list[tuple[str, Decimal]] = []
-    if main.value is not None:
-        values.append(("Cou" if point in coding.counters else "Avg", main.value))
-        for name, row in (("Min", low), ("Max", high)):
-            if row is not None and row.value is not None:
-                values.append((name, row.value))
-    return Item(coding.codes[point], tuple(values), coding.flag(main.quality))
 
 
 def frames_size(frames: Sequence[Frame]) -> int:

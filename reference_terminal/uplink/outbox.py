@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, func, select, tuple_
+from sqlalchemy import Connection, bindparam, func, select, tuple_
 
 from protocols.hj212.packet import make_qn, qn_to_datetime
 from reference_terminal.clock import Clock
@@ -41,6 +41,7 @@ from reference_terminal.model import Event
 from reference_terminal.storage.schema import uplink_outbox, uplink_state
 from reference_terminal.storage.store import Store
 from reference_terminal.uplink.frames import Frame, local_time
+from reference_terminal.uplink.statements import Prepared, sqlite_changes, sqlite_connection
 
 log = logging.getLogger(__name__)
 
@@ -66,58 +67,86 @@ class Entry:
 
 # ---- per-centre state (cursors, last QN, settings from the platform) ---------------------------
 
+_s = uplink_state.c
+_o = uplink_outbox.c
+_GET_STATE = Prepared(
+    select(_s.value).where(_s.centre == bindparam("centre"), _s.key == bindparam("key")),
+    ("centre", "key"),
+)
+_DELETE_STATE = Prepared(
+    uplink_state.delete().where(_s.centre == bindparam("centre"), _s.key == bindparam("key")),
+    ("centre", "key"),
+)
+_INSERT_STATE = Prepared(
+    uplink_state.insert().values(
+        centre=bindparam("v_centre"), key=bindparam("v_key"), value=bindparam("v_value")
+    ),
+    ("v_centre", "v_key", "v_value"),
+)
+
 
 def get_state(conn: Connection, centre: str, key: str) -> str | None:
-    c = uplink_state.c
-    value = conn.scalar(select(c.value).where(c.centre == centre, c.key == key))
-    return None if value is None else str(value)
+    row = _GET_STATE.run(conn, centre, key).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
 
 
 def set_state(conn: Connection, centre: str, key: str, value: str) -> None:
-    c = uplink_state.c
     # delete + insert: one statement for every backend (no dialect-specific upsert)
-    conn.execute(uplink_state.delete().where(c.centre == centre, c.key == key))
-    conn.execute(uplink_state.insert().values(centre=centre, key=key, value=value))
+    _DELETE_STATE.run(conn, centre, key)
+    _INSERT_STATE.run(conn, centre, key, value)
 
 
 def all_state(conn: Connection, centre: str) -> dict[str, str]:
-    c = uplink_state.c
-    rows = conn.execute(select(c.key, c.value).where(c.centre == centre))
+    rows = conn.execute(select(_s.key, _s.value).where(_s.centre == centre))
     return {str(k): str(v) for k, v in rows}
 
 
 # ---- rows ---------------------------------------------------------------------------------------
 
+_COUNT = Prepared(
+    select(func.count()).select_from(uplink_outbox).where(_o.centre == bindparam("centre")),
+    ("centre",),
+)
+_MAX_ID = Prepared(select(func.max(_o.id)).where(_o.centre == bindparam("centre")), ("centre",))
+_INSERT_FIELDS = ("centre", "cn", "data_time", "payload", "origin", "qn", "created_at")
+_INSERT = Prepared(
+    uplink_outbox.insert().values({f: bindparam(f"v_{f}") for f in _INSERT_FIELDS}),
+    tuple(f"v_{f}" for f in _INSERT_FIELDS),
+)
+
 
 def count(conn: Connection, centre: str) -> int:
-    c = uplink_outbox.c
-    return int(conn.scalar(select(func.count()).where(c.centre == centre)) or 0)
+    return int(_COUNT.run(conn, centre).fetchone()[0] or 0)
 
 
 def max_id(conn: Connection, centre: str) -> int:
-    c = uplink_outbox.c
-    return int(conn.scalar(select(func.max(c.id)).where(c.centre == centre)) or 0)
+    return int(_MAX_ID.run(conn, centre).fetchone()[0] or 0)
 
 
 def insert(
-    conn: Connection, centre: str, frames: Sequence[Frame], origin: str, now: float
+    conn: Connection,
+    centre: str,
+    frames: Sequence[Frame],
+    origin: str,
+    now: float,
+    payloads: Sequence[str] | None = None,
 ) -> list[Entry]:
+    """``payloads``: the frames' ``Frame.payload()``, when the caller has them already."""
+    if payloads is None:
+        payloads = [frame.payload() for frame in frames]
+    sqlite = sqlite_connection(conn)
     entries = []
-    for frame in frames:
-        result = conn.execute(
-            uplink_outbox.insert().values(
-                centre=centre,
-                cn=frame.cn,
-                data_time=frame.data_time,
-                payload=frame.payload(),
-                origin=origin,
-                qn=None,
-                created_at=now,
-            )
-        )
-        key = result.inserted_primary_key
-        assert key is not None
-        entries.append(Entry(int(key[0]), centre, frame, origin, None, now))
+    for frame, payload in zip(frames, payloads, strict=True):
+        values = (centre, frame.cn, frame.data_time, payload, origin, None, now)
+        if sqlite is not None:
+            entry_id = _INSERT.run(conn, *values).lastrowid
+        else:  # the dialect knows how to get the key back (RETURNING, lastrowid …)
+            key = conn.execute(
+                uplink_outbox.insert().values(dict(zip(_INSERT_FIELDS, values, strict=True)))
+            ).inserted_primary_key
+            assert key is not None
+            entry_id = key[0]
+        entries.append(Entry(int(entry_id), centre, frame, origin, None, now))
     return entries
 
 
@@ -140,6 +169,37 @@ def try_insert(
 #: Where a backlog read stopped: the last entry's (DataTime, id).
 BacklogCursor = tuple[float, int]
 START: BacklogCursor = (float("-inf"), 0)
+#: No ``upto_id``: larger than any id.
+_NO_BOUND = 2**63 - 1
+
+_LOAD_FIELDS = ("id", "cn", "data_time", "payload", "origin", "qn", "created_at", "first_sent_at")
+
+
+def _load_statement(first: bool) -> Prepared:
+    """The entries of a chunk: their keys sorted (DataTime is not indexed: the sort takes
+    every entry of the centre, and as whole rows, payloads and all, it was most of a load),
+    then the rows of those keys."""
+    where = [_o.centre == bindparam("centre"), _o.id <= bindparam("upto")]
+    names = ["centre", "upto", "limit"]
+    if not first:  # past START (-inf is not a number on every backend)
+        where.append(
+            tuple_(_o.data_time, _o.id) > tuple_(bindparam("after_t"), bindparam("after_id"))
+        )
+        names[2:2] = ["after_t", "after_id"]
+    keys = (
+        select(_o.id)
+        .where(*where)
+        .order_by(_o.data_time, _o.id)
+        .limit(bindparam("limit"))
+        .subquery("k")
+    )
+    query = select(*(_o[f] for f in _LOAD_FIELDS)).join_from(
+        uplink_outbox, keys, _o.id == keys.c.id
+    )
+    return Prepared(query, names)
+
+
+_LOAD_FIRST, _LOAD_AFTER = _load_statement(True), _load_statement(False)
 
 
 def load(
@@ -147,32 +207,38 @@ def load(
 ) -> list[Entry]:
     """Entries with ``id <= upto_id`` past ``after``, oldest DataTime first (ISC-2 §7.2.4(5)):
     a window that closed late (a meter gap held it open) still goes before later ones."""
-    c = uplink_outbox.c
-    query = select(uplink_outbox).where(
-        c.centre == centre, tuple_(c.data_time, c.id) > tuple_(*after)
-    )
-    if upto_id is not None:
-        query = query.where(c.id <= upto_id)
-    rows = conn.execute(query.order_by(c.data_time, c.id).limit(limit)).mappings()
-    return [
+    upto = _NO_BOUND if upto_id is None else upto_id
+    if after == START:
+        rows = _LOAD_FIRST.run(conn, centre, upto, limit).fetchall()
+    else:
+        rows = _LOAD_AFTER.run(conn, centre, upto, after[0], after[1], limit).fetchall()
+    entries = [
         Entry(
-            int(r["id"]),
-            r["centre"],
-            Frame.from_row(int(r["cn"]), float(r["data_time"]), r["payload"]),
-            r["origin"],
-            r["qn"],
-            float(r["created_at"]),
-            r["first_sent_at"],
+            int(id_),
+            centre,
+            Frame.from_row(int(cn), float(data_time), payload),
+            origin,
+            qn,
+            float(created_at),
+            None if first_sent_at is None else float(first_sent_at),
         )
-        for r in rows
+        for id_, cn, data_time, payload, origin, qn, created_at, first_sent_at in rows
     ]
+    entries.sort(key=lambda e: (e.frame.data_time, e.id))
+    return entries
+
+
+_DELETE_ONE = Prepared(uplink_outbox.delete().where(_o.id == bindparam("id")), ("id",))
 
 
 def delete(conn: Connection, ids: Sequence[int]) -> int:
-    c = uplink_outbox.c
+    before = sqlite_changes(conn)
+    if before is not None:  # straight through the driver, a row at a time
+        _DELETE_ONE.run_many(conn, [(i,) for i in ids])
+        return (sqlite_changes(conn) or 0) - before
     done = 0
     for at in range(0, len(ids), 500):  # keep IN lists short on every backend
-        done += conn.execute(uplink_outbox.delete().where(c.id.in_(ids[at : at + 500]))).rowcount
+        done += conn.execute(uplink_outbox.delete().where(_o.id.in_(ids[at : at + 500]))).rowcount
     return done
 
 
@@ -198,14 +264,18 @@ class QnSource:
 LAST_QN = "last_qn"
 
 
+_ASSIGN_QN = Prepared(
+    uplink_outbox.update()
+    .where(_o.id == bindparam("entry"))
+    .values(qn=bindparam("v_qn"), first_sent_at=bindparam("v_now")),
+    ("entry", "v_qn", "v_now"),
+)
+
+
 def assign_qns(
     conn: Connection, centre: str, assigned: Sequence[tuple[int, str]], last: str, now: float
 ) -> None:
-    c = uplink_outbox.c
-    for entry_id, qn in assigned:
-        conn.execute(
-            uplink_outbox.update().where(c.id == entry_id).values(qn=qn, first_sent_at=now)
-        )
+    _ASSIGN_QN.run_many(conn, [(entry_id, qn, now) for entry_id, qn in assigned])
     set_state(conn, centre, LAST_QN, last)
 
 

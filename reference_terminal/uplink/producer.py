@@ -26,19 +26,15 @@ from reference_terminal.clock import Clock
 from reference_terminal.config import CentreBase
 from reference_terminal.model import Reading
 from reference_terminal.storage.schema import (
-    Derived,
-    derived_columns,
-    derived_recent,
-    derived_settled,
     derived_top_id,
     derived_values,
     readings,
     row_derived,
     row_reading,
-    values_derived,
 )
 from reference_terminal.storage.store import Store
 from reference_terminal.tasks import first_of
+from reference_terminal.uplink.derived_scan import shared_reads
 from reference_terminal.uplink.frames import (
     STREAM_CN,
     STREAM_KINDS,
@@ -62,8 +58,6 @@ from reference_terminal.uplink.signing import RecordSigner
 
 log = logging.getLogger(__name__)
 
-#: Main rows read per scan transaction (a backlog is enqueued in several).
-SCAN_ROWS = 5_000
 #: Missed real-time instants made up after a long stop: one week (CPCIF §8.3); older ones are
 #: left out (their minute/hour/day data still goes).
 REALTIME_CATCH_UP_S = 7 * 86400
@@ -224,59 +218,35 @@ class Producer:
     # ---- minute, hour, day, month data ---------------------------------------------------
     def _derived(self, stream: Stream, now: float) -> Callable[[Connection], Scan]:
         name, key, cn = self.centre.name, _cursor_key(stream), self.cn(stream)
-        main, low, high = STREAM_KINDS[stream]
-        coded = set(self.coding.codes)
-        bound = self.outbox.bound
+        coding, signer, bound = self.coding, self.signer, self.outbox.bound
 
         def scan(conn: Connection) -> Scan:
-            c = derived_values.c
-            cursor = int(get_state(conn, name, key) or 0)
-            top = derived_top_id(conn)
-            if top <= cursor:
-                return Scan([])
-            # A period's max and min are mostly committed with its main figure, so they come
-            # in the same id range; only those that do not are looked up.
-            query = (
-                select(c.id, *derived_columns(derived_values))
-                .where(c.id > cursor, c.id <= top, c.kind.in_((main, low, high)))
-                .order_by(c.id)
-                .limit(SCAN_ROWS)
-            )
-            taken = conn.execute(query).all()
-            more = len(taken) == SCAN_ROWS
-            new_cursor = int(taken[-1][0]) if more else top
-            mains: list[tuple[int, Derived]] = []
-            rows: list[Derived] = []
-            for id_, *values in taken:
-                d = values_derived(*values)
-                if d.point in coded:
-                    rows.append(d)
-                    if d.kind == main:
-                        mains.append((id_, d))
-            if mains:
-                have = {(d.point, d.start, d.kind) for d in rows}
-                missing = {
-                    (d.point, d.start, kind)
-                    for _, d in mains
-                    for kind in (low, high)
-                    if (d.point, d.start, kind) not in have
-                }
-                if missing:
-                    rows += _extremes(conn, missing)
-            frames = self._signed(period_frames(rows, stream, cn, self.coding))
-            space = room(conn, name, bound)
-            full = len(frames) > space
-            if full:
-                # take the oldest periods that fit; the cursor stops before the first row of
-                # a period left out, so it is read again once there is room
-                left_out = {f.data_time for f in frames[space:]}
-                frames = frames[:space]
-                new_cursor = min(i for i, d in mains if d.start in left_out) - 1
-                if not frames:
-                    return Scan([], full=True)
-            entries = insert(conn, name, frames, LIVE, now)
-            set_state(conn, name, key, str(new_cursor))
-            return Scan(entries, full=full, more=more and not full)
+            # what the scans of other centres in this transaction read is read once
+            with shared_reads(conn) as reads:
+                cursor = int(get_state(conn, name, key) or 0)
+                top = reads.top()
+                if top <= cursor:
+                    return Scan([])
+                taken = reads.taken(stream, cursor, top, cn, coding)
+                frames: Sequence[Frame] = taken.frames
+                payloads: Sequence[str] | None = taken.payloads
+                if signer is not None:
+                    frames, payloads = signer.sign_all(frames), None
+                new_cursor = taken.cursor_after
+                space = room(conn, name, bound)
+                full = len(frames) > space
+                if full:
+                    # take the oldest periods that fit; the cursor stops before the first row
+                    # of a period left out, so it is read again once there is room
+                    left_out = {f.data_time for f in frames[space:]}
+                    frames = frames[:space]
+                    payloads = None if payloads is None else payloads[:space]
+                    new_cursor = min(i for i, start in taken.mains if start in left_out) - 1
+                    if not frames:
+                        return Scan([], full=True)
+                entries = insert(conn, name, frames, LIVE, now, payloads)
+                set_state(conn, name, key, str(new_cursor))
+                return Scan(entries, full=full, more=taken.more and not full)
 
         return scan
 
@@ -344,32 +314,6 @@ class Producer:
 
 def _run_all(scans: list[Callable[[Connection], Scan]], conn: Connection) -> list[Scan]:
     return [scan(conn) for scan in scans]
-
-
-def _extremes(conn: Connection, missing: set[tuple[str, float, str]]) -> list[Derived]:
-    """The values ``missing`` names by (point, period start, kind). Looked for among the recent
-    values first, where a period just closed is, by time; among the settled ones, by point,
-    only those not found there (a lookup per point and kind: with a few hundred points, most
-    of the producer's time when done for every period)."""
-    missing = set(missing)
-    starts = sorted({start for _, start, _ in missing})
-    found: list[Derived] = []
-    for table in (derived_recent, derived_settled):
-        c = table.c
-        query = select(*derived_columns(table)).where(
-            c.kind.in_(sorted({kind for _, _, kind in missing})),
-            c.point.in_(sorted({point for point, _, _ in missing})),
-            c.period_start >= starts[0],
-            c.period_start <= starts[-1],
-        )
-        for values in conn.execute(query):
-            d = values_derived(*values)
-            if (d.point, d.start, d.kind) in missing:
-                missing.discard((d.point, d.start, d.kind))
-                found.append(d)
-        if not missing:
-            break
-    return found
 
 
 def _latest(conn: Connection, points: Sequence[str], after: float, upto: float) -> list[Reading]:

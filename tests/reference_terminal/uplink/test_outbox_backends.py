@@ -1,0 +1,143 @@
+"""The outbox and the producer's scans on every backend the store runs on (SQLite, and PostgreSQL
+and MariaDB when reachable): their statements are compiled once per dialect and run through
+the driver, so each backend's own quoting, parameters and types are exercised here."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from reference_terminal.clock import RealClock
+from reference_terminal.storage.store import Store
+from reference_terminal.uplink.frames import Frame, Item
+from reference_terminal.uplink.outbox import (
+    LIVE,
+    START,
+    Outbox,
+    assign_qns,
+    count,
+    delete,
+    get_state,
+    insert,
+    load,
+    max_id,
+    set_state,
+)
+from reference_terminal.uplink.producer import Producer
+from reference_terminal.uplink.service import coding_for
+from reference_terminal.uplink.settings import CentreSettings
+from tests.reference_terminal.storage.conftest import BACKENDS, backend_url
+
+from .helpers import MN_A, MN_B, T0, config, hj212_centre, minute_rows
+
+OFFSET_S = 8 * 3600
+MINUTES = {"realtime": False, "minute": True, "hourly": False, "daily": False}
+
+
+@pytest.fixture(params=BACKENDS)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    yield from backend_url(request.param, tmp_path)
+
+
+def _frame(t: float, value: str) -> Frame:
+    return Frame(2051, t, (Item("a05001", (("Avg", Decimal(value)), ("Min", Decimal("0"))), "N"),))
+
+
+def test_the_outbox_keeps_frames_state_and_qns_on_every_backend(url: str) -> None:
+    async def main() -> None:
+        async with await Store.open(url) as store:
+            # a late window (enqueued after later ones) goes first; ties in DataTime by id
+            frames = [_frame(T0 + 60, "1.5"), _frame(T0 + 120, "2.50"), _frame(T0, "0.25")]
+            frames.append(_frame(T0 + 60, "-3"))
+            made = await store.run_in_writer(lambda c: insert(c, "a", frames, LIVE, T0 + 200))
+            other = await store.run_in_writer(lambda c: insert(c, "b", frames[:1], LIVE, T0))
+            ids = [e.id for e in made]
+            assert ids == sorted(ids) and other[0].id > ids[-1]
+
+            first = await store.run_in_reader(lambda c: load(c, "a", START, None, 2))
+            assert [e.id for e in first] == [ids[2], ids[0]]
+            assert first[0].frame == frames[2] and first[0].created_at == T0 + 200
+            rest = await store.run_in_reader(
+                lambda c: load(c, "a", (first[-1].frame.data_time, first[-1].id), None, 10)
+            )
+            assert [e.id for e in rest] == [ids[3], ids[1]]
+            upto = await store.run_in_reader(lambda c: load(c, "a", START, ids[1], 10))
+            assert [e.id for e in upto] == [ids[0], ids[1]]  # the one enqueued later is left out
+            assert await store.run_in_reader(lambda c: (count(c, "a"), max_id(c, "a"))) == (
+                4,
+                ids[3],
+            )
+
+            assigned = [(ids[2], "20270101000000001"), (ids[0], "20270101000000002")]
+            await store.run_in_writer(
+                lambda c: assign_qns(c, "a", assigned, "20270101000000002", T0 + 300)
+            )
+            again = await store.run_in_reader(lambda c: load(c, "a", START, None, 2))
+            assert [(e.qn, e.first_sent_at) for e in again] == [
+                ("20270101000000001", T0 + 300),
+                ("20270101000000002", T0 + 300),
+            ]
+            assert await store.run_in_reader(lambda c: get_state(c, "a", "last_qn")) == (
+                "20270101000000002"
+            )
+            await store.run_in_writer(lambda c: set_state(c, "a", "last_qn", "x"))
+            assert await store.run_in_reader(lambda c: get_state(c, "a", "last_qn")) == "x"
+            assert await store.run_in_reader(lambda c: get_state(c, "b", "last_qn")) is None
+
+            assert await store.run_in_writer(lambda c: delete(c, [ids[0], ids[2], 10**9])) == 2
+            left = await store.run_in_reader(lambda c: load(c, "a", START, None, 10))
+            assert [e.id for e in left] == [ids[3], ids[1]]
+            assert await store.run_in_reader(lambda c: count(c, "b")) == 1
+
+    asyncio.run(main())
+
+
+def test_two_centres_get_every_window_once_on_every_backend(url: str, tmp_path: Path) -> None:
+    async def main() -> None:
+        cfg = config(
+            tmp_path,
+            [
+                hj212_centre("a", MN_A, 1, streams=MINUTES),
+                hj212_centre("b", MN_B, 2, streams=MINUTES),
+            ],
+        )
+        async with await Store.open(url) as store:
+            producers = []
+            for centre in cfg.uplink.centres:
+                outbox = Outbox(store, centre.name, 10_000, RealClock(), OFFSET_S)
+                producer = Producer(
+                    centre,
+                    coding_for(cfg, centre),
+                    store,
+                    RealClock(),
+                    outbox,
+                    CentreSettings.configured(centre),
+                    utc_offset_s=OFFSET_S,
+                    grace_s=5.0,
+                )
+                await producer.prepare()
+                producers.append(producer)
+            for minute in range(3):
+                await store.write_derived(minute_rows(T0 + 60 * minute, 1))
+                now = T0 + 60 * minute + 65
+                await asyncio.gather(*(p.produce(now) for p in producers))
+            for name in ("a", "b"):
+                entries = await store.run_in_reader(
+                    lambda c, name=name: load(c, name, START, None, 10)  # type: ignore[misc]
+                )
+                assert [e.frame.data_time for e in entries] == [T0, T0 + 60, T0 + 120]
+                values = [i.values for i in entries[2].frame.items]
+                assert values == [
+                    (("Cou", Decimal("1.25")), ("Min", Decimal("0.25")), ("Max", Decimal("2.25"))),
+                    (
+                        ("Avg", Decimal("400.5")),
+                        ("Min", Decimal("399.5")),
+                        ("Max", Decimal("401.5")),
+                    ),
+                ]
+
+    asyncio.run(main())
