@@ -29,9 +29,15 @@ def deep_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
 
 
 def scenario_config(
-    scenario: Scenario, fleet: FleetRuntime, storage_url: str, ports: dict[str, int]
+    scenario: Scenario,
+    fleet: FleetRuntime,
+    storage_url: str,
+    ports: dict[str, int],
+    *,
+    store_cpus: frozenset[int] = frozenset(),
 ) -> TerminalConfig:
-    """``ports``: centre name -> the port of the fault proxy in front of it."""
+    """``ports``: centre name -> the port of the fault proxy in front of it; ``store_cpus``:
+    where the store's threads run (beside the volatile disk's process)."""
     setup = scenario.terminal
     config = terminal_config(
         fleet,
@@ -42,6 +48,7 @@ def scenario_config(
     )
     data = config.model_dump(mode="json")
     data["storage"]["synchronous"] = setup.synchronous
+    data["storage"]["cpus"] = sorted(store_cpus)
     polled = [p for p in config.points if config.device(p.source.device).protocol != "manual"]
     codes = item_codes(polled)
     centres = [

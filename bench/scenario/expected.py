@@ -6,7 +6,10 @@ acknowledges): a gauge's usable readings, a counter's usable increments. The sto
 answers only after the commit, so each one is acknowledged, and the minute window it falls in
 (CN 2051) is owed to every centre whatever happens to the disk afterwards, including the minute
 the power failed in and windows whose figures were not yet written. The minute windows stored
-are owed too. Values are checked against the windows the terminal finally holds."""
+are owed too. Values are checked against the windows the terminal finally holds.
+
+A window is kept as it travels, (item code, DataTime text): a 48-hour run owes half a million
+of them, read again at every snapshot, and compared with what each centre received as text."""
 
 from __future__ import annotations
 
@@ -26,17 +29,15 @@ from reference_terminal.storage.schema import (
     derived_values,
     readings,
 )
-from simulators.platform import Expected
+from simulators.platform import Expected, Want
+from simulators.platform.record import format_data_time, text_time
 
 MINUTE_DATA = 2051
 SNAPSHOT_OVERLAP_S = 3600.0
 USABLE = [q.value for q in Quality if q.usable]
 
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    code: str
-    data_time: datetime  # plant-local, naive, as on the wire
+#: A minute window owed: (item code, DataTime as on the wire: plant-local YYYYMMDDhhmmss).
+Window = tuple[str, str]
 
 
 @dataclass
@@ -48,9 +49,10 @@ class Acknowledged:
     utc_offset: timedelta
     until: float  # POSIX: readings at or after this are outside the scenario's duration
     windows: set[Window] = field(default_factory=set)
-    values: dict[Window, tuple[Decimal | None, str]] = field(default_factory=dict)
+    #: what each window the terminal finally holds must carry (``final_values``)
+    values: dict[Window, Want] = field(default_factory=dict)
     _since: float = 0.0
-    _local: dict[float, datetime] = field(default_factory=dict)  # minute -> wire DataTime
+    _local: dict[float, str] = field(default_factory=dict)  # minute -> wire DataTime
 
     @classmethod
     def of(cls, config: TerminalConfig, until: float) -> Acknowledged:
@@ -63,15 +65,16 @@ class Acknowledged:
     @property
     def until_local(self) -> datetime:
         """``until`` as a wire DataTime (plant-local, naive)."""
-        return self._window("", self.until).data_time
+        return text_time(self._minute(self.until))
 
-    def _window(self, code: str, t: float) -> Window:
+    def _minute(self, t: float) -> str:
+        """The DataTime of the minute window ``t`` (POSIX) falls in."""
         minute = t - t % 60
         local = self._local.get(minute)
         if local is None:  # every point's window of a minute has the same DataTime
-            local = datetime.fromtimestamp(minute, UTC) + self.utc_offset
-            local = self._local[minute] = local.replace(tzinfo=None)
-        return Window(code, local)
+            moment = datetime.fromtimestamp(minute, UTC) + self.utc_offset
+            local = self._local[minute] = format_data_time(moment)
+        return local
 
     async def snapshot(self, terminal: Terminal, now: float) -> None:
         """Add every minute window stored since the last snapshot (``now``: the clock's time)."""
@@ -93,8 +96,8 @@ class Acknowledged:
             )
 
         windows, increments, readings = await store.run_in_reader(read)
-        for point, start, _, _ in windows:
-            self.windows.add(self._window(self.codes[point], start))
+        code_of, minute = self.codes, self._minute
+        self.windows.update([(code_of[point], minute(start)) for point, start, _, _ in windows])
         self._owe(readings, ((p, start, end) for p, start, end, _ in increments), since)
         # The next snapshot overlaps this one by a margin (readings stamped by a collector may
         # come late); a set does not mind.
@@ -122,35 +125,45 @@ class Acknowledged:
         for point, t in readings:
             code = self.codes.get(point)
             if code and point not in self.counters and t < self.until:
-                self.windows.add(self._window(code, t))
+                self.windows.add((code, self._minute(t)))
         for point, start, end in increments:
             code = self.codes.get(point)
             if code and point in self.counters:
                 mid = (start + end) / 2
                 if since <= mid < self.until:
-                    self.windows.add(self._window(code, mid))
+                    self.windows.add((code, self._minute(mid)))
 
     async def final_values(self, terminal: Terminal, config: TerminalConfig) -> None:
-        """The minute windows the terminal holds at the end: the values to compare."""
+        """The minute windows the terminal holds at the end: the values to compare (as the
+        store's text: the same text on the wire needs no Decimal made of it)."""
         store = terminal.store
         assert store is not None
-        kinds = {p.id: p.kind for p in config.points}
-        points, until = list(self.codes), self.until
+        counter = {p.id for p in config.points if p.kind == "counter"}
+        wants = {p: (code, "Cou" if p in counter else "Avg") for p, code in self.codes.items()}
+        points, until, minute = list(self.codes), self.until, self._minute
         windows = await store.run_in_reader(
             lambda conn: _derived(conn, points, "minute", None, until)
         )
+        values = self.values
         for point, start, _, value in windows:
-            field_ = "Cou" if kinds.get(point) == "counter" else "Avg"
-            self.values[self._window(self.codes[point], start)] = (
-                None if value is None else Decimal(value),
-                field_,
-            )
+            code, field_ = wants[point]
+            values[(code, minute(start))] = Want(value, field_)
+
+    def owed(self) -> dict[Window, Want]:
+        """Every window owed, with the value the terminal finally holds where it holds one
+        (the same for every centre: :class:`ExpectedSet` takes it as it is, with the MN)."""
+        value_of, arrival = self.values.get, Want(None)
+        return {w: value_of(w, arrival) for w in self.windows}
 
     def expected(self, mn: str) -> list[Expected]:
+        """The same as :class:`Expected` readings, in DataTime order."""
         out = []
-        for window in sorted(self.windows, key=lambda w: (w.data_time, w.code)):
-            value, field_ = self.values.get(window, (None, None))
-            out.append(Expected(mn, MINUTE_DATA, window.data_time, window.code, value, field_))
+        for window in sorted(self.windows, key=lambda w: (w[1], w[0])):
+            want = self.values.get(window, Want(None))
+            value = None if want.text is None else Decimal(want.text)
+            out.append(
+                Expected(mn, MINUTE_DATA, text_time(window[1]), window[0], value, want.field)
+            )
         return out
 
 

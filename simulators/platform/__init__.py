@@ -3,7 +3,8 @@
 * :class:`Hj212Server` / :class:`HttpsServer`: one centre each; ``set_behaviour`` switches how
   it answers (:mod:`.behaviour`); ``commands(mn)`` issues platform commands (:mod:`.commands`).
 * :class:`Record`: every frame in and out, readings, the de-duplicated view (:mod:`.record`).
-* :func:`check`: lost / duplicated / unexpected / out-of-order / gaps (:mod:`.checker`).
+* :func:`check`: lost / duplicated / unexpected / out-of-order / gaps (:mod:`.checker`);
+  :class:`ExpectedSet` and :class:`Received` are its bulk forms, for a long run's million.
 * :func:`running_platforms`: the centres of a platform file, over one record (:mod:`.runner`).
 """
 
@@ -19,7 +20,15 @@ from simulators.platform.behaviour import (
     ServerError,
     parse_behaviour,
 )
-from simulators.platform.checker import CheckResult, Expected, ReadingKey, check
+from simulators.platform.checker import (
+    CheckResult,
+    Expected,
+    ExpectedSet,
+    ReadingKey,
+    Want,
+    arrived,
+    check,
+)
 from simulators.platform.commands import CommandOutcome, CommandStatus, TerminalCommands
 from simulators.platform.config import (
     Hj212Centre,
@@ -28,7 +37,7 @@ from simulators.platform.config import (
     load_platform_file,
 )
 from simulators.platform.https import HttpsServer
-from simulators.platform.record import DedupReading, FrameRow, ReadingRow, Record
+from simulators.platform.record import DedupReading, FrameRow, ReadingRow, Received, Record
 from simulators.platform.runner import Platforms, running_platforms
 from simulators.platform.server import Hj212Server
 
@@ -43,6 +52,7 @@ __all__ = [
     "DedupReading",
     "DropConnection",
     "Expected",
+    "ExpectedSet",
     "FrameRow",
     "Hj212Centre",
     "Hj212Server",
@@ -54,10 +64,13 @@ __all__ = [
     "Platforms",
     "ReadingKey",
     "ReadingRow",
+    "Received",
     "Record",
     "RefuseConnections",
     "ServerError",
     "TerminalCommands",
+    "Want",
+    "arrived",
     "check",
     "load_platform_file",
     "parse_behaviour",

@@ -23,13 +23,21 @@ separately (call once per centre).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
-from simulators.platform.record import ReadingRow
+from simulators.platform.record import (
+    VALUE_FIELDS,
+    Copy,
+    CopyDetail,
+    ReadingRow,
+    Received,
+    text_time,
+    time_text,
+)
 
 
 class ReadingKey(NamedTuple):
@@ -170,86 +178,238 @@ class CheckResult:
         return "\n".join(lines)
 
 
-def check(expected: Iterable[Expected], received: Sequence[ReadingRow]) -> CheckResult:
-    """Compare expected readings with every copy received (in arrival order)."""
-    wanted: dict[ReadingKey, Expected] = {}
-    for item in expected:
-        wanted.setdefault(item.key, item)
-    copies: dict[ReadingKey, list[ReadingRow]] = defaultdict(list)
-    for row in sorted(received, key=lambda r: (r.frame_id, r.code)):
-        copies[ReadingKey(row.mn, row.cn, row.code, row.data_time)].append(row)
+class Want(NamedTuple):
+    """What an expected reading must carry: its value as text (None: only its arrival is
+    checked) and the field compared (None: the recorded ``value``). Text, because the same text
+    is the same number and a million compared that way cost nothing; other texts are compared
+    as the Decimals they are."""
 
-    lost = sorted(k for k in wanted if k not in copies)
-    unexpected = sorted(k for k in copies if k not in wanted)
-    wrong: list[WrongValue] = []
-    duplicated: list[Duplicate] = []
-    conflicting: list[Conflict] = []
-    for key, rows in copies.items():
-        first = rows[0]
-        want = wanted.get(key)
-        if want is not None and want.value is not None:
-            got = _field(first, want.field)
-            if got is None or got != want.value:
-                wrong.append(WrongValue(key, want.value, got))
-        if len(rows) > 1:
-            qns = tuple(dict.fromkeys(r.qn or "" for r in rows))
-            duplicated.append(Duplicate(key, len(rows), qns))
-            values = tuple(dict.fromkeys(r.value for r in rows))
-            if len(values) > 1:
-                conflicting.append(Conflict(key, values))
+    text: str | None
+    field: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedSet:
+    """Expected readings in bulk, as :func:`check` reads them: by (MN, CN), each reading's
+    (item code, DataTime text (:func:`~.record.time_text`)) and what it must carry. A scenario
+    builds one per centre around the same mapping of what the terminal owes."""
+
+    groups: Mapping[tuple[str, int], Mapping[tuple[str, str], Want]]
+
+    def __len__(self) -> int:
+        return sum(len(wants) for wants in self.groups.values())
+
+    @classmethod
+    def of(cls, expected: Iterable[Expected]) -> ExpectedSet:
+        """``expected`` in this form (of the same key, the first counts)."""
+        groups: dict[tuple[str, int], dict[tuple[str, str], Want]] = {}
+        for item in expected:
+            wants = groups.setdefault((item.mn, item.cn), {})
+            # str gives back the very Decimal: a report shows what was expected, as it was
+            text = None if item.value is None else str(item.value)
+            wants.setdefault((item.code, time_text(item.data_time)), Want(text, item.field))
+        return cls(groups)
+
+
+def check(
+    expected: Iterable[Expected] | ExpectedSet, received: Sequence[ReadingRow] | Received
+) -> CheckResult:
+    """Compare expected readings with every copy received (``Record.readings`` or, for a
+    long run's million, ``Record.copies``)."""
+    wanted = expected if isinstance(expected, ExpectedSet) else ExpectedSet.of(expected)
+    got = received if isinstance(received, Received) else Received.of(received)
+    found = _Found()
+    for group in sorted(set(wanted.groups) | set(got.groups)):
+        copies = got.groups.get(group, ())
+        _check_group(group, wanted.groups.get(group, {}), _keyed(copies), got.details, found)
+        found.received += len(copies)
     return CheckResult(
         expected=len(wanted),
-        received=sum(len(rows) for rows in copies.values()),
-        distinct=len(copies),
-        lost=tuple(lost),
-        unexpected=tuple(unexpected),
-        wrong_value=tuple(sorted(wrong, key=lambda w: w.key)),
-        duplicated=tuple(sorted(duplicated, key=lambda d: d.key)),
-        conflicting=tuple(sorted(conflicting, key=lambda c: c.key)),
-        out_of_order=tuple(_out_of_order(copies)),
-        gaps=tuple(_gaps(wanted, set(lost))),
+        received=found.received,
+        distinct=found.distinct,
+        lost=tuple(found.lost),
+        unexpected=tuple(found.unexpected),
+        wrong_value=tuple(found.wrong_value),
+        duplicated=tuple(found.duplicated),
+        conflicting=tuple(found.conflicting),
+        out_of_order=tuple(found.out_of_order),
+        gaps=tuple(found.gaps),
     )
 
 
-def _field(row: ReadingRow, name: str | None) -> Decimal | None:
-    if name is None:
-        return row.value
-    text = row.fields.get(name)
-    return None if text is None else Decimal(text)
+@dataclass
+class _Found:
+    """What :func:`check` finds, group after group (in key order, so each list is sorted)."""
+
+    received: int = 0
+    distinct: int = 0
+    lost: list[ReadingKey] = field(default_factory=list)
+    unexpected: list[ReadingKey] = field(default_factory=list)
+    wrong_value: list[WrongValue] = field(default_factory=list)
+    duplicated: list[Duplicate] = field(default_factory=list)
+    conflicting: list[Conflict] = field(default_factory=list)
+    out_of_order: list[OutOfOrder] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
 
 
-def _out_of_order(copies: dict[ReadingKey, list[ReadingRow]]) -> list[OutOfOrder]:
-    streams: dict[tuple[str, int, str], list[tuple[int, ReadingKey]]] = defaultdict(list)
-    for key, rows in copies.items():
-        streams[(key.mn, key.cn, key.code)].append((rows[0].frame_id, key))
-    out: list[OutOfOrder] = []
-    for arrivals in streams.values():
-        latest: datetime | None = None
-        for _, key in sorted(arrivals):
-            if latest is not None and key.data_time < latest:
-                out.append(OutOfOrder(key, latest))
-            elif latest is None or key.data_time > latest:
-                latest = key.data_time
-    return sorted(out, key=lambda o: o.key)
+_Key = tuple[str, str]  # (item code, DataTime text) within a group
+_FIELD_AT: Final = {name: i for i, name in enumerate(VALUE_FIELDS)}
 
 
-def _gaps(wanted: dict[ReadingKey, Expected], lost: set[ReadingKey]) -> list[Gap]:
-    """Runs of lost readings that are consecutive in each stream's expected sequence."""
+def _check_group(
+    group: tuple[str, int],
+    wants: Mapping[_Key, Want],
+    copies: Sequence[Copy],
+    details: Callable[[Sequence[Copy]], list[CopyDetail]],
+    found: _Found,
+) -> None:
+    """One (MN, CN)'s readings: ``copies`` in DataTime order. Everything a million readings
+    pass through is a dictionary operation on tuples the database made; what needs more
+    (values that differ as text, duplicates, streams out of order, gaps) is looked at after,
+    on the few readings concerned."""
+    mn, cn = group
+
+    def key(k: _Key) -> ReadingKey:
+        return ReadingKey(mn, cn, k[0], text_time(k[1]))
+
+    # The first copy of each key (the earliest frame), and every copy of keys sent again.
+    first: dict[_Key, Copy] = {}
+    again: dict[_Key, list[Copy]] = {}
+    for c in copies:
+        k = c[:2]
+        seen = first.setdefault(k, c)
+        if seen is not c:
+            more = again.get(k)
+            if more is None:
+                again[k] = [seen, c]
+            else:
+                more.append(c)
+            if c[2] < seen[2]:
+                first[k] = c
+    found.distinct += len(first)
+
+    unexpected: list[_Key] = []
+    differ: list[tuple[_Key, Copy, Want]] = []
+    want_of = wants.get
+    for k, c in first.items():
+        want = want_of(k)
+        if want is None:
+            unexpected.append(k)
+        elif want.text is not None and not (
+            c[3] == want.text and (want.field is None or c[4] == _FIELD_AT.get(want.field))
+        ):
+            differ.append((k, c, want))
+    lost: list[_Key] = []
+    if len(first) - len(unexpected) < len(wants):
+        lost = sorted(k for k in wants if k not in first)
+    found.lost += map(key, lost)
+    found.unexpected += map(key, sorted(unexpected))
+    found.wrong_value += [
+        WrongValue(key(k), Decimal(want.text), got)
+        for k, want, got in _compared(differ, details)
+        if want.text is not None and (got is None or got != Decimal(want.text))
+    ]
+    for k in sorted(again):
+        rows = sorted(again[k], key=lambda c: c[2])
+        qns = tuple(dict.fromkeys(d.qn or "" for d in details(rows)))
+        found.duplicated.append(Duplicate(key(k), len(rows), qns))
+        values = tuple(dict.fromkeys(None if c[3] is None else Decimal(c[3]) for c in rows))
+        if len(values) > 1:
+            found.conflicting.append(Conflict(key(k), values))
+    found.out_of_order += [
+        OutOfOrder(key(k), text_time(after)) for k, after in sorted(_out_of_order(first))
+    ]
+    found.gaps += [Gap(mn, cn, *gap) for gap in _gaps(wants, lost)]
+
+
+def arrived(received: Received, group: tuple[str, int]) -> set[tuple[str, str]]:
+    """The (item code, DataTime text) of the readings of ``group`` (MN, CN) received: what a
+    drain compares with the keys of an :class:`ExpectedSet` to see whether all have come."""
+    return {c[:2] for c in _keyed(received.groups.get(group, ()))}
+
+
+def _keyed(copies: Sequence[Copy]) -> Sequence[Copy]:
+    """``copies`` with each DataTime as the check keys it: the time it is, as
+    :func:`~.record.time_text` writes it (a wire DataTime with milliseconds loses them, as
+    its ``data_time`` in ``Record.readings`` does), still in DataTime order."""
+    texts = {c[1] for c in copies}
+    odd = {t: keyed for t in texts if (keyed := time_text(text_time(t))) != t}
+    if not odd:
+        return copies
+    rekeyed = [(c[0], odd.get(c[1], c[1]), *c[2:]) for c in copies]
+    return sorted(rekeyed, key=lambda c: c[1])
+
+
+def _compared(
+    differ: list[tuple[_Key, Copy, Want]],
+    details: Callable[[Sequence[Copy]], list[CopyDetail]],
+) -> list[tuple[_Key, Want, Decimal | None]]:
+    """The value compared of each first copy whose text did not simply match: the recorded
+    ``value``, or the field asked for (from its fields, when ``value`` is another)."""
+    out: list[tuple[_Key, Want, Decimal | None]] = []
+    other: list[tuple[_Key, Copy, Want]] = []
+    for k, c, want in differ:
+        if want.field is None or (c[4] is not None and VALUE_FIELDS[c[4]] == want.field):
+            out.append((k, want, None if c[3] is None else Decimal(c[3])))
+        else:
+            other.append((k, c, want))
+    for (k, _, want), detail in zip(other, details([c for _, c, _ in other]), strict=True):
+        assert want.field is not None
+        text = detail.fields.get(want.field)
+        out.append((k, want, None if text is None else Decimal(text)))
+    return sorted(out, key=lambda item: item[0])
+
+
+def _out_of_order(first: dict[_Key, Copy]) -> list[tuple[_Key, str]]:
+    """Keys whose first copy arrived after that of a later DataTime of the same code, with
+    the latest DataTime arrived before them. ``first`` is in DataTime order: going back
+    through it, a key is out of order when a later one came in an earlier frame, which finds
+    the codes concerned in one pass; only their arrivals are then sorted."""
+    earliest: dict[str, int] = {}
+    late: set[str] = set()
+    for (code, _), c in reversed(first.items()):
+        frame = earliest.get(code)
+        if frame is None or c[2] < frame:
+            earliest[code] = c[2]
+        elif frame < c[2]:
+            late.add(code)
+    if not late:
+        return []
+    streams: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for (code, t), c in first.items():
+        if code in late:
+            streams[code].append((c[2], t))
+    out: list[tuple[_Key, str]] = []
+    for code, arrivals in streams.items():
+        latest: str | None = None
+        for _, t in sorted(arrivals):
+            if latest is not None and t < latest:
+                out.append(((code, t), latest))
+            elif latest is None or t > latest:
+                latest = t
+    return out
+
+
+def _gaps(
+    wants: Mapping[_Key, Want], lost: list[_Key]
+) -> list[tuple[str, datetime, datetime, int]]:
+    """Runs of lost readings that are consecutive in each code's expected sequence:
+    (code, first, last, count)."""
     if not lost:
         return []
-    streams: dict[tuple[str, int, str], list[ReadingKey]] = defaultdict(list)
-    for key in wanted:
-        streams[(key.mn, key.cn, key.code)].append(key)
-    gaps: list[Gap] = []
-    for (mn, cn, code), keys in sorted(streams.items()):
-        run: list[ReadingKey] = []
-        for key in sorted(keys):
-            if key in lost:
-                run.append(key)
-                continue
-            if run:
-                gaps.append(Gap(mn, cn, code, run[0].data_time, run[-1].data_time, len(run)))
-                run = []
-        if run:
-            gaps.append(Gap(mn, cn, code, run[0].data_time, run[-1].data_time, len(run)))
+    codes = {code for code, _ in lost}
+    missing = set(lost)
+    streams: dict[str, list[str]] = defaultdict(list)
+    for code, t in wants:
+        if code in codes:
+            streams[code].append(t)
+    gaps: list[tuple[str, datetime, datetime, int]] = []
+    for code in sorted(streams):
+        runs: list[list[str]] = [[]]
+        for t in sorted(streams[code]):
+            if (code, t) in missing:
+                runs[-1].append(t)
+            elif runs[-1]:
+                runs.append([])
+        gaps += [(code, text_time(r[0]), text_time(r[-1]), len(r)) for r in runs if r]
     return gaps

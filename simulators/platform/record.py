@@ -17,7 +17,9 @@ or any other database with a URL):
     one row per factor code of each data frame received (2011/2051/2061/2031 …, and HTTPS
     uploads): ``frame_id``, ``at``, ``centre``, ``mn``, ``cn``, ``qn``, ``data_time``, ``code``,
     ``value`` (Rtd, else Avg, else Cou, else the first number: the field the checker compares),
-    ``flag`` and ``fields`` (every field as JSON text, exact decimals as strings).
+    ``flag``, ``fields`` (every field as JSON text, exact decimals as strings) and
+    ``value_field`` (the name of the field ``value`` is, so that a check compares a named field
+    without decoding ``fields``; null in a record written before the column existed).
 ``platform_readings_dedup``
     a view: one row per (centre, MN, CN, DataTime, code) with the first copy's value and fields,
     ``copies`` (how many arrived), ``qns`` (how many distinct QNs they carried) and ``n_values``
@@ -35,11 +37,12 @@ import functools
 import itertools
 import json
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii
 from typing import Any, Final, Literal
 
 from sqlalchemy import (
@@ -59,6 +62,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     select,
     text,
 )
@@ -107,10 +111,12 @@ readings = Table(
     Column("value", String(40)),
     Column("flag", String(8)),
     Column("fields", Text, nullable=False),
+    Column("value_field", String(16)),
     # A check asks for one centre's minutes of an hour or a day among the millions a long run
     # has received: without it each poll scanned all of that centre's (after the full
-    # profile's 48 hours, a million readings and 0.4 s per poll).
-    Index("ix_platform_readings_centre_cn_time", "centre", "cn", "data_time"),
+    # profile's 48 hours, a million readings and 0.4 s per poll). The MN at the end lets a
+    # check find the MNs a centre heard from, and keep to one, in the index alone.
+    Index("ix_platform_readings_centre_cn_time_mn", "centre", "cn", "data_time", "mn"),
 )
 
 DEDUP_VIEW: Final = "platform_readings_dedup"
@@ -187,7 +193,51 @@ class DedupReading:
     last_at: float
 
 
+#: One copy of a reading as :meth:`Record.copies` lists it: (item code, DataTime text as on
+#: the wire, frame id, value text, where ``value`` comes from: the index of its field in
+#: :data:`VALUE_FIELDS`, None for another field or when not known). A plain tuple: a 48-hour
+#: scenario's check reads a million of them, and building a ReadingRow (its fields decoded,
+#: its value a Decimal) was most of that check's time.
+Copy = tuple[str, str, int, str | None, int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class CopyDetail:
+    """What a check reads of a copy only when it needs it: the QN (of a duplicate's copies)
+    and every field (a value compared in a field other than the one ``value`` is)."""
+
+    qn: str | None
+    fields: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """Every copy a centre received, as the set check reads it: by (MN, CN), each group's
+    copies (:data:`Copy`) in DataTime order; ``details`` gives the :class:`CopyDetail` of
+    copies of these groups, in the order asked."""
+
+    groups: Mapping[tuple[str, int], Sequence[Copy]]
+    details: Callable[[Sequence[Copy]], list[CopyDetail]]
+
+    @property
+    def copies(self) -> int:
+        return sum(len(group) for group in self.groups.values())
+
+    @classmethod
+    def of(cls, rows: Iterable[ReadingRow]) -> Received:
+        """The readings ``rows`` (every copy) in this form."""
+        groups: dict[tuple[str, int], list[Copy]] = {}
+        details: dict[int, CopyDetail] = {}
+        for row in sorted(rows, key=lambda r: (r.data_time, r.frame_id)):
+            value = None if row.value is None else str(row.value)  # str gives back the Decimal
+            copy = (row.code, time_text(row.data_time), row.frame_id, value, None)
+            groups.setdefault((row.mn, row.cn), []).append(copy)
+            details[id(copy)] = CopyDetail(row.qn, row.fields)  # the groups keep each alive
+        return cls(groups, lambda copies: [details[id(c)] for c in copies])
+
+
 _FIELDS = json.JSONDecoder()
+_json = encode_basestring_ascii  # what json.dumps does to each key and text
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -199,6 +249,21 @@ def parse_data_time(text: str) -> datetime:
 
 def format_data_time(moment: datetime) -> str:
     return moment.strftime("%Y%m%d%H%M%S")
+
+
+def time_text(moment: datetime) -> str:
+    """``moment`` as the DataTime text a check keys readings by: as on the wire, a fraction of
+    a second (which no wire DataTime has) after a dot, so the texts sort as the times do."""
+    whole = format_data_time(moment)
+    return f"{whole}.{moment.microsecond:06d}" if moment.microsecond else whole
+
+
+def text_time(text: str) -> datetime:
+    """The time of a :func:`time_text` (or a wire DataTime: milliseconds are not kept)."""
+    moment = parse_data_time(text)
+    if len(text) > 15 and text[14] == ".":
+        moment = moment.replace(microsecond=int(text[15:]))
+    return moment
 
 
 def _in_range(query: Select[Any], since: datetime | None, before: datetime | None) -> Select[Any]:
@@ -246,9 +311,11 @@ class Record:
         self.engine = _engine(url)
         metadata.create_all(self.engine)
         with self.engine.begin() as conn:
+            _upgrade(conn)
             _create_view(conn)
             last = conn.execute(select(func.max(frames.c.id))).scalar()
         self._ids = itertools.count((last or 0) + 1)
+        self._additions = 0
         self._frames: list[_FrameTuple] = []
         self._readings: list[_ReadingBatch] = []
         self._pending = threading.Lock()  # guards the two lists (taken briefly, by both sides)
@@ -285,6 +352,7 @@ class Record:
     ) -> int:
         """Record one frame; returns its id (readings of the frame refer to it)."""
         frame_id = next(self._ids)
+        self._additions += 1
         row: _FrameTuple = (frame_id, at, centre, transport, conn, peer, direction, mn, cn, qn)
         row += (data_time, ok, error_reason, error, note, raw, signature, signature_error)
         with self._pending:
@@ -304,8 +372,15 @@ class Record:
         pollutants: Iterable[Pollutant],
     ) -> None:
         """The factor values of a recorded data frame (expanded into rows by the writer)."""
+        self._additions += 1
         with self._pending:
             self._readings.append((frame_id, at, centre, mn, cn, qn, data_time, pollutants))
+
+    @property
+    def additions(self) -> int:
+        """How many times a frame or a frame's readings were added (since this object was
+        made): while it stays the same, what a query found is still all there is."""
+        return self._additions
 
     def flush(self) -> None:
         """Write everything recorded so far (blocks; for queries and shutdown)."""
@@ -416,6 +491,59 @@ class Record:
         )
         with self._read() as conn:
             return {(code, parse_data_time(t)) for code, t in conn.execute(query)}
+
+    def copies(
+        self,
+        *,
+        centre: str,
+        cn: int,
+        since: datetime | None = None,
+        before: datetime | None = None,
+    ) -> Received:
+        """Every copy of the CN ``cn`` readings ``centre`` received (DataTime in ``[since,
+        before)``, chosen as ``readings`` chooses) as the set check reads them: plain rows, one
+        query per MN found, QNs and fields only when the check asks (``Received.details``)."""
+        bounds = []
+        if since is not None:
+            bounds.append(("data_time >= ", _bound(since)))
+        if before is not None:
+            bounds.append(("data_time < ", _bound(before)))
+        with self._read() as conn:
+            mark = _mark(conn)
+            where = f"centre = {mark} AND cn = {mark}" + "".join(
+                f" AND {test}{mark}" for test, _ in bounds
+            )
+            params = (centre, cn, *(bound for _, bound in bounds))
+            cursor = conn.connection.cursor()  # the driver's own rows: tuples, nothing wrapped
+            try:
+                cursor.execute(f"SELECT DISTINCT mn FROM {readings.name} WHERE {where}", params)
+                mns = sorted(mn for (mn,) in cursor.fetchall())
+                groups: dict[tuple[str, int], Sequence[Copy]] = {}
+                for mn in mns:
+                    cursor.execute(
+                        f"SELECT code, data_time, frame_id, value, {_FIELD_INDEX}"
+                        f" FROM {readings.name} WHERE {where} AND mn = {mark}"
+                        " ORDER BY data_time",
+                        (*params, mn),
+                    )
+                    groups[(mn, cn)] = cursor.fetchall()
+            finally:
+                cursor.close()
+        return Received(groups, self._details)
+
+    def _details(self, copies: Sequence[Copy]) -> list[CopyDetail]:
+        """The QN and fields of ``copies`` (of :meth:`copies`: a frame id and code are one)."""
+        found: dict[tuple[int, str], CopyDetail] = {}
+        frame_ids = sorted({c[2] for c in copies})
+        c = readings.c
+        with self._read() as conn:
+            for start in range(0, len(frame_ids), 500):
+                query = select(c.frame_id, c.code, c.qn, c.fields).where(
+                    c.frame_id.in_(frame_ids[start : start + 500])
+                )
+                for frame_id, code, qn, fields in conn.execute(query):
+                    found[(frame_id, code)] = CopyDetail(qn, _FIELDS.decode(fields))
+        return [found[(c[2], c[0])] for c in copies]
 
     def readings(
         self,
@@ -544,16 +672,26 @@ class Record:
 
 
 def _expand(batches: Sequence[_ReadingBatch]) -> Iterator[tuple[Any, ...]]:
-    """Reading rows, in the column order of :data:`readings`."""
+    """Reading rows, in the column order of :data:`readings`.
+
+    The writer thread runs this for every reading of a run (a million in 48 hours) while the
+    event loop waits for the interpreter lock, so the JSON is joined by hand (what
+    ``json.dumps(fields, separators=(",", ":"))`` gives, at half the cost) and a decimal's
+    text is ``str`` unless that is in exponent form."""
     for frame_id, at, centre, mn, cn, qn, data_time, pollutants in batches:
         for p in pollutants:
-            fields = {name: format(value, "f") for name, value in p.values.items()}
+            values = p.values
+            fields = {name: _decimal_text(v) for name, v in values.items()}
+            value_field = _value_field(values)
+            value = None if value_field is None else fields[value_field]
             if p.flag is not None:
                 fields["Flag"] = p.flag
             if p.eflag is not None:
                 fields["EFlag"] = p.eflag
-            fields.update(p.texts)
-            value = reading_value(p.values)
+            if p.texts:
+                fields.update(p.texts)
+                if value_field is not None and fields[value_field] != value:
+                    value_field = None  # a text field of that name: fields no longer say it
             yield (
                 frame_id,
                 p.code,
@@ -563,16 +701,44 @@ def _expand(batches: Sequence[_ReadingBatch]) -> Iterator[tuple[Any, ...]]:
                 cn,
                 qn,
                 data_time,
-                None if value is None else format(value, "f"),
+                value,
                 p.flag,
-                json.dumps(fields, separators=(",", ":")),
+                "{" + ",".join([_json(k) + ":" + _json(v) for k, v in fields.items()]) + "}",
+                value_field,
             )
+
+
+def _value_field(values: Mapping[str, Decimal]) -> str | None:
+    """The name of the field :func:`reading_value` takes."""
+    for name in VALUE_FIELDS:
+        if name in values:
+            return name
+    return next(iter(values), None)
+
+
+def _decimal_text(value: Decimal) -> str:
+    """``format(value, "f")``: exact, never in exponent form."""
+    text = str(value)
+    return format(value, "f") if "E" in text or "e" in text else text
+
+
+#: ``value_field`` as its index in VALUE_FIELDS (a small int the driver does not allocate).
+_FIELD_INDEX: Final = (
+    "CASE value_field "
+    + " ".join(f"WHEN '{name}' THEN {i}" for i, name in enumerate(VALUE_FIELDS))
+    + " END"
+)
+
+
+def _mark(conn: Connection) -> str:
+    """The driver's placeholder, for SQL run at the driver's level."""
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
 def _insert_sql(conn: Connection, table: Table) -> str:
     # Driver-level executemany: SQLAlchemy's per-row parameter processing would cost the writer
     # more than the database does. Only the placeholder differs between drivers.
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = _mark(conn)
     names = ", ".join(c.name for c in table.columns)
     marks = ", ".join(mark for _ in table.columns)
     return f"INSERT INTO {table.name} ({names}) VALUES ({marks})"
@@ -598,6 +764,15 @@ def _engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _upgrade(conn: Connection) -> None:
+    """Bring a record written by an older version up to this one's tables (reopened files)."""
+    names = {c["name"] for c in inspect(conn).get_columns(readings.name)}
+    if "value_field" not in names:
+        conn.exec_driver_sql(f"ALTER TABLE {readings.name} ADD COLUMN value_field VARCHAR(16)")
+    for index in readings.indexes:
+        index.create(conn, checkfirst=True)
 
 
 def _create_view(conn: Connection) -> None:
