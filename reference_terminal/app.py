@@ -327,8 +327,9 @@ class Terminal:
             # must resume from the same state (a window recovered by one and booked by the
             # other is counted twice).
             await self.store.flush_behind()
-            resumed = await resume(self.processor, self.store)
-            self.accounting = await self._resume_accounting()
+            async with self.store.indexed_by_point():  # both read each point's history
+                resumed = await resume(self.processor, self.store)
+                self.accounting = await self._resume_accounting()
         if resumed.recovered:
             await self._store(Output(aggregates=resumed.recovered))
         uplink = Uplink(self.config, self.store, self.clock)
@@ -411,7 +412,8 @@ class Terminal:
         async with self._lock:  # nothing is booked meanwhile; what was is stored first
             if self.store is not None and self.accounting is not None:
                 await self.store.flush_behind()
-                self.accounting = await self._resume_accounting()
+                async with self.store.indexed_by_point():
+                    self.accounting = await self._resume_accounting()
 
     async def settled(self) -> None:
         """Wait until the figures of every window closed so far are stored too."""

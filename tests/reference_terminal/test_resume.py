@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine, event
 
 from reference_terminal.app import Terminal, increment_rows, window_rows
 from reference_terminal.config import Point, TerminalConfig
@@ -164,6 +164,52 @@ def test_a_restarted_terminal_counts_what_was_used_while_it_was_down(tmp_path: P
         assert [(d.start, d.end, d.value) for d in increments] == [(T0, T0 + 3600, Decimal("4.25"))]
 
     asyncio.run(main())
+
+
+def test_a_restart_reads_each_points_history_with_the_recent_rows_indexed_by_point(
+    tmp_path: Path,
+) -> None:
+    """The recent tables are keyed time first; a restart's per-point queries would scan them
+    once per point (boots of seconds with a few hundred points), so the terminal indexes them
+    by point while processing and accounting resume, and drops the indexes afterwards."""
+    config = TerminalConfig.model_validate(
+        {
+            "name": "restart",
+            "devices": [{"id": "EM01", "protocol": "manual"}],
+            "groups": [{"id": "g", "period_s": 60}],
+            "points": [counter().model_dump()],
+            "storage": {"url": sqlite_url(tmp_path / "t.db")},
+        }
+    )
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(" ".join(statement.split()))
+
+    async def boot() -> None:
+        terminal = Terminal(config)
+        task = asyncio.create_task(terminal.run())
+        try:
+            await asyncio.wait_for(terminal.ready.wait(), 30)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    asyncio.run(boot())
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        asyncio.run(boot())
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+    created = next(i for i, s in enumerate(statements) if "CREATE INDEX ix_boot_readings" in s)
+    dropped = next(i for i, s in enumerate(statements) if "DROP INDEX ix_boot_readings" in s)
+    history = [
+        i
+        for i, s in enumerate(statements)
+        if s.startswith("SELECT") and "FROM readings " in s and "readings.point =" in s
+    ]
+    assert history and all(created < i < dropped for i in history)
 
 
 def test_a_restart_just_past_midnight_still_settles_the_day_before(tmp_path: Path) -> None:
