@@ -37,6 +37,19 @@ def counter(point_id: str = "EM01.ep") -> Point:
     )
 
 
+def restart_config(tmp_path: Path) -> TerminalConfig:
+    """A terminal with one counter entered by hand, its store in ``tmp_path``."""
+    return TerminalConfig.model_validate(
+        {
+            "name": "restart",
+            "devices": [{"id": "EM01", "protocol": "manual"}],
+            "groups": [{"id": "g", "period_s": 60}],
+            "points": [counter().model_dump()],
+            "storage": {"url": sqlite_url(tmp_path / "t.db")},
+        }
+    )
+
+
 def reading(t: float, value: str, quality: Quality = Quality.GOOD) -> Reading:
     v = Decimal(value) if quality is not Quality.COMM_FAULT else None
     return Reading("EM01.ep", t, value, v, quality, 2, "EM01")
@@ -135,15 +148,7 @@ def test_a_new_store_resumes_nothing(tmp_path: Path) -> None:
 
 
 def test_a_restarted_terminal_counts_what_was_used_while_it_was_down(tmp_path: Path) -> None:
-    config = TerminalConfig.model_validate(
-        {
-            "name": "restart",
-            "devices": [{"id": "EM01", "protocol": "manual"}],
-            "groups": [{"id": "g", "period_s": 60}],
-            "points": [counter().model_dump()],
-            "storage": {"url": sqlite_url(tmp_path / "t.db")},
-        }
-    )
+    config = restart_config(tmp_path)
 
     async def run_once(value: str, t: float) -> None:
         terminal = Terminal(config)
@@ -172,15 +177,7 @@ def test_a_restart_reads_each_points_history_with_the_recent_rows_indexed_by_poi
     """The recent tables are keyed time first; a restart's per-point queries would scan them
     once per point (boots of seconds with a few hundred points), so the terminal indexes them
     by point while processing and accounting resume, and drops the indexes afterwards."""
-    config = TerminalConfig.model_validate(
-        {
-            "name": "restart",
-            "devices": [{"id": "EM01", "protocol": "manual"}],
-            "groups": [{"id": "g", "period_s": 60}],
-            "points": [counter().model_dump()],
-            "storage": {"url": sqlite_url(tmp_path / "t.db")},
-        }
-    )
+    config = restart_config(tmp_path)
     statements: list[str] = []
 
     def seen(conn: object, cursor: object, statement: str, *args: object) -> None:

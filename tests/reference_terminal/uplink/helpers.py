@@ -17,10 +17,15 @@ from typing import Any
 from protocols.hj212 import Cp, Packet, PlatformSession, SessionConfig
 from protocols.hj212 import events as ev
 from reference_terminal.app import Terminal
+from reference_terminal.clock import RealClock
 from reference_terminal.config import TerminalConfig
 from reference_terminal.model import Quality
 from reference_terminal.storage.schema import Derived
 from reference_terminal.storage.store import Store
+from reference_terminal.uplink.outbox import Outbox
+from reference_terminal.uplink.producer import Producer
+from reference_terminal.uplink.service import coding_for
+from reference_terminal.uplink.settings import CentreSettings
 
 MN_A = "010000A8900016F000169DC0"
 MN_B = "010000A8900016F000169DC1"
@@ -250,3 +255,29 @@ async def running(terminal: Terminal) -> AsyncIterator[Store]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+#: The plant's offset from UTC in the producers' configurations (+08:00).
+OFFSET_S = 8 * 3600
+
+
+def producers(
+    store: Store, cfg: TerminalConfig, *, bounds: tuple[int, ...] = (10_000, 10_000)
+) -> list[Producer]:
+    """A producer for each centre of ``cfg`` (its outbox bounded by ``bounds``), on ``store``."""
+    made = []
+    for centre, bound in zip(cfg.uplink.centres, bounds, strict=False):
+        outbox = Outbox(store, centre.name, bound, RealClock(), OFFSET_S)
+        made.append(
+            Producer(
+                centre,
+                coding_for(cfg, centre),
+                store,
+                RealClock(),
+                outbox,
+                CentreSettings.configured(centre),
+                utc_offset_s=OFFSET_S,
+                grace_s=5.0,
+            )
+        )
+    return made

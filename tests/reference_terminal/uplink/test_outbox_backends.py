@@ -11,13 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from reference_terminal.clock import RealClock
 from reference_terminal.storage.store import Store
 from reference_terminal.uplink.frames import Frame, Item
 from reference_terminal.uplink.outbox import (
     LIVE,
     START,
-    Outbox,
     assign_qns,
     count,
     delete,
@@ -27,14 +25,10 @@ from reference_terminal.uplink.outbox import (
     max_id,
     set_state,
 )
-from reference_terminal.uplink.producer import Producer
-from reference_terminal.uplink.service import coding_for
-from reference_terminal.uplink.settings import CentreSettings
 from tests.reference_terminal.storage.conftest import BACKENDS, backend_url
 
-from .helpers import MN_A, MN_B, T0, config, hj212_centre, minute_rows
+from .helpers import MN_A, MN_B, T0, config, hj212_centre, minute_rows, producers
 
-OFFSET_S = 8 * 3600
 MINUTES = {"realtime": False, "minute": True, "hourly": False, "daily": False}
 
 
@@ -106,25 +100,13 @@ def test_two_centres_get_every_window_once_on_every_backend(url: str, tmp_path: 
             ],
         )
         async with await Store.open(url) as store:
-            producers = []
-            for centre in cfg.uplink.centres:
-                outbox = Outbox(store, centre.name, 10_000, RealClock(), OFFSET_S)
-                producer = Producer(
-                    centre,
-                    coding_for(cfg, centre),
-                    store,
-                    RealClock(),
-                    outbox,
-                    CentreSettings.configured(centre),
-                    utc_offset_s=OFFSET_S,
-                    grace_s=5.0,
-                )
+            made = producers(store, cfg)
+            for producer in made:
                 await producer.prepare()
-                producers.append(producer)
             for minute in range(3):
                 await store.write_derived(minute_rows(T0 + 60 * minute, 1))
                 now = T0 + 60 * minute + 65
-                await asyncio.gather(*(p.produce(now) for p in producers))
+                await asyncio.gather(*(p.produce(now) for p in made))
             for name in ("a", "b"):
                 entries = await store.run_in_reader(
                     lambda c, name=name: load(c, name, START, None, 10)  # type: ignore[misc]

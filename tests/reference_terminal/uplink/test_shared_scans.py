@@ -15,22 +15,18 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, update
 
-from reference_terminal.clock import RealClock
 from reference_terminal.config import TerminalConfig
 from reference_terminal.model import Quality
 from reference_terminal.storage.schema import Derived, derived_recent
 from reference_terminal.storage.store import Store
 from reference_terminal.uplink import derived_scan, producer
 from reference_terminal.uplink.frames import Frame
-from reference_terminal.uplink.outbox import Entry, Outbox, delete, get_state, load
+from reference_terminal.uplink.outbox import Entry, delete, get_state, load
 from reference_terminal.uplink.producer import Producer
-from reference_terminal.uplink.service import coding_for
-from reference_terminal.uplink.settings import CentreSettings
 from reference_terminal.uplink.statements import Prepared
 
-from .helpers import MN_A, MN_B, T0, config, hj212_centre, minute_rows
+from .helpers import MN_A, MN_B, T0, config, hj212_centre, minute_rows, producers
 
-OFFSET_S = 8 * 3600
 GOOD = Quality.GOOD
 COUNTER = "C301103001e0101"  # P1's code
 
@@ -67,27 +63,6 @@ def _config(tmp_path: Path) -> TerminalConfig:
     )
 
 
-def _producers(
-    store: Store, cfg: TerminalConfig, *, bounds: tuple[int, int] = (10_000, 10_000)
-) -> list[Producer]:
-    made = []
-    for centre, bound in zip(cfg.uplink.centres, bounds, strict=False):
-        outbox = Outbox(store, centre.name, bound, RealClock(), OFFSET_S)
-        made.append(
-            Producer(
-                centre,
-                coding_for(cfg, centre),
-                store,
-                RealClock(),
-                outbox,
-                CentreSettings.configured(centre),
-                utc_offset_s=OFFSET_S,
-                grace_s=5.0,
-            )
-        )
-    return made
-
-
 async def _together(store: Store, *calls: Callable[[], Awaitable[Any]]) -> list[Any]:
     """Run ``calls`` (each making one writer call) queued together, in the order given: made in
     one turn of the event loop, they reach the writer as one group while it is held in a call
@@ -116,6 +91,17 @@ async def _stored(store: Store, rows: list[Derived]) -> None:
     await store.run_in_reader(lambda conn: None)  # applied to the database (a reader waits)
 
 
+async def _prepared(
+    store: Store, tmp_path: Path, bounds: tuple[int, int] = (10_000, 10_000)
+) -> list[Producer]:
+    """The producers of centres a and b (outboxes of ``bounds``), prepared: their cursors
+    start at the store's top."""
+    made = producers(store, _config(tmp_path), bounds=bounds)
+    for one in made:
+        await one.prepare()
+    return made
+
+
 async def _cursor(store: Store, centre: str) -> str | None:
     return await store.run_in_reader(lambda c: get_state(c, centre, "cursor.minute"))
 
@@ -125,9 +111,7 @@ def test_two_centres_scanning_together_read_the_rows_once_and_each_get_every_win
 ) -> None:
     async def main() -> None:
         async with await Store.open(f"sqlite:///{tmp_path / 't.db'}") as store:
-            a, b = _producers(store, _config(tmp_path))
-            await a.prepare()
-            await b.prepare()
+            a, b = await _prepared(store, tmp_path)
             await _stored(store, minute_rows(T0, 3))
             now = T0 + 4 * 60
             made = await _together(store, lambda: a.produce(now), lambda: b.produce(now))
@@ -151,9 +135,7 @@ def test_a_value_rewritten_between_two_scans_of_one_transaction_is_read_anew(
 ) -> None:
     async def main() -> None:
         async with await Store.open(f"sqlite:///{tmp_path / 't.db'}") as store:
-            a, b = _producers(store, _config(tmp_path))
-            await a.prepare()
-            await b.prepare()
+            a, b = await _prepared(store, tmp_path)
             await _stored(store, minute_rows(T0, 1))
             now = T0 + 2 * 60
 
@@ -185,8 +167,7 @@ def test_what_a_scan_read_is_not_served_in_a_later_transaction(
     # id: the next scan has the very same cursor and top id, and must read the new value.
     async def main() -> None:
         async with await Store.open(f"sqlite:///{tmp_path / 't.db'}") as store:
-            a, _ = _producers(store, _config(tmp_path), bounds=(0, 0))
-            await a.prepare()
+            a, _ = await _prepared(store, tmp_path, bounds=(0, 0))
             await _stored(store, minute_rows(T0, 1))
             assert await a.produce(T0 + 120) == []  # no room
             assert await _cursor(store, "a") == "0"
@@ -215,7 +196,7 @@ def test_centres_with_their_own_code_tables_share_the_rows_but_not_the_frames(
             ],
         )
         async with await Store.open(f"sqlite:///{tmp_path / 't.db'}") as store:
-            a, b = _producers(store, cfg)
+            a, b = producers(store, cfg)
             assert a.coding != b.coding
             await a.prepare()
             await b.prepare()
@@ -235,9 +216,7 @@ def test_a_scan_that_fails_leaves_nothing_for_the_next(
 ) -> None:
     async def main() -> None:
         async with await Store.open(f"sqlite:///{tmp_path / 't.db'}") as store:
-            a, b = _producers(store, _config(tmp_path))
-            await a.prepare()
-            await b.prepare()
+            a, b = await _prepared(store, tmp_path)
             await _stored(store, minute_rows(T0, 1))
             now = T0 + 2 * 60
             real_insert = producer.insert  # type: ignore[attr-defined]
@@ -272,9 +251,7 @@ def test_a_centre_without_room_takes_the_oldest_windows_and_the_rest_later(
 ) -> None:
     async def main() -> None:
         async with await Store.open(f"sqlite:///{tmp_path / 't.db'}") as store:
-            a, b = _producers(store, _config(tmp_path), bounds=(1, 10))
-            await a.prepare()
-            await b.prepare()
+            a, b = await _prepared(store, tmp_path, bounds=(1, 10))
             await _stored(store, minute_rows(T0, 3))
             now = T0 + 4 * 60
             made = await _together(store, lambda: a.produce(now), lambda: b.produce(now))
