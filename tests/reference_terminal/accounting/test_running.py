@@ -89,7 +89,7 @@ def test_a_minute_that_comes_again_is_not_counted_twice(tmp_path: Path) -> None:
     )
     (closed,) = [a for a in output.aggregates if a.point == "em.ep" and a.period == "minute"]
     first = plant.accounting.book(output, T0 + 200)
-    again = plant.accounting.book(Output(aggregates=[closed]), T0 + 201)
+    again = plant.accounting.book(Output(aggregates=(closed,)), T0 + 201)
     assert [r.kind for r in again.behind] == []
     assert [e.kind for e in again.events] == ["accounting_late"]
     (cumulative,) = [r.value for r in first.behind if r.kind == "co2_cum" and r.point == "em.ep"]
