@@ -248,20 +248,26 @@ class Scheduler:
             if batch.events:
                 await self.events(batch.events)
         except asyncio.CancelledError:
-            for waiter in batch.waiters:
-                if not waiter.done():
-                    waiter.set_exception(
-                        SchedulerStopped("the scheduler stopped before the values were stored")
-                    )
+            _tell(
+                batch.waiters,
+                SchedulerStopped("the scheduler stopped before the values were stored"),
+            )
             raise
         except BaseException as exc:
-            for waiter in batch.waiters:
-                if not waiter.done():
-                    waiter.set_exception(exc)
+            _tell(batch.waiters, exc)
             raise
         else:
-            for waiter in batch.waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
+            _tell(batch.waiters, None)
         finally:
             self._busy.difference_update(batch.devices)
+
+
+def _tell(waiters: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    """Tell the reads on command waiting for a batch how its hand-over ended."""
+    for waiter in waiters:
+        if waiter.done():
+            continue
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
