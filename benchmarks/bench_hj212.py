@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from benchmarks.harness import Figure, rate, report
 from protocols import hj212
 from protocols.hj212 import Cp, Flag, Packet, Pollutant
 from protocols.hj212.crc import crc16, crc16_reference
+from reference_terminal.uplink.frames import Frame, Item
 
 MN = "010000A8900016F000169DC0"
 RECORD_ITEMS = 189  # the works fleet's minute record
+UTC_OFFSET_S = 8 * 3600
+RECORD_TIME = datetime(2026, 11, 21, 2, 0, tzinfo=UTC).timestamp()  # 10:00 plant-local
 
 
 def minute_frame(pollutants: int = 20) -> Packet:
@@ -71,15 +74,18 @@ def record_items(
 
 
 def record_packet(items: list[tuple[str, tuple[tuple[str, Decimal], ...], str]]) -> Packet:
-    """The record as the terminal's session uploads it (what ``Frame.cp`` and ``upload`` do)."""
-    pollutants = [Pollutant(code, dict(values), flag) for code, values, flag in items]
-    cp = Cp.build(data_time=datetime(2026, 11, 21, 10, 0), pollutants=pollutants)
+    """The record as the terminal's session uploads it (``Frame.cp``, then ``upload``)."""
+    frame = Frame(
+        int(hj212.Command.MINUTE_DATA),
+        RECORD_TIME,
+        tuple(Item(code, values, flag) for code, values, flag in items),
+    )
     return Packet(
         cn=hj212.Command.MINUTE_DATA,
         st="31",
         mn=MN,
         pw="123456",
-        cp=cp,
+        cp=frame.cp(UTC_OFFSET_S),
         qn="20261121100100123",
         flag=Flag(1, False, True),
     )

@@ -9,8 +9,9 @@ RtdInterval, …) as ints, times and decimals.
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -299,6 +300,28 @@ class Cp:
         cp = cls.parse(render_groups(tuple(tuple(g) for g in groups)))
         return cp
 
+    # ---- cutting it into parts and joining them (split packets) --------------------------
+    def group_texts(self) -> tuple[str, ...]:
+        """Each of :attr:`groups` as ``render_groups`` writes it."""
+        if self.notes:  # lenient text: the groups as they were read (names stripped, …)
+            return tuple(render_groups((group,)) for group in self.groups)
+        return tuple(self.text.split(";")) if self.text else ()
+
+    def parts(self, selections: Iterable[Sequence[int]]) -> list[Cp]:
+        """CPs of some of this one's groups each (indexes into :meth:`group_texts`,
+        increasing), as ``from_groups`` makes them: typed from this one's view, not parsed
+        again, when no code has fields both in and out of a part (``build`` gives each code a
+        group of its own)."""
+        texts = self.group_texts()
+        return [_joined([(self, texts, selection)]) for selection in selections]
+
+    @classmethod
+    def joined(cls, pieces: Iterable[tuple[Cp, Sequence[int]]]) -> Cp:
+        """One CP of chosen groups of several (each CP with indexes into its
+        :meth:`group_texts`, increasing), as ``from_groups`` makes it: typed from theirs when
+        no parameter or code is in two of them, else parsed (a duplicate is then refused)."""
+        return _joined([(cp, cp.group_texts(), selection) for cp, selection in pieces])
+
     # ---- reading it ------------------------------------------------------------------
     def render(self) -> str:
         return self.text
@@ -360,6 +383,83 @@ class Cp:
 
 def render_groups(groups: tuple[Group, ...]) -> str:
     return ";".join(",".join(f"{k}={v}" for k, v in group) for group in groups)
+
+
+def _joined(pieces: Sequence[tuple[Cp, Sequence[str], Sequence[int]]]) -> Cp:
+    texts: list[str] = []
+    params: dict[str, str] = {}
+    pollutants: dict[str, Pollutant] = {}
+    typed = True
+    for cp, group_texts, selection in pieces:
+        texts += [group_texts[i] for i in selection]
+        view = _view(cp, group_texts, selection) if typed else None
+        if (
+            view is None
+            or not params.keys().isdisjoint(view[0])
+            or not pollutants.keys().isdisjoint(view[1])
+        ):
+            typed = False
+            continue
+        params.update(view[0])
+        pollutants.update(view[1])
+    text = ";".join(texts)
+    return Cp(text, params, pollutants) if typed and text else Cp.parse(text)
+
+
+def _view(
+    cp: Cp, texts: Sequence[str], selection: Sequence[int]
+) -> tuple[dict[str, str], dict[str, Pollutant]] | None:
+    """The typed view of ``cp``'s groups ``selection`` (indexes into its group ``texts``,
+    increasing), taken from its own: None where that cannot be done (a code with fields both
+    in and out of them) or the view is not the one its text gives (a CP made by hand).
+
+    Only the smaller side is read: the groups chosen, or those left out (merging parts leaves
+    out a DataTime each)."""
+    if any(b <= a for a, b in itertools.pairwise(selection)):
+        return None
+    chosen = set(selection)
+    left_out = [i for i in range(len(texts)) if i not in chosen]
+    side = selection if len(selection) <= len(left_out) else left_out
+    params, codes = _owners([texts[i] for i in side])
+    try:
+        if any(_field_count(cp.pollutants[code]) != n for code, n in codes.items()):
+            return None  # the code has fields on the other side too
+        if side is selection:
+            return {key: cp.params[key] for key in params}, {
+                code: cp.pollutants[code] for code in codes
+            }
+    except KeyError:
+        return None
+    return (
+        {key: value for key, value in cp.params.items() if key not in params},
+        {code: p for code, p in cp.pollutants.items() if code not in codes},
+    )
+
+
+def _owners(texts: Iterable[str]) -> tuple[set[str], dict[str, int]]:
+    """The parameters in group ``texts``, and their codes with how many fields each."""
+    params: set[str] = set()
+    codes: dict[str, int] = {}
+    for text in texts:
+        for item in text.split(","):
+            key = item.partition("=")[0]
+            code, dash, _ = key.rpartition("-")  # as the parsers tell a code's field
+            if dash and code:
+                codes[code] = codes.get(code, 0) + 1
+            else:
+                params.add(key)
+    return params, codes
+
+
+def _field_count(p: Pollutant) -> int:
+    """How many fields of its code made ``p`` (each went to exactly one place)."""
+    return (
+        len(p.values)
+        + len(p.texts)
+        + (p.flag is not None)
+        + (p.eflag is not None)
+        + (p.sample_time is not None)
+    )
 
 
 def _check_text(key: str, value: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from protocols.hj212.cp import Cp, Group, render_groups
+from protocols.hj212.cp import Cp
 from protocols.hj212.errors import DataTooLong, HeaderError
 from protocols.hj212.packet import Flag, Packet
 
@@ -21,44 +21,52 @@ def split(
     data_max = packet.edition.data_max if data_max is None else data_max
     if _fits(packet, cp_max, data_max):
         return [packet]
-    shared: tuple[Group, ...] = tuple(g for g in packet.cp.groups if g[0][0] == "DataTime")
-    rest = [g for g in packet.cp.groups if g[0][0] != "DataTime"]
+    cp = packet.cp
+    texts = cp.group_texts()
+    shared = [i for i, text in enumerate(texts) if _is_data_time(text)]
     # Header of a part: "PNUM=nnnn;PNO=nnnn;" and Flag may grow by a digit; allow for both.
     probe = replace(packet, cp=Cp(), flag=_split_flag(packet.flag), pnum=9999, pno=9999)
     overhead = len(probe.data_segment().encode("utf-8"))
     budget = min(cp_max - 7, data_max - overhead)
     # Sizes add up (each group's bytes, and a ';' between groups): rendering each trial part
     # again made a split quadratic in its groups.
-    shared_size = len(render_groups(shared).encode("utf-8"))
-    parts: list[list[Group]] = []
-    current: list[Group] = list(shared)
+    shared_size = len(";".join([texts[i] for i in shared]).encode("utf-8"))
+    parts: list[list[int]] = []
+    current: list[int] = list(shared)
     size = shared_size
-    for group in rest:
-        own = len(render_groups((group,)).encode("utf-8"))
+    for i, text in enumerate(texts):
+        if i in shared:
+            continue
+        own = len(text.encode("utf-8"))
         grown = size + own + (1 if current else 0)
         if grown <= budget:
-            current.append(group)
+            current.append(i)
             size = grown
             continue
         if len(current) == len(shared):
             alone = shared_size + own + (1 if shared else 0) + 7
-            raise DataTooLong(f"CP group {group[0][0]!r} alone", cp_max, alone)
+            raise DataTooLong(f"CP group {text.partition('=')[0]!r} alone", cp_max, alone)
         parts.append(current)
-        current = [*shared, group]
+        current = [*shared, i]
         size = shared_size + own + (1 if shared else 0)
     parts.append(current)
     total = len(parts)
     return [
         replace(
             packet,
-            cp=Cp.from_groups(groups),
+            cp=part,
             flag=_split_flag(packet.flag),
             pnum=total,
             pno=number,
             field_order=None,
         )
-        for number, groups in enumerate(parts, start=1)
+        for number, part in enumerate(cp.parts(parts), start=1)
     ]
+
+
+def _is_data_time(group_text: str) -> bool:
+    """Whether the group's first item is DataTime (every part carries it)."""
+    return group_text.partition(",")[0].partition("=")[0] == "DataTime"
 
 
 def _fits(packet: Packet, cp_max: int, data_max: int) -> bool:
@@ -107,17 +115,17 @@ class Reassembler:
 
 def merge(parts: list[Packet]) -> Packet:
     """One packet from its parts, in PNO order: shared DataTime once, then every group."""
-    groups: list[Group] = []
+    pieces: list[tuple[Cp, list[int]]] = []
     seen_time = False
     for part in parts:
-        for group in part.cp.groups:
-            if group[0][0] == "DataTime":
+        keep = []
+        for i, text in enumerate(part.cp.group_texts()):
+            if _is_data_time(text):
                 if seen_time:
                     continue
                 seen_time = True
-            groups.append(group)
+            keep.append(i)
+        pieces.append((part.cp, keep))
     first = parts[0]
     flag = None if first.flag is None else Flag(first.flag.version, False, first.flag.ack)
-    return replace(
-        first, cp=Cp.from_groups(groups), flag=flag, pnum=None, pno=None, field_order=None
-    )
+    return replace(first, cp=Cp.joined(pieces), flag=flag, pnum=None, pno=None, field_order=None)

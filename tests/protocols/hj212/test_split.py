@@ -108,3 +108,98 @@ def test_each_part_is_as_full_as_the_limits_allow(
         fuller = Cp.from_groups([*part.cp.groups, following.cp.groups[shared]])
         with pytest.raises(hj212.DataTooLong):
             hj212.encode(part.replace(cp=fuller))
+
+
+# ---- the parts' typed views: taken from the whole, never different from parsing the parts ----
+
+#: Items whose names collide on purpose: a code's fields in two groups, a parameter twice, a
+#: text field (the general parser), whitespace before a name (a lenient reading, noted).
+_ITEMS = [
+    ("DataTime", "20261121100000"),
+    ("OverTime", "5"),
+    ("a01-Avg", "1.5"),
+    ("a01-Flag", "N"),
+    ("a02-Avg", "-0.20"),
+    ("a02-Info", "x y"),
+    (" a03-Avg", "7"),
+]
+
+
+@st.composite
+def group_lists(draw: st.DrawFn) -> list[list[tuple[str, str]]]:
+    """Some of ``_ITEMS``, each once, in any order, cut into groups anywhere."""
+    items = draw(st.permutations(_ITEMS))[: draw(st.integers(1, len(_ITEMS)))]
+    cuts = draw(st.lists(st.integers(1, len(items) - 1), unique=True)) if len(items) > 1 else []
+    bounds = [0, *sorted(cuts), len(items)]
+    return [items[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def parsed(text: str) -> Cp | str:
+    """``Cp.parse(text)``, or the error's class name."""
+    try:
+        return Cp.parse(text)
+    except hj212.CpError as exc:
+        return type(exc).__name__
+
+
+def view(cp: Cp | str) -> object:
+    """Everything a CP says: its text, parameters, pollutants and notes (or the error)."""
+    if isinstance(cp, str):
+        return cp
+    return cp.text, dict(cp.params), dict(cp.pollutants), cp.notes
+
+
+@given(group_lists(), st.data())
+@settings(max_examples=300, deadline=None)
+def test_a_cps_parts_say_what_parsing_their_text_says(
+    groups: list[list[tuple[str, str]]], data: st.DataObject
+) -> None:
+    whole = parsed(";".join(",".join(f"{k}={v}" for k, v in g) for g in groups))
+    if isinstance(whole, str):
+        return
+    texts = whole.group_texts()
+    assert len(texts) == len(whole.groups)
+    # any indexes, in any order, repeated: out of the ordinary ones are parsed (and refused)
+    selections = data.draw(st.lists(st.lists(st.sampled_from(range(len(texts)))), max_size=4))
+    for selection in selections:
+        try:
+            part: Cp | str = whole.parts([selection])[0]
+        except hj212.CpError as exc:
+            part = type(exc).__name__
+        assert view(part) == view(parsed(";".join(texts[i] for i in selection)))
+
+
+@given(st.lists(group_lists(), min_size=1, max_size=3), st.data())
+@settings(max_examples=300, deadline=None)
+def test_joined_cps_say_what_parsing_the_joined_text_says(
+    pieces: list[list[list[tuple[str, str]]]], data: st.DataObject
+) -> None:
+    cps = [parsed(";".join(",".join(f"{k}={v}" for k, v in g) for g in p)) for p in pieces]
+    chosen = []
+    for cp in cps:
+        if isinstance(cp, str):
+            return
+        indexes = range(len(cp.group_texts()))
+        chosen.append((cp, data.draw(st.lists(st.sampled_from(indexes)))))
+    text = ";".join(cp.group_texts()[i] for cp, selection in chosen for i in selection)
+    try:
+        joined: Cp | str = Cp.joined(chosen)
+    except hj212.CpError as exc:
+        joined = type(exc).__name__
+    assert view(joined) == view(parsed(text))
+
+
+def test_a_split_record_is_typed_without_parsing_it_again() -> None:
+    """Each part's pollutants are the whole's own objects (taken, not parsed again), and the
+    reassembled packet's are the parts' own."""
+    packet = big_upload(60)
+    parts = split(packet)
+    for part in parts:
+        for code, pollutant in part.cp.pollutants.items():
+            assert pollutant is packet.cp.pollutants[code]
+    whole = hj212.merge(parts)
+    assert view(whole.cp) == view(Cp.parse(whole.cp.text))
+    assert all(
+        p is next(part.cp.pollutants[c] for part in parts if c in part.cp.pollutants)
+        for c, p in whole.cp.pollutants.items()
+    )
