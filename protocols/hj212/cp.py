@@ -312,15 +312,15 @@ class Cp:
         increasing), as ``from_groups`` makes them: typed from this one's view, not parsed
         again, when no code has fields both in and out of a part (``build`` gives each code a
         group of its own)."""
-        texts = self.group_texts()
-        return [_joined([(self, texts, selection)]) for selection in selections]
+        piece = _Piece.of(self)
+        return [_joined([(piece, selection)]) for selection in selections]
 
     @classmethod
     def joined(cls, pieces: Iterable[tuple[Cp, Sequence[int]]]) -> Cp:
         """One CP of chosen groups of several (each CP with indexes into its
         :meth:`group_texts`, increasing), as ``from_groups`` makes it: typed from theirs when
         no parameter or code is in two of them, else parsed (a duplicate is then refused)."""
-        return _joined([(cp, cp.group_texts(), selection) for cp, selection in pieces])
+        return _joined([(_Piece.of(cp), selection) for cp, selection in pieces])
 
     # ---- reading it ------------------------------------------------------------------
     def render(self) -> str:
@@ -385,14 +385,28 @@ def render_groups(groups: tuple[Group, ...]) -> str:
     return ";".join(",".join(f"{k}={v}" for k, v in group) for group in groups)
 
 
-def _joined(pieces: Sequence[tuple[Cp, Sequence[str], Sequence[int]]]) -> Cp:
+class _Piece(NamedTuple):
+    cp: Cp
+    texts: tuple[str, ...]  # its group_texts
+    #: its typed view is its text's: each item one parameter or one code's field (a CP made
+    #: by hand may have a view of its own, or none)
+    typed: bool
+
+    @classmethod
+    def of(cls, cp: Cp) -> _Piece:
+        texts = cp.group_texts()
+        fields = len(cp.params) + sum(_field_count(p) for p in cp.pollutants.values())
+        return cls(cp, texts, fields == sum(text.count(",") + 1 for text in texts))
+
+
+def _joined(pieces: Sequence[tuple[_Piece, Sequence[int]]]) -> Cp:
     texts: list[str] = []
     params: dict[str, str] = {}
     pollutants: dict[str, Pollutant] = {}
     typed = True
-    for cp, group_texts, selection in pieces:
-        texts += [group_texts[i] for i in selection]
-        view = _view(cp, group_texts, selection) if typed else None
+    for piece, selection in pieces:
+        texts += [piece.texts[i] for i in selection]
+        view = _view(piece.cp, piece.texts, selection) if typed and piece.typed else None
         if (
             view is None
             or not params.keys().isdisjoint(view[0])
@@ -411,7 +425,7 @@ def _view(
 ) -> tuple[dict[str, str], dict[str, Pollutant]] | None:
     """The typed view of ``cp``'s groups ``selection`` (indexes into its group ``texts``,
     increasing), taken from its own: None where that cannot be done (a code with fields both
-    in and out of them) or the view is not the one its text gives (a CP made by hand).
+    in and out of them).
 
     Only the smaller side is read: the groups chosen, or those left out (merging parts leaves
     out a DataTime each)."""
