@@ -1,4 +1,4 @@
-"""hypothesis strategies for typed HJ 212 values."""
+"""hypothesis strategies for typed HJ 212 values, and what a CP says (to compare two)."""
 
 from __future__ import annotations
 
@@ -67,3 +67,8 @@ def packets(draw: st.DrawFn) -> hj212.Packet:
         pno=None if pnum is None else draw(st.integers(1, pnum)),
         edition=edition,
     )
+
+
+def said(cp: hj212.Cp) -> tuple[object, ...]:
+    """Everything a CP says: its text and its typed view (``Cp ==`` compares the text alone)."""
+    return cp.text, dict(cp.params), dict(cp.pollutants), cp.notes

@@ -27,6 +27,7 @@ from reference_terminal.uplink.frames import (
     period_frames,
     stored_period_frames,
 )
+from tests.protocols.hj212.strategies import said
 
 T0 = 1_800_000_000.0
 OFFSET_S = 8 * 3600
@@ -72,11 +73,6 @@ def built(frame: Frame) -> Cp:
     pollutants = [Pollutant(i.code, dict(i.values), i.flag) for i in frame.items]
     cp = Cp.build(data_time=local_time(frame.data_time, OFFSET_S), pollutants=pollutants)
     return with_signature(cp, frame.signature) if frame.signature else cp
-
-
-def said(cp: Cp) -> tuple[object, ...]:
-    """Everything a CP says: its text and its typed view."""
-    return cp.text, dict(cp.params), dict(cp.pollutants), cp.notes
 
 
 def outcome(render: object, frame: Frame) -> tuple[object, ...]:
