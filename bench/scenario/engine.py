@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import csv
 import gzip
+import itertools
 import json
 import os
+import resource
 import shutil
 import time
 from collections import deque
@@ -297,6 +299,8 @@ async def run_scenario(
     """Run ``scenario``, write the run directory ``out``, return the outcome."""
     out.mkdir(parents=True, exist_ok=True)
     wall0 = time.perf_counter()
+    cpu0 = _cpu_seconds()
+    marks: list[tuple[str, float]] = []  # (phase, wall instant at its end)
     spec = _fleet_spec(scenario)
     clock = VirtualClock(spec.start.timestamp())
     duration = scenario.duration.total_seconds()
@@ -359,6 +363,7 @@ async def run_scenario(
             )
             await target.power_on()
             run.note("terminal ready")
+        marks.append(("setup", time.perf_counter()))
         t0 = clock.monotonic()
         ticker = asyncio.create_task(_tick(run, t0, total, progress))
         pace = asyncio.create_task(_pace(run))
@@ -368,10 +373,12 @@ async def run_scenario(
                 await run.play(event)
             await clock.sleep_until(t0 + duration)
             run.note("end of the timeline")
+            marks.append(("timeline", time.perf_counter()))
             if not target.powered:
                 with clock.hold():
                     await target.power_on()
             arrivals = await _drain(run, t0 + total)
+            marks.append(("drain", time.perf_counter()))
             assert target.terminal is not None
             with clock.hold():
                 await acknowledged.snapshot(target.terminal, clock.time())
@@ -385,6 +392,7 @@ async def run_scenario(
             # closing the store looks busy, and the next sleeper can be minutes away).
             virtual = clock.monotonic() - t0
             run.note("checked", **{n: r.summary().splitlines()[0] for n, r in results.items()})
+            marks.append(("check", time.perf_counter()))
         finally:
             ticker.cancel()
             pace.cancel()
@@ -394,6 +402,7 @@ async def run_scenario(
         bytes_dropped = target.bytes_dropped
     _copy_store(out / "disk-backing", out)
     _write_truth(fleet, out / "truth.csv.gz")
+    marks.append(("teardown", time.perf_counter()))
     centres = {name: CentreOutcome.of(result) for name, result in results.items()}
     outcome = Outcome(
         scenario=scenario.name,
@@ -415,9 +424,22 @@ async def run_scenario(
         clock_steps=clock.steps,
         centres=centres,
         failed_steps=run.failed_steps,
+        phases={
+            phase: round(end - start, 2)
+            for (phase, _), (start, end) in zip(
+                marks, itertools.pairwise([wall0, *(end for _, end in marks)]), strict=True
+            )
+        },
+        cpu_seconds=round(_cpu_seconds() - cpu0, 1),
     )
     outcome.write(out / "outcome.json")
     return outcome
+
+
+def _cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _copy_store(disk: Path, out: Path) -> None:

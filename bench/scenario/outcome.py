@@ -72,6 +72,11 @@ class Outcome:
     wrong_value: int = 0
     #: timeline steps the terminal did not take as they should (an operator request refused)
     failed_steps: list[str] = field(default_factory=list)
+    #: wall seconds of each part of the run: setup, timeline, drain, check, teardown
+    phases: dict[str, float] = field(default_factory=dict)
+    #: CPU seconds (user + system) of the bench process and the children it waited for (the
+    #: volatile disk's): on a shared host, steadier than the wall time for comparing runs
+    cpu_seconds: float = 0.0
     passed: bool = False
 
     def __post_init__(self) -> None:

@@ -91,6 +91,11 @@ def test_every_acknowledged_window_arrives_once_at_both_centres_after_power_cuts
     ):
         assert (run / part).exists(), part
     assert json.loads((run / "outcome.json").read_text())["passed"] is True
+    # ... and says where the wall time went, and how much CPU time it took
+    assert list(outcome.phases) == ["setup", "timeline", "drain", "check", "teardown"]
+    assert all(s >= 0 for s in outcome.phases.values())
+    assert sum(outcome.phases.values()) == pytest.approx(outcome.wall_seconds, abs=0.1)
+    assert outcome.cpu_seconds > 0
     steps = [json.loads(line)["what"] for line in (run / "timeline.jsonl").read_text().splitlines()]
     actions = [step.split()[0] for step in steps]
     assert actions.count("power_off") == 2 and actions.count("power_on") == 2
