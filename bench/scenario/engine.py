@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import gzip
-import itertools
 import json
 import os
 import resource
@@ -426,9 +425,7 @@ async def run_scenario(
         failed_steps=run.failed_steps,
         phases={
             phase: round(end - start, 2)
-            for (phase, _), (start, end) in zip(
-                marks, itertools.pairwise([wall0, *(end for _, end in marks)]), strict=True
-            )
+            for (phase, end), start in zip(marks, [wall0, *(t for _, t in marks[:-1])], strict=True)
         },
         cpu_seconds=round(_cpu_seconds() - cpu0, 1),
     )
