@@ -1,15 +1,14 @@
 """SQL plant historians: rows appear as plant time passes, the live table follows the plant,
 faults show as OPC quality, and the terminal's query reads good values only.
 
-SQLite always; PostgreSQL too when ``CARBENCH_TEST_POSTGRES_URL`` names a database the test may
-write (e.g. ``postgresql+psycopg://bench@localhost/plant``)."""
+SQLite always; PostgreSQL too when it is reachable (this machine's, in a schema of the test's
+own; ``CARBENCH_TEST_POSTGRES`` points elsewhere), said when skipped."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -31,6 +30,7 @@ from simulators.meters.sql_historian import (
     serve_sql_historians,
     tables,
 )
+from tests.reference_terminal.storage.conftest import postgres_url
 
 START = datetime(2026, 1, 1, tzinfo=UTC) - timedelta(hours=8)  # local midnight, UTC+8
 FLEET = """\
@@ -48,15 +48,15 @@ meters:
       - {name: CM1.OUTPUT.TOTAL, quantity: cement_out.mass_t, decimals: 2, rounding: floor}
       - {name: HW.RETURN.TEMP, quantity: hot_water.return_temp_c, decimals: 1}
 """
-POSTGRES = os.environ.get("CARBENCH_TEST_POSTGRES_URL")
-URLS = [
-    pytest.param(None, id="sqlite"),
-    pytest.param(
-        POSTGRES,
-        id="postgresql",
-        marks=pytest.mark.skipif(POSTGRES is None, reason="CARBENCH_TEST_POSTGRES_URL not set"),
-    ),
-]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The historian's database: its own SQLite file (None), or a fresh PostgreSQL schema."""
+    if request.param == "postgresql":
+        yield from postgres_url()
+    else:
+        yield None
 
 
 def fleet_spec(faults: Sequence[Mapping[str, Any]] = (), **historian: Any) -> Fleet:
@@ -87,7 +87,6 @@ def run_for(fleet: FleetRuntime, work_dir: Path, seconds: float) -> None:
     asyncio.run(main())
 
 
-@pytest.mark.parametrize("url", URLS)
 def test_rows_appear_as_time_passes_and_follow_the_plant(tmp_path: Path, url: str | None) -> None:
     spec = fleet_spec(url=url) if url else fleet_spec()
     t0 = START.timestamp() + 8 * 3600  # a working shift: production counts up
