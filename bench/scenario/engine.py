@@ -299,7 +299,7 @@ async def run_scenario(
     out.mkdir(parents=True, exist_ok=True)
     wall0 = time.perf_counter()
     cpu0 = _cpu_seconds()
-    marks: list[tuple[str, float]] = []  # (phase, wall instant at its end)
+    laps = _Laps(wall0)
     spec = _fleet_spec(scenario)
     clock = VirtualClock(spec.start.timestamp())
     duration = scenario.duration.total_seconds()
@@ -362,7 +362,7 @@ async def run_scenario(
             )
             await target.power_on()
             run.note("terminal ready")
-        marks.append(("setup", time.perf_counter()))
+        laps.done("setup")
         t0 = clock.monotonic()
         ticker = asyncio.create_task(_tick(run, t0, total, progress))
         pace = asyncio.create_task(_pace(run))
@@ -372,12 +372,12 @@ async def run_scenario(
                 await run.play(event)
             await clock.sleep_until(t0 + duration)
             run.note("end of the timeline")
-            marks.append(("timeline", time.perf_counter()))
+            laps.done("timeline")
             if not target.powered:
                 with clock.hold():
                     await target.power_on()
             arrivals = await _drain(run, t0 + total)
-            marks.append(("drain", time.perf_counter()))
+            laps.done("drain")
             assert target.terminal is not None
             with clock.hold():
                 await acknowledged.snapshot(target.terminal, clock.time())
@@ -391,7 +391,7 @@ async def run_scenario(
             # closing the store looks busy, and the next sleeper can be minutes away).
             virtual = clock.monotonic() - t0
             run.note("checked", **{n: r.summary().splitlines()[0] for n, r in results.items()})
-            marks.append(("check", time.perf_counter()))
+            laps.done("check")
         finally:
             ticker.cancel()
             pace.cancel()
@@ -401,7 +401,7 @@ async def run_scenario(
         bytes_dropped = target.bytes_dropped
     _copy_store(out / "disk-backing", out)
     _write_truth(fleet, out / "truth.csv.gz")
-    marks.append(("teardown", time.perf_counter()))
+    laps.done("teardown")
     centres = {name: CentreOutcome.of(result) for name, result in results.items()}
     outcome = Outcome(
         scenario=scenario.name,
@@ -423,14 +423,24 @@ async def run_scenario(
         clock_steps=clock.steps,
         centres=centres,
         failed_steps=run.failed_steps,
-        phases={
-            phase: round(end - start, 2)
-            for (phase, end), start in zip(marks, [wall0, *(t for _, t in marks[:-1])], strict=True)
-        },
+        phases=laps.phases,
         cpu_seconds=round(_cpu_seconds() - cpu0, 1),
     )
     outcome.write(out / "outcome.json")
     return outcome
+
+
+class _Laps:
+    """The wall seconds of a run's phases, each from the end of the one before."""
+
+    def __init__(self, start: float) -> None:
+        self.phases: dict[str, float] = {}
+        self._last = start
+
+    def done(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.phases[phase] = round(now - self._last, 2)
+        self._last = now
 
 
 def _cpu_seconds() -> float:
