@@ -50,7 +50,7 @@ are built before the clock runs.
    (``ingest_batched``) and its function is re-run here so both figures come from one machine
    state. Best of 3 runs each.
 
-The interpreter runs as in the terminal's own process (``reference_terminal.runtime``: a 1 ms
+The interpreter runs as in the terminal's own process (``reference_terminal.runtime``: a 0.2 ms
 GIL switch interval, the cyclic collector's thresholds, the start-up heap — the 10 000 points'
 state, the prepared RawValues — frozen before timing); the collector's full passes during the
 paced runs are reported.
