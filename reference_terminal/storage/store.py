@@ -1533,7 +1533,7 @@ class Store:
         """Store readings (and events, derived values) atomically; return once durable."""
         job = _Job(list(readings), list(events), list(derived))
         if job.size:
-            await asyncio.wrap_future(self._submit(job))
+            await _acknowledgement(self._submit(job))
             if self.on_durable is not None:
                 self.on_durable(job.readings, job.derived)
 
@@ -1717,6 +1717,40 @@ class Store:
             self.engine.dispose()
             if self._writer.paced_db_fd is not None:
                 os.close(self._writer.paced_db_fd)  # only now: see writeback.push
+
+
+def _acknowledgement(future: concurrent.futures.Future[T]) -> asyncio.Future[T]:
+    """``asyncio.wrap_future`` for a write's future, except that one completed on the event
+    loop's own thread (a write the loop logged itself, ``_Intake.log_inline``) wakes its waiter
+    at once: wrap_future always goes through the loop's self-pipe, a send and a turn of the
+    loop per write, each a moment the GIL may go to the writer thread."""
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[T] = loop.create_future()
+    owner = threading.get_ident()
+
+    def copy(done: concurrent.futures.Future[T]) -> None:
+        if waiter.cancelled():
+            return
+        if done.cancelled():
+            waiter.cancel()
+        elif (error := done.exception()) is not None:
+            waiter.set_exception(error)
+        else:
+            waiter.set_result(done.result())
+
+    def completed(done: concurrent.futures.Future[T]) -> None:
+        if threading.get_ident() == owner:
+            copy(done)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(copy, done)
+
+    def abandoned(_: asyncio.Future[T]) -> None:
+        if waiter.cancelled():
+            future.cancel()  # stops only a write not yet taken (``Store.write``)
+
+    waiter.add_done_callback(abandoned)
+    future.add_done_callback(completed)
+    return waiter
 
 
 def checkpoint(engine: Engine) -> None:
