@@ -8,7 +8,7 @@ configuration, the API's routes) once it has started.
   writer applying the log): at 5 ms a turn, every other request and reading waited tens of
   milliseconds beside one long query. Measured with ``benchmarks/bench_edge_latency.py`` (10 000
   readings/s; each paced run's p99): at 1 ms 2.14–4.05 ms, 98.3 % of readings within 2 ms; at
-  0.2 ms 1.54–3.21 ms over 14 runs, 98.4–99.0 %; at 0.1 ms no better than 0.2, and the ingest
+  0.2 ms 1.54–3.21 ms over 19 runs, 98.4–99.0 %; at 0.1 ms no better than 0.2, and the ingest
   through ``accept`` fell by a fifth.
 - **The cyclic collector** looks at young objects every 50 000 net allocations instead of 700.
   The terminal's objects die by reference counting; the collector only finds cycles (a failed
