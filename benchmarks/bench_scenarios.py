@@ -4,11 +4,11 @@ prints one JSON object.
 For each scenario file and seed (and each ``--set`` variant), one run in a fresh run directory:
 wall seconds (against the issue's limit: 48 h in ≤ 60 s, 7 days in ≤ 180 s) and their split
 into setup, timeline, drain, check and teardown, CPU seconds (steadier than wall time on a
-shared host: compare runs by both), virtual seconds,
-clock steps, and per virtual minute the clock steps and wall milliseconds (what a long run's
-wall time grows by), power cuts survived, and what the checker found (expected, received, lost,
-duplicated, unexpected). Runs are sequential: on a 2-core machine two at once measure each
-other, so the load average is printed beside them. ``--keep DIR`` keeps the run directories
+shared host: compare runs by both), virtual seconds, clock steps, and per virtual minute the
+clock steps and wall milliseconds (what a long run's wall time grows by), power cuts survived,
+and what the checker found (expected, received, lost, duplicated, unexpected). Runs are
+sequential: on a 2-core machine two at once measure each other, so the load average is printed
+beside them. ``--keep DIR`` keeps the run directories
 (platform record, terminal store, timeline).
 """
 
