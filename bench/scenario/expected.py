@@ -171,14 +171,21 @@ def _derived(
     conn: Connection, points: list[str], kind: str, start: float | None, end: float
 ) -> list[Any]:
     """(point, period start, period end, value text) of the ``kind`` values of ``points``:
-    only the columns a snapshot uses, as plain rows (a 48-hour check reads a million)."""
+    only the columns a snapshot uses, as plain rows (a 48-hour check reads a million).
+
+    Selected by time, the points picked out here: the settled table holds its rows in time
+    order, a point's in every page, so reading point by point (its unique index) reads each
+    page once per point. On the volatile disk, where every page read is a request to the
+    file system, the last check of a 48-hour run read its windows in 48.9 s so, 2.8 s by a
+    scan (``period_end``'s index for a range)."""
     c = derived_values.c
     query = select(c.point, c.period_start, c.period_end, c.value).where(
-        c.point.in_(points), c.kind == kind, c.period_start < end
+        c.kind == kind, c.period_start < end
     )
     if start is not None:
-        query = query.where(c.period_start >= start)
-    return list(conn.execute(query).all())
+        query = query.where(c.period_end >= start, c.period_start >= start)
+    wanted = set(points)
+    return [row for row in conn.execute(query) if row[0] in wanted]
 
 
 def _usable_readings(
