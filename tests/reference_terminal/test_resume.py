@@ -17,7 +17,8 @@ from reference_terminal.app import Terminal, increment_rows, window_rows
 from reference_terminal.config import Point, TerminalConfig
 from reference_terminal.model import Quality, RawValue, Reading
 from reference_terminal.processing.pipeline import Output, Processor
-from reference_terminal.resume import Resumed, resume
+from reference_terminal.processing.settlement import Aggregate
+from reference_terminal.resume import Resumed, resume, select_stored
 from reference_terminal.storage.schema import Derived, derived_recent, derived_settled
 from reference_terminal.storage.store import Store, sqlite_url
 
@@ -137,6 +138,34 @@ def test_windows_the_power_cut_kept_from_the_store_come_back(tmp_path: Path) -> 
             assert (hour.period, hour.count, hour.mean) == ("hour", 7, Decimal("6.7"))  # 47 / 7
 
     asyncio.run(main())
+
+
+def test_a_replay_finds_which_of_its_windows_are_stored_period_by_period(
+    tmp_path: Path,
+) -> None:
+    def window(period: str, start: float, length: float) -> Aggregate:
+        one = Decimal(1)
+        return Aggregate(
+            point="FT01.q", period=period, start=start, end=start + length, label="",
+            kind="gauge", count=1, first=one, last=one, min=one, max=one, mean=one,
+            increment=None, excluded=0, digits=1, quality=Quality.GOOD,
+        )  # fmt: skip
+
+    minutes = [window("minute", T0 + 60 * k, 60) for k in range(10)]
+    hour, day = window("hour", T0, 3600), window("day", T0 - 36000, 86400)
+    # the even minutes and the hour were written before the cut; so was a minute before any
+    # the replay closed, which nobody asks about
+    written = (*minutes[::2], hour, window("minute", T0 - 60, 60))
+
+    async def main() -> set[tuple[str, str, float]]:
+        async with await Store.open(sqlite_url(tmp_path / "t.db")) as store:
+            await store.write_derived(window_rows(Output(aggregates=written), T0))
+            return await store.run_in_reader(lambda c: select_stored(c, [*minutes, hour, day]))
+
+    stored = asyncio.run(main())
+    assert stored == {("FT01.q", "minute", T0 + 60 * k) for k in range(0, 10, 2)} | {
+        ("FT01.q", "hour", T0)
+    }
 
 
 def test_a_new_store_resumes_nothing(tmp_path: Path) -> None:
