@@ -105,9 +105,8 @@ INGEST_BATCH: Final = 1_000
 # ---- the terminal ----------------------------------------------------------------------------
 
 
-def config(
-    storage_url: str, *, intake_log: bool = True, settle_rows: int | None = None
-) -> TerminalConfig:
+def config(storage_url: str, storage: dict[str, Any] | None = None) -> TerminalConfig:
+    """The bench's terminal; ``storage``: settings of its store other than the defaults."""
     devices = [
         {"id": f"d{d:04d}", "protocol": "modbus-tcp", "host": "192.0.2.1", "unit_id": 1}
         for d in range(DEVICES)
@@ -133,23 +132,15 @@ def config(
             "devices": devices,
             "groups": [{"id": "fast", "period_s": 1}],
             "points": points,
-            "storage": {
-                "url": storage_url,
-                "intake_log": intake_log,
-                **({} if settle_rows is None else {"settle_rows": settle_rows}),
-            },
+            "storage": {"url": storage_url, **(storage or {})},
         }
     )
 
 
 @contextlib.asynccontextmanager
-async def terminal(
-    directory: Path, *, intake_log: bool = True, settle_rows: int | None = None
-) -> Any:
+async def terminal(directory: Path, storage: dict[str, Any] | None = None) -> Any:
     """A Terminal with its store open, as ``Terminal.run`` attaches it (without acquisition)."""
-    cfg = config(
-        sqlite_url(directory / "terminal.db"), intake_log=intake_log, settle_rows=settle_rows
-    )
+    cfg = config(sqlite_url(directory / "terminal.db"), storage)
     term = Terminal(cfg)
     async with await Store.from_config(cfg.storage) as store:
         term.store = store
@@ -390,12 +381,11 @@ async def main_async(
     prefill_s: int,
     *,
     tuned: bool,
-    intake_log: bool,
-    settle_rows: int | None,
+    storage: dict[str, Any],
 ) -> None:
     values = Values()
     with tempfile.TemporaryDirectory(prefix="carbench-bench-edge-") as tmp:
-        async with terminal(Path(tmp), intake_log=intake_log, settle_rows=settle_rows) as term:
+        async with terminal(Path(tmp), storage) as term:
             assert term.store is not None
             durability = await term.store.durability()
             page_size = await term.store.run_in_reader(
@@ -497,6 +487,7 @@ async def main_async(
         figures,
         backend=durability,
         sqlite_page_size=page_size,
+        storage_settings=storage or "defaults",
         load={
             "points": POINTS,
             "counters": POINTS // 2,
@@ -568,6 +559,9 @@ def main() -> None:
     parser.add_argument("--no-intake-log", action="store_true")
     parser.add_argument("--settle-rows", type=int, help="storage.settle_rows (default: its own)")
     parser.add_argument(
+        "--apply-linger-ms", type=float, help="storage.apply_linger_ms (default: its own)"
+    )
+    parser.add_argument(
         "--switch-interval-ms", type=float, help="GIL switch interval (default: the terminal's)"
     )
     args = parser.parse_args()
@@ -582,8 +576,15 @@ def main() -> None:
             args.warmup,
             args.prefill,
             tuned=not args.interpreter_defaults,
-            intake_log=not args.no_intake_log,
-            settle_rows=args.settle_rows,
+            storage={
+                key: value
+                for key, value in {
+                    "intake_log": False if args.no_intake_log else None,
+                    "settle_rows": args.settle_rows,
+                    "apply_linger_ms": args.apply_linger_ms,
+                }.items()
+                if value is not None
+            },
         )
     )
 

@@ -220,8 +220,9 @@ _WAITING = {
     ("unix_events.py", "_do_waitpid"),  # asyncio's watcher of a spawned child (mosquitto)
     ("gateway_base.py", "read"),  # pytest-xdist's channel to its controller, blocked in read
     # The reference terminal's store writer blocks in SimpleQueue.get, C code with no frame of
-    # its own, so its waiting place is its own method.
+    # its own, so its waiting places are its own methods.
     ("store.py", "_next"),
+    ("store.py", "_next_within"),
 }
 
 

@@ -220,11 +220,14 @@ class _Acc:
 
 
 class _Level:
-    __slots__ = ("acc", "end", "idx", "name", "p")
+    __slots__ = ("acc", "end", "fed", "idx", "name", "p")
 
-    def __init__(self, p: int, name: str) -> None:
+    def __init__(self, p: int, name: str, *, fed: bool) -> None:
         self.p = p
         self.name = name
+        #: Takes samples itself; else its window gathers the closed windows of the level
+        #: before, which nest in it (an hour of minutes: one sum per value instead of three).
+        self.fed = fed
         self.idx: int | None = None
         self.acc: _Acc | None = None
         # Where the open window ends (local seconds): a sample before it, and not before
@@ -302,7 +305,11 @@ class PointWindows:
         self.point = point
         self.kind: Kind = kind
         self.offset = utc_offset_s
-        self._levels = [_Level(p, period_name(p)) for p in periods] + [_Level(DAY, "day")]
+        self._levels: list[_Level] = []
+        finer = 0
+        for p, name in [*((p, period_name(p)) for p in periods), (DAY, "day")]:
+            self._levels.append(_Level(p, name, fed=not finer or p % finer != 0))
+            finer = p
         self._month: _Span | None = None
         self._year: _Span | None = None
         # Local seconds before which the shortest windows are closed: a sample there is late.
@@ -352,9 +359,18 @@ class PointWindows:
                 f"{self.point}: a sample at t={x} belongs to a window already closed "
                 f"(emitted windows are never revised)"
             )
-        for level in self._levels:
+        for k, level in enumerate(self._levels):
             acc = level.acc
             end = level.end
+            if not level.fed:
+                # a sample past its window: the window is over (the finer one, closed just
+                # before in this loop, is merged in)
+                if acc is None or shifted >= end:
+                    if acc is not None:
+                        self._close(k, out)
+                    if level.p == DAY:
+                        self._roll(int(shifted // DAY), out)
+                continue
             if acc is not None and end - level.p <= shifted < end:
                 # Most samples: the window of the last one (the test below, without dividing).
                 if value is None:
@@ -370,10 +386,8 @@ class PointWindows:
                             f"{self.point}: a sample at t={x} belongs to a {level.name} window "
                             f"already closed (samples must come in time order)"
                         )
-                    out.append(self._emit(level, level.idx, acc))
-                    if level.p == DAY:
-                        self._settle_day(level.idx, acc, out)
-                    if level is self._levels[0]:
+                    self._close(k, out)
+                    if k == 0:
                         self._closed = idx * level.p
                 if level.p == DAY:
                     self._roll(idx, out)
@@ -386,6 +400,31 @@ class PointWindows:
                 acc.add(value, first, last, digits, rank)
         return out
 
+    def _close(self, k: int, out: list[Aggregate]) -> None:
+        """Emit level ``k``'s open window and merge it into the window of the next level
+        that it nests in, if that level is not fed samples itself."""
+        level = self._levels[k]
+        idx, acc = level.idx, level.acc
+        assert idx is not None and acc is not None
+        out.append(self._emit(level, idx, acc))
+        if level.p == DAY:
+            self._settle_day(idx, acc, out)
+        level.idx = level.acc = None
+        level.end = -math.inf
+        if k + 1 == len(self._levels):
+            return
+        coarser = self._levels[k + 1]
+        if coarser.fed:
+            return
+        into = idx * level.p // coarser.p
+        if coarser.acc is not None and coarser.idx != into:
+            self._close(k + 1, out)
+        if coarser.acc is None:
+            if coarser.p == DAY:
+                self._roll(into, out)
+            coarser.idx, coarser.end, coarser.acc = into, (into + 1) * coarser.p, _Acc()
+        coarser.acc.merge(acc)
+
     def close_until(self, threshold: float) -> list[Aggregate]:
         """Close every window that ends at or before ``threshold``: the caller promises that no
         sample attributed to ``threshold`` or earlier will come."""
@@ -393,14 +432,11 @@ class PointWindows:
         if shifted < self._due:
             return []
         out: list[Aggregate] = []
-        for level in self._levels:
+        for k, level in enumerate(self._levels):
             idx, acc = level.idx, level.acc
             if idx is not None and acc is not None and (idx + 1) * level.p <= shifted:
-                out.append(self._emit(level, idx, acc))
-                if level.p == DAY:
-                    self._settle_day(idx, acc, out)
-                level.idx = level.acc = None
-                if level is self._levels[0]:
+                self._close(k, out)
+                if k == 0:
                     self._closed = max(self._closed, (idx + 1) * level.p)
         self._roll(int(shifted // DAY), out)
         self._due = self._next_due()

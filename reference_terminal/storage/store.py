@@ -144,6 +144,8 @@ READER_CACHE_KIB = 16 * 1024
 DEFAULT_SETTLE_ROWS = Storage().settle_rows
 #: ... and how many it may hold before it settles them even while writes keep coming.
 SETTLE_OVERDUE = 4
+#: How long the writer gathers intake-log records before applying them (``_Writer._linger``).
+DEFAULT_LINGER_S = Storage().apply_linger_ms / 1000
 #: How long a query waits for acknowledged writes to reach the database before it fails.
 READ_WAIT_S = 30.0
 #: An intake log this large waits for the database to catch up before it grows further.
@@ -442,6 +444,8 @@ class _Job:
 
 
 _STOP = _Job()
+#: Ends the writer's linger at once: a reader or the intake log needs the records in hand.
+_WAKE = _Job()
 
 
 def keep_to_cpus(cpus: frozenset[int]) -> None:
@@ -508,6 +512,8 @@ def _take_group(
             nxt = jobs.get_nowait()
         except queue.Empty:
             return group, None
+        if nxt is _WAKE:
+            continue
         if passed is not None and nxt.behind:
             passed.append(nxt)
             continue
@@ -557,8 +563,10 @@ class _Writer:
         settle_rows: int = DEFAULT_SETTLE_ROWS,
         paced_wal: Path | None = None,
         cpus: frozenset[int] = frozenset(),
+        linger_s: float = 0.0,
     ) -> None:
         self._engine = engine
+        self._linger_s = linger_s
         self.cpus = cpus
         #: SQLite beside a synced intake log: the WAL a settle writes out in steps
         self._paced_wal = paced_wal
@@ -587,6 +595,8 @@ class _Writer:
         #: The newest intake-log record the database holds (durably: it commits with FULL).
         self.applied_seq = applied
         self._applied = threading.Condition()
+        #: The newest record someone waits for the database to hold: no linger until it does.
+        self._wanted = applied
         self.ended = False  # the thread is gone: nothing more will be applied
         #: A settle or a checkpoint pass is writing (the event loop then leaves the intake
         #: log's syncs to the intake thread: see ``_Intake.takes_inline``)
@@ -607,8 +617,19 @@ class _Writer:
         if self._checkpointer is not None:
             self._checkpointer.stop()
 
+    def hurry(self, seq: int) -> None:
+        """Someone needs the database to hold the intake log up to record ``seq``: the writer
+        stops lingering and applies what it has."""
+        if not self._linger_s:
+            return
+        with self._applied:
+            if self.applied_seq < seq and self._wanted < seq:
+                self._wanted = seq
+                self._queue.put(_WAKE)
+
     def wait_applied(self, seq: int, timeout_s: float | None = None) -> bool:
         """Wait until the database holds the intake log up to record ``seq``."""
+        self.hurry(seq)
         with self._applied:
             self._applied.wait_for(lambda: self.applied_seq >= seq or self.ended, timeout_s)
             return self.applied_seq >= seq
@@ -673,7 +694,7 @@ class _Writer:
         while True:
             job = carry if carry is not None else self._next()
             carry = None
-            if job is None:
+            if job is None or job is _WAKE:
                 continue
             if job is _STOP:
                 while self._backlog:
@@ -698,6 +719,8 @@ class _Writer:
                 self._run_calls(taken)
                 continue
             taken, carry = _take_group(job, self._queue, self._batch_max, lambda j: j.call is None)
+            if job.seq and carry is None and self._linger_s:
+                carry = self._linger(taken)
             self._backlog.extend(j for j in taken if j.behind)
             group = [j for j in taken if not j.behind]
             try:
@@ -719,6 +742,33 @@ class _Writer:
                         checkpointer.tail(conn)
                 except Exception:
                     log.exception("store writer: WAL checkpoint failed")
+
+    def _linger(self, taken: list[_Job]) -> _Job | None:
+        """Intake-log records are acknowledged already, so applying them can wait: gather the
+        records that come within ``linger_s`` into ``taken``, for one transaction instead of
+        one each (``Storage.apply_linger_ms`` says what it costs and saves). Ends at once when
+        someone needs the records (``hurry``), or with a job that cannot join (returned)."""
+        size = sum(max(1, j.size) for j in taken)
+        deadline = time.monotonic() + self._linger_s
+        while size < self._batch_max and self._wanted <= self.applied_seq:
+            try:
+                nxt = self._next_within(deadline - time.monotonic())
+            except queue.Empty:
+                return None
+            if nxt is _WAKE:
+                continue
+            if nxt is _STOP or nxt.call is not None or size + max(1, nxt.size) > self._batch_max:
+                return nxt
+            if nxt.future.set_running_or_notify_cancel():
+                taken.append(nxt)
+                size += max(1, nxt.size)
+        return None
+
+    def _next_within(self, timeout_s: float) -> _Job:
+        """The next job within ``timeout_s`` (a place the virtual clock knows as waiting)."""
+        if timeout_s <= 0:
+            raise queue.Empty
+        return self._queue.get(timeout=timeout_s)
 
     def _write_behind(self) -> None:
         """Write the backlog's derived values ``behind_chunk`` at a time, all in one
@@ -1210,6 +1260,9 @@ class _Intake:
         rather than letting the log grow without bound)."""
         if not self._log.rewind_due:
             return
+        # Rewinding needs the writer to have caught up: it applies this record and the next
+        # one as they come (lingering, it would always be a record behind).
+        self._writer.hurry(self._log.last_seq + 1)
         if self._log.offset >= LOG_MAX_BYTES:
             self._writer.wait_applied(self._log.last_seq)
         if self._writer.applied_seq >= self._log.last_seq:
@@ -1391,6 +1444,7 @@ class Store:
         read_wait_s: float = READ_WAIT_S,
         settle_rows: int = DEFAULT_SETTLE_ROWS,
         cpus: Iterable[int] = (),
+        linger_s: float = DEFAULT_LINGER_S,
     ) -> None:
         """Wraps an engine whose database is already migrated (and, with ``intake_log``, has
         applied that log's every record); use ``Store.open``."""
@@ -1416,6 +1470,7 @@ class Store:
             settle_rows=settle_rows,
             paced_wal=database.with_name(database.name + "-wal") if database else None,
             cpus=frozenset(cpus),
+            linger_s=linger_s,
         )
         self._log = intake_log
         self._intake = (
@@ -1448,6 +1503,7 @@ class Store:
         read_wait_s: float = READ_WAIT_S,
         settle_rows: int = DEFAULT_SETTLE_ROWS,
         cpus: Iterable[int] = (),
+        linger_s: float = DEFAULT_LINGER_S,
     ) -> Store:
         """Open (and create or upgrade) the store at ``url``. A SQLite file gets an intake log
         beside it (``intake_log=False``: none, every write then waits for its own database
@@ -1479,6 +1535,7 @@ class Store:
             read_wait_s=read_wait_s,
             settle_rows=settle_rows,
             cpus=cpus,
+            linger_s=linger_s,
         )
         return store
 
@@ -1491,6 +1548,7 @@ class Store:
             intake_log=storage.intake_log,
             settle_rows=storage.settle_rows,
             cpus=storage.cpus,
+            linger_s=storage.apply_linger_ms / 1000,
         )
 
     async def __aenter__(self) -> Store:

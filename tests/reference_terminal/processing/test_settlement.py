@@ -293,3 +293,42 @@ def test_asking_every_minute_closes_what_asking_after_every_step_closes(
         if is_sample:
             r = reading("G", t, str(D(value).scaleb(-1)))
             assert fast.add_reading(r) == slow.add_reading(r)
+
+
+_QUALITIES = (Quality.GOOD, Quality.BACKUP, Quality.MANUAL, Quality.INTERPOLATED, Quality.SUSPECT)
+
+
+@given(
+    st.sampled_from([(60, 3600), (1, 60, 3600), (40, 60, 3600), (900,), ()]),
+    st.lists(
+        st.tuples(
+            st.one_of(st.floats(0.5, 150), st.floats(1, 90_000)),  # to the next increment
+            st.integers(0, 10**6),  # its value, in hundredths
+            st.integers(0, 3),  # its digits
+            st.sampled_from(_QUALITIES),
+            st.booleans(),  # ask close_until first
+        ),
+        min_size=1,
+        max_size=150,
+    ),
+)
+@settings(deadline=None)
+def test_windows_gathered_from_finer_windows_are_those_fed_every_sample(
+    periods: tuple[int, ...], steps: list[tuple[float, int, int, Quality, bool]]
+) -> None:
+    """An hour takes its minutes as they close (a day its hours) rather than every sample:
+    the same windows come out, at the same calls, as from windows each fed every sample.
+    Periods that do not nest (40 s in a minute) are fed every sample as before."""
+    gathered = PointWindows("E", "counter", periods)
+    fed = PointWindows("E", "counter", periods)
+    for level in fed._levels:
+        level.fed = True
+    t, reading_ = local(2025, 12, 31, 22), D("0")
+    for gap, hundredths, digits, quality, close_first in steps:
+        if close_first:
+            assert gathered.close_until(t + gap / 2) == fed.close_until(t + gap / 2)
+        value = D(hundredths).scaleb(-2).quantize(D(1).scaleb(-digits))
+        inc = Increment("E", t, t + gap, reading_, reading_ + value, value, quality, digits)
+        t, reading_ = t + gap, reading_ + value
+        assert gathered.add_increment(inc) == fed.add_increment(inc)
+    assert gathered.close_until(t + 2 * 86_400 * 400) == fed.close_until(t + 2 * 86_400 * 400)

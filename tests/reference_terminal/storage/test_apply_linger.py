@@ -1,0 +1,82 @@
+"""The writer's linger (SQLite beside the intake log): writes acknowledged one by one are applied
+to the database together, and nobody who needs them waits for the linger: a query, a close,
+the intake log's rewind."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from reference_terminal.storage.intake_log import REWIND_AT_BYTES
+from reference_terminal.storage.store import Store
+from tests.reference_terminal.storage.helpers import T0, reading
+
+pytestmark = pytest.mark.anyio
+
+#: Far longer than any of these tests may take: a test that waited for it would fail its bound.
+LONG_S = 60.0
+
+
+def _rows(path: Path) -> int:
+    db = sqlite3.connect(path)  # an independent connection, not the store's
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM readings").fetchone()[0])
+    finally:
+        db.close()
+
+
+async def test_writes_acknowledged_apart_are_applied_in_one_transaction(tmp_path: Path) -> None:
+    store = await Store.open(f"sqlite:///{tmp_path / 'store.db'}", linger_s=LONG_S)
+    before = store.stats
+    for k in range(5):
+        await store.write([reading("P0", T0 + k)])  # each its own intake-log record
+    await store.close()
+    after = store.stats
+    assert after.groups - before.groups == 5
+    assert after.transactions - before.transactions == 1
+    assert _rows(tmp_path / "store.db") == 5
+
+
+async def test_a_query_sees_acknowledged_writes_without_waiting_for_the_linger(
+    tmp_path: Path,
+) -> None:
+    async with await Store.open(f"sqlite:///{tmp_path / 'store.db'}", linger_s=LONG_S) as store:
+        for k in range(3):
+            await store.write([reading("P0", T0 + k)])
+            started = time.monotonic()
+            got = await store.readings("P0", 0, 5e9)
+            assert time.monotonic() - started < LONG_S / 10
+            assert [r.t for r in got] == [T0 + i for i in range(k + 1)]
+
+
+async def test_closing_applies_what_the_writer_holds_at_once(tmp_path: Path) -> None:
+    store = await Store.open(f"sqlite:///{tmp_path / 'store.db'}", linger_s=LONG_S)
+    await store.write([reading("P0", T0)])
+    started = time.monotonic()
+    await store.close()
+    assert time.monotonic() - started < LONG_S / 10
+    assert _rows(tmp_path / "store.db") == 1
+
+
+async def test_the_intake_log_starts_afresh_while_the_writer_lingers(tmp_path: Path) -> None:
+    # Rewinding needs every record applied: a writer lingering on would let the log grow on.
+    # (Writes come a few milliseconds apart, as from acquisition: a writer saturated by
+    # back-to-back writes stays a record or two behind, linger or not, and the log grows
+    # until it waits at LOG_MAX_BYTES.)
+    async with await Store.open(f"sqlite:///{tmp_path / 'store.db'}", linger_s=LONG_S) as store:
+        intake_log = store._log
+        assert intake_log is not None
+        t = T0
+        while not intake_log.rewind_due:
+            await store.write([reading(f"P{k}", t, raw="33" * 40) for k in range(1000)])
+            t += 1
+        started = time.monotonic()
+        while intake_log.offset >= REWIND_AT_BYTES:
+            assert time.monotonic() - started < LONG_S / 10, "the log never started afresh"
+            await store.write([reading("P0", t)])
+            t += 1
+            await asyncio.sleep(0.005)
