@@ -238,10 +238,10 @@ class Storage(Strict):
     cpus: list[int] = Field([], max_length=1024)
     #: SQLite beside the intake log: how long the writer gathers acknowledged writes before
     #: applying them to the database in one transaction; a query or a close ends the wait at
-    #: once. Fewer commits and half the bytes written per reading (flash wear), and on a slow
-    #: disk a lower p99; but on a fast one the larger applies hold the CPU in bursts and the
-    #: p99 grows (bench_edge_latency at 10 000 readings/s, 2026-11-26: 2.2–2.7 ms at 0,
-    #: 5.5–7.0 ms at 100). 0: each as it comes.
+    #: once. Fewer commits and half the bytes written per reading (flash wear). The p99 of
+    #: bench_edge_latency (10 000 readings/s) fell on a slow disk (2026-11-25: 42–63 ms at 0,
+    #: 19–23 ms at 100) and grew on a fast one, where the larger applies hold the CPU in
+    #: bursts (2026-11-26: 2.2–2.7 ms at 0, 5.5–7.0 ms at 100). 0: each as it comes.
     apply_linger_ms: float = Field(0, ge=0, le=1000)
 
 

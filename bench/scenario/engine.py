@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -460,7 +460,16 @@ async def _pace(run: Run) -> None:
     wondering where a long run's time went."""
     while True:
         await run.clock.sleep(PACE_EVERY_S)
-        run.note("pace", clock_steps=run.clock.steps, power="on" if run.target.powered else "off")
+        terminal = run.target.terminal
+        store = terminal.store if terminal is not None else None
+        # the store's work since its boot: settles and transactions are where hours differ
+        work = {} if store is None else {"store": asdict(store.stats)}
+        run.note(
+            "pace",
+            clock_steps=run.clock.steps,
+            power="on" if run.target.powered else "off",
+            **work,
+        )
 
 
 async def _tick(run: Run, t0: float, total: float, progress: Progress | None) -> None:
