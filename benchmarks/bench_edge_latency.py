@@ -75,7 +75,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from benchmarks.bench_store import ingest as store_ingest
-from benchmarks.harness import Figure, collector_pauses, report
+from benchmarks.harness import Figure, collector_pauses, pct, report
 from reference_terminal.app import Terminal
 from reference_terminal.config import TerminalConfig
 from reference_terminal.model import Quality, RawValue, Reading
@@ -197,8 +197,7 @@ class Run:
     late_by_second: dict[int, int]
 
     def pct(self, q: float, *, handover: bool = False) -> float:
-        ordered = self.from_handover if handover else self.latencies
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+        return pct(self.from_handover if handover else self.latencies, q)
 
     def within(self, limit: float, *, handover: bool = False) -> float:
         ordered = self.from_handover if handover else self.latencies
@@ -565,6 +564,13 @@ def main() -> None:
         "--switch-interval-ms", type=float, help="GIL switch interval (default: the terminal's)"
     )
     args = parser.parse_args()
+    storage: dict[str, Any] = {}  # the store's settings other than its defaults
+    if args.no_intake_log:
+        storage["intake_log"] = False
+    if args.settle_rows is not None:
+        storage["settle_rows"] = args.settle_rows
+    if args.apply_linger_ms is not None:
+        storage["apply_linger_ms"] = args.apply_linger_ms
     if not args.interpreter_defaults:
         tune_process()
     if args.switch_interval_ms is not None:
@@ -576,15 +582,7 @@ def main() -> None:
             args.warmup,
             args.prefill,
             tuned=not args.interpreter_defaults,
-            storage={
-                key: value
-                for key, value in {
-                    "intake_log": False if args.no_intake_log else None,
-                    "settle_rows": args.settle_rows,
-                    "apply_linger_ms": args.apply_linger_ms,
-                }.items()
-                if value is not None
-            },
+            storage=storage,
         )
     )
 

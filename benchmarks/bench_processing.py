@@ -17,7 +17,7 @@ import random
 import time
 from decimal import Decimal
 
-from benchmarks.harness import Figure, report
+from benchmarks.harness import Figure, pct, report
 from reference_terminal.config import Point, Source
 from reference_terminal.model import RawValue
 from reference_terminal.processing.pipeline import Processor, Settings
@@ -107,10 +107,6 @@ def latencies(config: list[Point], stream: list[RawValue]) -> list[float]:
         times.append((clock() - start) / 1000)
     times.sort()
     return times
-
-
-def pct(sorted_times: list[float], q: float) -> float:
-    return sorted_times[min(len(sorted_times) - 1, int(q * len(sorted_times)))]
 
 
 def main() -> None:

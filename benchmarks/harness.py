@@ -27,6 +27,11 @@ class Figure:
         return None if self.target is None else self.value >= self.target
 
 
+def pct(ordered: list[float], q: float) -> float:
+    """The ``q`` quantile (0–1) of ``ordered`` (sorted), nearest rank below."""
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 def rate(fn: Callable[[], object], *, min_seconds: float = 1.0, repeats: int = 5) -> float:
     """Calls per second of ``fn``: the best of ``repeats`` runs of at least ``min_seconds`` each.
 

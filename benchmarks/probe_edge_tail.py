@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import bench_edge_latency as edge
-from benchmarks.harness import Figure, report
+from benchmarks.harness import Figure, pct, report
 from reference_terminal.app import Terminal
 from reference_terminal.runtime import settle_heap, tune_process
 from reference_terminal.storage import store
@@ -103,10 +103,7 @@ def _overlaps(spans: list[Span], span: Span) -> bool:
 
 
 def _ms(durations: list[float], q: float) -> float | None:
-    if not durations:
-        return None
-    durations = sorted(durations)
-    return round(1000 * durations[min(len(durations) - 1, int(q * len(durations)))], 3)
+    return round(1000 * pct(sorted(durations), q), 3) if durations else None
 
 
 def _inside_and_out(items: list[Span], settles: list[Span]) -> dict[str, Any]:
