@@ -506,23 +506,36 @@ def _take_group(
     all (one group commit; a call counts as one), and the job that ended the group, to run
     next. Jobs cancelled meanwhile are dropped. With ``passed``, writes behind queued among
     them go there, as they came, instead of ending the group."""
-    group, size = [first], max(1, first.size)
+    group = [first]
+    return group, _gather(group, jobs.get_nowait, limit, joins, passed)
+
+
+def _gather(
+    group: list[_Job],
+    take: Callable[[], _Job],
+    limit: int,
+    joins: Callable[[_Job], bool],
+    passed: list[_Job] | None = None,
+) -> _Job | None:
+    """Add to ``group`` the jobs ``take`` gives until it raises ``queue.Empty``, as
+    :func:`_take_group` says; return the job that ended the group."""
+    size = sum(max(1, job.size) for job in group)
     while size < limit:
         try:
-            nxt = jobs.get_nowait()
+            nxt = take()
         except queue.Empty:
-            return group, None
+            return None
         if nxt is _WAKE:
             continue
         if passed is not None and nxt.behind:
             passed.append(nxt)
             continue
         if nxt is _STOP or not joins(nxt) or size + max(1, nxt.size) > limit:
-            return group, nxt
+            return nxt
         if nxt.future.set_running_or_notify_cancel():
             group.append(nxt)
             size += max(1, nxt.size)
-    return group, None
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -748,21 +761,14 @@ class _Writer:
         records that come within ``linger_s`` into ``taken``, for one transaction instead of
         one each (``Storage.apply_linger_ms`` says what it costs and saves). Ends at once when
         someone needs the records (``hurry``), or with a job that cannot join (returned)."""
-        size = sum(max(1, j.size) for j in taken)
         deadline = time.monotonic() + self._linger_s
-        while size < self._batch_max and self._wanted <= self.applied_seq:
-            try:
-                nxt = self._next_within(deadline - time.monotonic())
-            except queue.Empty:
-                return None
-            if nxt is _WAKE:
-                continue
-            if nxt is _STOP or nxt.call is not None or size + max(1, nxt.size) > self._batch_max:
-                return nxt
-            if nxt.future.set_running_or_notify_cancel():
-                taken.append(nxt)
-                size += max(1, nxt.size)
-        return None
+
+        def take() -> _Job:
+            if self._wanted > self.applied_seq:  # someone needs them now (a _WAKE came)
+                raise queue.Empty
+            return self._next_within(deadline - time.monotonic())
+
+        return _gather(taken, take, self._batch_max, lambda j: j.call is None)
 
     def _next_within(self, timeout_s: float) -> _Job:
         """The next job within ``timeout_s`` (a place the virtual clock knows as waiting)."""
