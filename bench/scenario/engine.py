@@ -425,6 +425,7 @@ async def run_scenario(
         failed_steps=run.failed_steps,
         phases=laps.phases,
         cpu_seconds=round(_cpu_seconds() - cpu0, 1),
+        store_busy_s={kind: round(s, 2) for kind, s in target.store_busy_s.items()},
     )
     outcome.write(out / "outcome.json")
     return outcome

@@ -76,6 +76,9 @@ class ReferenceTarget:
         self.boots = 0
         self.cuts = 0
         self.bytes_dropped = 0
+        #: The store writer's wall seconds by kind of work (``StoreStats.busy_s``), summed
+        #: over the terminal's boots: in virtual time a step waits while the writer is busy.
+        self.store_busy_s: dict[str, float] = {}
 
     @property
     def powered(self) -> bool:
@@ -149,6 +152,7 @@ class ReferenceTarget:
         # Its dying words fail against a dead disk: that is the point, not an error.
         with contextlib.suppress(BaseException):
             await task
+        self._count_store()
         self.terminal = None
         self.cuts += 1
         if self.disk is not None:
@@ -159,3 +163,10 @@ class ReferenceTarget:
         if self._task is not None:
             task, self._task = self._task, None
             await cancel_and_wait(task)
+            self._count_store()
+
+    def _count_store(self) -> None:
+        store = self.terminal.store if self.terminal is not None else None
+        if store is not None:
+            for kind, seconds in store.stats.busy_s.items():
+                self.store_busy_s[kind] = self.store_busy_s.get(kind, 0.0) + seconds

@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import os
 import queue
@@ -50,8 +51,8 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -546,6 +547,14 @@ class StoreStats:
     writes: int  # acknowledged write calls
     largest: int  # rows in the largest durable group commit
     settles: int = 0  # moves of the recent rows to the settled tables
+    #: Wall seconds the writer thread has spent on each kind of work (``WORK_KINDS``): where
+    #: a store's time goes, and in virtual time what a step waits for (its writer is busy).
+    busy_s: Mapping[str, float] = field(default_factory=dict)
+
+
+#: The writer's kinds of work: applying writes (intake-log records, or writes without the
+#: log), writing behind, running calls, settling the recent rows (their write-out included).
+WORK_KINDS = ("apply", "behind", "calls", "settle")
 
 
 class _Tally:
@@ -560,6 +569,23 @@ class _Tally:
         self.writes += writes
         self.rows += rows
         self.largest = max(self.largest, rows)
+
+
+def _work(kind: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Counts the wall time of a ``_Writer`` method in the writer's ``busy[kind]``."""
+
+    def wrap(method: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(method)
+        def timed(writer: _Writer, *args: Any) -> T:
+            started = time.perf_counter()
+            try:
+                return method(writer, *args)
+            finally:
+                writer.busy[kind] += time.perf_counter() - started
+
+        return timed
+
+    return wrap
 
 
 class _Writer:
@@ -600,6 +626,7 @@ class _Writer:
         self._extent: dict[str, float] | None = None
         self._recent_rows = 0
         self.settles = 0
+        self.busy = dict.fromkeys(WORK_KINDS, 0.0)  # wall seconds by kind (StoreStats)
         self._checkpointer = _Checkpointer(engine, self) if self._sqlite else None
         self._own: Connection | None = None  # SQLite: the writer's connection (``_connect``)
         self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
@@ -776,6 +803,7 @@ class _Writer:
             raise queue.Empty
         return self._queue.get(timeout=timeout_s)
 
+    @_work("behind")
     def _write_behind(self) -> None:
         """Write the backlog's derived values ``behind_chunk`` at a time, all in one
         transaction while nothing else waits for the writer (up to ``BEHIND_TRANSACTION_ROWS``):
@@ -833,6 +861,7 @@ class _Writer:
                 break
         return rows
 
+    @_work("calls")
     def _run_calls(self, calls: list[_Job]) -> None:
         """Calls queued together share one transaction (one commit, one fsync: the producers
         of every centre scan at the same instant), each in a savepoint of its own, so one that
@@ -866,6 +895,7 @@ class _Writer:
             else:
                 job.future.set_result(result)
 
+    @_work("apply")
     def _commit_group(self, group: list[_Job]) -> None:
         """Writes without an intake log: their transaction is what makes them durable."""
         prepared: list[tuple[_Job, Rows]] = []
@@ -897,6 +927,7 @@ class _Writer:
         for job, _ in prepared:
             job.future.set_result(None)
 
+    @_work("apply")
     def _apply_logged(self, group: list[_Job]) -> None:
         """Apply intake-log records, already acknowledged: they cannot fail any more, so a
         database that refuses them (disk full, locked for long) is tried again until it takes
@@ -970,6 +1001,7 @@ class _Writer:
             self._upsert_recent(conn, fresh)
             self._recent_rows += len(fresh)
 
+    @_work("settle")
     def _settle(self) -> None:
         """Move every row of the recent tables into the settled ones (module text)."""
         if self._extent is None:
@@ -1583,6 +1615,7 @@ class Store:
             writes=t.writes,
             largest=t.largest,
             settles=self._writer.settles,
+            busy_s={kind: round(seconds, 6) for kind, seconds in self._writer.busy.items()},
         )
 
     # -- writes --

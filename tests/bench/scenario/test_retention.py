@@ -96,6 +96,10 @@ def test_every_acknowledged_window_arrives_once_at_both_centres_after_power_cuts
     assert all(s >= 0 for s in outcome.phases.values())
     assert sum(outcome.phases.values()) == pytest.approx(outcome.wall_seconds, abs=0.1)
     assert outcome.cpu_seconds > 0
+    # ... and how long the store writer was busy (over all three boots), the work a step waits for
+    assert set(outcome.store_busy_s) == {"apply", "behind", "calls", "settle"}
+    assert outcome.store_busy_s["apply"] > 0 and outcome.store_busy_s["calls"] > 0
+    assert sum(outcome.store_busy_s.values()) < outcome.wall_seconds
     steps = [json.loads(line)["what"] for line in (run / "timeline.jsonl").read_text().splitlines()]
     actions = [step.split()[0] for step in steps]
     assert actions.count("power_off") == 2 and actions.count("power_on") == 2

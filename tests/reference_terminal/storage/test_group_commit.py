@@ -360,3 +360,18 @@ async def test_a_write_cancelled_before_the_writer_took_it_is_not_stored(sqlite_
         with pytest.raises(asyncio.CancelledError):
             await cancelled
         assert await store.points() == ["KEPT"]
+
+
+async def test_stats_count_the_writers_busy_time_by_kind_of_work(tmp_path: Path) -> None:
+    async with await Store.open(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        assert store.stats.busy_s == {"apply": 0.0, "behind": 0.0, "calls": 0.0, "settle": 0.0}
+        await store.write([reading("P0", T0)])
+        await store.points()  # waits for the writer to apply the write
+        store.write_behind([derived("P0")])
+        await store.flush_behind()
+        await store.settle()
+        await store.run_in_writer(lambda _conn: time.sleep(0.05))
+    busy = store.stats.busy_s  # once closed: the writer counts a job's time after answering it
+    assert all(busy[kind] > 0 for kind in ("apply", "behind", "settle")), busy
+    assert 0.05 <= busy["calls"] < 1.0, busy
+    assert busy["apply"] + busy["behind"] + busy["settle"] < 0.05 + busy["calls"], busy
