@@ -8,13 +8,22 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from protocols.hj212 import Packet, decode
 from protocols.hj212.packet import qn_to_datetime
 from reference_terminal.config import ConfigError, TerminalConfig, load_config
 from reference_terminal.model import Quality, Reading
 from reference_terminal.uplink.codes import ItemCode, ItemCodeError, render_code
-from reference_terminal.uplink.frames import Coding, Frame, Stream, period_frames, realtime_frame
+from reference_terminal.uplink.frames import (
+    Coding,
+    Frame,
+    Item,
+    Stream,
+    period_frames,
+    realtime_frame,
+)
 from reference_terminal.uplink.outbox import QnSource
 from simulators.platform.https_schema import UploadBody
 
@@ -158,6 +167,26 @@ def test_the_https_body_is_what_the_centre_accepts() -> None:
 def test_a_frame_survives_the_outbox_row_exactly() -> None:
     (frame,) = period_frames(minute_rows(T0, 1), Stream.MINUTE, 2051, CODING)
     assert Frame.from_row(frame.cn, frame.data_time, frame.payload()) == frame
+
+
+_TEXT = st.text(st.characters(codec="utf-8"), max_size=12)  # quotes, controls, CJK, …
+_ITEMS = st.lists(
+    st.builds(
+        Item,
+        _TEXT,
+        st.lists(
+            st.tuples(_TEXT, st.decimals(allow_nan=False, allow_infinity=False)), max_size=4
+        ).map(tuple),
+        _TEXT,
+    ),
+    max_size=6,
+).map(tuple)
+
+
+@given(items=_ITEMS, signature=st.sampled_from(["", "ab" * 64]))
+def test_any_frame_survives_the_outbox_row_exactly(items: tuple[Item, ...], signature: str) -> None:
+    frame = Frame(2051, T0, items, signature)
+    assert Frame.from_row(2051, T0, frame.payload()) == frame
 
 
 def test_qns_increase_and_stay_valid_times_within_one_millisecond() -> None:
