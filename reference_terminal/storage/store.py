@@ -1615,7 +1615,7 @@ class Store:
             writes=t.writes,
             largest=t.largest,
             settles=self._writer.settles,
-            busy_s={kind: round(seconds, 6) for kind, seconds in self._writer.busy.items()},
+            busy_s=dict(self._writer.busy),
         )
 
     # -- writes --
