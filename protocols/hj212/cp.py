@@ -431,9 +431,11 @@ def _view(
     out a DataTime each)."""
     if any(b <= a for a, b in itertools.pairwise(selection)):
         return None
-    chosen = set(selection)
-    left_out = [i for i in range(len(texts)) if i not in chosen]
-    side = selection if len(selection) <= len(left_out) else left_out
+    if 2 * len(selection) <= len(texts):  # a part of a split: the chosen side is smaller
+        side = selection
+    else:
+        chosen = set(selection)
+        side = [i for i in range(len(texts)) if i not in chosen]
     params, codes = _owners([texts[i] for i in side])
     try:
         if any(_field_count(cp.pollutants[code]) != n for code, n in codes.items()):
