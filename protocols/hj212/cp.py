@@ -431,7 +431,7 @@ def _view(
     out a DataTime each)."""
     if any(b <= a for a, b in itertools.pairwise(selection)):
         return None
-    if 2 * len(selection) <= len(texts):  # a part of a split: the chosen side is smaller
+    if 2 * len(selection) <= len(texts):  # increasing, so len(texts) - len(selection) left out
         side = selection
     else:
         chosen = set(selection)
