@@ -29,10 +29,13 @@ from reference_terminal.storage.schema import (
     derived_values,
     readings,
 )
+from reference_terminal.uplink.frames import STREAM_KINDS, Stream
 from simulators.platform import Expected, Want
 from simulators.platform.record import format_data_time, text_time
 
 MINUTE_DATA = 2051
+#: A minute window's stored kinds as its frame carries them: the figure, its Min and Max.
+WINDOW_KINDS = STREAM_KINDS[Stream.MINUTE]
 SNAPSHOT_OVERLAP_S = 3600.0
 USABLE = [q.value for q in Quality if q.usable]
 
@@ -90,15 +93,15 @@ class Acknowledged:
             # one query per kind for every point (per point, each would scan the store's
             # recent rows of every point in the range again)
             return (
-                _derived(conn, points, "minute", since, until),
-                _derived(conn, counters, "increment", since - 3600, until),
+                _derived(conn, points, ("minute",), since, until),
+                _derived(conn, counters, ("increment",), since - 3600, until),
                 _usable_readings(conn, gauges, since, until),
             )
 
         windows, increments, readings = await store.run_in_reader(read)
         code_of, minute = self.codes, self._minute
-        self.windows.update([(code_of[point], minute(start)) for point, start, _, _ in windows])
-        self._owe(readings, ((p, start, end) for p, start, end, _ in increments), since)
+        self.windows.update([(code_of[point], minute(start)) for point, start, *_ in windows])
+        self._owe(readings, ((p, start, end) for p, start, end, *_ in increments), since)
         # The next snapshot overlaps this one by a margin (readings stamped by a collector may
         # come late); a set does not mind.
         self._since = max(self._since, now - SNAPSHOT_OVERLAP_S)
@@ -134,20 +137,31 @@ class Acknowledged:
                     self.windows.add((code, self._minute(mid)))
 
     async def final_values(self, terminal: Terminal, config: TerminalConfig) -> None:
-        """The minute windows the terminal holds at the end: the values to compare (as the
-        store's text: the same text on the wire needs no Decimal made of it)."""
+        """The minute windows the terminal holds at the end: the values to compare, the main
+        figure and the window's Min and Max (as the store's text: the same text on the wire
+        needs no Decimal made of it)."""
         store = terminal.store
         assert store is not None
         counter = {p.id for p in config.points if p.kind == "counter"}
         wants = {p: (code, "Cou" if p in counter else "Avg") for p, code in self.codes.items()}
         points, until, minute = list(self.codes), self.until, self._minute
-        windows = await store.run_in_reader(
-            lambda conn: _derived(conn, points, "minute", None, until)
+        rows = await store.run_in_reader(
+            lambda conn: _derived(conn, points, WINDOW_KINDS, None, until)
         )
+        main, low, high = WINDOW_KINDS
+        name_of = {low: "Min", high: "Max"}
+        extremes: dict[tuple[str, float], list[tuple[str, str]]] = {}
+        for point, start, _, value, kind in rows:
+            if kind != main and value is not None:
+                extremes.setdefault((point, start), []).append((name_of[kind], value))
         values = self.values
-        for point, start, _, value in windows:
+        for point, start, _, value, kind in rows:
+            if kind != main:
+                continue
             code, field_ = wants[point]
-            values[(code, minute(start))] = Want(value, field_)
+            # a window without its figure is sent without Min and Max (uplink/frames.py)
+            others = () if value is None else tuple(extremes.get((point, start), ()))
+            values[(code, minute(start))] = Want(value, field_, others)
 
     def owed(self) -> dict[Window, Want]:
         """Every window owed, with the value the terminal finally holds where it holds one
@@ -161,17 +175,20 @@ class Acknowledged:
         for window in sorted(self.windows, key=lambda w: (w[1], w[0])):
             want = self.values.get(window, Want(None))
             value = None if want.text is None else Decimal(want.text)
+            others = tuple((name, Decimal(text)) for name, text in want.others)
             out.append(
-                Expected(mn, MINUTE_DATA, text_time(window[1]), window[0], value, want.field)
+                Expected(
+                    mn, MINUTE_DATA, text_time(window[1]), window[0], value, want.field, others
+                )
             )
         return out
 
 
 def _derived(
-    conn: Connection, points: list[str], kind: str, start: float | None, end: float
+    conn: Connection, points: list[str], kinds: Sequence[str], start: float | None, end: float
 ) -> list[Any]:
-    """(point, period start, period end, value text) of the ``kind`` values of ``points``:
-    only the columns a snapshot uses, as plain rows (a 48-hour check reads a million).
+    """(point, period start, period end, value text, kind) of the values of ``kinds`` of
+    ``points``: only the columns a check uses, as plain rows (a 48-hour check reads millions).
 
     Selected by time, the points picked out here: the settled table holds its rows in time
     order, a point's in every page, so reading point by point (its unique index) reads each
@@ -180,8 +197,8 @@ def _derived(
     (cold), by a scan 2.8 s; a 48-hour run's own final read, 16.9 s against 2.4 s. A range
     is read through ``period_end``'s index, which ``period_end >= start`` lets the query use."""
     c = derived_values.c
-    query = select(c.point, c.period_start, c.period_end, c.value).where(
-        c.kind == kind, c.period_start < end
+    query = select(c.point, c.period_start, c.period_end, c.value, c.kind).where(
+        c.kind.in_(kinds), c.period_start < end
     )
     if start is not None:
         query = query.where(c.period_end >= start, c.period_start >= start)

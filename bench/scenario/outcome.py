@@ -42,7 +42,7 @@ class CentreOutcome:
             first_lost=[str(k) for k in sorted(result.lost)[:10]],
             first_unexpected=[str(k) for k in sorted(result.unexpected)[:10]],
             first_wrong_value=[
-                f"{w.key}: sent {w.received}, holds {w.expected}"
+                f"{w.what}: sent {w.received}, holds {w.expected}"
                 for w in sorted(result.wrong_value, key=lambda w: w.key)[:10]
             ],
         )

@@ -5,7 +5,8 @@ what a centre received (every copy, from :meth:`Record.readings`), :func:`check`
 
 * ``lost``: expected but never received (expected − received);
 * ``unexpected``: received but never expected (received − expected);
-* ``wrong_value``: received with a value other than the expected one (first copy compared);
+* ``wrong_value``: received with a value other than the expected one, or without or with
+  another of the other fields expected (a minute window's Min and Max; first copy compared);
 * ``duplicated``: received more than once, split into ``resends`` (extra copies carrying a QN
   already seen: a retry after a missing or late 9014, which a platform de-duplicates by QN) and
   ``new_qn_copies`` (copies under new QNs: the terminal sent the reading again as new data,
@@ -22,11 +23,12 @@ separately (call once per centre).
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Final, NamedTuple
 
 from simulators.platform.record import (
@@ -35,6 +37,7 @@ from simulators.platform.record import (
     CopyDetail,
     ReadingRow,
     Received,
+    field_json,
     text_time,
     time_text,
 )
@@ -57,7 +60,8 @@ class ReadingKey(NamedTuple):
 class Expected:
     """A reading the terminal should deliver. ``value`` None: only its arrival is checked.
     ``field`` names the field to compare (``Avg``, ``Cou`` …); None compares the recorded
-    ``value`` (Rtd, else Avg, else Cou)."""
+    ``value`` (Rtd, else Avg, else Cou). ``others``: the other fields it must carry, by name
+    (a minute window's ``Min`` and ``Max``)."""
 
     mn: str
     cn: int
@@ -65,6 +69,7 @@ class Expected:
     code: str
     value: Decimal | None = None
     field: str | None = None
+    others: tuple[tuple[str, Decimal], ...] = ()
 
     @property
     def key(self) -> ReadingKey:
@@ -93,6 +98,15 @@ class WrongValue:
     key: ReadingKey
     expected: Decimal
     received: Decimal | None
+    field: str | None = None  # one of the others expected (None: the value)
+
+    @property
+    def what(self) -> str:
+        """The reading, and the field unless it is the value."""
+        return f"{self.key} {self.field}" if self.field else str(self.key)
+
+    def __str__(self) -> str:
+        return f"{self.what}: expected {self.expected}, got {self.received}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,21 +185,19 @@ class CheckResult:
         lines += [f"  gap: {gap}" for gap in self.gaps[:10]]
         lines += [f"  lost: {key}" for key in self.lost[:10]]
         lines += [f"  unexpected: {key}" for key in self.unexpected[:10]]
-        lines += [
-            f"  wrong value: {w.key}: expected {w.expected}, got {w.received}"
-            for w in self.wrong_value[:10]
-        ]
+        lines += [f"  wrong value: {w}" for w in self.wrong_value[:10]]
         return "\n".join(lines)
 
 
 class Want(NamedTuple):
     """What an expected reading must carry: its value as text (None: only its arrival is
-    checked) and the field compared (None: the recorded ``value``). Text, because the same text
-    is the same number and a million compared that way cost nothing; other texts are compared
-    as the Decimals they are."""
+    checked), the field compared (None: the recorded ``value``) and the other fields it must
+    carry as (name, text). Text, because the same text is the same number and a million
+    compared that way cost nothing; other texts are compared as the Decimals they are."""
 
     text: str | None
     field: str | None = None
+    others: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +219,8 @@ class ExpectedSet:
             wants = groups.setdefault((item.mn, item.cn), {})
             # str gives back the very Decimal: a report shows what was expected, as it was
             text = None if item.value is None else str(item.value)
-            wants.setdefault((item.code, time_text(item.data_time)), Want(text, item.field))
+            others = tuple((name, str(value)) for name, value in item.others)
+            wants.setdefault((item.code, time_text(item.data_time)), Want(text, item.field, others))
         return cls(groups)
 
 
@@ -290,25 +303,37 @@ def _check_group(
 
     unexpected: list[_Key] = []
     differ: list[tuple[_Key, Copy, Want]] = []
+    others_differ: list[tuple[_Key, Copy, str, str]] = []
     want_of = wants.get
     for k, c in first.items():
         want = want_of(k)
         if want is None:
             unexpected.append(k)
-        elif want.text is not None and not (
+            continue
+        if want.text is not None and not (
             c[3] == want.text and (want.field is None or c[4] == _FIELD_AT.get(want.field))
         ):
             differ.append((k, c, want))
+        for name, text in want.others:
+            # the recorded fields' JSON holds this very text when the value is the same text
+            if field_json(name, text) not in c[5]:
+                others_differ.append((k, c, name, text))
     lost: list[_Key] = []
     if len(first) - len(unexpected) < len(wants):
         lost = sorted(k for k in wants if k not in first)
     found.lost += map(key, lost)
     found.unexpected += map(key, sorted(unexpected))
-    found.wrong_value += [
+    wrong = [
         WrongValue(key(k), Decimal(want.text), got)
         for k, want, got in _compared(differ, details)
         if want.text is not None and (got is None or got != Decimal(want.text))
     ]
+    wrong += [
+        WrongValue(key(k), Decimal(text), got, name)
+        for k, name, text, got in _others_compared(others_differ)
+        if got is None or got != Decimal(text)
+    ]
+    found.wrong_value += sorted(wrong, key=lambda w: (w.key, w.field or ""))
     for k in sorted(again):
         rows = sorted(again[k], key=lambda c: c[2])
         qns = tuple(dict.fromkeys(d.qn or "" for d in details(rows)))
@@ -358,6 +383,21 @@ def _compared(
         text = detail.fields.get(want.field)
         out.append((k, want, None if text is None else Decimal(text)))
     return sorted(out, key=lambda item: item[0])
+
+
+def _others_compared(
+    differ: list[tuple[_Key, Copy, str, str]],
+) -> list[tuple[_Key, str, str, Decimal | None]]:
+    """The other fields whose text did not simply match, with the Decimal received (None:
+    missing, or not a number)."""
+    out = []
+    for k, c, name, text in differ:
+        got = json.loads(c[5]).get(name)
+        try:
+            out.append((k, name, text, None if got is None else Decimal(got)))
+        except (InvalidOperation, TypeError):
+            out.append((k, name, text, None))
+    return out
 
 
 def _out_of_order(first: dict[_Key, Copy]) -> list[tuple[_Key, str]]:

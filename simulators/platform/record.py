@@ -195,10 +195,11 @@ class DedupReading:
 
 #: One copy of a reading as :meth:`Record.copies` lists it: (item code, DataTime text as on
 #: the wire, frame id, value text, where ``value`` comes from: the index of its field in
-#: :data:`VALUE_FIELDS`, None for another field or when not known). A plain tuple: a 48-hour
-#: scenario's check reads a million of them, and building a ReadingRow (its fields decoded,
-#: its value a Decimal) was most of that check's time.
-Copy = tuple[str, str, int, str | None, int | None]
+#: :data:`VALUE_FIELDS`, None for another field or when not known, every field as the JSON
+#: text recorded: :func:`fields_json`). A plain tuple: a 48-hour scenario's check reads a
+#: million of them, and building a ReadingRow (its fields decoded, its value a Decimal) was
+#: most of that check's time.
+Copy = tuple[str, str, int, str | None, int | None, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +231,14 @@ class Received:
         details: dict[int, CopyDetail] = {}
         for row in sorted(rows, key=lambda r: (r.data_time, r.frame_id)):
             value = None if row.value is None else str(row.value)  # str gives back the Decimal
-            copy = (row.code, time_text(row.data_time), row.frame_id, value, None)
+            copy = (
+                row.code,
+                time_text(row.data_time),
+                row.frame_id,
+                value,
+                None,
+                fields_json(row.fields),
+            )
             groups.setdefault((row.mn, row.cn), []).append(copy)
             details[id(copy)] = CopyDetail(row.qn, row.fields)  # the groups keep each alive
         return cls(groups, lambda copies: [details[id(c)] for c in copies])
@@ -238,6 +246,16 @@ class Received:
 
 _FIELDS = json.JSONDecoder()
 _json = encode_basestring_ascii  # what json.dumps does to each key and text
+
+
+def field_json(name: str, text: str) -> str:
+    """One field as :func:`fields_json` writes it: a check looks for it in the text."""
+    return _json(name) + ":" + _json(text)
+
+
+def fields_json(fields: Mapping[str, str]) -> str:
+    """What ``json.dumps(fields, separators=(",", ":"))`` gives, at half the cost."""
+    return "{" + ",".join([_json(k) + ":" + _json(v) for k, v in fields.items()]) + "}"
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -521,7 +539,7 @@ class Record:
                 groups: dict[tuple[str, int], Sequence[Copy]] = {}
                 for mn in mns:
                     cursor.execute(
-                        f"SELECT code, data_time, frame_id, value, {_FIELD_INDEX}"
+                        f"SELECT code, data_time, frame_id, value, {_FIELD_INDEX}, fields"
                         f" FROM {readings.name} WHERE {where} AND mn = {mark}"
                         " ORDER BY data_time",
                         (*params, mn),
@@ -675,9 +693,8 @@ def _expand(batches: Sequence[_ReadingBatch]) -> Iterator[tuple[Any, ...]]:
     """Reading rows, in the column order of :data:`readings`.
 
     The writer thread runs this for every reading of a run (a million in 48 hours) while the
-    event loop waits for the interpreter lock, so the JSON is joined by hand (what
-    ``json.dumps(fields, separators=(",", ":"))`` gives, at half the cost) and a decimal's
-    text is ``str`` unless that is in exponent form."""
+    event loop waits for the interpreter lock, so the JSON is joined by hand
+    (:func:`fields_json`) and a decimal's text is ``str`` unless that is in exponent form."""
     for frame_id, at, centre, mn, cn, qn, data_time, pollutants in batches:
         for p in pollutants:
             values = p.values
@@ -703,7 +720,7 @@ def _expand(batches: Sequence[_ReadingBatch]) -> Iterator[tuple[Any, ...]]:
                 data_time,
                 value,
                 p.flag,
-                "{" + ",".join([_json(k) + ":" + _json(v) for k, v in fields.items()]) + "}",
+                fields_json(fields),
                 value_field,
             )
 

@@ -7,7 +7,7 @@ import asyncio
 from decimal import Decimal
 from pathlib import Path
 
-from bench.scenario.expected import _derived
+from bench.scenario.expected import WINDOW_KINDS, _derived
 from reference_terminal.model import Quality
 from reference_terminal.storage.schema import Derived
 from reference_terminal.storage.store import Store, sqlite_url
@@ -23,7 +23,7 @@ def window(point: str, kind: str, minute: int) -> Derived:
 
 
 def test_windows_are_read_by_range_for_the_points_asked_in_both_tables(tmp_path: Path) -> None:
-    async def scenario() -> tuple[set[tuple[str, float]], set[tuple[str, float]]]:
+    async def scenario() -> tuple[set[tuple[str, float]], set[tuple[str, float, str]]]:
         async with await Store.open(sqlite_url(tmp_path / "terminal.db")) as store:
             for first in (0, 30):  # the first half settled, the second still recent
                 await store.write_derived(
@@ -35,13 +35,16 @@ def test_windows_are_read_by_range_for_the_points_asked_in_both_tables(tmp_path:
                 if first == 0:
                     await store.settle()
             everything = await store.run_in_reader(
-                lambda c: _derived(c, ["p1", "p3"], "minute", None, T0 + 60 * 50)
+                lambda c: _derived(c, ["p1", "p3"], ("minute",), None, T0 + 60 * 50)
             )
             ranged = await store.run_in_reader(
-                lambda c: _derived(c, ["p2"], "minute", T0 + 60 * 20, T0 + 60 * 40)
+                lambda c: _derived(c, ["p2"], WINDOW_KINDS, T0 + 60 * 20, T0 + 60 * 40)
             )
-        return {(r[0], r[1]) for r in everything}, {(r[0], r[1]) for r in ranged}
+        return {(r[0], r[1]) for r in everything}, {(r[0], r[1], r[4]) for r in ranged}
 
     everything, ranged = asyncio.run(scenario())
     assert everything == {(p, T0 + 60 * m) for p in ("p1", "p3") for m in range(50)}
-    assert ranged == {("p2", T0 + 60 * m) for m in range(20, 40)}
+    # a window's figure and its extremes (the store has no minute_min here), in one read
+    assert ranged == {
+        ("p2", T0 + 60 * m, kind) for m in range(20, 40) for kind in ("minute", "minute_max")
+    }

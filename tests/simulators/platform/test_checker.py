@@ -4,6 +4,7 @@ wrong and conflicting values, out of order, gaps."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -101,6 +102,28 @@ def test_a_named_field_is_compared_when_asked() -> None:
     want = [Expected(MN, 2051, at(0), "a05001", Decimal(3), field="Avg")]
     assert check(want, [got(0, value=3)]).complete
     assert check(want, [got(0, value=4)]).wrong_value
+
+
+def window(minute: int, **fields: str) -> ReadingRow:
+    """A minute window received with ``fields`` (Avg, Min, Max …)."""
+    row = got(minute)
+    return replace(row, value=Decimal(fields["Avg"]), fields=fields)
+
+
+def test_the_other_fields_expected_must_be_there_with_their_values() -> None:
+    want = [Expected(MN, 2051, at(0), "a05001", Decimal(3), "Avg", (("Min", Decimal(1)),))]
+    assert check(want, [window(0, Avg="3", Min="1", Max="5")]).complete
+    assert check(want, [window(0, Avg="3", Min="1.00")]).complete  # the same number
+
+    (dropped,) = check(want, [window(0, Avg="3", Max="5")]).wrong_value
+    assert (dropped.key, dropped.field, dropped.expected, dropped.received) == (
+        key(0),
+        "Min",
+        Decimal(1),
+        None,
+    )
+    (other,) = check(want, [window(0, Avg="3", Min="2")]).wrong_value
+    assert str(other).endswith("a05001 @ 2026-01-01 12:00:00 Min: expected 1, got 2")
 
 
 def test_out_of_order_is_judged_per_stream_on_first_arrival() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from protocols.hj212.cp import Pollutant
-from simulators.platform import Record
+from simulators.platform import Expected, Record, check
 from simulators.platform.record import format_data_time
 from tests.reference_terminal.storage.conftest import postgres_url
 from tests.simulators.platform.device import MN, T0
@@ -199,3 +199,25 @@ def test_writes_are_batched_by_the_writer_thread_not_the_caller() -> None:
         # a query flushes first: everything added before it is there
         assert record.count_frames() == 2000
         assert len(record.readings()) == 4000
+
+
+def test_a_long_runs_copies_carry_every_field_for_the_check(url: str) -> None:
+    """``Record.copies`` (plain tuples, what a scenario's check of a million reads) keeps each
+    copy's fields, so a window sent without its Max, or with another, is caught."""
+    with Record(url) as record:
+        upload(record, "20260101120100001", 0, "1.50")
+        record.flush()
+        received = record.copies(centre="c1", cn=2051)
+
+    def wanting(**others: str) -> list[Expected]:
+        fields = tuple((name, Decimal(text)) for name, text in others.items())
+        return [Expected(MN, 2051, T0, "a05001", Decimal("1.50"), "Avg", fields)]
+
+    assert check(wanting(Max="9.00"), received).wrong_value == ()
+    assert check(wanting(Max="9"), received).wrong_value == ()  # the same number
+    assert [
+        (w.field, w.expected, w.received) for w in check(wanting(Max="8"), received).wrong_value
+    ] == [("Max", Decimal(8), Decimal("9.00"))]
+    assert [(w.field, w.received) for w in check(wanting(Min="1"), received).wrong_value] == [
+        ("Min", None)
+    ]
