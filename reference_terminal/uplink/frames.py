@@ -234,7 +234,12 @@ class Coding:
     flags: Mapping[Quality, str] = field(default_factory=lambda: DEFAULT_FLAGS)
 
     def flag(self, quality: Quality) -> str:
-        return self.flags.get(quality, DataFlag.FAULT)
+        return data_flag(quality, self.flags)
+
+
+def data_flag(quality: Quality, flags: Mapping[Quality, str] = DEFAULT_FLAGS) -> str:
+    """The HJ 212 data flag a value of ``quality`` goes up with."""
+    return flags.get(quality, DataFlag.FAULT)
 
 
 def realtime_frame(latest: Iterable[Reading], t: float, coding: Coding) -> Frame | None:

@@ -6,7 +6,8 @@ what a centre received (every copy, from :meth:`Record.readings`), :func:`check`
 * ``lost``: expected but never received (expected − received);
 * ``unexpected``: received but never expected (received − expected);
 * ``wrong_value``: received with a value other than the expected one, or without or with
-  another of the other fields expected (a minute window's Min and Max; first copy compared);
+  another of the other fields expected (a minute window's Min, Max and Flag; first copy
+  compared);
 * ``duplicated``: received more than once, split into ``resends`` (extra copies carrying a QN
   already seen: a retry after a missing or late 9014, which a platform de-duplicates by QN) and
   ``new_qn_copies`` (copies under new QNs: the terminal sent the reading again as new data,
@@ -61,7 +62,7 @@ class Expected:
     """A reading the terminal should deliver. ``value`` None: only its arrival is checked.
     ``field`` names the field to compare (``Avg``, ``Cou`` …); None compares the recorded
     ``value`` (Rtd, else Avg, else Cou). ``others``: the other fields it must carry, by name
-    (a minute window's ``Min`` and ``Max``)."""
+    (a minute window's ``Min`` and ``Max`` as numbers, its ``Flag`` as text)."""
 
     mn: str
     cn: int
@@ -69,7 +70,7 @@ class Expected:
     code: str
     value: Decimal | None = None
     field: str | None = None
-    others: tuple[tuple[str, Decimal], ...] = ()
+    others: tuple[tuple[str, Decimal | str], ...] = ()
 
     @property
     def key(self) -> ReadingKey:
@@ -96,8 +97,8 @@ class Duplicate:
 @dataclass(frozen=True, slots=True)
 class WrongValue:
     key: ReadingKey
-    expected: Decimal
-    received: Decimal | None
+    expected: Decimal | str  # text: a field that is not a number (a flag)
+    received: Decimal | str | None
     field: str | None = None  # one of the others expected (None: the value)
 
     @property
@@ -329,9 +330,8 @@ def _check_group(
         if want.text is not None and (got is None or got != Decimal(want.text))
     ]
     wrong += [
-        WrongValue(key(k), Decimal(text), got, name)
-        for k, name, text, got in _others_compared(others_differ)
-        if got is None or got != Decimal(text)
+        WrongValue(key(k), expected, got, name)
+        for k, name, expected, got in _others_compared(others_differ)
     ]
     found.wrong_value += sorted(wrong, key=lambda w: (w.key, w.field or ""))
     for k in sorted(again):
@@ -387,17 +387,28 @@ def _compared(
 
 def _others_compared(
     differ: list[tuple[_Key, Copy, str, str]],
-) -> list[tuple[_Key, str, str, Decimal | None]]:
-    """The other fields whose text did not simply match, with the Decimal received (None:
-    missing, or not a number)."""
-    out = []
+) -> list[tuple[_Key, str, Decimal | str, Decimal | str | None]]:
+    """Of the other fields whose text did not simply match, those that differ: as the numbers
+    they are where a number is expected, else as text (a flag); None: missing."""
+    out: list[tuple[_Key, str, Decimal | str, Decimal | str | None]] = []
     for k, c, name, text in differ:
         got = json.loads(c[5]).get(name)
-        try:
-            out.append((k, name, text, None if got is None else Decimal(got)))
-        except (InvalidOperation, TypeError):
-            out.append((k, name, text, None))
+        expected = _number(text)
+        if expected is None:
+            if got != text:
+                out.append((k, name, text, got))
+            continue
+        received = None if got is None else _number(got)
+        if received != expected:
+            out.append((k, name, expected, got if received is None else received))
     return out
+
+
+def _number(text: str) -> Decimal | None:
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        return None
 
 
 def _out_of_order(first: dict[_Key, Copy]) -> list[tuple[_Key, str]]:

@@ -126,6 +126,14 @@ def test_the_other_fields_expected_must_be_there_with_their_values() -> None:
     assert str(other).endswith("a05001 @ 2026-01-01 12:00:00 Min: expected 1, got 2")
 
 
+def test_a_flag_expected_is_compared_as_text() -> None:
+    """An interpolated window goes up flagged (CSMT §12.4), never passed off as measured."""
+    want = [Expected(MN, 2051, at(0), "a05001", Decimal(3), "Avg", (("Flag", "F"),))]
+    assert check(want, [window(0, Avg="3", Flag="F")]).complete
+    (passed_off,) = check(want, [window(0, Avg="3", Flag="N")]).wrong_value
+    assert (passed_off.field, passed_off.expected, passed_off.received) == ("Flag", "F", "N")
+
+
 def test_out_of_order_is_judged_per_stream_on_first_arrival() -> None:
     # minute 3 arrives before 1 and 2 (backfill after live data); the other code is in order
     rows = [got(0), got(3), got(1), got(2), got(0, code="b"), got(1, code="b"), got(1)]
