@@ -12,6 +12,7 @@ import calendar
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -193,17 +194,29 @@ class Bench:
     async def stored_minutes(self, centre: str, start: float, end: float) -> list[Expected]:
         """Every minute window the terminal stored for an uploaded point, starting in
         ``[start, end)``, as what ``centre`` must receive (CN 2051; a counter's figure travels
-        as Cou, a gauge's as Avg). Over HTTPS a window without a value has no JSON form."""
+        as Cou, a gauge's as Avg, with the window's Min and Max where the terminal stores
+        them). Over HTTPS a window without a value has no JSON form."""
         mn = self.dut.mn(centre)
         https = self.rig.centre(centre).protocol == "https"
+        management = self.dut.management
         out = []
         for binding in self.coded():
             assert binding.code is not None
             field_ = "Cou" if binding.kind == "counter" else "Avg"
-            for d in await self.dut.management.derived(binding.point, "minute", start, end):
+            # extremes first: a window that closes between the reads is then checked without
+            # them, never failed for lacking them
+            extremes: dict[float, list[tuple[str, Decimal]]] = {}
+            for kind, name in (("minute_min", "Min"), ("minute_max", "Max")):
+                for d in await management.derived(binding.point, kind, start, end):
+                    if d.value is not None:
+                        extremes.setdefault(d.start, []).append((name, d.value))
+            for d in await management.derived(binding.point, "minute", start, end):
                 if https and d.value is None:
                     continue
-                out.append(Expected(mn, MINUTE_DATA, local(d.start), binding.code, d.value, field_))
+                others = () if d.value is None else tuple(extremes.get(d.start, ()))
+                out.append(
+                    Expected(mn, MINUTE_DATA, local(d.start), binding.code, d.value, field_, others)
+                )
         return out
 
     def minute_check(

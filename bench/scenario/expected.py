@@ -17,7 +17,6 @@ import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
@@ -32,8 +31,8 @@ from reference_terminal.storage.schema import (
 )
 from reference_terminal.uplink.frames import STREAM_KINDS, Stream, data_flag
 from reference_terminal.uplink.statements import Prepared
-from simulators.platform import Expected, Want
-from simulators.platform.record import format_data_time, text_time
+from simulators.platform import Want
+from simulators.platform.record import field_json, format_data_time, text_time
 
 MINUTE_DATA = 2051
 #: A minute window's stored kinds as its frame carries them: the figure, its Min and Max.
@@ -152,11 +151,11 @@ class Acknowledged:
         )
         main, low, high = WINDOW_KINDS
         name_of = {low: "Min", high: "Max"}
-        flag_of = {q.value: data_flag(q) for q in Quality}
-        extremes: dict[tuple[str, float], list[tuple[str, str]]] = {}
+        flag_of = {q.value: field_json("Flag", data_flag(q)) for q in Quality}
+        extremes: dict[tuple[str, float], list[str]] = {}
         for point, start, _, value, kind, _ in rows:
             if kind != main and value is not None:
-                extremes.setdefault((point, start), []).append((name_of[kind], value))
+                extremes.setdefault((point, start), []).append(field_json(name_of[kind], value))
         values = self.values
         for point, start, _, value, kind, quality in rows:
             if kind != main:
@@ -164,28 +163,13 @@ class Acknowledged:
             code, field_ = wants[point]
             # a window without its figure goes up with its flag alone (uplink/frames.py)
             extreme = () if value is None else tuple(extremes.get((point, start), ()))
-            values[(code, minute(start))] = Want(
-                value, field_, (*extreme, ("Flag", flag_of[quality]))
-            )
+            values[(code, minute(start))] = Want(value, field_, (*extreme, flag_of[quality]))
 
     def owed(self) -> dict[Window, Want]:
         """Every window owed, with the value the terminal finally holds where it holds one
         (the same for every centre: :class:`ExpectedSet` takes it as it is, with the MN)."""
         value_of, arrival = self.values.get, Want(None)
         return {w: value_of(w, arrival) for w in self.windows}
-
-    def expected(self, mn: str) -> list[Expected]:
-        """The same as :class:`Expected` readings, in DataTime order."""
-        out = []
-        for window in sorted(self.windows, key=lambda w: (w[1], w[0])):
-            want = self.values.get(window, Want(None))
-            value = None if want.text is None else Decimal(want.text)
-            out.append(
-                Expected(
-                    mn, MINUTE_DATA, text_time(window[1]), window[0], value, want.field, want.others
-                )
-            )
-        return out
 
 
 def _derived(

@@ -193,12 +193,14 @@ class CheckResult:
 class Want(NamedTuple):
     """What an expected reading must carry: its value as text (None: only its arrival is
     checked), the field compared (None: the recorded ``value``) and the other fields it must
-    carry as (name, text). Text, because the same text is the same number and a million
-    compared that way cost nothing; other texts are compared as the Decimals they are."""
+    carry, each as the record writes it (:func:`~.record.field_json`: ``"Min":"1.5"``). Text,
+    because the same text is the same number and a million compared that way cost nothing (a
+    copy's fields are looked through for each other field as it is); other texts are compared
+    as the Decimals they are."""
 
     text: str | None
     field: str | None = None
-    others: tuple[tuple[str, str], ...] = ()
+    others: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +222,7 @@ class ExpectedSet:
             wants = groups.setdefault((item.mn, item.cn), {})
             # str gives back the very Decimal: a report shows what was expected, as it was
             text = None if item.value is None else str(item.value)
-            others = tuple((name, str(value)) for name, value in item.others)
+            others = tuple(field_json(name, str(value)) for name, value in item.others)
             wants.setdefault((item.code, time_text(item.data_time)), Want(text, item.field, others))
         return cls(groups)
 
@@ -304,7 +306,7 @@ def _check_group(
 
     unexpected: list[_Key] = []
     differ: list[tuple[_Key, Copy, Want]] = []
-    others_differ: list[tuple[_Key, Copy, str, str]] = []
+    others_differ: list[tuple[_Key, Copy, str]] = []
     want_of = wants.get
     for k, c in first.items():
         want = want_of(k)
@@ -315,10 +317,9 @@ def _check_group(
             c[3] == want.text and (want.field is None or c[4] == _FIELD_AT.get(want.field))
         ):
             differ.append((k, c, want))
-        for name, text in want.others:
-            # the recorded fields' JSON holds this very text when the value is the same text
-            if field_json(name, text) not in c[5]:
-                others_differ.append((k, c, name, text))
+        for other in want.others:
+            if other not in c[5]:
+                others_differ.append((k, c, other))
     lost: list[_Key] = []
     if len(first) - len(unexpected) < len(wants):
         lost = sorted(k for k in wants if k not in first)
@@ -386,12 +387,13 @@ def _compared(
 
 
 def _others_compared(
-    differ: list[tuple[_Key, Copy, str, str]],
+    differ: list[tuple[_Key, Copy, str]],
 ) -> list[tuple[_Key, str, Decimal | str, Decimal | str | None]]:
     """Of the other fields whose text did not simply match, those that differ: as the numbers
     they are where a number is expected, else as text (a flag); None: missing."""
     out: list[tuple[_Key, str, Decimal | str, Decimal | str | None]] = []
-    for k, c, name, text in differ:
+    for k, c, other in differ:
+        ((name, text),) = json.loads("{" + other + "}").items()
         got = json.loads(c[5]).get(name)
         expected = _number(text)
         if expected is None:
