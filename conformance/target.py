@@ -56,6 +56,7 @@ Mutation = Literal[
     "no-retransmission",
     "sync-off",
     "bad-crc",
+    "no-extremes",
     "rt-20min",
     "wrong-factor",
     "no-client-certificate",

@@ -14,10 +14,10 @@
   terminal known by the certificate the bench's CA issued), the plain port left to the console.
 - Mutations (``adapter.mutation``), for the mutation check, all by configuration or by the
   uplink relay of ``bench.adapters.relay``: ``sync-off`` (storage.synchronous=OFF),
-  ``rt-20min`` (RtdInterval 1200 s), ``bad-crc``, ``no-retransmission``, ``wrong-factor``
-  (the grid source accounted with another grid factor) and ``no-client-certificate`` (the
-  terminal is not enrolled with the platforms' TLS client CA, though it declares
-  ``feature:pki``).
+  ``rt-20min`` (RtdInterval 1200 s), ``bad-crc``, ``no-extremes``, ``no-retransmission``,
+  ``wrong-factor`` (the grid source accounted with another grid factor) and
+  ``no-client-certificate`` (the terminal is not enrolled with the platforms' TLS client CA,
+  though it declares ``feature:pki``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any
 from bench.adapters.apps import bench_packages, signing_key
 from bench.adapters.changes import apply_changes, render_code
 from bench.adapters.management_server import ManagementServer
-from bench.adapters.relay import BrokenUplink
+from bench.adapters.relay import BrokenUplink, relay_fault
 from bench.scenario.config import deep_merge
 from bench.scenario.model_link import ModelLink
 from bench.scenario.target import ReferenceTarget, TargetError
@@ -487,12 +487,12 @@ class ReferenceDut:
 
     async def _uplinks(self, centres: Sequence[CentreEndpoint]) -> dict[str, tuple[str, int]]:
         """Where the terminal dials each centre: the centre, or a broken-uplink relay."""
-        mutation = self._target.adapter.mutation
+        fault = relay_fault(self._target.adapter.mutation)
         out = {}
         for centre in centres:
             address = (centre.host, centre.port)
-            if mutation in ("bad-crc", "no-retransmission") and centre.protocol == "hj212":
-                relay = BrokenUplink(address, mutation)
+            if fault is not None and centre.protocol == "hj212":
+                relay = BrokenUplink(address, fault)
                 await relay.start()
                 self._stack.push_async_callback(relay.close)
                 self.relays[centre.name] = relay

@@ -3,6 +3,9 @@ its HJ 212 client and the network, that makes the terminal behave as a faulty on
 
 - ``bad-crc``: every ``every``-th minute-data frame (CN 2051) leaves with a CRC that does not
   match its data segment (a vendor computing the CRC before a last edit of the frame).
+- ``no-extremes``: minute-data frames leave without their ``-Min`` and ``-Max`` fields (length
+  and CRC made anew, so each frame is still a sound HJ 212 frame): a terminal that uploads
+  only each window's figure.
 - ``no-retransmission``: a frame goes out once; when the terminal sends the same QN again (a
   retry after OverTime, or its backlog after a reconnect) the relay answers 9014 itself, as if
   the terminal had forgotten the frame — a terminal without retransmission.
@@ -16,16 +19,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from typing import Literal
+from typing import Literal, cast, get_args
 
 from protocols.hj212 import EDITIONS, SessionConfig
+from protocols.hj212.crc import crc16
 from simulators.platform.server import AckTemplate, corrupt_crc, header_of
 
-Fault = Literal["bad-crc", "no-retransmission"]
+Fault = Literal["bad-crc", "no-extremes", "no-retransmission"]
 UPLOADS = frozenset({2011, 2031, 2051, 2061, 2071})
 #: A long frame goes as several packets sharing one QN (HJ 212-2017 PNUM/PNO): a packet is
 #: its QN and its number.
 _PNO = re.compile(rb"PNO=(\d+)")
+
+
+def relay_fault(mutation: str) -> Fault | None:
+    """The relay's fault for a target's mutation; None: the mutation is not the relay's."""
+    return cast(Fault, mutation) if mutation in get_args(Fault) else None
+
+
+_EXTREME = re.compile(rb"[^=]*-(?:Min|Max)=")
+
+
+def without_extremes(frame: bytes) -> bytes:
+    """``frame`` with every ``-Min`` and ``-Max`` field left out of its CP, its length and CRC
+    made anew (each packet of a long frame on its own: fields do not straddle packets)."""
+    data = frame[6:-6]
+    start, end = data.find(b"CP=&&") + 5, data.rfind(b"&&")
+    if start < 5 or end < start:
+        return frame
+    groups = data[start:end].split(b";")
+    kept = [b",".join(f for f in g.split(b",") if not _EXTREME.match(f)) for g in groups]
+    data = data[:start] + b";".join(kept) + data[end:]
+    return b"##%04d%s%04X\r\n" % (len(data), data, crc16(data))
 
 
 class BrokenUplink:
@@ -115,6 +140,9 @@ class BrokenUplink:
                 self.spoiled += 1
                 return corrupt_crc(frame)
             return frame
+        if self.fault == "no-extremes" and cn == 2051:
+            self.minute_frames += 1
+            return without_extremes(frame)
         if self.fault == "no-retransmission" and cn in UPLOADS and qn:
             found = _PNO.search(frame)
             packet = (qn, found.group(1) if found else b"")

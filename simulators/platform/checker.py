@@ -194,9 +194,9 @@ class Want(NamedTuple):
     """What an expected reading must carry: its value as text (None: only its arrival is
     checked), the field compared (None: the recorded ``value``) and the other fields it must
     carry, each as the record writes it (:func:`~.record.field_json`: ``"Min":"1.5"``). Text,
-    because the same text is the same number and a million compared that way cost nothing (a
-    copy's fields are looked through for each other field as it is); other texts are compared
-    as the Decimals they are."""
+    because the same text is the same number and a million compared that way (a value, or an
+    other field found in a copy's recorded fields) cost nothing; other texts are compared as
+    the Decimals they are."""
 
     text: str | None
     field: str | None = None
@@ -409,7 +409,7 @@ def _others_compared(
 def _number(text: str) -> Decimal | None:
     try:
         return Decimal(text)
-    except InvalidOperation:
+    except (InvalidOperation, TypeError, ValueError):  # a JSON value other than a string
         return None
 
 
