@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.dut import Dut, PointBinding
+from conformance.management import DerivedValue
 from conformance.rig import Rig
 from conformance.verdicts import Inconclusive
 from simulators.platform import CheckResult, Expected, FrameRow, ReadingKey, ReadingRow, check
@@ -198,26 +199,35 @@ class Bench:
         them). Over HTTPS a window without a value has no JSON form."""
         mn = self.dut.mn(centre)
         https = self.rig.centre(centre).protocol == "https"
-        management = self.dut.management
         out = []
         for binding in self.coded():
             assert binding.code is not None
             field_ = "Cou" if binding.kind == "counter" else "Avg"
-            # extremes first: a window that closes between the reads is then checked without
-            # them, never failed for lacking them
-            extremes: dict[float, list[tuple[str, Decimal]]] = {}
-            for kind, name in (("minute_min", "Min"), ("minute_max", "Max")):
-                for d in await management.derived(binding.point, kind, start, end):
-                    if d.value is not None:
-                        extremes.setdefault(d.start, []).append((name, d.value))
-            for d in await management.derived(binding.point, "minute", start, end):
+            for d, others in await self.minute_windows(binding, start, end):
                 if https and d.value is None:
                     continue
-                others = () if d.value is None else tuple(extremes.get(d.start, ()))
                 out.append(
                     Expected(mn, MINUTE_DATA, local(d.start), binding.code, d.value, field_, others)
                 )
         return out
+
+    async def minute_windows(
+        self, binding: PointBinding, start: float | None, end: float
+    ) -> list[tuple[DerivedValue, tuple[tuple[str, Decimal], ...]]]:
+        """The minute windows of ``binding`` the terminal holds, starting in ``[start, end)``,
+        each with the Min and Max its frame must carry where the terminal stores them."""
+        management = self.dut.management
+        # extremes first: a window that closes between the reads is then checked without
+        # them, never failed for lacking them
+        extremes: dict[float, list[tuple[str, Decimal]]] = {}
+        for kind, name in (("minute_min", "Min"), ("minute_max", "Max")):
+            for d in await management.derived(binding.point, kind, start, end):
+                if d.value is not None:
+                    extremes.setdefault(d.start, []).append((name, d.value))
+        return [
+            (d, () if d.value is None else tuple(extremes.get(d.start, ())))
+            for d in await management.derived(binding.point, "minute", start, end)
+        ]
 
     def minute_check(
         self, centre: str, expected: list[Expected], start: float, end: float

@@ -32,29 +32,33 @@ from simulators.platform import CheckResult, Expected, check
 DRAIN_CHECK_S = 300.0
 SNAPSHOT_OVERLAP_S = 3600.0
 
+_Window = tuple[Decimal | None, str, tuple[tuple[str, Decimal], ...]]
+
 
 @dataclass
 class Owed:
-    """The union of the terminal's answers: (code, DataTime) → (value, field)."""
+    """The union of the terminal's answers: (code, DataTime) → (value, field, the window's
+    Min and Max)."""
 
-    windows: dict[tuple[str, datetime], tuple[Decimal | None, str]] = field(default_factory=dict)
+    windows: dict[tuple[str, datetime], _Window] = field(default_factory=dict)
     since: float = 0.0
 
     async def snapshot(self, bench: Bench, until: float) -> None:
         for binding in bench.coded():
             assert binding.code is not None
             field_ = "Cou" if binding.kind == "counter" else "Avg"
-            start = self.since or None
-            for d in await bench.dut.management.derived(binding.point, "minute", start, until):
+            for d, others in await bench.minute_windows(binding, self.since or None, until):
                 key = (binding.code, local(d.start))
-                # the latest answer's value; a window once acknowledged stays owed
-                self.windows[key] = (d.value, field_)
+                # the latest answer's values; a window once acknowledged stays owed
+                self.windows[key] = (d.value, field_, others)
         self.since = max(self.since, bench.now() - SNAPSHOT_OVERLAP_S)
 
     def expected(self, mn: str, *, with_values: bool) -> list[Expected]:
         return [
-            Expected(mn, MINUTE_DATA, when, code, value if with_values else None, field_)
-            for (code, when), (value, field_) in sorted(self.windows.items())
+            Expected(mn, MINUTE_DATA, when, code, value, field_, others)
+            if with_values
+            else Expected(mn, MINUTE_DATA, when, code, None, field_)
+            for (code, when), (value, field_, others) in sorted(self.windows.items())
         ]
 
 
