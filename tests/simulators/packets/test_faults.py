@@ -105,8 +105,10 @@ def test_jitter_spreads_the_delay_uniformly_around_its_mean() -> None:
         # Quantiles, not extremes: a busy machine adds the odd late sample, never an early one.
         # Uniform on 30 ± 10 ms: median 30, quartiles 25 and 35, 95th percentile 39. A loaded
         # machine (the whole suite on two cores) shifts every sample a few ms late: seen 33.6.
+        # Early, only chance: the median of 80 such samples varies by 1.1 ms (simulated), so
+        # 28 failed one run in 30 by chance alone (27.5 seen in the suite); 26, under one in 10 000.
         quartiles = statistics.quantiles(rtts, n=4)
-        assert 28 <= quartiles[1] <= 36, quartiles
+        assert 26 <= quartiles[1] <= 36, quartiles
         # Spread 10 ms; the suite's load has been seen to stretch it to 13.9 and squeeze it to
         # 5.7 (late wake-ups batch releases). Without jitter it is 0.13 ms on an idle machine.
         assert 4 <= quartiles[2] - quartiles[0] <= 16, quartiles
