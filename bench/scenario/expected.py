@@ -162,7 +162,7 @@ class Acknowledged:
                 continue
             code, field_ = wants[point]
             # a window without its figure goes up with its flag alone (uplink/frames.py)
-            extreme = () if value is None else tuple(extremes.get((point, start), ()))
+            extreme = () if value is None else extremes.get((point, start), ())
             values[(code, minute(start))] = Want(value, field_, (*extreme, flag_of[quality]))
 
     def owed(self) -> dict[Window, Want]:
