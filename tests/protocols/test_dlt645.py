@@ -390,6 +390,19 @@ def test_stream_waits_for_the_rest_and_gives_up_when_the_line_goes_idle() -> Non
     assert stream.feed(ENERGY_REPLY) == [dlt645.decode(ENERGY_REPLY)]
 
 
+def test_a_damaged_frame_is_rescanned_and_a_header_shape_inside_it_is_only_an_error() -> None:
+    """The search resumes after a damaged frame's first 0x68, so a real frame hidden inside is
+    found; a reading ending in .35 (0x68 on the wire, seven bytes after the second 0x68)
+    looks like a header there, and its end never comes: an error, never an invented frame."""
+    reply = dlt645.encode(dlt645.read_reply(METER, 0x00010000, Decimal("123.35")))
+    damaged = reply[:-2] + bytes([reply[-2] ^ 0xFF]) + b"\x16"
+    stream = dlt645.StreamDecoder()
+    fed, idle = stream.feed(damaged), stream.idle()
+    assert [e.reason if isinstance(e, DLT645Error) else e for e in fed] == ["checksum"]
+    assert [e.reason if isinstance(e, DLT645Error) else e for e in idle] == ["truncated"]
+    assert stream.pending == 0
+
+
 # Property tests ------------------------------------------------------------------------------
 ADDRESS_DIGITS = st.text("0123456789", min_size=12, max_size=12)
 addresses = st.one_of(

@@ -392,9 +392,13 @@ def test_each_communication_fault_shows_on_the_wire(kind: str) -> None:
             assert data == clean and exchange.last is not None
             assert exchange.last - exchange.sent >= SLOW_MS / 1000
         elif kind == "bad_checksum":
-            errors = exchange.frames()
-            assert len(errors) == 1 and isinstance(errors[0], dlt645.DLT645Error)
-            assert errors[0].reason == "checksum"
+            errors = [
+                e.reason if isinstance(e, dlt645.DLT645Error) else e for e in exchange.frames()
+            ]
+            # The decoder rescans a damaged frame from its second 0x68 (stream.py): when the
+            # reading's hundredths are 35 (its first data byte, 0x35 + 0x33 = 0x68 on the wire)
+            # that start looks like a header, cut short by the line going idle.
+            assert errors[0] == "checksum" and set(errors[1:]) <= {"truncated"}, errors
             assert data[:-2] == clean[:-2] and data[-1] == 0x16 and data[-2] != clean[-2]
         elif kind == "garbled":
             assert len(data) == len(clean)
