@@ -18,7 +18,7 @@ class CentreOutcome:
     duplicated: int  # copies under a new QN (resends under the same QN are de-duplicated)
     resends: int
     unexpected: int
-    wrong_value: int
+    wrong_value: int  # readings with a wrong value or field
     conflicting: int
     out_of_order: int
     gaps: int
@@ -35,7 +35,7 @@ class CentreOutcome:
             duplicated=result.new_qn_copies,
             resends=result.resends,
             unexpected=len(result.unexpected),
-            wrong_value=len(result.wrong_value),
+            wrong_value=result.wrong_readings,
             conflicting=len(result.conflicting),
             out_of_order=len(result.out_of_order),
             gaps=len(result.gaps),

@@ -160,6 +160,11 @@ class CheckResult:
         return sum(d.new_qn_copies for d in self.duplicated)
 
     @property
+    def wrong_readings(self) -> int:
+        """Readings with a wrong value or field (``wrong_value`` has one entry per field)."""
+        return len({w.key for w in self.wrong_value})
+
+    @property
     def complete(self) -> bool:
         """Every expected reading arrived, with its value, and nothing else did."""
         return not (self.lost or self.unexpected or self.wrong_value or self.conflicting)
@@ -175,7 +180,7 @@ class CheckResult:
             f"{self.expected} expected, {self.distinct} distinct received ({self.received} copies)",
             f"{len(self.lost)} lost",
             f"{len(self.unexpected)} unexpected",
-            f"{len(self.wrong_value)} wrong value",
+            f"{self.wrong_readings} with a wrong value ({len(self.wrong_value)} fields)",
             f"{len(self.duplicated)} duplicated ({self.resends} resends, "
             f"{self.new_qn_copies} under new QNs)",
             f"{len(self.conflicting)} conflicting",

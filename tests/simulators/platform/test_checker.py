@@ -126,6 +126,14 @@ def test_the_other_fields_expected_must_be_there_with_their_values() -> None:
     assert str(other).endswith("a05001 @ 2026-01-01 12:00:00 Min: expected 1, got 2")
 
 
+def test_a_window_wrong_in_several_fields_is_one_wrong_reading() -> None:
+    want = [Expected(MN, 2051, at(0), "a05001", Decimal(3), "Avg", (("Min", Decimal(1)),))]
+    result = check(want, [window(0, Avg="4", Min="2")])
+    assert [w.field for w in result.wrong_value] == [None, "Min"]
+    assert result.wrong_readings == 1
+    assert "1 with a wrong value (2 fields)" in result.summary()
+
+
 def test_a_flag_expected_is_compared_as_text() -> None:
     """An interpolated window goes up flagged (CSMT §12.4), never passed off as measured."""
     want = [Expected(MN, 2051, at(0), "a05001", Decimal(3), "Avg", (("Flag", "F"),))]
