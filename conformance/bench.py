@@ -202,7 +202,7 @@ class Bench:
         out = []
         for binding in self.coded():
             assert binding.code is not None
-            field_ = "Cou" if binding.kind == "counter" else "Avg"
+            field_ = binding.minute_field
             for d, others in await self.minute_windows(binding, start, end):
                 if https and d.value is None:
                     continue

@@ -74,6 +74,12 @@ class PointBinding:
     code: str | None = None  # data item code at the centres (CSMT §7.2); None: not uploaded
     unit: str = ""
 
+    @property
+    def minute_field(self) -> str:
+        """The field its minute figure travels in (HJ 212 CN 2051): a counter's increment as
+        Cou, a gauge's mean as Avg."""
+        return "Cou" if self.kind == "counter" else "Avg"
+
 
 @dataclass(frozen=True, slots=True)
 class PowerCut:

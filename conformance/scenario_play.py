@@ -46,7 +46,7 @@ class Owed:
     async def snapshot(self, bench: Bench, until: float) -> None:
         for binding in bench.coded():
             assert binding.code is not None
-            field_ = "Cou" if binding.kind == "counter" else "Avg"
+            field_ = binding.minute_field
             for d, others in await bench.minute_windows(binding, self.since or None, until):
                 key = (binding.code, local(d.start))
                 # the latest answer's values; a window once acknowledged stays owed
