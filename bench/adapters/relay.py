@@ -22,7 +22,7 @@ import re
 from typing import Literal, cast, get_args
 
 from protocols.hj212 import EDITIONS, SessionConfig
-from protocols.hj212.crc import crc16
+from protocols.hj212.packet import enclose
 from simulators.platform.server import AckTemplate, corrupt_crc, header_of
 
 Fault = Literal["bad-crc", "no-extremes", "no-retransmission"]
@@ -48,7 +48,7 @@ def without_extremes(frame: bytes) -> bytes:
     groups = data[start:end].split(b";")
     kept = [b",".join(f for f in g.split(b",") if not _EXTREME.match(f)) for g in groups]
     data = data[:start] + b";".join(kept) + data[end:]
-    return b"##%04d%s%04X\r\n" % (len(data), data, crc16(data))
+    return enclose(data)
 
 
 class BrokenUplink:

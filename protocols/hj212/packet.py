@@ -221,6 +221,11 @@ def _with_cp(data: bytes, transform: Callable[[str], str]) -> bytes:
     return data[: at + 5] + transform(text).encode("utf-8") + b"&&"
 
 
+def enclose(data: bytes) -> bytes:
+    """A standard data segment in its frame: header, length, CRC (uppercase) and CRLF."""
+    return b"##%04d%s%04X\r\n" % (len(data), data, crc16(data))
+
+
 def encode(
     packet: Packet, *, allow_oversize: bool = False, cp_cipher: CpCipher | None = None
 ) -> bytes:

@@ -29,9 +29,8 @@ from typing import Any, Final
 from protocols.hj212 import events as ev
 from protocols.hj212.codes import Command
 from protocols.hj212.cp import Cp
-from protocols.hj212.crc import crc16
 from protocols.hj212.errors import GarbageSkipped, HJ212Error
-from protocols.hj212.packet import DecodeOptions, Flag, Packet, decode
+from protocols.hj212.packet import DecodeOptions, Flag, Packet, decode, enclose
 from protocols.hj212.session import PlatformSession, SessionConfig
 from protocols.hj212.stream import MAX_FRAME
 from simulators.clock import Clock
@@ -109,7 +108,7 @@ class AckTemplate:
 
     def frame(self, qn: str) -> bytes:
         data = b"QN=" + qn.encode() + self._tail
-        return b"##%04d%s%04X\r\n" % (len(data), data, crc16(data))
+        return enclose(data)
 
 
 def _int(value: bytes | None) -> int | None:

@@ -23,6 +23,7 @@ from protocols.hj212 import (
 )
 from protocols.hj212.cp import _parse_general
 from protocols.hj212.crc import crc16, crc16_modbus, crc16_reference
+from protocols.hj212.packet import enclose
 from tests.protocols.hj212.strategies import cps, packets
 
 MN = "010000A8900016F000169DC0"
@@ -46,6 +47,8 @@ def test_build_encode_decode_round_trip(packet: Packet) -> None:
     assert decoded == packet.replace(lenience=decoded.lenience)
     assert decoded.lenience <= {hj212.Lenience.DATA_TOO_LONG}
     assert hj212.encode(decoded, allow_oversize=True) == raw
+    # a data segment edited on the wire (a relay, a platform's answer) framed again
+    assert enclose(raw[6:-6]) == raw
 
 
 def test_a_minute_upload_built_from_typed_values() -> None:
