@@ -24,7 +24,7 @@ record the log rewinds and writes from its start again; what lies beyond the new
 older (lower numbers) or torn, so a reader stops at the first record that is torn, fails its
 CRC or does not continue the sequence.
 
-No threads here: :meth:`IntakeLog.append_payload` is called by the store's intake thread or, for a
+No threads here: :meth:`IntakeLog.append` is called by the store's intake thread or, for a
 small write while that thread has nothing in hand, by the event loop (``store.py``).
 """
 
@@ -174,13 +174,10 @@ class IntakeLog:
             raise
         return cls(path, fd, newest + 1, sync=sync), pending
 
-    def append(self, rows: Rows) -> int:
-        """Write one record and (with ``sync``) put it on disk; return its sequence number.
-        Nothing is acknowledged if this raises: the record is then torn or absent."""
-        return self.append_payload(payload_of(rows))
-
-    def append_payload(self, payload: bytes) -> int:
-        """``append`` of rows already made a payload (``payload_of``)."""
+    def append(self, payload: bytes) -> int:
+        """Write one record of ``payload`` (``payload_of``) and (with ``sync``) put it on disk;
+        return its sequence number. Nothing is acknowledged if this raises: the record is then
+        torn or absent."""
         seq = self.last_seq + 1
         record = _frame(seq, payload)
         try:

@@ -436,10 +436,9 @@ class _Job:
 
     @classmethod
     def logged(cls, seq: int, rows: Rows | bytes, size: int) -> _Job:
-        """Record ``seq`` of the intake log, to apply. Its rows as the record's payload while
-        they wait: bytes, which the cyclic collector never looks at, where a second of
-        readings waiting out a settle as tuples made a young-generation pass of 60 000
-        objects that took 30–70 ms of the event loop's time (``bench_edge_latency``)."""
+        """Record ``seq`` of the intake log, to apply. While it waits, its rows stay the
+        record's payload: bytes, which the cyclic collector never walks (as tuples, a second of
+        them waiting out a settle made its young pass stop the event loop for 30–70 ms)."""
         job = cls()
         job.seq, job.rows, job.size = seq, rows, size
         return job
@@ -1293,7 +1292,7 @@ class _Intake:
         payload = payload_of(rows)
         self._make_room()
         try:
-            seq = self._log.append_payload(payload)
+            seq = self._log.append(payload)
         except IntakeLogError as exc:
             for job, _ in prepared:
                 job.future.set_exception(exc)

@@ -96,8 +96,7 @@ async def test_records_waiting_for_the_writer_give_the_cyclic_collector_nothing_
         try:
             before = len(gc.get_objects())
             for k in range(writes):
-                per = rows // writes
-                await store.write([reading(f"P{i}", T0 + k) for i in range(per)])
+                await store.write([reading(f"P{i}", T0 + k) for i in range(rows // writes)])
             waiting = len(gc.get_objects()) - before
         finally:
             gc.enable()

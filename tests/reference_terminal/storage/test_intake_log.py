@@ -10,7 +10,14 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference_terminal.storage.intake_log import IntakeLog, Rows, encode, log_path, scan
+from reference_terminal.storage.intake_log import (
+    IntakeLog,
+    Rows,
+    encode,
+    log_path,
+    payload_of,
+    scan,
+)
 
 READING = ("EM01.ep", 1_767_225_600.25, "0012345678", "123.45", "good", 2, "em1", "")
 EVENT = (1_767_225_600.0, "interpolated", "EM01.ep", None, None, None, '{"k": "中文"}')
@@ -57,7 +64,7 @@ def test_opening_returns_only_what_the_database_has_not_applied(tmp_path: Path) 
     try:
         assert [r.seq for r in pending] == [5, 6]
         assert log.last_seq == 6 and log.offset == 0  # the next record is 7, from the start
-        assert log.append(rows()) == 7
+        assert log.append(payload_of(rows())) == 7
     finally:
         log.close()
     assert seqs(path.read_bytes()) == [7]
@@ -79,13 +86,13 @@ def test_rewinding_writes_over_the_start_and_clear_empties_the_file(tmp_path: Pa
     log, _ = IntakeLog.open(log_path(tmp_path / "t.db"), applied=0)
     try:
         for _ in range(3):
-            log.append(rows(5))
+            log.append(payload_of(rows(5)))
         log.rewind()
-        log.append(rows(1))
+        log.append(payload_of(rows(1)))
         assert seqs(log.path.read_bytes()) == [4]
         log.clear()
         assert os.path.getsize(log.path) == 0
-        assert log.append(rows(1)) == 5
+        assert log.append(payload_of(rows(1))) == 5
     finally:
         log.close()
 
