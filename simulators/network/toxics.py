@@ -274,6 +274,8 @@ def check_name(where: str, value: object) -> str:
         raise BadRequest(where, "must not be empty")
     if "/" in value:
         raise BadRequest(where, f"must not contain '/' (it is part of the API's URLs): {value!r}")
+    if value in (".", ".."):  # a URL path makes these "here" and "up", not a name
+        raise BadRequest(where, f"must not be {value!r} (a step in a URL path)")
     return value
 
 

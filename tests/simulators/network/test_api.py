@@ -10,9 +10,10 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 
 from simulators.network import FaultProxyServer, ProxyConfig, serve_until_stopped
 from simulators.network.api import VERSION, create_app
@@ -279,6 +280,7 @@ async def test_unknown_paths_and_methods_answer_json_errors() -> None:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(TOXIC_BODIES, JSON)
+@example({"type": "latency", "name": "\x1f?%"}, {"toxicity": 0.5})  # once found: unescaped
 def test_any_toxic_json_posted_gets_a_toxiproxy_answer_never_a_crash(
     body: object, update: object
 ) -> None:
@@ -292,10 +294,11 @@ def test_any_toxic_json_posted_gets_a_toxiproxy_answer_never_a_crash(
                 assert set(created.json()) >= {"error", "status"}
                 assert server["p"].toxics == []
                 return
-            name = created.json()["name"]
-            updated = await client.patch(f"/proxies/p/toxics/{name}", content=json.dumps(update))
+            # escaped as any client must (a name may hold control characters, '?', '%' …)
+            path = f"/proxies/p/toxics/{quote(created.json()['name'], safe='')}"
+            updated = await client.patch(path, content=json.dumps(update))
             assert updated.status_code in (200, 400), updated.text
-            after = (await client.get(f"/proxies/p/toxics/{name}")).json()
+            after = (await client.get(path)).json()
             expected = updated.json() if updated.status_code == 200 else created.json()
             assert after == expected  # a refused update changes nothing
 

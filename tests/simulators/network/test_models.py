@@ -111,6 +111,7 @@ BAD_TOXICS: list[tuple[object, type[BadRequest], str, str]] = [
     ({"type": "latency", "toxicity": "1"}, BadRequest, "toxicity", "string"),
     ({"type": "latency", "name": 7}, BadRequest, "name", "number"),
     ({"type": "latency", "name": "a/b"}, BadRequest, "name", "'/'"),
+    ({"type": "latency", "name": ".."}, BadRequest, "name", "URL path"),
     (
         {"type": "corrupt", "attributes": {"probability": 2}},
         BadRequest,
