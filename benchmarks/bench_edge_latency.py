@@ -52,8 +52,8 @@ are built before the clock runs.
 
 The interpreter runs as in the terminal's own process (``reference_terminal.runtime``: a 0.2 ms
 GIL switch interval, the cyclic collector's thresholds, the start-up heap — the 10 000 points'
-state, the prepared RawValues — frozen before timing); the collector's full passes during the
-paced runs are reported.
+state, the prepared RawValues — frozen before timing); the collector's passes during the paced
+runs are reported by generation (a young pass stops the event loop as long as a full one can).
 """
 
 from __future__ import annotations
@@ -534,8 +534,10 @@ async def main_async(
             "p99": round(probe[int(len(probe) * 0.99)] * ms, 3),
             "max": round(probe[-1] * ms, 3),
         },
-        collector_full_passes=len(pauses),
-        collector_longest_pause_ms=round(max(pauses, default=0.0) * ms, 2),
+        collector_passes_during_runs={
+            f"gen{generation}": {"passes": len(p), "longest_ms": round(max(p, default=0.0) * ms, 2)}
+            for generation, p in pauses.items()
+        },
         interpreter=f"GIL switch {sys.getswitchinterval() * 1000:g} ms, "
         + (
             f"collector thresholds {COLLECTOR_THRESHOLDS}, start-up heap frozen (the terminal's)"

@@ -322,7 +322,7 @@ async def bench_layout(
         gc.collect()
         if freeze:
             gc.freeze()
-        with collector_pauses() as pauses:
+        with collector_pauses() as passes:
             paced = await run_phase(connections, blocks, TARGET_RATE, seconds)
         flat_out = await run_phase(connections, blocks, 0.0, MAX_SECONDS)
         server.cancel()
@@ -361,8 +361,8 @@ async def bench_layout(
         ),
         Figure(
             f"[{label}] longest garbage-collector pause at 2 000 reads/s "
-            f"({len(pauses)} full passes; observations kept: {len(fleet.observations)})",
-            round(max(pauses, default=0.0) * ms, 1),
+            f"({len(passes[2])} full passes; observations kept: {len(fleet.observations)})",
+            round(max(passes[2], default=0.0) * ms, 1),
             "ms",
         ),
         Figure(

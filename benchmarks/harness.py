@@ -77,18 +77,18 @@ def report(benchmark: str, figures: list[Figure], **extra: Any) -> None:
 
 
 @contextlib.contextmanager
-def collector_pauses() -> Iterator[list[float]]:
-    """The garbage collector's full passes (generation 2) while the block runs, in seconds."""
-    pauses: list[float] = []
+def collector_pauses() -> Iterator[dict[int, list[float]]]:
+    """The cyclic collector's passes while the block runs, in seconds, by generation: 2 are
+    full passes; a young one (0) walks every young object, tens of milliseconds with the event
+    loop stopped when a backlog waits as objects."""
+    pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
     started = [0.0]
 
     def timed(phase: str, info: dict[str, Any]) -> None:
-        if info["generation"] != 2:
-            return
         if phase == "start":
             started[0] = time.perf_counter()
         else:
-            pauses.append(time.perf_counter() - started[0])
+            pauses[info["generation"]].append(time.perf_counter() - started[0])
 
     gc.callbacks.append(timed)
     try:

@@ -57,7 +57,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-import orjson
 from sqlalchemy import (
     Connection,
     Engine,
@@ -399,12 +398,11 @@ def select_derived(
 
 class _Job:
     """One write (readings, events, derived values: one atomic unit), one write behind
-    (derived values only, checked when made and written in chunks: :meth:`written_behind`),
-    one call, or one record of the intake log to apply (``seq``, its rows already checked)."""
+    (derived values only, written in chunks), one call, or one record of the intake log to
+    apply (``seq``, its rows already checked)."""
 
     __slots__ = (
         "behind",
-        "behind_rows",
         "call",
         "derived",
         "done",
@@ -434,8 +432,6 @@ class _Job:
         self.size = len(readings) + len(events) + len(derived)
         self.seq = 0
         self.rows: Rows | bytes | None = None  # a logged record's (``logged``)
-        #: a write behind's derived rows (``written_behind``): bytes until the writer takes them
-        self.behind_rows: bytes | list[tuple[Any, ...]] = []
         self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
     @classmethod
@@ -446,27 +442,6 @@ class _Job:
         job = cls()
         job.seq, job.rows, job.size = seq, rows, size
         return job
-
-    @classmethod
-    def written_behind(cls, derived: Iterable[Derived]) -> _Job:
-        """A write behind of ``derived``, checked now: invalid values fail it at once, alone.
-        Its rows wait for the writer as bytes, as a logged record's do: a minute's close of
-        10 000 points queues 50 000 of them within a second, and as objects they were the young
-        generation the cyclic collector walked then (44–59 ms with the event loop stopped)."""
-        job = cls(behind=True)
-        try:
-            rows = [derived_tuple(d) for d in derived]
-        except Exception as exc:
-            job.future.set_exception(exc)
-            return job
-        job.behind_rows, job.size = orjson.dumps(rows), len(rows)
-        return job
-
-    def taken_behind(self, start: int, count: int) -> list[tuple[Any, ...]]:
-        """Rows ``start`` to ``start + count`` of a write behind (decoded at the first take)."""
-        if isinstance(self.behind_rows, bytes):
-            self.behind_rows = [tuple(row) for row in orjson.loads(self.behind_rows)]
-        return self.behind_rows[start : start + count]
 
     @property
     def is_write(self) -> bool:
@@ -843,8 +818,8 @@ class _Writer:
         """Write the backlog's derived values ``behind_chunk`` at a time, all in one
         transaction while nothing else waits for the writer (up to ``BEHIND_TRANSACTION_ROWS``):
         a write arriving meanwhile waits for one chunk and the commit, and an idle writer does
-        not pay a commit per chunk. If the transaction fails, every write behind with values
-        in it fails (one with invalid values failed when it was made)."""
+        not pay a commit per chunk. A write behind whose values are invalid fails alone; if
+        the transaction fails, every write behind with values in it fails."""
         taken: dict[_Job, int] = {}  # values of each job in this transaction
         # Taken before the transaction begins: if it cannot (a dead disk), these fail, and the
         # backlog still shrinks.
@@ -864,15 +839,15 @@ class _Writer:
             for job in taken:
                 if not job.future.done():
                     job.future.set_exception(error)
-                job.done = job.size
+                job.done = len(job.derived)
         else:
             if written:
                 self.transactions += 1
                 if self._checkpointer is not None:
                     self._checkpointer.nudge()
             for job, n in taken.items():
-                job.done = min(job.done + n, job.size)
-        while self._backlog and self._backlog[0].done >= self._backlog[0].size:
+                job.done = min(job.done + n, len(job.derived))
+        while self._backlog and self._backlog[0].done >= len(self._backlog[0].derived):
             finished = self._backlog.popleft()
             if not finished.future.done():
                 finished.future.set_result(None)
@@ -882,10 +857,15 @@ class _Writer:
         rows: list[tuple[Any, ...]] = []
         for job in self._backlog:
             start = job.done + taken.get(job, 0)
-            if start >= job.size:
+            if start >= len(job.derived):
                 continue
-            take = job.taken_behind(start, self._behind_chunk - len(rows))
-            rows += take
+            take = job.derived[start : start + self._behind_chunk - len(rows)]
+            try:
+                rows += [derived_tuple(d) for d in take]
+            except Exception as exc:
+                job.future.set_exception(exc)
+                job.done = len(job.derived)
+                continue
             taken[job] = taken.get(job, 0) + len(take)
             if len(rows) >= self._behind_chunk:
                 break
@@ -1694,9 +1674,7 @@ class Store:
         returns: the future is done once all are committed (``flush_behind`` waits for every
         one; ``close`` writes them all first). A value with the same (point, kind, start) as a
         stored one replaces it."""
-        job = _Job.written_behind(derived)
-        if job.future.done():  # invalid values
-            return job.future
+        job = _Job(derived=list(derived), behind=True)
         if not job.size:
             job.future.set_result(None)
             return job.future

@@ -5,10 +5,8 @@ arriving never wait behind a minute's close of every point; closing the store wr
 from __future__ import annotations
 
 import asyncio
-import gc
 import math
 import sqlite3
-import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -71,32 +69,6 @@ async def test_an_invalid_value_fails_its_own_write_behind_only(sqlite_url: str)
             bad.result()
         assert good.result() is None
         assert len(await store.derived("P0002")) == 5
-
-
-async def test_values_waiting_behind_give_the_cyclic_collector_nothing_to_walk(
-    sqlite_url: str,
-) -> None:
-    # A minute's close of 10 000 points queues 50 000 values behind within a second; held as
-    # objects, they were what the collector's young pass walked then, with the event loop
-    # stopped for 44 and 59 ms (benchmarks/probe_edge_tail.py --census).
-    writes, values = 40, 4_000
-    release = threading.Event()
-    async with await Store.open(sqlite_url) as store:
-        busy = asyncio.ensure_future(store.run_in_writer(lambda conn: release.wait(10)))
-        gc.collect()
-        gc.disable()  # a pass would untrack the tuples it looked at: count them first
-        try:
-            before = len(gc.get_objects())
-            for k in range(writes):
-                store.write_behind(minute_figures(values // writes // 5, T0 + 60 * k))
-            waiting = len(gc.get_objects()) - before
-        finally:
-            gc.enable()
-            release.set()
-        await busy
-        await store.flush_behind()
-        assert len(await store.derived("P0009")) == 5 * writes  # every one was written
-    assert waiting < values // 4, f"{waiting} objects tracked for {values} values waiting"
 
 
 async def test_a_backlog_the_database_refuses_fails_and_the_store_still_closes(
