@@ -91,11 +91,8 @@ def rows_of(payload: bytes) -> Rows:
     )
 
 
-def encode(seq: int, rows: Rows) -> bytes:
-    return _frame(seq, payload_of(rows))
-
-
-def _frame(seq: int, payload: bytes) -> bytes:
+def encode(seq: int, payload: bytes) -> bytes:
+    """Record ``seq`` of ``payload`` (``payload_of``): header, checksum, payload."""
     header = _HEADER.pack(MAGIC, seq, len(payload), 0)
     crc = zlib.crc32(payload, zlib.crc32(header[4:16]))
     return _HEADER.pack(MAGIC, seq, len(payload), crc) + payload
@@ -179,7 +176,7 @@ class IntakeLog:
         return its sequence number. Nothing is acknowledged if this raises: the record is then
         torn or absent."""
         seq = self.last_seq + 1
-        record = _frame(seq, payload)
+        record = encode(seq, payload)
         try:
             written = os.pwrite(self._fd, record, self.offset)
             if written != len(record):

@@ -28,19 +28,23 @@ def rows(n: int = 1) -> Rows:
     return ([READING] * n, [EVENT], [DERIVED])
 
 
+def record(seq: int, n: int = 1) -> bytes:
+    return encode(seq, payload_of(rows(n)))
+
+
 def seqs(data: bytes) -> list[int]:
-    return [record.seq for _, record in scan(data)]
+    return [r.seq for _, r in scan(data)]
 
 
 def test_records_read_back_as_written() -> None:
-    data = encode(7, rows(2)) + encode(8, rows(1))
-    records = [record for _, record in scan(data)]
+    data = record(7, 2) + record(8, 1)
+    records = [r for _, r in scan(data)]
     assert [r.seq for r in records] == [7, 8]
     assert records[0].rows == rows(2)  # tuples, floats and text exact
 
 
 def test_a_torn_or_garbled_tail_ends_the_log() -> None:
-    whole = encode(1, rows()) + encode(2, rows())
+    whole = record(1) + record(2)
     assert seqs(whole[:-1]) == [1]  # the second record cut short
     garbled = bytearray(whole)
     garbled[-3] ^= 0x01  # one bit of the second record's payload
@@ -49,8 +53,8 @@ def test_a_torn_or_garbled_tail_ends_the_log() -> None:
 
 
 def test_records_left_from_before_a_rewind_are_not_read() -> None:
-    old = encode(5, rows(3)) + encode(6, rows(3)) + encode(7, rows(3))
-    new = encode(8, rows(1))
+    old = record(5, 3) + record(6, 3) + record(7, 3)
+    new = record(8, 1)
     # written from the start again over older, longer records: what follows is not number 9
     data = new + old[len(new) :]
     assert seqs(data) == [8]
@@ -59,7 +63,7 @@ def test_records_left_from_before_a_rewind_are_not_read() -> None:
 def test_opening_returns_only_what_the_database_has_not_applied(tmp_path: Path) -> None:
     path = log_path(tmp_path / "terminal.db")
     assert path.name == "terminal.db-intake"
-    path.write_bytes(encode(4, rows()) + encode(5, rows()) + encode(6, rows()))
+    path.write_bytes(record(4) + record(5) + record(6))
     log, pending = IntakeLog.open(path, applied=4)
     try:
         assert [r.seq for r in pending] == [5, 6]
@@ -73,7 +77,7 @@ def test_opening_returns_only_what_the_database_has_not_applied(tmp_path: Path) 
 def test_a_log_that_does_not_continue_the_database_is_set_aside(tmp_path: Path) -> None:
     # the database file was replaced by an older one while the log held records 9 and 10
     path = log_path(tmp_path / "terminal.db")
-    path.write_bytes(encode(9, rows()) + encode(10, rows()))
+    path.write_bytes(record(9) + record(10))
     log, pending = IntakeLog.open(path, applied=3)
     log.close()
     assert pending == []
@@ -100,15 +104,15 @@ def test_rewinding_writes_over_the_start_and_clear_empties_the_file(tmp_path: Pa
 @given(st.binary(max_size=4096))
 def test_garbage_never_crashes_the_reader(data: bytes) -> None:
     list(scan(data))
-    list(scan(encode(1, rows()) + data))
+    list(scan(record(1) + data))
 
 
 @given(st.binary(min_size=1, max_size=64), st.integers(min_value=0, max_value=300))
 def test_a_valid_record_with_garbage_spliced_in_reads_up_to_the_damage(
     junk: bytes, at: int
 ) -> None:
-    first = encode(1, rows())
-    second = encode(2, rows())
+    first = record(1)
+    second = record(2)
     at = min(at, len(second) - 1)
     damaged = first + second[:at] + junk + second[at:]
     assert seqs(damaged)[:1] == [1]
