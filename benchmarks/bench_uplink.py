@@ -1,8 +1,8 @@
 """The reference terminal's uplink, CPU per unit of work: ``python -m benchmarks.bench_uplink``.
 
 Shaped like the ``retention-48h`` scenario (issue 6): the works fleet's minute data — 200
-points with ``minute``/``_min``/``_max``/``_first``/``_last`` rows, 114 increments and a few
-CO₂ rows a minute (1 129 derived rows, as the scenario's store holds them), 189 points coded
+points' minute windows (one row each, its figures beside its main one), 114 increments and a
+few CO₂ rows a minute (329 derived rows, as the scenario's store holds them), 189 points coded
 as the bench codes them — and two HJ 212 centres taking minute data, in a real store (SQLite,
 WAL, synchronous=FULL, intake log).
 
@@ -37,7 +37,7 @@ from benchmarks.harness import Figure, report
 from protocols.hj212 import EDITIONS, SessionConfig
 from reference_terminal.config import Hj212Centre, TerminalConfig
 from reference_terminal.model import Quality
-from reference_terminal.storage.schema import Derived
+from reference_terminal.storage.schema import Derived, WindowFigures
 from reference_terminal.storage.store import Store, sqlite_url
 from reference_terminal.uplink.codes import render_code
 from reference_terminal.uplink.frames import Coding, local_time
@@ -56,7 +56,6 @@ CO2_ROWS = 15
 UTC_OFFSET_S = 8 * 3600
 GRACE_S = 5.0
 T0 = 1_767_196_800.0  # 2026-01-01 00:00 +08:00, the works fleet's start
-KINDS = ("minute", "minute_max", "minute_min", "minute_first", "minute_last")
 PARTS = ("load", "assign_qns", "cp", "codec", "ack")
 MNS = ("010000A8900016F000100000", "010000A8900016F000100001")
 
@@ -134,12 +133,10 @@ def _minute(start: float) -> list[Derived]:
         for n in range(COUNTERS)
     ]
     for n in range(POINTS):
-        for k, kind in enumerate(
-            ("minute", "minute_max", "minute_min", "minute_first", "minute_last")
-        ):
-            rows.append(
-                Derived(_point(n), kind, start, end, value(n, k), Quality.GOOD, computed_at=end)
-            )
+        figures = WindowFigures(value(n, 1), value(n, 2), value(n, 3), value(n, 4))
+        rows.append(
+            Derived(_point(n), "minute", start, end, value(n, 0), Quality.GOOD, "", end, figures)
+        )
     rows += [
         Derived(f"co2.{n}", "co2", start, end, value(n, 9), Quality.GOOD, computed_at=end)
         for n in range(CO2_ROWS)

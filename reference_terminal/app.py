@@ -25,12 +25,11 @@ from reference_terminal.acquisition.scheduler import Scheduler
 from reference_terminal.clock import Clock, RealClock
 from reference_terminal.config import HttpsDevice, MqttDevice, TerminalConfig
 from reference_terminal.construct import frozen
-from reference_terminal.model import Event, RawValue
+from reference_terminal.model import Event, RawValue, counted
 from reference_terminal.operations.apps import AppHost
 from reference_terminal.operations.errorlog import ErrorLog
 from reference_terminal.operations.journal import watch_uplink
 from reference_terminal.processing.pipeline import Output, Processor
-from reference_terminal.processing.settlement import figure_names
 from reference_terminal.processing.validation import USABLE
 from reference_terminal.resume import resume
 from reference_terminal.storage.backup import (
@@ -40,7 +39,7 @@ from reference_terminal.storage.backup import (
     stage_restore,
 )
 from reference_terminal.storage.retention import purge
-from reference_terminal.storage.schema import Derived
+from reference_terminal.storage.schema import Derived, WindowFigures
 from reference_terminal.storage.store import Store
 from reference_terminal.tasks import cancel_and_wait, first_of
 from reference_terminal.uplink.service import Uplink
@@ -53,8 +52,10 @@ RETENTION_EVERY_S = 6 * 3600.0
 
 if TYPE_CHECKING:
     new_derived = Derived
-else:  # ~6 rows per reading: without the per-field setattr calls
+    new_window_figures = WindowFigures
+else:  # a row or two per reading: without the per-field setattr calls
     new_derived = frozen(Derived)
+    new_window_figures = frozen(WindowFigures)
 
 
 def increment_rows(output: Output, now: float) -> list[Derived]:
@@ -75,22 +76,28 @@ def increment_rows(output: Output, now: float) -> list[Derived]:
 
 
 def window_rows(output: Output, now: float) -> list[Derived]:
-    """Processing's closed windows (real-time figures, settlements) as one-value rows: each
-    window's :meth:`~Aggregate.figures`, in their order."""
+    """Processing's closed windows (real-time figures, settlements) as the store's rows: one
+    per window, its main figure with the others beside it (an hour's or longer with its
+    count: a restart merges it back into the open day or month, and a mean needs its count)."""
     rows: list[Derived] = []
     add = rows.append
-    # Aggregate.figures, unrolled: a minute closes a window per point, five rows each.
     for agg in output.aggregates:
-        names = figure_names(agg.period)
-        point, start, end, quality, note = agg.point, agg.start, agg.end, agg.quality, agg.note
+        count = Decimal(agg.count) if counted(agg.period) else None
+        figures = new_window_figures(agg.max, agg.min, agg.first, agg.last, count)
         value = agg.increment if agg.kind == "counter" else agg.mean
-        add(new_derived(point, names[0], start, end, value, quality, note, now))
-        add(new_derived(point, names[1], start, end, agg.max, quality, note, now))
-        add(new_derived(point, names[2], start, end, agg.min, quality, note, now))
-        add(new_derived(point, names[3], start, end, agg.first, quality, note, now))
-        add(new_derived(point, names[4], start, end, agg.last, quality, note, now))
-        if len(names) > 5:
-            add(new_derived(point, names[5], start, end, Decimal(agg.count), quality, note, now))
+        add(
+            new_derived(
+                agg.point,
+                agg.period,
+                agg.start,
+                agg.end,
+                value,
+                agg.quality,
+                agg.note,
+                now,
+                figures,
+            )
+        )
     return rows
 
 

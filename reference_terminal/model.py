@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -66,3 +67,44 @@ class Event:
     start: float | None = None
     end: float | None = None
     details: dict[str, str] = field(default_factory=dict)
+
+
+# ---- windows and their figures ------------------------------------------------------------------
+#
+# A closed window (``processing/settlement.py``) has a main figure (a counter's increment, a
+# gauge's mean), stored under its period's name (``minute``, ``hour``, ``300s``, ``day``,
+# ``month``, ``year``), and figures beside it: ``<period>_max``, ``_min``, ``_first``, ``_last``,
+# and ``_count`` for windows of an hour or longer. The store keeps a window in one row and shows
+# each figure as a value of its own (``storage/schema.py``, "windows").
+
+#: A window's figures beside its main one, every period's.
+FIGURES = ("max", "min", "first", "last")
+#: ... and the one of windows of an hour or longer (a restart merges them by their counts).
+COUNT = "count"
+_PERIOD = re.compile(r"(?:second|minute|hour|day|month|year|[1-9][0-9]*s)\Z")
+
+
+def is_window_kind(kind: str) -> bool:
+    """Whether ``kind`` names a window's main figure: a period's name."""
+    return _PERIOD.match(kind) is not None
+
+
+def counted(period: str) -> bool:
+    """Whether a window of this period stores its sample count (an hour or longer)."""
+    if period in ("second", "minute"):
+        return False
+    return not (period.endswith("s") and int(period[:-1]) < 3600)
+
+
+def figures_of(period: str) -> tuple[str, ...]:
+    """The figures a window of ``period`` has beside its main one."""
+    return (*FIGURES, COUNT) if counted(period) else FIGURES
+
+
+def figure_kind(kind: str) -> tuple[str, str] | None:
+    """(window kind, figure) when ``kind`` names a window's figure (``hour_max`` → ``("hour",
+    "max")``), else None."""
+    window, _, figure = kind.rpartition("_")
+    if is_window_kind(window) and figure in figures_of(window):
+        return window, figure
+    return None

@@ -38,9 +38,9 @@ from typing import Any
 from sqlalchemy import Connection, Select, select
 
 from reference_terminal.config import IntegratePoint, Point
-from reference_terminal.model import Quality, Reading
+from reference_terminal.model import Quality, Reading, counted
 from reference_terminal.processing.pipeline import Processor
-from reference_terminal.processing.settlement import DAY, Aggregate, Kind, counted, period_name
+from reference_terminal.processing.settlement import DAY, Aggregate, Kind, period_name
 from reference_terminal.processing.virtual import WindowRule, inputs_of, outputs_of
 from reference_terminal.storage.schema import (
     Derived,

@@ -43,7 +43,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
 
 from reference_terminal.construct import frozen
-from reference_terminal.model import Quality, Reading
+from reference_terminal.model import Quality, Reading, counted, figures_of
 from reference_terminal.processing.increments import Increment
 from reference_terminal.processing.validation import BY_RANK, RANK
 
@@ -69,13 +69,6 @@ class LateSample(WindowError):
 def period_name(period_s: int) -> str:
     """``second``, ``minute``, ``hour`` or ``<n>s`` (e.g. ``300s``) for a real-time period."""
     return _NAMES.get(period_s, f"{period_s}s")
-
-
-def counted(period: str) -> bool:
-    """Whether a window of this period stores its sample count (an hour or longer)."""
-    if period in ("second", "minute"):
-        return False
-    return not (period.endswith("s") and int(period[:-1]) < 3600)
 
 
 def check_periods(periods: Sequence[int], utc_offset_s: int) -> None:
@@ -155,10 +148,7 @@ def figure_names(period: str) -> tuple[str, ...]:
     figure, ``_max``, ``_min``, ``_first``, ``_last``, and ``_count`` for counted periods."""
     names = _FIGURE_NAMES.get(period)
     if names is None:
-        names = (period, f"{period}_max", f"{period}_min", f"{period}_first", f"{period}_last")
-        if counted(period):
-            names += (f"{period}_count",)
-        _FIGURE_NAMES[period] = names
+        names = _FIGURE_NAMES[period] = (period, *(f"{period}_{f}" for f in figures_of(period)))
     return names
 
 

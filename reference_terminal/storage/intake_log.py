@@ -42,7 +42,7 @@ from typing import Any, Final
 import orjson
 
 from reference_terminal.durable import fsync_dir
-from reference_terminal.storage.schema import StoreError
+from reference_terminal.storage.schema import DERIVED_COLUMNS, FIGURE_COLUMNS, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ REWIND_AT_BYTES: Final = 8 << 20
 MAX_RECORD_BYTES: Final = 1 << 30
 
 #: The rows of one record: readings and events as column tuples (``READING_COLUMNS``,
-#: ``EVENT_COLUMNS``), derived values as tuples in ``DERIVED_FIELDS`` order (schema.py).
+#: ``EVENT_COLUMNS``), derived values as tuples in ``DERIVED_COLUMNS`` order (schema.py).
 Rows = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]
 
 
@@ -87,8 +87,13 @@ def rows_of(payload: bytes) -> Rows:
     return (
         [tuple(r) for r in readings],
         [tuple(e) for e in events],
-        [tuple(d) for d in derived],
+        # a record written before windows kept their figures in their row has 8 columns
+        [tuple(d) if len(d) == _DERIVED_WIDTH else (*d, *_NO_FIGURES) for d in derived],
     )
+
+
+_DERIVED_WIDTH: Final = len(DERIVED_COLUMNS)
+_NO_FIGURES: Final = (None,) * len(FIGURE_COLUMNS)
 
 
 def encode(seq: int, payload: bytes) -> bytes:

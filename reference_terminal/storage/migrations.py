@@ -43,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy import func as sqlfunc
 from sqlalchemy.schema import SchemaItem
 
+from reference_terminal.model import figure_kind, figures_of
 from reference_terminal.storage.schema import (
     TABLE_OPTIONS,
     VALUE_LENGTH,
@@ -314,6 +315,124 @@ def continue_ids_after(conn: Connection, table: str, top: int) -> None:
         raise StoreError(f"cannot set the next id of {table} on {dialect}")
 
 
+def _v7(conn: Connection) -> None:
+    """A closed window in one row: its figures beside its main one (max, min, first, last, and
+    an hour's or longer window's count) in columns of the window's row, and ``derived_values``
+    showing each as a value of its own kind as before (schema.py, "windows"). Figures stored
+    as rows of their own are folded into their windows' rows."""
+    for table in _V7_TABLES:
+        have = {c["name"] for c in inspect(conn).get_columns(table)}
+        for figure in _V7_FIGURES:
+            if f"window_{figure}" not in have:
+                conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN window_{figure} VARCHAR(64)")
+    md = MetaData()
+    listing = Table(
+        "window_figures",
+        md,
+        Column("kind", identifier(), primary_key=True),
+        Column("window_kind", identifier(), nullable=False),
+        Column("figure", identifier(), nullable=False),
+        Index("ix_window_figures_window_kind", "window_kind"),
+        **TABLE_OPTIONS,
+    )
+    listing.create(conn, checkfirst=True)
+    listed = set(conn.scalars(select(listing.c.kind)))
+    # the kinds stored: the settled table's from derived_extent (every kind it holds, kept by
+    # each settle: a DISTINCT would read the whole table), the recent table's own
+    kinds = set(conn.scalars(text("SELECT kind FROM derived_extent")))
+    kinds |= set(conn.scalars(text("SELECT DISTINCT kind FROM derived_recent")))
+    for window in sorted({w for w, _ in filter(None, map(figure_kind, kinds))}):
+        for figure in figures_of(window):
+            if f"{window}_{figure}" not in listed:
+                conn.execute(
+                    listing.insert().values(
+                        kind=f"{window}_{figure}", window_kind=window, figure=figure
+                    )
+                )
+    for table in _V7_TABLES:
+        _fold(conn, table)
+    for table in _V7_TABLES:
+        _drop_folded(conn, table)
+    if "derived_values" in set(inspect(conn).get_view_names()):
+        conn.exec_driver_sql("DROP VIEW derived_values")
+    value = (
+        "CASE f.figure "
+        + " ".join(f"WHEN '{f}' THEN d.window_{f}" for f in _V7_FIGURES[:-1])
+        + " ELSE d.window_count END"
+    )
+    columns = (
+        f"d.id, d.point, f.kind, d.period_start, d.period_end, {value}, d.quality, d.note, "
+        "d.computed_at"
+    )
+    arms = [f"SELECT {_DERIVED_COLUMNS} FROM {table}" for table in _V7_TABLES]
+    arms += [
+        f"SELECT {columns} FROM window_figures f JOIN {table} d ON d.kind = f.window_kind"
+        for table in _V7_TABLES
+    ]
+    conn.exec_driver_sql("CREATE VIEW derived_values AS " + " UNION ALL ".join(arms))
+
+
+_V7_TABLES = ("derived_settled", "derived_recent")
+_V7_FIGURES = ("max", "min", "first", "last", "count")
+
+
+def _fold(conn: Connection, target: str) -> None:
+    """Copy the figures stored as values of their own (``minute_max`` …, in either table) into
+    the rows of ``target``'s windows, for every window kind ``window_figures`` lists."""
+    mysql = conn.dialect.name in ("mysql", "mariadb")
+
+    def figure_kind(figure: str) -> str:  # w.kind || '_max'; MySQL reads || as OR
+        return f"CONCAT(w.kind, '_{figure}')" if mysql else f"w.kind || '_{figure}'"
+
+    def match(alias: str, figure: str) -> str:
+        return (
+            f"{alias}.point = w.point AND {alias}.period_start = w.period_start "
+            f"AND {alias}.kind = {figure_kind(figure)}"
+        )
+
+    windows = "w.kind IN (SELECT window_kind FROM window_figures)"
+    if mysql:  # a subquery may not read the table an UPDATE writes: joins instead
+        joins, sets = [], []
+        for figure in _V7_FIGURES:
+            aliases = []
+            for n, source in enumerate(_V7_TABLES):
+                alias = f"{figure[:3]}{n}"
+                joins.append(f"LEFT JOIN {source} {alias} ON {match(alias, figure)}")
+                aliases.append(f"{alias}.value")
+            sets.append(f"w.window_{figure} = COALESCE({', '.join(aliases)})")
+        sql = f"UPDATE {target} w {' '.join(joins)} SET {', '.join(sets)} WHERE {windows}"
+    else:
+        sets = []
+        for figure in _V7_FIGURES:
+            found = ", ".join(
+                f"(SELECT c.value FROM {source} c WHERE {match('c', figure)})"
+                for source in _V7_TABLES
+            )
+            sets.append(f"window_{figure} = COALESCE({found})")
+        sql = f"UPDATE {target} AS w SET {', '.join(sets)} WHERE {windows}"
+    conn.exec_driver_sql(sql)
+
+
+def _drop_folded(conn: Connection, table: str) -> None:
+    """Delete ``table``'s figures stored as values of their own whose window has a row (in
+    either table: folded into it); a figure without its window stays a value of its own."""
+    window_row = " OR ".join(
+        f"EXISTS (SELECT 1 FROM window_figures f JOIN {w} w ON w.kind = f.window_kind "
+        f"WHERE f.kind = c.kind AND w.point = c.point AND w.period_start = c.period_start)"
+        for w in _V7_TABLES
+    )
+    figures = "c.kind IN (SELECT kind FROM window_figures)"
+    if conn.dialect.name in ("mysql", "mariadb"):  # a subquery may not read the table either
+        for n, w in enumerate(_V7_TABLES):
+            conn.exec_driver_sql(
+                f"DELETE c FROM {table} c JOIN window_figures f ON f.kind = c.kind "
+                f"JOIN {w} w{n} ON w{n}.kind = f.window_kind AND w{n}.point = c.point "
+                f"AND w{n}.period_start = c.period_start"
+            )
+        return
+    conn.exec_driver_sql(f"DELETE FROM {table} AS c WHERE {figures} AND ({window_row})")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "readings and events", _v1),
     Migration(2, "derived values (increments, settlements); events by point", _v2),
@@ -321,6 +440,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "security audit log, SM3 hash-chained (ISC-2 §7.4.1.3)", _v4),
     Migration(5, "intake log position: writes durable before the database holds them", _v5),
     Migration(6, "readings, derived values: recent (time first), settled (point first)", _v6),
+    Migration(7, "a closed window in one row, its figures in columns; shown as values", _v7),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -15,6 +15,7 @@ test checks that both agree.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Mapping
@@ -41,7 +42,16 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeEngine
 
-from reference_terminal.model import Event, Quality, Reading
+from reference_terminal.model import (
+    COUNT,
+    FIGURES,
+    Event,
+    Quality,
+    Reading,
+    figure_kind,
+    figures_of,
+    is_window_kind,
+)
 
 
 class StoreError(Exception):
@@ -139,6 +149,15 @@ def _derived_columns() -> list[Column[Any]]:
     ]
 
 
+def _figure_columns() -> list[Column[Any]]:
+    """A window's figures beside its main one (``value``), in its row ("windows" below)."""
+    return [Column(name, String(VALUE_LENGTH), nullable=True) for name in FIGURE_COLUMNS]
+
+
+#: The columns of a window's figures, in ``model.FIGURES`` order and then its count.
+FIGURE_COLUMNS = (*(f"window_{f}" for f in FIGURES), f"window_{COUNT}")
+
+
 readings_recent = Table(
     "readings_recent",
     metadata,
@@ -159,6 +178,7 @@ derived_recent = Table(
     "derived_recent",
     metadata,
     *_derived_columns(),
+    *_figure_columns(),
     UniqueConstraint("period_start", "kind", "point", name="uq_derived_recent_period"),
     sqlite_autoincrement=True,
     **TABLE_OPTIONS,
@@ -167,6 +187,7 @@ derived_settled = Table(
     "derived_settled",
     metadata,
     *_derived_columns(),
+    *_figure_columns(),
     UniqueConstraint("point", "kind", "period_start", name="uq_derived_values_period"),
     Index("ix_derived_values_period_end", "period_end"),
     sqlite_autoincrement=True,
@@ -180,6 +201,26 @@ derived_extent = Table(
     metadata,
     Column("kind", identifier(), primary_key=True),
     Column("max_start", Double, nullable=False),
+    **TABLE_OPTIONS,
+)
+
+# ---- windows ---------------------------------------------------------------------------------
+#
+# A closed window's figures (``model.py``) are kept in one row: the main figure in ``value``,
+# the others in ``FIGURE_COLUMNS``. Stored as a row each, a minute's close of a 200-point plant
+# was a thousand rows, and settling them (each figure at its own place in the point-first index)
+# was most of what a 48-hour scenario wrote. Readers still see every figure as a value of its
+# own kind (``minute_max`` …): ``derived_values`` shows each row of a window kind once more for
+# each figure ``window_figures`` lists for that kind, which the writer fills in when it first
+# stores a window of the kind. A figure is never written as a value of its own (``Derived``).
+
+window_figures = Table(
+    "window_figures",
+    metadata,
+    Column("kind", identifier(), primary_key=True),  # the figure as readers see it: minute_max
+    Column("window_kind", identifier(), nullable=False),  # minute
+    Column("figure", identifier(), nullable=False),  # max
+    Index("ix_window_figures_window_kind", "window_kind"),
     **TABLE_OPTIONS,
 )
 
@@ -197,10 +238,23 @@ RECENT_AND_SETTLED = (
 
 def view_sql(view: Table, settled: Table, recent: Table) -> str:
     columns = ", ".join(c.name for c in view.columns)
-    return (
-        f"CREATE VIEW {view.name} AS SELECT {columns} FROM {settled.name} "
-        f"UNION ALL SELECT {columns} FROM {recent.name}"
+    arms = [f"SELECT {columns} FROM {table.name}" for table in (settled, recent)]
+    if view is derived_values:
+        arms += [figures_arm(table.name) for table in (settled, recent)]
+    return f"CREATE VIEW {view.name} AS " + " UNION ALL ".join(arms)
+
+
+def figures_arm(table: str) -> str:
+    """The part of ``derived_values`` that shows the figures of ``table``'s windows, each as
+    a value of its own kind (a migration builds the same text: keep it plain SQL)."""
+    value = (
+        "CASE f.figure "
+        + " ".join(f"WHEN '{figure}' THEN d.window_{figure}" for figure in FIGURES)
+        + f" ELSE d.window_{COUNT} END"
     )
+    picked = {"kind": "f.kind", "value": value}
+    columns = ", ".join(picked.get(c.name, f"d.{c.name}") for c in derived_values.columns)
+    return f"SELECT {columns} FROM window_figures f JOIN {table} d ON d.kind = f.window_kind"
 
 
 def create_all(conn: Connection) -> None:
@@ -298,10 +352,26 @@ DATA_TABLES = (readings, events, derived_values)
 
 
 @dataclass(frozen=True, slots=True)
+class WindowFigures:
+    """A closed window's figures beside its main one (``model.FIGURES``; the count only for
+    windows of an hour or longer)."""
+
+    max: Decimal | None
+    min: Decimal | None
+    first: Decimal | None
+    last: Decimal | None
+    count: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Derived:
     """A value processing derived for one point and period: an increment, an hourly/daily/
     monthly settlement, a daily max or min … (CSMT §8.2.1). Writing the same (point, kind,
-    period start) again replaces it: processing recomputes a period after a backfill."""
+    period start) again replaces it: processing recomputes a period after a backfill.
+
+    A closed window is one value of its period's kind (``minute``, ``day`` …) with ``figures``;
+    readers see each figure as a value of its own (``day_max`` …, "windows" above), but it is
+    never written as one."""
 
     point: str
     kind: str  # "increment", "hour", "day", "day_max", "day_min", "month", "year" …
@@ -311,6 +381,7 @@ class Derived:
     quality: Quality
     note: str = ""  # how it was derived: formula, inputs, interpolation …
     computed_at: float = 0.0  # when processing computed it (terminal clock)
+    figures: WindowFigures | None = None  # a window's, beside its main figure
 
 
 # ---- records to rows ---------------------------------------------------------------------------
@@ -477,7 +548,7 @@ def row_event(row: Mapping[Any, Any]) -> Event:
 
 
 def derived_tuple(d: Derived) -> tuple[Any, ...]:
-    """A derived value's column values (``DERIVED_FIELDS``), checked: a fast path for the
+    """A derived value's column values (``DERIVED_COLUMNS``), checked: a fast path for the
     common well-formed value (the writer calls this for every row), as ``reading_values``."""
     if type(d) is not Derived:
         return _checked_derived_tuple(d)
@@ -490,6 +561,7 @@ def derived_tuple(d: Derived) -> tuple[Any, ...]:
         and type(kind) is str
         and 0 < len(kind) <= ID_LENGTH
         and "\x00" not in kind
+        and not kind.endswith(_FIGURE_SUFFIXES)
         and type(start) is float
         and type(end) is float
         and start - start == 0.0  # finite
@@ -501,13 +573,41 @@ def derived_tuple(d: Derived) -> tuple[Any, ...]:
         and type(d.computed_at) is float
         and d.computed_at - d.computed_at == 0.0
     ):
-        if value is None:
-            return (point, kind, start, end, None, quality, d.note, d.computed_at)
-        if type(value) is Decimal and value.is_finite():
-            text = str(value)
-            if len(text) <= VALUE_LENGTH:
-                return (point, kind, start, end, text, quality, d.note, d.computed_at)
+        figures = (
+            _NO_FIGURES
+            if d.figures is None
+            else _figure_texts(d.figures)
+            if is_window_kind(kind)
+            else None
+        )
+        if figures is not None:
+            if value is None:
+                return (point, kind, start, end, None, quality, d.note, d.computed_at, *figures)
+            if type(value) is Decimal and value.is_finite():
+                text = str(value)
+                if len(text) <= VALUE_LENGTH:
+                    return (point, kind, start, end, text, quality, d.note, d.computed_at, *figures)
     return _checked_derived_tuple(d)
+
+
+_NO_FIGURES: tuple[None, ...] = (None,) * 5
+_FIGURE_SUFFIXES = tuple(f"_{f}" for f in (*FIGURES, COUNT))
+
+
+def _figure_texts(f: WindowFigures) -> tuple[str | None, ...] | None:
+    """The figures' texts, or None when one is not a plain finite Decimal that fits."""
+    texts: list[str | None] = []
+    for value in (f.max, f.min, f.first, f.last, f.count):
+        if value is None:
+            texts.append(None)
+            continue
+        if type(value) is not Decimal or not value.is_finite():
+            return None
+        text = str(value)
+        if len(text) > VALUE_LENGTH:
+            return None
+        texts.append(text)
+    return tuple(texts)
 
 
 def _checked_derived_tuple(d: Derived) -> tuple[Any, ...]:
@@ -517,20 +617,67 @@ def _checked_derived_tuple(d: Derived) -> tuple[Any, ...]:
     end = _time("Derived.end", d.end)
     if end < start:
         raise ValueError(f"Derived {d.point}/{d.kind}: period ends ({end}) before it starts")
+    kind = _ident("Derived.kind", d.kind)
+    figure = figure_kind(kind)
+    if figure is not None:
+        raise ValueError(
+            f"Derived {d.point}/{kind}: the {figure[1]} of a {figure[0]} window is stored with "
+            f"the window (a Derived of kind {figure[0]!r} with its figures), not as a value of "
+            "its own"
+        )
+    if d.figures is None:
+        figures: tuple[str | None, ...] = _NO_FIGURES
+    elif not isinstance(d.figures, WindowFigures):
+        raise TypeError(f"Derived.figures must be WindowFigures, got {type(d.figures).__name__}")
+    elif not is_window_kind(kind):
+        raise ValueError(
+            f"Derived {d.point}/{kind}: only a window (of kind minute, hour, 300s, day, month, "
+            "year …) has figures"
+        )
+    else:
+        f = d.figures
+        figures = tuple(
+            decimal_text(f"Derived.figures.{name} of {d.point}/{kind}", value)
+            for name, value in (
+                ("max", f.max),
+                ("min", f.min),
+                ("first", f.first),
+                ("last", f.last),
+                ("count", f.count),
+            )
+        )
     return (
         _ident("Derived.point", d.point),
-        _ident("Derived.kind", d.kind),
+        kind,
         start,
         end,
-        decimal_text(f"Derived.value of {d.point}/{d.kind}", d.value),
+        decimal_text(f"Derived.value of {d.point}/{kind}", d.value),
         Quality(d.quality).value,
         _text("Derived.note", d.note),
         _time("Derived.computed_at", d.computed_at),
+        *figures,
     )
 
 
+def as_shown(d: Derived) -> list[Derived]:
+    """``d`` as readers see it: a window is its main figure and each figure beside it as a
+    value of its own (``minute``, ``minute_max`` …; "windows" above)."""
+    f = d.figures
+    if f is None:
+        return [d]
+    plain = dataclasses.replace(d, figures=None)
+    figures = {"max": f.max, "min": f.min, "first": f.first, "last": f.last, COUNT: f.count}
+    return [
+        plain,
+        *(
+            dataclasses.replace(plain, kind=f"{d.kind}_{name}", value=figures[name])
+            for name in figures_of(d.kind)
+        ),
+    ]
+
+
 def derived_row(d: Derived) -> dict[str, Any]:
-    return dict(zip(DERIVED_FIELDS, derived_tuple(d), strict=True))
+    return dict(zip(DERIVED_COLUMNS, derived_tuple(d), strict=True))
 
 
 def row_derived(row: Mapping[Any, Any]) -> Derived:
@@ -541,6 +688,8 @@ def row_derived(row: Mapping[Any, Any]) -> Derived:
 DERIVED_FIELDS = (
     "point", "kind", "period_start", "period_end", "value", "quality", "note", "computed_at"
 )  # fmt: skip
+#: ... and those a Derived is stored in (``derived_tuple``): its window's figures too.
+DERIVED_COLUMNS = (*DERIVED_FIELDS, *FIGURE_COLUMNS)
 _QUALITIES = {q.value: q for q in Quality}
 
 

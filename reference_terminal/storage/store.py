@@ -76,7 +76,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from reference_terminal.config import Storage
-from reference_terminal.model import Event, Reading
+from reference_terminal.model import Event, Reading, figures_of
 from reference_terminal.storage import writeback
 from reference_terminal.storage.intake_log import (
     IntakeLog,
@@ -88,8 +88,9 @@ from reference_terminal.storage.intake_log import (
 )
 from reference_terminal.storage.migrations import migrate
 from reference_terminal.storage.schema import (
-    DERIVED_FIELDS,
+    DERIVED_COLUMNS,
     EVENT_COLUMNS,
+    FIGURE_COLUMNS,
     READING_COLUMNS,
     RECENT_AND_SETTLED,
     Derived,
@@ -108,6 +109,7 @@ from reference_terminal.storage.schema import (
     row_derived,
     row_event,
     row_reading,
+    window_figures,
 )
 
 T = TypeVar("T")
@@ -474,7 +476,7 @@ def _joins_calls(job: _Job) -> bool:
     return job.call is not None and job.call is not _settle_now
 
 
-_DERIVED_KEY = ("point", "kind", "period_start")  # the first three of DERIVED_FIELDS
+_DERIVED_KEY = ("point", "kind", "period_start")  # the first three of DERIVED_COLUMNS
 
 
 def _prepare(job: _Job) -> Rows:
@@ -629,11 +631,12 @@ class _Writer:
         self._sqlite = engine.dialect.name == "sqlite"
         self._insert_readings = _bulk_insert(engine, readings_recent, READING_COLUMNS)
         self._insert_events = _bulk_insert(engine, events, EVENT_COLUMNS)
-        self._upsert_recent = _BulkStatement(engine, _derived_upsert(engine), DERIVED_FIELDS)
+        self._upsert_recent = _BulkStatement(engine, _derived_upsert(engine), DERIVED_COLUMNS)
         self._update_settled = _settled_update(engine)
         #: derived_extent as committed, and about how many rows the recent tables hold: both
         #: read on first use, in this thread (the only one that changes them)
         self._extent: dict[str, float] | None = None
+        self._listed: set[str] | None = None  # window kinds whose figures are listed
         self._recent_rows = 0
         self.settles = 0
         self.busy = dict.fromkeys(WORK_KINDS, 0.0)  # wall seconds by kind (StoreStats)
@@ -835,6 +838,7 @@ class _Writer:
                             break
                         rows = self._behind_rows(taken)
         except Exception as exc:
+            self._listed = None
             error = _commit_error(exc, written)
             for job in taken:
                 if not job.future.done():
@@ -971,17 +975,21 @@ class _Writer:
 
     def _execute(self, rows: Rows, *, applied: int = 0) -> None:
         reading_rows, event_rows, derived_rows = rows
-        with self._connect() as conn, conn.begin():
-            if reading_rows:
-                self._load(conn)
-                self._insert_readings(conn, reading_rows)
-                self._recent_rows += len(reading_rows)
-            if event_rows:
-                self._insert_events(conn, event_rows)
-            if derived_rows:
-                self._write_derived(conn, derived_rows)
-            if applied:
-                conn.execute(_MARK_APPLIED, {"seq": applied})
+        try:
+            with self._connect() as conn, conn.begin():
+                if reading_rows:
+                    self._load(conn)
+                    self._insert_readings(conn, reading_rows)
+                    self._recent_rows += len(reading_rows)
+                if event_rows:
+                    self._insert_events(conn, event_rows)
+                if derived_rows:
+                    self._write_derived(conn, derived_rows)
+                if applied:
+                    conn.execute(_MARK_APPLIED, {"seq": applied})
+        except BaseException:
+            self._listed = None
+            raise
         self.transactions += 1
         if self._checkpointer is not None:
             self._checkpointer.nudge()
@@ -996,9 +1004,13 @@ class _Writer:
         return self._extent
 
     def _write_derived(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-        """Upsert derived values (``DERIVED_FIELDS`` tuples): in ``derived_recent``, unless
+        """Upsert derived values (``DERIVED_COLUMNS`` tuples): in ``derived_recent``, unless
         their period may already be settled and is (then updated there, keeping its id)."""
         extent = self._load(conn)
+        listed = self._listed_windows(conn)
+        for row in rows:
+            if row[1] not in listed and row[_FIGURES_AT:] != _NO_FIGURES:
+                self._list_window(conn, row[1])
         fresh = rows
         if extent:
             fresh = []
@@ -1010,6 +1022,22 @@ class _Writer:
         if fresh:
             self._upsert_recent(conn, fresh)
             self._recent_rows += len(fresh)
+
+    def _listed_windows(self, conn: Connection) -> set[str]:
+        """The window kinds ``window_figures`` lists (read on first use: only this thread
+        changes it; forgotten when a transaction fails, which may have listed one)."""
+        if self._listed is None:
+            self._listed = set(conn.scalars(select(window_figures.c.window_kind).distinct()))
+        return self._listed
+
+    def _list_window(self, conn: Connection, kind: str) -> None:
+        """List the figures of the window kind ``kind``, so readers see them (schema.py)."""
+        conn.execute(
+            window_figures.insert(),
+            [{"kind": f"{kind}_{f}", "window_kind": kind, "figure": f} for f in figures_of(kind)],
+        )
+        assert self._listed is not None
+        self._listed.add(kind)
 
     @_work("settle")
     def _settle(self) -> None:
@@ -1051,12 +1079,12 @@ class _Writer:
                     else:
                         continue
                     extent[kind] = start
-                for view, settled, recent in RECENT_AND_SETTLED:
+                for _, settled, recent in RECENT_AND_SETTLED:
                     # In id order the table appends; its point-first index then takes each
                     # point's entries in turn, its leaves held in the writer's page cache.
                     # Sorted point first instead, the ids landed all over the new range: a
                     # settle of 200 000 rows took 1.35 s, against 0.84 s in id order.
-                    cols = ", ".join(c.name for c in view.columns)
+                    cols = ", ".join(c.name for c in recent.columns)
                     conn.exec_driver_sql(
                         f"INSERT INTO {settled.name} ({cols}) SELECT {cols} FROM {recent.name} "
                         "ORDER BY id"
@@ -1155,6 +1183,10 @@ def _settle_now(conn: Connection) -> None:
     """Marks the writer's job that settles the recent rows now (``Store.settle``)."""
     raise AssertionError("the writer settles itself")
 
+
+#: Where a ``DERIVED_COLUMNS`` tuple's window figures begin, and a value's without any.
+_FIGURES_AT = len(DERIVED_COLUMNS) - len(FIGURE_COLUMNS)
+_NO_FIGURES = (None,) * len(FIGURE_COLUMNS)
 
 _MARK_APPLIED = (
     intake_state.update().where(intake_state.c.id == 1).values(applied_seq=bindparam("seq"))
@@ -1323,25 +1355,25 @@ def _derived_upsert(engine: Engine) -> Any:
     period_start): one statement and one index probe per row (a DELETE then INSERT took two)."""
     name = engine.dialect.name
     dialects: dict[str, Any] = {"sqlite": sqlite, "postgresql": postgresql}
-    keep = [c for c in DERIVED_FIELDS if c not in _DERIVED_KEY]
+    keep = [c for c in DERIVED_COLUMNS if c not in _DERIVED_KEY]
     if name in dialects:
         stmt = dialects[name].insert(derived_recent)
         return stmt.on_conflict_do_update(
             index_elements=list(_DERIVED_KEY), set_={c: stmt.excluded[c] for c in keep}
-        ).compile(dialect=engine.dialect, column_keys=list(DERIVED_FIELDS))
+        ).compile(dialect=engine.dialect, column_keys=list(DERIVED_COLUMNS))
     if name in ("mysql", "mariadb"):
         stmt = mysql.insert(derived_recent)
         return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in keep}).compile(
-            dialect=engine.dialect, column_keys=list(DERIVED_FIELDS)
+            dialect=engine.dialect, column_keys=list(DERIVED_COLUMNS)
         )
     raise StoreError(f"no upsert of derived values for the {name} dialect")
 
 
 def _settled_update(engine: Engine) -> Callable[[Connection, tuple[Any, ...]], bool]:
-    """An UPDATE of a settled derived value from a ``DERIVED_FIELDS`` tuple; whether the
+    """An UPDATE of a settled derived value from a ``DERIVED_COLUMNS`` tuple; whether the
     value was there to update."""
     s = derived_settled.c
-    keep = [c for c in DERIVED_FIELDS if c not in _DERIVED_KEY]
+    keep = [c for c in DERIVED_COLUMNS if c not in _DERIVED_KEY]
     statement = (
         derived_settled.update()
         .where(*(s[c] == bindparam(f"k_{c}") for c in _DERIVED_KEY))
@@ -1351,7 +1383,7 @@ def _settled_update(engine: Engine) -> Callable[[Connection, tuple[Any, ...]], b
     def update(conn: Connection, row: tuple[Any, ...]) -> bool:
         params = {
             f"{'k' if c in _DERIVED_KEY else 'v'}_{c}": v
-            for c, v in zip(DERIVED_FIELDS, row, strict=True)
+            for c, v in zip(DERIVED_COLUMNS, row, strict=True)
         }
         return bool(conn.execute(statement, params).rowcount)
 

@@ -21,15 +21,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection, Select, Table, bindparam, func, select, union_all
 
-from reference_terminal.storage.schema import (
-    derived_columns,
-    derived_recent,
-    derived_settled,
-    derived_values,
-    values_derived,
-)
+from reference_terminal.storage.schema import derived_recent, derived_settled
 from reference_terminal.uplink.frames import (
     STREAM_KINDS,
     Coding,
@@ -45,18 +39,21 @@ SCAN_ROWS = 5_000
 
 _INFO_KEY = "carbench.uplink.shared_reads"
 
-_v = derived_values.c
-#: The rows of a stream's kinds past a cursor, up to a top id (only what frames are made of).
+
+def _take(table: Table) -> Select[Any]:
+    c = table.c
+    return select(
+        c.id, c.point, c.kind, c.period_start, c.value, c.quality, c.window_min, c.window_max
+    ).where(c.id > bindparam("cursor"), c.id <= bindparam("top"), c.kind == bindparam("main"))
+
+
+#: The windows of a stream's kind past a cursor, up to a top id, with their min and max (only
+#: what frames are made of; each window is one row, its figures beside its main one).
 _TAKE = Prepared(
-    select(_v.id, _v.point, _v.kind, _v.period_start, _v.value, _v.quality)
-    .where(
-        _v.id > bindparam("cursor"),
-        _v.id <= bindparam("top"),
-        _v.kind.in_([bindparam("main"), bindparam("low"), bindparam("high")]),
-    )
-    .order_by(_v.id)
+    union_all(_take(derived_settled), _take(derived_recent))
+    .order_by("id")
     .limit(bindparam("limit")),
-    ("cursor", "top", "main", "low", "high", "limit"),
+    ("cursor", "top", "main", "limit"),
 )
 #: The largest derived-value id: each table's maximum from its key (``schema.derived_top_id``).
 _TOP = Prepared(
@@ -67,8 +64,8 @@ _TOP = Prepared(
     (),
 )
 
-#: A taken row: id, point, kind, period start, value text, quality text.
-Row = tuple[int, str, str, float, str | None, str]
+#: A taken row: id, point, kind, period start, value text, quality text, min and max text.
+Row = tuple[int, str, str, float, str | None, str, str | None, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +84,7 @@ class _Memo:
     transaction: Any  # the root transaction it belongs to
     changes: int  # the connection's change count when the last scan using it ended
     top: int | None = None
-    rows: dict[tuple[int, int, tuple[str, str, str]], list[Row]] = field(default_factory=dict)
+    rows: dict[tuple[int, int, str], list[Row]] = field(default_factory=dict)
     taken: dict[tuple[int, int, Stream, int], list[tuple[Coding, Taken]]] = field(
         default_factory=dict
     )
@@ -119,19 +116,17 @@ class Reads:
             for known, taken in memo.taken.get(key, ()):
                 if known is coding or known == coding:
                     return taken
-        taken = _build(
-            self.conn, self._rows(cursor, top, STREAM_KINDS[stream]), top, stream, cn, coding
-        )
+        taken = _build(self._rows(cursor, top, STREAM_KINDS[stream][0]), top, stream, cn, coding)
         if memo is not None:
             memo.taken.setdefault(key, []).append((coding, taken))
         return taken
 
-    def _rows(self, cursor: int, top: int, kinds: tuple[str, str, str]) -> list[Row]:
+    def _rows(self, cursor: int, top: int, main: str) -> list[Row]:
         memo = self.memo
-        key = (cursor, top, kinds)
+        key = (cursor, top, main)
         if memo is not None and key in memo.rows:
             return memo.rows[key]
-        rows: list[Row] = _TAKE.run(self.conn, cursor, top, *kinds, SCAN_ROWS).fetchall()  # type: ignore[assignment]
+        rows: list[Row] = _TAKE.run(self.conn, cursor, top, main, SCAN_ROWS).fetchall()  # type: ignore[assignment]
         if memo is not None:
             memo.rows[key] = rows
         return rows
@@ -158,60 +153,22 @@ def shared_reads(conn: Connection) -> Iterator[Reads]:
         info[_INFO_KEY] = memo
 
 
-def _build(
-    conn: Connection, rows: list[Row], top: int, stream: Stream, cn: int, coding: Coding
-) -> Taken:
+def _build(rows: list[Row], top: int, stream: Stream, cn: int, coding: Coding) -> Taken:
     main, low, high = STREAM_KINDS[stream]
     more = len(rows) == SCAN_ROWS
     cursor_after = int(rows[-1][0]) if more else top
     codes = coding.codes
     values: list[StoredValue] = []
     mains: list[tuple[int, float]] = []
-    for id_, point, kind, start, value, quality in rows:
+    for id_, point, _, start, value, quality, least, most in rows:
         if point in codes:
-            values.append((point, kind, start, value, quality))
-            if kind == main:
-                mains.append((int(id_), start))
-    if mains:
-        # A period's max and min are mostly committed with its main figure, so they come in
-        # the same id range; only those that do not are looked up.
-        have = {(point, start, kind) for point, kind, start, _, _ in values}
-        missing = {
-            (point, start, kind)
-            for point, kind_, start, _, _ in values
-            if kind_ == main
-            for kind in (low, high)
-            if (point, start, kind) not in have
-        }
-        if missing:
-            values += _extremes(conn, missing)
+            values += (
+                (point, main, start, value, quality),
+                (point, low, start, least, quality),
+                (point, high, start, most, quality),
+            )
+            mains.append((int(id_), start))
     frames = stored_period_frames(values, stream, cn, coding)
     return Taken(
         tuple(frames), tuple(f.payload() for f in frames), tuple(mains), more, cursor_after
     )
-
-
-def _extremes(conn: Connection, missing: set[tuple[str, float, str]]) -> list[StoredValue]:
-    """The values ``missing`` names by (point, period start, kind). Looked for among the recent
-    values first, where a period just closed is, by time; among the settled ones, by point,
-    only those not found there (a lookup per point and kind: with a few hundred points, most
-    of the producer's time when done for every period)."""
-    missing = set(missing)
-    starts = sorted({start for _, start, _ in missing})
-    found: list[StoredValue] = []
-    for table in (derived_recent, derived_settled):
-        c = table.c
-        query = select(*derived_columns(table)).where(
-            c.kind.in_(sorted({kind for _, _, kind in missing})),
-            c.point.in_(sorted({point for point, _, _ in missing})),
-            c.period_start >= starts[0],
-            c.period_start <= starts[-1],
-        )
-        for values in conn.execute(query):
-            d = values_derived(*values)
-            if (d.point, d.start, d.kind) in missing:
-                missing.discard((d.point, d.start, d.kind))
-                found.append((d.point, d.kind, d.start, d.value, d.quality))
-        if not missing:
-            break
-    return found

@@ -5,9 +5,10 @@ A :class:`Frame` is protocol-neutral — command code, DataTime and one :class:`
 code — so the outbox stores it once and each client renders it: HJ 212 CP (:meth:`Frame.cp`) or
 the HTTPS JSON body (:meth:`Frame.json_body`).
 
-Where the figures come from (``reference_terminal/app.py:derived_rows``): processing writes each
-closed window as one-value rows ``minute``/``hour``/``day``/``month`` (a counter's increment, a
-gauge's mean) with ``<period>_min``/``<period>_max`` beside them. A counter's main figure goes
+Where the figures come from (``reference_terminal/app.py:window_rows``): processing writes each
+closed window's main figure as ``minute``/``hour``/``day``/``month`` (a counter's increment, a
+gauge's mean), which the store shows with ``<period>_min``/``<period>_max`` beside it (its
+figures; ``storage/schema.py``, "windows"). A counter's main figure goes
 out as ``Cou`` (the period's total), a gauge's as ``Avg``; real-time data is the latest reading
 as ``Rtd``. DataTime is the period's start in plant-local time (HJ 212-2017 表 4).
 """
@@ -28,7 +29,7 @@ from protocols.hj212 import Command, Cp, DataFlag, Pollutant
 from protocols.hj212.cp import FIELD_ORDER, NUMERIC_FIELDS
 from protocols.hj212.record_signature import SIGN_FIELD, with_signature
 from reference_terminal.model import Quality, Reading
-from reference_terminal.storage.schema import Derived
+from reference_terminal.storage.schema import Derived, as_shown
 
 
 class Stream(StrEnum):
@@ -260,7 +261,14 @@ def period_frames(rows: Iterable[Derived], stream: Stream, cn: int, coding: Codi
     """One frame per period start from derived rows of ``stream``'s kinds (rows of other
     kinds and of points without a code are left out), oldest period first."""
     return stored_period_frames(
-        ((d.point, d.kind, d.start, d.value, d.quality) for d in rows), stream, cn, coding
+        (
+            (v.point, v.kind, v.start, v.value, v.quality)
+            for d in rows
+            for v in (as_shown(d) if d.figures is not None else (d,))
+        ),
+        stream,
+        cn,
+        coding,
     )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from reference_terminal.accounting.records import Figure
 from reference_terminal.accounting.running import Booked, RunningAccounting
+from reference_terminal.app import window_rows
 from reference_terminal.config import TerminalConfig
 from reference_terminal.model import RawValue
 from reference_terminal.processing.pipeline import Output, Processor
@@ -208,11 +209,7 @@ def test_minutes_stored_without_their_emission_are_caught_up(tmp_path: Path) -> 
                         )
                     ]
                 )
-                windows += [
-                    Derived(a.point, kind, a.start, a.end, value, a.quality, "", 0.0)
-                    for a in output.aggregates
-                    for kind, value in a.figures()
-                ]
+                windows += window_rows(output, 0.0)
                 if k < 3:  # booked and stored
                     b = before.accounting.book(output, T0)
                     await store.write(derived=b.behind)

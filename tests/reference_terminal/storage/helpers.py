@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from reference_terminal.model import Event, Quality, Reading
-from reference_terminal.storage.schema import Derived
+from reference_terminal.storage.schema import Derived, WindowFigures
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -57,4 +57,31 @@ def derived(
         quality=Quality.GOOD,
         note=note,
         computed_at=start + length + 1,
+    )
+
+
+def window(
+    point: str = "EM01.ep",
+    kind: str = "minute",
+    start: float = T0,
+    value: str | None = "12.50",
+    *,
+    length: float = 60.0,
+    count: int | None = None,
+) -> Derived:
+    """A closed window: its main figure ``value``, max one more, min one less, first and last
+    the min and the max."""
+    main = None if value is None else Decimal(value)
+    high = None if main is None else main + 1
+    low = None if main is None else main - 1
+    figures = WindowFigures(high, low, low, high, None if count is None else Decimal(count))
+    return Derived(
+        point=point,
+        kind=kind,
+        start=start,
+        end=start + length,
+        value=main,
+        quality=Quality.GOOD,
+        computed_at=start + length + 1,
+        figures=figures,
     )

@@ -21,11 +21,12 @@ from reference_terminal.storage.intake_log import (
 
 READING = ("EM01.ep", 1_767_225_600.25, "0012345678", "123.45", "good", 2, "em1", "")
 EVENT = (1_767_225_600.0, "interpolated", "EM01.ep", None, None, None, '{"k": "中文"}')
-DERIVED = ("EM01.ep", "increment", 1.0, 2.0, "0.10", "good", "", 3.0)
+DERIVED = ("EM01.ep", "increment", 1.0, 2.0, "0.10", "good", "", 3.0, None, None, None, None, None)
+WINDOW = ("EM01.ep", "minute", 0.0, 60.0, "5", "good", "", 60.0, "6", "4", "4", "6", None)
 
 
 def rows(n: int = 1) -> Rows:
-    return ([READING] * n, [EVENT], [DERIVED])
+    return ([READING] * n, [EVENT], [DERIVED, WINDOW])
 
 
 def record(seq: int, n: int = 1) -> bytes:
@@ -41,6 +42,12 @@ def test_records_read_back_as_written() -> None:
     records = [r for _, r in scan(data)]
     assert [r.seq for r in records] == [7, 8]
     assert records[0].rows == rows(2)  # tuples, floats and text exact
+
+
+def test_a_record_from_before_windows_kept_their_figures_reads_with_none() -> None:
+    old = encode(3, payload_of(([READING], [], [DERIVED[:8]])))
+    [(_, record_)] = scan(old)
+    assert record_.rows == ([READING], [], [DERIVED])
 
 
 def test_a_torn_or_garbled_tail_ends_the_log() -> None:

@@ -37,7 +37,7 @@ def minutes(points: int, first: int, count: int) -> list[Derived]:
         derived(f"P{p:03d}", kind, T0 + 60 * m, f"{p}.{m:02d}", length=60.0)
         for m in range(first, first + count)
         for p in range(points)
-        for kind in ("minute", "minute_max")
+        for kind in ("minute", "increment")
     ]
 
 
@@ -92,7 +92,7 @@ async def test_settling_moves_rows_without_readers_seeing_a_change(url: str) -> 
         assert len(after) == 120
         assert await store.run_in_reader(derived_top_id) == max(i for i, _ in after.values())
         extent = await store.run_in_reader(lambda c: c.execute(select(derived_extent)).all())
-        assert dict(extent) == {"minute": T0 + 5 * 60, "minute_max": T0 + 5 * 60}
+        assert dict(extent) == {"minute": T0 + 5 * 60, "increment": T0 + 5 * 60}
 
         # a point's history reads the same from either table
         history = await store.derived("P003", "minute")

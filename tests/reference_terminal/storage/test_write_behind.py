@@ -14,17 +14,14 @@ import pytest
 
 from reference_terminal.storage.schema import Derived, StoreError
 from reference_terminal.storage.store import BEHIND_TRANSACTION_ROWS, Store
-from tests.reference_terminal.storage.helpers import T0, derived, reading
+from tests.reference_terminal.storage.helpers import T0, derived, reading, window
 
 pytestmark = pytest.mark.anyio
 
 
 def minute_figures(points: int, start: float = T0) -> list[Derived]:
-    return [
-        derived(f"P{i:04d}", kind, start, f"{i}.00", length=60.0)
-        for i in range(points)
-        for kind in ("minute", "minute_max", "minute_min", "minute_first", "minute_last")
-    ]
+    """A minute's windows of ``points`` points: five values each, as readers see them."""
+    return [window(f"P{i:04d}", "minute", start, f"{i}.00") for i in range(points)]
 
 
 async def test_written_behind_values_are_stored_once_flushed(url: str) -> None:
@@ -40,7 +37,7 @@ async def test_written_behind_values_are_stored_once_flushed(url: str) -> None:
 
 async def test_a_write_does_not_wait_for_the_backlog(sqlite_url: str) -> None:
     async with await Store.open(sqlite_url, behind_chunk=50) as store:
-        backlog = store.write_behind(minute_figures(5_000))  # 25 000 values, 500 chunks
+        backlog = store.write_behind(minute_figures(25_000))  # 25 000 windows, 500 chunks
         await store.write([reading("LIVE", T0)])
         # a query sees a write once the database holds it: here after at most the chunk being
         # written when it arrived (and its commit), not after the backlog

@@ -20,7 +20,7 @@ from reference_terminal.app import Terminal
 from reference_terminal.clock import RealClock
 from reference_terminal.config import TerminalConfig
 from reference_terminal.model import Quality
-from reference_terminal.storage.schema import Derived
+from reference_terminal.storage.schema import Derived, WindowFigures
 from reference_terminal.storage.store import Store
 from reference_terminal.uplink.outbox import Outbox
 from reference_terminal.uplink.producer import Producer
@@ -237,9 +237,8 @@ def minute_rows(start: float, minutes: int, *, quality: Quality = Quality.GOOD) 
     for m in range(minutes):
         t = start + 60 * m
         for point, value in (("P1", Decimal("1.25") + m), ("P2", Decimal("400.5"))):
-            rows.append(Derived(point, "minute", t, t + 60, value, quality, "", t + 60))
-            rows.append(Derived(point, "minute_min", t, t + 60, value - 1, quality, "", t + 60))
-            rows.append(Derived(point, "minute_max", t, t + 60, value + 1, quality, "", t + 60))
+            figures = WindowFigures(value + 1, value - 1, value - 1, value + 1)
+            rows.append(Derived(point, "minute", t, t + 60, value, quality, "", t + 60, figures))
     return rows
 
 

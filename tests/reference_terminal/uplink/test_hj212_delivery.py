@@ -13,9 +13,8 @@ import pytest
 
 from reference_terminal.app import Terminal
 from reference_terminal.model import Quality
-from reference_terminal.storage.schema import Derived, derived_top_id
+from reference_terminal.storage.schema import Derived
 from reference_terminal.storage.store import Store
-from reference_terminal.uplink.outbox import get_state
 
 from .helpers import (
     MN_A,
@@ -297,45 +296,3 @@ def test_minutes_settled_before_they_are_sent_keep_their_max_and_min(tmp_path: P
             await a.stop()
 
     asyncio.run(main())
-
-
-def test_a_max_and_min_committed_before_their_minute_figure_still_go_with_it(
-    tmp_path: Path,
-) -> None:
-    async def main() -> None:
-        port = await _free_port()
-        clock = ScaledClock(SPEED)
-        terminal = Terminal(config(tmp_path, [hj212_centre("a", MN_A, port)]), clock=clock)
-        async with running(terminal) as store:
-            now = clock.time()
-            start = now - now % 60 - 5 * 60
-            rows = minute_rows(start, 5)
-            # the extremes alone first, and scanned (no frame without the main figure) ...
-            await store.write_derived([d for d in rows if d.kind != "minute"])
-            top = await store.run_in_reader(derived_top_id)
-            async with asyncio.timeout(20):
-                while await _cursor(store, "a") < top:
-                    await asyncio.sleep(0.05)
-            # ... then the main figures: the scan past the cursor finds the extremes behind it
-            await store.write_derived([d for d in rows if d.kind == "minute"])
-            a = Centre(MN_A, port=port)
-            await a.start()
-            await a.wait_for(lambda: len(_times(a)) >= 5, timeout=20)
-            counters = {
-                posix(u.data_time): u.packet.cp.pollutants["C301103001e0101"]
-                for u in a.uploads
-                if u.cn == 2051 and u.data_time
-            }
-            for m in range(5):
-                value = Decimal("1.25") + m
-                got = counters[start + 60 * m]
-                assert (got.cou, got.min, got.max) == (value, value - 1, value + 1), m
-            await a.stop()
-
-    asyncio.run(main())
-
-
-async def _cursor(store: Store, centre: str) -> int:
-    return int(
-        await store.run_in_reader(lambda conn: get_state(conn, centre, "cursor.minute")) or 0
-    )
