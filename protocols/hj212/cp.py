@@ -236,6 +236,11 @@ class Cp:
     pollutants: Mapping[str, Pollutant] = field(default_factory=lambda: _EMPTY_POLLUTANTS)
     #: Lenient readings the parser made (whitespace around a field name, …); empty when strict.
     notes: tuple[str, ...] = ()
+    #: :meth:`parts` already made, by selection: one CP sent to several platforms is split
+    #: the same way for each (the CP is immutable, and so are its parts).
+    _parts: dict[tuple[tuple[int, ...], ...], list[Cp]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def groups(self) -> tuple[Group, ...]:
@@ -312,8 +317,12 @@ class Cp:
         increasing), as ``from_groups`` makes them: typed from this one's view, not parsed
         again, when no code has fields both in and out of a part (``build`` gives each code a
         group of its own)."""
-        piece = _Piece.of(self)
-        return [_joined([(piece, selection)]) for selection in selections]
+        key = tuple(tuple(selection) for selection in selections)
+        made = self._parts.get(key)
+        if made is None:
+            piece = _Piece.of(self)
+            made = self._parts[key] = [_joined([(piece, selection)]) for selection in key]
+        return list(made)
 
     @classmethod
     def joined(cls, pieces: Iterable[tuple[Cp, Sequence[int]]]) -> Cp:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -51,6 +52,17 @@ def test_parts_fit_carry_pnum_pno_and_the_shared_datatime() -> None:
         assert part.flag == Flag(1, True, True)
         assert part.qn == packet.qn
         assert part.cp.data_time == packet.cp.data_time
+
+
+def test_one_cp_split_for_several_platforms_is_cut_once_per_layout() -> None:
+    packet = big_upload(60)
+    other = split(replace(packet, mn="010000A8900016F000169DC1", pw="654321"))  # same lengths
+    parts = split(packet)
+    assert [p.cp for p in other] == [p.cp for p in parts]
+    assert all(a.cp is b.cp for a, b in zip(other, parts, strict=True))  # the same CP objects
+    longer = split(replace(packet, mn=MN + "0" * 300))  # less room: cut otherwise
+    assert len(longer) > len(parts)
+    assert all(len(hj212.encode(p)) - 12 <= 1024 for p in longer)
 
 
 def test_reassembly_in_any_order_gives_back_the_packet() -> None:

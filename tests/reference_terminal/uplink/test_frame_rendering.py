@@ -174,3 +174,14 @@ def test_frames_from_the_stores_text_are_the_frames_of_its_derived_values(
 def test_a_stored_quality_that_is_not_one_is_an_error() -> None:
     with pytest.raises(KeyError):
         stored_period_frames([("P1", "minute", T0, "1", "great")], Stream.MINUTE, 2051, CODING)
+
+
+def test_a_frame_every_centre_is_sent_is_read_and_rendered_once() -> None:
+    frame = Frame(2051, T0, (Item("a05001", (("Avg", Decimal("1.5")),), "N"),))
+    payload = frame.payload()
+    first, second = Frame.from_row(2051, T0, payload), Frame.from_row(2051, T0, payload)
+    assert first is second and first == frame
+    assert first.cp(OFFSET_S) is second.cp(OFFSET_S)
+    assert said(first.cp(OFFSET_S)) == said(built(frame))
+    # another offset, another DataTime: not the CP made for the first
+    assert first.cp(0).params["DataTime"] != first.cp(OFFSET_S).params["DataTime"]
