@@ -43,14 +43,13 @@ from reference_terminal.processing.pipeline import Processor
 from reference_terminal.processing.settlement import DAY, Aggregate, Kind, period_name
 from reference_terminal.processing.virtual import WindowRule, inputs_of, outputs_of
 from reference_terminal.storage.schema import (
-    Derived,
+    WindowFigures,
     derived_values,
     newest_reading_t,
     readings,
-    row_derived,
     row_reading,
 )
-from reference_terminal.storage.store import Store
+from reference_terminal.storage.store import Store, select_windows
 
 log = logging.getLogger(__name__)
 
@@ -92,46 +91,33 @@ def _stored_windows(
     end_after: float | None = None,
 ) -> list[Aggregate]:
     """The point's stored ``period`` windows starting in [lo, hi) (and ending after
-    ``end_after``), rebuilt from their figures (``<period>``, ``_max``, ``_min``, ``_first``,
-    ``_last``, ``_count``)."""
-    c = derived_values.c
-    kinds = [period, *(f"{period}_{f}" for f in ("max", "min", "first", "last", "count"))]
-    where = [c.point == point, c.kind.in_(kinds), c.period_start >= lo, c.period_start < hi]
-    if end_after is not None:
-        where.append(c.period_end > end_after)
-    query = select(derived_values).where(*where).order_by(c.period_start)
-    by_start: dict[float, dict[str, Derived]] = {}
-    for row in conn.execute(query).mappings():
-        d = row_derived(row)
-        by_start.setdefault(d.start, {})[d.kind.removeprefix(period).lstrip("_") or "main"] = d
+    ``end_after``), rebuilt from their figures."""
     out = []
-    for figures in by_start.values():
-        main = figures.get("main")
-        if main is None:
-            continue
-        value = {name: d.value for name, d in figures.items()}
-        count = value.get("count")
-        present = [v for v in value.values() if v is not None]
-        digits = max((max(0, -int(v.as_tuple().exponent)) for v in present), default=0)
+    for d in select_windows(conn, point, period, lo, hi, end_after=end_after):
+        f = d.figures or WindowFigures(None, None, None, None)
+        values = (d.value, f.max, f.min, f.first, f.last, f.count)
+        digits = max(
+            (max(0, -int(v.as_tuple().exponent)) for v in values if v is not None), default=0
+        )
         out.append(
             Aggregate(
                 point,
                 period,
-                main.start,
-                main.end,
+                d.start,
+                d.end,
                 "",
                 "counter" if kind == "counter" else "gauge",
                 # stores written before counts were kept: one sample a window
-                int(count) if count is not None else 1,
-                value.get("first"),
-                value.get("last"),
-                value.get("min"),
-                value.get("max"),
-                None if kind == "counter" else main.value,
-                main.value if kind == "counter" else None,
+                int(f.count) if f.count is not None else 1,
+                f.first,
+                f.last,
+                f.min,
+                f.max,
+                None if kind == "counter" else d.value,
+                d.value if kind == "counter" else None,
                 0,
                 digits,
-                main.quality,
+                d.quality,
             )
         )
     return out

@@ -69,7 +69,7 @@ from reference_terminal.model import Event, Quality
 from reference_terminal.processing.pipeline import Output
 from reference_terminal.processing.settlement import CHINA_OFFSET_S
 from reference_terminal.storage.schema import Derived, derived_values, row_derived
-from reference_terminal.storage.store import Store
+from reference_terminal.storage.store import Store, select_windows
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -453,31 +453,15 @@ def _restore_point(acc: RunningAccounting, conn: Connection, point: str) -> _Res
 
 def _windows_after(conn: Connection, point: str, since: float) -> list[_Window]:
     """Minute windows of ``point`` stored from ``since`` on (their emission was not)."""
-    c = derived_values.c
-    query = select(derived_values).where(
-        c.point == point,
-        c.kind.in_(("minute", "minute_first", "minute_last")),
-        c.period_start >= since,
-    )
-    by_start: dict[float, dict[str, Derived]] = {}
-    for r in conn.execute(query).mappings():
-        d = row_derived(r)
-        by_start.setdefault(d.start, {})[d.kind] = d
-    out = []
-    for start in sorted(by_start):
-        figures = by_start[start]
-        main = figures.get("minute")
-        if main is None or main.value is None:
-            continue
-        first, last = figures.get("minute_first"), figures.get("minute_last")
-        out.append(
-            _Window(
-                main.start,
-                main.end,
-                main.value,
-                None if first is None else first.value,
-                None if last is None else last.value,
-                main.quality,
-            )
+    return [
+        _Window(
+            d.start,
+            d.end,
+            d.value,
+            None if d.figures is None else d.figures.first,
+            None if d.figures is None else d.figures.last,
+            d.quality,
         )
-    return out
+        for d in select_windows(conn, point, "minute", since)
+        if d.value is not None
+    ]

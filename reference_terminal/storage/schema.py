@@ -699,6 +699,26 @@ def derived_columns(table: Table) -> list[Column[Any]]:
     return [table.c[name] for name in DERIVED_FIELDS]
 
 
+def row_window(
+    point: str,
+    kind: str,
+    start: float,
+    end: float,
+    value: str | None,
+    quality: str,
+    note: str,
+    computed_at: float,
+    *figures: str | None,
+) -> Derived:
+    """A ``DERIVED_COLUMNS`` row as its Derived: a window with its figures (a row of a kind
+    that is not a window's has none)."""
+    d = values_derived(point, kind, start, end, value, quality, note, computed_at)
+    if not is_window_kind(kind):
+        return d
+    high, low, first, last, count = (None if f is None else Decimal(f) for f in figures)
+    return dataclasses.replace(d, figures=WindowFigures(high, low, first, last, count))
+
+
 def values_derived(
     point: str,
     kind: str,

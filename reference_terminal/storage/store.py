@@ -70,6 +70,7 @@ from sqlalchemy import (
     func,
     select,
     text,
+    union_all,
 )
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
@@ -109,6 +110,7 @@ from reference_terminal.storage.schema import (
     row_derived,
     row_event,
     row_reading,
+    row_window,
     window_figures,
 )
 
@@ -393,6 +395,31 @@ def select_derived(
 ) -> list[Derived]:
     query = derived_query(point, kind, start, end)
     return [row_derived(row) for row in conn.execute(query).mappings()]
+
+
+def select_windows(
+    conn: Connection,
+    point: str,
+    kind: str,
+    start: float,
+    end: float | None = None,
+    *,
+    end_after: float | None = None,
+) -> list[Derived]:
+    """``point``'s windows of ``kind`` starting in [start, end) (and ending after
+    ``end_after``), each with its figures, by period start: read from their rows (through
+    ``derived_values`` a window is a value per figure, each found again by the view)."""
+    parts = []
+    for table in (derived_settled, derived_recent):
+        c = table.c
+        where = [c.point == point, c.kind == kind, c.period_start >= start]
+        if end is not None:
+            where.append(c.period_start < end)
+        if end_after is not None:
+            where.append(c.period_end > end_after)
+        parts.append(select(*(c[name] for name in DERIVED_COLUMNS)).where(*where))
+    rows = conn.execute(union_all(*parts).order_by("period_start"))
+    return [row_window(*row) for row in rows]
 
 
 # ---- the writer --------------------------------------------------------------------------------

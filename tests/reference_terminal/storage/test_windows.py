@@ -20,7 +20,7 @@ from reference_terminal.storage.schema import (
     derived_settled,
     derived_values,
 )
-from reference_terminal.storage.store import Store, make_engine
+from reference_terminal.storage.store import Store, make_engine, select_windows
 from tests.reference_terminal.storage.helpers import T0, derived, window
 
 pytestmark = pytest.mark.anyio
@@ -139,3 +139,23 @@ async def test_a_store_with_a_row_per_figure_is_folded_into_a_row_per_window(url
             ("minute_max", T0): "9",
             ("increment", T0): "0.5",
         }
+
+
+async def test_a_points_windows_are_read_with_their_figures_from_either_table(url: str) -> None:
+    async with await Store.open(url) as store:
+        await store.write_derived([window("P", "minute", T0 + 60 * m, str(m)) for m in range(3)])
+        await store.settle()
+        await store.write_derived(
+            [
+                window("P", "minute", T0 + 180, "3"),
+                window("P", "hour", T0, "7", length=3600, count=60),
+                window("Q", "minute", T0, "9"),
+                derived("P", "increment", T0, "0.5", length=60),
+            ]
+        )
+        got = await store.run_in_reader(lambda c: select_windows(c, "P", "minute", T0 + 60))
+        hours = await store.run_in_reader(
+            lambda c: select_windows(c, "P", "hour", T0, T0 + 1, end_after=T0 + 60)
+        )
+    assert got == [window("P", "minute", T0 + 60 * m, str(m)) for m in (1, 2, 3)]
+    assert hours == [window("P", "hour", T0, "7", length=3600, count=60)]
