@@ -52,8 +52,10 @@ are built before the clock runs.
 
 The interpreter runs as in the terminal's own process (``reference_terminal.runtime``: a 0.2 ms
 GIL switch interval, the cyclic collector's thresholds, the start-up heap — the 10 000 points'
-state, the prepared RawValues — frozen before timing); the collector's passes during the paced
-runs are reported by generation (a young pass stops the event loop as long as a full one can).
+configuration, the prepared RawValues — frozen before the warm-up, and again after it, once
+every point's windows are open, as that process does once it has run a while); the collector's
+passes during the paced runs are reported by generation (a young pass stops the event loop as
+long as a full one can).
 """
 
 from __future__ import annotations
@@ -400,6 +402,8 @@ async def main_async(
             if tuned:
                 settle_heap()
             await paced(term, warm)
+            if tuned:  # every point's state is built: settled again, as the terminal's process
+                settle_heap()  # does once it has been running for a while (runtime.py)
             results: list[Run] = []
             before, written = term.store.stats, disk_bytes_written()
             with collector_pauses() as pauses:

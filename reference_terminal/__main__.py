@@ -16,7 +16,7 @@ from reference_terminal.api import create_app
 from reference_terminal.api.channel_server import ChannelCredentials, channel_protocol
 from reference_terminal.app import Terminal
 from reference_terminal.config import ConfigError, load_config
-from reference_terminal.runtime import settle_heap, tune_process
+from reference_terminal.runtime import SETTLED_AFTER_S, settle_heap, tune_process
 from reference_terminal.security.errors import SecurityError
 
 
@@ -43,6 +43,9 @@ async def _run(terminal: Terminal) -> None:
 
 async def _settle_when_ready(terminal: Terminal) -> None:
     await terminal.ready.wait()
+    settle_heap()
+    # and again once every point's state (its open windows, its last reading) has been built
+    await terminal.clock.sleep(SETTLED_AFTER_S)
     settle_heap()
 
 
