@@ -125,6 +125,10 @@ DEFAULT_BEHIND_CHUNK = 100
 #: ... and per transaction, while nothing else waits (a commit per chunk was the writer's
 #: largest cost in a 48-hour works-fleet scenario: a minute's close is a thousand values).
 BEHIND_TRANSACTION_ROWS = 5000
+#: A backlog this small is written with the writes the writer applies next, in their
+#: transaction (a commit fewer a minute on the works fleet: its counters' windows close as
+#: their readings arrive).
+BEHIND_WITH_WRITES = 500
 #: Calls queued together that share one transaction, at most (``_Writer._run_calls``).
 CALLS_PER_TRANSACTION = 64
 #: SQLite: how often the checkpointer thread folds the WAL into the database while writes come.
@@ -876,12 +880,28 @@ class _Writer:
                 self.transactions += 1
                 if self._checkpointer is not None:
                     self._checkpointer.nudge()
-            for job, n in taken.items():
-                job.done = min(job.done + n, len(job.derived))
+            self._behind_written(taken)
+            return
+        self._behind_written({})
+
+    def _behind_written(self, taken: dict[_Job, int]) -> None:
+        """``taken`` values of the backlog are committed: its finished writes are done."""
+        for job, n in taken.items():
+            job.done = min(job.done + n, len(job.derived))
         while self._backlog and self._backlog[0].done >= len(self._backlog[0].derived):
             finished = self._backlog.popleft()
             if not finished.future.done():
                 finished.future.set_result(None)
+
+    def _behind_with_writes(self, conn: Connection, taken: dict[_Job, int]) -> None:
+        """In a transaction of writes: the backlog too, when it is small (a minute's windows
+        of a few hundred points, which then share the readings' commit); a large one (every
+        point's close of a big plant) is still written behind, in chunks of its own."""
+        left = sum(len(job.derived) - job.done for job in self._backlog)
+        if not 0 < left <= BEHIND_WITH_WRITES:
+            return
+        while rows := self._behind_rows(taken):
+            self._write_derived(conn, rows)
 
     def _behind_rows(self, taken: dict[_Job, int]) -> list[tuple[Any, ...]]:
         """The next ``behind_chunk`` values of the backlog after those ``taken`` (counted in)."""
@@ -1002,6 +1022,7 @@ class _Writer:
 
     def _execute(self, rows: Rows, *, applied: int = 0) -> None:
         reading_rows, event_rows, derived_rows = rows
+        behind: dict[_Job, int] = {}
         try:
             with self._connect() as conn, conn.begin():
                 if reading_rows:
@@ -1012,11 +1033,13 @@ class _Writer:
                     self._insert_events(conn, event_rows)
                 if derived_rows:
                     self._write_derived(conn, derived_rows)
+                self._behind_with_writes(conn, behind)
                 if applied:
                     conn.execute(_MARK_APPLIED, {"seq": applied})
         except BaseException:
             self._listed = None
             raise
+        self._behind_written(behind)
         self.transactions += 1
         if self._checkpointer is not None:
             self._checkpointer.nudge()

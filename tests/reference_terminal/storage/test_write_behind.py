@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from reference_terminal.storage.schema import Derived, StoreError
-from reference_terminal.storage.store import BEHIND_TRANSACTION_ROWS, Store
+from reference_terminal.storage.store import BEHIND_TRANSACTION_ROWS, BEHIND_WITH_WRITES, Store
 from tests.reference_terminal.storage.helpers import T0, derived, reading, window
 
 pytestmark = pytest.mark.anyio
@@ -85,3 +85,21 @@ async def test_a_backlog_the_database_refuses_fails_and_the_store_still_closes(
         other.close()
     async with asyncio.timeout(10):
         await store.close()
+
+
+async def test_a_small_backlog_shares_the_transaction_of_the_writes_applied_next(
+    sqlite_url: str,
+) -> None:
+    async with await Store.open(sqlite_url) as store:
+        await store.write([reading("P", T0)])  # the store's first transaction behind it
+        await store.readings("P", 0, 5e9)
+        before = store.stats.transactions
+        small = store.write_behind(minute_figures(3))  # a minute's windows of a small plant
+        await store.write([reading("P", T0 + 60)])
+        await asyncio.wrap_future(small)
+        assert store.stats.transactions - before == 1
+        big = store.write_behind(minute_figures(BEHIND_WITH_WRITES + 1))  # every point's, big
+        await store.write([reading("P", T0 + 120)])
+        await asyncio.wrap_future(big)
+        assert store.stats.transactions - before >= 3  # written behind, in its own
+        assert len(await store.derived("P0002")) == 5
