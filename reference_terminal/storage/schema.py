@@ -246,7 +246,7 @@ def view_sql(view: Table, settled: Table, recent: Table) -> str:
 
 def figures_arm(table: str) -> str:
     """The part of ``derived_values`` that shows the figures of ``table``'s windows, each as
-    a value of its own kind (a migration builds the same text: keep it plain SQL)."""
+    a value of its own kind (migration 7 makes the same view, from a text of its own)."""
     value = (
         "CASE f.figure "
         + " ".join(f"WHEN '{figure}' THEN d.window_{figure}" for figure in FIGURES)
@@ -374,7 +374,7 @@ class Derived:
     never written as one."""
 
     point: str
-    kind: str  # "increment", "hour", "day", "day_max", "day_min", "month", "year" …
+    kind: str  # "increment", "minute", "hour", "day", "month", "year", "co2" …
     start: float  # period start, POSIX seconds (inclusive)
     end: float  # period end (exclusive)
     value: Decimal | None
@@ -699,7 +699,7 @@ def derived_columns(table: Table) -> list[Column[Any]]:
     return [table.c[name] for name in DERIVED_FIELDS]
 
 
-def row_window(
+def values_derived(
     point: str,
     kind: str,
     start: float,
@@ -710,25 +710,11 @@ def row_window(
     computed_at: float,
     *figures: str | None,
 ) -> Derived:
-    """A ``DERIVED_COLUMNS`` row as its Derived: a window with its figures (a row of a kind
-    that is not a window's has none)."""
-    d = values_derived(point, kind, start, end, value, quality, note, computed_at)
-    if not is_window_kind(kind):
-        return d
-    high, low, first, last, count = (None if f is None else Decimal(f) for f in figures)
-    return dataclasses.replace(d, figures=WindowFigures(high, low, first, last, count))
-
-
-def values_derived(
-    point: str,
-    kind: str,
-    start: float,
-    end: float,
-    value: str | None,
-    quality: str,
-    note: str,
-    computed_at: float,
-) -> Derived:
+    """A row's Derived (``DERIVED_FIELDS``, and a window's ``FIGURE_COLUMNS`` after them)."""
+    window = None
+    if figures and is_window_kind(kind):
+        high, low, first, last, count = (None if f is None else Decimal(f) for f in figures)
+        window = WindowFigures(high, low, first, last, count)
     return Derived(
         point,
         kind,
@@ -738,4 +724,5 @@ def values_derived(
         _QUALITIES[quality],
         note,
         computed_at,
+        window,
     )

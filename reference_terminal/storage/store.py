@@ -110,7 +110,7 @@ from reference_terminal.storage.schema import (
     row_derived,
     row_event,
     row_reading,
-    row_window,
+    values_derived,
     window_figures,
 )
 
@@ -423,7 +423,7 @@ def select_windows(
             where.append(c.period_end > end_after)
         parts.append(select(*(c[name] for name in DERIVED_COLUMNS)).where(*where))
     rows = conn.execute(union_all(*parts).order_by("period_start"))
-    return [row_window(*row) for row in rows]
+    return [values_derived(*row) for row in rows]
 
 
 # ---- the writer --------------------------------------------------------------------------------

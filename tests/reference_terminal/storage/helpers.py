@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from reference_terminal.model import Event, Quality, Reading
@@ -71,17 +72,8 @@ def window(
 ) -> Derived:
     """A closed window: its main figure ``value``, max one more, min one less, first and last
     the min and the max."""
-    main = None if value is None else Decimal(value)
-    high = None if main is None else main + 1
-    low = None if main is None else main - 1
+    d = derived(point, kind, start, value, length=length)
+    high = None if d.value is None else d.value + 1
+    low = None if d.value is None else d.value - 1
     figures = WindowFigures(high, low, low, high, None if count is None else Decimal(count))
-    return Derived(
-        point=point,
-        kind=kind,
-        start=start,
-        end=start + length,
-        value=main,
-        quality=Quality.GOOD,
-        computed_at=start + length + 1,
-        figures=figures,
-    )
+    return replace(d, figures=figures)
