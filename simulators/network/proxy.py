@@ -107,6 +107,15 @@ class FaultProxy:
             downstream=StreamStats(down.bytes_received, down.bytes_sent),
         )
 
+    def upstream_buffered(self) -> int:
+        """Bytes written towards the upstream that still wait in this process, its socket
+        full: sent as far as ``stats`` counts, not yet where the upstream can read them."""
+        return sum(
+            c.upstream_writer.transport.get_write_buffer_size()
+            for c in self._connections
+            if c.upstream_writer is not None
+        )
+
     def matches(self, config: ProxyConfig) -> bool:
         """Whether ``config`` describes this proxy (populate leaves such a proxy alone)."""
         return config.upstream == self._upstream and config.listen in (
@@ -232,6 +241,10 @@ class FaultProxy:
                 writer.transport.abort()
                 return
             self._numbers += 1
+            # Small writes go at once, as through Toxiproxy (Go sets it on every connection).
+            # asyncio sets it only on sockets it knows as TCP; Nagle had held 9014s back until
+            # the terminal's delayed ACK (in virtual time: uploads resent 30 s on).
+            writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             connection = Connection(self, self._numbers, reader, writer, task)
             self._connections.add(connection)
             try:
@@ -350,7 +363,7 @@ def _reserve(address: Address) -> socket.socket | None:
     ephemeral port was another connection's source port by the time a 48-hour outage ended
     ("cannot listen …: Address already in use"). None when it cannot be had again at once."""
     family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((address.host, address.port))

@@ -223,6 +223,23 @@ async def test_a_disabled_proxy_can_be_created_and_listens_only_when_enabled() -
         writer.close()
 
 
+@aio
+async def test_small_writes_go_at_once_on_connections_accepted_after_the_link_came_back() -> None:
+    """Nagle off on both sockets of a connection, as Toxiproxy's (Go's default): with it on,
+    an acknowledgement written behind another waited for the terminal's delayed ACK."""
+    async with tcp_server(echo) as port, running_proxies(to(port)) as net:
+        await net["p"].set_enabled(False)  # its port is kept, bound, while it is down
+        await net["p"].set_enabled(True)
+        reader, writer = await connect(net["p"].port)
+        await round_trip(reader, writer, b"up")
+        (connection,) = net["p"]._connections
+        assert connection.upstream_writer is not None
+        for end in (connection.client_writer, connection.upstream_writer):
+            sock = end.get_extra_info("socket")
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        writer.close()
+
+
 # ---- the clock ---------------------------------------------------------------------------------
 
 
