@@ -51,65 +51,43 @@ class RealClock:
         await asyncio.sleep(seconds)
 
 
-class VirtualClock:
-    """Virtual time owned by the bench (DESIGN.md "Time").
+class Peer(Protocol):
+    """A process whose virtual time a :class:`VirtualClock` leads (``simulators.clock_peer``):
+    time moves only while it, too, waits, and stops at its sleepers' deadlines as well."""
 
-    Time stands still while anything in the process has work to do and jumps to the earliest
-    sleeper's deadline once everything waits: the event loop has nothing ready (checked over a
-    few loop turns, so bytes in flight between in-process sockets are delivered first) and no
-    worker thread is running (a SQLite commit in a writer thread is work, not waiting). Sleepers
-    with the same deadline wake in the order they went to sleep, so a run is reproducible.
+    def stirred(self) -> bool:
+        """Whether it may have work it did not have when it last settled (bytes or a request
+        sent to it since, a sleeper woken): time must not move before it settles again."""
+        ...
 
-    ``time()`` is POSIX time; ``monotonic()`` counts from the clock's start.
-    """
+    async def settle(self) -> float | None:
+        """Wait until it waits; its earliest sleeper's deadline (monotonic), if any."""
+        ...
 
-    def __init__(
-        self,
-        start: float,
-        *,
-        idle_turns: int = 3,
-        stuck_after_s: float = 2.0,
-        handover_s: float = 0.0001,
-    ) -> None:
-        self._mono = 0.0
-        self._start = start
+    def advance(self, monotonic: float) -> None:
+        """Time is ``monotonic`` now: let it see so, and wake its sleepers that are due."""
+        ...
+
+
+class Quiescence:
+    """Whether everything in this process waits: the event loop has nothing ready (checked
+    over a few loop turns, so bytes in flight between in-process sockets are delivered first)
+    and no worker thread is running (a SQLite commit in a writer thread is work, not waiting).
+    What a virtual clock, leading or following, waits for before time may move."""
+
+    def __init__(self, *, idle_turns: int, stuck_after_s: float, handover_s: float) -> None:
         self.idle_turns = idle_turns
         self.stuck_after_s = stuck_after_s
         self.handover_s = handover_s
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._order = itertools.count()
-        self._driver: asyncio.Task[None] | None = None
         self._holds = 0
         self._free = asyncio.Event()  # set while nothing holds the clock
         self._free.set()
         self._watches: list[Callable[[], bool]] = []
-        self.steps = 0
+        self._bystanders: set[int] = set()
         #: times time moved although a thread still looked busy after ``stuck_after_s`` of
         #: real time (a thread blocked somewhere this clock does not know as waiting)
         self.forced_steps = 0
 
-    # ---- the Clock protocol -------------------------------------------------------------------
-    def time(self) -> float:
-        return self._start + self._mono
-
-    def monotonic(self) -> float:
-        return self._mono
-
-    async def sleep(self, seconds: float) -> None:
-        if seconds <= 0:
-            await asyncio.sleep(0)
-            return
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        # A delay too small to move a float clock still moves it: a caller looping until the
-        # clock passes a deadline must not find it standing still.
-        deadline = max(self._mono + seconds, math.nextafter(self._mono, math.inf))
-        heapq.heappush(self._sleepers, (deadline, next(self._order), future))
-        if self._driver is None or self._driver.done():
-            self._driver = loop.create_task(self._drive(), name="virtual clock")
-        await future
-
-    # ---- for the bench ----------------------------------------------------------------------
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
         """Keep time still while the bench does something that takes no time in the scenario
@@ -133,33 +111,13 @@ class VirtualClock:
         self._watches.append(in_flight)
         return lambda: self._watches.remove(in_flight)
 
-    async def sleep_until(self, monotonic: float) -> None:
-        await self.sleep(monotonic - self._mono)
-
-    # ---- the driver ----------------------------------------------------------------------------
-    async def _drive(self) -> None:
-        try:
-            await self._advance()
-        except Exception:
-            # A driver that dies leaves every sleeper asleep for ever: say so loudly.
-            log.exception("virtual clock driver failed; time stands still")
-            raise
-
-    async def _advance(self) -> None:
-        while self._sleepers:
-            await self._wait_quiescent()
-            # Drop sleepers cancelled meanwhile (a timeout that did not fire) without moving time.
-            while self._sleepers and self._sleepers[0][2].done():
-                heapq.heappop(self._sleepers)
-            if not self._sleepers:
-                return
-            deadline = self._sleepers[0][0]
-            self._mono = max(self._mono, deadline)
-            self.steps += 1
-            while self._sleepers and self._sleepers[0][0] <= self._mono:
-                future = heapq.heappop(self._sleepers)[2]
-                if not future.done():
-                    future.set_result(None)
+    def bystander(self, thread: threading.Thread) -> None:
+        """Move time on whatever ``thread`` is doing: its work is watching the simulated world
+        (the platforms' record writer), not part of it, so nothing in that world waits for it.
+        Whoever reads what it writes must wait for it themselves (``Record.flush``)."""
+        if thread.ident is None:
+            raise ValueError(f"thread {thread.name} has not started")
+        self._bystanders.add(thread.ident)
 
     async def _wait_quiescent(self) -> None:
         """Wait until everything waits, then give other threads a moment of wall time and look
@@ -179,7 +137,7 @@ class VirtualClock:
                     return
                 continue
             time.sleep(self.handover_s)  # the GIL and a CPU for a thread just handed work
-            if not (ready or self._holds or _threads_busy() or self._in_flight()):
+            if not (ready or self._holds or _threads_busy(self._bystanders) or self._in_flight()):
                 return
 
     def _in_flight(self) -> bool:
@@ -198,7 +156,7 @@ class VirtualClock:
             if ready:
                 idle = 0
                 continue
-            if _threads_busy():
+            if _threads_busy(self._bystanders):
                 now = time.monotonic()
                 busy_since = busy_since or now
                 if now - busy_since < self.stuck_after_s:
@@ -208,6 +166,138 @@ class VirtualClock:
                     continue
                 self.forced_steps += 1
             idle += 1
+
+
+class Sleepers:
+    """Futures waiting for virtual deadlines; the same deadline wakes in the order of going
+    to sleep, so a run is reproducible."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    def __bool__(self) -> bool:
+        return bool(self._heap)
+
+    def add(self, now: float, seconds: float) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # A delay too small to move a float clock still moves it: a caller looping until the
+        # clock passes a deadline must not find it standing still.
+        deadline = max(now + seconds, math.nextafter(now, math.inf))
+        heapq.heappush(self._heap, (deadline, next(self._order), future))
+        return future
+
+    def earliest(self) -> float | None:
+        """The earliest deadline of a sleeper still waiting (cancelled ones are dropped: a
+        timeout that did not fire moves no time)."""
+        while self._heap and self._heap[0][2].done():
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
+
+    def wake(self, now: float) -> None:
+        """Wake every sleeper due by ``now``."""
+        while self._heap and self._heap[0][0] <= now:
+            future = heapq.heappop(self._heap)[2]
+            if not future.done():
+                future.set_result(None)
+
+
+class VirtualClock(Quiescence):
+    """Virtual time owned by the bench (DESIGN.md "Time").
+
+    Time stands still while anything in the process has work to do (:class:`Quiescence`), or
+    in a process it leads (:meth:`lead`), and then jumps to the earliest sleeper's deadline.
+
+    ``time()`` is POSIX time; ``monotonic()`` counts from the clock's start.
+    """
+
+    def __init__(
+        self,
+        start: float,
+        *,
+        idle_turns: int = 3,
+        stuck_after_s: float = 2.0,
+        handover_s: float = 0.0001,
+    ) -> None:
+        super().__init__(idle_turns=idle_turns, stuck_after_s=stuck_after_s, handover_s=handover_s)
+        self._mono = 0.0
+        self._start = start
+        self._sleepers = Sleepers()
+        self._driver: asyncio.Task[None] | None = None
+        #: the processes this clock leads, and each one's earliest deadline when it settled
+        self._peers: dict[Peer, float | None] = {}
+        self.steps = 0
+
+    # ---- the Clock protocol -------------------------------------------------------------------
+    def time(self) -> float:
+        return self._start + self._mono
+
+    def monotonic(self) -> float:
+        return self._mono
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        future = self._sleepers.add(self._mono, seconds)
+        if self._driver is None or self._driver.done():
+            self._driver = asyncio.get_running_loop().create_task(
+                self._drive(), name="virtual clock"
+            )
+        await future
+
+    # ---- for the bench ----------------------------------------------------------------------
+    def lead(self, peer: Peer) -> Callable[[], None]:
+        """Lead ``peer``'s time too (a process of the bench's own). Returns what stops it.
+        Time moves while something here sleeps: a peer's sleeper wakes on the way to it."""
+        self._peers[peer] = None
+
+        def stop() -> None:
+            self._peers.pop(peer, None)
+
+        return stop
+
+    async def sleep_until(self, monotonic: float) -> None:
+        await self.sleep(monotonic - self._mono)
+
+    # ---- the driver ----------------------------------------------------------------------------
+    async def _drive(self) -> None:
+        try:
+            await self._advance()
+        except Exception:
+            # A driver that dies leaves every sleeper asleep for ever: say so loudly.
+            log.exception("virtual clock driver failed; time stands still")
+            raise
+
+    async def _advance(self) -> None:
+        while self._sleepers:
+            await self._wait_quiescent()
+            if not await self._peers_settled():
+                continue
+            deadline = self._sleepers.earliest()
+            if deadline is None:
+                return
+            deadline = min([deadline, *(d for d in self._peers.values() if d is not None)])
+            self._mono = max(self._mono, deadline)
+            self.steps += 1
+            for peer, due in list(self._peers.items()):
+                if due is not None and due <= self._mono:
+                    self._peers[peer] = None
+                peer.advance(self._mono)
+            self._sleepers.wake(self._mono)
+
+    async def _peers_settled(self) -> bool:
+        """Whether every peer waits and nothing was sent to one since it said so (settling
+        takes a round trip, during which this process goes on: bytes it sends meanwhile make
+        the peer's answer stale)."""
+        for peer in list(self._peers):
+            if not peer.stirred():
+                continue
+            self._peers[peer] = await peer.settle()
+            await self._wait_quiescent()
+            if peer.stirred():
+                return False
+        return True
 
 
 #: Where a worker thread's innermost Python frame is when it waits for work rather than does it.
@@ -230,10 +320,10 @@ _WAITING = {
 _WAITING_CODE: dict[object, bool] = {}
 
 
-def _threads_busy() -> bool:
+def _threads_busy(bystanders: set[int]) -> bool:
     me = threading.get_ident()
     for ident, frame in sys._current_frames().items():
-        if ident == me:
+        if ident == me or ident in bystanders:
             continue
         code = frame.f_code
         waiting = _WAITING_CODE.get(code)

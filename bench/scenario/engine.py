@@ -55,6 +55,7 @@ from simulators.platform import (
     check,
     running_platforms,
 )
+from simulators.platform.process import RemotePlatforms, platforms_in_process
 from simulators.platform.record import Record
 from simulators.power import VolatileMount, power_cut_mode, volatile_mount
 from simulators.power.mount import PowerCutMode
@@ -73,7 +74,7 @@ class Run:
     out: Path
     clock: VirtualClock
     fleet: FleetRuntime
-    platforms: Platforms
+    platforms: Platforms | RemotePlatforms
     proxies: FaultProxyServer
     target: ReferenceTarget
     acknowledged: Acknowledged
@@ -191,6 +192,33 @@ def _platform_spec(scenario: Scenario) -> PlatformFile:
     for centre in data["centres"]:
         centre["port"] = 0
     return PlatformFile.model_validate(data)
+
+
+@asynccontextmanager
+async def _platforms(
+    scenario: Scenario, clock: VirtualClock, out: Path
+) -> AsyncIterator[Platforms | RemotePlatforms]:
+    """The scenario's centres, recording to the run directory: in this process, or in one
+    of their own (``platforms_process``)."""
+    spec, path = _platform_spec(scenario), out / "platform-record.sqlite"
+    if scenario.platforms_process:
+        async with platforms_in_process(spec, clock=clock, record_path=path) as remote:
+            yield remote
+        return
+    with Record(f"sqlite:///{path}") as record:
+        clock.bystander(record.writer)  # what arrived is read through flush()
+        async with running_platforms(spec, clock=clock, record=record) as platforms:
+            yield platforms
+
+
+def _towards_centres(proxies: FaultProxyServer) -> tuple[tuple[int, int, int], ...]:
+    """What the proxies have handed the centres' sockets: connections, and bytes the OS took."""
+    return tuple(
+        (s.connections_accepted, s.connections_active, s.upstream.bytes_sent - buffered)
+        for s, buffered in (
+            (proxy.stats, proxy.upstream_buffered()) for proxy in proxies.proxies.values()
+        )
+    )
 
 
 def disk_cpus() -> frozenset[int]:
@@ -322,11 +350,7 @@ async def run_scenario(
                 )
             )
             fleet.observations = deque()  # the whole run's truth, not the default window
-            record = Record(f"sqlite:///{out / 'platform-record.sqlite'}")
-            stack.callback(record.close)
-            platforms = await stack.enter_async_context(
-                running_platforms(_platform_spec(scenario), clock=clock, record=record)
-            )
+            platforms = await stack.enter_async_context(_platforms(scenario, clock, out))
             proxies = await stack.enter_async_context(
                 FaultProxyServer(seed=scenario.seed, clock=clock)
             )
@@ -334,6 +358,9 @@ async def run_scenario(
             for name, centre in platforms.centres.items():
                 proxy = await proxies.create_proxy(name, upstream=f"127.0.0.1:{centre.address[1]}")
                 ports[name] = proxy.port
+            if isinstance(platforms, RemotePlatforms):
+                # what the bench sends the centres: every byte, connection and close
+                stack.callback(platforms.follow(clock, lambda: _towards_centres(proxies)))
             directory, disk, power_note = await stack.enter_async_context(
                 _disk(out, scenario.power.mode)
             )

@@ -235,6 +235,9 @@ class Scenario(Strict):
     drain: Duration = timedelta(hours=1)
     terminal: TerminalSetup = TerminalSetup()
     platforms: PlatformFile
+    #: Run the centres in a process of their own, on the bench's clock
+    #: (``simulators/platform/process.py``): a drain's decoding beside the terminal's encoding.
+    platforms_process: bool = False
     power: PowerSetup = PowerSetup()
     timeline: list[Step] = []
 

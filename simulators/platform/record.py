@@ -395,6 +395,11 @@ class Record:
             self._readings.append((frame_id, at, centre, mn, cn, qn, data_time, pollutants))
 
     @property
+    def writer(self) -> threading.Thread:
+        """The thread that writes the record (queries flush what it has not written yet)."""
+        return self._writer
+
+    @property
     def additions(self) -> int:
         """How many times a frame or a frame's readings were added (since this object was
         made): while it stays the same, what a query found is still all there is."""

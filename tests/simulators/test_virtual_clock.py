@@ -137,6 +137,30 @@ def test_an_unknown_blocked_thread_delays_time_but_cannot_stop_it() -> None:
     asyncio.run(main())
 
 
+def test_time_moves_on_whatever_a_bystander_thread_is_doing() -> None:
+    """A thread that watches the simulated world (a record's writer) holds no time up."""
+
+    async def main() -> None:
+        clock = VirtualClock(T0, stuck_after_s=0.2)
+        release = threading.Event()
+
+        def watching() -> None:
+            while not release.is_set():  # looks busy, as the thread above
+                time.sleep(0.01)
+
+        worker = threading.Thread(target=watching, daemon=True)
+        worker.start()
+        clock.bystander(worker)
+        try:
+            await clock.sleep(1)
+            assert clock.monotonic() == 1.0 and clock.forced_steps == 0
+        finally:
+            release.set()
+            worker.join()
+
+    asyncio.run(main())
+
+
 def test_time_stands_still_while_held_however_long_the_work_takes() -> None:
     """Setting up (a server starting in a thread, a child process) takes no scenario time."""
 

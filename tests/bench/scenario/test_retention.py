@@ -30,11 +30,14 @@ def run_within_limit(scenario: Scenario, out: Path) -> Outcome:
     return asyncio.run(asyncio.wait_for(run_scenario(scenario, out), WALL_LIMIT_S))
 
 
-def scenario_file(tmp_path: Path, synchronous: str, meters: str = "wire") -> Path:
+def scenario_file(
+    tmp_path: Path, synchronous: str, meters: str = "wire", centres: str = "bench"
+) -> Path:
     spec = {
         "name": f"retention-small-{synchronous.lower()}",
         "fleet": str(SMALL),
         "meters": meters,
+        "platforms_process": centres == "process",
         "seed": 11,
         "duration": "50m",
         "drain": "1h",
@@ -65,11 +68,15 @@ METERS = pytest.mark.parametrize("meters", ["wire", "model"])
 
 
 @needs_fuse
-@METERS
+@pytest.mark.parametrize(
+    ("meters", "centres"),
+    [("wire", "bench"), ("model", "bench"), ("model", "process")],
+    ids=["wire", "model", "model-centres-in-a-process"],
+)
 def test_every_acknowledged_window_arrives_once_at_both_centres_after_power_cuts(
-    tmp_path: Path, meters: str, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, meters: str, centres: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    scenario = load_scenario(scenario_file(tmp_path, "FULL", meters))
+    scenario = load_scenario(scenario_file(tmp_path, "FULL", meters, centres))
     outcome = run_within_limit(scenario, tmp_path / "run")
 
     assert outcome.power_cut_mode == "fuse" and outcome.power_cuts == 2
@@ -123,11 +130,16 @@ def test_the_same_cuts_catch_a_terminal_whose_store_does_not_sync(
 
 
 @needs_fuse
-def test_every_kind_of_step_plays_against_the_reference_terminal(tmp_path: Path) -> None:
+@pytest.mark.parametrize("centres", ["bench", "process"])
+def test_every_kind_of_step_plays_against_the_reference_terminal(
+    tmp_path: Path, centres: str
+) -> None:
     """Toxics, a refusing centre, a meter fault, a link down, a power cut, a configuration
-    change and a clock jump: each is played, and still nothing acknowledged goes missing."""
+    change and a clock jump: each is played, and still nothing acknowledged goes missing;
+    with the centres in the bench's process or in one of their own."""
     every = SMALL.parents[1] / "scenarios" / "every-step-small.yaml"
-    outcome = run_within_limit(load_scenario(every), tmp_path / "run")
+    overrides = [f"platforms_process={centres == 'process'}"]
+    outcome = run_within_limit(load_scenario(every, overrides=overrides), tmp_path / "run")
 
     played = {
         json.loads(line)["what"].split()[0]

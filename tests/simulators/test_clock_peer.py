@@ -1,0 +1,103 @@
+"""Virtual time led across processes: a peer that is still working holds time still, and its
+sleepers' deadlines are stops on the way."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from simulators.clock import VirtualClock
+from simulators.clock_peer import SharedTime
+
+pytestmark = pytest.mark.anyio
+
+T0 = 1_767_225_600.0
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class Peer:
+    """A peer in this process: it settles after ``work`` wall seconds, its sleepers as given."""
+
+    def __init__(self, deadlines: list[float], *, work: float = 0.01) -> None:
+        self.deadlines = deadlines
+        self.work = work
+        self.sent = 0  # what was sent to it
+        self.settled_at: int | None = None
+        self.settles = 0
+        self.advanced: list[float] = []
+        self.while_settling: list[int] = []  # what to send it during its next settles
+
+    def stirred(self) -> bool:
+        return self.settled_at != self.sent
+
+    async def settle(self) -> float | None:
+        mark = self.sent
+        self.settles += 1
+        await asyncio.sleep(self.work)  # wall time: it works while time stands still
+        if self.while_settling:
+            self.sent += self.while_settling.pop(0)
+        self.settled_at = mark
+        return self.deadlines[0] if self.deadlines else None
+
+    def advance(self, monotonic: float) -> None:
+        self.advanced.append(monotonic)
+        while self.deadlines and self.deadlines[0] <= monotonic:
+            self.deadlines.pop(0)
+            self.sent += 1  # a woken sleeper is work
+
+
+def test_shared_time_is_what_every_mapping_of_the_file_reads(tmp_path: Path) -> None:
+    leader = SharedTime(tmp_path / "time", create=True)
+    follower = SharedTime(tmp_path / "time")
+    assert follower.read() == 0.0
+    leader.write(86_400.25)
+    assert follower.read() == 86_400.25
+    leader.close()
+    follower.close()
+
+
+async def test_time_stops_at_a_peers_deadline_on_its_way_to_its_own() -> None:
+    clock = VirtualClock(T0)
+    peer = Peer([10.0, 25.0])
+    peer.sent = 1  # it has something to do from the start
+    clock.lead(peer)
+
+    await clock.sleep(60)
+
+    assert clock.monotonic() == 60
+    assert peer.advanced == [10.0, 25.0, 60.0]
+    # asked once at the start and once after each sleeper of its woke; never while quiet
+    assert peer.settles == 3
+
+
+async def test_a_peer_sent_something_while_it_settled_is_asked_again_before_time_moves() -> None:
+    clock = VirtualClock(T0)
+    peer = Peer([])
+    peer.sent = 1
+    peer.while_settling = [1, 1]  # bytes reach it twice while it answers
+    clock.lead(peer)
+
+    await clock.sleep(5)
+
+    assert peer.settles == 3 and peer.advanced == [5.0]
+
+
+async def test_a_quiet_peer_costs_no_question() -> None:
+    clock = VirtualClock(T0)
+    peer = Peer([])
+    stop = clock.lead(peer)
+    peer.settled_at = peer.sent  # settled, and nothing was sent since
+
+    for _ in range(10):
+        await clock.sleep(60)
+
+    assert peer.settles == 0 and peer.advanced == [60.0 * n for n in range(1, 11)]
+    stop()
+    await clock.sleep(1)
+    assert len(peer.advanced) == 10
