@@ -2,12 +2,12 @@
 
 In one process, a long scenario's drain is the HJ 212 codec at both ends on one CPU: the
 terminal building and splitting frames, the centres decoding and joining them and recording
-what arrived (about half of the drain's work: ``bench/scenario``'s README). Here the centres
-run beside it on the other CPU, their time led by the bench's clock (``simulators.clock_peer``),
-and the record they write is read back from its file.
+what arrived (a third to a half of a drain's work, by the README's scenario figures). Here
+the centres run beside it on the other CPU, their time led by the bench's clock
+(``simulators.clock_peer``), and the record they write is read back from its file.
 
 >>> async with platforms_in_process(spec, clock=clock, record_path=out / "record.sqlite") as p:
-...     p.follow(clock, traffic=lambda: proxies.stats)   # what the bench sends them
+...     p.follow(clock, traffic=lambda: bytes_sent_to_them)  # changes with all it sends
 ...     await p.hj212("provincial").set_behaviour("never_ack")
 
 The child is ``python -m simulators.platform.process``; it answers on a control line (a Unix
