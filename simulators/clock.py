@@ -64,8 +64,9 @@ class Peer(Protocol):
         """Wait until it waits; its earliest sleeper's deadline (monotonic), if any."""
         ...
 
-    def advance(self, monotonic: float) -> None:
-        """Time is ``monotonic`` now: let it see so, and wake its sleepers that are due."""
+    def advance(self, monotonic: float, *, due: bool) -> None:
+        """Time is ``monotonic`` now: let it see so; ``due``: its earliest sleeper's deadline
+        has come, so wake what is due."""
         ...
 
 
@@ -75,7 +76,9 @@ class Quiescence:
     and no worker thread is running (a SQLite commit in a writer thread is work, not waiting).
     What a virtual clock, leading or following, waits for before time may move."""
 
-    def __init__(self, *, idle_turns: int, stuck_after_s: float, handover_s: float) -> None:
+    def __init__(
+        self, *, idle_turns: int = 3, stuck_after_s: float = 2.0, handover_s: float = 0.0001
+    ) -> None:
         self.idle_turns = idle_turns
         self.stuck_after_s = stuck_after_s
         self.handover_s = handover_s
@@ -280,10 +283,11 @@ class VirtualClock(Quiescence):
             deadline = min([deadline, *(d for d in self._peers.values() if d is not None)])
             self._mono = max(self._mono, deadline)
             self.steps += 1
-            for peer, due in list(self._peers.items()):
-                if due is not None and due <= self._mono:
+            for peer, earliest in list(self._peers.items()):
+                due = earliest is not None and earliest <= self._mono
+                if due:
                     self._peers[peer] = None
-                peer.advance(self._mono)
+                peer.advance(self._mono, due=due)
             self._sleepers.wake(self._mono)
 
     async def _peers_settled(self) -> bool:

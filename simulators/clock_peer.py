@@ -66,16 +66,8 @@ class SharedTime:
 class FollowerClock(Quiescence):
     """The clock of a process whose time the bench's clock leads (the Clock protocol)."""
 
-    def __init__(
-        self,
-        start: float,
-        shared: SharedTime,
-        *,
-        idle_turns: int = 3,
-        stuck_after_s: float = 2.0,
-        handover_s: float = 0.0001,
-    ) -> None:
-        super().__init__(idle_turns=idle_turns, stuck_after_s=stuck_after_s, handover_s=handover_s)
+    def __init__(self, start: float, shared: SharedTime) -> None:
+        super().__init__()
         self._start = start
         self._shared = shared
         self._sleepers = Sleepers()
@@ -180,7 +172,6 @@ class ProcessPeer:
         self._sent = 0  # requests and wakes sent: each may give the follower work
         self._traffic: Callable[[], Hashable] = lambda: None
         self._settled_at: tuple[int, Hashable] | None = None
-        self._deadline: float | None = None  # the follower's earliest, when it settled
 
     async def connect(self) -> None:
         self._reader, self._writer = await asyncio.open_unix_connection(self.control)
@@ -204,14 +195,11 @@ class ProcessPeer:
         mark = self.mark()
         deadline = (await self._ask({"op": "settle"}, counts=False))["deadline"]
         self._settled_at = mark
-        self._deadline = None if deadline is None else float(deadline)
-        return self._deadline
+        return None if deadline is None else float(deadline)
 
-    def advance(self, monotonic: float) -> None:
+    def advance(self, monotonic: float, *, due: bool) -> None:
         self.shared.write(monotonic)
-        due = self._deadline is not None and self._deadline <= monotonic
         if due and self._writer is not None:
-            self._deadline = None
             self._sent += 1
             self._writer.write(b'{"op": "advance"}\n')
 

@@ -45,9 +45,10 @@ class Peer:
         self.settled_at = mark
         return self.deadlines[0] if self.deadlines else None
 
-    def advance(self, monotonic: float) -> None:
+    def advance(self, monotonic: float, *, due: bool) -> None:
         self.advanced.append(monotonic)
-        while self.deadlines and self.deadlines[0] <= monotonic:
+        assert due == bool(self.deadlines and self.deadlines[0] <= monotonic)
+        if due:
             self.deadlines.pop(0)
             self.sent += 1  # a woken sleeper is work
 
