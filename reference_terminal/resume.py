@@ -49,7 +49,7 @@ from reference_terminal.storage.schema import (
     readings,
     row_reading,
 )
-from reference_terminal.storage.store import Store, select_windows
+from reference_terminal.storage.store import Store, select_newest, select_windows
 
 log = logging.getLogger(__name__)
 
@@ -142,19 +142,13 @@ def _plan_point(
 
     An integrate point is a counter made of its rate's readings: those are replayed."""
     c = readings.c
-    d = derived_values.c
     kind = point.kind if isinstance(point, Point) else "counter"
     source = point.source if isinstance(point, IntegratePoint) else point.id
     first = _first(conn, select(c.t).where(c.point == source).order_by(c.t))
     if first is None:
         return None
-    stored_until = _first(
-        conn,
-        select(d.period_end)
-        .where(d.point == point.id, d.kind == level)
-        .order_by(d.period_start.desc()),
-    )
-    since = float(first if stored_until is None else stored_until)
+    stored = select_newest(conn, point.id, level)
+    since = float(first if stored is None else stored.end)
     day = _local_day_start(since - 1.0, offset)  # the day open just before ``since``
     local = datetime.fromtimestamp(day + offset, UTC)
     month = day - (local.day - 1) * DAY
@@ -336,16 +330,11 @@ def select_virtual_inputs(
             continue
         found: list[Aggregate] = []
         for period in periods:
-            last = _first(
-                conn,
-                select(c.period_start)
-                .where(c.point == out, c.kind == period)
-                .order_by(c.period_start.desc()),
-            )
+            last = select_newest(conn, out, period)
             if last is None:
                 since = _Since(float("-inf"), max(float(first), oldest))
             else:
-                since = _Since(float(last), oldest)
+                since = _Since(last.start, oldest)
             bounds[(rule.id, period)] = since
             for x in dict.fromkeys(inputs_of(rule)):
                 windows = _stored_windows(

@@ -39,6 +39,7 @@ from reference_terminal.accounting.statistics import Period
 from reference_terminal.accounting.units import CONTEXT, REPORT_ROUNDING
 from reference_terminal.model import Quality
 from reference_terminal.storage.schema import Derived, derived_values, row_derived
+from reference_terminal.storage.store import select_newest
 
 PLACES = 10
 MINUTE = "co2"
@@ -180,15 +181,8 @@ def select_figures(
 
 
 def select_latest(conn: Connection, point: str, kind: str) -> Figure | None:
-    c = derived_values.c
-    query = (
-        select(derived_values)
-        .where(c.point == point, c.kind == kind)
-        .order_by(c.period_start.desc())
-        .limit(1)
-    )
-    row = conn.execute(query).mappings().first()
-    return None if row is None else Figure.of(row_derived(row))
+    newest = select_newest(conn, point, kind)
+    return None if newest is None else Figure.of(newest)
 
 
 def select_period(

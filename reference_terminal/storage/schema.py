@@ -561,7 +561,7 @@ def derived_tuple(d: Derived) -> tuple[Any, ...]:
         and type(kind) is str
         and 0 < len(kind) <= ID_LENGTH
         and "\x00" not in kind
-        and not kind.endswith(_FIGURE_SUFFIXES)
+        and not kind.endswith(FIGURE_SUFFIXES)
         and type(start) is float
         and type(end) is float
         and start - start == 0.0  # finite
@@ -591,7 +591,8 @@ def derived_tuple(d: Derived) -> tuple[Any, ...]:
 
 
 _NO_FIGURES: tuple[None, ...] = (None,) * 5
-_FIGURE_SUFFIXES = tuple(f"_{f}" for f in (*FIGURES, COUNT))
+#: How the kind of a window's figure ends (``minute_max``); no stored value's kind does.
+FIGURE_SUFFIXES = tuple(f"_{f}" for f in (*FIGURES, COUNT))
 
 
 def _figure_texts(f: WindowFigures) -> tuple[str | None, ...] | None:
