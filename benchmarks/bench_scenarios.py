@@ -7,9 +7,10 @@ into setup, timeline, drain, check and teardown, CPU seconds (steadier than wall
 shared host: compare runs by both), the terminal's store writer's busy seconds by kind of work
 (a virtual-time step waits while it is busy: with the loop's work, what a virtual minute
 costs), virtual seconds, clock steps, and per virtual minute the clock steps and wall
-milliseconds (what a long run's wall time grows by), power cuts survived, and what the checker
-found (expected, received, lost, duplicated, unexpected). Runs are sequential: on a 2-core
-machine two at once measure each other, so the load average is printed beside them.
+milliseconds (what a long run's wall time grows by), power cuts survived and each boot after
+one (power-on to ready), and what the checker found (expected, received, lost, duplicated,
+unexpected). Runs are sequential: on a 2-core machine two at once measure each other, so the
+load average is printed beside them.
 ``--keep DIR`` keeps the run directories (platform record, terminal store, timeline).
 """
 
@@ -62,7 +63,23 @@ def run_one(path: Path, seed: int | None, overrides: list[str], out: Path) -> di
         "clock_steps_per_virtual_minute": round(outcome.clock_steps / minutes, 1),
         "wall_ms_per_virtual_minute": round(1000 * outcome.wall_seconds / minutes, 1),
         "load_average_1m": round(os.getloadavg()[0], 2),
+        "boots_after_power_cuts_wall_s": boots(out / "timeline.jsonl"),
     }
+
+
+def boots(timeline: Path) -> dict[str, Any]:
+    """Wall seconds from each power-on to the terminal's ready (the timeline's notes): the
+    store opened, the replay planned and run, the accounting resumed. What a boot costs grows
+    with the store if a question it asks of every point reads that point's history."""
+    each, powered = [], None
+    for line in timeline.read_text(encoding="utf-8").splitlines():
+        note = json.loads(line)
+        if note["what"] == "power_on":
+            powered = note["wall_s"]
+        elif note["what"] == "terminal ready" and powered is not None:
+            each.append(round(note["wall_s"] - powered, 3))
+            powered = None
+    return {"count": len(each), "total": round(sum(each), 2), "each": each}
 
 
 def main() -> None:

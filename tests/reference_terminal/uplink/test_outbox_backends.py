@@ -10,11 +10,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Connection, func, select
 
+from reference_terminal.storage.schema import uplink_outbox, uplink_state
 from reference_terminal.storage.store import Store
 from reference_terminal.uplink.frames import Frame, Item
 from reference_terminal.uplink.outbox import (
     LIVE,
+    SIZE,
     START,
     assign_qns,
     count,
@@ -82,10 +85,50 @@ def test_the_outbox_keeps_frames_state_and_qns_on_every_backend(url: str) -> Non
             assert await store.run_in_reader(lambda c: get_state(c, "a", "last_qn")) == "x"
             assert await store.run_in_reader(lambda c: get_state(c, "b", "last_qn")) is None
 
-            assert await store.run_in_writer(lambda c: delete(c, [ids[0], ids[2], 10**9])) == 2
+            assert await store.run_in_writer(lambda c: delete(c, "a", [ids[0], ids[2], 10**9])) == 2
             left = await store.run_in_reader(lambda c: load(c, "a", START, None, 10))
             assert [e.id for e in left] == [ids[3], ids[1]]
             assert await store.run_in_reader(lambda c: count(c, "b")) == 1
+
+    asyncio.run(main())
+
+
+def test_an_outbox_knows_its_size_without_counting_its_entries(url: str) -> None:
+    """Kept in the transaction of each insert and delete, so it is what a count would say; a
+    store from before it was kept counts once, at the first change."""
+
+    async def main() -> None:
+        async with await Store.open(url) as store:
+            frames = [_frame(T0 + 60 * i, "1.5") for i in range(5)]
+
+            def rows(c: Connection, centre: str) -> int:
+                query = select(func.count()).where(uplink_outbox.c.centre == centre)
+                return int(c.scalar(query) or 0)
+
+            async def sizes() -> list[tuple[int, int]]:
+                return await store.run_in_reader(
+                    lambda c: [(count(c, n), rows(c, n)) for n in ("a", "b")]
+                )
+
+            made = await store.run_in_writer(lambda c: insert(c, "a", frames, LIVE, T0))
+            await store.run_in_writer(lambda c: insert(c, "b", frames[:2], LIVE, T0))
+            assert await sizes() == [(5, 5), (2, 2)]
+            ids = [e.id for e in made]
+            # an id of another centre's, or of none, is not deleted and not counted
+            b_first = ids[-1] + 1
+            gone = await store.run_in_writer(lambda c: delete(c, "a", [ids[0], b_first, 10**9]))
+            assert gone == 1
+            assert await sizes() == [(4, 4), (2, 2)]
+
+            # a store from before the size was kept: counted, then kept again
+            forget = uplink_state.delete().where(uplink_state.c.key == SIZE)
+            await store.run_in_writer(lambda c: c.execute(forget))
+            assert await sizes() == [(4, 4), (2, 2)]
+            await store.run_in_writer(lambda c: delete(c, "a", ids[1:3]))
+            await store.run_in_writer(lambda c: insert(c, "b", frames, LIVE, T0))
+            assert await sizes() == [(2, 2), (7, 7)]
+            kept = await store.run_in_reader(lambda c: get_state(c, "a", SIZE))
+            assert kept == "2"
 
     asyncio.run(main())
 

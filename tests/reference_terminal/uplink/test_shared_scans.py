@@ -260,7 +260,8 @@ def test_a_centre_without_room_takes_the_oldest_windows_and_the_rest_later(
                 [T0],
                 [T0, T0 + 60, T0 + 120],
             ]
-            await store.run_in_writer(lambda conn: delete(conn, [e.id for e in made[0]]))
+            acknowledged = [e.id for e in made[0]]
+            await store.run_in_writer(lambda conn: delete(conn, "a", acknowledged))
             a.outbox.bound = 10  # acknowledged: room again
             a._minute_done = float("-inf")
             assert [e.frame.data_time for e in await a.produce(now)] == [T0 + 60, T0 + 120]
