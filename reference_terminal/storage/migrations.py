@@ -433,6 +433,21 @@ def _drop_folded(conn: Connection, table: str) -> None:
     conn.exec_driver_sql(f"DELETE FROM {table} AS c WHERE {figures} AND ({window_row})")
 
 
+def _v8(conn: Connection) -> None:
+    """A centre's outbox in DataTime order: a backlog's next chunk is read from this index,
+    not sorted out of every entry of the centre."""
+    md = MetaData()
+    outbox = Table(
+        "uplink_outbox",
+        md,
+        Column("id", row_id(), primary_key=True),
+        Column("centre", identifier(), nullable=False),
+        Column("data_time", Double, nullable=False),
+    )
+    index = Index("ix_uplink_outbox_centre_time", outbox.c.centre, outbox.c.data_time, outbox.c.id)
+    index.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "readings and events", _v1),
     Migration(2, "derived values (increments, settlements); events by point", _v2),
@@ -441,6 +456,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "intake log position: writes durable before the database holds them", _v5),
     Migration(6, "readings, derived values: recent (time first), settled (point first)", _v6),
     Migration(7, "a closed window in one row, its figures in columns; shown as values", _v7),
+    Migration(8, "upload outbox indexed by centre and DataTime (backlog chunks in order)", _v8),
 )
 LATEST = MIGRATIONS[-1].version
 

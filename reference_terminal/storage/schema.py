@@ -300,6 +300,7 @@ uplink_outbox = Table(
     Column("created_at", Double, nullable=False),
     Column("first_sent_at", Double, nullable=True),
     Index("ix_uplink_outbox_centre_id", "centre", "id"),
+    Index("ix_uplink_outbox_centre_time", "centre", "data_time", "id"),  # backlog order
     sqlite_autoincrement=True,
     **TABLE_OPTIONS,
 )

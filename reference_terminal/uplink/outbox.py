@@ -198,9 +198,9 @@ _LOAD_FIELDS = ("id", "cn", "data_time", "payload", "origin", "qn", "created_at"
 
 
 def _load_statement(first: bool) -> Prepared:
-    """The entries of a chunk: their keys sorted (DataTime is not indexed: the sort takes
-    every entry of the centre, and as whole rows, payloads and all, it was most of a load),
-    then the rows of those keys."""
+    """The entries of a chunk: their keys, in the order of the (centre, DataTime, id) index
+    (sorted out of every entry of the centre, a chunk of a 48-hour backlog took ~0.2 s), then
+    the rows of those keys."""
     where = [_o.centre == bindparam("centre"), _o.id <= bindparam("upto")]
     names = ["centre", "upto", "limit"]
     if not first:  # past START (-inf is not a number on every backend)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection
 
 from reference_terminal.model import Event, Quality, Reading
 from reference_terminal.storage.schema import Derived, WindowFigures
@@ -77,3 +81,21 @@ def window(
     low = None if d.value is None else d.value - 1
     figures = WindowFigures(high, low, low, high, None if count is None else Decimal(count))
     return replace(d, figures=figures)
+
+
+def steps(conn: Connection, ask: Callable[[Connection], object]) -> int:
+    """SQLite virtual-machine steps (in hundreds) that ``ask`` takes: the work of its queries."""
+    counted = 0
+
+    def tick() -> int:
+        nonlocal counted
+        counted += 1
+        return 0
+
+    dbapi: Any = conn.connection.dbapi_connection
+    dbapi.set_progress_handler(tick, 100)
+    try:
+        ask(conn)
+    finally:
+        dbapi.set_progress_handler(None, 100)
+    return counted

@@ -5,15 +5,13 @@ and its boot asks this of every point."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection
 
 from reference_terminal.storage.store import Store, select_newest, sqlite_url
-from tests.reference_terminal.storage.helpers import T0, derived, window
+from tests.reference_terminal.storage.helpers import T0, derived, steps, window
 
 pytestmark = pytest.mark.anyio
 
@@ -55,24 +53,6 @@ async def test_a_figure_kind_is_refused_it_is_never_stored_under_its_own_kind(ur
     async with await Store.open(url) as store:
         with pytest.raises(ValueError, match="minute_max"):
             await store.run_in_reader(lambda c: select_newest(c, "P", "minute_max"))
-
-
-def steps(conn: Connection, ask: Callable[[Connection], object]) -> int:
-    """SQLite virtual-machine steps (in hundreds) that ``ask`` takes: the work of its queries."""
-    counted = 0
-
-    def tick() -> int:
-        nonlocal counted
-        counted += 1
-        return 0
-
-    dbapi: Any = conn.connection.dbapi_connection
-    dbapi.set_progress_handler(tick, 100)
-    try:
-        ask(conn)
-    finally:
-        dbapi.set_progress_handler(None, 100)
-    return counted
 
 
 async def test_the_newest_value_costs_the_same_after_a_day_as_after_an_hour(

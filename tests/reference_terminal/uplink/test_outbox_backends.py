@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Connection, func, select
 
 from reference_terminal.storage.schema import uplink_outbox, uplink_state
-from reference_terminal.storage.store import Store
+from reference_terminal.storage.store import Store, sqlite_url
 from reference_terminal.uplink.frames import Frame, Item
 from reference_terminal.uplink.outbox import (
     LIVE,
@@ -29,6 +29,7 @@ from reference_terminal.uplink.outbox import (
     set_state,
 )
 from tests.reference_terminal.storage.conftest import BACKENDS, backend_url
+from tests.reference_terminal.storage.helpers import steps
 
 from .helpers import MN_A, MN_B, T0, config, hj212_centre, minute_rows, producers
 
@@ -129,6 +130,27 @@ def test_an_outbox_knows_its_size_without_counting_its_entries(url: str) -> None
             assert await sizes() == [(2, 2), (7, 7)]
             kept = await store.run_in_reader(lambda c: get_state(c, "a", SIZE))
             assert kept == "2"
+
+    asyncio.run(main())
+
+
+def test_a_backlog_chunk_costs_the_same_however_long_the_backlog(tmp_path: Path) -> None:
+    """A centre unreachable for a week has a week of frames waiting (CPCIF §8.3): each chunk
+    of them is read in DataTime order from an index, not sorted out of all of them."""
+
+    async def main() -> None:
+        async with await Store.open(sqlite_url(tmp_path / "t.db")) as store:
+
+            async def cost_with(backlog: int) -> int:
+                frames = [_frame(T0 + 60 * i, "1.5") for i in range(backlog)]
+                await store.run_in_writer(lambda c: insert(c, "a", frames, LIVE, T0))
+                return await store.run_in_reader(
+                    lambda c: steps(c, lambda conn: load(conn, "a", (T0, 0), None, 10))
+                )
+
+            short = await cost_with(100)
+            long = await cost_with(4_900)  # 5 000 frames waiting
+        assert long <= short + 2, (short, long)
 
     asyncio.run(main())
 
