@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from reference_terminal.api import create_app
 from reference_terminal.app import Terminal
+from simulators.network.listener import tcp_listener
 from simulators.tasks import cancel_and_wait
 
 STOP_TIMEOUT_S = 10.0  # wall seconds for uvicorn to let go of its socket
@@ -59,10 +60,7 @@ class ManagementServer:
         every port of one terminal, so that they share its sessions and lockouts)."""
         if self._task is not None:
             raise RuntimeError("the management API is already being served")
-        listener = socket.create_server((self.host, self.port), reuse_port=False)
-        # no Nagle: an answer written in two pieces (headers, body) would otherwise wait for
-        # the client's delayed ACK, 40 ms on Linux (accepted sockets inherit the option)
-        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        listener = tcp_listener(self.host, self.port)
         config = uvicorn.Config(
             app or create_app(terminal),
             http=self.http or "auto",

@@ -39,7 +39,6 @@ import asyncio  # TaskGroup and shielding only: time comes from fleet.clock
 import contextlib
 import ipaddress
 import logging
-import socket
 import ssl
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -68,6 +67,7 @@ from simulators.meters.mqtt import (
     named_points,
     reading_document,
 )
+from simulators.network.listener import tcp_listener
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +320,7 @@ async def _serve_collector(
 ) -> None:
     # Bind first, so port 0 is resolved before uvicorn starts and the endpoint can be announced.
     try:
-        listener = socket.create_server((spec.host, spec.port))
+        listener = tcp_listener(spec.host, spec.port)
     except OSError as error:
         raise OSError(
             error.errno,

@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from simulators.clock import Clock
 from simulators.network.config import ProxyUpdate, parse_populate, parse_proxy, parse_proxy_update
 from simulators.network.errors import BadRequest, NetworkFaultError
+from simulators.network.listener import tcp_listener
 from simulators.network.toxics import parse_toxic
 
 if TYPE_CHECKING:
@@ -199,8 +200,7 @@ class ApiServer:
     async def start(self) -> None:
         # Bind first, so port 0 is resolved before uvicorn starts and the URL can be told.
         try:
-            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-            listener = socket.create_server((self.host, self.port), family=family)
+            listener = tcp_listener(self.host, self.port)
         except OSError as error:
             raise OSError(
                 error.errno, f"fault proxy API: cannot listen on {self.host}:{self.port}: {error}"

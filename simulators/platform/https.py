@@ -55,6 +55,7 @@ from pydantic import ValidationError
 
 from simulators.clock import Clock
 from simulators.meters.https import TlsFiles, make_tls
+from simulators.network.listener import tcp_listener
 from simulators.platform.behaviour import (
     AcknowledgeLate,
     Behaviour,
@@ -367,7 +368,7 @@ class HttpsServer:
     # ---- listening -----------------------------------------------------------------------
     async def _listen(self) -> None:
         try:
-            listener = socket.create_server((self.config.host, self.port), reuse_port=False)
+            listener = tcp_listener(self.config.host, self.port)
         except OSError as error:
             raise OSError(
                 error.errno,
