@@ -241,10 +241,6 @@ class FaultProxy:
                 writer.transport.abort()
                 return
             self._numbers += 1
-            # Small writes go at once, as through Toxiproxy (Go sets it on every connection).
-            # asyncio sets it only on sockets it knows as TCP; Nagle had held 9014s back until
-            # the terminal's delayed ACK (in virtual time: uploads resent 30 s on).
-            writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             connection = Connection(self, self._numbers, reader, writer, task)
             self._connections.add(connection)
             try:
@@ -363,6 +359,9 @@ def _reserve(address: Address) -> socket.socket | None:
     ephemeral port was another connection's source port by the time a 48-hour outage ended
     ("cannot listen …: Address already in use"). None when it cannot be had again at once."""
     family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    # Made as TCP by name, as _bind's are: asyncio then turns Nagle off on every connection
+    # accepted on it, as Toxiproxy does (with proto 0 it did not, and a 9014 written behind
+    # another waited for the terminal's delayed ACK: in virtual time, uploads resent 30 s on).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
