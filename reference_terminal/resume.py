@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Select, select
+from sqlalchemy import Connection, Select, bindparam, literal, literal_column, select, union_all
 
 from reference_terminal.config import IntegratePoint, Point
 from reference_terminal.model import Quality, Reading, counted
@@ -43,13 +43,22 @@ from reference_terminal.processing.pipeline import Processor
 from reference_terminal.processing.settlement import DAY, Aggregate, Kind, period_name
 from reference_terminal.processing.virtual import WindowRule, inputs_of, outputs_of
 from reference_terminal.storage.schema import (
+    READING_COLUMNS,
     WindowFigures,
+    derived_recent,
+    derived_settled,
     derived_values,
     newest_reading_t,
     readings,
-    row_reading,
+    values_reading,
 )
-from reference_terminal.storage.store import Store, select_newest, select_windows
+from reference_terminal.storage.statements import Prepared
+from reference_terminal.storage.store import (
+    Store,
+    select_last_reading,
+    select_newest,
+    select_windows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -141,14 +150,13 @@ def _plan_point(
     closing day's windows were written, would lose that day (and month, and year).
 
     An integrate point is a counter made of its rate's readings: those are replayed."""
-    c = readings.c
     kind = point.kind if isinstance(point, Point) else "counter"
     source = point.source if isinstance(point, IntegratePoint) else point.id
-    first = _first(conn, select(c.t).where(c.point == source).order_by(c.t))
+    first = _FIRST_READING.run(conn, source).fetchone()
     if first is None:
         return None
     stored = select_newest(conn, point.id, level)
-    since = float(first if stored is None else stored.end)
+    since = float(first[0] if stored is None else stored.end)
     day = _local_day_start(since - 1.0, offset)  # the day open just before ``since``
     local = datetime.fromtimestamp(day + offset, UTC)
     month = day - (local.day - 1) * DAY
@@ -156,17 +164,23 @@ def _plan_point(
     closed = _stored_windows(conn, point.id, kind, "month", year, month)
     closed += _stored_windows(conn, point.id, kind, "day", month, day)
     closed += _stored_windows(conn, point.id, kind, level, day, since)
-    usable = c.quality.in_(_USABLE)
-    before = (
-        select(readings)
-        .where(c.point == source, c.t < since, usable, c.value.is_not(None))
-        .order_by(c.t.desc(), c.id.desc())
-        .limit(1)
-    )
-    row = conn.execute(before).mappings().first()
-    after = select(readings).where(c.point == source, c.t >= since).order_by(c.t, c.id)
-    replay = [row_reading(r) for r in conn.execute(after).mappings()]
-    return _PointPlan(since, None if row is None else row_reading(row), closed, replay)
+    baseline = select_last_reading(conn, source, before=since, usable=True)
+    replay = [values_reading(*r) for r in _REPLAY.run(conn, source, since).fetchall()]
+    return _PointPlan(since, baseline, closed, replay)
+
+
+# A boot asks these of every point (and the two below): prepared, they cost the database's
+# time, not SQLAlchemy's.
+_r = readings.c
+_FIRST_READING = Prepared(
+    select(_r.t).where(_r.point == bindparam("point")).order_by(_r.t).limit(1), ["point"]
+)
+_REPLAY = Prepared(
+    select(*(_r[name] for name in READING_COLUMNS))
+    .where(_r.point == bindparam("point"), _r.t >= bindparam("since"))
+    .order_by(_r.t, _r.id),
+    ["point", "since"],
+)
 
 
 def select_plans(
@@ -186,7 +200,6 @@ def select_stored(conn: Connection, windows: Sequence[Aggregate]) -> set[tuple[s
     looked up over the span of its own windows: from the earliest of all, a replay that closed
     a day read every minute window of that day again (a works-fleet boot on 40 hours of data
     spent 0.37–0.50 s here, 0.06 s so)."""
-    c = derived_values.c
     found: set[tuple[str, str, float]] = set()
     spans: dict[str, dict[str, tuple[float, float]]] = {}
     for a in windows:
@@ -195,10 +208,8 @@ def select_stored(conn: Connection, windows: Sequence[Aggregate]) -> set[tuple[s
         of_point[a.period] = (min(lo, a.start), max(hi, a.start))
     for point, periods in spans.items():
         for period, (lo, hi) in periods.items():
-            query = select(c.period_start).where(
-                c.point == point, c.kind == period, c.period_start >= lo, c.period_start <= hi
-            )
-            found.update((point, period, start) for start in conn.scalars(query))
+            rows = _STORED_STARTS.run(conn, point, period, lo, hi).fetchall()
+            found.update((point, period, float(start)) for (start,) in rows)
     return found
 
 
@@ -207,28 +218,51 @@ def select_months(
 ) -> dict[str, dict[str, Decimal]]:
     """The latest ``count`` usable monthly totals of each point, by plant-local label
     ``YYYY-MM``."""
-    c = derived_values.c
     offset = timedelta(seconds=utc_offset_s)
     found: dict[str, dict[str, Decimal]] = {}
     for point in points:
-        query = (
-            select(c.period_start, c.value)
-            .where(
-                c.point == point,
-                c.kind == "month",
-                c.quality.in_(_USABLE),
-                c.value.is_not(None),
-            )
-            .order_by(c.period_start.desc())
-            .limit(count)
-        )
         months = {
             f"{datetime.fromtimestamp(start, UTC) + offset:%Y-%m}": Decimal(value)
-            for start, value in conn.execute(query)
+            for start, value in _MONTHS.run(conn, point, count).fetchall()
         }
         if months:
             found[point] = months
     return found
+
+
+def _stored_starts() -> Prepared:
+    arms = []
+    for table in (derived_settled, derived_recent):
+        c = table.c
+        arms.append(
+            select(c.period_start).where(
+                c.point == bindparam("point"),
+                c.kind == bindparam("kind"),
+                c.period_start >= bindparam("lo"),
+                c.period_start <= bindparam("hi"),
+            )
+        )
+    return Prepared(union_all(*arms), ["point", "kind", "lo", "hi"])
+
+
+def _months() -> Prepared:
+    arms = []
+    for table in (derived_settled, derived_recent):
+        c = table.c
+        arms.append(
+            select(c.period_start, c.value).where(
+                c.point == bindparam("point"),
+                c.kind == "month",
+                c.quality.in_([literal(q) for q in _USABLE]),
+                c.value.is_not(None),
+            )
+        )
+    query = union_all(*arms).order_by(literal_column("period_start").desc())
+    return Prepared(query.limit(bindparam("count")), ["point", "count"])
+
+
+_STORED_STARTS = _stored_starts()
+_MONTHS = _months()
 
 
 async def resume(processor: Processor, store: Store) -> Resumed:

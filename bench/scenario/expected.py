@@ -31,8 +31,8 @@ from reference_terminal.storage.schema import (
     derived_values,
     readings,
 )
+from reference_terminal.storage.statements import Prepared
 from reference_terminal.uplink.frames import Stream, data_flag
-from reference_terminal.uplink.statements import Prepared
 from simulators.platform import Want
 from simulators.platform.record import field_json, format_data_time, text_time
 

@@ -440,6 +440,7 @@ def decimal_text(name: str, value: Decimal | None) -> str | None:
 READING_COLUMNS = ("point", "t", "raw", "value", "quality", "digits", "device", "note")
 
 
+_QUALITIES = {q.value: q for q in Quality}
 _QUALITY_TEXT = {q.value: q.value for q in Quality}  # Quality members and their text both hit
 
 
@@ -498,16 +499,29 @@ def reading_row(r: Reading) -> dict[str, Any]:
 
 
 def row_reading(row: Mapping[Any, Any]) -> Reading:
-    value = row["value"]
+    return values_reading(*(row[name] for name in READING_COLUMNS))
+
+
+def values_reading(
+    point: str,
+    t: float,
+    raw: str,
+    value: str | None,
+    quality: str,
+    digits: int,
+    device: str,
+    note: str,
+) -> Reading:
+    """A row's Reading (``READING_COLUMNS``, as the driver gives them)."""
     return Reading(
-        point=row["point"],
-        t=row["t"],
-        raw=row["raw"],
+        point=point,
+        t=t,
+        raw=raw,
         value=None if value is None else Decimal(value),
-        quality=Quality(row["quality"]),
-        digits=row["digits"],
-        device=row["device"],
-        note=row["note"],
+        quality=_QUALITIES[quality],
+        digits=digits,
+        device=device,
+        note=note,
     )
 
 
@@ -692,7 +706,6 @@ DERIVED_FIELDS = (
 )  # fmt: skip
 #: ... and those a Derived is stored in (``derived_tuple``): its window's figures too.
 DERIVED_COLUMNS = (*DERIVED_FIELDS, *FIGURE_COLUMNS)
-_QUALITIES = {q.value: q for q in Quality}
 
 
 def derived_columns(table: Table) -> list[Column[Any]]:

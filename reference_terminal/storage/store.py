@@ -68,6 +68,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    literal,
     select,
     text,
     union_all,
@@ -77,7 +78,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from reference_terminal.config import Storage
-from reference_terminal.model import Event, Reading, figures_of
+from reference_terminal.model import Event, Quality, Reading, figures_of
 from reference_terminal.storage import writeback
 from reference_terminal.storage.intake_log import (
     IntakeLog,
@@ -108,12 +109,15 @@ from reference_terminal.storage.schema import (
     reading_values,
     readings,
     readings_recent,
+    readings_settled,
     row_derived,
     row_event,
     row_reading,
     values_derived,
+    values_reading,
     window_figures,
 )
+from reference_terminal.storage.statements import Prepared
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -341,14 +345,52 @@ def select_readings(
 
 
 def select_latest(conn: Connection, points: Iterable[str] | None = None) -> dict[str, Reading]:
-    c = readings.c
     out: dict[str, Reading] = {}
     for point in list_points(conn) if points is None else points:
-        query = select(readings).where(c.point == point).order_by(c.t.desc(), c.id.desc())
-        row = conn.execute(query.limit(1)).mappings().first()
-        if row is not None:
-            out[point] = row_reading(row)
+        last = select_last_reading(conn, point)
+        if last is not None:
+            out[point] = last
     return out
+
+
+def select_last_reading(
+    conn: Connection, point: str, *, before: float | None = None, usable: bool = False
+) -> Reading | None:
+    """``point``'s last reading (by time, then as stored), of those before ``before`` and, if
+    ``usable``, of the usable ones with a value. Asked of each table by its index: through the
+    ``readings`` view, or ordered by time and id at once, SQLite gathered and sorted every
+    reading of the point first (1.5 ms a point on six hours of the works fleet, growing with
+    the store); here the time comes first, then the last stored at that time."""
+    last = None
+    for statement in _last_reading_statements(before=before is not None, usable=usable):
+        row = statement.run(conn, point, *(() if before is None else (before,))).fetchone()
+        if row is not None and (last is None or (row[1], row[-1]) > (last[1], last[-1])):
+            last = row  # later by (t, id)
+    return None if last is None else values_reading(*last[:-1])
+
+
+@functools.cache
+def _last_reading_statements(*, before: bool, usable: bool) -> tuple[Prepared, ...]:
+    statements = []
+    for table in (readings_settled, readings_recent):
+        c = table.c
+        kept = [c.point == bindparam("point")]
+        if usable:
+            kept += [
+                c.quality.in_([literal(q.value) for q in Quality if q.usable]),
+                c.value.is_not(None),
+            ]
+        earlier = [c.t < bindparam("before")] if before else []
+        # Not ORDER BY t, id: the time index holds the id, but SQLite does not sort by it.
+        t = select(c.t).where(*kept, *earlier).order_by(c.t.desc()).limit(1).scalar_subquery()
+        query = (
+            select(*(c[name] for name in READING_COLUMNS), c.id)
+            .where(*kept, c.t == t)
+            .order_by(c.id.desc())
+            .limit(1)
+        )
+        statements.append(Prepared(query, ["point", *(["before"] * before)]))
+    return tuple(statements)
 
 
 def select_events(
@@ -414,17 +456,30 @@ def select_windows(
     """``point``'s windows of ``kind`` starting in [start, end) (and ending after
     ``end_after``), each with its figures, by period start: read from their rows (through
     ``derived_values`` a window is a value per figure, each found again by the view)."""
+    statement = _windows_statement(ended=end is not None, ending_after=end_after is not None)
+    bounds = [b for b in (end, end_after) if b is not None]
+    rows = statement.run(conn, point, kind, start, *bounds).fetchall()
+    return [values_derived(*row) for row in rows]
+
+
+@functools.cache
+def _windows_statement(*, ended: bool, ending_after: bool) -> Prepared:
+    names = ["point", "kind", "start"]
     parts = []
     for table in (derived_settled, derived_recent):
         c = table.c
-        where = [c.point == point, c.kind == kind, c.period_start >= start]
-        if end is not None:
-            where.append(c.period_start < end)
-        if end_after is not None:
-            where.append(c.period_end > end_after)
+        where = [
+            c.point == bindparam("point"),
+            c.kind == bindparam("kind"),
+            c.period_start >= bindparam("start"),
+        ]
+        if ended:
+            where.append(c.period_start < bindparam("end"))
+        if ending_after:
+            where.append(c.period_end > bindparam("end_after"))
         parts.append(select(*(c[name] for name in DERIVED_COLUMNS)).where(*where))
-    rows = conn.execute(union_all(*parts).order_by("period_start"))
-    return [values_derived(*row) for row in rows]
+    names += ["end"] * ended + ["end_after"] * ending_after
+    return Prepared(union_all(*parts).order_by("period_start"), names)
 
 
 def select_newest(conn: Connection, point: str, kind: str) -> Derived | None:
@@ -437,18 +492,23 @@ def select_newest(conn: Connection, point: str, kind: str) -> Derived | None:
     if kind.endswith(FIGURE_SUFFIXES):
         raise ValueError(f"{kind!r} is a window's figure, not a stored kind")
     newest = None
-    for table in (derived_settled, derived_recent):
-        c = table.c
-        query = (
-            select(*(c[name] for name in DERIVED_COLUMNS))
-            .where(c.point == point, c.kind == kind)
-            .order_by(c.period_start.desc())
-            .limit(1)
-        )
-        row = conn.execute(query).first()
-        if row is not None and (newest is None or row.period_start > newest.period_start):
+    for statement in _NEWEST:
+        row = statement.run(conn, point, kind).fetchone()
+        if row is not None and (newest is None or row[2] > newest[2]):  # period_start
             newest = row
     return None if newest is None else values_derived(*newest)
+
+
+_NEWEST = tuple(
+    Prepared(
+        select(*(table.c[name] for name in DERIVED_COLUMNS))
+        .where(table.c.point == bindparam("point"), table.c.kind == bindparam("kind"))
+        .order_by(table.c.period_start.desc())
+        .limit(1),
+        ["point", "kind"],
+    )
+    for table in (derived_settled, derived_recent)
+)
 
 
 # ---- the writer --------------------------------------------------------------------------------

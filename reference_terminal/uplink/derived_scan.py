@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, Table, bindparam, func, select, union_all
 
 from reference_terminal.storage.schema import derived_recent, derived_settled
+from reference_terminal.storage.statements import Prepared, sqlite_changes
 from reference_terminal.uplink.frames import (
     STREAM_KINDS,
     Coding,
@@ -32,7 +33,6 @@ from reference_terminal.uplink.frames import (
     Stream,
     stored_period_frames,
 )
-from reference_terminal.uplink.statements import Prepared, sqlite_changes
 
 #: Main rows read per scan transaction (a backlog is enqueued in several).
 SCAN_ROWS = 5_000

@@ -39,9 +39,9 @@ from protocols.hj212.packet import make_qn, qn_to_datetime
 from reference_terminal.clock import Clock
 from reference_terminal.model import Event
 from reference_terminal.storage.schema import uplink_outbox, uplink_state
+from reference_terminal.storage.statements import Prepared, sqlite_changes, sqlite_connection
 from reference_terminal.storage.store import Store
 from reference_terminal.uplink.frames import Frame, local_time
-from reference_terminal.uplink.statements import Prepared, sqlite_changes, sqlite_connection
 
 log = logging.getLogger(__name__)
 

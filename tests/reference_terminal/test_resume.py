@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
@@ -209,8 +210,9 @@ def test_a_restart_reads_each_points_history_with_the_recent_rows_indexed_by_poi
     config = restart_config(tmp_path)
     statements: list[str] = []
 
-    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
-        statements.append(" ".join(statement.split()))
+    def trace(dbapi_connection: sqlite3.Connection, record: object) -> None:
+        # SQLite's own trace: statements run straight on the driver are seen too
+        dbapi_connection.set_trace_callback(lambda s: statements.append(" ".join(s.split())))
 
     async def boot() -> None:
         terminal = Terminal(config)
@@ -223,11 +225,11 @@ def test_a_restart_reads_each_points_history_with_the_recent_rows_indexed_by_poi
                 await task
 
     asyncio.run(boot())
-    event.listen(Engine, "before_cursor_execute", seen)
+    event.listen(Engine, "connect", trace)
     try:
         asyncio.run(boot())
     finally:
-        event.remove(Engine, "before_cursor_execute", seen)
+        event.remove(Engine, "connect", trace)
     created = next(i for i, s in enumerate(statements) if "CREATE INDEX ix_boot_readings" in s)
     dropped = next(i for i, s in enumerate(statements) if "DROP INDEX ix_boot_readings" in s)
     history = [

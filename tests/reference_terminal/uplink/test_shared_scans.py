@@ -18,12 +18,12 @@ from sqlalchemy import Connection, update
 from reference_terminal.config import TerminalConfig
 from reference_terminal.model import Quality
 from reference_terminal.storage.schema import Derived, derived_recent
+from reference_terminal.storage.statements import Prepared
 from reference_terminal.storage.store import Store
 from reference_terminal.uplink import derived_scan, producer
 from reference_terminal.uplink.frames import Frame
 from reference_terminal.uplink.outbox import Entry, delete, get_state, load
 from reference_terminal.uplink.producer import Producer
-from reference_terminal.uplink.statements import Prepared
 
 from .helpers import MN_A, MN_B, T0, config, hj212_centre, minute_rows, producers
 

@@ -1,12 +1,13 @@
-"""The uplink's frequent statements, compiled once per dialect and run through the driver.
+"""Frequent small statements, compiled once per dialect and run through the driver.
 
 A producer scan runs a handful of small statements every minute for every centre, a backlog's
-drain a few per window of frames. Through ``Connection.execute`` most of their time went to
-SQLAlchemy building, keying and caching each statement (a third of a scan), not to the
-database. Each :class:`Prepared` is a Core statement compiled once per dialect, so quoting and
-the parameter style stay the dialect's and one text serves SQLite, PostgreSQL and MariaDB. On
-SQLite it runs straight on the sqlite3 connection, inside the transaction SQLAlchemy began (as
-the store's own bulk writes do); elsewhere through ``exec_driver_sql``.
+drain a few per window of frames, a boot a few per point. Through ``Connection.execute`` most
+of their time went to SQLAlchemy building, keying and caching each statement (a third of a
+scan, most of a boot's replay plan), not to the database. Each :class:`Prepared` is a Core
+statement compiled once per dialect, so quoting and the parameter style stay the dialect's and
+one text serves SQLite, PostgreSQL and MariaDB. On SQLite it runs straight on the sqlite3
+connection, inside the transaction SQLAlchemy began (as the store's own bulk writes do);
+elsewhere through ``exec_driver_sql``.
 
 Values come back as the driver gives them: callers convert (``int``, ``float``, ``str``).
 """
