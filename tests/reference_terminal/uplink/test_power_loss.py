@@ -218,6 +218,8 @@ def test_kill_9_at_random_instants_loses_no_reading_and_resends_under_the_same_q
                         centre.address[1],
                         streams={"realtime": False, "minute": True, "hourly": False},
                         backoff={"initial_s": 0.2, "max_s": 1},
+                        # a narrow window keeps a backlog waiting at the kills' instants
+                        outbox={"window": 8},
                     )
                 ],
             )
