@@ -359,8 +359,8 @@ def select_last_reading(
     """``point``'s last reading (by time, then as stored), of those before ``before`` and, if
     ``usable``, of the usable ones with a value. Asked of each table by its index: through the
     ``readings`` view, or ordered by time and id at once, SQLite gathered and sorted every
-    reading of the point first (1.5 ms a point on six hours of the works fleet, growing with
-    the store); here the time comes first, then the last stored at that time."""
+    reading of the point first (1–1.5 ms a point on six hours of the works fleet, growing
+    with the store)."""
     last = None
     for statement in _last_reading_statements(before=before is not None, usable=usable):
         row = statement.run(conn, point, *(() if before is None else (before,))).fetchone()
@@ -381,7 +381,8 @@ def _last_reading_statements(*, before: bool, usable: bool) -> tuple[Prepared, .
                 c.value.is_not(None),
             ]
         earlier = [c.t < bindparam("before")] if before else []
-        # Not ORDER BY t, id: the time index holds the id, but SQLite does not sort by it.
+        # Not ORDER BY t, id: SQLite does not take the id's order from a time index, it sorts
+        # the point's rows; so the time first, then the last stored at it.
         t = select(c.t).where(*kept, *earlier).order_by(c.t.desc()).limit(1).scalar_subquery()
         query = (
             select(*(c[name] for name in READING_COLUMNS), c.id)
