@@ -38,12 +38,13 @@ from typing import Any
 from sqlalchemy import Connection, Select, bindparam, literal, literal_column, select, union_all
 
 from reference_terminal.config import IntegratePoint, Point
-from reference_terminal.model import Quality, Reading, counted
+from reference_terminal.model import Reading, counted
 from reference_terminal.processing.pipeline import Processor
 from reference_terminal.processing.settlement import DAY, Aggregate, Kind, period_name
 from reference_terminal.processing.virtual import WindowRule, inputs_of, outputs_of
 from reference_terminal.storage.schema import (
     READING_COLUMNS,
+    USABLE_QUALITIES,
     WindowFigures,
     derived_recent,
     derived_settled,
@@ -61,8 +62,6 @@ from reference_terminal.storage.store import (
 )
 
 log = logging.getLogger(__name__)
-
-_USABLE = [q.value for q in Quality if q.usable]
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +252,7 @@ def _months() -> Prepared:
             select(c.period_start, c.value).where(
                 c.point == bindparam("point"),
                 c.kind == "month",
-                c.quality.in_([literal(q) for q in _USABLE]),
+                c.quality.in_([literal(q) for q in USABLE_QUALITIES]),
                 c.value.is_not(None),
             )
         )

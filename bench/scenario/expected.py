@@ -25,6 +25,7 @@ from reference_terminal.app import Terminal
 from reference_terminal.config import TerminalConfig
 from reference_terminal.model import Quality, Reading
 from reference_terminal.storage.schema import (
+    USABLE_QUALITIES,
     Derived,
     derived_recent,
     derived_settled,
@@ -39,7 +40,6 @@ from simulators.platform.record import field_json, format_data_time, text_time
 MINUTE_DATA = 2051
 MINUTE = Stream.MINUTE.value  # a minute window's kind
 SNAPSHOT_OVERLAP_S = 3600.0
-USABLE = [q.value for q in Quality if q.usable]
 
 #: A minute window owed: (item code, DataTime as on the wire: plant-local YYYYMMDDhhmmss).
 Window = tuple[str, str]
@@ -233,7 +233,7 @@ def _usable_readings(
         c.point.in_(points),
         c.t >= start,
         c.t < end,
-        c.quality.in_(USABLE),
+        c.quality.in_(USABLE_QUALITIES),
         c.value.is_not(None),
     )
     return list(conn.execute(query).all())

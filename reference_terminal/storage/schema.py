@@ -441,6 +441,8 @@ READING_COLUMNS = ("point", "t", "raw", "value", "quality", "digits", "device", 
 
 
 _QUALITIES = {q.value: q for q in Quality}
+#: How the qualities whose values count (``Quality.usable``) are stored.
+USABLE_QUALITIES = tuple(q.value for q in Quality if q.usable)
 _QUALITY_TEXT = {q.value: q.value for q in Quality}  # Quality members and their text both hit
 
 

@@ -78,7 +78,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from reference_terminal.config import Storage
-from reference_terminal.model import Event, Quality, Reading, figures_of
+from reference_terminal.model import Event, Reading, figures_of
 from reference_terminal.storage import writeback
 from reference_terminal.storage.intake_log import (
     IntakeLog,
@@ -96,6 +96,7 @@ from reference_terminal.storage.schema import (
     FIGURE_SUFFIXES,
     READING_COLUMNS,
     RECENT_AND_SETTLED,
+    USABLE_QUALITIES,
     Derived,
     StoreError,
     derived_extent,
@@ -377,7 +378,7 @@ def _last_reading_statements(*, before: bool, usable: bool) -> tuple[Prepared, .
         kept = [c.point == bindparam("point")]
         if usable:
             kept += [
-                c.quality.in_([literal(q.value) for q in Quality if q.usable]),
+                c.quality.in_([literal(q) for q in USABLE_QUALITIES]),
                 c.value.is_not(None),
             ]
         earlier = [c.t < bindparam("before")] if before else []
