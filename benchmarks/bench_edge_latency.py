@@ -2,9 +2,10 @@
 values updated, durably stored (ISC-2 §9.4).
 
 Run: ``.venv/bin/python -m benchmarks.bench_edge_latency`` (prints JSON; about 5 minutes).
-``--runs``, ``--seconds`` and ``--warmup`` set the paced part, ``--interpreter-defaults`` runs
-without the terminal process's interpreter settings (below), ``--no-intake-log`` with the store's
-``intake_log: false`` (every write waits for its own database commit: the path before the log).
+``--runs``, ``--seconds`` and ``--warmup`` set the paced part, ``--floor`` the machine's floor
+(below), ``--interpreter-defaults`` runs without the terminal process's interpreter settings
+(below), ``--no-intake-log`` with the store's ``intake_log: false`` (every write waits for its
+own database commit: the path before the log).
 
 The terminal is the real one: :class:`~reference_terminal.app.Terminal` built from a
 programmatic :class:`TerminalConfig` of 10 000 points (1 000 devices × 10 points; half counters
@@ -39,6 +40,12 @@ are built before the clock runs.
    entries then sit on a leaf of their own, so each commit dirties about one page per row
    (measured here: the write volume per commit grows from ~70 KB on an empty file to ~500 KB
    on a filled one, and latency with it). An empty file would flatter the figures.
+
+   First, with no terminal yet, **this machine's floor**: the same arrival instants, each doing
+   only 0.3 ms of computing (about an instant's processing) and one append and fdatasync of an
+   instant's record, nothing else running. Its share within 2 ms bounds what any terminal in
+   Python can reach on this machine; on a 2-CPU virtual machine with a shared disk it moves
+   with the neighbours from minute to minute, and so do the runs.
 
    ISC-2 §9.4 allows 20 ms; the target here is p99 ≤ 2 ms, given (harness targets are minimums)
    as "readings durable within 2 ms ≥ 99 %", with p50/p99/max as plain figures.
@@ -100,6 +107,10 @@ LIMIT_S: Final = 0.002
 #: boundary (after 35 s of the first run) and no hour boundary.
 T0: Final = 1_767_578_400.0 + 25.0
 MINUTE_START: Final = T0 - 25.0  # a minute boundary: readings' second of the minute counts from it
+#: The floor's work per arrival instant (``machine_floor``): about what processing an instant's
+#: 40 values takes here (bench_processing: ~7 µs a value), and a record of about its size.
+FLOOR_BUSY_S: Final = 0.0003
+FLOOR_RECORD_BYTES: Final = 6 * 1024
 INGEST_WRITERS: Final = 8
 INGEST_BATCH: Final = 1_000
 
@@ -318,6 +329,45 @@ def fsync_times(directory: Path, size: int = 84 * 1024, count: int = 500) -> lis
     return sorted(times)
 
 
+async def machine_floor(directory: Path, seconds: int) -> list[float]:
+    """Latencies, sorted, of a terminal that does only its least: at the runs' arrival instants
+    (handed over the same way), ``FLOOR_BUSY_S`` of computing, then one record of
+    ``FLOOR_RECORD_BYTES`` appended to a file and fdatasynced, with no thread and no database
+    beside it. What this machine allows at best: the share within 2 ms here bounds the runs'."""
+    loop = asyncio.get_running_loop()
+    clock = time.perf_counter
+    latencies: list[float] = []
+    record = b"\0" * FLOOR_RECORD_BYTES
+    offset = 0
+    fd = os.open(directory / "floor-probe", os.O_WRONLY | os.O_CREAT, 0o600)
+    start = clock() + 0.05
+
+    def instant(due: float) -> None:
+        nonlocal offset
+        busy_until = clock() + FLOOR_BUSY_S
+        while clock() < busy_until:
+            pass
+        os.pwrite(fd, record, offset)
+        os.fdatasync(fd)
+        offset = (offset + len(record)) % (8 << 20)  # written over, as the intake log is
+        latencies.append(clock() - due)
+
+    def arrivals() -> None:
+        for k in range(seconds * SLOTS):
+            due = start + k / SLOTS
+            if (wait := due - clock()) > 0:
+                time.sleep(wait)
+            loop.call_soon_threadsafe(instant, due)
+
+    try:
+        await asyncio.to_thread(arrivals)
+        await asyncio.sleep(0.1)  # the last instants run
+    finally:
+        os.close(fd)
+        (directory / "floor-probe").unlink()
+    return sorted(latencies)
+
+
 async def prefill(store: Store, seconds: int) -> None:
     """``seconds`` of history before T0 written straight to the store (every point's reading,
     every counter's increment, a second apart), so the runs meet a store in its steady state:
@@ -380,12 +430,14 @@ async def main_async(
     seconds: int,
     warmup: int,
     prefill_s: int,
+    floor_s: int,
     *,
     tuned: bool,
     storage: dict[str, Any],
 ) -> None:
     values = Values()
     with tempfile.TemporaryDirectory(prefix="carbench-bench-edge-") as tmp:
+        floor = await machine_floor(Path(tmp), floor_s)
         async with terminal(Path(tmp), storage) as term:
             assert term.store is not None
             durability = await term.store.durability()
@@ -466,6 +518,14 @@ async def main_async(
             "readings/s",
             10_000.0 * 0.99,
         ),
+        Figure(
+            "this machine's floor: arrival instants of 0.3 ms of computing and one 6 KB append "
+            "and fdatasync each, nothing beside them, within 2 ms (bounds the runs' share)",
+            round(100.0 * sum(x <= LIMIT_S for x in floor) / len(floor), 3),
+            "%",
+        ),
+        Figure("this machine's floor: p50", round(pct(floor, 0.50) * ms, 3), "ms"),
+        Figure("this machine's floor: p99", round(pct(floor, 0.99) * ms, 3), "ms"),
         Figure(
             "edge latency p99 of the worst run (ISC-2 §9.4 allows 20 ms)",
             round(max(r.pct(0.99) for r in results) * ms, 3),
@@ -560,6 +620,9 @@ def main() -> None:
     parser.add_argument(
         "--prefill", type=int, default=300, help="seconds of history written first (default 300)"
     )
+    parser.add_argument(
+        "--floor", type=int, default=30, help="seconds of the machine's floor (default 30)"
+    )
     parser.add_argument("--interpreter-defaults", action="store_true")
     parser.add_argument("--no-intake-log", action="store_true")
     parser.add_argument("--settle-rows", type=int, help="storage.settle_rows (default: its own)")
@@ -587,6 +650,7 @@ def main() -> None:
             args.seconds,
             args.warmup,
             args.prefill,
+            args.floor,
             tuned=not args.interpreter_defaults,
             storage=storage,
         )
