@@ -93,6 +93,7 @@ from reference_terminal.runtime import (
     settle_heap,
     tune_process,
 )
+from reference_terminal.storage.intake_log import REWIND_AT_BYTES
 from reference_terminal.storage.schema import Derived
 from reference_terminal.storage.store import Store, sqlite_url
 
@@ -349,7 +350,7 @@ async def machine_floor(directory: Path, seconds: int) -> list[float]:
             pass
         os.pwrite(fd, record, offset)
         os.fdatasync(fd)
-        offset = (offset + len(record)) % (8 << 20)  # written over, as the intake log is
+        offset = (offset + len(record)) % REWIND_AT_BYTES  # written over, as the intake log is
         latencies.append(clock() - due)
 
     def arrivals() -> None:

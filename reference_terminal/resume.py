@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, literal, literal_column, select, union_all
+from sqlalchemy import Connection, Select, bindparam, literal_column, select, union_all
 
 from reference_terminal.config import IntegratePoint, Point
 from reference_terminal.model import Reading, counted
@@ -44,13 +44,13 @@ from reference_terminal.processing.settlement import DAY, Aggregate, Kind, perio
 from reference_terminal.processing.virtual import WindowRule, inputs_of, outputs_of
 from reference_terminal.storage.schema import (
     READING_COLUMNS,
-    USABLE_QUALITIES,
     WindowFigures,
     derived_recent,
     derived_settled,
     derived_values,
     newest_reading_t,
     readings,
+    usable_values,
     values_reading,
 )
 from reference_terminal.storage.statements import Prepared
@@ -252,8 +252,7 @@ def _months() -> Prepared:
             select(c.period_start, c.value).where(
                 c.point == bindparam("point"),
                 c.kind == "month",
-                c.quality.in_([literal(q) for q in USABLE_QUALITIES]),
-                c.value.is_not(None),
+                *usable_values(c),
             )
         )
     query = union_all(*arms).order_by(literal_column("period_start").desc())

@@ -25,12 +25,12 @@ from reference_terminal.app import Terminal
 from reference_terminal.config import TerminalConfig
 from reference_terminal.model import Quality, Reading
 from reference_terminal.storage.schema import (
-    USABLE_QUALITIES,
     Derived,
     derived_recent,
     derived_settled,
     derived_values,
     readings,
+    usable_values,
 )
 from reference_terminal.storage.statements import Prepared
 from reference_terminal.uplink.frames import Stream, data_flag
@@ -233,7 +233,6 @@ def _usable_readings(
         c.point.in_(points),
         c.t >= start,
         c.t < end,
-        c.quality.in_(USABLE_QUALITIES),
-        c.value.is_not(None),
+        *usable_values(c),
     )
     return list(conn.execute(query).all())

@@ -37,9 +37,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    literal,
     select,
 )
 from sqlalchemy.dialects import mysql
+from sqlalchemy.sql import ColumnElement
 from sqlalchemy.types import TypeEngine
 
 from reference_terminal.model import (
@@ -443,6 +445,14 @@ READING_COLUMNS = ("point", "t", "raw", "value", "quality", "digits", "device", 
 _QUALITIES = {q.value: q for q in Quality}
 #: How the qualities whose values count (``Quality.usable``) are stored.
 USABLE_QUALITIES = tuple(q.value for q in Quality if q.usable)
+
+
+def usable_values(c: Any) -> list[ColumnElement[bool]]:
+    """Conditions on a table's columns ``c`` keeping the values that count: a usable quality
+    and a value. The qualities are literals: a prepared statement binds nothing for them."""
+    return [c.quality.in_([literal(q) for q in USABLE_QUALITIES]), c.value.is_not(None)]
+
+
 _QUALITY_TEXT = {q.value: q.value for q in Quality}  # Quality members and their text both hit
 
 

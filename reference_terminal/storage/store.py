@@ -68,7 +68,6 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
-    literal,
     select,
     text,
     union_all,
@@ -96,7 +95,6 @@ from reference_terminal.storage.schema import (
     FIGURE_SUFFIXES,
     READING_COLUMNS,
     RECENT_AND_SETTLED,
-    USABLE_QUALITIES,
     Derived,
     StoreError,
     derived_extent,
@@ -114,6 +112,7 @@ from reference_terminal.storage.schema import (
     row_derived,
     row_event,
     row_reading,
+    usable_values,
     values_derived,
     values_reading,
     window_figures,
@@ -377,10 +376,7 @@ def _last_reading_statements(*, before: bool, usable: bool) -> tuple[Prepared, .
         c = table.c
         kept = [c.point == bindparam("point")]
         if usable:
-            kept += [
-                c.quality.in_([literal(q) for q in USABLE_QUALITIES]),
-                c.value.is_not(None),
-            ]
+            kept += usable_values(c)
         earlier = [c.t < bindparam("before")] if before else []
         # Not ORDER BY t, id: SQLite does not take the id's order from a time index, it sorts
         # the point's rows; so the time first, then the last stored at it.
