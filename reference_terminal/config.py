@@ -331,6 +331,9 @@ class Backoff(Strict):
     max_s: float = Field(300.0, gt=0, le=86400)
     multiplier: float = Field(2.0, ge=1, le=10)
     jitter: float = Field(0.2, ge=0, le=1)
+    #: The jitter's random seed. None (the default) draws one from the OS, so terminals differ;
+    #: a bench sets one so that a run repeats, reconnections included.
+    seed: int | None = None
 
     @model_validator(mode="after")
     def _order(self) -> Backoff:

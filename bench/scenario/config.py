@@ -59,6 +59,8 @@ def scenario_config(
             "port": ports[centre.name],
             "mn": mn_of(n),
             "over_time_s": setup.over_time_s,
+            # reconnections repeat with the run, each centre's its own
+            "backoff": {"seed": scenario.seed * 100 + n},
             "streams": {
                 "realtime": setup.realtime,
                 "minute": True,

@@ -15,8 +15,8 @@ class Backoff:
     def __init__(self, config: BackoffConfig, rng: random.Random | None = None) -> None:
         self.config = config
         self.failures = 0
-        # Not for security: only spreads reconnections. Seedable for tests.
-        self._rng = rng or random.Random()
+        # Not for security: only spreads reconnections. Seedable for tests and benches.
+        self._rng = rng or random.Random(config.seed)
 
     def next(self) -> float:
         c = self.config

@@ -29,3 +29,15 @@ def test_a_success_starts_again_from_the_initial_delay() -> None:
         backoff.next()
     backoff.reset()
     assert [backoff.next() for _ in range(3)] == [0.5, 1.5, 4.5]
+
+
+def test_a_seed_repeats_the_jitter_and_another_seed_changes_it() -> None:
+    """A bench seeds it so that a run's reconnections repeat; left unseeded, terminals differ."""
+
+    def delays(seed: int | None) -> list[float]:
+        backoff = Backoff(BackoffConfig(initial_s=1, max_s=300, jitter=0.2, seed=seed))
+        return [backoff.next() for _ in range(20)]
+
+    assert delays(4800) == delays(4800)
+    assert delays(4800) != delays(4801)
+    assert delays(None) != delays(None)
