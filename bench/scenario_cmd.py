@@ -40,7 +40,7 @@ def run(scenario: Scenario, out: Path | None, quiet: bool) -> int:
     every operator request was answered as expected."""
     from rich.progress import BarColumn, Progress, TextColumn  # noqa: PLC0415
 
-    from bench.scenario.engine import run_scenario  # noqa: PLC0415
+    from bench.scenario.engine import RunDirectoryError, run_scenario  # noqa: PLC0415
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = out or Path("reports") / f"{scenario.name}-seed{scenario.seed}-{stamp}"
@@ -67,7 +67,10 @@ def run(scenario: Scenario, out: Path | None, quiet: bool) -> int:
                 what=what,
             )
 
-        outcome = asyncio.run(run_scenario(scenario, out, progress=show))
+        try:
+            outcome = asyncio.run(run_scenario(scenario, out, progress=show))
+        except RunDirectoryError as exc:
+            raise click.ClickException(str(exc)) from None
     verdict = "PASS" if outcome.passed else "FAIL"
     click.echo(
         f"{verdict} {scenario.name} seed {outcome.seed}: expected {outcome.expected}, "

@@ -3,8 +3,15 @@
 ``load_scenario`` validates a YAML file; ``run_scenario`` runs it and writes ``reports/<run>/``.
 """
 
-from bench.scenario.engine import run_scenario
+from bench.scenario.engine import RunDirectoryError, run_scenario
 from bench.scenario.outcome import Outcome
 from bench.scenario.schema import Scenario, ScenarioError, load_scenario
 
-__all__ = ["Outcome", "Scenario", "ScenarioError", "load_scenario", "run_scenario"]
+__all__ = [
+    "Outcome",
+    "RunDirectoryError",
+    "Scenario",
+    "ScenarioError",
+    "load_scenario",
+    "run_scenario",
+]

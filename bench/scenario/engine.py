@@ -320,10 +320,20 @@ def _write_truth(fleet: FleetRuntime, path: Path) -> None:
             out.writerow([f"{o.t:.3f}", o.meter, o.quantity, o.value, o.truth, " ".join(o.faults)])
 
 
+class RunDirectoryError(RuntimeError):
+    """A run directory that already holds something: the terminal would boot on the store an
+    earlier run left on its disk, and this run's evidence would mix with that run's."""
+
+
 async def run_scenario(
     scenario: Scenario, out: Path, *, progress: Progress | None = None
 ) -> Outcome:
-    """Run ``scenario``, write the run directory ``out``, return the outcome."""
+    """Run ``scenario``, write the run directory ``out`` (new or empty), return the outcome."""
+    if out.is_dir() and any(out.iterdir()):
+        raise RunDirectoryError(
+            f"{out}: the run directory is not empty; a scenario starts from a terminal with "
+            "an empty store (choose another --out, or remove this one)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     wall0 = time.perf_counter()
     cpu0 = _cpu_seconds()

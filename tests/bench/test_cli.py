@@ -94,3 +94,11 @@ def test_selfcheck_passes_and_writes_its_report(tmp_path: Path) -> None:
     report = json.loads(report_file.read_text())
     assert report["failed"] == 0
     assert report["total"] == len(report["checks"]) >= 70
+
+
+def test_scenario_run_refuses_a_run_directory_that_is_not_empty(tmp_path: Path) -> None:
+    scenario = Path(__file__).resolve().parents[2] / "fixtures" / "scenarios" / "retention-6h.yaml"
+    (tmp_path / "outcome.json").write_text("{}", encoding="utf-8")
+    code, _, err = run("scenario", "run", str(scenario), "--out", str(tmp_path), "--quiet")
+    assert code != 0
+    assert "not empty" in err and (tmp_path / "outcome.json").read_text() == "{}"

@@ -3,6 +3,7 @@ the scenario and its seed."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.scenario import ScenarioError, load_scenario
+from bench.scenario import RunDirectoryError, ScenarioError, load_scenario, run_scenario
 from bench.scenario.outcome import Outcome
 from bench.scenario.schema import parse_duration
 from bench.scenario.timeline import expand
@@ -93,6 +94,18 @@ def test_the_same_seed_gives_the_same_timeline_and_another_seed_another(tmp_path
     other = expand(load_scenario(path, seed=4))
     assert first == again
     assert [e.at for e in first] != [e.at for e in other]
+
+
+def test_a_run_directory_holding_an_earlier_run_is_refused_and_left_as_it_was(
+    tmp_path: Path,
+) -> None:
+    """The terminal would boot on the store the earlier run left on its disk."""
+    out = tmp_path / "run"
+    (out / "disk-backing").mkdir(parents=True)
+    (out / "disk-backing" / "terminal.db").write_bytes(b"an earlier run's store")
+    with pytest.raises(RunDirectoryError, match="not empty"):
+        asyncio.run(run_scenario(load_scenario(write(tmp_path)), out))
+    assert (out / "disk-backing" / "terminal.db").read_bytes() == b"an earlier run's store"
 
 
 def test_power_cuts_fall_inside_their_window_alternate_and_never_overlap(tmp_path: Path) -> None:
