@@ -212,19 +212,13 @@ async def watch_uplink(
     seen: dict[str, _Seen] = {}
     while True:
         await clock.sleep(look_every_s)
-        try:
-            statuses = await uplink.status()
-        except Exception as exc:  # the store closing under a shutdown: the next look tells
-            log.debug("upload log: no status now: %s", exc)
-            continue
         now = clock.time()
         out: list[Event] = []
-        for name, status in statuses.items():
-            link = status.link
+        for name, link in uplink.links().items():
             was = seen.setdefault(name, _Seen(logged_at=now))
             if link.connected != was.connected:
                 kind = "uplink_link_up" if link.connected else "uplink_link_down"
-                details = {"centre": name, "protocol": status.protocol}
+                details = {"centre": name, "protocol": uplink.protocol(name)}
                 if not link.connected and link.last_error:
                     details["message"] = link.last_error[:300]
                 out.append(Event(now, kind, details=details))
@@ -236,6 +230,11 @@ async def watch_uplink(
                 was.resent,
             )
             if due and moved:
+                try:
+                    outbox = await uplink.outbox_size(name)
+                except Exception as exc:  # the store closing under a shutdown: the next look tells
+                    log.debug("upload log: no outbox size now: %s", exc)
+                    continue
                 out.append(
                     Event(
                         now,
@@ -247,7 +246,7 @@ async def watch_uplink(
                             "sent": str(link.sent - was.sent),
                             "acknowledged": str(link.acknowledged - was.acknowledged),
                             "resent": str(link.resent - was.resent),
-                            "outbox": str(status.outbox),
+                            "outbox": str(outbox),
                             "last_ack": "" if link.last_ack_at is None else repr(link.last_ack_at),
                         },
                     )

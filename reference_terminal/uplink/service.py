@@ -309,14 +309,29 @@ class Uplink:
             await c.producer.produce(self.clock.time())
 
     async def status(self) -> dict[str, CentreStatus]:
+        return {
+            name: CentreStatus(
+                name,
+                self.protocol(name),
+                await self.outbox_size(name),
+                self.centres[name].outbox.full,
+                link,
+            )
+            for name, link in self.links().items()
+        }
+
+    def links(self) -> dict[str, ClientStatus]:
+        """Each centre's link as its client sees it, from memory: :meth:`status` reads each
+        outbox's size in the store too, a read the upload log needs only for a summary."""
         out = {}
         for name, centre in self.centres.items():
             assert centre.client is not None
-            out[name] = CentreStatus(
-                name,
-                "hj212" if isinstance(centre.config, Hj212Centre) else "https",
-                await centre.outbox.size(),
-                centre.outbox.full,
-                centre.client.status,
-            )
+            out[name] = centre.client.status
         return out
+
+    def protocol(self, centre: str) -> str:
+        return "hj212" if isinstance(self.centres[centre].config, Hj212Centre) else "https"
+
+    async def outbox_size(self, centre: str) -> int:
+        """Frames not yet acknowledged by ``centre``."""
+        return await self.centres[centre].outbox.size()
