@@ -177,7 +177,11 @@ async def _serve(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
 
     def parent_gone() -> None:  # the bench's end of our standard input closed
-        sys.stdin.buffer.read()
+        # The descriptor, not sys.stdin: a daemon thread blocked in a buffered read holds its
+        # lock, and an exit after a "stop" request then aborted (Fatal Python error:
+        # _enter_buffered_busy) at the interpreter's shutdown.
+        while os.read(sys.stdin.fileno(), 4096):
+            pass
         loop.call_soon_threadsafe(stop.set)
 
     watcher = threading.Thread(target=parent_gone, name="parent watch", daemon=True)
