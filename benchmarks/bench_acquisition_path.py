@@ -8,8 +8,8 @@ Run: ``.venv/bin/python -m benchmarks.bench_acquisition_path`` (prints JSON; abo
 Everything runs in one process on one :class:`~simulators.clock.VirtualClock`, as in a
 scenario: the fleet's models (``bench.scenario.model_link``), the terminal's scheduler reading
 every device once a virtual minute, processing, the rows for the store, window closing, and the
-clock's own driving. The cyclic collector runs with a scenario's thresholds
-(``bench.scenario.collector``). Two cases:
+clock's own driving. The interpreter runs with a scenario's settings
+(``bench.scenario.interpreter``). Two cases:
 
 - *terminal*: ``Terminal.run`` with its SQLite store on a temporary directory and an uplink
   without centres (the platforms and their outboxes are another benchmark's);
@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
-from bench.scenario.collector import long_run_collector
+from bench.scenario.interpreter import terminal_interpreter
 from bench.scenario.model_link import ModelLink
 from bench.terminal_for_fleet import terminal_config
 from benchmarks.harness import Figure, report
@@ -176,7 +176,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", type=Path)
     args = parser.parse_args()
-    with long_run_collector():  # as a scenario runs
+    with terminal_interpreter():  # as a scenario runs
         cases = {case: measure(case, args) for case in ("terminal", "path")}
     best = {case: min(results, key=lambda r: r["ms_per_minute"]) for case, results in cases.items()}
     report(

@@ -165,7 +165,7 @@ def main() -> None:
     parser.add_argument("--scenario", type=Path, default=SCENARIOS / "retention-48h.yaml")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    gc.set_threshold(*COLLECTOR_THRESHOLDS)  # as a scenario runs (bench.scenario.collector)
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)  # as a scenario runs (bench.scenario.interpreter)
 
     acknowledged, snapshot_s, final_values_s = asyncio.run(acknowledged_of(args.run, args.scenario))
     with tempfile.TemporaryDirectory(prefix="carbench-check-") as scratch:

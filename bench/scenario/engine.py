@@ -26,9 +26,9 @@ from typing import Any, TextIO
 
 import httpx
 
-from bench.scenario.collector import long_run_collector
 from bench.scenario.config import deep_merge, mn_of, scenario_config
 from bench.scenario.expected import MINUTE_DATA, Acknowledged, Window
+from bench.scenario.interpreter import terminal_interpreter
 from bench.scenario.model_link import ModelLink
 from bench.scenario.outcome import CentreOutcome, Outcome
 from bench.scenario.schema import Scenario
@@ -344,7 +344,7 @@ async def run_scenario(
     total = duration + scenario.drain.total_seconds()
     events = expand(scenario)
     async with AsyncExitStack() as stack:
-        stack.enter_context(long_run_collector())
+        stack.enter_context(terminal_interpreter())
         # Setting up takes no scenario time, however much wall time it takes (a server that
         # fills its address space in a thread would otherwise move the clock by its own pace).
         with clock.hold():

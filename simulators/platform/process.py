@@ -39,7 +39,7 @@ from simulators.platform.runner import running_platforms
 #: Wall seconds the child may take to import and listen before the bench gives up on it.
 START_TIMEOUT_S = 60.0
 #: ``gc.set_threshold`` in the child: its objects die by reference counting, and the default
-#: thresholds walk a long run's heap again and again (as ``bench/scenario/collector.py``).
+#: thresholds walk a long run's heap again and again (as ``bench/scenario/interpreter.py``).
 COLLECTOR_THRESHOLDS = (50_000, 20, 20)
 
 
