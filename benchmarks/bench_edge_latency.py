@@ -77,7 +77,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -237,7 +237,6 @@ async def paced(term: Terminal, seconds_of_data: list[list[list[RawValue]]]) -> 
     The instants come from a thread that sleeps until each and then wakes the event loop, as
     a socket's bytes do: the loop's own timers fire up to a millisecond late (epoll waits in
     whole milliseconds), which would count the bench's slack against the terminal."""
-    loop = asyncio.get_running_loop()
     latencies: list[float] = []
     from_handover: list[float] = []
     failures: list[BaseException] = []
@@ -270,20 +269,13 @@ async def paced(term: Terminal, seconds_of_data: list[list[list[RawValue]]]) -> 
             pending.add(task)
             task.add_done_callback(done)
 
-    def arrivals() -> int:
-        calls = 0
-        for second, batches in enumerate(seconds_of_data):
-            for slot in range(SLOTS):
-                due = start + second + slot / SLOTS
-                wait = due - clock()
-                if wait > 0:
-                    time.sleep(wait)
-                answering = batches[slot * CONCURRENT : (slot + 1) * CONCURRENT]
-                loop.call_soon_threadsafe(hand_over, answering, due)
-                calls += len(answering)
-        return calls
+    def answering(k: int) -> list[list[RawValue]]:
+        second, slot = divmod(k, SLOTS)
+        return seconds_of_data[second][slot * CONCURRENT : (slot + 1) * CONCURRENT]
 
-    calls = await asyncio.to_thread(arrivals)  # its last hand-over is queued before it returns
+    instants = len(seconds_of_data) * SLOTS
+    await arrive(start, instants, lambda k, due: hand_over(answering(k), due))
+    calls = sum(len(answering(k)) for k in range(instants))
     while pending:
         await asyncio.wait(set(pending))
     if failures:
@@ -330,12 +322,27 @@ def fsync_times(directory: Path, size: int = 84 * 1024, count: int = 500) -> lis
     return sorted(times)
 
 
+async def arrive(start: float, count: int, hand: Callable[[int, float], None]) -> None:
+    """The arrival instants ``start + k / SLOTS`` (see :func:`paced`), for the runs and the
+    machine's floor alike: ``hand(k, due)`` on the event loop at each. Returns once the last
+    hand-over is queued."""
+    loop = asyncio.get_running_loop()
+
+    def arrivals() -> None:
+        for k in range(count):
+            due = start + k / SLOTS
+            if (wait := due - time.perf_counter()) > 0:
+                time.sleep(wait)
+            loop.call_soon_threadsafe(hand, k, due)
+
+    await asyncio.to_thread(arrivals)
+
+
 async def machine_floor(directory: Path, seconds: int) -> list[float]:
     """Latencies, sorted, of a terminal that does only its least: at the runs' arrival instants
     (handed over the same way), ``FLOOR_BUSY_S`` of computing, then one record of
     ``FLOOR_RECORD_BYTES`` appended to a file and fdatasynced, with no thread and no database
     beside it. What this machine allows at best: the share within 2 ms here bounds the runs'."""
-    loop = asyncio.get_running_loop()
     clock = time.perf_counter
     latencies: list[float] = []
     record = b"\0" * FLOOR_RECORD_BYTES
@@ -353,15 +360,8 @@ async def machine_floor(directory: Path, seconds: int) -> list[float]:
         offset = (offset + len(record)) % REWIND_AT_BYTES  # written over, as the intake log is
         latencies.append(clock() - due)
 
-    def arrivals() -> None:
-        for k in range(seconds * SLOTS):
-            due = start + k / SLOTS
-            if (wait := due - clock()) > 0:
-                time.sleep(wait)
-            loop.call_soon_threadsafe(instant, due)
-
     try:
-        await asyncio.to_thread(arrivals)
+        await arrive(start, seconds * SLOTS, lambda _k, due: instant(due))
         await asyncio.sleep(0.1)  # the last instants run
     finally:
         os.close(fd)

@@ -445,15 +445,13 @@ READING_COLUMNS = ("point", "t", "raw", "value", "quality", "digits", "device", 
 _QUALITIES = {q.value: q for q in Quality}
 #: How the qualities whose values count (``Quality.usable``) are stored.
 USABLE_QUALITIES = tuple(q.value for q in Quality if q.usable)
+_QUALITY_TEXT = {q.value: q.value for q in Quality}  # Quality members and their text both hit
 
 
 def usable_values(c: Any) -> list[ColumnElement[bool]]:
     """Conditions on a table's columns ``c`` keeping the values that count: a usable quality
     and a value. The qualities are literals: a prepared statement binds nothing for them."""
     return [c.quality.in_([literal(q) for q in USABLE_QUALITIES]), c.value.is_not(None)]
-
-
-_QUALITY_TEXT = {q.value: q.value for q in Quality}  # Quality members and their text both hit
 
 
 def reading_values(r: Reading) -> tuple[Any, ...]:
