@@ -52,7 +52,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -118,6 +118,7 @@ from reference_terminal.storage.schema import (
     window_figures,
 )
 from reference_terminal.storage.statements import Prepared
+from reference_terminal.storage.threads import ThreadPlacement
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -162,6 +163,8 @@ DEFAULT_SETTLE_ROWS = Storage().settle_rows
 SETTLE_OVERDUE = 4
 #: How long the writer gathers intake-log records before applying them (``_Writer._linger``).
 DEFAULT_LINGER_S = Storage().apply_linger_ms / 1000
+#: Where the store's threads run, and how readily those behind the intake log yield the CPU.
+DEFAULT_PLACEMENT = ThreadPlacement(background_nice=Storage().background_nice)
 #: How long a query waits for acknowledged writes to reach the database before it fails.
 READ_WAIT_S = 30.0
 #: An intake log this large waits for the database to catch up before it grows further.
@@ -569,23 +572,6 @@ _STOP = _Job()
 _WAKE = _Job()
 
 
-def keep_to_cpus(cpus: frozenset[int]) -> None:
-    """Keep the calling thread to ``cpus`` (``Storage.cpus``); a system that cannot is told of,
-    and the thread runs wherever it is put."""
-    try:
-        os.sched_setaffinity(0, cpus)  # Linux: the calling thread only
-    except (AttributeError, OSError, ValueError) as exc:
-        log.warning("store: its threads cannot be kept to CPUs %s: %s", sorted(cpus), exc)
-
-
-def _thread(run: Callable[[], None], name: str, cpus: frozenset[int]) -> threading.Thread:
-    def on_cpus() -> None:
-        keep_to_cpus(cpus)
-        run()
-
-    return threading.Thread(target=on_cpus if cpus else run, name=name, daemon=True)
-
-
 def _joins_calls(job: _Job) -> bool:
     return job.call is not None and job.call is not _settle_now
 
@@ -727,12 +713,12 @@ class _Writer:
         applied: int = 0,
         settle_rows: int = DEFAULT_SETTLE_ROWS,
         paced_wal: Path | None = None,
-        cpus: frozenset[int] = frozenset(),
+        placement: ThreadPlacement = DEFAULT_PLACEMENT,
         linger_s: float = 0.0,
     ) -> None:
         self._engine = engine
         self._linger_s = linger_s
-        self.cpus = cpus
+        self.placement = placement
         #: SQLite beside a synced intake log: the WAL a settle writes out in steps
         self._paced_wal = paced_wal
         self.paced_db_fd: int | None = None  # the database file, for its paced write-out
@@ -757,7 +743,7 @@ class _Writer:
         self._checkpointer = _Checkpointer(engine, self) if self._sqlite else None
         self._own: Connection | None = None  # SQLite: the writer's connection (``_connect``)
         self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        self._thread = _thread(self._run, "store-writer", cpus)
+        self._thread = placement.thread(self._run, "store-writer", background=True)
         self._stopping = threading.Event()
         #: The newest intake-log record the database holds (durably: it commits with FULL).
         self.applied_seq = applied
@@ -1359,7 +1345,7 @@ class _Intake:
         # Jobs handed to the thread (counted on the event loop) and dealt with (by the thread).
         self._submitted = 0
         self._finished = 0
-        self._thread = _thread(self._run, "store-intake", writer.cpus)
+        self._thread = writer.placement.thread(self._run, "store-intake")
         self._thread.start()
 
     def submit(self, job: _Job) -> concurrent.futures.Future[Any]:
@@ -1572,7 +1558,7 @@ class _Checkpointer:
         self.tail_due = False  # set here, cleared by the writer thread
         self.passes = 0
         self.tails = 0
-        self._thread = _thread(self._run, "store-checkpointer", writer.cpus)
+        self._thread = writer.placement.thread(self._run, "store-checkpointer", background=True)
         self._thread.start()
 
     def nudge(self) -> None:
@@ -1657,7 +1643,7 @@ class Store:
         intake_log: IntakeLog | None = None,
         read_wait_s: float = READ_WAIT_S,
         settle_rows: int = DEFAULT_SETTLE_ROWS,
-        cpus: Iterable[int] = (),
+        placement: ThreadPlacement = DEFAULT_PLACEMENT,
         linger_s: float = DEFAULT_LINGER_S,
     ) -> None:
         """Wraps an engine whose database is already migrated (and, with ``intake_log``, has
@@ -1683,7 +1669,8 @@ class Store:
             applied,
             settle_rows=settle_rows,
             paced_wal=database.with_name(database.name + "-wal") if database else None,
-            cpus=frozenset(cpus),
+            # without an intake log the writer's commit is the acknowledgement: not background
+            placement=replace(placement, background_nice=0) if intake_log is None else placement,
             linger_s=linger_s,
         )
         self._log = intake_log
@@ -1692,9 +1679,8 @@ class Store:
             if intake_log is not None
             else None
         )
-        pinned = self._writer.cpus
         self._readers = concurrent.futures.ThreadPoolExecutor(
-            readers, "store-reader", initializer=(lambda: keep_to_cpus(pinned)) if pinned else None
+            readers, "store-reader", initializer=placement.enter
         )
         self._closed = False
         self._behind: concurrent.futures.Future[Any] | None = None  # the latest write behind
@@ -1716,7 +1702,7 @@ class Store:
         intake_log: bool = True,
         read_wait_s: float = READ_WAIT_S,
         settle_rows: int = DEFAULT_SETTLE_ROWS,
-        cpus: Iterable[int] = (),
+        placement: ThreadPlacement = DEFAULT_PLACEMENT,
         linger_s: float = DEFAULT_LINGER_S,
     ) -> Store:
         """Open (and create or upgrade) the store at ``url``. A SQLite file gets an intake log
@@ -1748,7 +1734,7 @@ class Store:
             intake_log=opened,
             read_wait_s=read_wait_s,
             settle_rows=settle_rows,
-            cpus=cpus,
+            placement=placement,
             linger_s=linger_s,
         )
         return store
@@ -1761,7 +1747,7 @@ class Store:
             synchronous=storage.synchronous,
             intake_log=storage.intake_log,
             settle_rows=storage.settle_rows,
-            cpus=storage.cpus,
+            placement=ThreadPlacement(frozenset(storage.cpus), storage.background_nice),
             linger_s=storage.apply_linger_ms / 1000,
         )
 

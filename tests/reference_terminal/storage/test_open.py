@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import threading
 from pathlib import Path
 
@@ -102,3 +103,35 @@ async def test_the_stores_threads_run_on_the_cpus_configured(tmp_path: Path) -> 
             assert thread.native_id is not None
             assert os.sched_getaffinity(thread.native_id) == {cpu}, thread.name
     assert os.sched_getaffinity(0) != {cpu} or os.cpu_count() == 1  # the caller is left alone
+
+
+def _nice_by_thread() -> dict[str, int]:
+    """Each store thread's nice value, by its name without the pool's number."""
+    return {
+        t.name.rstrip("_0123456789"): os.getpriority(os.PRIO_PROCESS, t.native_id)
+        for t in threading.enumerate()
+        if t.name.startswith("store-") and t.native_id is not None
+    }
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a nice value per thread: Linux")
+@pytest.mark.parametrize("intake_log", [True, False])
+async def test_the_threads_behind_the_intake_log_yield_the_cpu(
+    tmp_path: Path, intake_log: bool
+) -> None:
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    storage = Storage(
+        url=f"sqlite:///{tmp_path / 'terminal.db'}", intake_log=intake_log, background_nice=5
+    )
+    async with await Store.from_config(storage) as store:
+        await store.write([reading()])
+        await store.run_in_reader(lambda c: None)
+        nice = _nice_by_thread()
+    behind = min(own + 5, 19)
+    # without an intake log every write waits for the writer's commit: it is not background
+    assert nice["store-writer"] == (behind if intake_log else own)
+    assert nice["store-checkpointer"] == (behind if intake_log else own)
+    assert nice["store-reader"] == own  # queries answer the API and the uplink
+    if intake_log:
+        assert nice["store-intake"] == own  # every acknowledgement waits for its sync
+    assert os.getpriority(os.PRIO_PROCESS, 0) == own  # the caller is left alone
