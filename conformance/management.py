@@ -57,6 +57,12 @@ PAGE = 50_000
 #: Seconds a whole store's backup or restore may take: a store of months (the full profile's
 #: holds 48 hours of the works fleet, ~600 MB) takes minutes, not the 30 s of other requests.
 TRANSFER_TIMEOUT_S = 900.0
+#: Requests sent once more, on a new connection, when the connection closed before any answer:
+#: a server may close an idle keep-alive connection just as a request leaves on it (uvicorn and
+#: httpx both keep one 5 s), and RFC 9112 §9.3.1 lets a client retry an idempotent request then.
+#: Only reads: an action the terminal may have carried out is never repeated.
+RESENT_ON_CLOSE = frozenset({"GET", "HEAD"})
+_CLOSED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
 class ManagementUnavailable(Inconclusive):
@@ -281,15 +287,23 @@ class Management:
     # ---- raw requests ---------------------------------------------------------------------
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            if self.still is not None and method == "GET":
-                with self.still():
-                    return await self._http().request(method, path, **kwargs)
-            return await self._http().request(method, path, **kwargs)
+            try:
+                return await self._send_once(method, path, **kwargs)
+            except _CLOSED:
+                if method not in RESENT_ON_CLOSE:
+                    raise
+            return await self._send_once(method, path, **kwargs)
         except (httpx.TransportError, OSError) as exc:
             raise ManagementUnavailable(
                 f"the management interface at {self.base_url} did not answer {method} {path}: "
                 f"{exc!r}"
             ) from exc
+
+    async def _send_once(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        if self.still is not None and method == "GET":
+            with self.still():
+                return await self._http().request(method, path, **kwargs)
+        return await self._http().request(method, path, **kwargs)
 
     async def login(self, role: str) -> str | None:
         """Log ``role``'s account in; its bearer token, or None (refused, or no login route:
