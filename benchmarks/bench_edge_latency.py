@@ -5,7 +5,8 @@ Run: ``.venv/bin/python -m benchmarks.bench_edge_latency`` (prints JSON; about 5
 ``--runs``, ``--seconds`` and ``--warmup`` set the paced part, ``--floor`` the machine's floor
 (below), ``--interpreter-defaults`` runs without the terminal process's interpreter settings
 (below), ``--no-intake-log`` with the store's ``intake_log: false`` (every write waits for its
-own database commit: the path before the log).
+own database commit: the path before the log), ``--background-nice 0`` with the store's
+threads behind the log scheduled as readily as the event loop.
 
 The terminal is the real one: :class:`~reference_terminal.app.Terminal` built from a
 programmatic :class:`TerminalConfig` of 10 000 points (1 000 devices × 10 points; half counters
@@ -631,6 +632,9 @@ def main() -> None:
         "--apply-linger-ms", type=float, help="storage.apply_linger_ms (default: its own)"
     )
     parser.add_argument(
+        "--background-nice", type=int, help="storage.background_nice (default: its own)"
+    )
+    parser.add_argument(
         "--switch-interval-ms", type=float, help="GIL switch interval (default: the terminal's)"
     )
     args = parser.parse_args()
@@ -641,6 +645,8 @@ def main() -> None:
         storage["settle_rows"] = args.settle_rows
     if args.apply_linger_ms is not None:
         storage["apply_linger_ms"] = args.apply_linger_ms
+    if args.background_nice is not None:
+        storage["background_nice"] = args.background_nice
     if not args.interpreter_defaults:
         tune_process()
     if args.switch_interval_ms is not None:
