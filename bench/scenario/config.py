@@ -51,7 +51,8 @@ def scenario_config(
     data["storage"]["cpus"] = sorted(store_cpus)
     # Virtual time moves only once every thread of the terminal is idle: none works in the
     # background there, and a nicer writer only waits behind the centres' process and the disk's
-    # (retention-48h: writer calls 18–20 s at 0 against 26–31 s at 10, wall 103–116 s / 108–124).
+    # (retention-48h seed 48, three runs each: the writer's calls 18–20 s at 0 against 26–31 s
+    # at 10, the run 103–116 s against 108–124 s).
     data["storage"]["background_nice"] = 0
     polled = [p for p in config.points if config.device(p.source.device).protocol != "manual"]
     codes = item_codes(polled)
