@@ -1108,8 +1108,8 @@ class _Writer:
         except BaseException:
             self._listed = None
             raise
+        self.transactions += 1  # counted before anyone hears of it (StoreStats)
         self._behind_written(behind)
-        self.transactions += 1
         if self._checkpointer is not None:
             self._checkpointer.nudge()
 
