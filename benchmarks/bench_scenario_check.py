@@ -165,7 +165,9 @@ def main() -> None:
     parser.add_argument("--scenario", type=Path, default=SCENARIOS / "retention-48h.yaml")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    gc.set_threshold(*COLLECTOR_THRESHOLDS)  # as a scenario runs (bench.scenario.interpreter)
+    # the collector as a scenario runs it (bench.scenario.interpreter); its GIL switch interval
+    # is left alone, the check running in one thread
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
 
     acknowledged, snapshot_s, final_values_s = asyncio.run(acknowledged_of(args.run, args.scenario))
     with tempfile.TemporaryDirectory(prefix="carbench-check-") as scratch:
