@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from reference_terminal.acquisition.drivers import WIRE, Wiring
 from reference_terminal.app import Terminal
 from reference_terminal.config import TerminalConfig
-from simulators.clock import Clock
+from simulators.clock import Clock, Quiescence
 from simulators.power.mount import VolatileMount
 from simulators.tasks import cancel_and_wait
 
@@ -29,6 +30,8 @@ BOOT_TIMEOUT_S = 120.0  # wall seconds: a terminal that does not come up is the 
 #: and how often the bench looks whether it has landed.
 TORN_WAIT_S = 10.0
 TORN_POLL_S = 0.01
+#: Wall seconds the clock waits for the store's threads to take up work handed to them.
+UNTAKEN_STUCK_S = 2.0
 
 
 class TargetError(RuntimeError):
@@ -79,6 +82,22 @@ class ReferenceTarget:
         #: The store writer's wall seconds by kind of work (``StoreStats.busy_s``), summed
         #: over the terminal's boots: in virtual time a step waits while the writer is busy.
         self.store_busy_s: dict[str, float] = {}
+        self._untaken_since: float | None = None  # wall time the store's work first waited
+        if isinstance(clock, Quiescence):
+            clock.watch(self._store_work_untaken)
+
+    def _store_work_untaken(self) -> bool:
+        """Time stands still while the store has work no thread took up, for at most
+        ``UNTAKEN_STUCK_S`` of wall time: a broken terminal whose writer never takes its queue
+        (a mutant the suites must fail) must not stop the clock for ever."""
+        store = self.terminal.store if self.terminal is not None else None
+        if store is None or not store.work_untaken():
+            self._untaken_since = None
+            return False
+        now = time.monotonic()
+        if self._untaken_since is None:
+            self._untaken_since = now
+        return now - self._untaken_since < UNTAKEN_STUCK_S
 
     @property
     def powered(self) -> bool:

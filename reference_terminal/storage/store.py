@@ -761,6 +761,10 @@ class _Writer:
         self._queue.put(job)
         return job.future
 
+    def untaken(self) -> bool:
+        """Whether jobs wait in the queue for the thread, which is alive to take them."""
+        return not self._queue.empty() and self._thread.is_alive()
+
     def stop(self) -> None:
         self._stopping.set()
         self._queue.put(_STOP)
@@ -1353,6 +1357,10 @@ class _Intake:
         self._queue.put(job)
         return job.future
 
+    def untaken(self) -> bool:
+        """Whether jobs wait in the queue for the thread, which is alive to take them."""
+        return not self._queue.empty() and self._thread.is_alive()
+
     def takes_inline(self, jobs: Sequence[_Job]) -> bool:
         """Whether the event loop may log ``jobs`` itself: few rows, and nothing handed to
         the thread is still in its hands (so the log keeps the order writes were made in)."""
@@ -1683,6 +1691,7 @@ class Store:
             readers, "store-reader", initializer=placement.enter
         )
         self._closed = False
+        self._reads = 0  # reads handed to the reader threads and not yet back (event loop)
         self._behind: concurrent.futures.Future[Any] | None = None  # the latest write behind
         self._outgoing: list[_Job] = []  # writes made in this turn of the event loop
         #: Told of every write as it is acknowledged (durable): for a bench that must know
@@ -1881,7 +1890,24 @@ class Store:
             raise StoreClosed("the store is closed")
         seen = self._intake.acked_seq if self._intake is not None else 0
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, self._read, fn, seen)
+        self._reads += 1
+        try:
+            return await loop.run_in_executor(self._readers, self._read, fn, seen)
+        finally:
+            self._reads -= 1
+
+    def work_untaken(self) -> bool:
+        """Whether work was handed to the store's threads that none has taken up yet. A thread
+        blocked on its queue looks idle (its innermost frame is a waiting one) until it wakes
+        and takes what was put there, so a virtual clock that moves whenever every thread
+        waits (``simulators.clock.Quiescence``) must also ask this: otherwise a transaction
+        handed over just before the clock looks "takes" the time to the next sleeper. A read
+        counts until its result is back on the event loop."""
+        return (
+            self._reads > 0
+            or self._writer.untaken()
+            or (self._intake is not None and self._intake.untaken())
+        )
 
     def _read(self, fn: Callable[[Connection], T], seen: int) -> T:
         # Acknowledged writes may still be on their way from the intake log to the database
