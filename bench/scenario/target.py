@@ -30,8 +30,6 @@ BOOT_TIMEOUT_S = 120.0  # wall seconds: a terminal that does not come up is the 
 #: and how often the bench looks whether it has landed.
 TORN_WAIT_S = 10.0
 TORN_POLL_S = 0.01
-#: Wall seconds the clock waits for the store's threads to take up work handed to them.
-UNTAKEN_STUCK_S = 2.0
 
 
 class TargetError(RuntimeError):
@@ -83,13 +81,15 @@ class ReferenceTarget:
         #: over the terminal's boots: in virtual time a step waits while the writer is busy.
         self.store_busy_s: dict[str, float] = {}
         self._untaken_since: float | None = None  # wall time the store's work first waited
+        self._untaken_stuck_s = 0.0
         if isinstance(clock, Quiescence):
+            self._untaken_stuck_s = clock.stuck_after_s
             clock.watch(self._store_work_untaken)
 
     def _store_work_untaken(self) -> bool:
-        """Time stands still while the store has work no thread took up, for at most
-        ``UNTAKEN_STUCK_S`` of wall time: a broken terminal whose writer never takes its queue
-        (a mutant the suites must fail) must not stop the clock for ever."""
+        """Time stands still while the store has work no thread took up, for at most the
+        clock's ``stuck_after_s`` of wall time (as for a busy thread): a broken terminal whose
+        writer never takes its queue (a mutant the suites must fail) must not stop it for ever."""
         store = self.terminal.store if self.terminal is not None else None
         if store is None or not store.work_untaken():
             self._untaken_since = None
@@ -97,7 +97,7 @@ class ReferenceTarget:
         now = time.monotonic()
         if self._untaken_since is None:
             self._untaken_since = now
-        return now - self._untaken_since < UNTAKEN_STUCK_S
+        return now - self._untaken_since < self._untaken_stuck_s
 
     @property
     def powered(self) -> bool:

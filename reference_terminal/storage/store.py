@@ -572,6 +572,11 @@ _STOP = _Job()
 _WAKE = _Job()
 
 
+def _untaken(jobs: queue.SimpleQueue[_Job], thread: threading.Thread) -> bool:
+    """Whether jobs wait in ``jobs`` for ``thread``, which is alive to take them."""
+    return not jobs.empty() and thread.is_alive()
+
+
 def _joins_calls(job: _Job) -> bool:
     return job.call is not None and job.call is not _settle_now
 
@@ -762,8 +767,7 @@ class _Writer:
         return job.future
 
     def untaken(self) -> bool:
-        """Whether jobs wait in the queue for the thread, which is alive to take them."""
-        return not self._queue.empty() and self._thread.is_alive()
+        return _untaken(self._queue, self._thread)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -1358,8 +1362,7 @@ class _Intake:
         return job.future
 
     def untaken(self) -> bool:
-        """Whether jobs wait in the queue for the thread, which is alive to take them."""
-        return not self._queue.empty() and self._thread.is_alive()
+        return _untaken(self._queue, self._thread)
 
     def takes_inline(self, jobs: Sequence[_Job]) -> bool:
         """Whether the event loop may log ``jobs`` itself: few rows, and nothing handed to
