@@ -22,7 +22,7 @@ from reference_terminal.acquisition.drivers import WIRE, Wiring, make_buses, req
 from reference_terminal.acquisition.https import HttpsIntake
 from reference_terminal.acquisition.mqtt import MqttIntake
 from reference_terminal.acquisition.scheduler import Scheduler
-from reference_terminal.clock import Clock, RealClock
+from reference_terminal.clock import Clock, RealClock, sleep_to_grid
 from reference_terminal.config import HttpsDevice, MqttDevice, TerminalConfig
 from reference_terminal.construct import frozen
 from reference_terminal.model import Event, RawValue, counted
@@ -439,7 +439,7 @@ class Terminal:
 
     async def _close_windows(self) -> None:
         while True:
-            await self.clock.sleep(CLOSE_WINDOWS_EVERY_S)
+            await sleep_to_grid(self.clock, CLOSE_WINDOWS_EVERY_S)
             lag = self.config.processing.window_lag_s
             async with self._lock:
                 output = self.processor.close_until(self.clock.time() - lag)

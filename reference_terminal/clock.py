@@ -27,3 +27,10 @@ class RealClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+async def sleep_to_grid(clock: Clock, every_s: float) -> None:
+    """Sleep until the next multiple of ``every_s`` in POSIX time (a whole period when on one).
+    A periodic task kept on the grid does its work at the same instants whenever the terminal
+    booted: on the minute, with the meters' reads, not at the phase of the last power-up."""
+    await clock.sleep(every_s - clock.time() % every_s)

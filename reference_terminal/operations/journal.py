@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, or_, select
 
-from reference_terminal.clock import Clock
+from reference_terminal.clock import Clock, sleep_to_grid
 from reference_terminal.model import Event
 from reference_terminal.storage.schema import events, row_event
 from reference_terminal.storage.store import Store
@@ -211,7 +211,7 @@ async def watch_uplink(
     """Write the upload log of ``uplink``'s centres until cancelled."""
     seen: dict[str, _Seen] = {}
     while True:
-        await clock.sleep(look_every_s)
+        await sleep_to_grid(clock, look_every_s)
         now = clock.time()
         out: list[Event] = []
         for name, link in uplink.links().items():
