@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -287,3 +288,22 @@ main.add_command(clauses_cmd.clauses)
 
 main.add_command(account_command)
 main.add_command(inventory_command)
+
+
+def entry() -> None:
+    """The console script: :func:`main`, then leave without tearing the heap down object by
+    object (mypy ends the same way). Every file, child process and mount a command opened is
+    closed by the time it returns; a 48-hour scenario's millions of objects took 2.5 s more
+    to free at exit than the run itself."""
+    try:
+        main.main()
+    except SystemExit as exc:
+        status = exc.code
+    else:
+        status = 0
+    if status is not None and not isinstance(status, int):
+        print(status, file=sys.stderr)
+        status = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status or 0)

@@ -4,6 +4,7 @@ wall time) and write ``reports/<run>/``."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -41,6 +42,7 @@ def run(scenario: Scenario, out: Path | None, quiet: bool) -> int:
     from rich.progress import BarColumn, Progress, TextColumn  # noqa: PLC0415
 
     from bench.scenario.engine import RunDirectoryError, run_scenario  # noqa: PLC0415
+    from reference_terminal.runtime import COLLECTOR_THRESHOLDS  # noqa: PLC0415
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = out or Path("reports") / f"{scenario.name}-seed{scenario.seed}-{stamp}"
@@ -67,10 +69,16 @@ def run(scenario: Scenario, out: Path | None, quiet: bool) -> int:
                 what=what,
             )
 
+        # The collector keeps the terminal's thresholds until the run's objects are gone:
+        # put back inside the run, CPython's walked a 48-hour run's millions of them (1.2 s).
+        thresholds = gc.get_threshold()
+        gc.set_threshold(*COLLECTOR_THRESHOLDS)
         try:
             outcome = asyncio.run(run_scenario(scenario, out, progress=show))
         except RunDirectoryError as exc:
             raise click.ClickException(str(exc)) from None
+        finally:
+            gc.set_threshold(*thresholds)
     verdict = "PASS" if outcome.passed else "FAIL"
     click.echo(
         f"{verdict} {scenario.name} seed {outcome.seed}: expected {outcome.expected}, "
