@@ -70,7 +70,8 @@ def run(scenario: Scenario, out: Path | None, quiet: bool) -> int:
             )
 
         # The collector keeps the terminal's thresholds until the run's objects are gone:
-        # put back inside the run, CPython's walked a 48-hour run's millions of them (1.2 s).
+        # CPython's, put back inside the run (interpreter.py), set off a full pass over a
+        # 48-hour run's millions of live objects (1.2 s).
         thresholds = gc.get_threshold()
         gc.set_threshold(*COLLECTOR_THRESHOLDS)
         try:
