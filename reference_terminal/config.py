@@ -249,6 +249,11 @@ class Storage(Strict):
     #: 19–23 ms at 100) and grew on a fast one, where the larger applies hold the CPU in
     #: bursts (2026-11-26: 2.2–2.7 ms at 0, 5.5–7.0 ms at 100). 0: each as it comes.
     apply_linger_ms: float = Field(0, ge=0, le=1000)
+    #: SQLite: a thread folds the WAL into the database beside the writer, at most every
+    #: quarter second of wall time while commits come, so that commits do not stop for it.
+    #: Off: the writer does it inside the commit that fills the WAL to 1 000 pages (SQLite's
+    #: own way), for a terminal that writes once a minute and has no use for the thread.
+    checkpoint_thread: bool = True
 
 
 class SmChannel(Strict):

@@ -86,9 +86,11 @@ class Quiescence:
         self._free = asyncio.Event()  # set while nothing holds the clock
         self._free.set()
         self._watches: list[Callable[[], bool]] = []
+        self._in_flight_since: float | None = None  # wall time a watch first said so
         self._bystanders: set[int] = set()
-        #: times time moved although a thread still looked busy after ``stuck_after_s`` of
-        #: real time (a thread blocked somewhere this clock does not know as waiting)
+        #: times time moved although a thread still looked busy, or a watch still saw something
+        #: in flight, after ``stuck_after_s`` of real time (a thread blocked somewhere this
+        #: clock does not know as waiting; a watch on work that nothing will ever take up)
         self.forced_steps = 0
 
     @contextlib.contextmanager
@@ -110,7 +112,8 @@ class Quiescence:
     def watch(self, in_flight: Callable[[], bool]) -> Callable[[], None]:
         """Ask ``in_flight()`` before every step whether something is on its way that the
         event loop has not been told of yet (bytes a pty's kernel side hands over a moment
-        later); while it says so, time stands still. Returns what stops the watch."""
+        later); while it says so, time stands still, for at most ``stuck_after_s`` of real
+        time (as for a busy thread). Returns what stops the watch."""
         self._watches.append(in_flight)
         return lambda: self._watches.remove(in_flight)
 
@@ -145,7 +148,17 @@ class Quiescence:
 
     def _in_flight(self) -> bool:
         # Every watch is asked (each may hand something over as it is asked), then the verdict.
-        return sum(in_flight() for in_flight in self._watches) > 0
+        if not sum(in_flight() for in_flight in self._watches):
+            self._in_flight_since = None
+            return False
+        now = time.monotonic()
+        if self._in_flight_since is None:
+            self._in_flight_since = now
+        if now - self._in_flight_since < self.stuck_after_s:
+            return True
+        self._in_flight_since = None
+        self.forced_steps += 1
+        return False
 
     async def _wait_idle_turns(self, ready: object) -> None:
         idle = 0

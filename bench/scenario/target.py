@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,9 +25,10 @@ from simulators.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 BOOT_TIMEOUT_S = 120.0  # wall seconds: a terminal that does not come up is the bench's error
-#: A torn cut: how long (virtual s) the terminal may take to make the writes it lands among,
-#: and how often the bench looks whether it has landed.
-TORN_WAIT_S = 10.0
+#: A torn cut: how long (virtual s) the terminal may run on to make the writes it lands among
+#: (its next period's work, at the periods scenarios use), and in real time how often the
+#: bench looks whether it has landed.
+TORN_WAIT_S = 120.0
 TORN_POLL_S = 0.01
 
 
@@ -80,24 +80,15 @@ class ReferenceTarget:
         #: The store writer's wall seconds by kind of work (``StoreStats.busy_s``), summed
         #: over the terminal's boots: in virtual time a step waits while the writer is busy.
         self.store_busy_s: dict[str, float] = {}
-        self._untaken_since: float | None = None  # wall time the store's work first waited
-        self._untaken_stuck_s = 0.0
         if isinstance(clock, Quiescence):
-            self._untaken_stuck_s = clock.stuck_after_s
             clock.watch(self._store_work_untaken)
 
     def _store_work_untaken(self) -> bool:
-        """Time stands still while the store has work no thread took up, for at most the
-        clock's ``stuck_after_s`` of wall time (as for a busy thread): a broken terminal whose
-        writer never takes its queue (a mutant the suites must fail) must not stop it for ever."""
+        """Time stands still while the store has work no thread took up (the clock bounds the
+        wait: a broken terminal whose writer never takes its queue, a mutant the suites must
+        fail, does not stop it for ever)."""
         store = self.terminal.store if self.terminal is not None else None
-        if store is None or not store.work_untaken():
-            self._untaken_since = None
-            return False
-        now = time.monotonic()
-        if self._untaken_since is None:
-            self._untaken_since = now
-        return now - self._untaken_since < self._untaken_stuck_s
+        return store is not None and store.work_untaken()
 
     @property
     def powered(self) -> bool:
@@ -142,25 +133,65 @@ class ReferenceTarget:
         log.error("the reference terminal stopped by itself (%s)", task.get_name(), exc_info=error)
 
     async def tear(self, after: int) -> bool:
-        """Let the terminal run on until its disk dies before its ``after``-th write or fsync
-        from now: a cut inside a commit (in virtual time a cut at a set instant always finds
-        the terminal idle, every write of that instant done). False when it made no such
-        write within ``TORN_WAIT_S``; the disk is then still powered. ``power_off`` follows."""
-        if self.disk is None:
+        """Let the terminal run on until its disk dies inside its next writes: a cut inside a
+        commit (in virtual time a cut at a set instant always finds the terminal idle, every
+        write of that instant done). In real time, before its ``after``-th write or fsync
+        from now. In virtual time, inside its next acknowledgement: before the write of the
+        record (odd ``after``) or before its sync (even); the terminal writes from several
+        threads at once, and a count over all their writes would tear a different
+        acknowledgement in every run of a seed (its other writes of that instant are torn
+        wherever they happen to be). False when it made no such write within
+        ``TORN_WAIT_S``; the disk is then still powered. ``power_off`` follows."""
+        disk = self.disk
+        if disk is None:
             raise TargetError("a torn cut needs the volatile disk (power mode fuse)")
         self._torn = True
-        await self.disk.arm(after)
-        waited = 0.0
-        while (await self.disk.stats()).powered and waited < TORN_WAIT_S:
-            await self.rtc.clock.sleep(TORN_POLL_S)
-            waited += TORN_POLL_S
-        return not self.disk.powered
+        clock = self.rtc.clock
+        if not isinstance(clock, Quiescence):  # real time: look now and then
+            await disk.arm(after)
+            waited = 0.0
+            while (await disk.stats()).powered and waited < TORN_WAIT_S:
+                await clock.sleep(TORN_POLL_S)
+                waited += TORN_POLL_S
+            return not disk.powered
+        store = self.terminal.store if self.terminal is not None else None
+        acknowledging = store.acknowledging_file if store is not None else None
+        with clock.hold():
+            if acknowledging is None:  # each commit acknowledges, from one thread
+                await disk.arm(after)
+            else:
+                await disk.arm(2 - after % 2, acknowledging.name)
+        # The disk is asked, not polled: at every step, once everything waits and before
+        # time moves (every write of the instant made). A round trip awaited instead would
+        # let time move while it is under way, by however long it took: the cut would land
+        # at another instant in every run of one seed.
+        died = asyncio.Event()
+
+        def dead() -> bool:  # while True, time stands still: the cut is at this instant
+            if not died.is_set() and not disk.powered_now():
+                died.set()
+            return died.is_set()
+
+        unwatch = clock.watch(dead)
+        waits = {
+            asyncio.ensure_future(died.wait()),
+            asyncio.ensure_future(clock.sleep(TORN_WAIT_S)),
+        }
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            unwatch()
+            for wait in waits:
+                wait.cancel()
+        return died.is_set()
 
     async def power_off(self) -> None:
         """The power cut: disk first (nothing after this instant is written), then the CPU."""
         if self._task is None:
             raise TargetError("power off: the terminal is already off")
         if self.disk is not None:
+            if self._torn:  # an armed cut may have gone off since tear looked
+                await self.disk.stats()
             if self.disk.powered:
                 self.bytes_dropped += (await self.disk.cut()).bytes_dropped
             else:  # the disk died by itself, inside a write (an armed, torn cut)

@@ -141,6 +141,8 @@ CALLS_PER_TRANSACTION = 64
 CHECKPOINT_INTERVAL_S = 0.25
 #: SQLite: WAL pages after which the writer checkpoints by itself (SQLite's default is 1 000).
 WRITER_AUTOCHECKPOINT = 20_000
+#: ... and with no checkpointer thread (``Storage.checkpoint_thread``).
+WRITER_ALONE_AUTOCHECKPOINT = 1_000
 #: SQLite: the page size of a new database. A commit writes each page it touched to the WAL,
 #: one write call for its frame header and one for the page; with 16 KiB pages a commit of a
 #: minute's readings touches half as many (measured on a 6-hour works-fleet scenario: 146 000
@@ -720,6 +722,7 @@ class _Writer:
         paced_wal: Path | None = None,
         placement: ThreadPlacement = DEFAULT_PLACEMENT,
         linger_s: float = 0.0,
+        checkpoint_thread: bool = True,
     ) -> None:
         self._engine = engine
         self._linger_s = linger_s
@@ -745,7 +748,9 @@ class _Writer:
         self._recent_rows = 0
         self.settles = 0
         self.busy = dict.fromkeys(WORK_KINDS, 0.0)  # wall seconds by kind (StoreStats)
-        self._checkpointer = _Checkpointer(engine, self) if self._sqlite else None
+        self._checkpointer = (
+            _Checkpointer(engine, self) if self._sqlite and checkpoint_thread else None
+        )
         self._own: Connection | None = None  # SQLite: the writer's connection (``_connect``)
         self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._thread = placement.thread(self._run, "store-writer", background=True)
@@ -819,7 +824,8 @@ class _Writer:
                 # checkpoint after a commit is only the safety net should it fall behind.
                 # on the DBAPI connection: through SQLAlchemy the PRAGMA would autobegin
                 dbapi: Any = conn.connection.dbapi_connection
-                dbapi.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}").close()
+                pages = WRITER_AUTOCHECKPOINT if self._checkpointer else WRITER_ALONE_AUTOCHECKPOINT
+                dbapi.execute(f"PRAGMA wal_autocheckpoint = {pages}").close()
                 dbapi.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}").close()
                 info["carbench_autocheckpoint"] = True
         return conn
@@ -1656,6 +1662,7 @@ class Store:
         settle_rows: int = DEFAULT_SETTLE_ROWS,
         placement: ThreadPlacement = DEFAULT_PLACEMENT,
         linger_s: float = DEFAULT_LINGER_S,
+        checkpoint_thread: bool = True,
     ) -> None:
         """Wraps an engine whose database is already migrated (and, with ``intake_log``, has
         applied that log's every record); use ``Store.open``."""
@@ -1683,6 +1690,7 @@ class Store:
             # without an intake log the writer's commit is the acknowledgement: not background
             placement=replace(placement, background_nice=0) if intake_log is None else placement,
             linger_s=linger_s,
+            checkpoint_thread=checkpoint_thread,
         )
         self._log = intake_log
         self._intake = (
@@ -1716,6 +1724,7 @@ class Store:
         settle_rows: int = DEFAULT_SETTLE_ROWS,
         placement: ThreadPlacement = DEFAULT_PLACEMENT,
         linger_s: float = DEFAULT_LINGER_S,
+        checkpoint_thread: bool = True,
     ) -> Store:
         """Open (and create or upgrade) the store at ``url``. A SQLite file gets an intake log
         beside it (``intake_log=False``: none, every write then waits for its own database
@@ -1748,6 +1757,7 @@ class Store:
             settle_rows=settle_rows,
             placement=placement,
             linger_s=linger_s,
+            checkpoint_thread=checkpoint_thread,
         )
         return store
 
@@ -1761,6 +1771,7 @@ class Store:
             settle_rows=storage.settle_rows,
             placement=ThreadPlacement(frozenset(storage.cpus), storage.background_nice),
             linger_s=storage.apply_linger_ms / 1000,
+            checkpoint_thread=storage.checkpoint_thread,
         )
 
     async def __aenter__(self) -> Store:
@@ -1898,6 +1909,12 @@ class Store:
             return await loop.run_in_executor(self._readers, self._read, fn, seen)
         finally:
             self._reads -= 1
+
+    @property
+    def acknowledging_file(self) -> Path | None:
+        """The file whose sync makes a write durable (the intake log); None when it is the
+        database's own commit."""
+        return self._log.path if self._log is not None else None
 
     def work_untaken(self) -> bool:
         """Whether work was handed to the store's threads that none has taken up yet. A thread

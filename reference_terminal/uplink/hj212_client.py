@@ -123,7 +123,10 @@ class Hj212Client:
         while True:
             try:
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
-                # arrives as a refused connection fails, and shutdown then never ends
+                # arrives as a refused connection fails, and shutdown then never ends. Loop
+                # time, not the clock's: under a bench's virtual time a timer on the clock
+                # would fire as soon as the clock saw everything else wait, the connect
+                # still under way
                 async with asyncio.timeout(c.connect_timeout_s):
                     reader, writer = await asyncio.open_connection(c.host, c.port)
             except (OSError, TimeoutError) as exc:

@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterable
@@ -33,6 +34,8 @@ from typing import Any
 
 FSNAME = "carbench-volatile"  # volatile_fs.FSNAME, without importing mfusepy (and libfuse) here
 _REPO = Path(__file__).resolve().parents[2]
+#: Wall seconds ``powered_now`` waits for its answer (the file system answers in microseconds).
+PROBE_TIMEOUT_S = 10.0
 
 
 class PowerError(Exception):
@@ -196,16 +199,19 @@ class VolatileMount:
         writer: asyncio.StreamWriter,
         log: Path,
         max_write: int,
+        control: Path,
     ) -> None:
         self.backing = backing
         self.mountpoint = mountpoint
         self.process = process
         self.log = log
         self.max_write = max_write
+        self.control = control
         self._reader = reader
         self._writer = writer
         self._lock = asyncio.Lock()
         self._powered = True
+        self._probe: socket.socket | None = None  # powered_now's own connection
 
     @property
     def pid(self) -> int:
@@ -224,6 +230,9 @@ class VolatileMount:
                 line = await self._reader.readline()
             except (ConnectionError, OSError) as exc:
                 raise ControlError(f"{op}: lost the volatile file system: {exc}") from exc
+        return self._answer(op, line)
+
+    def _answer(self, op: str, line: bytes) -> dict[str, Any]:
         if not line:
             raise ControlError(f"{op}: the volatile file system has gone ({self._log_tail()})")
         answer: dict[str, Any] = json.loads(line)
@@ -245,11 +254,11 @@ class VolatileMount:
         self._powered = False
         return report
 
-    async def arm(self, after: int) -> None:
+    async def arm(self, after: int, name: str | None = None) -> None:
         """Cut by itself just before the ``after``-th write, truncate or fsync from now (which
-        fails): a cut in the middle of a commit rather than between two. ``stats`` tells when
-        it has happened."""
-        await self._request("arm", after=after)
+        fails): a cut in the middle of a commit rather than between two. ``name``: count only
+        those on files of that name. ``stats`` tells when it has happened."""
+        await self._request("arm", after=after, name=name)
 
     async def restore(self) -> None:
         """Power on: the mount shows what was synced; handles from before the cut stay dead."""
@@ -276,7 +285,30 @@ class VolatileMount:
         self._powered = stats.powered  # an armed cut happens without us
         return stats
 
+    def powered_now(self) -> bool:
+        """Whether the disk has power, asked at once on a blocking connection of its own (one
+        round trip, tens of microseconds): for a caller that must know before the event loop
+        turns again, such as a virtual clock's watch asked just before time moves."""
+        try:
+            if self._probe is None:
+                self._probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self._probe.settimeout(PROBE_TIMEOUT_S)
+                self._probe.connect(str(self.control))
+            self._probe.sendall(b'{"op": "stats"}\n')
+            line = b""
+            while not line.endswith(b"\n"):
+                chunk = self._probe.recv(65536)
+                if not chunk:
+                    break
+                line += chunk
+        except OSError as exc:
+            raise ControlError(f"stats: lost the volatile file system: {exc}") from exc
+        self._powered = bool(self._answer("stats", line)["powered"])
+        return self._powered
+
     async def _stop(self, grace: float | None) -> None:
+        if self._probe is not None:
+            self._probe.close()
         with contextlib.suppress(ControlError, json.JSONDecodeError):
             await self._request("quit")
         self._writer.close()
@@ -392,4 +424,4 @@ async def _started(
         )
     max_write = int(json.loads(hello)["max_write"])
     reader, writer = await asyncio.open_unix_connection(str(control))
-    return VolatileMount(backing, mountpoint, process, reader, writer, log, max_write)
+    return VolatileMount(backing, mountpoint, process, reader, writer, log, max_write, control)

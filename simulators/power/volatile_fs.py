@@ -30,6 +30,7 @@
 
 The control socket takes one JSON object per line (``{"op": "cut"}``, ``{"op": "arm", "after":
 N}``: cut just before the N-th write, truncate or fsync from now, which fails: a torn commit;
+with ``"name": F``, only those on files named F count;
 ``restore``, ``stats``, ``quit``) and answers one per line (``{"ok": true, ...}`` or
 ``{"ok": false, "error": ...}``).
 ``ready`` and the negotiated parameters are printed on stdout once the kernel has mounted it.
@@ -122,6 +123,7 @@ class VolatileOperations(mfusepy.Operations):  # type: ignore[misc]
         self._next_fh = 1
         self._fuse: int | None = None  # libfuse's struct fuse *, for cache invalidation
         self._armed: int | None = None  # write-like operations left before a cut (arm)
+        self._armed_name: str | None = None  # ... counting only those on files of this name
         self.max_write = 0
         self.counters = {
             "writes": 0,
@@ -258,19 +260,24 @@ class VolatileOperations(mfusepy.Operations):  # type: ignore[misc]
         self._invalidate(stale)
         return report
 
-    def arm(self, after: int) -> None:
+    def arm(self, after: int, name: str | None = None) -> None:
         """Cut by itself just before the ``after``-th write, truncate or fsync from now, which
         fails: the power dies in the middle of whatever the program was writing (a torn
-        commit), not between its writes."""
+        commit), not between its writes. ``name``: count only those on files of that name
+        (a program writing from several threads at once then dies at the same point of
+        that file's writes every time, wherever its other writes are)."""
         if after < 1:
             raise ValueError(f"arm: after must be at least 1, got {after}")
         with self._lock:
             self._check_power()
             self._armed = after
+            self._armed_name = name
 
-    def _tick(self) -> None:
-        """Count a write-like operation against an armed cut (lock held)."""
+    def _tick(self, path: str | None) -> None:
+        """Count a write-like operation on ``path`` against an armed cut (lock held)."""
         if self._armed is None:
+            return
+        if self._armed_name is not None and os.path.basename(path or "") != self._armed_name:
             return
         self._armed -= 1
         if self._armed:
@@ -394,28 +401,30 @@ class VolatileOperations(mfusepy.Operations):  # type: ignore[misc]
             if handle is None or handle.node is None or not handle.node.shm:
                 handle = self._live(fi)
             node = self._node(handle)
-            self._tick()
+            self._tick(handle.path)
             self.counters["writes"] += 1
             return node.overlay.write(data, offset)
 
     def truncate(self, path: str | None, length: int, fh: Any = None) -> int:
         with self._lock:
             if fh is not None:
-                node = self._node(self._live(fh))
+                handle = self._live(fh)
+                node, path = self._node(handle), handle.path
             else:
                 self._check_power()
                 if path is None:
                     raise _eio()
                 node = self._node_for(self._real(path), os.O_RDWR, None)
-            self._tick()
+            self._tick(path)
             node.overlay.truncate(length)
             self._forget_if_idle(node)
         return 0
 
     def fsync(self, path: str | None, datasync: int, fi: Any) -> int:
         with self._lock:
-            node = self._node(self._live(fi))
-            self._tick()
+            handle = self._live(fi)
+            node = self._node(handle)
+            self._tick(handle.path)
             node.overlay.sync()
             self.counters["fsyncs"] += 1
         return 0
@@ -645,7 +654,7 @@ class ControlServer:
             result: dict[str, Any] = self.ops.cut()
         elif op == "arm":
             try:
-                self.ops.arm(int(command["after"]))
+                self.ops.arm(int(command["after"]), command.get("name"))
             except (KeyError, TypeError, ValueError) as exc:
                 return {"ok": False, "error": f"arm: {exc}"}, False
             except mfusepy.FuseOSError:

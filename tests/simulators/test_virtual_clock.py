@@ -209,6 +209,21 @@ def test_time_stands_still_while_a_watch_sees_something_in_flight() -> None:
     asyncio.run(main())
 
 
+def test_a_watch_that_never_lets_go_holds_time_only_for_stuck_after_s() -> None:
+    """Work that nothing will ever take up (a store whose writer died) must not stop the
+    run for ever: time moves on after ``stuck_after_s`` of real time, counted as forced."""
+
+    async def main() -> None:
+        clock = VirtualClock(T0, stuck_after_s=0.05)
+        clock.watch(lambda: True)
+        started = time.monotonic()
+        await clock.sleep(1)
+        assert clock.monotonic() == 1.0 and clock.forced_steps == 1
+        assert time.monotonic() - started >= 0.05
+
+    asyncio.run(main())
+
+
 def test_an_open_stores_idle_threads_let_time_pass(tmp_path: Path) -> None:
     """The reference terminal's store threads (writer, intake, checkpointer, readers) waiting
     for work are known as waiting: a day of hourly writes takes no forced step."""

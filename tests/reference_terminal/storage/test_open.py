@@ -8,12 +8,19 @@ import sqlite3
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from reference_terminal.config import Storage
 from reference_terminal.storage.schema import StoreError
-from reference_terminal.storage.store import PAGE_SIZE, Store, make_engine
+from reference_terminal.storage.store import (
+    PAGE_SIZE,
+    WRITER_ALONE_AUTOCHECKPOINT,
+    WRITER_AUTOCHECKPOINT,
+    Store,
+    make_engine,
+)
 from tests.reference_terminal.storage.helpers import reading
 
 pytestmark = pytest.mark.anyio
@@ -135,3 +142,24 @@ async def test_the_threads_behind_the_intake_log_yield_the_cpu(
     if intake_log:
         assert nice["store-intake"] == own  # every acknowledgement waits for its sync
     assert os.getpriority(os.PRIO_PROCESS, 0) == own  # the caller is left alone
+
+
+def _autocheckpoint(conn: Any) -> int:
+    dbapi = conn.connection.dbapi_connection
+    return int(dbapi.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+
+
+@pytest.mark.parametrize("checkpoint_thread", [True, False])
+async def test_without_a_checkpoint_thread_the_writer_checkpoints_the_wal_itself(
+    tmp_path: Path, checkpoint_thread: bool
+) -> None:
+    """Off, the writer's own checkpoint keeps the WAL to SQLite's usual size."""
+    storage = Storage(
+        url=f"sqlite:///{tmp_path / 'terminal.db'}", checkpoint_thread=checkpoint_thread
+    )
+    async with await Store.from_config(storage) as store:
+        await store.write([reading()])
+        pages = await store.run_in_writer(_autocheckpoint)
+        names = {t.name for t in threading.enumerate()}
+    assert ("store-checkpointer" in names) is checkpoint_thread
+    assert pages == (WRITER_AUTOCHECKPOINT if checkpoint_thread else WRITER_ALONE_AUTOCHECKPOINT)

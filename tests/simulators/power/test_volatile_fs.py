@@ -80,8 +80,9 @@ def test_an_armed_cut_lands_just_before_the_nth_write_which_fails(tmp_path: Path
             await mount.arm(3)  # write, write, then the fsync: the power dies before it
             os.write(fd, b" one")
             os.write(fd, b" two")
-            assert (await mount.stats()).powered
+            assert (await mount.stats()).powered and mount.powered_now()
             assert_eio(lambda: os.fsync(fd), "the fsync the cut came before")
+            assert not mount.powered_now()  # asked at once, without a turn of the loop
             stats = await mount.stats()
             assert (stats.powered, stats.cuts, stats.bytes_dropped) == (False, 1, 8)
         finally:
@@ -90,6 +91,32 @@ def test_an_armed_cut_lands_just_before_the_nth_write_which_fails(tmp_path: Path
         assert (mnt / "f").read_bytes() == b"synced"
         with pytest.raises(ControlError, match="at least 1"):
             await mount.arm(0)
+
+    on_mount(tmp_path, body)
+
+
+def test_an_armed_cut_can_count_the_writes_to_one_file_only(tmp_path: Path) -> None:
+    """A program writing from several threads dies at the same point of one file's writes
+    every time, however its other writes fall in between."""
+
+    async def body(mount: VolatileMount, mnt: Path, backing: Path) -> None:
+        log = os.open(mnt / "log", os.O_RDWR | os.O_CREAT)
+        other = os.open(mnt / "other", os.O_RDWR | os.O_CREAT)
+        try:
+            await mount.arm(2, "log")  # the log's write, then its fsync: dies before that
+            os.write(other, b"not counted")
+            os.fsync(other)
+            os.write(log, b"record")
+            os.write(other, b" nor this")
+            assert mount.powered_now()
+            assert_eio(lambda: os.fsync(log), "the log's fsync the cut came before")
+            assert not mount.powered_now()
+        finally:
+            close_dead(log)
+            close_dead(other)
+        await mount.restore()
+        assert (mnt / "log").read_bytes() == b""
+        assert (mnt / "other").read_bytes() == b"not counted"
 
     on_mount(tmp_path, body)
 
