@@ -190,12 +190,12 @@ class ReferenceTarget:
         if self._task is None:
             raise TargetError("power off: the terminal is already off")
         if self.disk is not None:
-            if self._torn:  # an armed cut may have gone off since tear looked
-                await self.disk.stats()
-            if self.disk.powered:
+            # an armed cut may have gone off since tear looked
+            stats = await self.disk.stats() if self._torn else None
+            if stats is None or stats.powered:
                 self.bytes_dropped += (await self.disk.cut()).bytes_dropped
             else:  # the disk died by itself, inside a write (an armed, torn cut)
-                self.bytes_dropped += (await self.disk.stats()).bytes_dropped
+                self.bytes_dropped += stats.bytes_dropped
         task, self._task = self._task, None
         self._torn = False
         task.cancel()

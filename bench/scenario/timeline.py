@@ -69,7 +69,9 @@ def power_cut_windows(step: PowerCuts, rng: random.Random) -> list[tuple[timedel
     return cuts
 
 
-#: A torn cut lands before one of the terminal's next this-many disk writes or fsyncs.
+#: A torn cut lands before one of the terminal's next this-many disk writes or fsyncs (in
+#: virtual time the draw's parity picks the next acknowledgement's write or its sync:
+#: ``ReferenceTarget.tear``).
 TORN_WITHIN_WRITES = 40
 
 
