@@ -5,22 +5,50 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import importlib
 import json
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 
-from bench import clauses_cmd, fleet_cmd, platform_cmd, scenario_cmd
-from bench.account_cmd import account_command
-from bench.decode import DecodeSettings, decode_one
-from bench.inventory_cmd import inventory_command
-from bench.selfcheck import run_selfcheck
-from protocols import hj212
+# Each command imports what it needs when it runs: the scenario engine, the terminal and the
+# simulators take seconds to import, which `carbench decode` or `--help` has no use for.
+# ruff: noqa: PLC0415
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group some of whose commands live in modules of their own (``lazy``: name ->
+    ``module:attribute``), imported when one of them runs or help lists them."""
+
+    def __init__(self, *args: Any, lazy: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = self.lazy.get(cmd_name)
+        if where is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, attribute = where.partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy={
+        "account": "bench.account_cmd:account_command",
+        "clauses": "bench.clauses_cmd:clauses",
+        "inventory": "bench.inventory_cmd:inventory_command",
+    },
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 def main() -> None:
     """carbench: conformance bench for carbon-emission monitoring terminals."""
 
@@ -56,6 +84,9 @@ def decode(
     FRAMES are HJ 212 text or meter hex; '-' reads one frame per line from standard input.
     Exits 1 if any frame is broken; the JSON says what is wrong.
     """
+    from bench.decode import DecodeSettings, decode_one
+    from protocols import hj212
+
     try:
         hj_options = hj212.DecodeOptions(
             lenient_modbus_crc=lenient_modbus_crc,
@@ -93,6 +124,8 @@ def decode(
 )
 def selfcheck(report_dir: Path) -> None:
     """Decode every public example frame and check each against its recorded verdict."""
+    from bench.selfcheck import run_selfcheck
+
     sys.exit(run_selfcheck(report_dir))
 
 
@@ -105,6 +138,8 @@ def fleet() -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def fleet_check(path: Path) -> None:
     """Validate a fleet file; errors name the field and the line."""
+    from bench import fleet_cmd
+
     click.echo(fleet_cmd.describe(fleet_cmd.check(path)))
 
 
@@ -123,6 +158,8 @@ def fleet_check(path: Path) -> None:
 )
 def fleet_up(path: Path, manual_dir: Path | None, work_dir: Path | None) -> None:
     """Start every meter of a fleet, print where each listens, serve until Ctrl-C."""
+    from bench import fleet_cmd
+
     spec = fleet_cmd.check(path)
     if work_dir is not None:
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -141,6 +178,8 @@ def platform() -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def platform_check(path: Path) -> None:
     """Validate a platform file; errors name the field."""
+    from bench import platform_cmd
+
     click.echo(platform_cmd.describe(platform_cmd.check(path)))
 
 
@@ -149,6 +188,8 @@ def platform_check(path: Path) -> None:
 @click.option("--record", "record_url", help="SQLAlchemy URL of the record (overrides the file).")
 def platform_up(path: Path, record_url: str | None) -> None:
     """Start every centre of a platform file, print where each listens, serve until Ctrl-C."""
+    from bench import platform_cmd
+
     spec = platform_cmd.check(path)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(platform_cmd.serve(spec, record_url))
@@ -178,6 +219,8 @@ _SET = click.option(
 @_SET
 def scenario_check(path: Path, seed: int | None, overrides: tuple[str, ...]) -> None:
     """Validate a scenario file and show its timeline; errors name the field."""
+    from bench import scenario_cmd
+
     click.echo(scenario_cmd.describe(scenario_cmd.check(path, seed, overrides)))
 
 
@@ -195,6 +238,8 @@ def scenario_run(
     path: Path, seed: int | None, overrides: tuple[str, ...], out: Path | None, quiet: bool
 ) -> None:
     """Run a scenario; exit 0 only when nothing was lost, duplicated or unexpected."""
+    from bench import scenario_cmd
+
     sys.exit(scenario_cmd.run(scenario_cmd.check(path, seed, overrides), out, quiet))
 
 
@@ -209,7 +254,7 @@ def scenario_run(
 )
 def proxy(host: str, port: int, seed: int, config: Path | None) -> None:
     """A Toxiproxy-compatible TCP fault proxy with its HTTP API, until Ctrl-C."""
-    from simulators.network import serve  # noqa: PLC0415
+    from simulators.network import serve
 
     serve(host, port, seed=seed, config=config, announce=click.echo)
 
@@ -258,7 +303,7 @@ def run_cmd(
     """Run the conformance suites against a target; write report.html, a signed results.json,
     junit.xml and allure-results/. Exit 0 only when every applicable mandatory clause passes,
     1 when one does not, 2 when the bench could not judge."""
-    from bench import run_cmd as job  # noqa: PLC0415 — keeps the other commands' start fast
+    from bench import run_cmd as job
 
     opts = job.RunOptions(target, profile, suites, clock, out=out, key=key, select=select)
     if suites_dir is not None:
@@ -278,16 +323,9 @@ def run_cmd(
 @click.option("--content-only", is_flag=True, help="Skip checking the run's files beside it.")
 def verify_cmd(results: Path, pubkey: Path | None, content_only: bool) -> None:
     """Check a results.json: SM3 hash, SM2 signature and the SM3 of the run's files."""
-    from bench.report import verify_cmd as job  # noqa: PLC0415
+    from bench.report import verify_cmd as job
 
     sys.exit(job.main(results, pubkey, content_only))
-
-
-main.add_command(clauses_cmd.clauses)
-
-
-main.add_command(account_command)
-main.add_command(inventory_command)
 
 
 def entry() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -102,3 +104,26 @@ def test_scenario_run_refuses_a_run_directory_that_is_not_empty(tmp_path: Path) 
     code, _, err = run("scenario", "run", str(scenario), "--out", str(tmp_path), "--quiet")
     assert code != 0
     assert "not empty" in err and (tmp_path / "outcome.json").read_text() == "{}"
+
+
+def test_a_small_command_starts_without_importing_the_bench() -> None:
+    """`carbench decode` and `--help` answer at once: the scenario engine, the terminal and
+    the simulators (seconds to import) are imported only by the commands that use them."""
+    script = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from bench.cli import main\n"
+        f"assert CliRunner().invoke(main, ['decode', 'hj212', {V0!r}]).exit_code == 0\n"
+        "assert CliRunner().invoke(main, ['--help']).exit_code == 0\n"
+        "heavy = ('bench.scenario', 'reference_terminal.app', 'simulators.fleet', 'sqlalchemy')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.stdout.strip() == "[]", done.stderr
