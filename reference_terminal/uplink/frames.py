@@ -16,7 +16,6 @@ as ``Rtd``. DataTime is the period's start in plant-local time (HJ 212-2017 表 
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ from decimal import Decimal
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
+
+import orjson
 
 from protocols.hj212 import Command, Cp, DataFlag, Pollutant
 from protocols.hj212.cp import FIELD_ORDER, NUMERIC_FIELDS
@@ -184,7 +185,9 @@ class Frame:
         """The items as JSON (a list); a signed frame's as ``{"items": […], "SM2Sign": …}``."""
         items = [[i.code, [[n, str(v)] for n, v in i.values], i.flag] for i in self.items]
         document: Any = {"items": items, SIGN_FIELD: self.signature} if self.signature else items
-        return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+        # orjson: json.dumps(separators=(",", ":"), ensure_ascii=False)'s text, in a fraction
+        # of the time (a fifth of the writer's scan of a closed minute went to json.dumps)
+        return orjson.dumps(document).decode()
 
     @classmethod
     def from_row(cls, cn: int, data_time: float, payload: str) -> Frame:
@@ -196,7 +199,7 @@ class Frame:
     @classmethod
     def _read(cls, cn: int, data_time: float, payload: str) -> Frame:
         try:
-            document = json.loads(payload)
+            document = orjson.loads(payload)
             signature = ""
             if isinstance(document, dict):
                 document, signature = document["items"], str(document[SIGN_FIELD])
