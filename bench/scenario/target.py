@@ -18,6 +18,7 @@ from typing import Any
 from reference_terminal.acquisition.drivers import WIRE, Wiring
 from reference_terminal.app import Terminal
 from reference_terminal.config import TerminalConfig
+from reference_terminal.tasks import first_of
 from simulators.clock import Clock, Quiescence
 from simulators.power.mount import VolatileMount
 from simulators.tasks import cancel_and_wait
@@ -173,16 +174,10 @@ class ReferenceTarget:
             return died.is_set()
 
         unwatch = clock.watch(dead)
-        waits = {
-            asyncio.ensure_future(died.wait()),
-            asyncio.ensure_future(clock.sleep(TORN_WAIT_S)),
-        }
         try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            await first_of(died.wait(), clock.sleep(TORN_WAIT_S))
         finally:
             unwatch()
-            for wait in waits:
-                wait.cancel()
         return died.is_set()
 
     async def power_off(self) -> None:

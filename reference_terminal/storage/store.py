@@ -821,7 +821,8 @@ class _Writer:
             info = conn.connection.info
             if "carbench_autocheckpoint" not in info:
                 # The checkpointer thread folds the WAL into the database; the writer's own
-                # checkpoint after a commit is only the safety net should it fall behind.
+                # checkpoint after a commit is only the safety net should it fall behind
+                # (without the thread it is all there is, at SQLite's usual size).
                 # on the DBAPI connection: through SQLAlchemy the PRAGMA would autobegin
                 dbapi: Any = conn.connection.dbapi_connection
                 pages = WRITER_AUTOCHECKPOINT if self._checkpointer else WRITER_ALONE_AUTOCHECKPOINT
