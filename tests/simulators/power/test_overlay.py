@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulators.power.overlay import FileOverlay, MemoryBacking
+from simulators.power.overlay import IOV_MAX, FdBacking, FileOverlay, MemoryBacking
 
 
 def overlay(data: bytes = b"", page_size: int = 8) -> tuple[FileOverlay, MemoryBacking]:
@@ -166,3 +169,20 @@ def test_after_any_sequence_the_backing_holds_each_files_last_synced_content(
     for i in range(FILES):
         assert bytes(backings[i].data) == synced[i]
         assert FileOverlay(backings[i]).read(200, 0) == synced[i]
+
+
+def test_a_sync_of_more_pages_than_one_vectored_write_takes_reaches_the_file_whole(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "wal"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        o = FileOverlay(FdBacking(fd), page_size=4)
+        frames = [bytes([k % 251 + 1]) * 6 for k in range(IOV_MAX)]  # each spans 2-3 pages
+        for k, frame in enumerate(frames):
+            o.write(frame, k * 6)
+        assert o.dirty_pages > IOV_MAX
+        o.sync()
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"".join(frames)
