@@ -90,6 +90,18 @@ def test_a_frame_renders_the_cp_that_cp_build_makes_of_its_items(frame: Frame) -
     assert said(frame.cp(OFFSET_S)) == said(built(frame))
 
 
+@settings(max_examples=200, deadline=None)
+@given(frames(odd=False), st.data())
+def test_the_parts_of_a_frames_cp_say_what_parsing_their_text_says(
+    frame: Frame, data: st.DataObject
+) -> None:
+    cp = frame.cp(OFFSET_S)
+    texts = cp.group_texts()
+    selection = sorted(set(data.draw(st.lists(st.sampled_from(range(len(texts)))))))
+    part = cp.parts([selection])[0]
+    assert said(part) == said(Cp.parse(";".join(texts[i] for i in selection)))
+
+
 @settings(max_examples=400, deadline=None)
 @given(frames(odd=True))
 def test_odd_items_render_or_fail_as_cp_build_does(frame: Frame) -> None:
