@@ -73,8 +73,8 @@ _EPOCH_INO_STRIDE = 0x9E3779B97F4A7C15
 
 
 #: The overlay's page: SQLite's (the reference terminal's ``PAGE_SIZE``), so a checkpoint's page
-#: is one of ours and a WAL frame two; with 4 KiB a frame made five (a sync of WAL frames took
-#: 7.8 µs a frame against 3.2).
+#: is one of ours and a WAL frame spans two or three; with 4 KiB it spanned five or six (a sync
+#: of WAL frames took 7.8 µs a frame against 3.2).
 OVERLAY_PAGE = 16 * 1024
 
 
