@@ -825,7 +825,11 @@ class _Writer:
                 # (without the thread it is all there is, at SQLite's usual size).
                 # on the DBAPI connection: through SQLAlchemy the PRAGMA would autobegin
                 dbapi: Any = conn.connection.dbapi_connection
-                pages = WRITER_AUTOCHECKPOINT if self._checkpointer else WRITER_ALONE_AUTOCHECKPOINT
+                pages = (
+                    WRITER_AUTOCHECKPOINT
+                    if self._checkpointer is not None
+                    else WRITER_ALONE_AUTOCHECKPOINT
+                )
                 dbapi.execute(f"PRAGMA wal_autocheckpoint = {pages}").close()
                 dbapi.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}").close()
                 info["carbench_autocheckpoint"] = True

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 PAGE_SIZE = 4096
-#: Buffers in one ``pwritev`` call (Linux's IOV_MAX).
-IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
+#: Buffers in one ``pwritev`` call (the system's IOV_MAX: pwritev is POSIX, and so is this).
+IOV_MAX = os.sysconf("SC_IOV_MAX")
 
 Buffer = bytes | bytearray | memoryview
 
