@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, TypeVar
 
 from protocols.hj212.errors import CpError
 
 Item = tuple[str, str]
 Group = tuple[Item, ...]
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 #: Parameters of 表 4 holding a time ``YYYYMMDDhhmmss``.
 TIME_PARAMS: Final = frozenset({"DataTime", "SystemTime", "RestartTime", "BeginTime", "EndTime"})
@@ -316,12 +318,13 @@ class Cp:
         """CPs of some of this one's groups each (indexes into :meth:`group_texts`,
         increasing), as ``from_groups`` makes them: typed from this one's view, not parsed
         again, when no code has fields both in and out of a part (``build`` gives each code a
-        group of its own)."""
+        group of its own). A part's view is made when first looked at: a sender of a split
+        CP only renders its parts (typing them took a tenth of a 48-hour backlog's drain)."""
         key = tuple(tuple(selection) for selection in selections)
         made = self._parts.get(key)
         if made is None:
             piece = _Piece.of(self)
-            made = self._parts[key] = [_joined([(piece, selection)]) for selection in key]
+            made = self._parts[key] = [_part(self, piece, selection) for selection in key]
         return list(made)
 
     @classmethod
@@ -415,7 +418,12 @@ def _joined(pieces: Sequence[tuple[_Piece, Sequence[int]]]) -> Cp:
     typed = True
     for piece, selection in pieces:
         texts += [piece.texts[i] for i in selection]
-        view = _view(piece.cp, piece.texts, selection) if typed and piece.typed else None
+        cp = piece.cp
+        view = (
+            _view(cp.params, cp.pollutants, piece.texts, selection)
+            if typed and piece.typed
+            else None
+        )
         if (
             view is None
             or not params.keys().isdisjoint(view[0])
@@ -429,12 +437,98 @@ def _joined(pieces: Sequence[tuple[_Piece, Sequence[int]]]) -> Cp:
     return Cp(text, params, pollutants) if typed and text else Cp.parse(text)
 
 
+def _part(whole: Cp, piece: _Piece, selection: Sequence[int]) -> Cp:
+    """The CP of ``whole``'s groups ``selection``; its view made on first look when making it
+    then cannot fail (the whole's view is its text's, the groups in order)."""
+    if not piece.typed or whole.notes or any(b <= a for a, b in itertools.pairwise(selection)):
+        return _joined([(piece, selection)])
+    text = ";".join([piece.texts[i] for i in selection])
+    if not text:
+        return _EMPTY_CP
+    view = _PartView(whole.params, whole.pollutants, piece.texts, tuple(selection), text)
+    return Cp(text, _Lazy(view.params), _Lazy(view.pollutants))
+
+
+class _PartView:
+    """A part's typed view, taken from its whole's when first asked for (or parsed, where a
+    code has fields both in and out of the part). Holds the whole's mappings, not the whole:
+    the whole keeps its parts, and a cycle would wait for the cyclic collector."""
+
+    __slots__ = ("_made", "_selection", "_text", "_whole")
+
+    def __init__(
+        self,
+        params: Mapping[str, str],
+        pollutants: Mapping[str, Pollutant],
+        texts: tuple[str, ...],
+        selection: tuple[int, ...],
+        text: str,
+    ) -> None:
+        self._whole: tuple[Mapping[str, str], Mapping[str, Pollutant], tuple[str, ...]] | None
+        self._whole = (params, pollutants, texts)
+        self._selection = selection
+        self._text = text
+        self._made: tuple[Mapping[str, str], Mapping[str, Pollutant]] | None = None
+
+    def _view(self) -> tuple[Mapping[str, str], Mapping[str, Pollutant]]:
+        if self._made is None:
+            assert self._whole is not None
+            taken = _view(*self._whole, self._selection)
+            if taken is None:
+                parsed = Cp.parse(self._text)
+                self._made = parsed.params, parsed.pollutants
+            else:
+                self._made = taken
+            self._whole = None
+        return self._made
+
+    def params(self) -> Mapping[str, str]:
+        return self._view()[0]
+
+    def pollutants(self) -> Mapping[str, Pollutant]:
+        return self._view()[1]
+
+
+class _Lazy(Mapping[_K, _V]):
+    """A mapping made by ``make`` when first read."""
+
+    __slots__ = ("_made", "_make")
+
+    def __init__(self, make: Callable[[], Mapping[_K, _V]]) -> None:
+        self._make: Callable[[], Mapping[_K, _V]] | None = make
+        self._made: Mapping[_K, _V] | None = None
+
+    def _mapping(self) -> Mapping[_K, _V]:
+        if self._made is None:
+            assert self._make is not None
+            self._made, self._make = self._make(), None
+        return self._made
+
+    def __getitem__(self, key: _K) -> _V:
+        return self._mapping()[key]
+
+    def __iter__(self) -> Iterator[_K]:
+        return iter(self._mapping())
+
+    def __len__(self) -> int:
+        return len(self._mapping())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._mapping()
+
+    def __repr__(self) -> str:
+        return repr(self._mapping())
+
+
 def _view(
-    cp: Cp, texts: Sequence[str], selection: Sequence[int]
+    params: Mapping[str, str],
+    pollutants: Mapping[str, Pollutant],
+    texts: Sequence[str],
+    selection: Sequence[int],
 ) -> tuple[dict[str, str], dict[str, Pollutant]] | None:
-    """The typed view of ``cp``'s groups ``selection`` (indexes into its group ``texts``,
-    increasing), taken from its own: None where that cannot be done (a code with fields both
-    in and out of them).
+    """The typed view of groups ``selection`` of a CP (indexes into its group ``texts``,
+    increasing), taken from its own (``params``, ``pollutants``): None where that cannot be
+    done (a code with fields both in and out of them).
 
     Only the smaller side is read: the groups chosen, or those left out (merging parts leaves
     out a DataTime each)."""
@@ -445,19 +539,17 @@ def _view(
     else:
         chosen = set(selection)
         side = [i for i in range(len(texts)) if i not in chosen]
-    params, codes = _owners([texts[i] for i in side])
+    names, codes = _owners([texts[i] for i in side])
     try:
-        if any(_field_count(cp.pollutants[code]) != n for code, n in codes.items()):
+        if any(_field_count(pollutants[code]) != n for code, n in codes.items()):
             return None  # the code has fields on the other side too
         if side is selection:
-            return {key: cp.params[key] for key in params}, {
-                code: cp.pollutants[code] for code in codes
-            }
+            return {key: params[key] for key in names}, {code: pollutants[code] for code in codes}
     except KeyError:
         return None
     return (
-        {key: value for key, value in cp.params.items() if key not in params},
-        {code: p for code, p in cp.pollutants.items() if code not in codes},
+        {key: value for key, value in params.items() if key not in names},
+        {code: p for code, p in pollutants.items() if code not in codes},
     )
 
 
