@@ -122,12 +122,12 @@ class Frame:
     def _cp_plain(self, utc_offset_s: int) -> Cp | None:
         """CP as ``Cp.build`` renders it (fields in ``FIELD_ORDER``, numbers as
         ``format(value, "f")``), typed as parsing it would (the items' own decimals, equal to
-        the parsed ones); None when an item is out of the ordinary (a non-finite value, a code,
+        the parsed ones; its pollutants made when first looked at); None when an item is out of the ordinary (a non-finite value, a code,
         field name or flag that is not a plain one): ``Cp.build`` then says what is wrong."""
         data_time = local_time(self.data_time, utc_offset_s).strftime("%Y%m%d%H%M%S")
         groups = ["DataTime=" + data_time]
         add = groups.append
-        pollutants: dict[str, Pollutant] = {}
+        codes: set[str] = set()
         orders = _FIELD_ORDERS
         for item in self.items:
             code, values, flag = item.code, item.values, item.flag
@@ -147,11 +147,16 @@ class Frame:
                 fields.append(f"{code}-{name}={value:f}")
             fields.append(f"{code}-Flag={flag}")
             add(",".join(fields))
-            pollutants[code] = Pollutant(code, dict(values), flag)
+            codes.add(code)
         text = ";".join(groups)
-        if len(pollutants) < len(self.items):  # a code twice: the parser's view (or error)
+        if len(codes) < len(self.items):  # a code twice: the parser's view (or error)
             return Cp.parse(text)
-        return Cp(text, {"DataTime": data_time}, pollutants)
+        items = self.items
+        return Cp.deferred(
+            text,
+            {"DataTime": data_time},
+            lambda: {i.code: Pollutant(i.code, dict(i.values), i.flag) for i in items},
+        )
 
     # ---- HTTPS -------------------------------------------------------------------------
     def json_body(self, qn: str, mn: str, pw: str, st: str, utc_offset_s: int) -> dict[str, Any]:
