@@ -3,16 +3,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from protocols.hj212.cp import Pollutant
 from simulators.platform import Expected, Record, check
-from simulators.platform.record import format_data_time
+from simulators.platform.record import fields_json, format_data_time
 from tests.reference_terminal.storage.conftest import postgres_url
 from tests.simulators.platform.device import MN, T0
 
@@ -221,3 +224,10 @@ def test_a_long_runs_copies_carry_every_field_for_the_check(url: str) -> None:
     assert [(w.field, w.received) for w in check(wanting(Min="1"), received).wrong_value] == [
         ("Min", None)
     ]
+
+
+@given(st.dictionaries(st.text(), st.text()))
+def test_a_readings_fields_are_written_as_json_dumps_writes_them(fields: dict[str, str]) -> None:
+    """Checks look for a field by its text (``field_json``), so the text never changes with
+    the encoder: non-ASCII and control characters escaped as ``json.dumps`` escapes them."""
+    assert fields_json(fields) == json.dumps(fields, separators=(",", ":"))
