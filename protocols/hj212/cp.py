@@ -450,8 +450,9 @@ def _joined(pieces: Sequence[tuple[_Piece, Sequence[int]]]) -> Cp:
 
 
 def _part(whole: Cp, piece: _Piece, selection: Sequence[int]) -> Cp:
-    """The CP of ``whole``'s groups ``selection``; its view made on first look when making it
-    then cannot fail (the whole's view is its text's, the groups in order)."""
+    """The CP of ``whole``'s groups ``selection``. Its view is made when first looked at
+    where making it cannot fail (the whole's view is its text's, the groups in order), else
+    now, as ``_joined`` makes it."""
     if not piece.typed or whole.notes or any(b <= a for a, b in itertools.pairwise(selection)):
         return _joined([(piece, selection)])
     text = ";".join([piece.texts[i] for i in selection])

@@ -122,8 +122,9 @@ class Frame:
     def _cp_plain(self, utc_offset_s: int) -> Cp | None:
         """CP as ``Cp.build`` renders it (fields in ``FIELD_ORDER``, numbers as
         ``format(value, "f")``), typed as parsing it would (the items' own decimals, equal to
-        the parsed ones; its pollutants made when first looked at); None when an item is out of the ordinary (a non-finite value, a code,
-        field name or flag that is not a plain one): ``Cp.build`` then says what is wrong."""
+        the parsed ones; the pollutants made when first looked at); None when an item is out
+        of the ordinary (a non-finite value, a code, field name or flag that is not a plain
+        one): ``Cp.build`` then says what is wrong."""
         data_time = local_time(self.data_time, utc_offset_s).strftime("%Y%m%d%H%M%S")
         groups = ["DataTime=" + data_time]
         add = groups.append
