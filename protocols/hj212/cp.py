@@ -477,23 +477,22 @@ class _PartView:
         selection: tuple[int, ...],
         text: str,
     ) -> None:
-        self._whole: tuple[Mapping[str, str], Mapping[str, Pollutant], tuple[str, ...]] | None
         self._whole = (params, pollutants, texts)
         self._selection = selection
         self._text = text
         self._made: tuple[Mapping[str, str], Mapping[str, Pollutant]] | None = None
 
     def _view(self) -> tuple[Mapping[str, str], Mapping[str, Pollutant]]:
-        if self._made is None:
-            assert self._whole is not None
+        # Two threads looking at once both make it, the same: nothing is cleared under them.
+        made = self._made
+        if made is None:
             taken = _view(*self._whole, self._selection)
             if taken is None:
                 parsed = Cp.parse(self._text)
-                self._made = parsed.params, parsed.pollutants
+                made = self._made = parsed.params, parsed.pollutants
             else:
-                self._made = taken
-            self._whole = None
-        return self._made
+                made = self._made = taken
+        return made
 
     def params(self) -> Mapping[str, str]:
         return self._view()[0]
@@ -508,14 +507,14 @@ class _Lazy(Mapping[_K, _V]):
     __slots__ = ("_made", "_make")
 
     def __init__(self, make: Callable[[], Mapping[_K, _V]]) -> None:
-        self._make: Callable[[], Mapping[_K, _V]] | None = make
+        self._make = make
         self._made: Mapping[_K, _V] | None = None
 
     def _mapping(self) -> Mapping[_K, _V]:
-        if self._made is None:
-            assert self._make is not None
-            self._made, self._make = self._make(), None
-        return self._made
+        made = self._made
+        if made is None:
+            made = self._made = self._make()
+        return made
 
     def __getitem__(self, key: _K) -> _V:
         return self._mapping()[key]
