@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
+from functools import cache, lru_cache
 from types import MappingProxyType
 from typing import Final, NamedTuple, TypeVar
 
@@ -458,47 +458,24 @@ def _part(whole: Cp, piece: _Piece, selection: Sequence[int]) -> Cp:
     text = ";".join([piece.texts[i] for i in selection])
     if not text:
         return _EMPTY_CP
-    view = _PartView(whole.params, whole.pollutants, piece.texts, tuple(selection), text)
-    return Cp(text, _Lazy(view.params), _Lazy(view.pollutants))
+    # The whole's mappings, not the whole: the whole keeps its parts, and a cycle would wait
+    # for the cyclic collector. Where a code has fields both in and out of the part, parsed.
+    params, pollutants, texts, chosen = (
+        whole.params,
+        whole.pollutants,
+        piece.texts,
+        tuple(selection),
+    )
 
+    @cache
+    def view() -> tuple[Mapping[str, str], Mapping[str, Pollutant]]:
+        taken = _view(params, pollutants, texts, chosen)
+        if taken is not None:
+            return taken
+        parsed = Cp.parse(text)
+        return parsed.params, parsed.pollutants
 
-class _PartView:
-    """A part's typed view, taken from its whole's when first asked for (or parsed, where a
-    code has fields both in and out of the part). Holds the whole's mappings, not the whole:
-    the whole keeps its parts, and a cycle would wait for the cyclic collector."""
-
-    __slots__ = ("_made", "_selection", "_text", "_whole")
-
-    def __init__(
-        self,
-        params: Mapping[str, str],
-        pollutants: Mapping[str, Pollutant],
-        texts: tuple[str, ...],
-        selection: tuple[int, ...],
-        text: str,
-    ) -> None:
-        self._whole = (params, pollutants, texts)
-        self._selection = selection
-        self._text = text
-        self._made: tuple[Mapping[str, str], Mapping[str, Pollutant]] | None = None
-
-    def _view(self) -> tuple[Mapping[str, str], Mapping[str, Pollutant]]:
-        # Two threads looking at once both make it, the same: nothing is cleared under them.
-        made = self._made
-        if made is None:
-            taken = _view(*self._whole, self._selection)
-            if taken is None:
-                parsed = Cp.parse(self._text)
-                made = self._made = parsed.params, parsed.pollutants
-            else:
-                made = self._made = taken
-        return made
-
-    def params(self) -> Mapping[str, str]:
-        return self._view()[0]
-
-    def pollutants(self) -> Mapping[str, Pollutant]:
-        return self._view()[1]
+    return Cp(text, _Lazy(lambda: view()[0]), _Lazy(lambda: view()[1]))
 
 
 class _Lazy(Mapping[_K, _V]):
