@@ -349,14 +349,14 @@ async def run_scenario(
         # fills its address space in a thread would otherwise move the clock by its own pace).
         with clock.hold():
             # The fleet's virtual-time economies: a clock step per serial exchange, none per
-            # OPC UA refresh nobody reads, and no pushes when the terminal reads the models.
+            # OPC UA refresh nobody reads; no servers at all when the terminal reads the models.
             fleet = await stack.enter_async_context(
                 running_fleet(
                     spec,
                     clock=clock,
                     serial_pacing="frame",
                     opcua_refresh="on_read",
-                    push=scenario.meters == "wire",
+                    serve=scenario.meters == "wire",
                 )
             )
             fleet.observations = deque()  # the whole run's truth, not the default window

@@ -2,7 +2,9 @@
 
 ``run_fleet`` is the whole fleet as one task (a TaskGroup of the protocol servers);
 ``running_fleet`` is the same as an async context manager that returns once every meter is
-listening — what tests and the ``carbench fleet up`` command use.
+listening — what tests and the ``carbench fleet up`` command use. ``running_fleet(serve=False)``
+serves no protocol at all, for a bench that reads the meters' models
+(``bench/scenario/model_link.py``).
 """
 
 from __future__ import annotations
@@ -16,14 +18,26 @@ from typing import Literal
 
 from simulators.clock import Clock, RealClock
 from simulators.fleet.loader import load_fleet
-from simulators.fleet.runtime import FleetRuntime
-from simulators.fleet.schema import Fleet
+from simulators.fleet.runtime import FleetRuntime, MeterRuntime
+from simulators.fleet.schema import (
+    AnalogModule,
+    Cjt188Meter,
+    Dlt645Meter,
+    Fleet,
+    HttpsCollector,
+    ManualEntry,
+    ModbusRtuMeter,
+    ModbusTcpMeter,
+    MqttCollector,
+    OpcUaServer,
+    SqlHistorian,
+)
 from simulators.meters.broker import private_broker
 from simulators.meters.https import serve_https
 from simulators.meters.manual import write_manual_entries
-from simulators.meters.modbus_tcp import serve_modbus_tcp
+from simulators.meters.modbus_tcp import endpoint, serve_modbus_tcp
 from simulators.meters.mqtt import serve_mqtt
-from simulators.meters.opcua import serve_opcua
+from simulators.meters.opcua import endpoint_path, serve_opcua
 from simulators.meters.serial_buses import serve_serial_buses
 from simulators.meters.sql_historian import serve_sql_historians
 from simulators.tasks import cancel_and_wait
@@ -65,6 +79,49 @@ async def run_fleet(
                 group.create_task(serve_sql_historians(fleet, work_dir), name="sql")
 
 
+async def run_unserved(fleet: FleetRuntime, *, manual_dir: Path | None = None) -> None:
+    """Serve no meter: each says where it would listen (:func:`unserved_endpoint`), manual
+    entries are written as ``run_fleet`` writes them, and the plant is kept ready, until
+    cancelled. Starting the servers (an OPC UA address space, a broker, TLS, ptys) took half
+    of a model-read scenario's start, for nobody."""
+    if manual_dir is not None:
+        for path in write_manual_entries(fleet, manual_dir, until=fleet.now()):
+            fleet.listening(path.stem, "manual", str(path))
+    for meter in fleet.meters.values():
+        spec = meter.spec
+        if isinstance(spec, ManualEntry):
+            continue
+        if isinstance(spec, _ON_A_BUS):
+            bus = spec.bus
+            fleet.listening(bus, fleet.spec.bus(bus).protocol, f"{UNSERVED_HOST}:{bus}")
+        fleet.listening(meter.id, spec.protocol, unserved_endpoint(meter))
+    await _keep_plant_ready(fleet)
+
+
+#: The host an unserved meter names: nothing listens there, and nothing dials it.
+UNSERVED_HOST = "model"
+_ON_A_BUS = (ModbusRtuMeter, Dlt645Meter, Cjt188Meter)
+
+
+def unserved_endpoint(meter: MeterRuntime) -> str:
+    """The address an unserved meter announces, in its protocol server's form (a terminal's
+    configuration is made from it as from a served one's)."""
+    match spec := meter.spec:
+        case ModbusRtuMeter() | Dlt645Meter() | Cjt188Meter():
+            return f"{UNSERVED_HOST}:{spec.bus}"
+        case ModbusTcpMeter() | AnalogModule():
+            return endpoint(UNSERVED_HOST, 502, spec.unit_id)
+        case OpcUaServer():
+            return f"opc.tcp://{UNSERVED_HOST}:4840{endpoint_path(meter.id)}"
+        case MqttCollector():
+            return f"mqtt://{UNSERVED_HOST}:1883/{spec.topic}"
+        case HttpsCollector():
+            return f"https://{UNSERVED_HOST}:443 (ca: none)"
+        case SqlHistorian():
+            return f"sqlite:///{UNSERVED_HOST}-{meter.id}.db"
+    raise ValueError(f"meter {meter.id}: a {spec.protocol} meter listens nowhere")
+
+
 async def _keep_plant_ready(fleet: FleetRuntime) -> None:
     """Compute each plant day before the meters need it (a day costs every source a few ms;
     at local midnight every meter would otherwise wait for all of them at once)."""
@@ -101,8 +158,10 @@ async def running_fleet(
     serial_pacing: Literal["char", "frame"] = "char",
     opcua_refresh: Literal["periodic", "on_read"] = "periodic",
     push: bool = True,
+    serve: bool = True,
 ) -> AsyncIterator[FleetRuntime]:
-    """Start the fleet, wait until every meter listens, yield it; stop it on exit."""
+    """Start the fleet, wait until every meter listens, yield it; stop it on exit. Without
+    ``serve``, no meter is served on its protocol (:func:`run_unserved`)."""
     if not isinstance(spec, Fleet):
         spec = load_fleet(spec)
     fleet = FleetRuntime(
@@ -112,9 +171,12 @@ async def running_fleet(
         opcua_refresh=opcua_refresh,
         push=push,
     )
-    task = asyncio.create_task(
-        run_fleet(fleet, manual_dir=manual_dir, work_dir=work_dir), name=f"fleet {spec.name}"
+    running = (
+        run_fleet(fleet, manual_dir=manual_dir, work_dir=work_dir)
+        if serve
+        else run_unserved(fleet, manual_dir=manual_dir)
     )
+    task = asyncio.create_task(running, name=f"fleet {spec.name}")
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

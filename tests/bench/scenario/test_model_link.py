@@ -35,14 +35,14 @@ NOT_INSTANT = (Dlt645Device, Cjt188Device, ModbusRtuDevice, SqlDevice)
 
 @asynccontextmanager
 async def small_fleet(
-    faults: list[dict[str, str]] | None = None,
+    faults: list[dict[str, str]] | None = None, *, serve: bool = True
 ) -> AsyncIterator[tuple[FleetRuntime, TerminalConfig, VirtualClock]]:
     spec = load_fleet(SMALL)
     if faults:
         spec = spec.model_validate({**spec.model_dump(mode="json"), "faults": faults})
     clock = VirtualClock(spec.start.timestamp() + 3600)
     async with running_fleet(
-        spec, clock=clock, serial_pacing="frame", opcua_refresh="on_read"
+        spec, clock=clock, serial_pacing="frame", opcua_refresh="on_read", serve=serve
     ) as fleet:
         yield fleet, terminal_config(fleet, storage_url="sqlite://"), clock
 
@@ -80,6 +80,33 @@ def test_every_polled_point_reads_through_the_model_as_on_the_wire() -> None:
                     assert [r.raw for r in model] == [r.raw for r in wire]
             for arbiter in buses.values():
                 arbiter.close()
+
+    asyncio.run(main())
+
+
+def test_an_unserved_fleet_configures_the_same_terminal_read_through_the_model() -> None:
+    """A model-read scenario starts no meter's server: each names the host ``model``, and the
+    terminal made from that has the served fleet's devices, buses and points, only placed
+    elsewhere; every polled point reads through the model."""
+
+    def without_places(config: TerminalConfig) -> list[object]:
+        places = {"host", "port", "endpoint", "url", "ca_file"}
+        devices = [d.model_dump(exclude=places) for d in config.devices]
+        buses = [b.model_dump(exclude={"port"}) for b in config.buses]
+        return [devices, buses, [p.model_dump() for p in config.points]]
+
+    async def main() -> None:
+        async with small_fleet() as (_, served, _):
+            pass
+        async with small_fleet(serve=False) as (fleet, config, clock):
+            assert without_places(config) == without_places(served)
+            assert all("model" in e.address for e in fleet.endpoints)
+            link = ModelLink(fleet)
+            for device in (d for d in config.devices if link.polled(d)):
+                raws = await link.driver(device, buses={}, clock=clock).read(
+                    requests_for(config, device.id)
+                )
+                assert raws and all(r.value is not None for r in raws), device.id
 
     asyncio.run(main())
 
