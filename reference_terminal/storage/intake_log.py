@@ -103,9 +103,11 @@ def encode(seq: int, payload: bytes) -> bytes:
     return _HEADER.pack(MAGIC, seq, len(payload), crc) + payload
 
 
-def scan(data: bytes) -> Iterator[tuple[int, LogRecord]]:
+def scan(data: bytes, *, applied: int = 0) -> Iterator[tuple[int, LogRecord]]:
     """The records of a log's contents, with the offset after each, up to the first that is
-    torn, garbled or does not continue the sequence."""
+    torn, garbled or does not continue the sequence. Those up to ``applied`` (a database
+    holds them already) are checked but not decoded, and come with no rows: a boot after a
+    cut read up to 8 MiB of them only to drop them."""
     offset, previous = 0, None
     while offset + _HEADER.size <= len(data):
         magic, seq, length, crc = _HEADER.unpack_from(data, offset)
@@ -117,10 +119,13 @@ def scan(data: bytes) -> Iterator[tuple[int, LogRecord]]:
         payload = data[offset + _HEADER.size : end]
         if zlib.crc32(payload, zlib.crc32(data[offset + 4 : offset + 16])) != crc:
             return
-        try:
-            rows = rows_of(payload)
-        except (ValueError, TypeError, RecursionError):
-            return  # a CRC-valid record this code cannot read: stop, as for a torn one
+        if seq <= applied:
+            rows: Rows = ([], [], [])
+        else:
+            try:
+                rows = rows_of(payload)
+            except (ValueError, TypeError, RecursionError):
+                return  # a CRC-valid record this code cannot read: stop, as for a torn one
         yield end, LogRecord(seq, rows)
         offset, previous = end, seq
 
@@ -154,7 +159,7 @@ class IntakeLog:
             if not existed and sync:  # unsynced, the weak setting syncs nothing at all
                 fsync_dir(path.parent)
             data = _read_all(fd)
-            records = [record for _, record in scan(data)]
+            records = [record for _, record in scan(data, applied=applied)]
             pending = [r for r in records if r.seq > applied]
             newest = max([applied, *(r.seq for r in records)])
             if pending and pending[0].seq != applied + 1:
