@@ -48,6 +48,11 @@ log = logging.getLogger(__name__)
 
 #: How often open real-time and settlement windows are closed when no value arrives.
 CLOSE_WINDOWS_EVERY_S = 60.0
+#: How long the windows closed on that grid wait for the next write (the readings polled at
+#: the same instant, as a rule) to be written in its transaction: one commit a minute instead
+#: of two, and no transaction of their own beside the readings being processed. Well inside
+#: an uplink's grace (``Uplink.grace_s``), after which frames are built from them.
+WINDOWS_HELD_S = 1.0
 RETENTION_EVERY_S = 6 * 3600.0
 
 if TYPE_CHECKING:
@@ -170,6 +175,10 @@ class Terminal:
         self.apps = AppHost(config.apps, self.clock, self.record)
         #: Carbon accounting (CSMT §9), when configured; rebuilt with each configuration.
         self.accounting: RunningAccounting | None = None
+        #: Closed windows' rows waiting for the next write (``WINDOWS_HELD_S``), and the event
+        #: set when a write takes them.
+        self._held: list[Derived] = []
+        self._held_taken = asyncio.Event()
 
     async def run(self) -> None:
         """Run until cancelled, restarting acquisition whenever a new configuration arrives."""
@@ -385,20 +394,28 @@ class Terminal:
         assert self.store is not None
         await self.store.write_events(events)
 
-    async def _store(self, output: Output) -> None:
+    async def _store(self, output: Output, *, hold: bool = False) -> None:
         """Readings, their increments and events: durable when this returns. Closed windows'
         figures follow behind (computed from rows already durable, and a minute's close of
-        every point at once must not hold up the readings arriving meanwhile)."""
+        every point at once must not hold up the readings arriving meanwhile), with any held
+        before them; ``hold``: with nothing to write now, they are held for the next write."""
         store = self.store
         if store is None:
             raise TerminalNotReady("the terminal's store is not open")
         now = self.clock.time()
         # booked before the first await: in processing's order, whoever processes next
         booked = self.accounting.book(output, now) if self.accounting is not None else Booked()
+        rows: list[Derived] = []
         if output.aggregates or booked.behind:
             rows = window_rows(output, now) + booked.behind  # windows first: a cut keeps them
+        writes = output.readings or output.events or output.increments or booked.events
+        if hold and not writes:
+            self._held += rows
+            return
+        rows = self._take_held() + rows
+        if rows:  # handed over in the write's turn of the loop: the writer joins them to it
             store.write_behind(rows).add_done_callback(_report_failure)
-        if output.readings or output.events or output.increments or booked.events:
+        if writes:
             await store.write(
                 output.readings,
                 events=[*output.events, *booked.events],
@@ -418,14 +435,26 @@ class Terminal:
         """Rebuild the accounting (a new factor library) and continue it from the store."""
         async with self._lock:  # nothing is booked meanwhile; what was is stored first
             if self.store is not None and self.accounting is not None:
-                await self.store.flush_behind()
+                await self.settled()
                 async with self.store.indexed_by_point():
                     self.accounting = await self._resume_accounting()
 
     async def settled(self) -> None:
         """Wait until the figures of every window closed so far are stored too."""
         if self.store is not None:
+            self._write_held()
             await self.store.flush_behind()
+
+    def _take_held(self) -> list[Derived]:
+        held, self._held = self._held, []
+        if held:
+            self._held_taken.set()
+        return held
+
+    def _write_held(self) -> None:
+        held = self._take_held()
+        if held and self.store is not None:
+            self.store.write_behind(held).add_done_callback(_report_failure)
 
     async def _keep_retention(self) -> None:
         """Drop what is older than the retention period (≥ 6 months, ISC-2 §7.2.3(4))."""
@@ -438,9 +467,16 @@ class Terminal:
             await self.clock.sleep(RETENTION_EVERY_S)
 
     async def _close_windows(self) -> None:
-        while True:
-            await sleep_to_grid(self.clock, CLOSE_WINDOWS_EVERY_S)
-            lag = self.config.processing.window_lag_s
-            async with self._lock:
-                output = self.processor.close_until(self.clock.time() - lag)
-            await self._store(output)
+        try:
+            while True:
+                await sleep_to_grid(self.clock, CLOSE_WINDOWS_EVERY_S)
+                lag = self.config.processing.window_lag_s
+                async with self._lock:
+                    output = self.processor.close_until(self.clock.time() - lag)
+                await self._store(output, hold=True)
+                if self._held:
+                    self._held_taken.clear()
+                    await first_of(self.clock.sleep(WINDOWS_HELD_S), self._held_taken.wait())
+                    self._write_held()  # no write came for them
+        finally:
+            self._write_held()  # before the store closes (a new configuration, a stop)

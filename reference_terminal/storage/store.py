@@ -530,6 +530,7 @@ class _Job:
         "events",
         "future",
         "readings",
+        "riders",
         "rows",
         "seq",
         "size",
@@ -553,6 +554,9 @@ class _Job:
         self.size = len(readings) + len(events) + len(derived)
         self.seq = 0
         self.rows: Rows | bytes | None = None  # a logged record's (``logged``)
+        #: a logged record's: the writes behind handed over with its writes, which join its
+        #: transaction (queued after it, the writer could take them apart)
+        self.riders: Sequence[_Job] = ()
         self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
     @classmethod
@@ -894,6 +898,9 @@ class _Writer:
             if job.seq and carry is None and self._linger_s:
                 carry = self._linger(taken)
             self._backlog.extend(j for j in taken if j.behind)
+            self._backlog.extend(
+                r for j in taken for r in j.riders if r.future.set_running_or_notify_cancel()
+            )
             group = [j for j in taken if not j.behind]
             try:
                 if group[0].seq:
@@ -1391,11 +1398,8 @@ class _Intake:
         behind: list[_Job] = []
 
         def flush() -> None:
-            if group:
-                self._log_group(group)
-                group.clear()
-            for waiting in behind:
-                self._writer.submit(waiting)
+            self._log_group(group, behind)
+            group.clear()
             behind.clear()
 
         for job in jobs:
@@ -1443,16 +1447,17 @@ class _Intake:
                 job, self._queue, self._batch_max, lambda j: j.is_write, behind
             )
             try:
-                self._log_group(group)
+                self._log_group(group, behind)
             except BaseException as exc:  # a bug here must not leave writers waiting forever
                 log.exception("store intake: unexpected failure")
                 for waiting in group:
                     if not waiting.future.done():
                         waiting.future.set_exception(exc)
-            for waiting in behind:
-                self._writer.submit(waiting)
 
-    def _log_group(self, group: list[_Job]) -> None:
+    def _log_group(self, group: list[_Job], behind: Sequence[_Job] = ()) -> None:
+        """Log ``group``'s writes as one record and hand it to the writer, with the writes
+        behind made beside them (``behind``) riding on it, or alone if nothing was logged."""
+        behind = list(behind)  # the caller's list is reused
         prepared: list[tuple[_Job, Rows]] = []
         for job in group:
             try:
@@ -1460,6 +1465,7 @@ class _Intake:
             except Exception as exc:  # invalid rows: this write fails alone
                 job.future.set_exception(exc)
         if not prepared:
+            self._pass_on(behind)
             return
         rows = _merge([r for _, r in prepared])
         payload = payload_of(rows)
@@ -1469,12 +1475,19 @@ class _Intake:
         except IntakeLogError as exc:
             for job, _ in prepared:
                 job.future.set_exception(exc)
+            self._pass_on(behind)
             return
         self.acked_seq = seq
-        self._writer.submit(_Job.logged(seq, payload, _count(rows)))
+        record = _Job.logged(seq, payload, _count(rows))
+        record.riders = behind
+        self._writer.submit(record)
         self._tally.acknowledged(len(prepared), sum(job.size for job, _ in prepared))
         for job, _ in prepared:
             job.future.set_result(None)
+
+    def _pass_on(self, behind: Sequence[_Job]) -> None:
+        for job in behind:
+            self._writer.submit(job)
 
     def _make_room(self) -> None:
         """Start the log afresh once the database holds all of it; far beyond its usual size,

@@ -375,3 +375,15 @@ async def test_stats_count_the_writers_busy_time_by_kind_of_work(tmp_path: Path)
     assert all(busy[kind] > 0 for kind in ("apply", "behind", "settle")), busy
     assert 0.05 <= busy["calls"] < 1.0, busy
     assert busy["apply"] + busy["behind"] + busy["settle"] < 0.05 + busy["calls"], busy
+
+
+async def test_writes_behind_made_with_a_write_share_its_transaction(url: str) -> None:
+    async with await Store.open(url) as store:
+        await store.write([reading("P", T0)])
+        await store.points()  # applied: a query waits for it
+        before = store.stats.transactions
+        behind = store.write_behind([derived("P", "hour", T0 - 3600)])  # handed over first
+        await store.write([reading("P", T0 + 60)])
+        await asyncio.wrap_future(behind)
+        assert store.stats.transactions - before == 1
+        assert [d.start for d in await store.derived("P", "hour")] == [T0 - 3600]
