@@ -110,6 +110,8 @@ class Producer:
         #: Signs every frame built (CSMT §7.4); None: the centre gets unsigned records.
         self.signer = signer
         self.wake = asyncio.Event()  # a setting changed, or "send now"
+        #: Whether the centre's link is up (its client says so, once it has one).
+        self.linked: Callable[[], bool] = lambda: True
         self._minute_done = -math.inf  # last minute boundary whose minute data was scanned
         streams = centre.streams
         self.derived_streams = [
@@ -155,7 +157,12 @@ class Producer:
             await first_of(self.clock.sleep(max(0.0, due - now)), self.wake.wait())
 
     def _next_due(self, now: float) -> float:
-        due = next_tick(now - self.grace_s, SCAN_EVERY_S, 0) + self.grace_s
+        # The grace lets a period's late values into its frame. While the centre cannot be
+        # reached nothing is sent anyway: scan on the grid instant itself, when acquisition
+        # wakes too (one wake-up a minute instead of two; a period's values stored after the
+        # scan go in the next one, as late values always do).
+        grace = self.grace_s if self.linked() else 0.0
+        due = next_tick(now - grace, SCAN_EVERY_S, 0) + grace
         if self.centre.streams.realtime and self.settings.realtime_on:
             interval = self.settings.realtime_interval_s
             tick = next_tick(now - REALTIME_DELAY_S, interval, self.utc_offset_s)

@@ -119,6 +119,8 @@ class _Centre:
                 utc_offset_s=self.offset,
                 tls=self.tls,
             )
+        client = self.client
+        self.producer.linked = lambda: client.status.connected
 
     def _signer(self) -> RecordSigner | None:
         """HJ 212 records are signed (CSMT §7.4); the HTTPS body has no field for it yet."""

@@ -91,7 +91,10 @@ def test_two_centres_at_once_one_refusing_the_other_on_time(tmp_path: Path) -> N
             await a.wait_for(lambda: outbox_a.stats.acknowledged >= 4)
             await outbox_a.flush()
             status = await terminal.uplink.status()
-            assert status["b"].link.connect_failures >= 1 and status["b"].outbox == 4
+            assert status["b"].link.connect_failures >= 1
+            # b, unreachable, scans on the minute itself, before that minute's windows are
+            # written (0.5 s after it here): the last one waits for the next minute's scan
+            assert status["b"].outbox in (3, 4)
             assert status["a"].outbox == 0
 
             # b comes up: it gets the whole backlog, oldest first, each frame once
