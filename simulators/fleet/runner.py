@@ -91,10 +91,10 @@ async def run_unserved(fleet: FleetRuntime, *, manual_dir: Path | None = None) -
         spec = meter.spec
         if isinstance(spec, ManualEntry):
             continue
-        if isinstance(spec, _ON_A_BUS):
-            bus = spec.bus
-            fleet.listening(bus, fleet.spec.bus(bus).protocol, f"{UNSERVED_HOST}:{bus}")
-        fleet.listening(meter.id, spec.protocol, unserved_endpoint(meter))
+        where = unserved_endpoint(meter)
+        if isinstance(spec, _ON_A_BUS):  # the bus is where its meters are
+            fleet.listening(spec.bus, fleet.spec.bus(spec.bus).protocol, where)
+        fleet.listening(meter.id, spec.protocol, where)
     await _keep_plant_ready(fleet)
 
 
@@ -106,9 +106,10 @@ _ON_A_BUS = (ModbusRtuMeter, Dlt645Meter, Cjt188Meter)
 def unserved_endpoint(meter: MeterRuntime) -> str:
     """The address an unserved meter announces, in its protocol server's form (a terminal's
     configuration is made from it as from a served one's)."""
-    match spec := meter.spec:
-        case ModbusRtuMeter() | Dlt645Meter() | Cjt188Meter():
-            return f"{UNSERVED_HOST}:{spec.bus}"
+    spec = meter.spec
+    if isinstance(spec, _ON_A_BUS):
+        return f"{UNSERVED_HOST}:{spec.bus}"
+    match spec:
         case ModbusTcpMeter() | AnalogModule():
             return endpoint(UNSERVED_HOST, 502, spec.unit_id)
         case OpcUaServer():
