@@ -304,6 +304,10 @@ class Connection(asyncio.Protocol):
         self._timer: asyncio.Task[None] | None = None
         self._timer_at: float | None = None
         self._ack: AckTemplate | None = None
+        #: Answers made while a chunk of received bytes is read, written together after it:
+        #: a terminal pipelining frames gets one write for its packets' acknowledgements, not a
+        #: send each (a sixth of a drain's decoding process went to them).
+        self._answers: list[bytes] | None = None
 
     # ---- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -319,16 +323,25 @@ class Connection(asyncio.Protocol):
         buf = self._buffer
         buf += data
         pos = 0
-        while not self.closed:
-            end = buf.find(b"\r\n", pos)
-            if end < 0:
-                if len(buf) - pos > MAX_FRAME:  # no frame is this long: let the codec say why
-                    self._frame(bytes(buf[pos:]))
-                    pos = len(buf)
-                break
-            self._frame(bytes(buf[pos : end + 2]))
-            pos = end + 2
+        self._answers = []
+        try:
+            while not self.closed:
+                end = buf.find(b"\r\n", pos)
+                if end < 0:
+                    if len(buf) - pos > MAX_FRAME:  # no frame is this long: let the codec say why
+                        self._frame(bytes(buf[pos:]))
+                        pos = len(buf)
+                    break
+                self._frame(bytes(buf[pos : end + 2]))
+                pos = end + 2
+        finally:
+            self._write_answers()
         del buf[:pos]
+
+    def _write_answers(self) -> None:
+        answers, self._answers = self._answers, None
+        if answers and not self.closed and self.transport is not None:
+            self.transport.write(b"".join(answers))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -523,7 +536,10 @@ class Connection(asyncio.Protocol):
     def _send(self, data: bytes, *, note: str | None = None, ok: bool = True) -> None:
         if self.closed or self.transport is None or not data:
             return
-        self.transport.write(data)
+        if self._answers is not None:
+            self._answers.append(data)
+        else:
+            self.transport.write(data)
         centre = self.centre
         at = centre.clock.time()
         start = 0
@@ -556,6 +572,7 @@ class Connection(asyncio.Protocol):
     def close(self, *, reset: bool = False) -> None:
         if self.closed or self.transport is None:
             return
+        self._write_answers()  # what was answered before the close goes first, as it came
         if reset:
             sock = self.transport.get_extra_info("socket")
             if sock is not None:  # SO_LINGER 0: close() sends RST
