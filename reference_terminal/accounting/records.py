@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, select
 
 from reference_terminal.accounting.statistics import Period
 from reference_terminal.accounting.units import CONTEXT, REPORT_ROUNDING
@@ -164,18 +164,34 @@ def select_figures(
     conn: Connection, points: Sequence[str], kinds: Sequence[str], start: float, end: float
 ) -> list[Figure]:
     """Figures of ``points`` of ``kinds`` booked in ``[start, end)`` (see :attr:`Figure.t`)."""
+    if not points:
+        return []
     c = derived_values.c
     entries = [k for k in kinds if k in (ENTRY, BASIS_ENTRY)]
     others = [k for k in kinds if k not in entries]
-    clauses = []
+    of_points = c.point.in_(list(points))
+    # A query each, both bounded on the start: each reads only its range of the (point, kind,
+    # start) index. One query with OR read every figure of the points' kinds, and one bounded
+    # only above, every figure before the end: after 48 hours, a point's minutes of one hour
+    # took 1.1 ms and 8 ms so, 0.1 ms this way (a boot's accounting reads them per point).
+    queries = []
     if others:
-        clauses.append(and_(c.kind.in_(others), c.period_start >= start, c.period_start < end))
-    if entries:
-        clauses.append(and_(c.kind.in_(entries), c.period_end >= start, c.period_end < end))
-    if not clauses or not points:
-        return []
-    query = select(derived_values).where(c.point.in_(list(points)), or_(*clauses))
-    found = [Figure.of(row_derived(r)) for r in conn.execute(query).mappings()]
+        queries.append(
+            select(derived_values).where(
+                of_points, c.kind.in_(others), c.period_start >= start, c.period_start < end
+            )
+        )
+    if entries:  # booked at its end, which is not before its start
+        queries.append(
+            select(derived_values).where(
+                of_points,
+                c.kind.in_(entries),
+                c.period_start < end,
+                c.period_end >= start,
+                c.period_end < end,
+            )
+        )
+    found = [Figure.of(row_derived(r)) for q in queries for r in conn.execute(q).mappings()]
     found.sort(key=lambda f: (f.t, f.point, f.kind))
     return found
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta, timezone
 from decimal import Decimal
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from reference_terminal.accounting.alarm_state import restore_alarms
 from reference_terminal.accounting.alarms import AlarmEvent, AlarmMonitor
@@ -49,6 +49,7 @@ from reference_terminal.accounting.records import (
     note,
     period_kind,
     period_note,
+    select_figures,
     select_latest,
     stored,
 )
@@ -68,7 +69,7 @@ from reference_terminal.config import TerminalConfig
 from reference_terminal.model import Event, Quality
 from reference_terminal.processing.pipeline import Output
 from reference_terminal.processing.settlement import CHINA_OFFSET_S
-from reference_terminal.storage.schema import Derived, derived_values, row_derived
+from reference_terminal.storage.schema import Derived
 from reference_terminal.storage.store import Store, select_windows
 
 log = logging.getLogger(__name__)
@@ -396,18 +397,6 @@ def _latest_booked(conn: Connection, point: str, source: bool) -> Figure | None:
     return max(found, key=lambda f: f.t, default=None)
 
 
-def _figures(
-    conn: Connection, point: str, kinds: tuple[str, ...], lo: float, hi: float
-) -> list[Figure]:
-    """Figures of ``point`` of ``kinds`` booked in [lo, hi), in time order."""
-    c = derived_values.c
-    query = select(derived_values).where(
-        c.point == point, c.kind.in_(kinds), c.period_end >= lo, c.period_start < hi
-    )
-    found = [Figure.of(row_derived(r)) for r in conn.execute(query).mappings()]
-    return sorted((f for f in found if lo <= f.t < hi), key=lambda f: f.t)
-
-
 def _restore_point(acc: RunningAccounting, conn: Connection, point: str) -> _Restored | None:
     """What the store holds to continue ``point``: its last minute, cumulative emission, last
     register, the sums of its open periods (closed hours, then the minutes of the open hour)
@@ -424,12 +413,12 @@ def _restore_point(acc: RunningAccounting, conn: Connection, point: str) -> _Res
     hour = Span(Period.HOUR, key_of(last_minute, Period.HOUR, acc.offset), acc.offset)
     year = Span(Period.YEAR, key_of(last_minute, Period.YEAR, acc.offset), acc.offset)
     hour_start = hour.start_minute * 60.0
-    hours = _figures(
-        conn, point, (period_kind(Period.HOUR, basis=not source),), year.start_minute * 60.0,
+    hours = select_figures(
+        conn, [point], (period_kind(Period.HOUR, basis=not source),), year.start_minute * 60.0,
         hour_start,
     )  # fmt: skip
     kinds = (MINUTE, ENTRY) if source else (BASIS, BASIS_ENTRY)
-    minutes = _figures(conn, point, kinds, hour_start, (last_minute + 1) * 60.0)
+    minutes = select_figures(conn, [point], kinds, hour_start, (last_minute + 1) * 60.0)
     opened: dict[Period, PeriodTotals] = {}
     firsts: dict[Period, Decimal | None] = {}
     for period in acc.live[point].periods:
