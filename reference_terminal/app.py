@@ -25,7 +25,7 @@ from reference_terminal.acquisition.scheduler import Scheduler
 from reference_terminal.clock import Clock, RealClock, sleep_to_grid
 from reference_terminal.config import HttpsDevice, MqttDevice, TerminalConfig
 from reference_terminal.construct import frozen
-from reference_terminal.model import Event, RawValue, counted
+from reference_terminal.model import Event, RawValue, Reading, counted
 from reference_terminal.operations.apps import AppHost
 from reference_terminal.operations.errorlog import ErrorLog
 from reference_terminal.operations.journal import watch_uplink
@@ -158,6 +158,9 @@ class Terminal:
         self.clock = clock or RealClock()
         self.processor = Processor.from_config(config)
         self.store: Store | None = None
+        #: Given to every store it opens (``Store.on_durable``): a bench told of each write
+        #: the terminal acknowledges, from its first.
+        self.on_durable: Callable[[Sequence[Reading], Sequence[Derived]], None] | None = None
         self.scheduler: Scheduler | None = None
         #: Upload to the configured data centres (ISC-2 §7.2.4); set while the terminal runs.
         self.uplink: Uplink | None = None
@@ -198,6 +201,7 @@ class Terminal:
                         if self.store is not None:
                             await self.store.close()
                         self.store = await Store.from_config(self.config.storage)
+                        self.store.on_durable = self.on_durable
                         store_url = self.config.storage.url
                     running = asyncio.create_task(self._acquire(), name="acquisition")
                     changed = asyncio.create_task(self._reload.get(), name="reload")

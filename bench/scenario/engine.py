@@ -143,17 +143,8 @@ class Run:
                     await self.target.terminal.apply_config(self.target.config)
 
     async def tear(self, after: int) -> None:
-        """A cut inside a commit (``ReferenceTarget.tear``). What the store acknowledges while
-        the terminal runs on to it is owed like what the snapshot found."""
-        terminal = self.target.terminal
-        store = terminal.store if terminal is not None else None
-        if store is not None:
-            store.on_durable = self.acknowledged.note
-        try:
-            torn = await self.target.tear(after)
-        finally:
-            if store is not None:
-                store.on_durable = None
+        """A cut inside a commit (``ReferenceTarget.tear``)."""
+        torn = await self.target.tear(after)
         self.note("torn cut" if torn else "no write to tear: cut", after_writes=after)
 
     async def operate(self, request: dict[str, Any]) -> None:
@@ -402,6 +393,7 @@ async def run_scenario(
             wiring = ModelLink(fleet) if scenario.meters == "model" else WIRE
             target = ReferenceTarget(config, clock, disk, wiring)
             acknowledged = Acknowledged.of(config, clock.time() + duration)
+            target.on_durable = acknowledged.note
             log = stack.enter_context(
                 (out / "timeline.jsonl").open("w", encoding="utf-8", buffering=1)
             )

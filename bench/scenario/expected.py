@@ -1,25 +1,24 @@
 """What the terminal acknowledged, and so what the platforms must receive.
 
-Before every power cut, during the drain and at the end, the bench asks the terminal's store
-which samples it holds (and between a snapshot and a torn cut, the store tells each write it
-acknowledges): a gauge's usable readings, a counter's usable increments. The store
-answers only after the commit, so each one is acknowledged, and the minute window it falls in
-(CN 2051) is owed to every centre whatever happens to the disk afterwards, including the minute
-the power failed in and windows whose figures were not yet written. The minute windows stored
-are owed too. Values are checked against the windows the terminal finally holds.
+The terminal's store tells the bench of every write it acknowledges (``Store.on_durable``,
+from the first write of every boot): a gauge's usable readings, a counter's usable increments.
+The minute window each falls in (CN 2051) is owed to every centre whatever happens to the disk
+afterwards, including the minute the power failed in and windows whose figures were not yet
+written. The minute windows stored are owed too: before every power cut, during the drain and
+at the end the bench asks the store which it holds. Values are checked against the windows the
+terminal finally holds.
 
 A window is kept as it travels, (item code, DataTime text): a 48-hour run owes half a million
 of them, read again at every snapshot, and compared with what each centre received as text."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, bindparam, select, union_all
+from sqlalchemy import Select, Table, bindparam, select, union_all
 
 from reference_terminal.app import Terminal
 from reference_terminal.config import TerminalConfig
@@ -28,9 +27,6 @@ from reference_terminal.storage.schema import (
     Derived,
     derived_recent,
     derived_settled,
-    derived_values,
-    readings,
-    usable_values,
 )
 from reference_terminal.storage.statements import Prepared
 from reference_terminal.uplink.frames import Stream, data_flag
@@ -82,61 +78,39 @@ class Acknowledged:
         return local
 
     async def snapshot(self, terminal: Terminal, now: float) -> None:
-        """Add every minute window stored since the last snapshot (``now``: the clock's time)."""
+        """Owe every minute window stored since the last snapshot (``now``: the clock's time)."""
         store = terminal.store
         if store is None:
             return
         since, until = self._since, self.until
-        points = list(self.codes)
-        gauges = [p for p in points if p not in self.counters]
-        counters = [p for p in points if p in self.counters]
-
-        def read(conn: Connection) -> tuple[list[Any], list[Any], list[Any]]:
-            # one query per kind for every point (per point, each would scan the store's
-            # recent rows of every point in the range again)
-            return (
-                _derived(conn, points, (MINUTE,), since, until),
-                _derived(conn, counters, ("increment",), since - 3600, until),
-                _usable_readings(conn, gauges, since, until),
-            )
-
-        windows, increments, readings = await store.run_in_reader(read)
-        code_of, minute = self.codes, self._minute
-        self.windows.update([(code_of[point], minute(start)) for point, start, *_ in windows])
-        self._owe(readings, ((p, start, end) for p, start, end, *_ in increments), since)
-        # The next snapshot overlaps this one by a margin (readings stamped by a collector may
-        # come late); a set does not mind.
+        windows = await store.run_in_reader(
+            lambda conn: _STORED_WINDOWS.run(conn, MINUTE, since, until).fetchall()
+        )
+        code_of, minute = self.codes.get, self._minute
+        self.windows.update(
+            (code, minute(start)) for point, start in windows if (code := code_of(point))
+        )
+        # The next snapshot overlaps this one by a margin (windows a restart recovers or a
+        # late reading closes are stored after their minute); a set does not mind.
         self._since = max(self._since, now - SNAPSHOT_OVERLAP_S)
 
-    def note(
-        self, readings: Sequence[Reading], derived: Sequence[Derived], since: float = 0.0
-    ) -> None:
-        """Owe the minutes of acknowledged samples: a gauge's usable readings, a counter's
-        increments (each counts in the window of its interval's middle, settlement.py). Also
-        the store's ``on_durable`` hook, for what was promised between a snapshot and a cut."""
-        self._owe(
-            ((r.point, r.t) for r in readings if r.quality.usable and r.value is not None),
-            ((d.point, d.start, d.end) for d in derived if d.kind == "increment"),
-            since,
-        )
-
-    def _owe(
-        self,
-        readings: Iterable[tuple[str, float]],
-        increments: Iterable[tuple[str, float, float]],
-        since: float,
-    ) -> None:
-        """``readings``: (point, t) of usable readings; ``increments``: (point, start, end)."""
-        for point, t in readings:
-            code = self.codes.get(point)
-            if code and point not in self.counters and t < self.until:
-                self.windows.add((code, self._minute(t)))
-        for point, start, end in increments:
-            code = self.codes.get(point)
-            if code and point in self.counters:
-                mid = (start + end) / 2
-                if since <= mid < self.until:
-                    self.windows.add((code, self._minute(mid)))
+    def note(self, readings: Sequence[Reading], derived: Sequence[Derived]) -> None:
+        """The store's ``on_durable`` hook: owe the minute windows of acknowledged samples, a
+        gauge's usable readings and a counter's increments (each counts in the window of its
+        interval's middle, settlement.py)."""
+        code_of, counters, until, minute = self.codes.get, self.counters, self.until, self._minute
+        owe = self.windows.add
+        for r in readings:
+            if r.value is not None and r.t < until and r.quality.usable:
+                code = code_of(r.point)
+                if code and r.point not in counters:
+                    owe((code, minute(r.t)))
+        for d in derived:
+            if d.kind == "increment" and d.point in counters:
+                code = code_of(d.point)
+                mid = (d.start + d.end) / 2
+                if code and mid < until:
+                    owe((code, minute(mid)))
 
     async def final_values(self, terminal: Terminal, config: TerminalConfig) -> None:
         """The minute windows the terminal holds at the end: what to compare, the main figure,
@@ -189,50 +163,24 @@ _WINDOWS = Prepared(
 )
 
 
-def _derived(
-    conn: Connection, points: list[str], kinds: Sequence[str], start: float | None, end: float
-) -> list[Any]:
-    """(point, period start, period end, value text, kind, quality) of the values of ``kinds``
-    of ``points``: only the columns a check uses, as the driver's rows (a 48-hour check reads
-    millions; 216 000 windows' rows took 0.57–0.89 s as SQLAlchemy rows, 0.25–0.32 s so).
-
-    Selected by time, the points picked out here: the settled table holds its rows in time
-    order, a point's in every page, so reading point by point (its unique index) reads each
-    page once per point. On the volatile disk, where every page read is a request to the
-    file system, reading every window of a finished 48-hour store point by point took 48.9 s
-    (cold), by a scan 2.8 s; a 48-hour run's own final read, 16.9 s against 2.4 s. A range
-    is read through ``period_end``'s index, which ``period_end >= start`` lets the query use."""
-    statement = _derived_statement(len(kinds), ranged=start is not None)
-    ranged = () if start is None else (start,)
-    wanted = set(points)
-    return [row for row in statement.run(conn, *kinds, end, *ranged).fetchall() if row[0] in wanted]
-
-
-@functools.cache
-def _derived_statement(kinds: int, *, ranged: bool) -> Prepared:
-    c = derived_values.c
-    names = [f"kind{i}" for i in range(kinds)]
-    query = select(c.point, c.period_start, c.period_end, c.value, c.kind, c.quality).where(
-        c.kind.in_([bindparam(name) for name in names]), c.period_start < bindparam("end")
+def _stored_windows(table: Table) -> Select[Any]:
+    c = table.c
+    return select(c.point, c.period_start).where(
+        c.kind == bindparam("kind"),
+        c.period_end >= bindparam("since"),
+        c.period_start >= bindparam("since"),
+        c.period_start < bindparam("until"),
     )
-    names.append("end")
-    if ranged:
-        query = query.where(
-            c.period_end >= bindparam("start"), c.period_start >= bindparam("start")
-        )
-        names.append("start")
-    return Prepared(query, names)
 
 
-def _usable_readings(
-    conn: Connection, points: list[str], start: float, end: float
-) -> list[tuple[str, float]]:
-    """(point, t) of the usable readings of ``points`` with a value in [start, end)."""
-    c = readings.c
-    query = select(c.point, c.t).where(
-        c.point.in_(points),
-        c.t >= start,
-        c.t < end,
-        *usable_values(c),
-    )
-    return list(conn.execute(query).all())
+#: (point, start) of the values of a kind stored from ``since`` to ``until``: from the tables,
+#: two columns (through ``derived_values``, with the six a check once read, six hours' windows
+#: took 0.13 s after 48 hours, 0.05 s so). Selected by time: the settled table holds its rows in
+#: time order, a point's in every page, so reading point by point (its unique index) reads each
+#: page once per point; on the volatile disk, where every page read is a request to the file
+#: system, a 48-hour run's final read took 16.9 s so, 2.4 s by time. ``period_end >= since``
+#: lets the settled table's range be read through ``period_end``'s index.
+_STORED_WINDOWS = Prepared(
+    union_all(_stored_windows(derived_settled), _stored_windows(derived_recent)),
+    ("kind", "since", "until"),
+)

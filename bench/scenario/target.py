@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from reference_terminal.acquisition.drivers import WIRE, Wiring
 from reference_terminal.app import Terminal
 from reference_terminal.config import TerminalConfig
+from reference_terminal.model import Reading
+from reference_terminal.storage.schema import Derived
 from reference_terminal.tasks import first_of
 from simulators.clock import Clock, Quiescence
 from simulators.power.mount import VolatileMount
@@ -71,6 +73,8 @@ class ReferenceTarget:
         self.rtc = Rtc(clock)
         self.disk = disk
         self.terminal: Terminal | None = None
+        #: Told of every write each terminal booted here acknowledges (``Store.on_durable``).
+        self.on_durable: Callable[[Sequence[Reading], Sequence[Derived]], None] | None = None
         self._task: asyncio.Task[None] | None = None
         #: Why a terminal that was not switched off stopped (None: it has not).
         self.stopped_by_itself: str | None = None
@@ -102,6 +106,7 @@ class ReferenceTarget:
         if self._task is not None:
             raise TargetError("power on: the terminal is already on")
         terminal = Terminal(self.config, clock=self.rtc, wiring=self.wiring)
+        terminal.on_durable = self.on_durable
         prepared = None if prepare is None else prepare(terminal)
         self.terminal = terminal
         self._task = asyncio.create_task(terminal.run(), name=f"terminal boot {self.boots}")

@@ -1,15 +1,16 @@
-"""What the bench reads back from the terminal's store to know what it owes: the windows of
-the points asked for, whichever table (recent or settled) holds them, in the range asked, and
-each window's Min and Max from its row."""
+"""What the bench owes the centres: the minute of every usable sample the terminal's store
+acknowledges (its ``on_durable`` hook), the windows it holds, whichever table (recent or
+settled) holds them, in the range asked, and each window's Min and Max from its row."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from bench.scenario.expected import _WINDOWS, _derived
-from reference_terminal.model import Quality
+from bench.scenario.expected import _STORED_WINDOWS, _WINDOWS, Acknowledged
+from reference_terminal.model import Quality, Reading
 from reference_terminal.storage.schema import Derived, WindowFigures
 from reference_terminal.storage.store import Store, sqlite_url
 
@@ -39,22 +40,43 @@ async def stored(tmp_path: Path) -> Store:
     return store
 
 
-def test_windows_are_read_by_range_for_the_points_asked_in_both_tables(tmp_path: Path) -> None:
-    async def scenario() -> tuple[set[tuple[str, float]], set[tuple[str, float, str]]]:
+def test_stored_windows_are_read_by_range_from_both_tables(tmp_path: Path) -> None:
+    async def scenario() -> list[tuple[str, float]]:
         async with await stored(tmp_path) as store:
-            everything = await store.run_in_reader(
-                lambda c: _derived(c, ["p1", "p3"], ("minute",), None, T0 + 60 * 50)
+            return await store.run_in_reader(
+                lambda c: [tuple(r) for r in _STORED_WINDOWS.run(c, "minute", T0 + 1200, T0 + 2400)]
             )
-            ranged = await store.run_in_reader(
-                lambda c: _derived(c, ["p2"], ("minute", "increment"), T0 + 60 * 20, T0 + 60 * 40)
-            )
-        return {(r[0], r[1]) for r in everything}, {(r[0], r[1], r[4]) for r in ranged}
 
-    everything, ranged = asyncio.run(scenario())
-    assert everything == {(p, T0 + 60 * m) for p in ("p1", "p3") for m in range(50)}
-    assert ranged == {
-        ("p2", T0 + 60 * m, kind) for m in range(20, 40) for kind in ("minute", "increment")
-    }
+    rows = asyncio.run(scenario())  # minutes 20-29 settled, 30-39 recent
+    assert sorted(rows) == sorted((p, T0 + 60 * m) for m in range(20, 40) for p in POINTS)
+
+
+def reading(
+    point: str, t: float, quality: Quality = Quality.GOOD, value: str | None = "1"
+) -> Reading:
+    return Reading(point, t, "1", None if value is None else Decimal(value), quality, 0, "d")
+
+
+def increment(point: str, start: float, end: float) -> Derived:
+    return Derived(point, "increment", start, end, Decimal(1), Quality.GOOD, "", end)
+
+
+def test_an_acknowledged_write_owes_the_minutes_of_its_usable_samples() -> None:
+    acknowledged = Acknowledged(
+        {"gauge": "a01", "counter": "e01"}, frozenset({"counter"}), timedelta(hours=8), T0 + 3600
+    )
+    acknowledged.note(
+        [
+            reading("gauge", T0 + 5),  # owed: 2026-01-05 10:00 plant time
+            reading("gauge", T0 + 65, Quality.COMM_FAULT, None),  # nothing measured
+            reading("gauge", T0 + 125, Quality.OUT_OF_RANGE),  # not usable
+            reading("gauge", T0 + 3600),  # after the scenario
+            reading("uncoded", T0 + 5),  # not sent
+            reading("counter", T0 + 5),  # a counter owes its increments
+        ],
+        [increment("counter", T0 + 30, T0 + 150), increment("gauge", T0, T0 + 60)],
+    )
+    assert acknowledged.windows == {("a01", "20260105100000"), ("e01", "20260105100100")}
 
 
 def test_each_window_comes_back_once_with_its_min_and_max_from_either_table(
