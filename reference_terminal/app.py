@@ -25,7 +25,7 @@ from reference_terminal.acquisition.scheduler import Scheduler
 from reference_terminal.clock import Clock, RealClock, sleep_to_grid
 from reference_terminal.config import HttpsDevice, MqttDevice, TerminalConfig
 from reference_terminal.construct import frozen
-from reference_terminal.model import Event, RawValue, Reading, counted
+from reference_terminal.model import Event, RawValue, counted
 from reference_terminal.operations.apps import AppHost
 from reference_terminal.operations.errorlog import ErrorLog
 from reference_terminal.operations.journal import watch_uplink
@@ -40,7 +40,7 @@ from reference_terminal.storage.backup import (
 )
 from reference_terminal.storage.retention import purge
 from reference_terminal.storage.schema import Derived, WindowFigures
-from reference_terminal.storage.store import Store
+from reference_terminal.storage.store import OnDurable, Store
 from reference_terminal.tasks import cancel_and_wait, first_of
 from reference_terminal.uplink.service import Uplink
 
@@ -160,7 +160,7 @@ class Terminal:
         self.store: Store | None = None
         #: Given to every store it opens (``Store.on_durable``): a bench told of each write
         #: the terminal acknowledges, from its first.
-        self.on_durable: Callable[[Sequence[Reading], Sequence[Derived]], None] | None = None
+        self.on_durable: OnDurable | None = None
         self.scheduler: Scheduler | None = None
         #: Upload to the configured data centres (ISC-2 §7.2.4); set while the terminal runs.
         self.uplink: Uplink | None = None

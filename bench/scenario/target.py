@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from reference_terminal.acquisition.drivers import WIRE, Wiring
 from reference_terminal.app import Terminal
 from reference_terminal.config import TerminalConfig
-from reference_terminal.model import Reading
-from reference_terminal.storage.schema import Derived
+from reference_terminal.storage.store import OnDurable
 from reference_terminal.tasks import first_of
 from simulators.clock import Clock, Quiescence
 from simulators.power.mount import VolatileMount
@@ -74,7 +73,7 @@ class ReferenceTarget:
         self.disk = disk
         self.terminal: Terminal | None = None
         #: Told of every write each terminal booted here acknowledges (``Store.on_durable``).
-        self.on_durable: Callable[[Sequence[Reading], Sequence[Derived]], None] | None = None
+        self.on_durable: OnDurable | None = None
         self._task: asyncio.Task[None] | None = None
         #: Why a terminal that was not switched off stopped (None: it has not).
         self.stopped_by_itself: str | None = None

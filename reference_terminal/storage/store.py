@@ -121,6 +121,9 @@ from reference_terminal.storage.statements import Prepared
 from reference_terminal.storage.threads import ThreadPlacement
 
 T = TypeVar("T")
+#: Told of a write once it is acknowledged: its readings and derived values.
+OnDurable = Callable[[Sequence[Reading], Sequence[Derived]], None]
+
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = Storage().url
@@ -1725,7 +1728,7 @@ class Store:
         self._outgoing: list[_Job] = []  # writes made in this turn of the event loop
         #: Told of every write as it is acknowledged (durable): for a bench that must know
         #: what the terminal had promised at the instant its power died.
-        self.on_durable: Callable[[Sequence[Reading], Sequence[Derived]], None] | None = None
+        self.on_durable: OnDurable | None = None
 
     @classmethod
     async def open(
