@@ -44,7 +44,10 @@ def test_stored_windows_are_read_by_range_from_both_tables(tmp_path: Path) -> No
     async def scenario() -> list[tuple[str, float]]:
         async with await stored(tmp_path) as store:
             return await store.run_in_reader(
-                lambda c: [tuple(r) for r in _STORED_WINDOWS.run(c, "minute", T0 + 1200, T0 + 2400)]
+                lambda c: [
+                    tuple(r)
+                    for r in _STORED_WINDOWS.run(c, "minute", T0 + 1200, T0 + 2400).fetchall()
+                ]
             )
 
     rows = asyncio.run(scenario())  # minutes 20-29 settled, 30-39 recent
