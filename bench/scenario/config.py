@@ -59,6 +59,7 @@ def scenario_config(
     data["storage"]["checkpoint_thread"] = False
     polled = [p for p in config.points if config.device(p.source.device).protocol != "manual"]
     codes = item_codes(polled)
+    jitter = {} if setup.reconnect_jitter is None else {"jitter": setup.reconnect_jitter}
     centres = [
         {
             "name": centre.name,
@@ -68,7 +69,7 @@ def scenario_config(
             "mn": mn_of(n),
             "over_time_s": setup.over_time_s,
             # reconnections repeat with the run, each centre's its own
-            "backoff": {"seed": scenario.seed * 100 + n},
+            "backoff": {"seed": scenario.seed * 100 + n, **jitter},
             "streams": {
                 "realtime": setup.realtime,
                 "minute": True,

@@ -211,6 +211,12 @@ class TerminalSetup(Strict):
     hourly: bool = False
     daily: bool = False
     over_time_s: int = Field(30, ge=1, le=3600)
+    #: How far each uplink's reconnection delays are spread (the terminal's
+    #: ``backoff.jitter``; None: its default). 0 puts the uplinks' retries in step, so that
+    #: when the link returns the terminal drains to every centre at once: spread, each
+    #: centre's turn came when the one before had drained, since virtual time stands still
+    #: while a drain keeps the terminal busy.
+    reconnect_jitter: float | None = Field(None, ge=0, le=1)
 
 
 class PowerSetup(Strict):
@@ -235,7 +241,7 @@ class Scenario(Strict):
     drain: Duration = timedelta(hours=1)
     terminal: TerminalSetup = TerminalSetup()
     platforms: PlatformFile
-    #: Run the centres in a process of their own, on the bench's clock
+    #: Run each centre in a process of its own, on the bench's clock
     #: (``simulators/platform/process.py``): a drain's decoding beside the terminal's encoding.
     platforms_process: bool = False
     power: PowerSetup = PowerSetup()

@@ -1,17 +1,19 @@
-"""The centres of a platform file in a process of their own, on the bench's virtual clock.
+"""The centres of a platform file in processes of their own, on the bench's virtual clock.
 
 In one process, a long scenario's drain is the HJ 212 codec at both ends on one CPU: the
 terminal building and splitting frames, the centres decoding and joining them and recording
 what arrived (a third to a half of a drain's work, by the README's scenario figures). Here
-the centres run beside it on the other CPU, their time led by the bench's clock
-(``simulators.clock_peer``), and the record they write is read back from its file.
+each centre runs in a process of its own beside it, their time led by the bench's clock
+(``simulators.clock_peer``), and the record they all write to one file is read back from it.
+(Two centres in one process kept that process's one interpreter busy through a drain while
+the terminal waited for their answers.)
 
 >>> async with platforms_in_process(spec, clock=clock, record_path=out / "record.sqlite") as p:
 ...     p.follow(clock, traffic=lambda: bytes_sent_to_them)  # changes with all it sends
 ...     await p.hj212("provincial").set_behaviour("never_ack")
 
-The child is ``python -m simulators.platform.process``; it answers on a control line (a Unix
-socket) and says where each centre listens on its first line of output.
+A child is ``python -m simulators.platform.process``; it answers on a control line (a Unix
+socket) and says where its centre listens on its first line of output.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,27 +62,28 @@ class RemoteCentre:
 
 
 class RemoteRecord(Record):
-    """The child's record, read from its file: a query first has the child write out what
-    it holds, unless nothing was sent the centres since it last did (the checker's queries
-    come by the thousand)."""
+    """The children's record, read from its file: a query first has each child write out
+    what it holds, unless nothing was sent its centre since it last did (the checker's
+    queries come by the thousand)."""
 
-    def __init__(self, url: str, peer: ProcessPeer) -> None:
+    def __init__(self, url: str, peers: Sequence[ProcessPeer]) -> None:
         super().__init__(url)
-        self._peer = peer
-        self._flushed_at: tuple[int, Hashable] | None = None
-        self._remote_additions = 0
+        self._peers = peers
+        self._flushed_at: list[tuple[int, Hashable] | None] = [None] * len(peers)
+        self._remote_additions = [0] * len(peers)
 
     @property
     def additions(self) -> int:
         self.flush()
-        return self._remote_additions
+        return sum(self._remote_additions)
 
     def flush(self) -> None:
-        mark = self._peer.mark()
-        if mark != self._flushed_at:
-            answer = self._peer.request_blocking(op="flush", counts=False)
-            self._remote_additions = int(answer["additions"])
-            self._flushed_at = mark
+        for i, peer in enumerate(self._peers):
+            mark = peer.mark()
+            if mark != self._flushed_at[i]:
+                answer = peer.request_blocking(op="flush", counts=False)
+                self._remote_additions[i] = int(answer["additions"])
+                self._flushed_at[i] = mark
         super().flush()
 
 
@@ -88,82 +91,122 @@ class RemoteRecord(Record):
 class RemotePlatforms:
     record: RemoteRecord
     centres: dict[str, RemoteCentre]
-    peer: ProcessPeer
+    peers: list[ProcessPeer]  # a child each, in the order of the centres
 
     def hj212(self, name: str) -> RemoteCentre:
         return self.centres[name]
 
     def follow(self, clock: VirtualClock, traffic: Callable[[], Hashable]) -> Callable[[], None]:
-        """Put the child's time under ``clock``; ``traffic()`` changes with whatever the
+        """Put the children's time under ``clock``; ``traffic()`` changes with whatever the
         bench sends the centres (bytes, connections, closes). Returns what stops it."""
-        self.peer.traffic(traffic)
-        return clock.lead(self.peer)
+        stops = []
+        for peer in self.peers:
+            peer.traffic(traffic)  # each child settles again after anything sent to any centre
+            stops.append(clock.lead(peer))
+
+        def stop() -> None:
+            for each in stops:
+                each()
+
+        return stop
 
 
 @contextlib.asynccontextmanager
 async def platforms_in_process(
     spec: PlatformFile, *, clock: VirtualClock, record_path: Path
 ) -> AsyncIterator[RemotePlatforms]:
-    """The centres of ``spec`` listening in a child process, recording to ``record_path``."""
+    """Each centre of ``spec`` listening in a child process of its own, all recording to
+    ``record_path``."""
+    url = f"sqlite:///{record_path}"
     with tempfile.TemporaryDirectory(prefix="carbench-platforms-") as tmp:
-        work = Path(tmp)  # short: a Unix socket's path is at most 107 bytes
-        (work / "spec.json").write_text(spec.model_dump_json(), encoding="utf-8")
-        shared = SharedTime(work / "time", create=True)
-        shared.write(clock.monotonic())
-        control = work / "control.sock"
-        child = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "simulators.platform.process",
-            "--spec",
-            os.fspath(work / "spec.json"),
-            "--record",
-            f"sqlite:///{record_path}",
-            "--time",
-            os.fspath(shared.path),
-            "--start",
-            repr(clock.time() - clock.monotonic()),
-            "--control",
-            os.fspath(control),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        assert child.stdout is not None and child.stdin is not None
-        peer = ProcessPeer(control, shared)
-        record: RemoteRecord | None = None
-        try:
-            try:
-                line = await asyncio.wait_for(child.stdout.readline(), START_TIMEOUT_S)
-            except TimeoutError:
-                raise PlatformProcessError(
-                    f"the centres' process did not start within {START_TIMEOUT_S:g} s"
-                ) from None
-            if not line:
-                raise PlatformProcessError(
-                    f"the centres' process stopped while starting (exit {await child.wait()})"
-                )
-            listening = json.loads(line)["centres"]
-            await peer.connect()
-            record = RemoteRecord(f"sqlite:///{record_path}", peer)
+        Record(url).close()  # its tables made once, before the children open it together
+        async with contextlib.AsyncExitStack() as stack:
+            children = []
+            for k, centre in enumerate(spec.centres):
+                one = spec.model_copy(update={"centres": [centre]})
+                work = Path(tmp) / str(k)  # short: a Unix socket's path is at most 107 bytes
+                work.mkdir()
+                ids = (k, len(spec.centres))
+                children.append(await stack.enter_async_context(_child(one, work, clock, url, ids)))
+            listening = await asyncio.gather(*(child.ready() for child in children))
             centres = {
-                name: RemoteCentre(name, (host, int(port)), peer)
-                for name, (host, port) in listening.items()
+                name: RemoteCentre(name, (host, int(port)), child.peer)
+                for child, where in zip(children, listening, strict=True)
+                for name, (host, port) in where.items()
             }
-            yield RemotePlatforms(record, centres, peer)
-        finally:
-            if child.returncode is None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(peer.request(op="stop"), 30)
-            await peer.close()
-            child.stdin.close()
-            try:
-                await asyncio.wait_for(child.wait(), 30)
-            except TimeoutError:
-                child.kill()
-                await child.wait()
-            if record is not None:
-                record.close()
-            shared.close()
+            peers = [child.peer for child in children]
+            record = RemoteRecord(url, peers)
+            stack.callback(record.close)  # before the children stop
+            yield RemotePlatforms(record, centres, peers)
+
+
+@dataclass
+class _Child:
+    process: asyncio.subprocess.Process
+    peer: ProcessPeer
+
+    async def ready(self) -> dict[str, tuple[str, int]]:
+        """Where its centres listen, once it has started."""
+        assert self.process.stdout is not None
+        try:
+            line = await asyncio.wait_for(self.process.stdout.readline(), START_TIMEOUT_S)
+        except TimeoutError:
+            raise PlatformProcessError(
+                f"the centres' process did not start within {START_TIMEOUT_S:g} s"
+            ) from None
+        if not line:
+            raise PlatformProcessError(
+                f"the centres' process stopped while starting (exit {await self.process.wait()})"
+            )
+        await self.peer.connect()
+        listening: dict[str, tuple[str, int]] = json.loads(line)["centres"]
+        return listening
+
+
+@contextlib.asynccontextmanager
+async def _child(
+    spec: PlatformFile, work: Path, clock: VirtualClock, url: str, ids: tuple[int, int]
+) -> AsyncIterator[_Child]:
+    """A child started to serve ``spec``'s centres, and stopped at the end."""
+    (work / "spec.json").write_text(spec.model_dump_json(), encoding="utf-8")
+    shared = SharedTime(work / "time", create=True)
+    shared.write(clock.monotonic())
+    control = work / "control.sock"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "simulators.platform.process",
+        "--spec",
+        os.fspath(work / "spec.json"),
+        "--record",
+        url,
+        "--ids",
+        f"{ids[0]}/{ids[1]}",
+        "--time",
+        os.fspath(shared.path),
+        "--start",
+        repr(clock.time() - clock.monotonic()),
+        "--control",
+        os.fspath(control),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdin is not None
+    peer = ProcessPeer(control, shared)
+    try:
+        yield _Child(process, peer)
+    finally:
+        if process.returncode is None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(peer.request(op="stop"), 30)
+        await peer.close()
+        process.stdin.close()
+        try:
+            await asyncio.wait_for(process.wait(), 30)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+        shared.close()
 
 
 # ---- the child ----------------------------------------------------------------------------------
@@ -171,7 +214,8 @@ async def _serve(args: argparse.Namespace) -> None:
     spec = PlatformFile.model_validate_json(Path(args.spec).read_text(encoding="utf-8"))
     shared = SharedTime(Path(args.time))
     clock = FollowerClock(float(args.start), shared)
-    record = Record(args.record)
+    k, n = (int(part) for part in args.ids.split("/"))
+    record = Record(args.record, ids=(k, n))
     clock.bystander(record.writer)  # the bench reads the record through a flush
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -218,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="platform centres on a bench's virtual clock")
     parser.add_argument("--spec", required=True, help="the platform file, as JSON")
     parser.add_argument("--record", required=True, help="SQLAlchemy URL of the record")
+    parser.add_argument("--ids", default="0/1", help="K/N: frame ids that leave K divided by N")
     parser.add_argument("--time", required=True, help="the shared virtual time file")
     parser.add_argument("--start", required=True, help="POSIX time at monotonic 0")
     parser.add_argument("--control", required=True, help="Unix socket of the control line")

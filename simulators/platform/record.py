@@ -330,7 +330,14 @@ class RecordError(RuntimeError):
 class Record:
     """Frames and readings of every centre, written in batches off the event loop."""
 
-    def __init__(self, url: str = "sqlite://", *, flush_interval: float = 0.05) -> None:
+    def __init__(
+        self, url: str = "sqlite://", *, flush_interval: float = 0.05, ids: tuple[int, int] = (0, 1)
+    ) -> None:
+        """``ids``: (k, n), this record's frame ids are those that leave k divided by n, so
+        that n processes may record into one file."""
+        k, n = ids
+        if not 0 <= k < n:
+            raise ValueError(f"ids: {k} is not a remainder of division by {n}")
         self.url = url
         self.flush_interval = flush_interval
         self.engine = _engine(url)
@@ -339,7 +346,8 @@ class Record:
             _upgrade(conn)
             _create_view(conn)
             last = conn.execute(select(func.max(frames.c.id))).scalar()
-        self._ids = itertools.count((last or 0) + 1)
+        first = (last or 0) + 1
+        self._ids = itertools.count(first + (k - first) % n, n)
         self._additions = 0
         self._frames: list[_FrameTuple] = []
         self._readings: list[_ReadingBatch] = []

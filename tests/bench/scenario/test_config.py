@@ -40,3 +40,22 @@ def test_the_scenario_terminal_reaches_each_centre_through_its_proxy_with_no_bac
         assert config.storage.background_nice == 0
 
     asyncio.run(main())
+
+
+def test_the_uplinks_retry_in_step_when_the_scenario_says_so() -> None:
+    spread, in_step = (
+        load_scenario(SCENARIO),
+        load_scenario(SCENARIO, overrides=["terminal.reconnect_jitter=0"]),
+    )
+    spec = load_fleet(spread.fleet)
+
+    async def main() -> None:
+        async with running_fleet(spec, clock=VirtualClock(spec.start.timestamp())) as fleet:
+            ports = {"provincial": 41001, "group": 41002}
+            for scenario, jitter in ((spread, 0.2), (in_step, 0.0)):  # 0.2: the terminal's own
+                config = scenario_config(scenario, fleet, "sqlite:///t.db", ports)
+                assert [c.backoff.jitter for c in config.uplink.centres] == [jitter, jitter]
+                # each centre's own seed still: the delays repeat with the run
+                assert len({c.backoff.seed for c in config.uplink.centres}) == 2
+
+    asyncio.run(main())

@@ -53,13 +53,14 @@ async def test_a_centre_in_its_own_process_answers_before_the_benchs_time_moves_
         # its record is read back from its file, stamped with the bench's time; the child
         # writes it out for a query only when something was sent it since it last did
         asked: list[str] = []
-        ask = platforms.peer.request_blocking
+        (peer,) = platforms.peers
+        ask = peer.request_blocking
 
         def counted(**request: Any) -> dict[str, Any]:
             asked.append(request["op"])
             return ask(**request)
 
-        platforms.peer.request_blocking = counted  # type: ignore[method-assign]
+        peer.request_blocking = counted  # type: ignore[method-assign]
         (row,) = platforms.record.frames(centre="provincial", direction="in")
         assert row.at == START + 5 and row.qn == "20260101000005000"
         assert platforms.record.count_readings(centre="provincial") == 1
@@ -86,3 +87,37 @@ async def test_a_centre_that_refuses_in_its_own_process_closes_its_port(tmp_path
         await platforms.hj212("provincial").set_behaviour("refuse")
         with pytest.raises(OSError):
             await asyncio.open_connection(*platforms.centres["provincial"].address)
+
+
+async def test_each_centre_answers_from_a_process_of_its_own_into_one_record(
+    tmp_path: Path,
+) -> None:
+    clock = VirtualClock(START)
+    spec = PlatformFile.model_validate(
+        {
+            "centres": [
+                {"name": name, "protocol": "hj212", "passwords": "any", "port": 0}
+                for name in ("provincial", "group")
+            ]
+        }
+    )
+    async with platforms_in_process(
+        spec, clock=clock, record_path=tmp_path / "record.sqlite"
+    ) as platforms:
+        sent = [0]
+        platforms.follow(clock, lambda: sent[0])
+        assert len(platforms.peers) == 2
+        for n, name in enumerate(("provincial", "group")):
+            reader, writer = await asyncio.open_connection(*platforms.centres[name].address)
+            frame = upload(f"2026010100000500{n}")
+            writer.write(frame)
+            sent[0] += len(frame)
+            answer = decode(await reader.readuntil(b"\r\n"))
+            assert answer.cn == 9014 and answer.qn == f"2026010100000500{n}"
+            writer.close()
+        frames = platforms.record.frames(direction="in")
+        assert {(f.centre, f.qn) for f in frames} == {
+            ("provincial", "20260101000005000"),
+            ("group", "20260101000005001"),
+        }
+        assert len({f.id for f in frames}) == 2

@@ -195,6 +195,26 @@ def test_a_reopened_file_record_keeps_its_frames_and_numbers_on(tmp_path: Path) 
         assert [f.id for f in record.frames()] == [first, second]
 
 
+def test_records_sharing_a_file_number_their_frames_apart(tmp_path: Path) -> None:
+    """One centre's process each, one file: the second of two takes the even ids, whatever
+    the file already held."""
+    url = f"sqlite:///{tmp_path / 'record.sqlite'}"
+    with Record(url) as record:
+        upload(record, "20260101120000001", 0, "1")  # id 1
+    with Record(url, ids=(0, 2)) as even, Record(url, ids=(1, 2)) as odd:
+        ids = [
+            upload(even, "20260101120100001", 1, "1"),
+            upload(odd, "20260101120100002", 1, "2"),
+            upload(even, "20260101120200001", 2, "1"),
+            upload(odd, "20260101120200002", 2, "2"),
+        ]
+        assert ids == [2, 3, 4, 5]
+        odd.flush()
+        assert sorted(f.id for f in even.frames()) == [1, 2, 3, 4, 5]
+    with pytest.raises(ValueError, match="remainder"):
+        Record(url, ids=(2, 2))
+
+
 def test_writes_are_batched_by_the_writer_thread_not_the_caller() -> None:
     with Record("sqlite://", flush_interval=0.05) as record:
         for i in range(2000):
