@@ -14,6 +14,7 @@ Values come back as the driver gives them: callers convert (``int``, ``float``, 
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -103,6 +104,41 @@ class _Form(NamedTuple):
     names: tuple[str, ...]  # every parameter: the caller's, then the compiler's
     constants: tuple[Any, ...]  # the compiler's parameters' values
     direct: bool  # straight on the sqlite3 connection
+
+
+#: Bound parameters a SQLite statement may carry (SQLITE_MAX_VARIABLE_NUMBER; 999 before 3.32).
+SQLITE_MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+#: Rows per statement of :func:`insert_rows`, at most.
+ROWS_PER_STATEMENT = 256
+
+
+def insert_rows(
+    db: sqlite3.Connection, head: str, width: int, rows: Sequence[Sequence[Any]], tail: str = ""
+) -> None:
+    """``head VALUES (…), (…) tail`` on SQLite: ``rows`` (``width`` values each) in statements of
+    many rows, in order (an upsert's later row updates an earlier one, as one at a time would).
+
+    ``executemany`` lets go of the interpreter lock around each row's step and must take it
+    back: beside a thread busy in Python a writer then waits a switch interval per row. On a
+    centre's readings table, 300 transactions of 190 rows beside a spinning thread took 2.86 s
+    that way and 0.40 s in statements of many rows (alone: 0.23 s and 0.17 s); the store's
+    readings and window upserts of a 189-point minute 0.31 and 0.36 ms against 0.42 and 0.51.
+    A remainder goes in powers of two, so each table needs a dozen statement texts at most."""
+    per = max(1, min(ROWS_PER_STATEMENT, SQLITE_MAX_PARAMS // width))
+    start = 0
+    while start < len(rows):
+        left = len(rows) - start
+        n = per if left >= per else 1 << (left.bit_length() - 1)
+        chunk = rows[start : start + n]
+        sql = _values_sql(head, width, n, tail)
+        db.execute(sql, [value for row in chunk for value in row]).close()
+        start += n
+
+
+@functools.lru_cache(maxsize=256)
+def _values_sql(head: str, width: int, n: int, tail: str) -> str:
+    one = "(" + ", ".join("?" * width) + ")"
+    return f"{head} VALUES {', '.join([one] * n)}{tail}"
 
 
 def sqlite_connection(conn: Connection) -> sqlite3.Connection | None:

@@ -117,7 +117,7 @@ from reference_terminal.storage.schema import (
     values_reading,
     window_figures,
 )
-from reference_terminal.storage.statements import Prepared
+from reference_terminal.storage.statements import Prepared, insert_rows
 from reference_terminal.storage.threads import ThreadPlacement
 
 T = TypeVar("T")
@@ -215,6 +215,9 @@ def _sqlite_on_connect(busy_timeout_s: float, synchronous: str) -> Callable[[Any
                 )
             cursor.execute(f"PRAGMA synchronous = {synchronous}")
             cursor.execute(f"PRAGMA cache_size = -{READER_CACHE_KIB}")
+            # statement journals (an upsert of many rows, a savepoint) in memory, not in files
+            # under /var/tmp: only a failing statement's own rollback ever reads one
+            cursor.execute("PRAGMA temp_store = MEMORY")
         finally:
             cursor.close()
 
@@ -1559,11 +1562,14 @@ class _BulkStatement:
         # SQLite: straight to sqlite3 inside the transaction SQLAlchemy began (a quarter of a
         # small group commit's time went to SQLAlchemy's execution bookkeeping otherwise)
         self.direct = self.positional and engine.dialect.name == "sqlite"
+        # SQLite: many rows a statement (``insert_rows``), the single row's VALUES repeated
+        head, _, rest = self.sql.partition(" VALUES (")
+        self.head, self.tail = head, rest.partition(")")[2]
 
     def __call__(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         if self.direct:
             dbapi: Any = conn.connection.dbapi_connection
-            dbapi.executemany(self.sql, rows).close()
+            insert_rows(dbapi, self.head, len(self.columns), rows, self.tail)
         elif self.positional:
             conn.exec_driver_sql(self.sql, rows)
         else:
