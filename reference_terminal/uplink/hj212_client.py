@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 
 #: Backlog entries read from the store at a time.
 BACKLOG_CHUNK = 256
+
+
+async def _nothing() -> None:
+    pass
 
 
 class LinkLost(Exception):
@@ -101,6 +105,9 @@ class Hj212Client:
         self.utc_offset_s = utc_offset_s
         self.backoff = backoff or Backoff(centre.backoff)
         self.status = ClientStatus()
+        #: Awaited on each connection before its backlog is taken: the producer builds the
+        #: frames that waited for the link, so that they go as backlog, oldest first.
+        self.on_connected: Callable[[], Awaitable[None]] = _nothing
         self._link: _Link | None = None
         self._writer: asyncio.StreamWriter | None = None
         cipher = None if centre.cp_key is None else Sm4CpCipher(bytes.fromhex(centre.cp_key))
@@ -159,6 +166,7 @@ class Hj212Client:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await self.outbox.flush()  # acknowledged frames must not come back as backlog
+        await self.on_connected()
         config = SessionConfig(
             mn=self.centre.mn,
             pw=self.centre.pw,

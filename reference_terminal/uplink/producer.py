@@ -64,6 +64,12 @@ REALTIME_CATCH_UP_S = 7 * 86400
 #: Real-time data is built this long after its instant (CPCIF §6.1: latency ≤ 2 s).
 REALTIME_DELAY_S = 1.0
 SCAN_EVERY_S = 60
+#: How often the frames of an HJ 212 centre whose link is down are built: none can be sent,
+#: and each scan is a store transaction with its sync; the client has the producer build what
+#: is due as soon as the link is back, before it takes its backlog (``catch_up``). A 48-hour
+#: outage: 288 scans a centre instead of 2 880, and one frame a minute instead of two (built
+#: on the minute, a minute's frame had only the windows closed by then, the rest came later).
+UNLINKED_SCAN_EVERY_S = 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +118,10 @@ class Producer:
         self.wake = asyncio.Event()  # a setting changed, or "send now"
         #: Whether the centre's link is up (its client says so, once it has one).
         self.linked: Callable[[], bool] = lambda: True
+        #: Scan every ``UNLINKED_SCAN_EVERY_S`` while the link is down: only for a client that
+        #: knows when it is up and wakes the producer then (HJ 212's connection; an HTTPS
+        #: client learns it only by sending).
+        self.slow_while_unlinked = False
         self._minute_done = -math.inf  # last minute boundary whose minute data was scanned
         streams = centre.streams
         self.derived_streams = [
@@ -156,12 +166,26 @@ class Producer:
             self.wake.clear()
             await first_of(self.clock.sleep(max(0.0, due - now)), self.wake.wait())
 
+    async def catch_up(self) -> None:
+        """The link is up: build now what is due (the scans waited while it was down) and
+        plan the next scan on the linked schedule."""
+        self.wake.set()
+        try:
+            await self.produce(self.clock.time())
+        except Exception:  # the schedule builds them later; the link must not wait on it
+            log.exception("uplink %s: building the frames that waited failed", self.centre.name)
+
     def _next_due(self, now: float) -> float:
+        linked = self.linked()
+        if self.slow_while_unlinked and not linked:
+            # every stream, real-time data included, is built late anyway: its catch-up
+            # makes up the instants missed
+            return next_tick(now, UNLINKED_SCAN_EVERY_S, 0)
         # The grace lets a period's late values into its frame. While the centre cannot be
         # reached nothing is sent anyway: scan on the grid instant itself, when acquisition
         # wakes too (one wake-up a minute instead of two; a period's values stored after the
         # scan go in the next one, as late values always do).
-        grace = self.grace_s if self.linked() else 0.0
+        grace = self.grace_s if linked else 0.0
         due = next_tick(now - grace, SCAN_EVERY_S, 0) + grace
         if self.centre.streams.realtime and self.settings.realtime_on:
             interval = self.settings.realtime_interval_s

@@ -121,6 +121,9 @@ class _Centre:
             )
         client = self.client
         self.producer.linked = lambda: client.status.connected
+        if isinstance(client, Hj212Client):
+            client.on_connected = self.producer.catch_up
+            self.producer.slow_while_unlinked = True
 
     def _signer(self) -> RecordSigner | None:
         """HJ 212 records are signed (CSMT §7.4); the HTTPS body has no field for it yet."""

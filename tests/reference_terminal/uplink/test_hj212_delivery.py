@@ -15,10 +15,12 @@ from reference_terminal.app import Terminal
 from reference_terminal.model import Quality
 from reference_terminal.storage.schema import Derived
 from reference_terminal.storage.store import Store
+from reference_terminal.uplink.producer import UNLINKED_SCAN_EVERY_S
 
 from .helpers import (
     MN_A,
     MN_B,
+    T0,
     Centre,
     ScaledClock,
     config,
@@ -92,9 +94,10 @@ def test_two_centres_at_once_one_refusing_the_other_on_time(tmp_path: Path) -> N
             await outbox_a.flush()
             status = await terminal.uplink.status()
             assert status["b"].link.connect_failures >= 1
-            # b, unreachable, scans on the minute itself, before that minute's windows are
-            # written (0.5 s after it here): the last one waits for the next minute's scan
-            assert status["b"].outbox in (3, 4)
+            # b, unreachable, has built nothing yet: its frames wait in the store for the
+            # link, or for the scan every ten minutes (unless a stalled machine got there)
+            if clock.time() < T0 + UNLINKED_SCAN_EVERY_S:
+                assert status["b"].outbox == 0
             assert status["a"].outbox == 0
 
             # b comes up: it gets the whole backlog, oldest first, each frame once
@@ -219,6 +222,40 @@ def test_backlog_goes_oldest_first_while_live_frames_keep_their_schedule(tmp_pat
             for start in live:
                 assert arrived[start] < last_backlog_at
             await slow.stop()
+
+    asyncio.run(main())
+
+
+def test_frames_built_as_the_link_returns_go_with_the_backlog_oldest_first(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        port = await _free_port()
+        backoff = {"initial_s": 5, "max_s": 5, "jitter": 0}
+        cfg = config(tmp_path, [hj212_centre("a", MN_A, port, backoff=backoff)])
+        clock = ScaledClock(SPEED)
+        terminal = Terminal(cfg, clock=clock)
+        async with running(terminal) as store:
+            assert terminal.uplink is not None
+            outbox = terminal.uplink.centres["a"].outbox
+            now = clock.time()
+            first = now - now % 60 - 20 * 60
+            await store.write_derived(minute_rows(first, 10))
+            await terminal.uplink.send_now("a")
+            assert await outbox.size() == 10  # the outage's first ten minutes: the backlog
+            await store.write_derived(minute_rows(first + 600, 10))
+            await clock.sleep(120)
+            # the link is down: the later ten wait in the store, not built every minute
+            assert await outbox.size() == 10
+
+            centre = Centre(MN_A, port=port)
+            await centre.start()
+            await centre.wait_for(lambda: len(_times(centre)) == 20, timeout=20)
+            # built when the link came back (not at the next ten-minute scan), before the
+            # client took its backlog: all twenty in DataTime order, none sent ahead as live
+            assert clock.time() < T0 + UNLINKED_SCAN_EVERY_S
+            assert _times(centre) == [first + 60 * m for m in range(20)]
+            await centre.stop()
 
     asyncio.run(main())
 
