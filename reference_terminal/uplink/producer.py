@@ -119,8 +119,8 @@ class Producer:
         #: Whether the centre's link is up (its client says so, once it has one).
         self.linked: Callable[[], bool] = lambda: True
         #: Scan every ``UNLINKED_SCAN_EVERY_S`` while the link is down: only for a client that
-        #: knows when it is up and wakes the producer then (HJ 212's connection; an HTTPS
-        #: client learns it only by sending).
+        #: knows when it is up and has the producer ``catch_up`` then (HJ 212's connection; an
+        #: HTTPS client learns it only by sending).
         self.slow_while_unlinked = False
         self._minute_done = -math.inf  # last minute boundary whose minute data was scanned
         streams = centre.streams
