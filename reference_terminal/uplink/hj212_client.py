@@ -7,7 +7,9 @@
 - What is sent, per connection: at most ``outbox.window`` frames in flight; *live* frames
   (enqueued since the connection came up) take the first free place, so the schedule holds;
   the *backlog* (everything the outbox held when it came up) fills the others oldest-first
-  (ISC-2 §7.2.4(5): backfill in the next upload window without starving live data).
+  (ISC-2 §7.2.4(5): backfill in the next upload window without starving live data). Before
+  the backlog is taken, ``on_connected`` is awaited: the producer builds the frames that waited
+  for the link (``Producer.catch_up``), so that they go with the backlog, oldest first.
 - Answers platform requests through ``commands.py``.
 """
 
