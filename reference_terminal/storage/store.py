@@ -1551,9 +1551,10 @@ def _settled_update(engine: Engine) -> Callable[[Connection, tuple[Any, ...]], b
 
 
 class _BulkStatement:
-    """A compiled statement run straight through the driver's ``executemany`` with rows as
-    tuples of its bound parameters in ``columns`` order: the writer's hot path (twice as fast
-    as ``Connection.execute`` with dicts on SQLite)."""
+    """A compiled statement run straight through the driver with rows as tuples of its bound
+    parameters in ``columns`` order: the writer's hot path (twice as fast as
+    ``Connection.execute`` with dicts on SQLite). SQLite takes many rows a statement
+    (``insert_rows``); other databases the driver's ``executemany``."""
 
     def __init__(self, engine: Engine, compiled: Any, columns: Sequence[str]) -> None:
         self.sql = str(compiled)
@@ -1562,7 +1563,7 @@ class _BulkStatement:
         # SQLite: straight to sqlite3 inside the transaction SQLAlchemy began (a quarter of a
         # small group commit's time went to SQLAlchemy's execution bookkeeping otherwise)
         self.direct = self.positional and engine.dialect.name == "sqlite"
-        # SQLite: many rows a statement (``insert_rows``), the single row's VALUES repeated
+        # the single row's VALUES, which ``insert_rows`` repeats
         head, _, rest = self.sql.partition(" VALUES (")
         self.head, self.tail = head, rest.partition(")")[2]
 
