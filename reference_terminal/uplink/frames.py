@@ -3,7 +3,8 @@ daily (2031) and monthly data, with data flags (HJ 212-2017 表 8).
 
 A :class:`Frame` is protocol-neutral — command code, DataTime and one :class:`Item` per data item
 code — so the outbox stores it once and each client renders it: HJ 212 CP (:meth:`Frame.cp`) or
-the HTTPS JSON body (:meth:`Frame.json_body`).
+the HTTPS JSON body (:meth:`Frame.json_body`). The outbox row of a plain frame is its CP groups
+(:attr:`Frame.body`), which the HJ 212 client sends as they are.
 
 Where the figures come from (``reference_terminal/app.py:window_rows``): processing writes each
 closed window's main figure as ``minute``/``hour``/``day``/``month`` (a counter's increment, a
@@ -90,17 +91,98 @@ class Item:
         return self.values[0][1] if self.values else None
 
 
-@dataclass(frozen=True, slots=True)
 class Frame:
-    cn: int
-    data_time: float  # POSIX seconds: the period's start (real-time: the sampling instant)
-    items: tuple[Item, ...]
-    #: ``SM2Sign`` (128 hex digits) made when the frame was built (``uplink/signing.py``), so a
-    #: record is signed once and its resends carry the same signature; "": unsigned.
-    signature: str = ""
-    #: :meth:`cp` already made, by UTC offset: every centre is sent the same frame (one
-    #: object, :meth:`from_row`), and rendering it was a fifth of a backlog's drain.
-    _cps: dict[int, Cp] = field(default_factory=dict, init=False, repr=False, compare=False)
+    """One frame's content: command code, DataTime (POSIX seconds: the period's start; real-time:
+    the sampling instant), one :class:`Item` per data item and, for a signed record, its
+    ``SM2Sign`` (128 hex digits, made when the frame was built (``uplink/signing.py``), so that
+    its resends carry the same signature; "": unsigned).
+
+    The items are kept as given or as the CP text they render to (:attr:`body`, the groups
+    after DataTime): a frame built from the store's text (:func:`stored_period_frames`) or read
+    back from the outbox (:meth:`from_row`) goes on the wire without one figure being typed,
+    and its items are read from that text only when something looks at them (an HTTPS body,
+    signing). Typing a 48-hour backlog's frames back from JSON and rendering them again was a
+    third of the terminal's work in the drain. Immutable: every centre is sent the same object.
+    """
+
+    __slots__ = ("_body", "_cn", "_cps", "_data_time", "_items", "_signature")
+
+    def __init__(
+        self, cn: int, data_time: float, items: tuple[Item, ...], signature: str = ""
+    ) -> None:
+        self._cn = cn
+        self._data_time = data_time
+        self._signature = signature
+        self._items: tuple[Item, ...] | None = items
+        self._body: str | _Unset | None = _UNSET
+        #: :meth:`cp` already made, by UTC offset.
+        self._cps: dict[int, Cp] = {}
+
+    @classmethod
+    def of_body(cls, cn: int, data_time: float, body: str, signature: str = "") -> Frame:
+        """The frame whose items render as ``body`` (plain groups, as :attr:`body` is)."""
+        frame = cls(cn, data_time, (), signature)
+        frame._items, frame._body = None, body
+        return frame
+
+    @property
+    def cn(self) -> int:
+        return self._cn
+
+    @property
+    def data_time(self) -> float:
+        return self._data_time
+
+    @property
+    def signature(self) -> str:
+        return self._signature
+
+    @property
+    def items(self) -> tuple[Item, ...]:
+        items = self._items
+        if items is None:
+            body = self._body
+            assert isinstance(body, str)
+            items = self._items = _items_of(body)
+        return items
+
+    @property
+    def body(self) -> str | None:
+        """The items as the CP groups ``Cp.build`` renders (fields in ``FIELD_ORDER``, numbers
+        as ``format(value, "f")``), when reading that text back gives the very same items:
+        plain codes and flags, no code twice, finite Decimals, and each item's figures in the
+        order a text gives them back (its main one, then Min, then Max). None otherwise."""
+        body = self._body
+        if isinstance(body, _Unset):
+            body = self._body = _plain_body(self.items)
+        return body
+
+    def with_signature(self, signature: str) -> Frame:
+        """This frame signed with ``signature`` ("": unsigned)."""
+        frame = Frame(self._cn, self._data_time, (), signature)
+        frame._items, frame._body = self._items, self._body
+        return frame
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Frame):
+            return NotImplemented
+        return (self._cn, self._data_time, self._signature) == (
+            other._cn,
+            other._data_time,
+            other._signature,
+        ) and (
+            (self._body is other._body and self._items is None and other._items is None)
+            or self.items == other.items
+        )
+
+    def __hash__(self) -> int:
+        return hash((self._cn, self._data_time, self.items, self._signature))
+
+    def __repr__(self) -> str:
+        return (
+            f"Frame(cn={self._cn!r}, data_time={self._data_time!r}, items={self.items!r}, "
+            f"signature={self._signature!r})"
+        )
 
     # ---- HJ 212 ------------------------------------------------------------------------
     def cp(self, utc_offset_s: int) -> Cp:
@@ -111,7 +193,7 @@ class Frame:
         if made is None:
             cp = self._cp_plain(utc_offset_s) or self._cp_built(utc_offset_s)
             made = self._cps[utc_offset_s] = (
-                with_signature(cp, self.signature) if self.signature else cp
+                with_signature(cp, self._signature) if self._signature else cp
             )
         return made
 
@@ -120,43 +202,18 @@ class Frame:
         return Cp.build(data_time=local_time(self.data_time, utc_offset_s), pollutants=pollutants)
 
     def _cp_plain(self, utc_offset_s: int) -> Cp | None:
-        """CP as ``Cp.build`` renders it (fields in ``FIELD_ORDER``, numbers as
-        ``format(value, "f")``), typed as parsing it would (the items' own decimals, equal to
-        the parsed ones; the pollutants made when first looked at); None when an item is out
-        of the ordinary (a non-finite value, a code, field name or flag that is not a plain
-        one): ``Cp.build`` then says what is wrong."""
-        data_time = local_time(self.data_time, utc_offset_s).strftime("%Y%m%d%H%M%S")
-        groups = ["DataTime=" + data_time]
-        add = groups.append
-        codes: set[str] = set()
-        orders = _FIELD_ORDERS
-        for item in self.items:
-            code, values, flag = item.code, item.values, item.flag
-            if flag not in _PLAIN_FLAGS or not _PLAIN_CODE.fullmatch(code):
-                return None
-            names = tuple([name for name, _ in values])
-            order = orders.get(names)
-            if order is None:
-                order = _field_order(names)
-                if order is None:
-                    return None
-            fields = []
-            for at in order:
-                name, value = values[at]
-                if type(value) is not Decimal or not value.is_finite():
-                    return None
-                fields.append(f"{code}-{name}={value:f}")
-            fields.append(f"{code}-Flag={flag}")
-            add(",".join(fields))
-            codes.add(code)
-        text = ";".join(groups)
-        if len(codes) < len(self.items):  # a code twice: the parser's view (or error)
-            return Cp.parse(text)
-        items = self.items
+        """CP as ``Cp.build`` renders it, from :attr:`body`, typed as parsing it would (the
+        items' own decimals, equal to the parsed ones; the pollutants made when first looked
+        at); None without a plain body: ``Cp.build`` then renders it or says what is wrong."""
+        body = self.body
+        if body is None:
+            return None
+        data_time = local_time(self._data_time, utc_offset_s).strftime("%Y%m%d%H%M%S")
+        text = f"DataTime={data_time};{body}" if body else "DataTime=" + data_time
         return Cp.deferred(
             text,
             {"DataTime": data_time},
-            lambda: {i.code: Pollutant(i.code, dict(i.values), i.flag) for i in items},
+            lambda: {i.code: Pollutant(i.code, dict(i.values), i.flag) for i in self.items},
         )
 
     # ---- HTTPS -------------------------------------------------------------------------
@@ -188,9 +245,15 @@ class Frame:
 
     # ---- the outbox's row ----------------------------------------------------------------
     def payload(self) -> str:
-        """The items as JSON (a list); a signed frame's as ``{"items": […], "SM2Sign": …}``."""
+        """An unsigned frame with a plain :attr:`body`: that text. Otherwise the items as JSON
+        (a list; a signed frame's as ``{"items": […], "SM2Sign": …}``), which no body starts
+        as."""
+        if not self._signature:
+            body = self.body
+            if body is not None:
+                return body
         items = [[i.code, [[n, str(v)] for n, v in i.values], i.flag] for i in self.items]
-        document: Any = {"items": items, SIGN_FIELD: self.signature} if self.signature else items
+        document: Any = {"items": items, SIGN_FIELD: self._signature} if self._signature else items
         # orjson: json.dumps(separators=(",", ":"), ensure_ascii=False)'s text, in a fraction
         # of the time (a fifth of the writer's scan of a closed minute went to json.dumps)
         return orjson.dumps(document).decode()
@@ -204,6 +267,10 @@ class Frame:
 
     @classmethod
     def _read(cls, cn: int, data_time: float, payload: str) -> Frame:
+        if not payload.startswith(("[", "{")):
+            if payload and _BODY_GROUPS.fullmatch(payload + ";") is None:
+                raise FrameError(f"outbox frame CN {cn} at {data_time}: unreadable CP groups")
+            return cls.of_body(cn, data_time, payload)
         try:
             document = orjson.loads(payload)
             signature = ""
@@ -220,9 +287,74 @@ class Frame:
         return cls(cn, data_time, items, signature)
 
 
+class _Unset:
+    """:attr:`Frame.body` not worked out yet."""
+
+
+_UNSET = _Unset()
+
+
 @functools.lru_cache(maxsize=1024)
 def _from_row(cn: int, data_time: float, payload: str) -> Frame:
     return Frame._read(cn, data_time, payload)
+
+
+#: Where a figure goes in an item's values when read back from text: the main one first.
+_RANK = {"Rtd": 0, "Avg": 0, "Cou": 0, "Min": 1, "Max": 2}
+#: Field names, in their values' order, that reading the body back gives in that order.
+_CANONICAL = frozenset(
+    names
+    for main in ((), ("Rtd",), ("Avg",), ("Cou",))
+    for extremes in ((), ("Min",), ("Max",), ("Min", "Max"))
+    for names in [(*main, *extremes)]
+)
+_PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+
+
+def _plain_body(items: Sequence[Item]) -> str | None:
+    """:attr:`Frame.body` of ``items``."""
+    groups = []
+    codes: set[str] = set()
+    orders = _FIELD_ORDERS
+    for item in items:
+        code, values, flag = item.code, item.values, item.flag
+        if flag not in _PLAIN_FLAGS or code in codes or not _PLAIN_CODE.fullmatch(code):
+            return None
+        names = tuple([name for name, _ in values])
+        if names not in _CANONICAL:
+            return None
+        order = orders.get(names) or _field_order(names)
+        assert order is not None  # canonical names are distinct numeric fields
+        fields = []
+        for at in order:
+            name, value = values[at]
+            if type(value) is not Decimal or not value.is_finite():
+                return None
+            fields.append(f"{code}-{name}={value:f}")
+        fields.append(f"{code}-Flag={flag}")
+        groups.append(",".join(fields))
+        codes.add(code)
+    return ";".join(groups)
+
+
+def _items_of(body: str) -> tuple[Item, ...]:
+    """The items a plain body renders (:attr:`Frame.body`), each item's figures main first."""
+    if not body:
+        return ()
+    items = []
+    for group in body.split(";"):
+        values = []
+        code = flag = ""
+        for field_text in group.split(","):
+            key, _, text = field_text.partition("=")
+            code, _, name = key.rpartition("-")
+            if name == "Flag":
+                flag = text
+            else:
+                values.append((name, Decimal(text)))
+        values.sort(key=lambda v: _RANK[v[0]])
+        items.append(Item(code, tuple(values), flag))
+    return tuple(items)
 
 
 #: The order ``Pollutant.items`` gives the fields of each tuple of field names seen.
@@ -231,6 +363,20 @@ _FIELD_ORDERS: dict[tuple[str, ...], tuple[int, ...]] = {}
 _PLAIN_FLAGS = frozenset(f.value for f in DataFlag)
 #: Codes that render as they are (no CP separator, no space); any other goes through Cp.build.
 _PLAIN_CODE = re.compile(r"[0-9A-Za-z_.]+")
+
+
+def _body_groups() -> re.Pattern[str]:
+    """Groups of a plain body, each followed by ";": its figures with one code, then its flag."""
+    code, number, flag = r"[0-9A-Za-z_.]+", _PLAIN_NUMBER.pattern, "|".join(sorted(_PLAIN_FLAGS))
+    figure = rf"-(?:Rtd|Avg|Cou|Min|Max)={number},"
+    group = (
+        rf"(?P<c>{code}){figure}(?:(?P=c){figure})*(?P=c)-Flag=(?:{flag})|{code}-Flag=(?:{flag})"
+    )
+    return re.compile(rf"(?:(?:{group});)*")
+
+
+#: What an outbox row's body must be (a damaged row is a ``FrameError``, not a garbled CP).
+_BODY_GROUPS = _body_groups()
 
 
 def _field_order(names: tuple[str, ...]) -> tuple[int, ...] | None:
@@ -329,27 +475,83 @@ def stored_period_frames(
     if not periods:
         return []
     flags = {q.value: coding.flag(q) for q in Quality}
+    plain = _plain_coding(codes, flags)
     counters = coding.counters
     frames = []
     for start in sorted(periods):
-        items = []
+        items: list[_StoredItem] = []
         by_point = periods[start]
         for point in sorted(by_point, key=codes.__getitem__):
             of_point = by_point[point]
             main = of_point.get(main_kind)
             if main is None:
                 continue  # min/max without the main figure: the main row comes in a later scan
-            values: list[tuple[str, Decimal]] = []
+            values: list[tuple[str, Decimal | str]] = []
             if main[3] is not None:
-                values.append(("Cou" if point in counters else "Avg", Decimal(main[3])))
+                values.append(("Cou" if point in counters else "Avg", main[3]))
                 for name, kind in (("Min", min_kind), ("Max", max_kind)):
                     extreme = of_point.get(kind)
                     if extreme is not None and extreme[3] is not None:
-                        values.append((name, Decimal(extreme[3])))
-            items.append(Item(codes[point], tuple(values), flags[main[4]]))
+                        values.append((name, extreme[3]))
+            items.append((codes[point], values, flags[main[4]]))
         if items:
-            frames.append(Frame(cn, start, tuple(items)))
+            frames.append(_period_frame(cn, start, items, plain))
     return frames
+
+
+#: An item as stored: code, figures (name, Decimal or its stored text), data flag.
+_StoredItem = tuple[str, list[tuple[str, Decimal | str]], str]
+
+
+def _plain_coding(codes: Mapping[str, str], flags: Mapping[str, str]) -> bool:
+    """Whether every code and flag renders as it is, no code twice (a frame's groups can then
+    be written straight from the store's text)."""
+    return (
+        len(set(codes.values())) == len(codes)
+        and all(_PLAIN_CODE.fullmatch(c) for c in codes.values())
+        and all(f in _PLAIN_FLAGS for f in flags.values())
+    )
+
+
+def _period_frame(cn: int, start: float, items: list[_StoredItem], plain: bool) -> Frame:
+    """One period's frame: its body written from the stored text when the coding is
+    ``plain`` and every figure a plain number (no figure typed: a scan builds a minute's
+    frame for every centre), else its items typed."""
+    if plain:
+        groups = []
+        for code, values, flag in items:
+            names = tuple([name for name, _ in values])
+            order = _FIELD_ORDERS.get(names) or _field_order(names)
+            assert order is not None  # a main figure, Min, Max
+            fields = []
+            for at in order:
+                name, value = values[at]
+                text = _number_text(value)
+                if text is None:
+                    break
+                fields.append(f"{code}-{name}={text}")
+            else:
+                fields.append(f"{code}-Flag={flag}")
+                groups.append(",".join(fields))
+                continue
+            break
+        else:
+            return Frame.of_body(cn, start, ";".join(groups))
+    typed = [
+        Item(code, tuple([(name, Decimal(v)) for name, v in values]), flag)
+        for code, values, flag in items
+    ]
+    return Frame(cn, start, tuple(typed))
+
+
+def _number_text(value: Decimal | str) -> str | None:
+    """A figure as ``format(Decimal(value), "f")`` writes it; None when not finite."""
+    if type(value) is str:
+        if _PLAIN_NUMBER.fullmatch(value):
+            return value  # the text of a Decimal without an exponent is already that
+        value = Decimal(value)
+    assert isinstance(value, Decimal)
+    return format(value, "f") if value.is_finite() else None
 
 
 def frames_size(frames: Sequence[Frame]) -> int:

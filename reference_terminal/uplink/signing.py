@@ -10,7 +10,7 @@ of :mod:`protocols.hj212.record_signature`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from protocols.hj212.record_signature import sign_record
 from protocols.smcrypto import Sm2PrivateKey
@@ -26,9 +26,8 @@ class RecordSigner:
     utc_offset_s: int
 
     def sign(self, frame: Frame) -> Frame:
-        unsigned = replace(frame, signature="")
-        cp = unsigned.cp(self.utc_offset_s)
-        return replace(frame, signature=sign_record(self.key, self.mn, frame.cn, cp))
+        cp = frame.with_signature("").cp(self.utc_offset_s)
+        return frame.with_signature(sign_record(self.key, self.mn, frame.cn, cp))
 
     def sign_all(self, frames: Sequence[Frame]) -> list[Frame]:
         return [self.sign(f) for f in frames]

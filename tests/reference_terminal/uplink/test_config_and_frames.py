@@ -189,8 +189,11 @@ def test_any_frame_survives_the_outbox_row_exactly(items: tuple[Item, ...], sign
     frame = Frame(2051, T0, items, signature)
     row = frame.payload()
     assert Frame.from_row(2051, T0, row) == frame
-    # the text the json module writes, as rows made before orjson wrote it were
-    assert row == json.dumps(json.loads(row), separators=(",", ":"), ensure_ascii=False)
+    if row.startswith(("[", "{")):  # items a CP text would not give back as they are
+        # the text the json module writes, as rows made before orjson wrote it were
+        assert row == json.dumps(json.loads(row), separators=(",", ":"), ensure_ascii=False)
+    else:
+        assert row == frame.body and not signature
 
 
 def test_qns_increase_and_stay_valid_times_within_one_millisecond() -> None:

@@ -21,6 +21,7 @@ from reference_terminal.uplink.frames import (
     STREAM_KINDS,
     Coding,
     Frame,
+    FrameError,
     Item,
     Stream,
     local_time,
@@ -197,3 +198,28 @@ def test_a_frame_every_centre_is_sent_is_read_and_rendered_once() -> None:
     assert said(first.cp(OFFSET_S)) == said(built(frame))
     # another offset, another DataTime: not the CP made for the first
     assert first.cp(0).params["DataTime"] != first.cp(OFFSET_S).params["DataTime"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(frames(odd=False))
+def test_a_frame_read_back_from_its_outbox_row_renders_what_cp_build_makes(frame: Frame) -> None:
+    """A plain frame's row is its CP groups: read back, they go out as they are."""
+    row = frame.payload()
+    assert (row == frame.body) == (not frame.signature and frame.body is not None)
+    read = Frame.from_row(frame.cn, frame.data_time, row)
+    assert said(read.cp(OFFSET_S)) == said(built(frame))
+    assert read == frame and read.items == frame.items
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=40), st.from_regex(r"[a-z0-9]{1,4}-(Avg|Min|Flag)=[-0-9.NDX,;]{0,6}")
+    )
+)
+def test_a_damaged_row_is_a_frame_error_or_groups_that_parse_as_their_items(text: str) -> None:
+    try:
+        read = Frame.from_row(2051, T0, text)
+    except FrameError:
+        return
+    assert said(read.cp(OFFSET_S)) == said(built(read))
