@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import Final, Literal
@@ -68,16 +69,64 @@ def quantize(value: float | Decimal, point: Point) -> Decimal:
     """What the meter shows for a true ``value``: wrapped past its full scale (a counter rolls
     over to zero, CSMT §8.2.2) and cut to its resolution."""
     exact = value if isinstance(value, Decimal) else Decimal(repr(value))
-    if point.full_scale is not None:
-        exact %= point.full_scale
-    decimals = point.decimals
-    exponent = _EXPONENTS[decimals] if decimals < len(_EXPONENTS) else Decimal(1).scaleb(-decimals)
-    rounding = ROUND_FLOOR if point.rounding == "floor" else ROUND_HALF_EVEN
-    return exact.quantize(exponent, rounding=rounding)
+    return _Resolution.of(point).show(exact)
 
 
 #: Each resolution's quantum (a point shows 0 to 6 decimals), made once: one per value shown.
 _EXPONENTS: Final = tuple(Decimal(1).scaleb(-d) for d in range(19))
+
+
+@dataclass(frozen=True, slots=True)
+class _Resolution:
+    """How a point shows a value (:func:`quantize`), worked out once per point: a meter shows
+    the same points at every read."""
+
+    full_scale: Decimal | None
+    exponent: Decimal
+    rounding: str
+
+    @staticmethod
+    def of(point: Point) -> _Resolution:
+        decimals = point.decimals
+        return _Resolution(
+            point.full_scale,
+            _EXPONENTS[decimals] if decimals < len(_EXPONENTS) else Decimal(1).scaleb(-decimals),
+            ROUND_FLOOR if point.rounding == "floor" else ROUND_HALF_EVEN,
+        )
+
+    def show(self, exact: Decimal) -> Decimal:
+        if self.full_scale is not None:
+            exact %= self.full_scale
+        return exact.quantize(self.exponent, self.rounding)
+
+
+def _observation_maker() -> Callable[
+    [float, str, str, Decimal, float, tuple[str, ...]], Observation
+]:
+    """``Observation(...)`` for the reads, without the per-field ``object.__setattr__`` calls of
+    a frozen dataclass's ``__init__`` (half its cost; one is made per value a meter shows): the
+    slots set through their descriptors, an instance of the class itself all the same."""
+    new = object.__new__
+    set_t, set_meter, set_quantity, set_value, set_truth, set_faults = (
+        getattr(Observation, f.name).__set__ for f in fields(Observation)
+    )
+
+    def observation(
+        t: float, meter: str, quantity: str, value: Decimal, truth: float, faults: tuple[str, ...]
+    ) -> Observation:
+        o = new(Observation)
+        set_t(o, t)
+        set_meter(o, meter)
+        set_quantity(o, quantity)
+        set_value(o, value)
+        set_truth(o, truth)
+        set_faults(o, faults)
+        return o
+
+    return observation
+
+
+_observation = _observation_maker()
 
 
 class MeterRuntime:
@@ -90,6 +139,8 @@ class MeterRuntime:
         self.faults = [f for f in fleet.spec.faults if f.meter == spec.id]
         self._rng = random.Random(f"{fleet.spec.seed}/{spec.id}")
         self._clock_offset = 0.0  # seconds set by a time sync (broadcast 0x08 …)
+        self._plant = fleet.plant
+        self._resolutions: dict[int, tuple[Point, _Resolution]] = {}
 
     @property
     def points(self) -> list[Point]:
@@ -99,10 +150,21 @@ class MeterRuntime:
     def read(self, point: Point, t: float, quantity: str | None = None) -> Decimal:
         """The value the meter shows for ``point`` (or one ``quantity`` of a block) at ``t``."""
         name = quantity or point.quantity
-        truth, value, applied = self.measured(point, t, name)
-        shown = quantize(value, point)
-        self.fleet.record(Observation(t, self.id, name, shown, truth, applied))
+        if self.faults:
+            truth, value, applied = self.measured(point, t, name)
+        else:  # most meters, most of the time (faults can be added later): measured() inline
+            truth = self._plant.value(name, t)
+            value, applied = Decimal(repr(truth)), ()
+        shown = self._resolution(point).show(value)
+        self.fleet.record(_observation(t, self.id, name, shown, truth, applied))
         return shown
+
+    def _resolution(self, point: Point) -> _Resolution:
+        """``point``'s resolution (cached by identity, the point kept alive with it)."""
+        cached = self._resolutions.get(id(point))
+        if cached is None or cached[0] is not point:
+            cached = self._resolutions[id(point)] = (point, _Resolution.of(point))
+        return cached[1]
 
     def measured(
         self, point: Point, t: float, quantity: str | None = None
@@ -111,7 +173,7 @@ class MeterRuntime:
         at ``t``, before the meter's resolution: for meters that show it through a chain of
         their own (an analog loop) and record what they showed themselves."""
         name = quantity or point.quantity
-        truth = self.fleet.plant.value(name, t)
+        truth = self._plant.value(name, t)
         value = Decimal(repr(truth))
         if not self.faults:  # most meters, most of the time (faults can be added later)
             return truth, value, ()
