@@ -126,7 +126,7 @@ class Plant:
             totals = data.totals.get(array)
             if totals is None:
                 totals = data.totals[array] = (
-                    self._start_total(index, d, array) + (data.cumulative[array])
+                    self._start_total(index, d, array) + data.cumulative[array]
                 )
             rate = data.arrays[array].item(minute)
             value = float((totals.item(minute) + rate * instant.within) * factor)
