@@ -140,7 +140,7 @@ class MeterRuntime:
         self._rng = random.Random(f"{fleet.spec.seed}/{spec.id}")
         self._clock_offset = 0.0  # seconds set by a time sync (broadcast 0x08 …)
         self._plant = fleet.plant
-        self._resolutions: dict[int, tuple[Point, _Resolution]] = {}
+        self._readings: dict[tuple[int, str | None], tuple[Point, Callable[[float], Decimal]]] = {}
 
     @property
     def points(self) -> list[Point]:
@@ -149,22 +149,36 @@ class MeterRuntime:
     # ---- values -------------------------------------------------------------------------
     def read(self, point: Point, t: float, quantity: str | None = None) -> Decimal:
         """The value the meter shows for ``point`` (or one ``quantity`` of a block) at ``t``."""
-        name = quantity or point.quantity
-        if self.faults:
-            truth, value, applied = self.measured(point, t, name)
-        else:  # most meters, most of the time (faults can be added later): measured() inline
-            truth = self._plant.value(name, t)
-            value, applied = Decimal(repr(truth)), ()
-        shown = self._resolution(point).show(value)
-        self.fleet.record(_observation(t, self.id, name, shown, truth, applied))
-        return shown
+        return self.reading(point, quantity)(t)
 
-    def _resolution(self, point: Point) -> _Resolution:
-        """``point``'s resolution (cached by identity, the point kept alive with it)."""
-        cached = self._resolutions.get(id(point))
+    def reading(self, point: Point, quantity: str | None = None) -> Callable[[float], Decimal]:
+        """:meth:`read` of ``point`` (``quantity``) as a function of ``t``, all that does not
+        change between reads worked out once: a reader asks the same points every period.
+        Cached by the point's identity, the point kept alive with it."""
+        key = (id(point), quantity)
+        cached = self._readings.get(key)
         if cached is None or cached[0] is not point:
-            cached = self._resolutions[id(point)] = (point, _Resolution.of(point))
+            cached = self._readings[key] = (point, self._new_reading(point, quantity))
         return cached[1]
+
+    def _new_reading(self, point: Point, quantity: str | None) -> Callable[[float], Decimal]:
+        name = quantity or point.quantity
+        value_at = self._plant.value
+        show = _Resolution.of(point).show
+        record = self.fleet.record
+        meter = self.id
+
+        def read(t: float) -> Decimal:
+            if self.faults:
+                truth, value, applied = self.measured(point, t, name)
+            else:  # most meters, most of the time (faults can be added later): measured() inline
+                truth = value_at(name, t)
+                value, applied = Decimal(repr(truth)), ()
+            shown = show(value)
+            record(_observation(t, meter, name, shown, truth, applied))
+            return shown
+
+        return read
 
     def measured(
         self, point: Point, t: float, quantity: str | None = None
