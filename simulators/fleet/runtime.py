@@ -33,6 +33,9 @@ from simulators.plant import Plant
 #: A counter without a declared full scale rolls over at 10^6 (DL/T 645's XXXXXX.XX).
 DEFAULT_FULL_SCALE: Final = Decimal(1_000_000)
 OBSERVATIONS_KEPT: Final = 200_000
+#: Readings a meter keeps worked out (:meth:`MeterRuntime.reading`): one per point and block
+#: quantity, a few hundred for the largest meter; past it they are forgotten and made again.
+READINGS_KEPT: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,10 +157,13 @@ class MeterRuntime:
     def reading(self, point: Point, quantity: str | None = None) -> Callable[[float], Decimal]:
         """:meth:`read` of ``point`` (``quantity``) as a function of ``t``, all that does not
         change between reads worked out once: a reader asks the same points every period.
-        Cached by the point's identity, the point kept alive with it."""
+        Cached by the point's identity, the point kept alive with it (a meter's points are
+        its spec's; a caller making points anew only refills the cache past its bound)."""
         key = (id(point), quantity)
         cached = self._readings.get(key)
         if cached is None or cached[0] is not point:
+            if len(self._readings) >= READINGS_KEPT:
+                self._readings.clear()
             cached = self._readings[key] = (point, self._new_reading(point, quantity))
         return cached[1]
 
