@@ -17,7 +17,8 @@ shown at the point's decimals, as those drivers do.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from reference_terminal.acquisition.driver import Driver, DriverError
@@ -44,6 +45,9 @@ from simulators.meters.analog import AnalogInputs
 from simulators.meters.registers import Encoder, encoder
 
 __all__ = ["ModelLink"]
+
+#: What a meter shows at t, through a reading worked out once (``MeterRuntime.reading``).
+Shown = Callable[[float], Decimal]
 
 #: How a communication fault shows to a driver: the kind of its DriverError.
 _FAILED = {
@@ -96,7 +100,7 @@ class _RegisterModel(ModbusDriver):
         )
         self.registers = {(r.table, r.address): r for r in registers}
         self._fault: Fault | None = None
-        self._layouts: dict[tuple[str, int, int], tuple[tuple[int, Register, Encoder], ...]] = {}
+        self._layouts: dict[tuple[str, int, int], tuple[tuple[int, Shown, Encoder], ...]] = {}
 
     async def read(self, requests: Sequence[tuple[Point, Source]]) -> list[RawValue]:
         self._fault = _failure(self.meter, self.clock.time())  # one draw per poll
@@ -109,19 +113,15 @@ class _RegisterModel(ModbusDriver):
             raise ExchangeError(_FAILED[self._fault.kind], f"the meter's model: {self._fault.kind}")
         t = self.clock.time()
         words = [0] * block.count
-        analog = self.analog
-        for offset, register, encode in self._layout(block):
-            if analog is not None:
-                held = encode(analog.read(register, t))
-            else:
-                held = encode(self.meter.read(register, t))
+        for offset, shown, encode in self._layout(block):
+            held = encode(shown(t))
             words[offset : offset + len(held)] = held
         return words[: block.count]
 
-    def _layout(self, block: Block) -> tuple[tuple[int, Register, Encoder], ...]:
-        """The registers that start in ``block`` (offset, register, encoder), as a walk up its
-        addresses finds them: each one's words skip the addresses it covers. Worked out once
-        per block: the terminal asks the same blocks every period."""
+    def _layout(self, block: Block) -> tuple[tuple[int, Shown, Encoder], ...]:
+        """The registers that start in ``block`` (offset, what it holds at t, its encoder), as
+        a walk up its addresses finds them: each one's words skip the addresses it covers.
+        Worked out once per block: the terminal asks the same blocks every period."""
         key = (block.table, block.start, block.count)
         layout = self._layouts.get(key)
         if layout is None:
@@ -132,10 +132,17 @@ class _RegisterModel(ModbusDriver):
                 if register is None:
                     address += 1
                     continue
-                found.append((address - block.start, register, encoder(register)))
+                found.append((address - block.start, self._shown(register), encoder(register)))
                 address += register.words  # what its encoder gives
             layout = self._layouts[key] = tuple(found)
         return layout
+
+    def _shown(self, register: Register) -> Shown:
+        """What ``register`` holds at t: an analog channel's counts, or the meter's value."""
+        analog = self.analog
+        if analog is not None:
+            return functools.partial(analog.read, register)
+        return self.meter.reading(register)
 
     async def close(self) -> None:
         pass
@@ -151,7 +158,7 @@ class _ValueModel:
         #: a double on the wire (OPC UA Double, SQL REAL), shown at the point's decimals
         self.double = isinstance(device, OpcUaDevice | SqlDevice)
         self.sources = _sources(meter)
-        self._by_source: dict[int, tuple[Source, tuple[MeterPoint, str | None] | None]] = {}
+        self._by_source: dict[int, tuple[Source, Shown | None]] = {}
 
     async def read(self, requests: Sequence[tuple[Point, Source]]) -> list[RawValue]:
         t = self.clock.time()
@@ -162,13 +169,12 @@ class _ValueModel:
             )
         out = []
         for point, source in requests:
-            found = self._found(source)
-            if fault is not None or found is None:
+            shown = self._found(source)
+            if fault is not None or shown is None:
                 why = "exception reply" if fault is not None else f"no such source {_key(source)}"
                 out.append(RawValue(point.id, None, "", t, self.device_id, why))
                 continue
-            meter_point, quantity = found
-            value = self.meter.read(meter_point, t, quantity)
+            value = shown(t)
             if self.double:
                 value = Decimal(repr(float(value))).quantize(
                     _quantum(point.decimals), ROUND_HALF_EVEN
@@ -176,12 +182,14 @@ class _ValueModel:
             out.append(new_raw_value(point.id, value, format(value, "f"), t, self.device_id))
         return out
 
-    def _found(self, source: Source) -> tuple[MeterPoint, str | None] | None:
+    def _found(self, source: Source) -> Shown | None:
         """The meter's value ``source`` names (looked up once per source: the terminal asks
         the same sources every period; cached by identity, the source kept alive with it)."""
         cached = self._by_source.get(id(source))
         if cached is None:
-            cached = self._by_source[id(source)] = (source, self.sources.get(_key(source)))
+            named = self.sources.get(_key(source))
+            shown = None if named is None else self.meter.reading(*named)
+            cached = self._by_source[id(source)] = (source, shown)
         return cached[1]
 
     async def close(self) -> None:

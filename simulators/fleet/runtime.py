@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import Final, Literal
@@ -32,6 +33,9 @@ from simulators.plant import Plant
 #: A counter without a declared full scale rolls over at 10^6 (DL/T 645's XXXXXX.XX).
 DEFAULT_FULL_SCALE: Final = Decimal(1_000_000)
 OBSERVATIONS_KEPT: Final = 200_000
+#: Readings a meter keeps worked out (:meth:`MeterRuntime.reading`): one per point and block
+#: quantity, a few hundred for the largest meter; past it they are forgotten and made again.
+READINGS_KEPT: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,16 +72,64 @@ def quantize(value: float | Decimal, point: Point) -> Decimal:
     """What the meter shows for a true ``value``: wrapped past its full scale (a counter rolls
     over to zero, CSMT §8.2.2) and cut to its resolution."""
     exact = value if isinstance(value, Decimal) else Decimal(repr(value))
-    if point.full_scale is not None:
-        exact %= point.full_scale
-    decimals = point.decimals
-    exponent = _EXPONENTS[decimals] if decimals < len(_EXPONENTS) else Decimal(1).scaleb(-decimals)
-    rounding = ROUND_FLOOR if point.rounding == "floor" else ROUND_HALF_EVEN
-    return exact.quantize(exponent, rounding=rounding)
+    return _Resolution.of(point).show(exact)
 
 
 #: Each resolution's quantum (a point shows 0 to 6 decimals), made once: one per value shown.
 _EXPONENTS: Final = tuple(Decimal(1).scaleb(-d) for d in range(19))
+
+
+@dataclass(frozen=True, slots=True)
+class _Resolution:
+    """How a point shows a value (:func:`quantize`), worked out once per point: a meter shows
+    the same points at every read."""
+
+    full_scale: Decimal | None
+    exponent: Decimal
+    rounding: str
+
+    @staticmethod
+    def of(point: Point) -> _Resolution:
+        decimals = point.decimals
+        return _Resolution(
+            point.full_scale,
+            _EXPONENTS[decimals] if decimals < len(_EXPONENTS) else Decimal(1).scaleb(-decimals),
+            ROUND_FLOOR if point.rounding == "floor" else ROUND_HALF_EVEN,
+        )
+
+    def show(self, exact: Decimal) -> Decimal:
+        if self.full_scale is not None:
+            exact %= self.full_scale
+        return exact.quantize(self.exponent, self.rounding)
+
+
+def _observation_maker() -> Callable[
+    [float, str, str, Decimal, float, tuple[str, ...]], Observation
+]:
+    """``Observation(...)`` for the reads, without the per-field ``object.__setattr__`` calls of
+    a frozen dataclass's ``__init__`` (half its cost; one is made per value a meter shows): the
+    slots set through their descriptors, an instance of the class itself all the same."""
+    new = object.__new__
+    set_t, set_meter, set_quantity, set_value, set_truth, set_faults = (
+        getattr(Observation, f.name).__set__ for f in fields(Observation)
+    )
+
+    def observation(
+        t: float, meter: str, quantity: str, value: Decimal, truth: float, faults: tuple[str, ...]
+    ) -> Observation:
+        o = new(Observation)
+        set_t(o, t)
+        set_meter(o, meter)
+        set_quantity(o, quantity)
+        set_value(o, value)
+        set_truth(o, truth)
+        set_faults(o, faults)
+        return o
+
+    return observation
+
+
+_observation = _observation_maker()
 
 
 class MeterRuntime:
@@ -90,6 +142,8 @@ class MeterRuntime:
         self.faults = [f for f in fleet.spec.faults if f.meter == spec.id]
         self._rng = random.Random(f"{fleet.spec.seed}/{spec.id}")
         self._clock_offset = 0.0  # seconds set by a time sync (broadcast 0x08 …)
+        self._plant = fleet.plant
+        self._readings: dict[tuple[int, str | None], tuple[Point, Callable[[float], Decimal]]] = {}
 
     @property
     def points(self) -> list[Point]:
@@ -98,11 +152,39 @@ class MeterRuntime:
     # ---- values -------------------------------------------------------------------------
     def read(self, point: Point, t: float, quantity: str | None = None) -> Decimal:
         """The value the meter shows for ``point`` (or one ``quantity`` of a block) at ``t``."""
+        return self.reading(point, quantity)(t)
+
+    def reading(self, point: Point, quantity: str | None = None) -> Callable[[float], Decimal]:
+        """:meth:`read` of ``point`` (``quantity``) as a function of ``t``, all that does not
+        change between reads worked out once: a reader asks the same points every period.
+        Cached by the point's identity, the point kept alive with it (a meter's points are
+        its spec's; a caller making points anew only refills the cache past its bound)."""
+        key = (id(point), quantity)
+        cached = self._readings.get(key)
+        if cached is None or cached[0] is not point:
+            if len(self._readings) >= READINGS_KEPT:
+                self._readings.clear()
+            cached = self._readings[key] = (point, self._new_reading(point, quantity))
+        return cached[1]
+
+    def _new_reading(self, point: Point, quantity: str | None) -> Callable[[float], Decimal]:
         name = quantity or point.quantity
-        truth, value, applied = self.measured(point, t, name)
-        shown = quantize(value, point)
-        self.fleet.record(Observation(t, self.id, name, shown, truth, applied))
-        return shown
+        value_at = self._plant.value
+        show = _Resolution.of(point).show
+        record = self.fleet.record
+        meter = self.id
+
+        def read(t: float) -> Decimal:
+            if self.faults:
+                truth, value, applied = self.measured(point, t, name)
+            else:  # most meters, most of the time (faults can be added later): measured() inline
+                truth = value_at(name, t)
+                value, applied = Decimal(repr(truth)), ()
+            shown = show(value)
+            record(_observation(t, meter, name, shown, truth, applied))
+            return shown
+
+        return read
 
     def measured(
         self, point: Point, t: float, quantity: str | None = None
@@ -111,7 +193,7 @@ class MeterRuntime:
         at ``t``, before the meter's resolution: for meters that show it through a chain of
         their own (an analog loop) and record what they showed themselves."""
         name = quantity or point.quantity
-        truth = self.fleet.plant.value(name, t)
+        truth = self._plant.value(name, t)
         value = Decimal(repr(truth))
         if not self.faults:  # most meters, most of the time (faults can be added later)
             return truth, value, ()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -30,6 +30,25 @@ class PlantTimeError(ValueError):
 class _Day:
     arrays: dict[str, np.ndarray]  # rate and state per minute
     cumulative: dict[str, np.ndarray]  # per rate: integral from the day's start, 1441 points
+    #: per rate, made when first asked: the integral from the plant's start to each minute,
+    #: the day's start total added to ``cumulative`` element by element (the same double
+    #: additions value() made per call)
+    totals: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Instant:
+    """Where a time falls, worked out once for every value asked at it: a fleet's reads in
+    one period all fall on one instant."""
+
+    t: float
+    day: int
+    minute: int
+    within: float  # hours since the minute's start
+
+
+#: Before any instant was asked (no time is NaN: it never matches).
+_NO_INSTANT = _Instant(math.nan, 0, 0, 0.0)
 
 
 class Plant:
@@ -48,12 +67,19 @@ class Plant:
         self.start = start.timestamp()
         self._sources = list(spec.sources)
         self._quantities: dict[str, tuple[int, Quantity]] = {}
-        #: per name: (source index, quantity, its array's name), for value()
-        self._lookup: dict[str, tuple[int, Quantity, str]] = {}
+        #: per name, for value(): (source index, whether a total, the array read (its own,
+        #: or a total's rate), the total's factor)
+        self._lookup: dict[str, tuple[int, bool, str, float]] = {}
         for index, source in enumerate(self._sources):
             for q in quantities(source):
                 self._quantities[q.name] = (index, q)
-                self._lookup[q.name] = (index, q, q.name.split(".", 1)[1])
+                total = q.kind == "total"
+                array = q.rate if q.rate is not None and total else q.name.split(".", 1)[1]
+                self._lookup[q.name] = (index, total, array, q.factor)
+        #: the last instant asked about, and the values given at it (one value, read by
+        #: several meters at one instant, is worked out once)
+        self._instant = _NO_INSTANT
+        self._given: dict[str, float] = {}
         self._days: list[OrderedDict[int, _Day]] = [OrderedDict() for _ in self._sources]
         #: per source: the day last asked for (the newest in its cache), skipping the cache's
         #: bookkeeping for the next question about the same day
@@ -77,30 +103,48 @@ class Plant:
     # ---- the truth ------------------------------------------------------------------------
     def value(self, name: str, t: float) -> float:
         """The quantity's exact value at POSIX time ``t``."""
+        instant = self._instant
+        if t == instant.t:
+            given = self._given.get(name)
+            if given is not None:
+                return given
         found = self._lookup.get(name)
         if found is None:
             self.quantity(name)  # raises
         assert found is not None
-        index, q, short = found
-        offset = t - self.origin
-        if t < self.start:
-            raise PlantTimeError(
-                f"{datetime.fromtimestamp(t, UTC).isoformat()} is before the plant's start"
-            )
-        day, seconds = divmod(offset, 86400.0)
-        d = int(day)
-        minute = min(int(seconds // 60), MINUTES - 1)
+        if t != instant.t:
+            instant = self._at(t)
+        index, total, array, factor = found
+        d, minute = instant.day, instant.minute
         recent = self._recent[index]
         data = recent[1] if recent is not None and recent[0] == d else self._day(index, d)
         # .item(): the element as a Python float, the same double numpy's scalar holds, and
         # the arithmetic below the same IEEE double arithmetic, without numpy scalars.
-        if q.kind != "total":
-            return float(data.arrays[short].item(minute))
-        assert q.rate is not None
-        rate = data.arrays[q.rate].item(minute)
+        if not total:
+            value = float(data.arrays[array].item(minute))
+        else:
+            totals = data.totals.get(array)
+            if totals is None:
+                totals = data.totals[array] = (
+                    self._start_total(index, d, array) + data.cumulative[array]
+                )
+            rate = data.arrays[array].item(minute)
+            value = float((totals.item(minute) + rate * instant.within) * factor)
+        self._given[name] = value
+        return value
+
+    def _at(self, t: float) -> _Instant:
+        """Make ``t`` the instant values are given at (none given yet)."""
+        if t < self.start:
+            raise PlantTimeError(
+                f"{datetime.fromtimestamp(t, UTC).isoformat()} is before the plant's start"
+            )
+        day, seconds = divmod(t - self.origin, 86400.0)
+        minute = min(int(seconds // 60), MINUTES - 1)
         within = (seconds - minute * 60.0) / 3600.0
-        total = self._start_total(index, d, q.rate) + data.cumulative[q.rate].item(minute)
-        return float((total + rate * within) * q.factor)
+        self._instant = _Instant(t, int(day), minute, within)
+        self._given = {}
+        return self._instant
 
     def prepare(self, t: float) -> None:
         """Compute every source's day containing ``t`` now, so the first reads after local
