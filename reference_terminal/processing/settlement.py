@@ -329,6 +329,23 @@ class PointWindows:
             return self._add(inc.mid, None, inc.start, inc.end, inc.digits, _SUSPECT_RANK)
         return self._add(inc.mid, inc.value, inc.start, inc.end, inc.digits, RANK[inc.quality])
 
+    def add_reading_in_time(self, reading: Reading) -> list[Aggregate] | None:
+        """:meth:`add_reading`, or None (nothing added) when the reading :meth:`is_late`: the
+        check and the add in one call, as processing makes them for every reading."""
+        if reading.t + self.offset < self._closed:
+            return None
+        return self.add_reading(reading)
+
+    def add_increment_in_time(self, inc: Increment) -> list[Aggregate] | None:
+        """:meth:`add_increment`, or None (nothing added) when its middle :meth:`is_late`, as
+        :meth:`add_reading_in_time` (``mid`` worked out once: it is a property)."""
+        mid = inc.mid
+        if mid + self.offset < self._closed:
+            return None
+        if inc.quality is Quality.SUSPECT:
+            return self._add(mid, None, inc.start, inc.end, inc.digits, _SUSPECT_RANK)
+        return self._add(mid, inc.value, inc.start, inc.end, inc.digits, RANK[inc.quality])
+
     def closed_before(self, x: float) -> None:
         """Treat every window ending at or before ``x`` as closed (a restart: those before the
         replay are stored)."""
