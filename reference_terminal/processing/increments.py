@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 from reference_terminal.config import Point
 from reference_terminal.construct import frozen
 from reference_terminal.model import Event, Quality, Reading
-from reference_terminal.processing.validation import USABLE, worst
+from reference_terminal.processing.validation import RANK, USABLE
 
 #: Complete months kept for the second check's reference.
 HISTORY_MONTHS = 12
@@ -297,16 +297,14 @@ class CounterState:
                         f"{CONFIRM_READINGS} readings in a row below the old register",
                     )
                 )
+        # worst() and max() inline: once per counter reading, and the calls cost more
+        quality, digits = reading.quality, reading.digits
+        if RANK[frm_q] >= RANK[quality]:
+            quality = frm_q
+        if frm_digits > digits:  # noqa: PLR1730
+            digits = frm_digits
         increment = new_increment(
-            self.point,
-            frm_t,
-            reading.t,
-            frm_v,
-            v,
-            inc,
-            worst(frm_q, reading.quality),
-            max(frm_digits, reading.digits),
-            note,
+            self.point, frm_t, reading.t, frm_v, v, inc, quality, digits, note
         )
         limit = self._limit
         if limit is not None and inc > limit:

@@ -429,12 +429,13 @@ class Processor:
             if inc is not None:
                 sink.increments.append(inc)
                 self._into_windows(st, st.windows, inc, sink)
-        elif st.windows.is_late(r.t):
-            self._late(st, r, sink)
         else:
+            closed = st.windows.add_reading_in_time(r)
+            if closed is None:
+                self._late(st, r, sink)
+                return
             sink.readings.append(r)
             st.last_good = r
-            closed = st.windows.add_reading(r)
             if closed:
                 self._aggregates(st, closed, sink)
             for integ, windows in st.integrals:
@@ -451,12 +452,12 @@ class Processor:
         # close_until keeps a counter's windows open until no increment can still fall in them,
         # so a late one means something outside that promise (a store edited behind the
         # terminal's back): stored and reported, never a crash or a revised window.
-        if windows.is_late(inc.mid):
+        closed = windows.add_increment_in_time(inc)
+        if closed is None:
             sink.events.append(
                 Event(inc.t, "late_increment", windows.point, details={"mid": repr(inc.mid)})
             )
             return
-        closed = windows.add_increment(inc)
         if closed:
             self._aggregates(st, closed, sink)
 

@@ -192,10 +192,15 @@ class _Acc:
         self.rank = max(self.rank, rank)
 
     def merge(self, other: _Acc) -> None:
+        # Comparisons, not min()/max(), as in add: every closed window is merged into the next
+        # (each point's minute into its hour, every minute). A tie keeps self's value, as
+        # min(self.lo, other.lo) would (equal Decimals may show different digits).
         if other.count:
             if self.count:
-                self.lo = min(self.lo, other.lo)
-                self.hi = max(self.hi, other.hi)
+                if other.lo < self.lo:  # noqa: PLR1730
+                    self.lo = other.lo
+                if other.hi > self.hi:  # noqa: PLR1730
+                    self.hi = other.hi
                 self.total += other.total
             else:
                 self.lo, self.hi, self.total = other.lo, other.hi, other.total
@@ -204,8 +209,10 @@ class _Acc:
             self.first = other.first
         if other.last is not None:
             self.last = other.last
-        self.digits = max(self.digits, other.digits)
-        self.rank = max(self.rank, other.rank)
+        if other.digits > self.digits:  # noqa: PLR1730
+            self.digits = other.digits
+        if other.rank > self.rank:  # noqa: PLR1730
+            self.rank = other.rank
         self.excluded += other.excluded
 
 
@@ -322,6 +329,23 @@ class PointWindows:
             return self._add(inc.mid, None, inc.start, inc.end, inc.digits, _SUSPECT_RANK)
         return self._add(inc.mid, inc.value, inc.start, inc.end, inc.digits, RANK[inc.quality])
 
+    def add_reading_in_time(self, reading: Reading) -> list[Aggregate] | None:
+        """:meth:`add_reading`, or None (nothing added) when the reading :meth:`is_late`: the
+        check and the add in one call, as processing makes them for every reading."""
+        if reading.t + self.offset < self._closed:
+            return None
+        return self.add_reading(reading)
+
+    def add_increment_in_time(self, inc: Increment) -> list[Aggregate] | None:
+        """:meth:`add_increment`, or None (nothing added) when its middle :meth:`is_late`, as
+        :meth:`add_reading_in_time` (``mid`` worked out once: it is a property)."""
+        mid = inc.mid
+        if mid + self.offset < self._closed:
+            return None
+        if inc.quality is Quality.SUSPECT:
+            return self._add(mid, None, inc.start, inc.end, inc.digits, _SUSPECT_RANK)
+        return self._add(mid, inc.value, inc.start, inc.end, inc.digits, RANK[inc.quality])
+
     def closed_before(self, x: float) -> None:
         """Treat every window ending at or before ``x`` as closed (a restart: those before the
         replay are stored)."""
@@ -423,11 +447,13 @@ class PointWindows:
             return []
         out: list[Aggregate] = []
         for k, level in enumerate(self._levels):
-            idx, acc = level.idx, level.acc
-            if idx is not None and acc is not None and (idx + 1) * level.p <= shifted:
+            # An open window (acc set) ends at level.end, (idx + 1) * p: no multiplying here,
+            # once per point and level every minute.
+            if level.acc is not None and level.end <= shifted:
+                end = level.end
                 self._close(k, out)
-                if k == 0:
-                    self._closed = max(self._closed, (idx + 1) * level.p)
+                if k == 0 and end > self._closed:
+                    self._closed = end
         self._roll(int(shifted // DAY), out)
         self._due = self._next_due()
         return out
@@ -436,12 +462,11 @@ class PointWindows:
         """Where the earliest open window ends, or the open month (the year, with no month)."""
         due = math.inf
         for level in self._levels:
-            if level.idx is not None and level.acc is not None:
-                due = min(due, (level.idx + 1) * level.p)
-        if self._month is not None:
-            due = min(due, self._month.end_day * DAY)
-        elif self._year is not None:
-            due = min(due, self._year.end_day * DAY)
+            if level.acc is not None and level.end < due:
+                due = level.end
+        span = self._month if self._month is not None else self._year
+        if span is not None and span.end_day * DAY < due:
+            due = span.end_day * DAY
         return due
 
     @property
