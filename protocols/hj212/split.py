@@ -23,7 +23,7 @@ def split(
         return [packet]
     cp = packet.cp
     texts = cp.group_texts()
-    shared = [i for i, text in enumerate(texts) if _is_data_time(text)]
+    shared = [i for i, t in enumerate(texts) if t.startswith("DataTime") and _is_data_time(t)]
     ascii_only = cp.text.isascii()  # then a group's bytes are its characters
     # Header of a part: "PNUM=nnnn;PNO=nnnn;" and Flag may grow by a digit; allow for both.
     probe = replace(packet, cp=Cp(), flag=_split_flag(packet.flag), pnum=9999, pno=9999)
@@ -69,10 +69,9 @@ def _numbered(packet: Packet, cps: list[Cp]) -> list[Packet]:
 
 
 def _is_data_time(group_text: str) -> bool:
-    """Whether the group's first item is DataTime (every part carries it)."""
-    return group_text.startswith("DataTime") and (
-        group_text.partition(",")[0].partition("=")[0] == "DataTime"
-    )
+    """Whether the group's first item is DataTime (every part carries it). Callers looking
+    through every group test ``startswith("DataTime")`` first: a call per group adds up."""
+    return group_text.partition(",")[0].partition("=")[0] == "DataTime"
 
 
 def _fits(packet: Packet, cp_max: int, data_max: int) -> bool:
@@ -127,13 +126,15 @@ def merge(parts: list[Packet]) -> Packet:
     pieces: list[tuple[Cp, list[int]]] = []
     seen_time = False
     for part in parts:
-        keep = []
-        for i, text in enumerate(part.cp.group_texts()):
-            if _is_data_time(text):
-                if seen_time:
-                    continue
-                seen_time = True
-            keep.append(i)
+        texts = part.cp.group_texts()
+        times = [i for i, t in enumerate(texts) if t.startswith("DataTime") and _is_data_time(t)]
+        if not seen_time and times:
+            seen_time = True
+            times = times[1:]
+        keep = list(range(len(texts)))
+        if times:
+            dropped = set(times)
+            keep = [i for i in keep if i not in dropped]
         pieces.append((part.cp, keep))
     first = parts[0]
     flag = None if first.flag is None else Flag(first.flag.version, False, first.flag.ack)
