@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from functools import cache, lru_cache
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Final, NamedTuple, TypeVar
 
@@ -472,13 +472,17 @@ def _part(whole: Cp, piece: _Piece, selection: Sequence[int]) -> Cp:
         tuple(selection),
     )
 
-    @cache
+    made: list[tuple[Mapping[str, str], Mapping[str, Pollutant]]] = []
+
     def view() -> tuple[Mapping[str, str], Mapping[str, Pollutant]]:
-        taken = _view(params, pollutants, texts, chosen)
-        if taken is not None:
-            return taken
-        parsed = Cp.parse(text)
-        return parsed.params, parsed.pollutants
+        # Memoised by hand: functools.cache's wrapper, made per part, cost more than this.
+        if not made:
+            taken = _view(params, pollutants, texts, chosen)
+            if taken is None:
+                parsed = Cp.parse(text)
+                taken = parsed.params, parsed.pollutants
+            made.append(taken)
+        return made[0]
 
     return Cp(text, _Lazy(lambda: view()[0]), _Lazy(lambda: view()[1]))
 
