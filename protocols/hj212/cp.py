@@ -480,8 +480,9 @@ def _part(whole: Cp, piece: _Piece, selection: Sequence[int]) -> Cp:
             taken = _view(params, pollutants, texts, chosen)
             if taken is None:
                 parsed = Cp.parse(text)
-                taken = parsed.params, parsed.pollutants
-            made.append(taken)
+                made.append((parsed.params, parsed.pollutants))
+            else:
+                made.append(taken)
         return made[0]
 
     return Cp(text, _Lazy(lambda: view()[0]), _Lazy(lambda: view()[1]))
