@@ -23,7 +23,7 @@ def split(
         return [packet]
     cp = packet.cp
     texts = cp.group_texts()
-    shared = [i for i, t in enumerate(texts) if t.startswith("DataTime") and _is_data_time(t)]
+    shared = _data_time_groups(cp.text, texts)
     ascii_only = cp.text.isascii()  # then a group's bytes are its characters
     # Header of a part: "PNUM=nnnn;PNO=nnnn;" and Flag may grow by a digit; allow for both.
     probe = replace(packet, cp=Cp(), flag=_split_flag(packet.flag), pnum=9999, pno=9999)
@@ -36,10 +36,10 @@ def split(
     current: list[int] = list(shared)
     size = shared_size
     skip = set(shared)
-    for i, text in enumerate(texts):
+    sizes = map(len, texts) if ascii_only else (len(text.encode("utf-8")) for text in texts)
+    for i, own in enumerate(sizes):
         if i in skip:
             continue
-        own = len(text) if ascii_only else len(text.encode("utf-8"))
         grown = size + own + (1 if current else 0)
         if grown <= budget:
             current.append(i)
@@ -47,7 +47,8 @@ def split(
             continue
         if len(current) == len(shared):
             alone = shared_size + own + (1 if shared else 0) + 7
-            raise DataTooLong(f"CP group {text.partition('=')[0]!r} alone", cp_max, alone)
+            name = texts[i].partition("=")[0]
+            raise DataTooLong(f"CP group {name!r} alone", cp_max, alone)
         parts.append(current)
         current = [*shared, i]
         size = shared_size + own + (1 if shared else 0)
@@ -68,9 +69,17 @@ def _numbered(packet: Packet, cps: list[Cp]) -> list[Packet]:
     ]
 
 
+def _data_time_groups(text: str, texts: tuple[str, ...]) -> list[int]:
+    """Indexes of the groups (``texts``, the group texts of CP ``text``) whose first item is
+    DataTime. Looked through only when the text has more than the first group's: a split
+    upload's every part starts with its one DataTime, and a test per group added up."""
+    if text.count("DataTime") == 1 and texts and texts[0].startswith("DataTime"):
+        return [0] if _is_data_time(texts[0]) else []
+    return [i for i, t in enumerate(texts) if t.startswith("DataTime") and _is_data_time(t)]
+
+
 def _is_data_time(group_text: str) -> bool:
-    """Whether the group's first item is DataTime (every part carries it). Callers looking
-    through every group test ``startswith("DataTime")`` first: a call per group adds up."""
+    """Whether the group's first item is DataTime (every part carries it)."""
     return group_text.partition(",")[0].partition("=")[0] == "DataTime"
 
 
@@ -127,7 +136,7 @@ def merge(parts: list[Packet]) -> Packet:
     seen_time = False
     for part in parts:
         texts = part.cp.group_texts()
-        times = [i for i, t in enumerate(texts) if t.startswith("DataTime") and _is_data_time(t)]
+        times = _data_time_groups(part.cp.text, texts)
         if not seen_time and times:
             seen_time = True
             times = times[1:]
