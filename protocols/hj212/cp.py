@@ -10,12 +10,13 @@ RtdInterval, …) as ints, times and decimals.
 from __future__ import annotations
 
 import itertools
+import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from functools import cache, lru_cache
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Final, NamedTuple, TypeVar
 
@@ -243,6 +244,9 @@ class Cp:
     _parts: dict[tuple[tuple[int, ...], ...], list[Cp]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    #: Made by :meth:`parse` without notes: each item went to exactly one parameter or one
+    #: code's field, so its view is its text's (joining parts need not count them).
+    _parsed: bool = field(default=False, init=False, repr=False, compare=False)
 
     @property
     def groups(self) -> tuple[Group, ...]:
@@ -270,9 +274,10 @@ class Cp:
         if not text:
             return _EMPTY_CP
         plain = _parse_plain(text)
-        if plain is not None:
-            return cls(text, *plain)
-        return cls(text, *_parse_general(text))
+        cp = cls(text, *plain) if plain is not None else cls(text, *_parse_general(text))
+        if not cp.notes:
+            object.__setattr__(cp, "_parsed", True)  # frozen: set as __init__ sets fields
+        return cp
 
     @classmethod
     def build(
@@ -417,7 +422,7 @@ class _Piece(NamedTuple):
     @classmethod
     def of(cls, cp: Cp) -> _Piece:
         texts = cp.group_texts()
-        if isinstance(cp.pollutants, _OwnView):  # vouched for (``Cp.deferred``): not made here
+        if cp._parsed or isinstance(cp.pollutants, _OwnView):  # vouched for (``deferred``)
             return cls(cp, texts, True)
         fields = len(cp.params) + sum(_field_count(p) for p in cp.pollutants.values())
         return cls(cp, texts, fields == sum(text.count(",") + 1 for text in texts))
@@ -429,7 +434,7 @@ def _joined(pieces: Sequence[tuple[_Piece, Sequence[int]]]) -> Cp:
     pollutants: dict[str, Pollutant] = {}
     typed = True
     for piece, selection in pieces:
-        texts += [piece.texts[i] for i in selection]
+        texts += map(piece.texts.__getitem__, selection)
         cp = piece.cp
         view = (
             _view(cp.params, cp.pollutants, piece.texts, selection)
@@ -453,9 +458,9 @@ def _part(whole: Cp, piece: _Piece, selection: Sequence[int]) -> Cp:
     """The CP of ``whole``'s groups ``selection``. Its view is made when first looked at
     where making it cannot fail (the whole's view is its text's, the groups in order), else
     now, as ``_joined`` makes it."""
-    if not piece.typed or whole.notes or any(b <= a for a, b in itertools.pairwise(selection)):
+    if not piece.typed or whole.notes or not _increasing(selection):
         return _joined([(piece, selection)])
-    text = ";".join([piece.texts[i] for i in selection])
+    text = ";".join(map(piece.texts.__getitem__, selection))
     if not text:
         return _EMPTY_CP
     # The whole's mappings, not the whole: the whole keeps its parts, and a cycle would wait
@@ -467,13 +472,18 @@ def _part(whole: Cp, piece: _Piece, selection: Sequence[int]) -> Cp:
         tuple(selection),
     )
 
-    @cache
+    made: list[tuple[Mapping[str, str], Mapping[str, Pollutant]]] = []
+
     def view() -> tuple[Mapping[str, str], Mapping[str, Pollutant]]:
-        taken = _view(params, pollutants, texts, chosen)
-        if taken is not None:
-            return taken
-        parsed = Cp.parse(text)
-        return parsed.params, parsed.pollutants
+        # Memoised by hand: functools.cache's wrapper, made per part, cost more than this.
+        if not made:
+            taken = _view(params, pollutants, texts, chosen)
+            if taken is None:
+                parsed = Cp.parse(text)
+                made.append((parsed.params, parsed.pollutants))
+            else:
+                made.append(taken)
+        return made[0]
 
     return Cp(text, _Lazy(lambda: view()[0]), _Lazy(lambda: view()[1]))
 
@@ -527,7 +537,7 @@ def _view(
 
     Only the smaller side is read: the groups chosen, or those left out (merging parts leaves
     out a DataTime each)."""
-    if any(b <= a for a, b in itertools.pairwise(selection)):
+    if not _increasing(selection):
         return None
     if 2 * len(selection) <= len(texts):  # increasing, so len(texts) - len(selection) left out
         side = selection
@@ -546,6 +556,12 @@ def _view(
         {key: value for key, value in params.items() if key not in names},
         {code: p for code, p in pollutants.items() if code not in codes},
     )
+
+
+def _increasing(selection: Sequence[int]) -> bool:
+    """Whether the indexes increase strictly (compared in C: a generator over the pairs was
+    a fifth of reassembling a split upload)."""
+    return all(itertools.starmap(operator.lt, itertools.pairwise(selection)))
 
 
 def _owners(texts: Iterable[str]) -> tuple[set[str], dict[str, int]]:

@@ -37,6 +37,7 @@ CORE_FIELDS = frozenset({"QN", "ST", "CN", "PW", "MN", "Flag", "PNUM", "PNO"})
 REQUIRED_FIELDS = ("ST", "CN", "PW", "MN")
 
 _QN = re.compile(r"[0-9]{17}")
+_SEPARATOR = re.compile(r"[;=&\r\n]")
 _HEX4 = re.compile(rb"[0-9A-Fa-f]{4}")
 
 
@@ -174,8 +175,20 @@ class Packet:
         return out + list(values.items())
 
     def data_segment(self) -> str:
-        head = ";".join(f"{k}={v}" for k, v in self.header_fields())
-        return f"{head};CP=&&{self.cp.render()}&&"
+        return f"{self._head()};CP=&&{self.cp.render()}&&"
+
+    def _head(self) -> str:
+        """``header_fields`` rendered. Directly when they are the core ones in the edition's
+        order (every part of a split upload is encoded: the general path was a tenth of it)."""
+        order = self.edition.header_order
+        if self.extra or self.field_order is not None or not CORE_FIELDS.issubset(order):
+            return ";".join([f"{k}={v}" for k, v in self.header_fields()])
+        values = {"QN": self.qn, "ST": self.st, "CN": f"{self.cn:04d}", "PW": self.pw}
+        values["MN"] = self.mn
+        values["Flag"] = None if self.flag is None else str(int(self.flag))
+        values["PNUM"] = None if self.pnum is None else f"{self.pnum:04d}"
+        values["PNO"] = None if self.pno is None else f"{self.pno:04d}"
+        return ";".join([f"{k}={v}" for k in order if (v := values.get(k)) is not None])
 
     def encode(self, *, allow_oversize: bool = False, cp_cipher: CpCipher | None = None) -> bytes:
         return encode(self, allow_oversize=allow_oversize, cp_cipher=cp_cipher)
@@ -232,27 +245,33 @@ def encode(
     """The packet's bytes on the wire. Length counts UTF-8 bytes (FACTS.md). With
     ``cp_cipher`` CP travels encrypted and the CRC covers the plaintext (2025 profile)."""
     _check_packet(packet)
-    allow_oversize = allow_oversize or Lenience.DATA_TOO_LONG in packet.lenience
+    # A decoded packet re-encodes as it was received, tolerated departures included, so a
+    # capture can be replayed exactly; a built packet (empty ``lenience``) is always standard.
+    # (Looking a Lenience up hashes it in Python: a built packet skips that.)
+    lenience = packet.lenience
+    allow_oversize = allow_oversize or (bool(lenience) and Lenience.DATA_TOO_LONG in lenience)
     data = packet.data_segment().encode("utf-8")
     if not allow_oversize:
-        cp_len = len(packet.cp.render().encode("utf-8")) + 7  # "CP=&&" + "&&"
+        cp_text = packet.cp.render()
+        cp_len = (len(cp_text) if cp_text.isascii() else len(cp_text.encode("utf-8"))) + 7
         if cp_len > packet.edition.cp_max:
             raise DataTooLong("CP", packet.edition.cp_max, cp_len)
         if len(data) > packet.edition.data_max:
             raise DataTooLong("data segment", packet.edition.data_max, len(data))
     if len(data) > 9999:
         raise DataTooLong("data segment (the 4-digit length field)", 9999, len(data))
-    # A decoded packet re-encodes as it was received, tolerated departures included, so a
-    # capture can be replayed exactly; a built packet (empty ``lenience``) is always standard.
     length = len(data)
-    if Lenience.LENGTH_COUNTS_CHARACTERS in packet.lenience:
-        length = len(packet.data_segment())
-    if Lenience.CRC_MODBUS in packet.lenience:
-        crc = b"%04X" % crc16_modbus_wire_order(data)
-    else:
+    if not lenience:
         crc = b"%04X" % crc16(data)
-    if Lenience.CRC_LOWERCASE in packet.lenience:
-        crc = crc.lower()
+    else:
+        if Lenience.LENGTH_COUNTS_CHARACTERS in lenience:
+            length = len(packet.data_segment())
+        if Lenience.CRC_MODBUS in lenience:
+            crc = b"%04X" % crc16_modbus_wire_order(data)
+        else:
+            crc = b"%04X" % crc16(data)
+        if Lenience.CRC_LOWERCASE in lenience:
+            crc = crc.lower()
     if cp_cipher is not None:
         data = _with_cp(data, cp_cipher.encrypt)
         length = len(data)
@@ -261,12 +280,13 @@ def encode(
 
 def _check_packet(packet: Packet) -> None:
     for name, value in (("ST", packet.st), ("PW", packet.pw), ("MN", packet.mn)):
-        if any(c in value for c in ";=&\r\n"):
+        if _SEPARATOR.search(value):
             raise EncodingError(f"{name}={value!r} contains a separator (';', '=', '&')")
     if not 0 <= packet.cn <= 9999:
         raise EncodingError(f"CN={packet.cn} is not a 4-digit command code")
-    if packet.qn is not None:
-        qn_to_datetime(packet.qn)
+    qn = packet.qn
+    if qn is not None and not (len(qn) == 17 and is_time(qn)):  # is_time: cached dates
+        qn_to_datetime(qn)  # raises, saying what is wrong
     if (packet.pnum is None) != (packet.pno is None):
         raise EncodingError("PNUM and PNO go together: set both or neither")
     if packet.flag is not None:
