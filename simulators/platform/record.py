@@ -870,11 +870,16 @@ def _engine(url: str) -> Engine:
 
             @event.listens_for(engine, "connect")
             def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-                # WAL: queries read while the writer commits. NORMAL: a batch is durable at
-                # the next checkpoint; the record is evidence, not the system of record.
+                # WAL: queries read while the writer commits. OFF: SQLite never waits for the
+                # disk (no fsync at checkpoints). A killed process still leaves a consistent
+                # record — a commit is in the WAL once the write returns, and the kernel keeps
+                # it — only a host crash or power loss could lose or damage the last batches,
+                # and the record is evidence of a run, not the system of record: a run cut
+                # short by the host is run again. The checkpoints' fsyncs were half of a
+                # drain's commit time (0.45 -> 0.25 ms a 189-reading minute record).
                 cursor = dbapi_conn.cursor()
                 cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.execute("PRAGMA synchronous=OFF")
                 cursor.close()
 
         return engine
