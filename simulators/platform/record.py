@@ -710,11 +710,8 @@ class Record:
 
 def _expand(batches: Sequence[_ReadingBatch]) -> Iterator[tuple[Any, ...]]:
     """Reading rows, in the column order of :data:`readings`."""
-    for frame_id, at, centre, mn, cn, qn, data_time, pollutants in batches:
-        own = _own_values(pollutants)
-        for i in range(0, len(own), _OWN):
-            code, value, flag, fields, field = own[i : i + _OWN]
-            yield (frame_id, code, at, centre, mn, cn, qn, data_time, value, flag, fields, field)
+    for batch in batches:
+        yield from _rows(batch[:7], _own_values(batch[7]))
 
 
 #: A reading's own columns (the rest are its frame's): code, value, flag, fields, value_field.
@@ -809,22 +806,46 @@ def _insert_readings(conn: Connection, batches: Sequence[_ReadingBatch]) -> None
     if conn.dialect.name != "sqlite":
         conn.exec_driver_sql(_insert_sql(conn, readings), list(_expand(batches)))
         return
-    # SQLite: a statement per frame (or per _READINGS_PER readings of it) whose rows take the
+    # SQLite: a frame's readings a statement (or _READINGS_PER of them), whose rows take the
     # frame's columns from the same numbered parameters (?1 … ?7): each frame value bound
     # once, not once a reading, and each reading's five own values not copied into a row
-    # tuple first (a third of the writer's CPU per 189-reading minute record).
+    # tuple first (a third of the writer's CPU per 189-reading minute record). Batches of a
+    # few readings (one added at a time) go as whole rows, many batches a statement, as
+    # before; either way the rows go in the order they were added.
     cursor = conn.connection.cursor()
+    small: list[tuple[Any, ...]] = []
     try:
-        for frame_id, at, centre, mn, cn, qn, data_time, pollutants in batches:
-            shared = [frame_id, at, centre, mn, cn, qn, data_time]
+        for batch in batches:
+            frame_id, at, centre, mn, cn, qn, data_time, pollutants = batch
             own = _own_values(pollutants)
+            if len(own) < _OWN * _FEW:
+                small.extend(_rows(batch[:7], own))
+                continue
+            if small:
+                _insert(conn, readings, small)
+                small = []
+            shared = [frame_id, at, centre, mn, cn, qn, data_time]
             step = _READINGS_PER * _OWN
             for start in range(0, len(own), step):
                 chunk = own[start : start + step]
                 cursor.execute(_readings_sql(len(chunk) // _OWN), shared + chunk)
+        if small:
+            _insert(conn, readings, small)
     finally:
         cursor.close()
 
+
+def _rows(shared: tuple[Any, ...], own: list[Any]) -> Iterator[tuple[Any, ...]]:
+    """Whole reading rows, in the column order of :data:`readings`, of a batch's frame columns
+    (``shared``, in :data:`_SHARED` order) and its readings' own (:func:`_own_values`)."""
+    frame_id, at, centre, mn, cn, qn, data_time = shared
+    for i in range(0, len(own), _OWN):
+        code, value, flag, fields, field = own[i : i + _OWN]
+        yield (frame_id, code, at, centre, mn, cn, qn, data_time, value, flag, fields, field)
+
+
+#: A batch of fewer readings goes as whole rows with others (a statement each would cost more).
+_FEW: Final = 8
 
 _chain = itertools.chain.from_iterable
 
