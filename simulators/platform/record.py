@@ -26,9 +26,10 @@ or any other database with a URL):
     (how many distinct values: above 1 the copies disagree).
 
 Writes never wait for the database: ``add_frame``/``add_readings`` append to a list that a
-writer thread commits every ``flush_interval`` seconds in one transaction (driver-level
-``executemany``). That interval is real time on purpose — it paces disk I/O, not simulated
-behaviour. Queries flush first, so they see everything recorded before they were called.
+writer thread commits every ``flush_interval`` seconds in one transaction (at the driver's
+level: on SQLite multi-row INSERTs, a frame's readings in one; elsewhere ``executemany``).
+That interval is real time on purpose — it paces disk I/O, not simulated behaviour. Queries
+flush first, so they see everything recorded before they were called.
 """
 
 from __future__ import annotations
