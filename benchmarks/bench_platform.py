@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python -m benchmarks.bench_platform`` (prints JSON; about a minute).
 ``--seconds`` sets how long the load is held, ``--rate`` the frames/s offered, ``--idle`` the
-idle connections, ``--skip-idle`` / ``--skip-load`` run one part only.
+idle connections, ``--skip-idle`` / ``--skip-load`` run one part only. ``--minute N`` runs the
+minute-record part alone instead (below).
 
 The centre runs here, alone in this process, recording every frame (and every reading) into an
 SQLite file through its batching writer thread, as it does on the bench. Terminals run in other
@@ -19,6 +20,14 @@ processes (spawned, so the centre's process is measured alone):
   frame so the centre holds a session for it, then held open; the figure is how many the centre
   holds at once, and a probe terminal's upload latency while they are held. RLIMIT_NOFILE is
   raised to its hard limit in every process.
+
+- **minute** (``--minute N``): what a centre spends on each 189-item minute record a draining
+  terminal sends (split into ~12 packets, ~188 readings): N records fed through a centre
+  connection's ``data_received`` (no socket: the answers go to a stub transport), and the
+  record's writer work (reading rows built, inserted, committed into an SQLite file in WAL
+  mode) done in this thread every 7 records, as the writer thread does every 50 ms during a
+  48-hour drain. Both in CPU time (``time.thread_time``), best of ``--repeats`` runs, each
+  into a new file: ``handle`` includes the HJ 212 codec, ``record`` is all the record's own.
 
 The machine's cores are shared by the centre and its clients (and, on this bench, by other
 work): the centre's CPU use during the load is reported alongside.
@@ -46,6 +55,7 @@ from typing import Any, Final
 from benchmarks.harness import Figure, report
 from protocols.hj212.cp import Cp, Pollutant
 from protocols.hj212.packet import Flag, Packet
+from protocols.hj212.split import split
 from simulators.clock import RealClock
 from simulators.platform.config import Hj212Centre
 from simulators.platform.record import Record
@@ -321,7 +331,94 @@ async def bench_idle(centre: Hj212Server, idle: int) -> dict[str, Any]:
     }
 
 
+class _StubTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += len(data)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+
+def minute_records(count: int) -> list[bytes]:
+    """``count`` minute records of the works fleet, a minute apart, each as its split packets'
+    bytes (what a draining terminal writes for it)."""
+    from benchmarks.bench_hj212 import record_items, record_packet  # noqa: PLC0415
+
+    items = record_items()
+    base = record_packet(items)
+    out = []
+    for k in range(count):
+        moment = T0 + timedelta(minutes=k)
+        cp = Cp.build(
+            data_time=moment,
+            pollutants=list(base.cp.pollutants.values()),
+        )
+        qn = f"{moment.strftime('%Y%m%d%H%M%S')}{k % 1000:03d}"
+        packet = Packet(2051, "31", mn_of(0), "123456", cp, qn, Flag(1, False, True))
+        out.append(b"".join(part.encode() for part in split(packet)))
+    return out
+
+
+def bench_minute(count: int, repeats: int) -> dict[str, Any]:
+    from simulators.platform.server import Connection  # noqa: PLC0415
+
+    records = minute_records(count)
+    packets = sum(r.count(b"\r\n") for r in records)
+    best_handle = best_record = float("inf")
+    readings = 0
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory(prefix="carbench-bench-minute-") as directory:
+            # The writer thread left asleep: this thread does its work, timed apart.
+            record = Record(
+                f"sqlite:///{Path(directory) / 'record.sqlite'}", flush_interval=3600, ids=(0, 2)
+            )
+            centre = Hj212Server(Hj212Centre(name="bench"), record, RealClock())
+            conn = Connection(centre)
+            conn.connection_made(_StubTransport())
+            handle = writes = 0.0
+            gc.collect()
+            for k, data in enumerate(records, start=1):
+                t = time.thread_time()
+                conn.data_received(data)
+                handle += time.thread_time() - t
+                if k % 7 == 0 or k == count:
+                    t = time.thread_time()
+                    record.flush()
+                    writes += time.thread_time() - t
+            readings = record.count_readings()
+            record.close()
+        best_handle = min(best_handle, handle)
+        best_record = min(best_record, writes)
+    return {
+        "records": count,
+        "packets_per_record": packets / count,
+        "readings_per_record": readings / count,
+        "handle_ms_per_record": 1000 * best_handle / count,
+        "record_ms_per_record": 1000 * best_record / count,
+        "total_ms_per_record": 1000 * (best_handle + best_record) / count,
+    }
+
+
 async def main_async(args: argparse.Namespace) -> None:
+    if args.minute:
+        minute = bench_minute(args.minute, args.repeats)
+        report(
+            "platform",
+            [
+                Figure(
+                    "centre CPU per minute record: handling", minute["handle_ms_per_record"], "ms"
+                ),
+                Figure(
+                    "centre CPU per minute record: record", minute["record_ms_per_record"], "ms"
+                ),
+            ],
+            minute=minute,
+        )
+        return
     nofile = raise_nofile()
     with tempfile.TemporaryDirectory(prefix="carbench-bench-platform-") as directory:
         record = Record(f"sqlite:///{Path(directory) / 'record.sqlite'}")
@@ -365,6 +462,8 @@ def main() -> None:
     parser.add_argument("--idle", type=int, default=IDLE_TARGET)
     parser.add_argument("--skip-idle", action="store_true")
     parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument("--minute", type=int, default=0, help="run the minute part: N records")
+    parser.add_argument("--repeats", type=int, default=3, help="minute part: runs (best kept)")
     asyncio.run(main_async(parser.parse_args()))
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from protocols.hj212.cp import Pollutant
 from simulators.platform import Expected, Record, check
-from simulators.platform.record import fields_json, format_data_time
+from simulators.platform.record import VALUE_FIELDS, _own_values, fields_json, format_data_time
 from tests.reference_terminal.storage.conftest import postgres_url
 from tests.simulators.platform.device import MN, T0
 
@@ -251,3 +251,42 @@ def test_a_readings_fields_are_written_as_json_dumps_writes_them(fields: dict[st
     """Checks look for a field by its text (``field_json``), so the text never changes with
     the encoder: non-ASCII and control characters escaped as ``json.dumps`` escapes them."""
     assert fields_json(fields) == json.dumps(fields, separators=(",", ":"))
+
+
+_NAMES = st.sampled_from(["Rtd", "Avg", "Cou", "Min", "Max", "Zs", "Ia", "é", "\x7f"])
+_DECIMALS = st.decimals(allow_nan=False, allow_infinity=False, places=None) | st.sampled_from(
+    [Decimal("1E+3"), Decimal("1.5E-7"), Decimal("0.00"), Decimal("-0"), Decimal("12e2")]
+)
+_TEXTS = st.text(max_size=4)
+
+
+@given(
+    st.dictionaries(_NAMES, _DECIMALS, max_size=4),
+    st.none() | _TEXTS,
+    st.none() | _TEXTS,
+    st.dictionaries(_NAMES | _TEXTS, _TEXTS, max_size=2),
+)
+def test_a_readings_own_columns_are_what_the_record_says(
+    values: dict[str, Decimal], flag: str | None, eflag: str | None, texts: dict[str, str]
+) -> None:
+    """The writer's own columns of a reading (code, value, flag, fields, value_field), written
+    out for speed, are what the contract says: exact decimals never in exponent form, value
+    from Rtd, Avg, Cou or the first field, and value_field null where fields no longer say it."""
+    fields = {name: format(v, "f") for name, v in values.items()}
+    name = next((n for n in VALUE_FIELDS if n in values), next(iter(values), None))
+    value = None if name is None else fields[name]
+    if flag is not None:
+        fields["Flag"] = flag
+    if eflag is not None:
+        fields["EFlag"] = eflag
+    fields.update(texts)
+    if name is not None and fields[name] != value:
+        name = None
+    pollutant = Pollutant("a05001", values, flag, eflag, None, texts)
+    assert _own_values([pollutant]) == [
+        "a05001",
+        value,
+        flag,
+        json.dumps(fields, separators=(",", ":")),
+        name,
+    ]
