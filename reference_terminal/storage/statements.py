@@ -14,6 +14,7 @@ Values come back as the driver gives them: callers convert (``int``, ``float``, 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
 import threading
@@ -108,6 +109,23 @@ class _Form(NamedTuple):
 
 #: Bound parameters a SQLite statement may carry (SQLITE_MAX_VARIABLE_NUMBER; 999 before 3.32).
 SQLITE_MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+
+
+def _sqlite_json_sets() -> bool:
+    """Whether this SQLite takes a set of rows as one JSON text: ``json_each`` (JSON1, built
+    in since 3.38) in ``UPDATE … FROM`` (3.33)."""
+    if sqlite3.sqlite_version_info < (3, 33):
+        return False
+    with contextlib.closing(sqlite3.connect(":memory:")) as probe:
+        try:
+            probe.execute("SELECT value FROM json_each('[1]')").close()
+        except sqlite3.OperationalError:
+            return False
+    return True
+
+
+#: Whether SQLite statements may take their rows as one JSON text (``_sqlite_json_sets``).
+SQLITE_JSON_SETS = _sqlite_json_sets()
 #: Rows per statement of :func:`insert_rows`, at most.
 ROWS_PER_STATEMENT = 256
 

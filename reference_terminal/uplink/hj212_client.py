@@ -292,6 +292,10 @@ class Hj212Client:
                 if link.live:  # live frames first: the schedule holds during a backfill
                     batch.append(link.live.popleft())
                     continue
+                if not batch and len(link.in_flight) > window // 2:
+                    # the backlog refills half a window at once: each refill is a store
+                    # transaction (the QNs given), and acknowledgements come one by one
+                    break
                 if not link.backlog and not link.backlog_done:
                     await self._load_backlog(link)
                 if not link.backlog:

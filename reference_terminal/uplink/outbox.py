@@ -33,13 +33,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import orjson
 from sqlalchemy import Connection, bindparam, func, select, tuple_
 
 from protocols.hj212.packet import make_qn, qn_to_datetime
 from reference_terminal.clock import Clock
 from reference_terminal.model import Event
 from reference_terminal.storage.schema import uplink_outbox, uplink_state
-from reference_terminal.storage.statements import Prepared, sqlite_changes, sqlite_connection
+from reference_terminal.storage.statements import (
+    SQLITE_JSON_SETS,
+    Prepared,
+    sqlite_connection,
+)
 from reference_terminal.storage.store import Store
 from reference_terminal.uplink.frames import Frame, local_time
 
@@ -259,10 +264,14 @@ _DELETE_ONE = Prepared(
 def delete(conn: Connection, centre: str, ids: Sequence[int]) -> int:
     """Delete the centre's entries ``ids`` (an id of another centre's or none stays); how many
     were deleted."""
-    before = sqlite_changes(conn)
-    if before is not None:  # straight through the driver, a row at a time
-        _DELETE_ONE.run_many(conn, [(i, centre) for i in ids])
-        done = (sqlite_changes(conn) or 0) - before
+    sqlite = sqlite_connection(conn)
+    if sqlite is not None:
+        before = sqlite.total_changes
+        if SQLITE_JSON_SETS:  # one statement, the ids as a JSON list (see _SQLITE_ASSIGN_QNS)
+            sqlite.execute(_SQLITE_DELETE, (centre, orjson.dumps(list(ids)).decode())).close()
+        else:
+            _DELETE_ONE.run_many(conn, [(i, centre) for i in ids])
+        done = sqlite.total_changes - before
     else:
         done = 0
         for at in range(0, len(ids), 500):  # keep IN lists short on every backend
@@ -304,10 +313,26 @@ _ASSIGN_QN = Prepared(
 )
 
 
+#: SQLite: the QNs of many entries in one statement, the (id, QN) pairs as one JSON text. Run
+#: as ``executemany``, a statement per entry, each entry waited for the interpreter lock once
+#: more while the event loop was busy sending (a drain's every window of frames).
+_SQLITE_ASSIGN_QNS = (
+    "UPDATE uplink_outbox SET qn = json_extract(a.value, '$[1]'), first_sent_at = ?"
+    " FROM json_each(?) AS a WHERE uplink_outbox.id = json_extract(a.value, '$[0]')"
+)
+_SQLITE_DELETE = (
+    "DELETE FROM uplink_outbox WHERE centre = ? AND id IN (SELECT value FROM json_each(?))"
+)
+
+
 def assign_qns(
     conn: Connection, centre: str, assigned: Sequence[tuple[int, str]], last: str, now: float
 ) -> None:
-    _ASSIGN_QN.run_many(conn, [(entry_id, qn, now) for entry_id, qn in assigned])
+    sqlite = sqlite_connection(conn)
+    if sqlite is not None and SQLITE_JSON_SETS:
+        sqlite.execute(_SQLITE_ASSIGN_QNS, (now, orjson.dumps(assigned).decode())).close()
+    else:
+        _ASSIGN_QN.run_many(conn, [(entry_id, qn, now) for entry_id, qn in assigned])
     set_state(conn, centre, LAST_QN, last)
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, func, select
 
 from reference_terminal.storage.schema import uplink_outbox, uplink_state
 from reference_terminal.storage.store import Store, sqlite_url
+from reference_terminal.uplink import outbox
 from reference_terminal.uplink.frames import Frame, Item
 from reference_terminal.uplink.outbox import (
     LIVE,
@@ -188,3 +189,13 @@ def test_two_centres_get_every_window_once_on_every_backend(url: str, tmp_path: 
                 ]
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("json_sets", [True, False], ids=["json-sets", "row-at-a-time"])
+def test_sqlite_assigns_qns_and_deletes_alike_as_one_statement_or_one_a_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, json_sets: bool
+) -> None:
+    """An SQLite without ``json_each`` or ``UPDATE … FROM`` runs a statement per entry."""
+    monkeypatch.setattr(outbox, "SQLITE_JSON_SETS", json_sets)
+    test_the_outbox_keeps_frames_state_and_qns_on_every_backend(sqlite_url(tmp_path / "a.db"))
+    test_an_outbox_knows_its_size_without_counting_its_entries(sqlite_url(tmp_path / "b.db"))
