@@ -210,11 +210,13 @@ class Frame:
             return None
         data_time = local_time(self._data_time, utc_offset_s).strftime("%Y%m%d%H%M%S")
         text = f"DataTime={data_time};{body}" if body else "DataTime=" + data_time
-        return Cp.deferred(
-            text,
-            {"DataTime": data_time},
-            lambda: {i.code: Pollutant(i.code, dict(i.values), i.flag) for i in self.items},
-        )
+        items = self._items  # not self: the frame keeps its CP, and a cycle waits for the GC
+
+        def pollutants() -> dict[str, Pollutant]:
+            typed = _items_of(body) if items is None else items
+            return {i.code: Pollutant(i.code, dict(i.values), i.flag) for i in typed}
+
+        return Cp.deferred(text, {"DataTime": data_time}, pollutants)
 
     # ---- HTTPS -------------------------------------------------------------------------
     def json_body(self, qn: str, mn: str, pw: str, st: str, utc_offset_s: int) -> dict[str, Any]:
