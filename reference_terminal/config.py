@@ -361,8 +361,9 @@ class OutboxLimits(Strict):
     #: Frames in flight at once (sent, not yet acknowledged); live frames take the first free
     #: place, the backlog the rest. Enough to keep the link busy: window × frame size ≥ the
     #: link's rate × the acknowledgement's round trip. Each refill of the window is one store
-    #: transaction (the QNs given), so a wider one also commits less per frame: a works-fleet
-    #: backlog of six hours drained in 7.0-7.1 s with 32, 8.9-9.4 s with 8 (64: 7.1-7.7 s).
+    #: transaction (the QNs given), and the backlog refills once half the window is free, so a
+    #: wider one also commits less per frame: a works-fleet backlog of six hours drained in
+    #: 7.0-7.1 s with 32, 8.9-9.4 s with 8 (64: 7.1-7.7 s), before the half-window refills.
     window: int = Field(32, ge=1, le=256)
 
 
