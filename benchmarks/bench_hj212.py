@@ -10,12 +10,10 @@ shared 2-core machine wall time measures the neighbours too.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from benchmarks.harness import Figure, rate, report
+from benchmarks.harness import Figure, cpu_rate, rate, report
 from protocols import hj212
 from protocols.hj212 import Cp, Flag, Packet, Pollutant
 from protocols.hj212.crc import crc16, crc16_reference
@@ -114,19 +112,6 @@ def receive_record(frames: list[bytes]) -> Packet:
     for p in whole.cp.pollutants.values():
         p.values.items()  # what the platform's record stores
     return whole
-
-
-def cpu_rate(fn: Callable[[], object], *, min_seconds: float = 1.0, repeats: int = 5) -> float:
-    """Calls per CPU second of ``fn``: the best of ``repeats`` runs of at least ``min_seconds``."""
-    best = 0.0
-    for _ in range(repeats):
-        calls = 0
-        start = time.process_time()
-        while (elapsed := time.process_time() - start) < min_seconds:
-            fn()
-            calls += 1
-        best = max(best, calls / elapsed)
-    return best
 
 
 def main() -> None:

@@ -16,11 +16,10 @@ Run: ``.venv/bin/python -m benchmarks.bench_hj212_record`` (prints JSON; ``--rep
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 from datetime import datetime
 
-from benchmarks.harness import Figure, report
+from benchmarks.harness import Figure, cpu_rate, report
 from protocols import hj212
 from protocols.hj212 import Cp, Flag, Packet, Pollutant
 from protocols.hj212.split import Reassembler
@@ -111,19 +110,6 @@ def session_receive(frames: list[bytes]) -> Packet:
     return whole
 
 
-def cpu_us(fn: Callable[[], object], *, min_seconds: float, repeats: int) -> float:
-    """CPU µs per call of ``fn``: the best of ``repeats`` runs of at least ``min_seconds``."""
-    best = float("inf")
-    for _ in range(repeats):
-        calls = 0
-        start = time.process_time()
-        while (elapsed := time.process_time() - start) < min_seconds:
-            fn()
-            calls += 1
-        best = min(best, elapsed / calls * 1e6)
-    return best
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
@@ -138,7 +124,7 @@ def main() -> None:
     assert all(isinstance(p, Pollutant) for p in whole.cp.pollutants.values())
 
     def timed(fn: Callable[[], object]) -> float:
-        return round(cpu_us(fn, min_seconds=args.seconds, repeats=args.repeats), 1)
+        return round(1e6 / cpu_rate(fn, min_seconds=args.seconds, repeats=args.repeats), 1)
 
     report(
         "hj212_record",

@@ -35,7 +35,7 @@ from bench.scenario.interpreter import terminal_interpreter
 from bench.scenario.model_link import ModelLink
 from bench.terminal_for_fleet import terminal_config
 from benchmarks.bench_acquisition_path import WORKS, NoStore, _path
-from benchmarks.harness import Figure, report
+from benchmarks.harness import Figure, StandingClock, report
 from reference_terminal.accounting.running import RunningAccounting
 from reference_terminal.app import Terminal
 from reference_terminal.config import TerminalConfig
@@ -69,22 +69,6 @@ class PreparingStore(NoStore):
 
     def write_behind(self, derived: Iterable[Derived]) -> concurrent.futures.Future[None]:
         return super().write_behind([derived_tuple(d) for d in derived])  # type: ignore[misc]
-
-
-class _SetClock:
-    """A clock that stands where the replay puts it."""
-
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def time(self) -> float:
-        return self.t
-
-    def monotonic(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += seconds
 
 
 async def record(minutes: int) -> tuple[TerminalConfig, float, list[Minute]]:
@@ -124,7 +108,7 @@ async def record(minutes: int) -> tuple[TerminalConfig, float, list[Minute]]:
 
 async def replay(config: TerminalConfig, start: float, minutes: list[Minute]) -> list[float]:
     """Main-thread CPU seconds of each minute replayed into a fresh terminal."""
-    clock = _SetClock(start)
+    clock = StandingClock(start)
     terminal = Terminal(config, clock=clock)
     terminal.store = PreparingStore()  # type: ignore[assignment]
     terminal.accounting = RunningAccounting.from_config(

@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.scenario.model_link import ModelLink
 from bench.terminal_for_fleet import terminal_config
-from benchmarks.harness import Figure, report
+from benchmarks.harness import Figure, StandingClock, report
 from reference_terminal.acquisition.driver import Driver, DriverError
 from reference_terminal.acquisition.drivers import requests_for
 from reference_terminal.config import Point, Source
@@ -41,17 +41,8 @@ RUNS = 7
 Reads = list[tuple[Driver, list[tuple[Point, Source]]]]
 
 
-class Instant:
+class Instant(StandingClock):
     """A clock standing at one instant, moved by the benchmark (no time passes in a read)."""
-
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def time(self) -> float:
-        return self.t
-
-    def monotonic(self) -> float:
-        return self.t
 
     async def sleep(self, seconds: float) -> None:
         raise AssertionError("a model read never sleeps")
