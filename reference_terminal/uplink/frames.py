@@ -317,26 +317,30 @@ def _plain_body(items: Sequence[Item]) -> str | None:
     """:attr:`Frame.body` of ``items``."""
     groups = []
     codes: set[str] = set()
-    orders = _FIELD_ORDERS
     for item in items:
         code, values, flag = item.code, item.values, item.flag
         if flag not in _PLAIN_FLAGS or code in codes or not _PLAIN_CODE.fullmatch(code):
             return None
-        names = tuple([name for name, _ in values])
-        if names not in _CANONICAL:
+        if tuple([name for name, _ in values]) not in _CANONICAL:
             return None
-        order = orders.get(names) or _field_order(names)
-        assert order is not None  # canonical names are distinct numeric fields
-        fields = []
-        for at in order:
-            name, value = values[at]
+        texts = []
+        for name, value in values:
             if type(value) is not Decimal or not value.is_finite():
                 return None
-            fields.append(f"{code}-{name}={value:f}")
-        fields.append(f"{code}-Flag={flag}")
-        groups.append(",".join(fields))
+            texts.append((name, f"{value:f}"))
+        groups.append(_group(code, texts, flag))
         codes.add(code)
     return ";".join(groups)
+
+
+def _group(code: str, texts: Sequence[tuple[str, str]], flag: str) -> str:
+    """One item's CP group as ``Cp.build`` renders it: its figures (name, number text) in
+    ``FIELD_ORDER``, then its flag."""
+    order = _FIELD_ORDERS.get(names := tuple([name for name, _ in texts])) or _field_order(names)
+    assert order is not None  # distinct numeric fields: the callers' figures are
+    fields = [f"{code}-{name}={text}" for name, text in map(texts.__getitem__, order)]
+    fields.append(f"{code}-Flag={flag}")
+    return ",".join(fields)
 
 
 def _items_of(body: str) -> tuple[Item, ...]:
@@ -522,21 +526,10 @@ def _period_frame(cn: int, start: float, items: list[_StoredItem], plain: bool) 
     if plain:
         groups = []
         for code, values, flag in items:
-            names = tuple([name for name, _ in values])
-            order = _FIELD_ORDERS.get(names) or _field_order(names)
-            assert order is not None  # a main figure, Min, Max
-            fields = []
-            for at in order:
-                name, value = values[at]
-                text = _number_text(value)
-                if text is None:
-                    break
-                fields.append(f"{code}-{name}={text}")
-            else:
-                fields.append(f"{code}-Flag={flag}")
-                groups.append(",".join(fields))
-                continue
-            break
+            texts = _number_texts(values)
+            if texts is None:
+                break
+            groups.append(_group(code, texts, flag))
         else:
             return Frame.of_body(cn, start, ";".join(groups))
     typed = [
@@ -546,14 +539,19 @@ def _period_frame(cn: int, start: float, items: list[_StoredItem], plain: bool) 
     return Frame(cn, start, tuple(typed))
 
 
-def _number_text(value: Decimal | str) -> str | None:
-    """A figure as ``format(Decimal(value), "f")`` writes it; None when not finite."""
-    if type(value) is str:
-        if _PLAIN_NUMBER.fullmatch(value):
-            return value  # the text of a Decimal without an exponent is already that
-        value = Decimal(value)
-    assert isinstance(value, Decimal)
-    return format(value, "f") if value.is_finite() else None
+def _number_texts(values: list[tuple[str, Decimal | str]]) -> list[tuple[str, str]] | None:
+    """Figures with their numbers as ``format(Decimal(value), "f")`` writes them; None when
+    one is not finite."""
+    texts = []
+    for name, given in values:
+        if type(given) is str and _PLAIN_NUMBER.fullmatch(given):
+            texts.append((name, given))  # a Decimal's text without an exponent is that
+            continue
+        number = Decimal(given)
+        if not number.is_finite():
+            return None
+        texts.append((name, format(number, "f")))
+    return texts
 
 
 def frames_size(frames: Sequence[Frame]) -> int:
