@@ -245,3 +245,65 @@ def test_an_open_stores_idle_threads_let_time_pass(tmp_path: Path) -> None:
     started = time.monotonic()
     asyncio.run(main())
     assert time.monotonic() - started < 10
+
+
+def test_time_moves_on_while_a_background_thread_works_and_a_cut_waits_for_it() -> None:
+    """Work nobody waits for at the moment (a store applying what it has acknowledged) is done
+    beside the next instants, not before them; an instant that must find it done (a power
+    cut) waits for it, in real time, with time held."""
+
+    async def main() -> None:
+        clock = VirtualClock(T0, stuck_after_s=5.0)
+        release, finished = threading.Event(), threading.Event()
+
+        def applying() -> None:
+            while not release.is_set():  # looks busy
+                time.sleep(0.005)
+            finished.set()
+
+        worker = threading.Thread(target=applying, daemon=True)
+        worker.start()
+        assert worker.ident is not None
+        background = {worker.ident}
+        clock.background(lambda: background)
+        try:
+            await clock.sleep(60)  # moves at once, the worker still at it
+            assert clock.monotonic() == 60.0 and not finished.is_set()
+
+            asyncio.get_running_loop().call_later(0.1, release.set)
+            await clock.background_done(lambda: False)
+            assert finished.is_set() and clock.monotonic() == 60.0
+            assert clock.forced_steps == 0
+        finally:
+            release.set()
+            worker.join()
+
+    asyncio.run(main())
+
+
+def test_a_background_thread_the_world_waits_for_holds_time_as_any() -> None:
+    """The same thread, named no more (its owner awaits its work): time stands still again."""
+
+    async def main() -> None:
+        clock = VirtualClock(T0, stuck_after_s=5.0)
+        release = threading.Event()
+
+        def working() -> None:
+            while not release.is_set():
+                time.sleep(0.005)
+
+        worker = threading.Thread(target=working, daemon=True)
+        worker.start()
+        background: set[int] = set()  # awaited: not background
+        clock.background(lambda: background)
+        asyncio.get_running_loop().call_later(0.2, release.set)
+        try:
+            started = time.monotonic()
+            await clock.sleep(1)
+            assert time.monotonic() - started >= 0.2  # the step waited for the worker
+            assert clock.forced_steps == 0
+        finally:
+            release.set()
+            worker.join()
+
+    asyncio.run(main())
