@@ -135,24 +135,25 @@ class Quiescence:
         self._backgrounds.append(threads)
         return lambda: self._backgrounds.remove(threads)
 
-    async def background_done(self, untaken: Callable[[], bool]) -> None:
-        """Wait, in real time and with time held, until every thread waits, background ones
-        too, and ``untaken()`` says nothing is left in their queues: an instant that must find
-        every write handed over before it done (a power cut: as before an instant's work,
-        everything before it is done). Bounded by ``stuck_after_s``, as a step is."""
+    def background_done(self, untaken: Callable[[], bool]) -> None:
+        """Wait, in real time, until every thread waits, background ones too, and
+        ``untaken()`` says nothing is left in their queues: for an instant that must find every
+        write handed over before it done (a power cut: as before an instant's work, everything
+        before it is done). It blocks the event loop, so nothing else of the instant runs
+        first, however long the threads take (a wait that let the loop run would let the
+        instant's own work go before the cut, more or less of it from run to run). Bounded by
+        ``stuck_after_s``, as a step is."""
         since = time.monotonic()
         idle = 0
-        with self.hold():
-            while idle < self.idle_turns:  # as for a step: once may catch one between jobs
-                time.sleep(self.handover_s)  # the GIL for them; nothing here is due meanwhile
-                await asyncio.sleep(0)
-                if not (untaken() or _threads_busy(self._bystanders)):
-                    idle += 1
-                elif time.monotonic() - since < self.stuck_after_s:
-                    idle = 0
-                else:
-                    self.forced_steps += 1
-                    return
+        while idle < self.idle_turns:  # as for a step: one look may catch one between jobs
+            time.sleep(self.handover_s)  # the GIL for them
+            if not (untaken() or _threads_busy(self._bystanders)):
+                idle += 1
+            elif time.monotonic() - since < self.stuck_after_s:
+                idle = 0
+            else:
+                self.forced_steps += 1
+                return
 
     def _ignored(self) -> set[int]:
         """The threads whose work moves time on: bystanders and background ones."""

@@ -99,7 +99,7 @@ class Run:
         behind included: the instant takes no time, and waits for the store's background."""
         if self.target.terminal is not None:
             with self.clock.hold():
-                await self.target.store_done()
+                self.target.store_done()
                 await self.acknowledged.snapshot(self.target.terminal, self.clock.time())
 
     async def play(self, event: Event) -> None:

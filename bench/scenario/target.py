@@ -103,12 +103,12 @@ class ReferenceTarget:
             return []
         return [t.ident for t in store.background_threads() if t.ident is not None]
 
-    async def store_done(self) -> None:
-        """Wait for the store's background work: a cut at an instant finds every write handed
-        over before it done, whatever real time the store took for it."""
+    def store_done(self) -> None:
+        """Wait for the store's background work, the event loop blocked: a cut at an instant
+        finds every write handed over before it done, and none of the instant's own work."""
         clock = self.rtc.clock
         if isinstance(clock, Quiescence):
-            await clock.background_done(lambda: self._store_work_untaken(awaited=False))
+            clock.background_done(lambda: self._store_work_untaken(awaited=False))
 
     @property
     def powered(self) -> bool:
@@ -175,7 +175,7 @@ class ReferenceTarget:
                 await clock.sleep(TORN_POLL_S)
                 waited += TORN_POLL_S
             return not disk.powered
-        await self.store_done()  # a torn cut tears the next write, not one of the last instant
+        self.store_done()  # a torn cut tears the next write, not one of the last instant
         store = self.terminal.store if self.terminal is not None else None
         acknowledging = store.acknowledging_file if store is not None else None
         with clock.hold():
@@ -206,7 +206,7 @@ class ReferenceTarget:
         if self._task is None:
             raise TargetError("power off: the terminal is already off")
         if not self._torn:
-            await self.store_done()
+            self.store_done()
         if self.disk is not None:
             # an armed cut may have gone off since tear looked
             stats = await self.disk.stats() if self._torn else None
