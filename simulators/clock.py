@@ -73,7 +73,8 @@ class Peer(Protocol):
 class Quiescence:
     """Whether everything in this process waits: the event loop has nothing ready (checked
     over a few loop turns, so bytes in flight between in-process sockets are delivered first)
-    and no worker thread is running (a SQLite commit in a writer thread is work, not waiting).
+    and no worker thread is running (a SQLite commit in a writer thread is work, not waiting),
+    bystanders and background threads apart (:meth:`bystander`, :meth:`background`).
     What a virtual clock, leading or following, waits for before time may move."""
 
     def __init__(
