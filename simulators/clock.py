@@ -16,7 +16,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -73,8 +73,7 @@ class Peer(Protocol):
 class Quiescence:
     """Whether everything in this process waits: the event loop has nothing ready (checked
     over a few loop turns, so bytes in flight between in-process sockets are delivered first)
-    and no worker thread is running (a SQLite commit in a writer thread is work, not waiting),
-    bystanders and background threads apart (:meth:`bystander`, :meth:`background`).
+    and no worker thread is running (a SQLite commit in a writer thread is work, not waiting).
     What a virtual clock, leading or following, waits for before time may move."""
 
     def __init__(
@@ -89,7 +88,6 @@ class Quiescence:
         self._watches: list[Callable[[], bool]] = []
         self._in_flight_since: float | None = None  # wall time a watch first said so
         self._bystanders: set[int] = set()
-        self._backgrounds: list[Callable[[], Iterable[int]]] = []
         #: times time moved although a thread still looked busy, or a watch still saw something
         #: in flight, after ``stuck_after_s`` of real time (a thread blocked somewhere this
         #: clock does not know as waiting; a watch on work that nothing will ever take up)
@@ -127,41 +125,6 @@ class Quiescence:
             raise ValueError(f"thread {thread.name} has not started")
         self._bystanders.add(thread.ident)
 
-    def background(self, threads: Callable[[], Iterable[int]]) -> Callable[[], None]:
-        """Move time on whatever the threads ``threads()`` names (asked at every step) are
-        doing: work that nothing in the simulated world waits for at that moment (a store
-        applying writes it has acknowledged already), which is then done beside the next
-        instant's work instead of before it. What must find that work done (a power cut)
-        waits for it with :meth:`background_done`. Returns what stops it."""
-        self._backgrounds.append(threads)
-        return lambda: self._backgrounds.remove(threads)
-
-    def background_done(self, untaken: Callable[[], bool]) -> None:
-        """Wait, in real time, until every thread waits, background ones too, and
-        ``untaken()`` says nothing is left in their queues: for an instant that must find every
-        write handed over before it done (a power cut: as before an instant's work, everything
-        before it is done). It blocks the event loop, so nothing else of the instant runs
-        first, however long the threads take (a wait that let the loop run would let the
-        instant's own work go before the cut, more or less of it from run to run). Bounded by
-        ``stuck_after_s``, as a step is."""
-        since = time.monotonic()
-        idle = 0
-        while idle < self.idle_turns:  # as for a step: one look may catch one between jobs
-            time.sleep(self.handover_s)  # the GIL for them
-            if not (untaken() or _threads_busy(self._bystanders)):
-                idle += 1
-            elif time.monotonic() - since < self.stuck_after_s:
-                idle = 0
-            else:
-                self.forced_steps += 1
-                return
-
-    def _ignored(self) -> set[int]:
-        """The threads whose work moves time on: bystanders and background ones."""
-        if not self._backgrounds:
-            return self._bystanders
-        return self._bystanders.union(*(threads() for threads in self._backgrounds))
-
     async def _wait_quiescent(self) -> None:
         """Wait until everything waits, then give other threads a moment of wall time and look
         again. A writer thread that was just handed work (a store commit) still looks idle
@@ -180,7 +143,7 @@ class Quiescence:
                     return
                 continue
             time.sleep(self.handover_s)  # the GIL and a CPU for a thread just handed work
-            if not (ready or self._holds or _threads_busy(self._ignored()) or self._in_flight()):
+            if not (ready or self._holds or _threads_busy(self._bystanders) or self._in_flight()):
                 return
 
     def _in_flight(self) -> bool:
@@ -209,7 +172,7 @@ class Quiescence:
             if ready:
                 idle = 0
                 continue
-            if _threads_busy(self._ignored()):
+            if _threads_busy(self._bystanders):
                 now = time.monotonic()
                 busy_since = busy_since or now
                 if now - busy_since < self.stuck_after_s:

@@ -86,29 +86,13 @@ class ReferenceTarget:
         self.store_busy_s: dict[str, float] = {}
         if isinstance(clock, Quiescence):
             clock.watch(self._store_work_untaken)
-            clock.background(self._store_background)
 
-    def _store_work_untaken(self, awaited: bool = True) -> bool:
-        """Time stands still while the store has work the terminal awaits that no thread took
-        up (the clock bounds the wait: a broken terminal whose writer never takes its queue, a
-        mutant the suites must fail, does not stop it for ever)."""
+    def _store_work_untaken(self) -> bool:
+        """Time stands still while the store has work no thread took up (the clock bounds the
+        wait: a broken terminal whose writer never takes its queue, a mutant the suites must
+        fail, does not stop it for ever)."""
         store = self.terminal.store if self.terminal is not None else None
-        return store is not None and store.work_untaken(awaited=awaited)
-
-    def _store_background(self) -> list[int]:
-        """The store's threads whose work the terminal does not await: time moves on while
-        they apply what was acknowledged (a minute's records beside the next minute's reads)."""
-        store = self.terminal.store if self.terminal is not None else None
-        if store is None:
-            return []
-        return [t.ident for t in store.background_threads() if t.ident is not None]
-
-    def store_done(self) -> None:
-        """Wait for the store's background work, the event loop blocked: a cut at an instant
-        finds every write handed over before it done, and none of the instant's own work."""
-        clock = self.rtc.clock
-        if isinstance(clock, Quiescence):
-            clock.background_done(lambda: self._store_work_untaken(awaited=False))
+        return store is not None and store.work_untaken()
 
     @property
     def powered(self) -> bool:
@@ -175,7 +159,6 @@ class ReferenceTarget:
                 await clock.sleep(TORN_POLL_S)
                 waited += TORN_POLL_S
             return not disk.powered
-        self.store_done()  # a torn cut tears the next write, not one of the last instant
         store = self.terminal.store if self.terminal is not None else None
         acknowledging = store.acknowledging_file if store is not None else None
         with clock.hold():
@@ -205,8 +188,6 @@ class ReferenceTarget:
         """The power cut: disk first (nothing after this instant is written), then the CPU."""
         if self._task is None:
             raise TargetError("power off: the terminal is already off")
-        if not self._torn:
-            self.store_done()
         if self.disk is not None:
             # an armed cut may have gone off since tear looked
             stats = await self.disk.stats() if self._torn else None

@@ -784,15 +784,6 @@ class _Writer:
     def untaken(self) -> bool:
         return _untaken(self._queue, self._thread)
 
-    def has_backlog(self) -> bool:
-        """Writes behind taken but not all written (the thread writes them while idle)."""
-        return bool(self._backlog) and self._thread.is_alive()
-
-    def threads(self) -> list[threading.Thread]:
-        """The writer's thread and the checkpointer's."""
-        own = [self._thread]
-        return own if self._checkpointer is None else [*own, self._checkpointer.thread]
-
     def stop(self) -> None:
         self._stopping.set()
         self._queue.put(_STOP)
@@ -1612,8 +1603,8 @@ class _Checkpointer:
         self.tail_due = False  # set here, cleared by the writer thread
         self.passes = 0
         self.tails = 0
-        self.thread = writer.placement.thread(self._run, "store-checkpointer", background=True)
-        self.thread.start()
+        self._thread = writer.placement.thread(self._run, "store-checkpointer", background=True)
+        self._thread.start()
 
     def nudge(self) -> None:
         """A commit happened (called by the writer thread)."""
@@ -1623,7 +1614,7 @@ class _Checkpointer:
     def stop(self) -> None:
         self._stopped.set()
         self._wake.set()
-        self.thread.join()
+        self._thread.join()
 
     def tail(self, conn: Connection) -> None:
         """The writer thread, between groups: checkpoint what the last pass left."""
@@ -1740,9 +1731,6 @@ class Store:
         )
         self._closed = False
         self._reads = 0  # reads handed to the reader threads and not yet back (event loop)
-        #: what the event loop awaits of the store's threads now: writes' acknowledgements,
-        #: calls, settles, writes behind flushed, reads (``background_threads``)
-        self._awaited = 0
         self._behind: concurrent.futures.Future[Any] | None = None  # the latest write behind
         self._outgoing: list[_Job] = []  # writes made in this turn of the event loop
         #: Told of every write as it is acknowledged (durable): for a bench that must know
@@ -1855,8 +1843,7 @@ class Store:
         """Store readings (and events, derived values) atomically; return once durable."""
         job = _Job(list(readings), list(events), list(derived))
         if job.size:
-            with self._awaiting():
-                await _acknowledgement(self._submit(job))
+            await _acknowledgement(self._submit(job))
             if self.on_durable is not None:
                 self.on_durable(job.readings, job.derived)
 
@@ -1899,8 +1886,7 @@ class Store:
     async def flush_behind(self) -> None:
         """Wait until every write behind made so far is committed (or has failed)."""
         if self._behind is not None:
-            with self._awaiting():
-                await asyncio.wait([asyncio.wrap_future(self._behind)])
+            await asyncio.wait([asyncio.wrap_future(self._behind)])
 
     async def write_events(self, events: Iterable[Event]) -> None:
         await self.write(events=events)
@@ -1911,8 +1897,7 @@ class Store:
 
     async def settle(self) -> None:
         """Move the recent rows to the settled tables now, in line with the writes made before."""
-        with self._awaiting():
-            await asyncio.wrap_future(self._submit(_Job(call=_settle_now)))
+        await asyncio.wrap_future(self._submit(_Job(call=_settle_now)))
 
     @contextlib.asynccontextmanager
     async def indexed_by_point(self) -> AsyncIterator[None]:
@@ -1935,8 +1920,7 @@ class Store:
         """Run ``fn(connection)`` in the writer thread in a transaction of its own, in order
         with the writes (retention deletes, maintenance). Keep it short: writes wait."""
         job = _Job(call=fn)
-        with self._awaiting():
-            result: T = await asyncio.wrap_future(self._submit(job))
+        result: T = await asyncio.wrap_future(self._submit(job))
         return result
 
     # -- queries --
@@ -1950,8 +1934,7 @@ class Store:
         loop = asyncio.get_running_loop()
         self._reads += 1
         try:
-            with self._awaiting():
-                return await loop.run_in_executor(self._readers, self._read, fn, seen)
+            return await loop.run_in_executor(self._readers, self._read, fn, seen)
         finally:
             self._reads -= 1
 
@@ -1961,41 +1944,18 @@ class Store:
         database's own commit."""
         return self._log.path if self._log is not None else None
 
-    def work_untaken(self, *, awaited: bool = True) -> bool:
-        """Whether work the event loop awaits was handed to the store's threads and none has
-        taken it up yet (``awaited=False``: any work). A thread blocked on its queue looks
-        idle (its innermost frame is a waiting one) until it wakes and takes what was put
-        there, so a virtual clock that moves whenever every thread waits
-        (``simulators.clock.Quiescence``) must also ask this: otherwise a transaction handed
-        over just before the clock looks "takes" the time to the next sleeper. A read counts
-        until its result is back on the event loop; with ``awaited=False``, writes behind
-        taken by the writer and not yet written count too."""
-        if awaited and not self._awaited:
-            return False
+    def work_untaken(self) -> bool:
+        """Whether work was handed to the store's threads that none has taken up yet. A thread
+        blocked on its queue looks idle (its innermost frame is a waiting one) until it wakes
+        and takes what was put there, so a virtual clock that moves whenever every thread
+        waits (``simulators.clock.Quiescence``) must also ask this: otherwise a transaction
+        handed over just before the clock looks "takes" the time to the next sleeper. A read
+        counts until its result is back on the event loop."""
         return (
             self._reads > 0
             or self._writer.untaken()
             or (self._intake is not None and self._intake.untaken())
-            or (not awaited and self._writer.has_backlog())
         )
-
-    def background_threads(self) -> list[threading.Thread]:
-        """The threads whose work the event loop does not wait for at the moment: behind an
-        intake log, the writer applying what is acknowledged already, writing behind and
-        settling, and the checkpointer; none while the loop awaits anything of the store (a
-        call, a flush, a read that waits for the database to catch up). A virtual clock may
-        move on while they work (``simulators.clock.Quiescence.background``)."""
-        if self._awaited or self._intake is None:
-            return []
-        return self._writer.threads()
-
-    @contextlib.contextmanager
-    def _awaiting(self) -> Iterator[None]:
-        self._awaited += 1
-        try:
-            yield
-        finally:
-            self._awaited -= 1
 
     def _read(self, fn: Callable[[Connection], T], seen: int) -> T:
         # Acknowledged writes may still be on their way from the intake log to the database

@@ -61,39 +61,3 @@ async def test_jobs_left_to_a_stopped_writer_hold_no_clock(tmp_path: Path) -> No
     await store.close()
     store._writer.submit(_Job(call=lambda conn: None))  # nobody will take it
     assert not store.work_untaken()
-
-
-async def test_work_nobody_awaits_holds_no_clock_but_counts_for_a_cut(tmp_path: Path) -> None:
-    """Records the intake log acknowledged are applied behind: queued for a busy writer, they
-    hold no clock (time moves on beside them); a power cut still waits for them
-    (``awaited=False``)."""
-    async with await Store.open(f"sqlite:///{tmp_path / 'terminal.db'}") as store:
-        release, started = threading.Event(), threading.Event()
-        store._writer.submit(_Job(call=_blocked_until(release, started)))  # nobody awaits
-        await asyncio.to_thread(started.wait, 10)
-        queued = store._writer.submit(_Job(call=lambda conn: None))
-        assert not store.work_untaken()
-        assert store.work_untaken(awaited=False)
-        release.set()
-        await asyncio.wrap_future(queued)
-        assert not store.work_untaken(awaited=False)
-
-
-async def test_the_writer_is_background_only_while_nothing_awaits_it(tmp_path: Path) -> None:
-    async with await Store.open(f"sqlite:///{tmp_path / 'terminal.db'}") as store:
-        writer = store._writer.threads()
-        assert writer and store.background_threads() == writer  # writer, checkpointer
-        release, started = threading.Event(), threading.Event()
-        call = asyncio.ensure_future(store.run_in_writer(_blocked_until(release, started)))
-        await asyncio.to_thread(started.wait, 10)
-        assert store.background_threads() == []  # a call is awaited: its thread holds time
-        release.set()
-        await call
-        assert store.background_threads() == writer
-
-
-async def test_without_an_intake_log_the_writer_is_never_background(tmp_path: Path) -> None:
-    """Its commit is the acknowledgement: every write waits for it."""
-    url = f"sqlite:///{tmp_path / 'terminal.db'}"
-    async with await Store.open(url, intake_log=False) as store:
-        assert store.background_threads() == []
