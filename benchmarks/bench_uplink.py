@@ -33,7 +33,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-from benchmarks.harness import Figure, report
+from benchmarks.harness import Figure, StandingClock, report
 from protocols.hj212 import EDITIONS, SessionConfig
 from reference_terminal.config import Hj212Centre, TerminalConfig
 from reference_terminal.model import Quality
@@ -60,15 +60,8 @@ PARTS = ("load", "assign_qns", "cp", "codec", "ack")
 MNS = ("010000A8900016F000100000", "010000A8900016F000100001")
 
 
-class FixedClock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def time(self) -> float:
-        return self.t
-
-    def monotonic(self) -> float:
-        return self.t
+class FixedClock(StandingClock):
+    """A standing clock whose sleeps move no time: the uplink's timers never come due."""
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(0)
