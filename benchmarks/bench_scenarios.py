@@ -4,13 +4,14 @@ prints one JSON object.
 For each scenario file and seed (and each ``--set`` variant), one run in a fresh run directory:
 wall seconds (against the issue's limit: 48 h in ≤ 60 s, 7 days in ≤ 180 s) and their split
 into setup, timeline, drain, check and teardown, CPU seconds (steadier than wall time on a
-shared host: compare runs by both), the terminal's store writer's busy seconds by kind of work
-(a virtual-time step waits while it is busy: with the loop's work, what a virtual minute
-costs), virtual seconds, clock steps, and per virtual minute the clock steps and wall
-milliseconds (what a long run's wall time grows by), power cuts survived and each boot after
-one (power-on to ready), and what the checker found (expected, received, lost, duplicated,
-unexpected). Runs are sequential: on a 2-core machine two at once measure each other, so the
-load average is printed beside them.
+shared host: compare runs by both) and each phase's by thread and child process (a virtual
+step waits for them all: on one core their sum is about the phase's wall time), the terminal's
+store writer's busy seconds by kind of work (a virtual-time step waits while it is busy: with
+the loop's work, what a virtual minute costs), virtual seconds, clock steps, and per virtual
+minute the clock steps and wall milliseconds (what a long run's wall time grows by), power cuts
+survived and each boot after one (power-on to ready), and what the checker found (expected,
+received, lost, duplicated, unexpected). Runs are sequential: on a 2-core machine two at once
+measure each other, so the load average is printed beside them.
 ``--keep DIR`` keeps the run directories (platform record, terminal store, timeline).
 """
 
@@ -55,6 +56,7 @@ def run_one(path: Path, seed: int | None, overrides: list[str], out: Path) -> di
         "wall_seconds": outcome.wall_seconds,
         "phases_wall_s": outcome.phases,
         "cpu_seconds": outcome.cpu_seconds,
+        "cpu_by_phase_s": outcome.cpu_by_phase,
         "store_writer_busy_s": outcome.store_busy_s,
         "wall_limit_s": limit,
         "within_limit": None if limit is None else outcome.wall_seconds <= limit,

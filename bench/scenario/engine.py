@@ -27,6 +27,7 @@ from typing import Any, TextIO
 import httpx
 
 from bench.scenario.config import deep_merge, mn_of, scenario_config
+from bench.scenario.cpu import CpuLedger
 from bench.scenario.expected import MINUTE_DATA, Acknowledged, Window
 from bench.scenario.interpreter import terminal_interpreter
 from bench.scenario.model_link import ModelLink
@@ -80,6 +81,7 @@ class Run:
     acknowledged: Acknowledged
     log: TextIO
     wall0: float
+    cpu: CpuLedger
     failed_steps: list[str] = field(default_factory=list)
 
     def note(self, what: str, **detail: Any) -> None:
@@ -116,6 +118,7 @@ class Run:
                     await self.proxies[name].remove_toxic((event.detail or {})["name"])
             case "power_off":
                 with self.clock.hold():  # the cut is an instant; the bookkeeping takes none
+                    self.cpu.sample()  # the store's threads end with the cut
                     if self.target.terminal is not None:
                         await self.acknowledged.snapshot(self.target.terminal, self.clock.time())
                 torn_after = (event.detail or {}).get("torn_after")
@@ -398,7 +401,17 @@ async def run_scenario(
                 (out / "timeline.jsonl").open("w", encoding="utf-8", buffering=1)
             )
             run = Run(
-                scenario, out, clock, fleet, platforms, proxies, target, acknowledged, log, wall0
+                scenario,
+                out,
+                clock,
+                fleet,
+                platforms,
+                proxies,
+                target,
+                acknowledged,
+                log,
+                wall0,
+                laps.cpu,
             )
             run.note(
                 "start",
@@ -471,6 +484,7 @@ async def run_scenario(
         centres=centres,
         failed_steps=run.failed_steps,
         phases=laps.phases,
+        cpu_by_phase=laps.cpu.phases,
         cpu_seconds=round(_cpu_seconds() - cpu0, 1),
         store_busy_s={kind: round(s, 2) for kind, s in target.store_busy_s.items()},
     )
@@ -479,15 +493,18 @@ async def run_scenario(
 
 
 class _Laps:
-    """The wall seconds of a run's phases, each from the end of the one before."""
+    """The wall seconds of a run's phases, each from the end of the one before, and the CPU
+    seconds its threads and children spent in each."""
 
     def __init__(self, start: float) -> None:
         self.phases: dict[str, float] = {}
+        self.cpu = CpuLedger()
         self._last = start
 
     def done(self, phase: str) -> None:
         now = time.perf_counter()
         self.phases[phase] = round(now - self._last, 2)
+        self.cpu.lap(phase)
         self._last = now
 
 
@@ -509,6 +526,7 @@ async def _pace(run: Run) -> None:
     wondering where a long run's time went."""
     while True:
         await run.clock.sleep(PACE_EVERY_S)
+        run.cpu.sample()
         terminal = run.target.terminal
         store = terminal.store if terminal is not None else None
         # the store's work since its boot: settles and transactions are where hours differ

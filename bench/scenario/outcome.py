@@ -77,6 +77,9 @@ class Outcome:
     #: CPU seconds (user + system) of the bench process and the children it waited for (the
     #: volatile disk's): on a shared host, steadier than the wall time for comparing runs
     cpu_seconds: float = 0.0
+    #: CPU seconds of each phase by thread of the bench's process (the event loop is
+    #: ``MainThread``) and by child process (``cpu.py``): what a phase's wall time is made of
+    cpu_by_phase: dict[str, dict[str, float]] = field(default_factory=dict)
     #: wall seconds the terminal's store writer spent on each kind of work, over all its boots
     #: (``StoreStats.busy_s``): in virtual time a step waits while the writer is busy
     store_busy_s: dict[str, float] = field(default_factory=dict)
