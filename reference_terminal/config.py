@@ -249,6 +249,12 @@ class Storage(Strict):
     #: 19–23 ms at 100) and grew on a fast one, where the larger applies hold the CPU in
     #: bursts (2026-11-26: 2.2–2.7 ms at 0, 5.5–7.0 ms at 100). 0: each as it comes.
     apply_linger_ms: float = Field(0, ge=0, le=1000)
+    #: ... and how many intake-log records it waits for (0: no bound but the linger's; records
+    #: queued already go with them). Without a linger, it waits for as long as they take to
+    #: come, unless someone needs them sooner (a query, a close, the log's rewind, a call for
+    #: the writer). A bench in virtual time, where no number of real milliseconds says how many
+    #: records come meanwhile, batches the applies so (``bench/scenario/config.py``).
+    apply_records: int = Field(0, ge=0, le=100_000)
     #: SQLite: a thread folds the WAL into the database beside the writer, at most every
     #: quarter second of wall time while commits come, so that commits do not stop for it.
     #: Off: the writer does it inside the commit that fills the WAL to 1 000 pages (SQLite's

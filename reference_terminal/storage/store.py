@@ -134,7 +134,7 @@ DEFAULT_BEHIND_CHUNK = 100
 #: ... and per transaction, while nothing else waits (a commit per chunk was the writer's
 #: largest cost in a 48-hour works-fleet scenario: a minute's close is a thousand values).
 BEHIND_TRANSACTION_ROWS = 5000
-#: A backlog this small is written with the writes the writer applies next, in their
+#: A backlog this small for each write the writer applies next is written in their
 #: transaction (a commit fewer a minute on the works fleet: its counters' windows close as
 #: their readings arrive).
 BEHIND_WITH_WRITES = 500
@@ -733,9 +733,13 @@ class _Writer:
         placement: ThreadPlacement = DEFAULT_PLACEMENT,
         linger_s: float = 0.0,
         checkpoint_thread: bool = True,
+        apply_records: int = 0,
     ) -> None:
         self._engine = engine
         self._linger_s = linger_s
+        self._apply_records = apply_records
+        #: whether the writer gathers intake-log records before applying them (``_linger``)
+        self._lingers = linger_s > 0 or apply_records > 0
         self.placement = placement
         #: SQLite beside a synced intake log: the WAL a settle writes out in steps
         self._paced_wal = paced_wal
@@ -796,7 +800,7 @@ class _Writer:
     def hurry(self, seq: int) -> None:
         """Someone needs the database to hold the intake log up to record ``seq``: the writer
         stops lingering and applies what it has."""
-        if not self._linger_s:
+        if not self._lingers:
             return
         with self._applied:
             if self.applied_seq < seq and self._wanted < seq:
@@ -901,7 +905,7 @@ class _Writer:
                 self._run_calls(taken)
                 continue
             taken, carry = _take_group(job, self._queue, self._batch_max, lambda j: j.call is None)
-            if job.seq and carry is None and self._linger_s:
+            if job.seq and carry is None and self._lingers:
                 carry = self._linger(taken)
             self._backlog.extend(j for j in taken if j.behind)
             self._backlog.extend(
@@ -929,22 +933,30 @@ class _Writer:
                     log.exception("store writer: WAL checkpoint failed")
 
     def _linger(self, taken: list[_Job]) -> _Job | None:
-        """Intake-log records are acknowledged already, so applying them can wait: gather the
-        records that come within ``linger_s`` into ``taken``, for one transaction instead of
-        one each (``Storage.apply_linger_ms`` says what it costs and saves). Ends at once when
-        someone needs the records (``hurry``), or with a job that cannot join (returned)."""
-        deadline = time.monotonic() + self._linger_s
+        """Intake-log records are acknowledged already, so applying them can wait: gather into
+        ``taken`` the records that come within ``linger_s`` (until it holds ``apply_records``),
+        for one transaction instead of one each (``Storage.apply_linger_ms`` says what it costs
+        and saves). Ends at once when someone needs the records (``hurry``), or with a job that
+        cannot join (returned)."""
+        deadline = time.monotonic() + self._linger_s if self._linger_s else None
+        records = sum(1 for job in taken if job.seq)
 
         def take() -> _Job:
+            nonlocal records
             if self._wanted > self.applied_seq:  # someone needs them now (a _WAKE came)
                 raise queue.Empty
-            return self._next_within(deadline - time.monotonic())
+            if self._apply_records and records >= self._apply_records:
+                raise queue.Empty
+            job = self._next_within(None if deadline is None else deadline - time.monotonic())
+            records += 1 if job.seq else 0
+            return job
 
         return _gather(taken, take, self._batch_max, lambda j: j.call is None)
 
-    def _next_within(self, timeout_s: float) -> _Job:
-        """The next job within ``timeout_s`` (a place the virtual clock knows as waiting)."""
-        if timeout_s <= 0:
+    def _next_within(self, timeout_s: float | None) -> _Job:
+        """The next job within ``timeout_s`` (None: however long it takes; a place the virtual
+        clock knows as waiting)."""
+        if timeout_s is not None and timeout_s <= 0:
             raise queue.Empty
         return self._queue.get(timeout=timeout_s)
 
@@ -994,12 +1006,13 @@ class _Writer:
             if not finished.future.done():
                 finished.future.set_result(None)
 
-    def _behind_with_writes(self, conn: Connection, taken: dict[_Job, int]) -> None:
-        """In a transaction of writes: the backlog too, when it is small (a minute's windows
-        of a few hundred points, which then share the readings' commit); a large one (every
-        point's close of a big plant) is still written behind, in chunks of its own."""
+    def _behind_with_writes(self, conn: Connection, taken: dict[_Job, int], writes: int) -> None:
+        """In a transaction of ``writes`` writes: the backlog too, when it is small (a minute's
+        windows of a few hundred points a write, which then share the readings' commit); a
+        large one (every point's close of a big plant) is still written behind, in chunks of
+        its own."""
         left = sum(len(job.derived) - job.done for job in self._backlog)
-        if not 0 < left <= BEHIND_WITH_WRITES:
+        if not 0 < left <= BEHIND_WITH_WRITES * writes:
             return
         while rows := self._behind_rows(taken):
             self._write_derived(conn, rows)
@@ -1099,7 +1112,7 @@ class _Writer:
         delay = 0.05
         while True:
             try:
-                self._execute(rows, applied=seq)
+                self._execute(rows, applied=seq, writes=len(group))
                 break
             except Exception as exc:
                 if self._stopping.is_set():
@@ -1121,7 +1134,7 @@ class _Writer:
         for job in group:
             job.future.set_result(None)
 
-    def _execute(self, rows: Rows, *, applied: int = 0) -> None:
+    def _execute(self, rows: Rows, *, applied: int = 0, writes: int = 1) -> None:
         reading_rows, event_rows, derived_rows = rows
         behind: dict[_Job, int] = {}
         try:
@@ -1134,7 +1147,7 @@ class _Writer:
                     self._insert_events(conn, event_rows)
                 if derived_rows:
                     self._write_derived(conn, derived_rows)
-                self._behind_with_writes(conn, behind)
+                self._behind_with_writes(conn, behind, writes)
                 if applied:
                     conn.execute(_MARK_APPLIED, {"seq": applied})
         except BaseException:
@@ -1691,6 +1704,7 @@ class Store:
         placement: ThreadPlacement = DEFAULT_PLACEMENT,
         linger_s: float = DEFAULT_LINGER_S,
         checkpoint_thread: bool = True,
+        apply_records: int = 0,
     ) -> None:
         """Wraps an engine whose database is already migrated (and, with ``intake_log``, has
         applied that log's every record); use ``Store.open``."""
@@ -1719,6 +1733,7 @@ class Store:
             placement=replace(placement, background_nice=0) if intake_log is None else placement,
             linger_s=linger_s,
             checkpoint_thread=checkpoint_thread,
+            apply_records=apply_records,
         )
         self._log = intake_log
         self._intake = (
@@ -1753,6 +1768,7 @@ class Store:
         placement: ThreadPlacement = DEFAULT_PLACEMENT,
         linger_s: float = DEFAULT_LINGER_S,
         checkpoint_thread: bool = True,
+        apply_records: int = 0,
     ) -> Store:
         """Open (and create or upgrade) the store at ``url``. A SQLite file gets an intake log
         beside it (``intake_log=False``: none, every write then waits for its own database
@@ -1786,6 +1802,7 @@ class Store:
             placement=placement,
             linger_s=linger_s,
             checkpoint_thread=checkpoint_thread,
+            apply_records=apply_records,
         )
         return store
 
@@ -1800,6 +1817,7 @@ class Store:
             placement=ThreadPlacement(frozenset(storage.cpus), storage.background_nice),
             linger_s=storage.apply_linger_ms / 1000,
             checkpoint_thread=storage.checkpoint_thread,
+            apply_records=storage.apply_records,
         )
 
     async def __aenter__(self) -> Store:
@@ -1884,8 +1902,13 @@ class Store:
         return self._behind
 
     async def flush_behind(self) -> None:
-        """Wait until every write behind made so far is committed (or has failed)."""
+        """Wait until every write behind made so far is committed (or has failed). A writer
+        gathering intake-log records (``apply_records``) applies them at once: it writes
+        behind with them or once idle, and the records it waits for may not come meanwhile (a
+        restart waits here before acquisition runs again)."""
         if self._behind is not None:
+            if self._log is not None:
+                self._writer.hurry(self._log.last_seq)
             await asyncio.wait([asyncio.wrap_future(self._behind)])
 
     async def write_events(self, events: Iterable[Event]) -> None:
