@@ -107,6 +107,9 @@ def test_every_acknowledged_window_arrives_once_at_both_centres_after_power_cuts
     assert all(s >= 0 for s in outcome.phases.values())
     assert sum(outcome.phases.values()) == pytest.approx(outcome.wall_seconds, abs=0.1)
     assert outcome.cpu_seconds > 0
+    # ... phase by phase, by thread and by child process (the event loop is the main thread)
+    assert list(outcome.cpu_by_phase) == list(outcome.phases)
+    assert outcome.cpu_by_phase["timeline"]["MainThread"] > 0
     # ... and how long the store writer was busy (over all three boots), the work a step waits for
     assert set(outcome.store_busy_s) == {"apply", "behind", "calls", "settle"}
     assert outcome.store_busy_s["apply"] > 0 and outcome.store_busy_s["calls"] > 0
