@@ -252,8 +252,9 @@ class Storage(Strict):
     #: ... and how many intake-log records it waits for (0: no bound but the linger's; records
     #: queued already go with them). Without a linger, it waits for as long as they take to
     #: come, unless someone needs them sooner (a query, a close, the log's rewind, a call for
-    #: the writer). A bench in virtual time, where no number of real milliseconds says how many
-    #: records come meanwhile, batches the applies so (``bench/scenario/config.py``).
+    #: the writer, a wait for the writes behind). A bench in virtual time, where no number of
+    #: real milliseconds says how many records come meanwhile, batches the applies so
+    #: (``bench/scenario/config.py``).
     apply_records: int = Field(0, ge=0, le=100_000)
     #: SQLite: a thread folds the WAL into the database beside the writer, at most every
     #: quarter second of wall time while commits come, so that commits do not stop for it.
