@@ -96,6 +96,13 @@ class Run:
     def centres(self, which: str) -> list[str]:
         return list(self.platforms.centres) if which == "all" else [which]
 
+    async def snapshot(self) -> None:
+        """Owe what the terminal has stored by now (``Acknowledged.snapshot``): the instant
+        takes no time."""
+        if self.target.terminal is not None:
+            with self.clock.hold():
+                await self.acknowledged.snapshot(self.target.terminal, self.clock.time())
+
     async def play(self, event: Event) -> None:
         self.note(event.describe())
         match event.action:
@@ -117,10 +124,8 @@ class Run:
                 for name in self.centres(event.centre):
                     await self.proxies[name].remove_toxic((event.detail or {})["name"])
             case "power_off":
-                with self.clock.hold():  # the cut is an instant; the bookkeeping takes none
-                    self.cpu.sample()  # the store's threads end with the cut
-                    if self.target.terminal is not None:
-                        await self.acknowledged.snapshot(self.target.terminal, self.clock.time())
+                self.cpu.sample()  # the store's threads end with the cut
+                await self.snapshot()  # the cut is an instant; the bookkeeping takes none
                 torn_after = (event.detail or {}).get("torn_after")
                 if torn_after and self.target.disk is not None:
                     await self.tear(int(torn_after))
@@ -254,8 +259,7 @@ async def _drain(run: Run, until: float) -> Arrivals:
         await run.clock.sleep(min(DRAIN_CHECK_S, until - run.clock.monotonic()))
         if run.target.terminal is None:
             continue
-        with run.clock.hold():
-            await run.acknowledged.snapshot(run.target.terminal, run.clock.time())
+        await run.snapshot()
         owed = run.acknowledged.windows
         if all(
             arrivals.complete(name, mn_of(i), owed, run.acknowledged.until_local)
@@ -439,8 +443,8 @@ async def run_scenario(
             arrivals = await _drain(run, t0 + total)
             laps.done("drain")
             assert target.terminal is not None
+            await run.snapshot()
             with clock.hold():
-                await acknowledged.snapshot(target.terminal, clock.time())
                 await acknowledged.final_values(target.terminal, target.config)
             owed, until = acknowledged.owed(), acknowledged.until_local
             results = {
