@@ -4,7 +4,8 @@ power the bench holds, all on one virtual clock; play the timeline; check what a
 Writes to the run directory:
 ``timeline.jsonl`` (what happened, virtual and wall time), ``platform-record.sqlite`` (every
 frame each centre received), ``terminal.db`` (the terminal's store as its disk kept it),
-``truth.csv.gz`` (every value a meter showed, with the plant's truth) and ``outcome.json``."""
+``truth.csv.gz`` (every value a meter showed, with the plant's truth), ``run.log`` (what the
+terminal and the simulators logged, in virtual time) and ``outcome.json``."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from bench.scenario.expected import MINUTE_DATA, Acknowledged, Window
 from bench.scenario.interpreter import terminal_interpreter
 from bench.scenario.model_link import ModelLink
 from bench.scenario.outcome import CentreOutcome, Outcome
+from bench.scenario.run_log import run_log
 from bench.scenario.schema import Scenario
 from bench.scenario.target import ReferenceTarget, TargetError
 from bench.scenario.timeline import Event, expand, meter_faults
@@ -361,6 +363,7 @@ async def run_scenario(
     events = expand(scenario)
     async with AsyncExitStack() as stack:
         stack.enter_context(terminal_interpreter())
+        stack.enter_context(run_log(out / "run.log", clock.time))
         # Setting up takes no scenario time, however much wall time it takes (a server that
         # fills its address space in a thread would otherwise move the clock by its own pace).
         with clock.hold():

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -99,8 +100,18 @@ def test_every_acknowledged_window_arrives_once_at_both_centres_after_power_cuts
         "platform-record.sqlite",
         "terminal.db",
         "truth.csv.gz",
+        "run.log",
     ):
         assert (run / part).exists(), part
+    # what the terminal logged, at the virtual instants it did: each of its three boots
+    boots = [
+        datetime.fromisoformat(line.split(" ", 1)[0])
+        for line in (run / "run.log").read_text(encoding="utf-8").splitlines()
+        if "resumed from the store" in line
+    ]
+    start = load_fleet(SMALL).start
+    assert len(boots) == 3 and boots == sorted(boots), boots
+    assert boots[0] == start and boots[-1] < start + timedelta(minutes=50), boots
     assert json.loads((run / "outcome.json").read_text())["passed"] is True
     # ... and says where the wall time went, and how much CPU time it took
     assert list(outcome.phases) == ["setup", "timeline", "drain", "check", "teardown"]
