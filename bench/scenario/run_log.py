@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-#: What a run keeps: INFO and above (a 48-hour run's terminal logs a few thousand lines).
+#: What a run keeps: INFO and above (a 6-hour run with a cut, retention-6h.yaml: 178 lines).
 LEVEL = logging.INFO
 
 
@@ -31,8 +31,9 @@ class _VirtualTime(logging.Formatter):
 @contextmanager
 def run_log(path: Path, now: Callable[[], float]) -> Iterator[logging.Handler]:
     """Log INFO and above from every logger to ``path`` while the block runs, each record at
-    the time ``now()`` (the virtual clock) gives; the root logger's level is lowered to INFO
-    for the block if it was higher, and put back after."""
+    the time ``now()`` (the virtual clock) gives. The root logger's level is lowered to INFO
+    for the block if it was higher, and put back after: a caller's own handlers see those
+    records too, as they see the run's interpreter settings (``interpreter.py``)."""
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setLevel(LEVEL)
     handler.setFormatter(_VirtualTime(now))
