@@ -11,7 +11,8 @@ the loop's work, what a virtual minute costs), virtual seconds, clock steps, and
 minute the clock steps and wall milliseconds (what a long run's wall time grows by), power cuts
 survived and each boot after one (power-on to ready), and what the checker found (expected,
 received, lost, duplicated, unexpected). Runs are sequential: on a 2-core machine two at once
-measure each other, so the load average is printed beside them.
+measure each other, so the load average is printed beside them, and the host's pace (a
+10-million-step loop's seconds, ``harness.host_pace_s``) before and after them all.
 ``--keep DIR`` keeps the run directories (platform record, terminal store, timeline).
 """
 
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.scenario import load_scenario, run_scenario
+from benchmarks.harness import host_pace_s, machine
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "fixtures" / "scenarios"
 #: The issue's wall-time limits (issue 6, "Time").
@@ -102,6 +104,7 @@ def main() -> None:
     args = parser.parse_args()
     variants = [[], *([o for o in v.split(",") if o] for v in args.variants)]
     runs: list[dict[str, Any]] = []
+    host = machine()  # the pace before the runs, and after them: a host's can change meanwhile
     with tempfile.TemporaryDirectory(prefix="carbench-scenarios-") as scratch:
         root = args.keep or Path(scratch)
         for path in args.scenarios:
@@ -109,7 +112,8 @@ def main() -> None:
                 for overrides in variants:
                     name = f"{path.stem}-seed{seed if seed is not None else 'file'}-{len(runs)}"
                     runs.append(run_one(path, seed, overrides, root / name))
-    print(json.dumps({"benchmark": "scenarios", "runs": runs}, indent=1))
+    host["pace_after_s"] = host_pace_s()
+    print(json.dumps({"benchmark": "scenarios", "machine": host, "runs": runs}, indent=1))
 
 
 if __name__ == "__main__":
