@@ -7,6 +7,8 @@
   what group commit makes of many small writes.
 - ``commit_latency_p50/p99``: acquisition-like load, 500 writers each storing 4 readings every
   200 ms (10 000 readings/s, phases spread), time from ``write`` to its acknowledgement.
+- ``purge_nothing_due``: the retention purge every boot runs, over the 200 points stored above
+  when none has a reading older than six months: median of 7.
 
 Every acknowledgement means durable: on SQLite, appended and fdatasynced to the intake log (the
 database takes the rows in behind); ``--no-intake-log``: committed and fsynced in the database.
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from benchmarks.harness import Figure, report
 from reference_terminal.model import Reading
-from reference_terminal.storage.retention import sample_reading
+from reference_terminal.storage.retention import DAY_S, MIN_RETENTION_DAYS, purge, sample_reading
 from reference_terminal.storage.store import Store, sqlite_url
 
 
@@ -84,6 +86,17 @@ async def paced(
     return latencies, stored / seconds, lag
 
 
+async def purge_nothing_due(store: Store) -> float:
+    """Median seconds of a purge that finds nothing old enough (a day after the readings)."""
+    newest = max(r.t for r in await store.readings(sample_reading(0, points=200).point, 0, 5e9))
+    times = []
+    for _ in range(7):
+        start = time.perf_counter()
+        await purge(store, MIN_RETENTION_DAYS, now=newest + DAY_S)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 async def run(url: str | None, seconds: float, *, intake_log: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="carbench-bench-store-") as tmp:
         store = await Store.open(url or sqlite_url(Path(tmp) / "bench.db"), intake_log=intake_log)
@@ -96,6 +109,7 @@ async def run(url: str | None, seconds: float, *, intake_log: bool) -> None:
             before = store.stats
             latencies, achieved, lag = await paced(store, 500, 4, 0.2, seconds, offset=20_000_000)
             after = store.stats
+            purge_s = await purge_nothing_due(store)
         finally:
             await store.close()
     latencies.sort()
@@ -110,6 +124,7 @@ async def run(url: str | None, seconds: float, *, intake_log: bool) -> None:
         Figure("commit_latency_p99", round(ms[int(len(ms) * 0.99) - 1], 2), "ms"),
         Figure("commit_latency_max", round(ms[-1], 2), "ms"),
         Figure("paced_durable_groups_per_s", round(groups / seconds), "1/s"),
+        Figure("purge_nothing_due", round(purge_s * 1000, 1), "ms"),
         Figure(
             "paced_readings_per_group",
             round((after.rows - before.rows) / max(groups, 1), 1),

@@ -18,9 +18,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, Table, and_, select
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, literal, select
 
 from reference_terminal.model import Quality, Reading
 from reference_terminal.storage.migrations import migrate
@@ -35,6 +35,7 @@ from reference_terminal.storage.schema import (
     readings_recent,
     readings_settled,
 )
+from reference_terminal.storage.statements import Prepared
 from reference_terminal.storage.store import Store, checkpoint, list_points, make_engine, sqlite_url
 
 #: ISC-2 §7.2.3(4): local history of at least 6 months (183 days covers any 6 months).
@@ -79,6 +80,20 @@ def _older_of(point: str, cutoff: float) -> Callable[[Table], Any]:
     return lambda t: and_(t.c.point == point, t.c.t < cutoff)
 
 
+def _has_older(table: Table) -> Prepared:
+    c = table.c
+    return Prepared(
+        select(literal(1)).where(c.point == bindparam("point"), c.t < bindparam("cutoff")).limit(1),
+        ("point", "cutoff"),
+    )
+
+
+#: Whether a point has a reading older than the cutoff, in either table: an index seek each,
+#: compiled once. Built per point through SQLAlchemy, the selects that found nothing to delete
+#: took a boot's purge of 200 points 107 ms; now 8.5 (``bench_store``: purge_nothing_due).
+_HAS_OLDER: Final = (_has_older(readings_settled), _has_older(readings_recent))
+
+
 def _delete_readings(
     conn: Connection, points: Sequence[str], cutoff: float, batch: int
 ) -> tuple[int, int]:
@@ -87,6 +102,8 @@ def _delete_readings(
     allows: most have nothing to delete, and a commit each was a boot's hundreds of fsyncs."""
     deleted = 0
     for done, point in enumerate(points):
+        if not any(has.run(conn, point, cutoff).fetchone() for has in _HAS_OLDER):
+            continue
         deleted += _delete_from_both(
             conn,
             (readings_settled, readings_recent),

@@ -58,6 +58,17 @@ async def test_purge_deletes_only_what_is_older_than_retention(url: str) -> None
         assert (again.readings, again.events, again.derived) == (0, 0, 0)
 
 
+async def test_purge_finds_old_readings_settled_and_recent_alike(url: str) -> None:
+    async with await Store.open(url) as store:
+        await store.write([reading(p, T0 + i, f"0.{i}") for p in ("A", "B") for i in range(3)])
+        await store.settle()  # day 0's readings settled, day 1's and day 300's recent
+        await store.write([reading("A", T0 + DAY_S, "1.0"), reading("B", T0 + 300 * DAY_S)])
+        result = await purge(store, 183, now=NOW, batch_rows=2)
+        assert result.readings == 2 * 3 + 1
+        assert [r.t for r in await store.readings("A", 0, 5e9)] == []
+        assert [r.t for r in await store.readings("B", 0, 5e9)] == [T0 + 300 * DAY_S]
+
+
 async def test_purge_runs_while_writes_go_on(sqlite_url: str) -> None:
     async with await Store.open(sqlite_url) as store:
         await store.write([reading(f"P{i % 20}", T0 + i * 60) for i in range(4000)])
