@@ -92,8 +92,8 @@ class StandingClock:
 
 def host_pace_s(steps: int = 10_000_000, repeats: int = 3) -> float:
     """Wall seconds of a ``steps``-step Python loop, the best of ``repeats``: the host's pace
-    for interpreted work. The same code's figures moved with it from day to day (0.18 to 1.6 s
-    on this machine), so a figure is compared with others made at a like pace."""
+    for interpreted work. The same code's figures moved with it several times over from day to
+    day on this machine, so a figure is compared with others made at a like pace."""
 
     def loop() -> int:
         total = 0
