@@ -47,13 +47,18 @@ class CpuLedger:
             spent = _cpu_s(task / tid_text / "stat")
             if spent is None:
                 continue
-            name = names.get(tid) or _read(task / tid_text / "comm") or tid_text
+            # A thread just joined lingers in /proc, gone from threading's list, as an exited
+            # child does before it is reaped, its command line empty: each keeps the name it
+            # was seen under (a pool once lost half its CPU to the process's name).
+            name = names.get(tid) or self._name_seen("thread", tid)
+            name = name or _read(task / tid_text / "comm") or tid_text
             self._seen["thread", tid] = (_NUMBERED.sub("", name), spent)
             children += [int(pid) for pid in _read(task / tid_text / "children").split()]
         for pid in children:
             spent = _cpu_s(_PROC / str(pid) / "stat")
             if spent is not None:
-                self._seen["process", pid] = (_process_name(pid), spent)
+                name = _process_name(pid) or self._name_seen("process", pid) or f"? [{pid}]"
+                self._seen["process", pid] = (name, spent)
 
     def lap(self, phase: str) -> None:
         """``phase`` ended now: what each name spent since the last lap."""
@@ -66,6 +71,10 @@ class CpuLedger:
             if s >= 0.05
         }
         self._at_lap = totals
+
+    def _name_seen(self, kind: str, id_: int) -> str:
+        seen = self._seen.get((kind, id_))
+        return seen[0] if seen else ""
 
     def _totals(self) -> dict[str, float]:
         totals: dict[str, float] = defaultdict(float)
@@ -100,9 +109,11 @@ def _cpu_s(stat: Path) -> float | None:
 
 def _process_name(pid: int) -> str:
     """A child by what it runs: the module of ``python -m module``, else its program, with its
-    process id (two centres run the same module)."""
+    process id (two centres run the same module); empty once it has exited."""
     argv = _read(_PROC / str(pid) / "cmdline").split("\0")
-    name = argv[0].rpartition("/")[2] if argv and argv[0] else "?"
+    if not argv[0]:
+        return ""
+    name = argv[0].rpartition("/")[2]
     if "-m" in argv[:-1]:
         name = argv[argv.index("-m") + 1]
     return f"{name} [{pid}]"

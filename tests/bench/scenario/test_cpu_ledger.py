@@ -3,6 +3,7 @@ by child process, from ``/proc``."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.scenario.cpu import CpuLedger
+from bench.scenario.cpu import CpuLedger, _cpu_s
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/task").is_dir(), reason="the ledger reads Linux's /proc"
@@ -68,33 +69,31 @@ def test_pool_workers_are_counted_under_their_pool_s_name() -> None:
     assert not any(name.startswith("reader_") for name in ledger.phases["drain"])
 
 
-def test_a_child_process_is_counted_by_the_module_it_runs() -> None:
+def test_a_child_process_is_counted_by_the_module_it_runs_until_it_is_reaped() -> None:
     ledger = CpuLedger()
     ledger.lap("setup")
+    spin_then_wait = "end = time.process_time() + 0.3\nwhile time.process_time() < end: pass"
+    spin_then_wait += "\nsys.stdin.read()"
     child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "timeit",
-            "-n",
-            "1",
-            "-r",
-            "1",
-            "import time; end = time.process_time() + 0.3\nwhile time.process_time() < end: pass",
-        ],
+        [sys.executable, "-m", "timeit", "-n1", "-r1", "-s", "import sys, time", spin_then_wait],
+        stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
     )
     try:
-        time.sleep(0.2)
-        while child.poll() is None:  # sampled while it runs: a reaped child is gone from /proc
-            ledger.sample()
+        stat = Path(f"/proc/{child.pid}/stat")
+        while (_cpu_s(stat) or 0.0) < 0.25:
             time.sleep(0.02)
+        ledger.sample()  # while it runs
+        assert child.stdin is not None
+        child.stdin.close()
+        # Exited, not yet reaped: its command line is empty by now, and its name must hold.
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
+        ledger.lap("drain")
     finally:
         child.wait()
-    ledger.lap("drain")
-    [(name, spent)] = [(n, s) for n, s in ledger.phases["drain"].items() if n.startswith("timeit")]
+    [(name, spent)] = [(n, s) for n, s in ledger.phases["drain"].items() if "[" in n]
     assert name == f"timeit [{child.pid}]"
-    assert spent >= 0.15
+    assert spent >= 0.25
 
 
 def test_what_ran_before_the_ledger_was_made_is_not_counted() -> None:
