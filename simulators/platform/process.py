@@ -2,7 +2,7 @@
 
 In one process, a long scenario's drain is the HJ 212 codec at both ends on one CPU: the
 terminal building and splitting frames, the centres decoding and joining them and recording
-what arrived (a third to a half of a drain's work, by the README's scenario figures). Here
+what arrived (a third to a half of a drain's work, by benchmarks/scenarios.md). Here
 each centre runs in a process of its own beside it (centres draining at once do not share
 one interpreter), their time led by the bench's clock (``simulators.clock_peer``), and the
 record they all write to one file is read back from it.
