@@ -72,7 +72,7 @@ def test_pool_workers_are_counted_under_their_pool_s_name() -> None:
 def test_a_child_process_is_counted_by_the_module_it_runs_until_it_is_reaped() -> None:
     ledger = CpuLedger()
     ledger.lap("setup")
-    spin_then_wait = "end = time.process_time() + 0.3\nwhile time.process_time() < end: pass"
+    spin_then_wait = "end = time.process_time() + 0.4\nwhile time.process_time() < end: pass"
     spin_then_wait += "\nsys.stdin.read()"
     child = subprocess.Popen(
         [sys.executable, "-m", "timeit", "-n1", "-r1", "-s", "import sys, time", spin_then_wait],
@@ -82,6 +82,7 @@ def test_a_child_process_is_counted_by_the_module_it_runs_until_it_is_reaped() -
     try:
         stat = Path(f"/proc/{child.pid}/stat")
         while (_cpu_s(stat) or 0.0) < 0.25:
+            assert child.poll() is None, "the child ended before it had spun"
             time.sleep(0.02)
         ledger.sample()  # while it runs
         assert child.stdin is not None
