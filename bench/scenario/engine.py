@@ -10,9 +10,6 @@ terminal and the simulators logged, in virtual time) and ``outcome.json``."""
 from __future__ import annotations
 
 import asyncio
-import csv
-import gzip
-import itertools
 import json
 import os
 import resource
@@ -37,6 +34,7 @@ from bench.scenario.run_log import run_log
 from bench.scenario.schema import Scenario
 from bench.scenario.target import ReferenceTarget, TargetError
 from bench.scenario.timeline import Event, expand, meter_faults
+from bench.scenario.truth import TruthFile
 from reference_terminal.acquisition.drivers import WIRE
 from reference_terminal.api.app import create_app
 from reference_terminal.config import TerminalConfig
@@ -310,34 +308,6 @@ def check_centre(
     return check(expected, arrivals.received(centre, until))
 
 
-def _write_truth(fleet: FleetRuntime, path: Path) -> None:
-    # Level 1: a 48-hour run's million observations in a third of level 9's time (~5 s on
-    # this machine), for a file 11 % larger.
-    with gzip.open(path, "wt", newline="", encoding="utf-8", compresslevel=1) as f:
-        out = csv.writer(f)
-        out.writerow(["t", "meter", "quantity", "shown", "truth", "faults"])
-        observations = iter(fleet.observations)
-        if any(_CSV_QUOTED.intersection(name) for name in fleet.plant.quantities):
-            for o in observations:
-                out.writerow(
-                    [f"{o.t:.3f}", o.meter, o.quantity, o.value, o.truth, " ".join(o.faults)]
-                )
-            return
-        # csv.writer's text, made a line at a time (1.5 s against 2.7 for a million): meter
-        # ids and fault kinds never need quoting, and no quantity does (checked above).
-        while chunk := list(itertools.islice(observations, 100_000)):
-            f.write(
-                "".join(
-                    f"{o.t:.3f},{o.meter},{o.quantity},{o.value},{o.truth},{' '.join(o.faults)}\r\n"
-                    for o in chunk
-                )
-            )
-
-
-#: What makes csv's default dialect quote a field.
-_CSV_QUOTED = frozenset(',"\r\n')
-
-
 class RunDirectoryError(RuntimeError):
     """A run directory that already holds something: the terminal would boot on the store an
     earlier run left on its disk, and this run's evidence would mix with that run's."""
@@ -431,6 +401,7 @@ async def run_scenario(
             run.note("terminal ready")
         laps.done("setup")
         t0 = clock.monotonic()
+        truth: TruthFile | None = None
         ticker = asyncio.create_task(_tick(run, t0, total, progress))
         pace = asyncio.create_task(_pace(run))
         try:
@@ -445,6 +416,8 @@ async def run_scenario(
                     await target.power_on()
             arrivals = await _drain(run, t0 + total)
             laps.done("drain")
+            # Nothing more is read from the meters: their truth is written beside the check.
+            truth = TruthFile.begin(fleet, out / "truth.csv.gz")
             assert target.terminal is not None
             await run.snapshot()
             with clock.hold():
@@ -463,11 +436,12 @@ async def run_scenario(
             ticker.cancel()
             pace.cancel()
             await target.stop()
+            if truth is not None:
+                truth.finish()
         if progress is not None:
             progress(virtual, total, "done")
         bytes_dropped = target.bytes_dropped
     _move_store(out / "disk-backing", out)
-    _write_truth(fleet, out / "truth.csv.gz")
     laps.done("teardown")
     centres = {name: CentreOutcome.of(result) for name, result in results.items()}
     outcome = Outcome(

@@ -31,7 +31,13 @@ from reference_terminal.storage.schema import (
 from reference_terminal.storage.statements import Prepared
 from reference_terminal.uplink.frames import Stream, data_flag
 from simulators.platform import Want
-from simulators.platform.record import field_json, format_data_time, text_time
+from simulators.platform.record import (
+    field_head,
+    field_json,
+    format_data_time,
+    text_json,
+    text_time,
+)
 
 MINUTE_DATA = 2051
 MINUTE = Stream.MINUTE.value  # a minute window's kind
@@ -123,29 +129,42 @@ class Acknowledged:
         until, minute = self.until, self._minute
         rows = await store.run_in_reader(lambda conn: _WINDOWS.run(conn, until).fetchall())
         flag_of = {q.value: field_json("Flag", data_flag(q)) for q in Quality}
-        values = self.values
+        high_head, low_head = field_head("Max"), field_head("Min")
+        values, local = self.values, self._local
+        # Half a million windows after 48 hours: each in a few plain operations.
         for point, start, value, quality, low, high in rows:
             want = wants.get(point)
             if want is None:
                 continue
             code, field_ = want
+            flag = flag_of[quality]
             # a window without its figure goes up with its flag alone (uplink/frames.py)
-            extremes = (
-                ()
-                if value is None
-                else tuple(
-                    field_json(name, figure)
-                    for name, figure in (("Max", high), ("Min", low))
-                    if figure is not None
+            if value is None:
+                others: tuple[str, ...] = (flag,)
+            elif high is not None and low is not None:
+                others = (high_head + text_json(high), low_head + text_json(low), flag)
+            else:
+                others = (
+                    *(
+                        head + text_json(f)
+                        for head, f in ((high_head, high), (low_head, low))
+                        if f is not None
+                    ),
+                    flag,
                 )
-            )
-            values[(code, minute(start))] = Want(value, field_, (*extremes, flag_of[quality]))
+            window = (code, local.get(start) or minute(start))
+            values[window] = tuple.__new__(Want, (value, field_, others))
 
     def owed(self) -> dict[Window, Want]:
         """Every window owed, with the value the terminal finally holds where it holds one
         (the same for every centre: :class:`ExpectedSet` takes it as it is, with the MN)."""
-        value_of, arrival = self.values.get, Want(None)
-        return {w: value_of(w, arrival) for w in self.windows}
+        windows, values = self.windows, self.values
+        owed = dict.fromkeys(windows, Want(None))
+        if values.keys() <= windows:  # as after a snapshot: every window stored is owed
+            owed.update(values)
+        else:
+            owed.update((w, want) for w, want in values.items() if w in windows)
+        return owed
 
 
 def _window_rows(table: Table) -> Select[Any]:

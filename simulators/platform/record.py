@@ -252,7 +252,17 @@ _json = encode_basestring_ascii  # what json.dumps does to each key and text
 
 def field_json(name: str, text: str) -> str:
     """One field as :func:`fields_json` writes it: a check looks for it in the text."""
-    return _json(name) + ":" + _json(text)
+    return field_head(name) + text_json(text)
+
+
+def field_head(name: str) -> str:
+    """What :func:`field_json` writes before the field's text (``text_json``): made once, for
+    a field written a million times."""
+    return _json(name) + ":"
+
+
+#: A text as :func:`fields_json` writes it.
+text_json: Final = _json
 
 
 def fields_json(fields: Mapping[str, str]) -> str:
