@@ -10,23 +10,27 @@ store writer's busy seconds by kind of work (a virtual-time step waits while it 
 the loop's work, what a virtual minute costs), virtual seconds, clock steps, and per virtual
 minute the clock steps and wall milliseconds (what a long run's wall time grows by), power cuts
 survived and each boot after one (power-on to ready), and what the checker found (expected,
-received, lost, duplicated, unexpected). Runs are sequential: on a 2-core machine two at once
-measure each other, so the load average is printed beside them, and the host's pace (a
-10-million-step loop's seconds, ``harness.host_pace_s``) before and after them all.
+received, lost, duplicated, unexpected). Each run is ``carbench scenario run`` in a process of
+its own, as a user runs it (``command_wall_seconds``: the command's, interpreter start and exit
+included); runs are sequential: on a 2-core machine two at once measure each other, so the
+load average is printed beside them, and the host's pace (a 10-million-step loop's seconds,
+``harness.host_pace_s``) before and after them all.
 ``--keep DIR`` keeps the run directories (platform record, terminal store, timeline).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-from bench.scenario import load_scenario, run_scenario
+from bench.scenario import load_scenario
 from benchmarks.harness import host_pace_s, machine
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "fixtures" / "scenarios"
@@ -35,40 +39,67 @@ WALL_LIMIT_S = {"retention-48h": 60.0, "outage-7d": 180.0}
 
 
 def run_one(path: Path, seed: int | None, overrides: list[str], out: Path) -> dict[str, Any]:
-    scenario = load_scenario(path, seed=seed, overrides=overrides)
-    outcome = asyncio.run(run_scenario(scenario, out))
+    """One run, as a user makes it: ``carbench scenario run`` in a process of its own (run one
+    after another in this one, a run's setup and teardown met the cyclic collector walking the
+    runs before it: up to 2.8 s more)."""
+    scenario = load_scenario(path, seed=seed, overrides=overrides)  # a bad file fails here
+    command = [sys.executable, "-c", "from bench.cli import entry; entry()", "scenario", "run"]
+    command += [os.fspath(path), "--out", os.fspath(out), "--quiet"]
+    command += [] if seed is None else ["--seed", str(seed)]
+    for override in overrides:
+        command += ["--set", override]
+    started = time.perf_counter()
+    done = subprocess.run(
+        command, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    command_wall = time.perf_counter() - started
+    if not (out / "outcome.json").is_file():
+        raise SystemExit(
+            f"{path.name} seed {seed}: no outcome (exit {done.returncode})\n{done.stderr}"
+        )
+    outcome = json.loads((out / "outcome.json").read_text(encoding="utf-8"))
     limit = WALL_LIMIT_S.get(scenario.name)
-    minutes = max(outcome.virtual_seconds / 60.0, 1 / 60)
+    minutes = max(outcome["virtual_seconds"] / 60.0, 1 / 60)
+    wall = outcome["wall_seconds"]
     return {
         "scenario": scenario.name,
         "seed": scenario.seed,
         "overrides": overrides,
-        "passed": outcome.passed,
-        "expected": outcome.expected,
-        "received": outcome.received,
-        "lost": outcome.lost,
-        "duplicated": outcome.duplicated,
-        "unexpected": outcome.unexpected,
-        "wrong_value": outcome.wrong_value,
-        "failed_steps": outcome.failed_steps,
-        "power_cuts": outcome.power_cuts,
-        "power_cut_mode": outcome.power_cut_mode,
-        "bytes_dropped_by_cuts": outcome.bytes_dropped_by_cuts,
-        "virtual_seconds": outcome.virtual_seconds,
-        "wall_seconds": outcome.wall_seconds,
-        "phases_wall_s": outcome.phases,
-        "cpu_seconds": outcome.cpu_seconds,
-        "cpu_by_phase_s": outcome.cpu_by_phase,
-        "store_writer_busy_s": outcome.store_busy_s,
+        "passed": outcome["passed"],
+        "exit_status": done.returncode,
+        **{key: outcome[key] for key in _COUNTS},
+        "wall_seconds": wall,
+        #: the command's, interpreter start, imports and exit included
+        "command_wall_seconds": round(command_wall, 2),
+        "phases_wall_s": outcome["phases"],
+        "cpu_seconds": outcome["cpu_seconds"],
+        "cpu_by_phase_s": outcome["cpu_by_phase"],
+        "store_writer_busy_s": outcome["store_busy_s"],
         "wall_limit_s": limit,
-        "within_limit": None if limit is None else outcome.wall_seconds <= limit,
-        "speed_x_real_time": round(outcome.virtual_seconds / outcome.wall_seconds, 1),
-        "clock_steps": outcome.clock_steps,
-        "clock_steps_per_virtual_minute": round(outcome.clock_steps / minutes, 1),
-        "wall_ms_per_virtual_minute": round(1000 * outcome.wall_seconds / minutes, 1),
+        "within_limit": None if limit is None else wall <= limit,
+        "speed_x_real_time": round(outcome["virtual_seconds"] / wall, 1),
+        "clock_steps": outcome["clock_steps"],
+        "clock_steps_per_virtual_minute": round(outcome["clock_steps"] / minutes, 1),
+        "wall_ms_per_virtual_minute": round(1000 * wall / minutes, 1),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "boots_after_power_cuts_wall_s": boots(out / "timeline.jsonl"),
     }
+
+
+#: What the checker and the bench counted, as ``outcome.json`` has them.
+_COUNTS = (
+    "expected",
+    "received",
+    "lost",
+    "duplicated",
+    "unexpected",
+    "wrong_value",
+    "failed_steps",
+    "power_cuts",
+    "power_cut_mode",
+    "bytes_dropped_by_cuts",
+    "virtual_seconds",
+)
 
 
 def boots(timeline: Path) -> dict[str, Any]:
