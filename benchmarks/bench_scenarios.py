@@ -69,7 +69,7 @@ def run_one(path: Path, seed: int | None, overrides: list[str], out: Path) -> di
         "exit_status": done.returncode,
         **{key: outcome[key] for key in _COUNTS},
         "wall_seconds": wall,
-        #: the command's, interpreter start, imports and exit included
+        # the command's, interpreter start, imports and exit included
         "command_wall_seconds": round(command_wall, 2),
         "phases_wall_s": outcome["phases"],
         "cpu_seconds": outcome["cpu_seconds"],

@@ -153,6 +153,7 @@ class Acknowledged:
                     flag,
                 )
             window = (code, local.get(start) or minute(start))
+            # tuple.__new__: the named tuple without its Python-level __new__
             values[window] = tuple.__new__(Want, (value, field_, others))
 
     def owed(self) -> dict[Window, Want]:
