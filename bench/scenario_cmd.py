@@ -22,6 +22,10 @@ def check(path: Path, seed: int | None = None, overrides: Sequence[str] = ()) ->
         raise click.ClickException(str(exc)) from None
 
 
+def _counted(n: int, thing: str) -> str:
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
+
+
 def describe(scenario: Scenario) -> str:
     from bench.scenario.timeline import expand  # noqa: PLC0415
 
@@ -31,7 +35,7 @@ def describe(scenario: Scenario) -> str:
     return (
         f"{scenario.name}: fleet {scenario.fleet.stem} (meters: {scenario.meters}), "
         f"{scenario.duration} (+{scenario.drain} "
-        f"drain), seed {scenario.seed}, {len(events)} events ({cuts} power cuts), "
+        f"drain), seed {scenario.seed}, {len(events)} events ({_counted(cuts, 'power cut')}), "
         f"centres {centres}, terminal synchronous={scenario.terminal.synchronous}"
     )
 
@@ -85,7 +89,7 @@ def run(scenario: Scenario, out: Path | None, quiet: bool) -> int:
         f"{verdict} {scenario.name} seed {outcome.seed}: expected {outcome.expected}, "
         f"received {outcome.received}, lost {outcome.lost}, duplicated {outcome.duplicated}, "
         f"unexpected {outcome.unexpected}, wrong value {outcome.wrong_value}, gaps "
-        f"{outcome.gaps}; {outcome.power_cuts} power cuts "
+        f"{outcome.gaps}; {_counted(outcome.power_cuts, 'power cut')} "
         f"({outcome.power_cut_mode}), meters: {outcome.meters}; "
         f"{outcome.virtual_seconds:.0f} virtual s in "
         f"{outcome.wall_seconds:.1f} wall s"
