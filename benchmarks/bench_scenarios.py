@@ -67,7 +67,7 @@ def run_one(path: Path, seed: int | None, overrides: list[str], out: Path) -> di
         "overrides": overrides,
         "passed": outcome["passed"],
         "exit_status": done.returncode,
-        **{key: outcome[key] for key in _COUNTS},
+        **{key: outcome[key] for key in _AS_RECORDED},
         "wall_seconds": wall,
         # the command's, interpreter start, imports and exit included
         "command_wall_seconds": round(command_wall, 2),
@@ -86,8 +86,8 @@ def run_one(path: Path, seed: int | None, overrides: list[str], out: Path) -> di
     }
 
 
-#: What the checker and the bench counted, as ``outcome.json`` has them.
-_COUNTS = (
+#: Reported as ``outcome.json`` has them: what the checker and the bench counted.
+_AS_RECORDED = (
     "expected",
     "received",
     "lost",

@@ -99,7 +99,8 @@ class TruthFile:
             if os.waitstatus_to_exitcode(status) != 0:
                 taken = 0  # its traceback is on standard error; nothing is left out
         observations = self.fleet.observations
-        if not taken:
-            write_truth(self.fleet, self.path)
-        elif len(observations) > taken:
-            _write(self.fleet, itertools.islice(observations, taken, None), self.path, header=False)
+        if taken and len(observations) == taken:
+            return
+        # the whole file when nothing was taken; else what came after, a member of its own
+        later = itertools.islice(observations, taken, None)
+        _write(self.fleet, later, self.path, header=not taken)
