@@ -11,7 +11,7 @@ measures the neighbours):
 - ``snapshot`` / ``final_values``: what the terminal acknowledged, read from the run's store
   (opened read-only) as the engine reads it: everything since the start once, and the values
   it finally holds.
-- ``drain_poll``: a drain's poll that finds every centre complete (its copies are kept).
+- ``drain_poll``: a drain's poll that finds every centre has enough copies (a count).
 - ``check``: every centre's set check (``engine.check_centre``) on copies read afresh, best of
   ``--repeats``; ``check_compare`` the same on copies already read. Figure: windows checked
   per second against the issue's 4 s for the 48-hour run's 1 088 800.
@@ -184,7 +184,7 @@ def main() -> None:
             def poll() -> Arrivals:
                 arrivals = Arrivals(record)
                 for i, name in enumerate(names):
-                    assert arrivals.complete(name, mn_of(i), acknowledged.windows, until)
+                    assert arrivals.enough(name, mn_of(i), acknowledged.windows, until)
                 return arrivals
 
             def check_all(arrivals: Arrivals) -> dict[str, CheckResult]:
@@ -195,6 +195,7 @@ def main() -> None:
                 }
 
             polled, drain_poll_s = cpu(poll)
+            check_all(polled)  # the copies read, kept for the comparisons
             compare_s = min(cpu(lambda: check_all(polled))[1] for _ in range(args.repeats))
             runs = [cpu(lambda: check_all(Arrivals(record))) for _ in range(args.repeats)]
             results, check_s = runs[0][0], min(spent for _, spent in runs)

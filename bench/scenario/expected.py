@@ -4,9 +4,8 @@ The terminal's store tells the bench of every write it acknowledges (``Store.on_
 from the first write of every boot): a gauge's usable readings, a counter's usable increments.
 The minute window each falls in (CN 2051) is owed to every centre whatever happens to the disk
 afterwards, including the minute the power failed in and windows whose figures were not yet
-written. The minute windows stored are owed too: before every power cut, during the drain and
-at the end the bench asks the store which it holds. Values are checked against the windows the
-terminal finally holds.
+written. The minute windows stored are owed too: before every power cut the bench asks the
+store which it holds, and at the end it reads them all with the values they are checked against.
 
 A window is kept as it travels, (item code, DataTime text): a 48-hour run owes half a million
 of them, read again at every snapshot, and compared with what each centre received as text."""
@@ -121,7 +120,8 @@ class Acknowledged:
     async def final_values(self, terminal: Terminal, config: TerminalConfig) -> None:
         """The minute windows the terminal holds at the end: what to compare, the main figure,
         the window's Min and Max and its flag (as the store's text: the same text on the wire
-        needs no Decimal made of it)."""
+        needs no Decimal made of it). Each is owed, as a snapshot from the start would owe it:
+        the end needs no snapshot of its own."""
         store = terminal.store
         assert store is not None
         counter = {p.id for p in config.points if p.kind == "counter"}
@@ -155,16 +155,13 @@ class Acknowledged:
             window = (code, local.get(start) or minute(start))
             # tuple.__new__: the named tuple without its Python-level __new__
             values[window] = tuple.__new__(Want, (value, field_, others))
+        self.windows.update(values)
 
     def owed(self) -> dict[Window, Want]:
         """Every window owed, with the value the terminal finally holds where it holds one
         (the same for every centre: :class:`ExpectedSet` takes it as it is, with the MN)."""
-        windows, values = self.windows, self.values
-        owed = dict.fromkeys(windows, Want(None))
-        if values.keys() <= windows:  # as after a snapshot: every window stored is owed
-            owed.update(values)
-        else:
-            owed.update((w, want) for w, want in values.items() if w in windows)
+        owed = dict.fromkeys(self.windows, Want(None))
+        owed.update(self.values)  # each owed already (``final_values``)
         return owed
 
 
