@@ -15,7 +15,7 @@ import os
 import resource
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -27,6 +27,7 @@ import httpx
 from bench.scenario.config import deep_merge, mn_of, scenario_config
 from bench.scenario.cpu import CpuLedger
 from bench.scenario.expected import MINUTE_DATA, Acknowledged, Window
+from bench.scenario.forked import in_forks
 from bench.scenario.interpreter import terminal_interpreter
 from bench.scenario.model_link import ModelLink
 from bench.scenario.outcome import CentreOutcome, Outcome
@@ -315,6 +316,29 @@ def check_centre(
     return check(expected, arrivals.received(centre, until))
 
 
+def check_centres(
+    arrivals: Arrivals, owed: Mapping[Window, Want], centres: Sequence[str], until: datetime
+) -> dict[str, CheckResult]:
+    """:func:`check_centre` of each of ``centres`` (the terminal's MN for the i-th is
+    ``mn_of(i)``). A record another process can open has each centre after the first checked
+    in a forked child that reads its copies itself: the checks run on both cores (a 48-hour
+    run's two centres in 1.8 s against 3.2 s one after the other, ``bench_scenario_check``)."""
+    record = arrivals.record
+    record.flush()  # the child reads the file: everything recorded must be in it
+
+    def here(i: int, name: str) -> Callable[[], CheckResult]:
+        return lambda: check_centre(arrivals, owed, name, mn_of(i), until)
+
+    def apart(i: int, name: str) -> Callable[[], CheckResult]:
+        return lambda: check_centre(Arrivals(Record(record.url)), owed, name, mn_of(i), until)
+
+    if record.in_memory:
+        return {name: here(i, name)() for i, name in enumerate(centres)}
+    record.engine.dispose()  # no connection to the file open across the fork (SQLite's rule)
+    calls = [here(0, centres[0])] + [apart(i, name) for i, name in enumerate(centres) if i]
+    return dict(zip(centres, in_forks(calls), strict=True))
+
+
 class RunDirectoryError(RuntimeError):
     """A run directory that already holds something: the terminal would boot on the store an
     earlier run left on its disk, and this run's evidence would mix with that run's."""
@@ -431,10 +455,7 @@ async def run_scenario(
                 with clock.hold():
                     await acknowledged.final_values(target.terminal, target.config)
                 owed, until = acknowledged.owed(), acknowledged.until_local
-                results = {
-                    name: check_centre(arrivals, owed, name, mn_of(i), until)
-                    for i, name in enumerate(platforms.centres)
-                }
+                results = check_centres(arrivals, owed, list(platforms.centres), until)
                 if not any(r.lost for r in results.values()):
                     run.note("every centre has every acknowledged window")
                     break

@@ -350,6 +350,8 @@ class Record:
         if not 0 <= k < n:
             raise ValueError(f"ids: {k} is not a remainder of division by {n}")
         self.url = url
+        #: in this process's memory: no other process can open it
+        self.in_memory = url in _MEMORY_URLS
         self.flush_interval = flush_interval
         self.engine = _engine(url)
         metadata.create_all(self.engine)
@@ -891,9 +893,12 @@ def _readings_sql(n: int) -> str:
     return f"INSERT INTO {readings.name} ({names}) VALUES {', '.join(rows)}"
 
 
+_MEMORY_URLS: Final = ("sqlite://", "sqlite:///:memory:")
+
+
 def _engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        memory = url in ("sqlite://", "sqlite:///:memory:")
+        memory = url in _MEMORY_URLS
         args: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
         if memory:  # one shared connection: each new one would be a new, empty database
             args["poolclass"] = StaticPool
