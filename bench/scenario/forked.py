@@ -30,12 +30,18 @@ def in_forks(calls: Sequence[Callable[[], T]]) -> list[T]:
     them that nobody serves."""
     if len(calls) < 2 or not hasattr(os, "fork"):
         return [call() for call in calls]
+    children: list[tuple[int, int]] = []
     with _frozen():
-        children = [_fork(call) for call in calls[1:]]
         try:
+            children += (_fork(call) for call in calls[1:])
             first = calls[0]()
-        finally:
-            others = [cast(T, _collect(pid, fd)) for pid, fd in children]
+        finally:  # every child waited for, whatever happened here
+            answers = [_answer(pid, fd) for pid, fd in children]
+    others = []
+    for ok, value in answers:
+        if not ok:
+            raise ForkedWorkError(str(value))
+        others.append(cast(T, value))
     return [first, *others]
 
 
@@ -67,16 +73,15 @@ def _fork(call: Callable[[], object]) -> tuple[int, int]:
     return pid, read_end
 
 
-def _collect(pid: int, read_end: int) -> object:
+def _answer(pid: int, read_end: int) -> tuple[bool, object]:
+    """(True, the child's result) or (False, why it has none)."""
     with os.fdopen(read_end, "rb") as answer:
         data = answer.read()  # all of it before waiting: a full pipe would block the child
     _, status = os.waitpid(pid, 0)
     if not data:
-        raise ForkedWorkError(f"a forked child sent no result ({_ended(status)})")
+        return False, f"a forked child sent no result ({_ended(status)})"
     ok, value = pickle.loads(data)
-    if not ok:
-        raise ForkedWorkError(f"a forked child failed:\n{value}")
-    return value
+    return (True, value) if ok else (False, f"a forked child failed:\n{value}")
 
 
 def _ended(status: int) -> str:
