@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from bench.scenario.config import mn_of
 from bench.scenario.engine import Arrivals, check_centre, check_centres
-from bench.scenario.expected import MINUTE_DATA
 from bench.scenario.forked import ForkedWorkError, in_forks
-from protocols.hj212.cp import Pollutant
 from simulators.platform import Record, Want
 from simulators.platform.record import format_data_time
 from tests.simulators.platform.device import T0
+from tests.simulators.platform.test_record import upload
 
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="this system cannot fork")
 
@@ -47,31 +45,23 @@ def test_a_child_that_dies_is_reported() -> None:
         in_forks([lambda: 1, lambda: os._exit(3)])
 
 
-def upload(record: Record, mn: str, qn: str, minute: int) -> None:
-    moment = format_data_time(T0 + timedelta(minutes=minute))
-    frame = record.add_frame(
-        at=0.0, centre="c1", transport="hj212", conn=1, peer="127.0.0.1:5000", direction="in",
-        raw="…", mn=mn, cn=MINUTE_DATA, qn=qn, data_time=moment,
-    )  # fmt: skip
-    record.add_readings(
-        frame, at=0.0, centre="c1", mn=mn, cn=MINUTE_DATA, qn=qn, data_time=moment,
-        pollutants=[Pollutant("a05001", {"Avg": Decimal("1.5")}, "N")],
-    )  # fmt: skip
-
-
 @needs_fork
 def test_a_centre_checked_in_a_child_is_checked_as_in_the_parent(tmp_path: Path) -> None:
-    """The record's centre c1 has a window sent twice and one never; its check forked (c1 as
-    the second centre) finds what the parent finds."""
+    """The record's centre c1 has a minute sent twice and one never (two codes each); its
+    check forked (c1 as the second centre) finds what the parent finds."""
     mn = mn_of(1)
-    owed = {("a05001", format_data_time(T0 + timedelta(minutes=m))): Want(None) for m in range(3)}
+    owed = {
+        (code, format_data_time(T0 + timedelta(minutes=m))): Want(None)
+        for m in range(3)
+        for code in ("a05001", "a19001")
+    }
     until = datetime(2100, 1, 1)
     with Record(f"sqlite:///{tmp_path / 'record.sqlite'}") as record:
-        upload(record, mn, "20260101120000001", 0)
-        upload(record, mn, "20260101120100001", 1)
-        upload(record, mn, "20260101120100002", 1)
+        upload(record, "20260101120000001", 0, "1.5", mn=mn)
+        upload(record, "20260101120100001", 1, "1.5", mn=mn)
+        upload(record, "20260101120100002", 1, "1.5", mn=mn)
         here = check_centre(Arrivals(record), owed, "c1", mn, until)
         forked = check_centres(Arrivals(record), owed, ["nobody", "c1"], until)
 
-    assert len(here.lost) == 1 and len(here.duplicated) == 1
+    assert len(here.lost) == 2 and len(here.duplicated) == 2
     assert forked["c1"] == here

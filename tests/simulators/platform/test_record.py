@@ -31,10 +31,17 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def upload(
-    record: Record, qn: str, minute: int, value: str, *, at: float = 0.0, other: str = "a19001"
+    record: Record,
+    qn: str,
+    minute: int,
+    value: str,
+    *,
+    at: float = 0.0,
+    other: str = "a19001",
+    mn: str = MN,
 ) -> int:
     moment = format_data_time(T0 + timedelta(minutes=minute))
-    raw = f"##0000QN={qn};ST=32;CN=2051;PW=1;MN={MN};Flag=5;CP=&&DataTime={moment};…&&0000\r\n"
+    raw = f"##0000QN={qn};ST=32;CN=2051;PW=1;MN={mn};Flag=5;CP=&&DataTime={moment};…&&0000\r\n"
     frame_id = record.add_frame(
         at=at,
         centre="c1",
@@ -43,7 +50,7 @@ def upload(
         peer="127.0.0.1:5000",
         direction="in",
         raw=raw,
-        mn=MN,
+        mn=mn,
         cn=2051,
         qn=qn,
         data_time=moment,
@@ -53,7 +60,7 @@ def upload(
         frame_id,
         at=at,
         centre="c1",
-        mn=MN,
+        mn=mn,
         cn=2051,
         qn=qn,
         data_time=moment,
