@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from protocols.hj212.cp import Cp
+from protocols.hj212.cp import Cp, Pollutant
 from protocols.hj212.errors import DataTooLong, HeaderError
 from protocols.hj212.packet import Flag, Packet
 
@@ -132,6 +132,52 @@ class Reassembler:
 
 def merge(parts: list[Packet]) -> Packet:
     """One packet from its parts, in PNO order: shared DataTime once, then every group."""
+    first = parts[0]
+    flag = None if first.flag is None else Flag(first.flag.version, False, first.flag.ack)
+    cp = _joined_uploads(parts)
+    if cp is None:
+        cp = _joined_groups(parts)
+    return replace(first, cp=cp, flag=flag, pnum=None, pno=None, field_order=None)
+
+
+def _joined_uploads(parts: list[Packet]) -> Cp | None:
+    """The parts' CP as :func:`_joined_groups` joins it, for the usual split upload: every part
+    parsed without notes and opening with its one DataTime group, no parameter but DataTime
+    after the first part, no code in two parts. Its view is then the parts' views put
+    together, which is what merging them over their groups made (a tenth of a centre's work
+    in a drain: 0.21 ms a 23-part minute record). None for anything else."""
+    texts: list[str] = []
+    params: dict[str, str] = {}
+    pollutants: dict[str, Pollutant] = {}
+    codes = 0
+    for i, part in enumerate(parts):
+        cp = part.cp
+        text = cp.text
+        cut = text.find(";")
+        if (
+            not cp._parsed
+            or not text.startswith("DataTime=")
+            or text.count("DataTime") != 1
+            or "," in (text if cut < 0 else text[:cut])  # DataTime alone in its group
+        ):
+            return None
+        if i == 0:
+            texts.append(text)
+            params.update(cp.params)
+        else:
+            if len(cp.params) != 1:  # DataTime is its one parameter
+                return None
+            if cut >= 0:
+                texts.append(text[cut + 1 :])
+        pollutants.update(cp.pollutants)
+        codes += len(cp.pollutants)
+    if codes != len(pollutants):
+        return None
+    return Cp(";".join(texts), params, pollutants)
+
+
+def _joined_groups(parts: list[Packet]) -> Cp:
+    """The parts' CP, group by group: a DataTime group kept only the first time."""
     pieces: list[tuple[Cp, list[int]]] = []
     seen_time = False
     for part in parts:
@@ -145,6 +191,4 @@ def merge(parts: list[Packet]) -> Packet:
             dropped = set(times)
             keep = [i for i in keep if i not in dropped]
         pieces.append((part.cp, keep))
-    first = parts[0]
-    flag = None if first.flag is None else Flag(first.flag.version, False, first.flag.ack)
-    return replace(first, cp=Cp.joined(pieces), flag=flag, pnum=None, pno=None, field_order=None)
+    return Cp.joined(pieces)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from protocols import hj212
 from protocols.hj212 import Cp, Flag, HeaderError, Packet, Pollutant, Reassembler, split
+from protocols.hj212.split import _joined_groups
 from tests.protocols.hj212.strategies import said
 
 MN = "010000A8900016F000169DC0"
@@ -222,3 +223,38 @@ def test_a_cp_made_without_its_typed_view_is_parsed_when_cut_or_joined() -> None
     cut = view(Cp.parse("a01-Avg=1.5,a01-Flag=N;a02-Avg=2"))
     assert view(bare.parts([[1, 2]])[0]) == cut
     assert view(Cp.joined([(bare, [1, 2])])) == cut
+
+
+_TIME_GROUPS = ["DataTime=20261121100000", "DataTime=20261121100000,a04-Avg=3", ""]
+
+
+@given(st.lists(st.tuples(st.sampled_from(_TIME_GROUPS), group_lists()), min_size=1, max_size=4))
+@settings(max_examples=300, deadline=None)
+def test_merged_parts_say_what_joining_them_group_by_group_says(
+    parts: list[tuple[str, list[list[tuple[str, str]]]]],
+) -> None:
+    """The quick join of a usual split upload (each part opening with its one DataTime) is
+    the group-by-group join, whatever the parts hold."""
+    packets = []
+    for number, (time_group, groups) in enumerate(parts, start=1):
+        text = ";".join(
+            [
+                *([time_group] if time_group else []),
+                *(",".join(f"{k}={v}" for k, v in g) for g in groups),
+            ]
+        )
+        cp = parsed(text)
+        if isinstance(cp, str):
+            return
+        packets.append(big_upload(0).replace(cp=cp, pnum=len(parts), pno=number))
+    try:
+        merged: Cp | str = hj212.merge(packets).cp
+    except hj212.CpError as exc:
+        merged = type(exc).__name__
+    try:
+        by_groups: Cp | str = _joined_groups(packets)
+    except hj212.CpError as exc:
+        by_groups = type(exc).__name__
+    assert view(merged) == view(by_groups)
+    if isinstance(merged, Cp) and isinstance(by_groups, Cp):
+        assert merged.text == by_groups.text
