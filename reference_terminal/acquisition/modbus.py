@@ -47,6 +47,7 @@ from pymodbus.pdu.register_message import (
 
 from protocols.errors import CodecError
 from reference_terminal.acquisition.driver import DriverError
+from reference_terminal.acquisition.float32 import shortest_float32_text
 from reference_terminal.acquisition.serial_port import (
     BusArbiter,
     ExchangeError,
@@ -205,16 +206,7 @@ def _check_finite(x: float) -> None:
 def _shortest_float32(x: float) -> Decimal:
     """The shortest decimal that rounds to the same float32 (what the meter displays)."""
     _check_finite(x)
-    pack = _FLOAT32.pack
-    target = pack(x)
-    for digits in range(1, 10):  # 9 significant digits always identify a float32
-        text = f"{x:.{digits}g}"
-        try:  # try, not contextlib.suppress: this runs per digit of every float read
-            if pack(float(text)) == target:
-                return Decimal(text)
-        except OverflowError:  # rounded up past the largest float32
-            continue
-    return Decimal(repr(x))  # not reached
+    return Decimal(shortest_float32_text(x))
 
 
 def analog_value(raw: Decimal, analog: Analog) -> Decimal:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import struct
 from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Final
@@ -30,6 +29,7 @@ from asyncua import Client as _Client  # type: ignore[attr-defined]
 from asyncua import ua as _ua
 
 from reference_terminal.acquisition.driver import DriverError
+from reference_terminal.acquisition.float32 import shortest_float32_text
 from reference_terminal.clock import Clock
 from reference_terminal.config import OpcUaDevice, Point, Source
 from reference_terminal.model import RawValue
@@ -56,7 +56,7 @@ def opcua_value(variant: Any) -> tuple[Decimal, str]:
         return Decimal(repr(value)), repr(value)
     if kind == "Float" and isinstance(value, float):
         _finite(value)
-        text = _shortest_float32(value)
+        text = shortest_float32_text(value)
         return Decimal(text), text
     if kind in INTEGER_TYPES and isinstance(value, int) and not isinstance(value, bool):
         return Decimal(value), str(value)
@@ -73,16 +73,6 @@ def opcua_value(variant: Any) -> tuple[Decimal, str]:
 def _finite(x: float) -> None:
     if not math.isfinite(x):
         raise ValueError(f"not a number: {x!r}")
-
-
-def _shortest_float32(x: float) -> str:
-    target = struct.pack(">f", x)
-    for digits in range(1, 10):
-        text = f"{x:.{digits}g}"
-        with contextlib.suppress(OverflowError):
-            if struct.pack(">f", float(text)) == target:
-                return text
-    return repr(x)
 
 
 class OpcUaDriver:
