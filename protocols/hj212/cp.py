@@ -261,6 +261,12 @@ class Cp:
                 groups.append(tuple(items))
         return tuple(groups)
 
+    @property
+    def parsed(self) -> bool:
+        """Made by :meth:`parse` without notes: each item went to exactly one parameter or one
+        code's field, so its view is its text's."""
+        return self._parsed
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Cp) and other.groups == self.groups
 

@@ -155,7 +155,7 @@ def _joined_uploads(parts: list[Packet]) -> Cp | None:
         text = cp.text
         cut = text.find(";")
         if (
-            not cp._parsed
+            not cp.parsed
             or not text.startswith("DataTime=")
             or text.count("DataTime") != 1
             or "," in (text if cut < 0 else text[:cut])  # DataTime alone in its group
