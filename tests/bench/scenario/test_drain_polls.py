@@ -4,7 +4,7 @@ missing, whether every owed window has come."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bench.scenario.engine import Arrivals
 from simulators.platform import Record
@@ -16,7 +16,8 @@ UNTIL = datetime(2100, 1, 1)
 
 
 def minute(n: int) -> str:
-    return format_data_time(T0.replace(minute=n))
+    """The DataTime of ``upload``'s minute ``n``."""
+    return format_data_time(T0 + timedelta(minutes=n))
 
 
 def test_resent_copies_can_make_the_count_but_not_the_windows() -> None:
