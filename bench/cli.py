@@ -46,6 +46,7 @@ class LazyGroup(click.Group):
         "account": "bench.account_cmd:account_command",
         "clauses": "bench.clauses_cmd:clauses",
         "inventory": "bench.inventory_cmd:inventory_command",
+        "mutations": "bench.mutation_cmd:mutations_command",
     },
     context_settings={"help_option_names": ["-h", "--help"]},
 )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from bench.scenario.schema import Scenario, ScenarioError, load_scenario
+from conformance.scenario.schema import Scenario, ScenarioError, load_scenario
 
 
 def check(path: Path, seed: int | None = None, overrides: Sequence[str] = ()) -> Scenario:
@@ -27,7 +27,7 @@ def _counted(n: int, thing: str) -> str:
 
 
 def describe(scenario: Scenario) -> str:
-    from bench.scenario.timeline import expand  # noqa: PLC0415
+    from conformance.scenario.timeline import expand  # noqa: PLC0415
 
     events = expand(scenario)
     cuts = sum(e.action == "power_off" for e in events)

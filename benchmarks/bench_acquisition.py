@@ -54,12 +54,12 @@ import yaml
 
 from bench.terminal_for_fleet import terminal_config
 from benchmarks.harness import Figure, free_ports, report
+from common.clock import RealClock
 from protocols import dlt645
 from reference_terminal.acquisition.driver import Driver, DriverError
 from reference_terminal.acquisition.drivers import make_buses, make_driver, requests_for
 from reference_terminal.acquisition.modbus import plan_reads
 from reference_terminal.acquisition.serial_port import BusArbiter, bits_per_char
-from reference_terminal.clock import RealClock
 from reference_terminal.config import Point, SerialBus, Source, TerminalConfig
 from reference_terminal.model import RawValue
 from simulators.fleet.runtime import FleetRuntime

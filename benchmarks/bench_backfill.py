@@ -22,9 +22,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from benchmarks.harness import Figure, report
+from common.clock import RealClock
 from protocols.hj212 import PlatformSession, SessionConfig
 from protocols.hj212 import events as ev
-from reference_terminal.clock import RealClock
 from reference_terminal.config import TerminalConfig
 from reference_terminal.model import Quality
 from reference_terminal.storage.schema import Derived

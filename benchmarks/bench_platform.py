@@ -53,10 +53,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from benchmarks.harness import Figure, report
+from common.clock import RealClock
 from protocols.hj212.cp import Cp, Pollutant
 from protocols.hj212.packet import Flag, Packet
 from protocols.hj212.split import split
-from simulators.clock import RealClock
 from simulators.platform.config import Hj212Centre
 from simulators.platform.record import Record
 from simulators.platform.server import Hj212Server

@@ -40,8 +40,8 @@ from sqlalchemy import Connection, Engine, create_engine
 from bench.scenario.config import mn_of, scenario_config
 from bench.scenario.engine import Arrivals, _fleet_spec, check_centre, check_centres
 from bench.scenario.expected import MINUTE_DATA, Acknowledged
-from bench.scenario.schema import load_scenario
 from benchmarks.harness import Figure, report
+from conformance.scenario.schema import load_scenario
 from protocols.hj212.cp import Pollutant
 from reference_terminal.app import Terminal
 from reference_terminal.runtime import COLLECTOR_THRESHOLDS

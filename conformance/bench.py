@@ -9,34 +9,36 @@ instead of holding the run for hours.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from conformance.dut import Dut, PointBinding
-from conformance.management import DerivedValue
+from conformance import evidence
+from conformance.data_time import PLANT_OFFSET, local, posix
+from conformance.dut import Change, Dut, PointBinding, PowerCut, SetPeriod
+from conformance.management import Management
+from conformance.oracle import Owed, PointWindows, Tolerances, judge, owed_windows
+from conformance.oracle.minutes import GAP_FACTOR
 from conformance.rig import Rig
-from conformance.verdicts import Inconclusive
-from simulators.platform import CheckResult, Expected, FrameRow, ReadingKey, ReadingRow, check
+from conformance.target import MANAGEMENT_PROFILE
+from conformance.verdicts import Inconclusive, NotApplicable
+from simulators.platform import CheckResult, FrameRow, ReadingKey, ReadingRow
 
 #: Longest wait (s) a test may ask for on the wall clock, per profile.
 REAL_BUDGET_S = {"quick": 15 * 60.0, "full": 8 * 3600.0}
-#: HJ 212 DataTime is plant-local time (the uplink's utc offset, China by default).
-PLANT_OFFSET = timedelta(hours=8)
 UPLOADS = (2011, 2031, 2051, 2061)
 MINUTE_DATA = 2051
 
-
-def local(t: float) -> datetime:
-    """POSIX seconds as a wire DataTime (plant-local, naive)."""
-    return (datetime.fromtimestamp(t, UTC) + PLANT_OFFSET).replace(tzinfo=None)
+__all__ = ["PLANT_OFFSET", "Bench", "local", "months_after", "next_midnight", "posix"]
 
 
-def posix(data_time: datetime) -> float:
-    return (data_time - PLANT_OFFSET).replace(tzinfo=UTC).timestamp()
+def whole_minutes(start: float, end: float) -> tuple[float, float]:
+    """The whole minute windows of ``[start, end)``: from the first that starts at or after
+    ``start`` to the last that ends by ``end`` (a DataTime has whole seconds, so a window begun
+    before ``start`` would be read and not owed; one still open at ``end`` is not yet due)."""
+    return -((-start) // 60) * 60, end - end % 60
 
 
 def next_midnight(t: float) -> float:
@@ -63,6 +65,7 @@ class Bench:
     manifest: dict[str, Any]
     t0: float = 0.0
     _warm: bool = field(default=False)
+    _periods: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
     # ---- time ----------------------------------------------------------------------------
     def now(self) -> float:
@@ -119,24 +122,66 @@ class Bench:
             await self.wait(seconds - lived)
 
     async def warm(self) -> None:
-        """Once per run: wait until the terminal has read every polled point once and is
-        connected to every HJ 212 centre (tests judge a running terminal, not its boot)."""
+        """Once per run: wait until the meters' logs show the terminal has asked for every
+        polled point of the bench's fleet and it is connected to every HJ 212 centre (tests
+        judge a running terminal, not its boot). A terminal that does not in time is judged as
+        it is: what it never measured, the oracle owes and the centres lack (``unpolled``);
+        the run's manifest says what it never did."""
         if self._warm:
             return
-        polled = [b.point for b in self.points(acquisition="polled")]
+        polled = [
+            b
+            for b in self.points(acquisition="polled")
+            if self.fleet_meter(b) and b.quantity is not None
+        ]
         periods = [float(p) for p in self.dut.target.parameters.periods.values()] or [60.0]
+        log = self.rig.meter_log
+
+        def unread() -> list[str]:
+            return [
+                b.point
+                for b in polled
+                if b.meter is not None
+                and b.quantity is not None
+                and not log.answered_since(b.meter, b.quantity, self.t0)
+                and not log.fault_times(b.meter, self.t0, self.now() + 1)
+            ]
+
+        def unconnected() -> list[str]:
+            return [
+                name
+                for name in self.rig.hj212_centres()
+                if not self.rig.platforms.hj212(name).connected(self.dut.mn(name))
+            ]
 
         async def ready() -> bool:
-            for point in polled:
-                if await self.dut.management.latest(point) is None:
-                    return False
-            return all(
-                self.rig.platforms.hj212(name).connected(self.dut.mn(name))
-                for name in self.rig.hj212_centres()
-            )
+            return not unread() and not unconnected()
 
-        await self.until(ready, within=3 * max(periods) + 600, every=10)
+        within = 3 * max(periods) + 600
+        if not await self.until(ready, within=within, every=10):
+            self.manifest["not_warm"] = {
+                "after_s": within,
+                "points_never_asked_for": unread(),
+                "centres_never_connected": unconnected(),
+            }
         self._warm = True
+
+    # ---- the management profile ---------------------------------------------------------
+    @property
+    def management(self) -> Management:
+        """The terminal's carbench management profile, where the target declares it: a test
+        that reads back or configures through it is *not applicable* to a terminal that
+        declares none (the report lists such clauses as needing the profile or an operator)."""
+        self._need_profile()
+        return self.dut.management
+
+    def _need_profile(self) -> None:
+        if not self.dut.target.declares(f"feature:{MANAGEMENT_PROFILE}"):
+            raise NotApplicable(
+                f"needs the carbench management profile (feature:{MANAGEMENT_PROFILE}), which "
+                f"{self.dut.target.name!r} does not declare; without it an operator must judge "
+                "this clause on the device"
+            )
 
     # ---- the terminal's points -------------------------------------------------------------
     def points(
@@ -191,89 +236,132 @@ class Bench:
             centre=centre, mn=self.dut.mn(centre), cn=cn, since=local(since)
         )
 
-    # ---- minute data: what the terminal stored, what a centre received --------------------
-    async def stored_minutes(self, centre: str, start: float, end: float) -> list[Expected]:
-        """Every minute window the terminal stored for an uploaded point, starting in
-        ``[start, end)``, as what ``centre`` must receive (CN 2051; a counter's figure travels
-        as Cou, a gauge's as Avg, with the window's Min and Max where the terminal stores
-        them). Over HTTPS a window without a value has no JSON form."""
-        mn = self.dut.mn(centre)
-        https = self.rig.centre(centre).protocol == "https"
-        out = []
-        for binding in self.coded():
-            assert binding.code is not None
-            field_ = binding.minute_field
-            for d, others in await self.minute_windows(binding, start, end):
-                if https and d.value is None:
-                    continue
-                out.append(
-                    Expected(mn, MINUTE_DATA, local(d.start), binding.code, d.value, field_, others)
-                )
-        return out
+    # ---- minute data: what the meters' logs owe, what a centre received -------------------
+    @property
+    def tolerances(self) -> Tolerances:
+        return self.dut.target.parameters.tolerances.oracle()
 
-    async def minute_windows(
-        self, binding: PointBinding, start: float | None, end: float
-    ) -> list[tuple[DerivedValue, tuple[tuple[str, Decimal], ...]]]:
-        """The minute windows of ``binding`` the terminal holds, starting in ``[start, end)``,
-        each with the Min and Max its frame must carry where the terminal stores them."""
-        management = self.dut.management
-        # extremes first: a window that closes between the reads is then checked without
-        # them, never failed for lacking them
-        extremes: dict[float, list[tuple[str, Decimal]]] = {}
-        for kind, name in (("minute_min", "Min"), ("minute_max", "Max")):
-            for d in await management.derived(binding.point, kind, start, end):
-                if d.value is not None:
-                    extremes.setdefault(d.start, []).append((name, d.value))
-        return [
-            (d, () if d.value is None else tuple(extremes.get(d.start, ())))
-            for d in await management.derived(binding.point, "minute", start, end)
-        ]
+    def owed_minutes(
+        self, centre: str, start: float, end: float, *, codes: Collection[str] | None = None
+    ) -> Owed:
+        """Every minute window starting in ``[start, end)`` that the terminal owes ``centre``
+        for an uploaded point read from the bench's fleet, worked out from the meters' logs
+        (``conformance.oracle``); ``codes``: only these item codes."""
+        start, end = whole_minutes(start, end)
+        points: dict[str, PointWindows] = {}
+        fields: dict[str, str] = {}
+        for binding in self.coded():
+            if codes is not None and binding.code not in codes:
+                continue
+            if not self.fleet_meter(binding) or binding.quantity is None:
+                continue  # not the bench's meter: nothing of the bench's own to judge it by
+            assert binding.code is not None and binding.meter is not None
+            points[binding.code] = owed_windows(
+                self.rig.meter_log,
+                meter=binding.meter,
+                quantity=binding.quantity,
+                kind=binding.kind,
+                start=start,
+                end=end,
+                tolerances=self.tolerances,
+                period=self.longest_period(binding.group, start, end),
+            )
+            fields[binding.code] = binding.minute_field
+        return Owed(self.dut.mn(centre), points, fields)
+
+    def settled_after(self) -> float:
+        """Seconds after a window's end by which the reads that decide its figures are in the
+        meters' logs (the longest declared period, with the oracle's margin for a late read)."""
+        periods = [float(p) for p in self.dut.target.parameters.periods.values()] or [60.0]
+        return GAP_FACTOR * max(periods) + self.tolerances.stamp_lag_s + 1.0
 
     def minute_check(
-        self, centre: str, expected: list[Expected], start: float, end: float
+        self, centre: str, owed: Owed, start: float, end: float, *, figures: bool = False
     ) -> CheckResult:
-        """The set check of ``centre``'s minute data with DataTime in ``[start, end)``."""
+        """``centre``'s minute data with DataTime in ``[start, end)`` judged against ``owed``
+        (with ``figures``: Min, Max and flag too)."""
+        start, end = whole_minutes(start, end)
         rows = self.readings(centre, MINUTE_DATA, since=start, before=end)
-        return check(expected, rows)
+        return judge(owed, rows, figures=figures)
 
     async def minutes_arrive(
-        self, centre: str, start: float, end: float, *, within: float
-    ) -> tuple[list[Expected], CheckResult]:
-        """Wait (up to ``within``) until every minute window the terminal stored for
-        ``[start, end)`` has reached ``centre``; the windows and the final check.
+        self,
+        centre: str,
+        start: float,
+        end: float,
+        *,
+        within: float,
+        figures: bool = False,
+        codes: Collection[str] | None = None,
+    ) -> tuple[Owed, CheckResult]:
+        """Wait (up to ``within``) until every minute window owed for ``[start, end)`` has
+        reached ``centre``; what was owed and the final check.
 
         A poll reads only what arrived since the last one, and the full check (every window
-        and copy of the range) runs once every stored window has been seen, then again only
-        if more arrived or the terminal's stored windows changed: a day's backlog is 288 000
-        windows, and checking them all every 30 s while the last few were on their way took
-        most of a backfill test's 36 minutes."""
+        and copy of the range) runs once every owed window has been seen, then again only if
+        more arrived: a day's backlog is 288 000 windows, and checking them all every 30 s
+        while the last few were on their way took most of a backfill test's 36 minutes."""
+        start, end = whole_minutes(start, end)
+        # the last window's figures need the reads after it (a counter's next read)
+        await self.rig.sleep_until(end + self.settled_after())
+        owed = self.owed_minutes(centre, start, end, codes=codes)
+        evidence.attach_json(f"owed-{centre}.json", owed.as_json())
+        keys = owed.keys()
         seen = _Arrivals()
 
         async def complete() -> bool:
             seen.take(
                 self.readings(centre, MINUTE_DATA, since=start, before=end, after_frame=seen.frame)
             )
-            if seen.expected is None:
-                seen.expected = await self.stored_minutes(centre, start, end)
-            if not seen.expected or seen.missing():
+            if not keys or not keys <= seen.received:
                 return False
             if seen.result is None:
-                seen.result = self.minute_check(centre, seen.expected, start, end)
-            elif not seen.result.complete:
-                return False  # nothing arrived since a check that found something wrong
-            # the terminal may have stored windows since its copy was read (a late window):
-            # confirm with a fresh one, and check against that one if it differs
-            fresh = await self.stored_minutes(centre, start, end)
-            if fresh != seen.expected:
-                seen.expected, seen.result = fresh, None
-                return False
+                seen.result = self.minute_check(centre, owed, start, end, figures=figures)
             return seen.result.complete
 
         if await self.until(complete, within=within, every=30):
-            assert seen.expected is not None and seen.result is not None
-            return seen.expected, seen.result
-        expected = await self.stored_minutes(centre, start, end)
-        return expected, self.minute_check(centre, expected, start, end)
+            assert seen.result is not None
+            return owed, seen.result
+        return owed, self.minute_check(centre, owed, start, end, figures=figures)
+
+    # ---- power -----------------------------------------------------------------------------
+    async def power_off(self, *, torn_after: int | None = None) -> PowerCut:
+        """Cut the terminal's power (``Dut.power_off``), noting the instant for the oracle:
+        what its meters gave just before a cut is owed only beyond the tolerance."""
+        cut = await self.dut.power_off(torn_after=torn_after)
+        self.rig.meter_log.power_cut(self.now())
+        return cut
+
+    async def power_on(self) -> None:
+        await self.dut.power_on()
+        self.rig.meter_log.power_on(self.now())
+
+    # ---- configuration the bench asked for ---------------------------------------------------
+    async def configure(self, *changes: Change) -> None:
+        """``Dut.configure``, remembering the acquisition periods asked for (when each took
+        effect): the oracle holds the terminal to the period in force. Configuring goes
+        through the management profile: *not applicable* where the target declares none."""
+        if not changes:
+            return
+        self._need_profile()
+        await self.dut.configure(*changes)
+        now = self.now()
+        for change in changes:
+            if isinstance(change, SetPeriod):
+                self._periods.setdefault(change.group, []).append((now, change.seconds))
+
+    def longest_period(self, group: str, start: float, end: float) -> float:
+        """The longest acquisition period of ``group`` in force at some instant of
+        ``[start, end)``: the declared one (PIXIT), then each the bench set."""
+        declared = self.dut.target.parameters.periods.get(group)
+        history = [(self.t0, float(declared if declared is not None else 60.0))]
+        history += self._periods.get(group, [])
+        in_force = [
+            p
+            for i, (t, p) in enumerate(history)
+            if t < end and (i + 1 == len(history) or history[i + 1][0] > start)
+        ]
+        return max(in_force or [history[-1][1]])
 
     def note_scenario(self, path: Path) -> None:
         files = self.manifest.setdefault("scenario_files", [])
@@ -285,16 +373,12 @@ class Bench:
 class _Arrivals:
     """What ``Bench.minutes_arrive`` has seen of one range so far."""
 
-    expected: list[Expected] | None = None  # the terminal's stored windows, as last read
     received: set[ReadingKey] = field(default_factory=set)
     frame: int = 0  # the newest frame read
-    result: CheckResult | None = None  # the full check of ``expected``, as of ``frame``
+    result: CheckResult | None = None  # the full check, as of ``frame``
 
     def take(self, rows: Sequence[ReadingRow]) -> None:
         if rows:
             self.frame = max(r.frame_id for r in rows)
             self.received.update(ReadingKey(r.mn, r.cn, r.code, r.data_time) for r in rows)
             self.result = None
-
-    def missing(self) -> bool:
-        return any(e.key not in self.received for e in self.expected or ())

@@ -240,7 +240,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if state.target is None:
         raise NotApplicableUsage(state)
     implementation = state.target.implementation
-    undeclared = [r for r in requirements if not implementation.declares(r)]
+    undeclared = [r for r in requirements if not state.target.declares(r)]
     if undeclared:
         from conformance.verdicts import NotApplicable  # noqa: PLC0415 - avoid a cycle
 
@@ -441,6 +441,11 @@ def manifest(state: ConformanceState) -> dict[str, Any]:
         "target": None if target is None else target.name,
         "declaration": None if target is None else target.implementation.model_dump(mode="json"),
         "adapter": None if target is None else target.adapter.model_dump(mode="json"),
+        # what the clauses leave open, as the oracle applied it (defaults unless the target
+        # file sets them: parameters.tolerances)
+        "tolerances": None
+        if target is None
+        else target.parameters.tolerances.model_dump(mode="json"),
         "target_error": state.target_error,
         "profile": state.profile,
         "clock": state.clock_mode,

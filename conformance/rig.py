@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from conformance.dut import CentreEndpoint, ClockMode
+from conformance.oracle import MeterLog
 from conformance.target import Target
 from simulators.clock import Clock, RealClock, VirtualClock
 from simulators.fleet import FleetRuntime, Observation
@@ -95,13 +96,16 @@ class WireAnswer:
 
 class TimedFleet(FleetRuntime):
     """A fleet that also notes the wall time of every answer (virtual time stands still while
-    the terminal works, so latency is measured in wall time)."""
+    the terminal works, so latency is measured in wall time) and keeps the meters' logs indexed
+    for the oracle (``log``)."""
 
     answers: deque[WireAnswer]
+    log: MeterLog
 
     def record(self, observation: Observation) -> None:
         super().record(observation)
         self.answers.append(WireAnswer(time.perf_counter(), observation))
+        self.log.add(observation)
 
 
 @dataclass
@@ -217,12 +221,12 @@ class Rig:
         return at - PLATFORM_SKEW_S
 
     # ---- what the meters said -------------------------------------------------------------
+    @property
+    def meter_log(self) -> MeterLog:
+        return self.fleet.log
+
     def shown(self, meter: str, quantity: str, start: float, end: float) -> list[Observation]:
-        return [
-            o
-            for o in self.fleet.observations
-            if o.meter == meter and o.quantity == quantity and start <= o.t < end
-        ]
+        return self.fleet.log.shown(meter, quantity, start, end)
 
     async def close(self) -> None:
         await self._stack.aclose()
@@ -263,6 +267,7 @@ async def _start_fleet(
     fleet = TimedFleet(spec, clock, serial_pacing=pacing)
     fleet.observations = deque(maxlen=2_000_000)
     fleet.answers = deque(maxlen=200_000)
+    fleet.log = MeterLog(fleet)
     plant = workdir / "plant"  # the plant's own databases (historians)
     plant.mkdir(parents=True, exist_ok=True)
     task = asyncio.create_task(run_fleet(fleet, work_dir=plant), name=f"fleet {spec.name}")

@@ -1,65 +1,33 @@
 """A scenario file's timeline played against the terminal under test, on the run's rig.
 
-The scenario engine (``bench.scenario``) stands up its own fleet, centres and reference
-terminal; a conformance run already has all three, and its terminal may be a vendor's box. So
-the suites take from a scenario file what describes the *test* — its timeline (expanded by the
-engine's own ``expand``, seeded), duration, drain, seed and acquisition periods — and play it
-here through the rig (links, toxics, centre behaviours, meter faults) and the ``Dut`` (power).
+The suites take from a scenario file what describes the *test* — its timeline (expanded by
+``conformance.scenario.timeline``, seeded), duration, drain, seed and acquisition periods — and
+play it here through the rig (links, toxics, centre behaviours, meter faults) and the ``Dut``
+(power), whatever the terminal is.
 
-What the terminal owes the centres is what it acknowledged: before every power cut, during
-the drain and at the end the bench reads back, through the management interface, every minute
-window it holds (committed, so acknowledged), and the centres must receive the union of those
-exactly once — whatever the cuts did to the terminal's disk afterwards.
+What the terminal owes the centres is what its meters gave it: at the end the oracle works out
+from the meters' logs every minute window of the timeline (``Bench.owed_minutes``; a reading
+given just before a cut only beyond the target's ``cut_loss_s``), and each centre must receive
+every one exactly once, with its value — whatever the cuts did to the terminal's disk.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.scenario.schema import Scenario, load_scenario
-from bench.scenario.timeline import Event, expand, meter_faults
-from conformance.bench import MINUTE_DATA, Bench, local
+from conformance.bench import Bench
 from conformance.dut import PowerCut, SetPeriod
+from conformance.oracle import Owed
+from conformance.scenario.schema import Scenario, load_scenario
+from conformance.scenario.timeline import Event, expand, meter_faults
 from conformance.verdicts import Inconclusive
-from simulators.platform import CheckResult, Expected, check
+from simulators.platform import CheckResult
 
 DRAIN_CHECK_S = 300.0
-SNAPSHOT_OVERLAP_S = 3600.0
-
-_Window = tuple[Decimal | None, str, tuple[tuple[str, Decimal], ...]]
-
-
-@dataclass
-class Owed:
-    """The union of the terminal's answers: (code, DataTime) → (value, field, the window's
-    Min and Max)."""
-
-    windows: dict[tuple[str, datetime], _Window] = field(default_factory=dict)
-    since: float = 0.0
-
-    async def snapshot(self, bench: Bench, until: float) -> None:
-        for binding in bench.coded():
-            assert binding.code is not None
-            field_ = binding.minute_field
-            for d, others in await bench.minute_windows(binding, self.since or None, until):
-                key = (binding.code, local(d.start))
-                # the latest answer's values; a window once acknowledged stays owed
-                self.windows[key] = (d.value, field_, others)
-        self.since = max(self.since, bench.now() - SNAPSHOT_OVERLAP_S)
-
-    def expected(self, mn: str, *, with_values: bool) -> list[Expected]:
-        return [
-            Expected(mn, MINUTE_DATA, when, code, value, field_, others)
-            if with_values
-            else Expected(mn, MINUTE_DATA, when, code, None, field_)
-            for (code, when), (value, field_, others) in sorted(self.windows.items())
-        ]
 
 
 @dataclass
@@ -73,13 +41,18 @@ class Played:
 
     def passed(self) -> bool:
         return all(
-            r.expected and not r.lost and not r.unexpected and r.new_qn_copies == 0
+            r.expected
+            and not r.lost
+            and not r.unexpected
+            and not r.wrong_value
+            and r.new_qn_copies == 0
             for r in self.results.values()
         )
 
     def summary(self) -> str:
         lines = [
-            f"{self.scenario.name}: {self.windows} acknowledged windows, {len(self.cuts)} cuts"
+            f"{self.scenario.name}: {self.windows} windows owed by the meters' logs, "
+            f"{len(self.cuts)} cuts"
         ]
         lines += [f"{name}: {r.summary()}" for name, r in self.results.items()]
         return "\n".join(lines)
@@ -102,8 +75,9 @@ async def play(bench: Bench, path: Path) -> Played:
     periods = scenario.terminal.periods.model_dump()
     groups = dut.target.parameters.periods
     original = {g: float(s) for g, s in groups.items()}
-    await dut.configure(*[SetPeriod(g, float(periods.get(g, s))) for g, s in groups.items()])
-    owed = Owed(since=bench.now())
+    await bench.configure(
+        *[SetPeriod(g, float(periods[g])) for g, s in groups.items() if periods.get(g, s) != s]
+    )
     cuts: list[PowerCut] = []
     log: list[dict[str, Any]] = []
     toxics: dict[str, list[tuple[str, str]]] = {}
@@ -126,27 +100,32 @@ async def play(bench: Bench, path: Path) -> Played:
         for event in expand(scenario):
             await rig.sleep_until(t0 + event.at.total_seconds())
             note(event.describe())
-            await _apply(bench, event, owed, cuts, toxics)
+            await _apply(bench, event, cuts, toxics)
         await rig.sleep_until(t0 + duration)
         note("end of the timeline")
     finally:
         if not dut.powered:
-            await dut.power_on()
+            await bench.power_on()
         await rig.link("all", up=True)
         for centre, names in toxics.items():
             for name, _ in names:
                 await rig.untoxic(centre, name)
-        await dut.configure(*[SetPeriod(g, s) for g, s in original.items()])
+        await bench.configure(
+            *[SetPeriod(g, s) for g, s in original.items() if periods.get(g, s) != s]
+        )
     until = t0 + duration
-    results = await _drain(bench, owed, until, t0 + duration + scenario.drain.total_seconds())
+    await rig.sleep_until(until + bench.settled_after())  # the last windows' reads are in
+    owed = {name: bench.owed_minutes(name, t0, until) for name in _names(bench)}
+    note("owed", **{n: o.summary() for n, o in owed.items()})
+    results = await _drain(bench, owed, t0, until, until + scenario.drain.total_seconds())
     note("checked", **{n: r.summary().splitlines()[0] for n, r in results.items()})
-    return Played(scenario, path, cuts, results, log, len(owed.windows))
+    windows = max((o.windows for o in owed.values()), default=0)
+    return Played(scenario, path, cuts, results, log, windows)
 
 
 async def _apply(
     bench: Bench,
     event: Event,
-    owed: Owed,
     cuts: list[PowerCut],
     toxics: dict[str, list[tuple[str, str]]],
 ) -> None:
@@ -173,24 +152,26 @@ async def _apply(
                         toxics[name].remove((made, label))
         case "power_off":
             if dut.powered:
-                await owed.snapshot(bench, bench.now())
                 torn_after = detail.get("torn_after")
-                cuts.append(await dut.power_off(torn_after=int(torn_after) if torn_after else None))
+                cuts.append(
+                    await bench.power_off(torn_after=int(torn_after) if torn_after else None)
+                )
         case "power_on":
             if not dut.powered:
-                await dut.power_on()
+                await bench.power_on()
         case "platform":
             for name in names:
                 await rig.behaviour(name, detail["behaviour"])
 
 
-async def _drain(bench: Bench, owed: Owed, until: float, deadline: float) -> dict[str, CheckResult]:
+async def _drain(
+    bench: Bench, owed: dict[str, Owed], start: float, until: float, deadline: float
+) -> dict[str, CheckResult]:
     """Let the backlogs drain; the check of every centre once all have everything (or at the
     deadline, with what is missing)."""
     results: dict[str, CheckResult] = {}
     while True:
-        await owed.snapshot(bench, until)
-        results = {name: _check(bench, owed, name, until) for name in _names(bench)}
+        results = {name: bench.minute_check(name, o, start, until) for name, o in owed.items()}
         if all(r.complete for r in results.values()) or bench.now() >= deadline:
             return results
         await bench.rig.sleep(min(DRAIN_CHECK_S, max(1.0, deadline - bench.now())))
@@ -198,25 +179,6 @@ async def _drain(bench: Bench, owed: Owed, until: float, deadline: float) -> dic
 
 def _names(bench: Bench) -> Sequence[str]:
     return [c.name for c in bench.rig.centres]
-
-
-def _check(bench: Bench, owed: Owed, centre: str, until: float) -> CheckResult:
-    https = bench.rig.centre(centre).protocol == "https"
-    expected = [
-        e
-        for e in owed.expected(bench.dut.mn(centre), with_values=True)
-        if not (https and e.value is None)  # no JSON form for a window without a value
-    ]
-    rows = bench.readings(centre, MINUTE_DATA, since=owed_start(owed), before=until)
-    return check(expected, rows)
-
-
-def owed_start(owed: Owed) -> float | None:
-    if not owed.windows:
-        return None
-    from conformance.bench import posix  # noqa: PLC0415
-
-    return posix(min(when for _, when in owed.windows))
 
 
 def scenario_file(name: str) -> Path:

@@ -35,6 +35,8 @@ from pydantic import (
     model_validator,
 )
 
+from conformance.oracle.minutes import Tolerances as OracleTolerances
+
 Protocol = Literal[
     "modbus-tcp",
     "modbus-rtu",
@@ -60,9 +62,14 @@ Mutation = Literal[
     "rt-20min",
     "wrong-factor",
     "no-client-certificate",
+    "no-readings",
+    "ram-store",
 ]
 CentreName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", max_length=64)]
 
+#: The optional capability that lets the suites read back and configure through the carbench
+#: REST profile (declared with ``management.profile: carbench``).
+MANAGEMENT_PROFILE = "carbench-management-profile"
 #: Features a terminal may declare, with what each one lets the suites judge.
 FEATURES: dict[str, str] = {
     "on-command-read": "reads a point at once when asked (ISC-2 §9.1)",
@@ -83,6 +90,9 @@ FEATURES: dict[str, str] = {
     "backup": "backs up all data as one file (ISC-2 §4.4)",
     "restore": "restores a backup (ISC-2 §4.4)",
     "health": "reports its state through the management interface (ISC-2 §8.1)",
+    MANAGEMENT_PROFILE: "answers the carbench management profile "
+    "(conformance/management.py), through which the suites read back what it stored and "
+    "configure it: more clauses run unattended; without it they need an operator",
     "remote-config": "takes a new configuration through the management interface (ISC-2 §8.3)",
     "remote-upgrade": "installs and upgrades applications remotely (ISC-2 §8.4)",
     "accounting": "emission accounting, factors and reports (CSMT §9, ISC-2 §7.2.3(3))",
@@ -105,20 +115,27 @@ class TargetError(ValueError):
 
 
 class Adapter(_Strict):
-    kind: Literal["reference", "external"]
-    #: Reference adapter only: a deliberate fault, for the mutation check (issue 7).
+    #: ``reference``: the reference terminal in the bench's event loop; ``process``: the
+    #: reference terminal as a process of its own; ``external``: any other device or program.
+    kind: Literal["reference", "process", "external"]
+    #: Reference terminal only (in-process or as a process): a deliberate fault, for the
+    #: mutation check (issue 7).
     mutation: Mutation = "none"
     #: External adapter: the command that starts the terminal as a process on this machine
-    #: (power switch ``process``); ``{config}`` is replaced by ``config`` below.
+    #: (power switch ``process``); ``{config}`` is replaced by ``config`` below. Process
+    #: adapter: the command that runs the reference terminal (default ``python -m
+    #: reference_terminal --config {config}``), ``{config}`` being the configuration the bench
+    #: generates.
     command: list[str] = []
     config: Path | None = None
-    #: Seconds to wait for the management API after the power comes on.
+    #: Seconds to wait for the management API (a process: its control line) after the power
+    #: comes on.
     boot_timeout_s: float = Field(60.0, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _fits(self) -> Adapter:
         if self.kind == "external" and self.mutation != "none":
-            raise ValueError("mutation: only the reference adapter can break its terminal")
+            raise ValueError("mutation: only the reference terminal's adapters can break it")
         return self
 
 
@@ -193,6 +210,23 @@ class AppFiles(_Strict):
     broken: AppFile | None = None
 
 
+class Tolerances(_Strict):
+    """What the clauses leave open, as test parameters (PIXIT) the oracle holds the terminal to;
+    the report states the values a run used (``conformance.oracle.minutes``)."""
+
+    #: Which minute window an increment between two reads counts in: the window of the
+    #: interval's middle (polls on the minute measure the minute before), its end, or its start.
+    counter_window: Literal["middle", "end", "start"] = "middle"
+    #: The terminal stamps a reading at most this long after its meter answered.
+    stamp_lag_s: float = Field(1.0, ge=0, le=60)
+    #: A reading its meter gave this close before a power cut may be lost (ISC-2 §9.2 keeps
+    #: data across power loss without saying from which instant).
+    cut_loss_s: float = Field(5.0, ge=0, le=3600)
+
+    def oracle(self) -> OracleTolerances:
+        return OracleTolerances(self.counter_window, self.stamp_lag_s, self.cut_loss_s)
+
+
 class Parameters(_Strict):
     """Test parameters (PIXIT)."""
 
@@ -213,6 +247,8 @@ class Parameters(_Strict):
     #: administrator's login (the address the bench otherwise connects from being allowed).
     #: None: the clause is not judged.
     admin_refused_source: IPvAnyAddress | None = None
+    #: What the clauses leave open (see :class:`Tolerances`).
+    tolerances: Tolerances = Tolerances()
     #: External devices: the terminal's points and the bench's meters they read.
     points: list[PointMap] = []
     #: External devices declaring remote-upgrade: signed packages to install (the reference
@@ -350,7 +386,29 @@ class Target(_Strict):
                 "uplink.pointing: an external device is pointed by management-api, operator "
                 "or fixed"
             )
+        listed = self.implementation.declares(f"feature:{MANAGEMENT_PROFILE}")
+        if listed and self.management.profile != "carbench":
+            raise ValueError(
+                f"implementation.features lists {MANAGEMENT_PROFILE} but management.profile is "
+                f"{self.management.profile!r}: the profile is declared there (carbench)"
+            )
+        if self.adapter.kind == "process" and self.power.switch not in ("fuse", "process"):
+            raise ValueError(
+                "power.switch: the bench cuts a terminal it runs as a process with the FUSE "
+                "disk under its store (fuse) or by killing it (process)"
+            )
+        if self.adapter.kind == "process" and self.uplink.pointing != "adapter":
+            raise ValueError(
+                "uplink.pointing: the bench points a process it configures itself (adapter)"
+            )
         return self
+
+    def declares(self, requirement: str) -> bool:
+        """Whether the target declares ``requirement`` (``Implementation.declares``); the
+        carbench management profile is declared by ``management.profile: carbench``."""
+        if requirement == f"feature:{MANAGEMENT_PROFILE}":
+            return self.management.profile == "carbench"
+        return self.implementation.declares(requirement)
 
     def mn(self, centre: str, index: int) -> str:
         """The MN the terminal uses at ``centre`` (PIXIT, else a bench default)."""

@@ -1,4 +1,11 @@
-"""``python -m reference_terminal --config FILE``: run the terminal on a gateway."""
+"""``python -m reference_terminal --config FILE``: run the terminal on a gateway.
+
+``--follow-clock DIR``: take time from a bench that leads it (``common.clock_follower``) instead
+of the wall clock — the shared time, the clock's settings and the control line are in ``DIR``,
+which the bench made. The terminal then settles and advances when the bench asks, holds the
+bench's time still while its store has work no thread took up yet, and stops when the bench's
+control line closes (nobody moves its time any more).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,11 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
+from common.clock_follower import ControlServer, FollowDirectory, FollowerClock, FollowError
 from reference_terminal.api import create_app
 from reference_terminal.api.channel_server import ChannelCredentials, channel_protocol
 from reference_terminal.app import Terminal
@@ -49,7 +58,7 @@ async def _settle_when_ready(terminal: Terminal) -> None:
     settle_heap()
 
 
-async def _serve(terminal: Terminal) -> None:
+async def _serve(terminal: Terminal, follow: FollowDirectory | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -58,12 +67,42 @@ async def _serve(terminal: Terminal) -> None:
     task = asyncio.create_task(_run(terminal))
     stopper = asyncio.create_task(stop.wait())
     settler = asyncio.create_task(_settle_when_ready(terminal))
+    leader = None
+    if follow is not None:
+        leader = asyncio.create_task(_answer_leader(terminal, follow, stop))
     await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     task.cancel()
     stopper.cancel()
     settler.cancel()
+    if leader is not None:
+        leader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await leader
     with contextlib.suppress(asyncio.CancelledError):
         await task  # a failure of the terminal itself is raised here
+
+
+async def _answer_leader(terminal: Terminal, follow: FollowDirectory, stop: asyncio.Event) -> None:
+    """The control line, opened once the terminal is ready: a bench that connects finds it
+    booted (booting takes none of its time: the bench holds its clock meanwhile)."""
+    clock = terminal.clock
+    assert isinstance(clock, FollowerClock)
+
+    async def handle(request: dict[str, Any]) -> dict[str, Any]:
+        if request.get("op") == "clock":  # how often its time moved on a thread still busy
+            return {"forced_steps": clock.forced_steps}
+        raise ValueError(f"no such request: {request!r}")
+
+    await terminal.ready.wait()
+    async with ControlServer(follow.control, clock, handle, gone=stop.set):
+        await asyncio.Future()  # until cancelled
+
+
+def _store_work_untaken(terminal: Terminal) -> bool:
+    """Time stands still while the store has work no thread took up (as a bench asks of an
+    in-process terminal): a thread blocked on its queue looks idle until it takes the work."""
+    store = terminal.store
+    return store is not None and store.work_untaken()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reference_terminal")
     parser.add_argument("--config", required=True, help="terminal configuration (YAML)")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--follow-clock",
+        metavar="DIR",
+        type=Path,
+        help="take time from the bench that leads it (DIR: the shared time, clock settings and "
+        "control socket the bench made); default: the wall clock",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -80,8 +126,20 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    follow: FollowDirectory | None = None
+    clock: FollowerClock | None = None
+    if args.follow_clock is not None:
+        follow = FollowDirectory(args.follow_clock)
+        try:
+            clock = follow.follower_clock()
+        except FollowError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    terminal = Terminal(config, clock=clock, config_path=Path(args.config))
+    if clock is not None:
+        clock.watch(lambda: _store_work_untaken(terminal))
     try:
-        asyncio.run(_serve(Terminal(config, config_path=Path(args.config))))
+        asyncio.run(_serve(terminal, follow))
     except (SecurityError, ExceptionGroup) as exc:
         refused = _refusals(exc)
         if refused is None:

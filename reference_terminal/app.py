@@ -16,13 +16,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from common.clock import Clock, RealClock, sleep_to_grid
 from reference_terminal.accounting.running import Booked, RunningAccounting
 from reference_terminal.acquisition.driver import Driver
 from reference_terminal.acquisition.drivers import WIRE, Wiring, make_buses, requests_for
 from reference_terminal.acquisition.https import HttpsIntake
 from reference_terminal.acquisition.mqtt import MqttIntake
 from reference_terminal.acquisition.scheduler import Scheduler
-from reference_terminal.clock import Clock, RealClock, sleep_to_grid
 from reference_terminal.config import HttpsDevice, MqttDevice, TerminalConfig
 from reference_terminal.construct import frozen
 from reference_terminal.model import Event, RawValue, counted

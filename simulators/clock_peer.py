@@ -1,18 +1,20 @@
-"""Virtual time across processes: the bench's :class:`~simulators.clock.VirtualClock` leads, a
-process of the bench's own (the platform centres, ``simulators.platform.process``) follows.
+"""Virtual time across processes, the leader's side: the bench's
+:class:`~simulators.clock.VirtualClock` leads a process of the bench's own (the platform
+centres, ``simulators.platform.process``; the reference terminal as a process,
+``bench.adapters.process``), which follows with ``common.clock_follower`` (shared time, its own
+sleepers, a control line).
 
-- **Time** is one double in a small shared file (:class:`SharedTime`): the leader writes it at
-  every step, the follower reads it, so a frame the follower receives is stamped with the
-  instant it was sent.
+- **Time** is one double in a small shared file the leader writes at every step.
 - **Sleepers** of the follower stay in the follower; it tells the leader the earliest deadline
   whenever it settles, and the leader stops there on its way and wakes them (``advance``).
 - **Quiescence**: time moves only while both wait. The leader asks the follower to settle
-  (wait until its own loop and threads wait, as :class:`~simulators.clock.Quiescence` says)
-  whenever it was *stirred*: something was sent to it since it last settled. What is sent
-  is the traffic function's to say (a fault proxy's byte and connection counts towards it) and
-  every request on the control line. A byte the follower sends is in the leader's socket
-  before the follower answers (loopback delivers within the send, Nagle off on both ends), so
-  the leader's own quiescence check, made after the answer, sees it.
+  (wait until its own loop and threads wait) whenever it was *stirred*: something was sent to
+  it since it last settled. What is sent is the traffic function's to say (a fault proxy's byte
+  and connection counts towards it; for a follower the whole bench talks to, the leader loop's
+  own I/O events, :class:`LoopTraffic`) and every request on the control line. A byte the
+  follower sends is in the leader's socket before the follower answers (loopback delivers
+  within the send, Nagle off on both ends), so the leader's own quiescence check, made after
+  the answer, sees it.
 
 The control line is a Unix socket with one JSON object a line: ``settle`` → ``{"deadline"}``,
 ``advance`` (no answer), and whatever the follower's own ``handle`` takes.
@@ -23,140 +25,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import mmap
 import os
 import selectors
 import socket
-import struct
-from collections.abc import Awaitable, Callable, Hashable
+import weakref
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
-from simulators.clock import Quiescence, Sleepers
-
-_DOUBLE = struct.Struct("d")
-
-Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+from common.clock_follower import SharedTime
 
 
 class PeerError(RuntimeError):
     """The follower answered a request with an error, or the control line broke."""
-
-
-class SharedTime:
-    """Monotonic virtual seconds in a file both processes map."""
-
-    def __init__(self, path: Path, *, create: bool = False) -> None:
-        self.path = path
-        if create:
-            path.write_bytes(_DOUBLE.pack(0.0))
-        with path.open("r+b") as f:
-            self._map = mmap.mmap(f.fileno(), _DOUBLE.size)
-
-    def read(self) -> float:
-        return float(_DOUBLE.unpack_from(self._map)[0])
-
-    def write(self, monotonic: float) -> None:
-        _DOUBLE.pack_into(self._map, 0, monotonic)
-
-    def close(self) -> None:
-        self._map.close()
-
-
-class FollowerClock(Quiescence):
-    """The clock of a process whose time the bench's clock leads (the Clock protocol)."""
-
-    def __init__(self, start: float, shared: SharedTime) -> None:
-        super().__init__()
-        self._start = start
-        self._shared = shared
-        self._sleepers = Sleepers()
-
-    def time(self) -> float:
-        return self._start + self._shared.read()
-
-    def monotonic(self) -> float:
-        return self._shared.read()
-
-    async def sleep(self, seconds: float) -> None:
-        if seconds <= 0:
-            await asyncio.sleep(0)
-            return
-        await self._sleepers.add(self.monotonic(), seconds)
-
-    async def settle(self) -> float | None:
-        """Wait until everything here waits, and whatever it wrote has gone (a socket whose
-        reader is the leader's, full, leaves the rest in this process until the leader reads:
-        time moving on meanwhile would deliver it late); the earliest deadline of a sleeper."""
-        selector = getattr(asyncio.get_running_loop(), "_selector", None)
-        while True:
-            await self._wait_quiescent()
-            if not _writing(selector):
-                return self._sleepers.earliest()
-            await asyncio.sleep(0.0002)  # wall time: the leader reads meanwhile
-
-    def advance(self) -> None:
-        """Wake the sleepers due by the time the leader has written."""
-        self._sleepers.wake(self.monotonic())
-
-
-def _writing(selector: object) -> bool:
-    """Whether a transport of this loop waits to write (CPython's selector event loop)."""
-    if not isinstance(selector, selectors.BaseSelector):
-        return False
-    return any(key.events & selectors.EVENT_WRITE for key in selector.get_map().values())
-
-
-class ControlServer:
-    """The follower's end of the control line: ``settle`` and ``advance`` for the clock, any
-    other request to ``handle``. ``async with ControlServer(path, clock, handle):``."""
-
-    def __init__(self, path: Path, clock: FollowerClock, handle: Handler) -> None:
-        self.path = path
-        self.clock = clock
-        self.handle = handle
-        self._server: asyncio.Server | None = None
-        self._lines: set[asyncio.StreamWriter] = set()
-
-    async def __aenter__(self) -> ControlServer:
-        self._server = await asyncio.start_unix_server(self._session, self.path)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        # Closing each line ends its session (a session cancelled at the loop's end would be
-        # reported as an error by asyncio's stream server).
-        if self._server is not None:
-            self._server.close()
-        for writer in list(self._lines):
-            writer.close()
-        for _ in range(1000):  # each ends at its next read; a second at most
-            if not self._lines:
-                break
-            await asyncio.sleep(0.001)
-
-    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._lines.add(writer)
-        try:
-            while line := await reader.readline():
-                request = json.loads(line)
-                op = request.get("op")
-                if op == "advance":
-                    self.clock.advance()
-                    continue
-                try:
-                    if op == "settle":
-                        answer: dict[str, Any] = {"deadline": await self.clock.settle()}
-                    else:
-                        answer = await self.handle(request)
-                except Exception as exc:  # said to the leader, which raises it
-                    answer = {"error": f"{type(exc).__name__}: {exc}"}
-                writer.write(json.dumps(answer).encode() + b"\n")
-                await writer.drain()
-        except ConnectionError:  # the leader went: nothing to answer
-            pass
-        finally:
-            self._lines.discard(writer)
-            writer.close()
 
 
 class ProcessPeer:
@@ -175,6 +56,14 @@ class ProcessPeer:
 
     async def connect(self) -> None:
         self._reader, self._writer = await asyncio.open_unix_connection(self.control)
+
+    @property
+    def control_fd(self) -> int | None:
+        """The descriptor of the leader's end of the control line, once connected."""
+        if self._writer is None:
+            return None
+        sock = self._writer.get_extra_info("socket")
+        return None if sock is None else int(sock.fileno())
 
     def traffic(self, signature: Callable[[], Hashable]) -> None:
         """What the leader's process has sent the follower so far (any value that changes
@@ -251,3 +140,59 @@ def _answer(request: dict[str, Any], line: bytes) -> dict[str, Any]:
     if "error" in answer:
         raise PeerError(f"{request.get('op')}: {answer['error']}")
     return answer
+
+
+class LoopTraffic:
+    """What the leader's own event loop may have sent a follower: a count of the I/O events its
+    selector handed the loop (a socket or pty readable or writable again, a wake from another
+    thread), but those of descriptors it is told to ignore (the control lines themselves).
+
+    For a follower the whole bench talks to (a terminal reading the bench's meters, uploading
+    to its centres, answering its management requests) no one count of bytes covers every
+    way in; but whatever the bench sends, it sends from code its loop runs because of such an
+    event, or because a step of the clock woke it (a traffic function counts
+    ``VirtualClock.steps`` too). Counting too much costs a settle; missing a send would let
+    time move while bytes are on their way. Not seen: a send made from a wall-clock timer of
+    the loop (``loop.call_later``), which no simulator makes.
+
+    CPython's selector event loop only: the selector's ``select`` is wrapped, once per loop
+    (:meth:`of`)."""
+
+    def __init__(self, selector: selectors.BaseSelector) -> None:
+        self.events = 0
+        self._ignored: set[int] = set()
+        select = selector.select
+
+        def counting(timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+            ready = select(timeout)
+            self.events += sum(1 for key, _ in ready if key.fd not in self._ignored)
+            return ready
+
+        selector.select = counting  # type: ignore[method-assign]
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop | None = None) -> LoopTraffic:
+        """The count of ``loop`` (default: the running one), made on first use."""
+        loop = loop or asyncio.get_running_loop()
+        found = _INSTALLED.get(loop)
+        if found is None:
+            selector = getattr(loop, "_selector", None)
+            if not isinstance(selector, selectors.BaseSelector):
+                raise PeerError(
+                    f"{type(loop).__name__}: leading a process whose traffic is the whole "
+                    "bench's needs CPython's selector event loop"
+                )
+            found = _INSTALLED[loop] = cls(selector)
+        return found
+
+    def ignore(self, fd: int) -> Callable[[], None]:
+        """Leave events on ``fd`` uncounted (the leader's end of a control line: the
+        follower's answer to settle is no news for it); returns what counts them again."""
+        self._ignored.add(fd)
+        return lambda: self._ignored.discard(fd)
+
+
+#: Each loop's count, made once (two followers of one leader share it).
+_INSTALLED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopTraffic] = (
+    weakref.WeakKeyDictionary()
+)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench.adapters.changes import apply_changes, render_code
+from common.clock import Clock, RealClock
 from conformance.dut import (
     AppPackage,
     AppPackages,
@@ -39,7 +40,6 @@ from conformance.dut import (
 from conformance.management import ChannelAccess, Management, ManagementUnavailable
 from conformance.target import AppFile, Target
 from conformance.verdicts import Inconclusive, PendingOperator
-from simulators.clock import Clock, RealClock
 from simulators.fleet import FleetRuntime
 from simulators.power import (
     ModbusRelayConfig,

@@ -5,7 +5,7 @@
 
 from bench.scenario.engine import RunDirectoryError, run_scenario
 from bench.scenario.outcome import Outcome
-from bench.scenario.schema import Scenario, ScenarioError, load_scenario
+from conformance.scenario.schema import Scenario, ScenarioError, load_scenario
 
 __all__ = [
     "Outcome",

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.scenario.schema import Scenario
 from bench.terminal_for_fleet import item_codes, terminal_config
+from conformance.scenario.schema import Scenario
 from reference_terminal.config import TerminalConfig
 from simulators.fleet import FleetRuntime
 

@@ -33,10 +33,10 @@ from bench.scenario.interpreter import terminal_interpreter
 from bench.scenario.model_link import ModelLink
 from bench.scenario.outcome import CentreOutcome, Outcome
 from bench.scenario.run_log import run_log
-from bench.scenario.schema import Scenario
 from bench.scenario.target import ReferenceTarget, TargetError
-from bench.scenario.timeline import Event, expand, meter_faults
 from bench.scenario.truth import TruthFile
+from conformance.scenario.schema import Scenario
+from conformance.scenario.timeline import Event, expand, meter_faults
 from reference_terminal.acquisition.drivers import WIRE
 from reference_terminal.api.app import create_app
 from reference_terminal.config import TerminalConfig

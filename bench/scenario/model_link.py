@@ -21,10 +21,10 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from common.clock import Clock
 from reference_terminal.acquisition.driver import Driver, DriverError
 from reference_terminal.acquisition.modbus import Block, ExceptionReply, ModbusDriver
 from reference_terminal.acquisition.serial_port import BusArbiter, ExchangeError
-from reference_terminal.clock import Clock
 from reference_terminal.config import (
     Device,
     ManualDevice,

@@ -15,12 +15,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from common.clock import Clock
+from common.clock_follower import Quiescence
 from reference_terminal.acquisition.drivers import WIRE, Wiring
 from reference_terminal.app import Terminal
 from reference_terminal.config import TerminalConfig
 from reference_terminal.storage.store import OnDurable
 from reference_terminal.tasks import first_of
-from simulators.clock import Clock, Quiescence
 from simulators.power.mount import VolatileMount
 from simulators.tasks import cancel_and_wait
 
@@ -152,37 +153,12 @@ class ReferenceTarget:
             raise TargetError("a torn cut needs the volatile disk (power mode fuse)")
         self._torn = True
         clock = self.rtc.clock
-        if not isinstance(clock, Quiescence):  # real time: look now and then
-            await disk.arm(after)
-            waited = 0.0
-            while (await disk.stats()).powered and waited < TORN_WAIT_S:
-                await clock.sleep(TORN_POLL_S)
-                waited += TORN_POLL_S
-            return not disk.powered
         store = self.terminal.store if self.terminal is not None else None
         acknowledging = store.acknowledging_file if store is not None else None
-        with clock.hold():
-            if acknowledging is None:  # each commit acknowledges, from one thread
-                await disk.arm(after)
-            else:
-                await disk.arm(2 - after % 2, acknowledging.name)
-        # The disk is asked, not polled: at every step, once everything waits and before
-        # time moves (every write of the instant made). A round trip awaited instead would
-        # let time move while it is under way, by however long it took: the cut would land
-        # at another instant in every run of one seed.
-        died = asyncio.Event()
-
-        def dead() -> bool:  # while True, time stands still: the cut is at this instant
-            if not died.is_set() and not disk.powered_now():
-                died.set()
-            return died.is_set()
-
-        unwatch = clock.watch(dead)
-        try:
-            await first_of(died.wait(), clock.sleep(TORN_WAIT_S))
-        finally:
-            unwatch()
-        return died.is_set()
+        if not isinstance(clock, Quiescence) or acknowledging is None:
+            # real time, or each commit acknowledges, from one thread
+            return await tear_disk(disk, clock, after)
+        return await tear_disk(disk, clock, 2 - after % 2, name=acknowledging.name)
 
     async def power_off(self) -> None:
         """The power cut: disk first (nothing after this instant is written), then the CPU."""
@@ -219,3 +195,38 @@ class ReferenceTarget:
         if store is not None:
             for kind, seconds in store.stats.busy_s.items():
                 self.store_busy_s[kind] = self.store_busy_s.get(kind, 0.0) + seconds
+
+
+async def tear_disk(
+    disk: VolatileMount, clock: Clock, after: int, *, name: str | None = None
+) -> bool:
+    """Let whatever writes to ``disk`` run on until the disk dies before its ``after``-th write
+    or fsync from now (of files named ``name`` only, when given): a cut inside a commit. False
+    when no such write came within ``TORN_WAIT_S`` (the disk is then still powered).
+
+    In real time the bench looks now and then. Under a virtual clock the disk is asked, not
+    polled: at every step, once everything waits and before time moves (every write of the
+    instant made). A round trip awaited instead would let time move while it is under way, by
+    however long it took: the cut would land at another instant in every run of one seed."""
+    if not isinstance(clock, Quiescence):
+        await disk.arm(after, name)
+        waited = 0.0
+        while (await disk.stats()).powered and waited < TORN_WAIT_S:
+            await clock.sleep(TORN_POLL_S)
+            waited += TORN_POLL_S
+        return not disk.powered
+    with clock.hold():
+        await disk.arm(after, name)
+    died = asyncio.Event()
+
+    def dead() -> bool:  # while True, time stands still: the cut is at this instant
+        if not died.is_set() and not disk.powered_now():
+            died.set()
+        return died.is_set()
+
+    unwatch = clock.watch(dead)
+    try:
+        await first_of(died.wait(), clock.sleep(TORN_WAIT_S))
+    finally:
+        unwatch()
+    return died.is_set()

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from conformance.adapters import load_adapter
 from conformance.bench import Bench
 from conformance.dut import ClockMode, Dut
 from conformance.evidence import TestLog, current
@@ -79,10 +80,9 @@ def rig(conformance: ConformanceState, target: Target) -> Iterator[Rig]:
 
 @pytest.fixture(scope="session")
 def dut(conformance: ConformanceState, target: Target, rig: Rig) -> Iterator[Dut]:
-    from bench.adapters import make_dut  # noqa: PLC0415 - the adapters load the terminal
-
+    make = load_adapter(target.adapter.kind)
     loop = conformance.loop()
-    made = make_dut(
+    made = make(
         target,
         fleet=rig.fleet,
         clock=rig.clock,

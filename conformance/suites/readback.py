@@ -1,18 +1,17 @@
-"""Reading a point back through the terminal and judging it against its meter and the plant:
-shared by the item-level suites (not a test module)."""
+"""Judging a point by what reached the centres against what its meter gave (the meters' logs),
+and the few read-backs through the management profile the item-level suites share (not a
+test module)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 
 from conformance.bench import Bench
 from conformance.dut import PointBinding
-from conformance.judge import matching_answer
 
-#: Readings of each point judged (the latest ones).
-JUDGED = 5
-#: How far back the latest readings are looked for (s).
-WINDOW_S = 900.0
+#: How long a stretch of a point's minute windows is judged (s).
+WINDOW_S = 300.0
 USABLE = ("good", "backup")
 
 
@@ -36,44 +35,41 @@ def truth_tolerance(bench: Bench, binding: PointBinding, t: float) -> Decimal:
     return Decimal(1).scaleb(-binding.decimals) + Decimal(repr(drift))
 
 
+async def judge_points(
+    bench: Bench, bindings: Sequence[PointBinding]
+) -> tuple[list[str], dict[str, int]]:
+    """Problems of the points' minute windows of the next few minutes at the first centre,
+    judged against what the meters' logs owe (``Bench.minutes_arrive``): missing, without
+    their value, or not what the meters gave; and how many windows of each point were judged.
+    Fresh windows, not the last ones: a test judges its own time, not what an earlier test
+    did to the meters. A point without a data item code shows nothing on the wire and is a
+    problem here."""
+    problems = [f"{b.point}: uploaded under no data item code" for b in bindings if not b.code]
+    coded = {b.code: b for b in bindings if b.code}
+    if not coded:
+        return problems, {}
+    centre = bench.rig.centres[0].name
+    start = bench.now()
+    await bench.wait(WINDOW_S)
+    owed, result = await bench.minutes_arrive(
+        centre, start, bench.now(), within=900, codes=set(coded)
+    )
+    judged = {coded[code].point: len(windows.owed) for code, windows in owed.points.items()}
+    for code, windows in owed.points.items():
+        if not windows.owed and not windows.excused:
+            problems.append(
+                f"{coded[code].point}: its meter's log shows no reading of it in "
+                f"{WINDOW_S / 60:g} minutes ({len(windows.unpolled)} windows never measured)"
+            )
+    if not result.complete:
+        problems.append(f"at {centre}: {result.summary()}")
+    return problems, judged
+
+
 async def judge_point(bench: Bench, binding: PointBinding) -> tuple[list[str], int]:
-    """Problems of the point's latest readings (missing, unlike the meter, unlike the plant)
-    and how many readings were judged."""
-    assert binding.meter is not None and binding.quantity is not None
-    now = bench.now()
-    readings = await bench.dut.management.readings(binding.point, now - WINDOW_S, now + 1)
-    good = [r for r in readings if r.quality in USABLE and r.value is not None]
-    if not good:
-        seen = sorted({r.quality for r in readings})
-        return [f"{binding.point}: no usable reading in {WINDOW_S:g} s (qualities {seen})"], 0
-    problems = []
-    plant = bench.rig.fleet.plant
-    for reading in good[-JUDGED:]:
-        assert reading.value is not None
-        # a backup device's reading (ISC-2 §7.2.3(1)) shows what the backup meter showed
-        meter = binding.meter
-        if reading.quality == "backup" and reading.device in bench.rig.fleet.meters:
-            meter = reading.device
-        shown = bench.rig.shown(meter, binding.quantity, reading.t - 60, reading.t + 10)
-        if matching_answer(reading, shown) is None:
-            values = sorted({str(o.value) for o in shown})[:6]
-            problems.append(
-                f"{binding.point} @ {reading.t:.0f} ({reading.quality} from {reading.device}): "
-                f"stored {reading.value}, {meter} showed {values}"
-            )
-            continue
-        truth = Decimal(repr(plant.value(binding.quantity, reading.t)))
-        off = abs(reading.value - truth)
-        scale = full_scale(bench, binding) if binding.kind == "counter" else None
-        if scale is not None:  # the register has rolled over as often as the plant ran past it
-            off %= scale
-            off = min(off, scale - off)
-        if off > truth_tolerance(bench, binding, reading.t):
-            problems.append(
-                f"{binding.point} @ {reading.t:.0f}: stored {reading.value}, the plant's "
-                f"{binding.quantity} was {truth:.6f}"
-            )
-    return problems, min(len(good), JUDGED)
+    """:func:`judge_points` of one point."""
+    problems, judged = await judge_points(bench, [binding])
+    return problems, judged.get(binding.point, 0)
 
 
 def plant_text(bench: Bench, binding: PointBinding, t: float) -> str:
@@ -89,9 +85,7 @@ async def entered(bench: Bench, binding: PointBinding, value: str, t: float) -> 
     """Problems with a value entered by hand for ``binding`` at ``t``: not stored as typed
     (digits kept), or neither flagged manual nor logged as a manual entry."""
     stored = [
-        r
-        for r in await bench.dut.management.readings(binding.point, t - 1, t + 1)
-        if abs(r.t - t) < 1
+        r for r in await bench.management.readings(binding.point, t - 1, t + 1) if abs(r.t - t) < 1
     ]
     if not stored:
         return [f"{binding.point}: the value {value} entered for {t:.0f} is not stored"]
@@ -100,7 +94,7 @@ async def entered(bench: Bench, binding: PointBinding, value: str, t: float) -> 
         return [f"{binding.point}: entered {value}, stored {[str(r.value) for r in stored]}"]
     if any(r.quality == "manual" for r in same):
         return []
-    events = await bench.dut.management.events("manual_entry", binding.point, t - 1, t + 1)
+    events = await bench.management.events("manual_entry", binding.point, t - 1, t + 1)
     if events:
         return []  # flagged otherwise (e.g. suspect by the second check), entry logged
     return [f"{binding.point}: {value} stored as {same[0].quality}, no manual entry logged"]

@@ -53,7 +53,7 @@ MARGIN_S = 120.0
 
 
 async def _get(bench: Bench, path: str, **params: Any) -> Any:
-    response = await bench.dut.management.request("GET", path, params=params or None)
+    response = await bench.management.request("GET", path, params=params or None)
     assert response.status_code == 200, f"GET {path} answered {response.status_code}"
     return response.json()
 
@@ -272,10 +272,10 @@ async def test_the_factor_library_is_versioned_and_exportable(bench: Bench) -> N
     assert factors, "the factor library is empty"
     for factor in factors:
         assert {"id", "value", "unit", "version"} <= set(factor), f"incomplete factor {factor}"
-    exported = await bench.dut.management.request("GET", "/accounting/factors/export")
+    exported = await bench.management.request("GET", "/accounting/factors/export")
     assert exported.status_code == 200 and exported.content, "the library does not export"
     # offline mode: the exported file imports back as it is
-    imported = await bench.dut.management.request(
+    imported = await bench.management.request(
         "POST", "/accounting/factors/import", content=exported.content
     )
     assert imported.status_code < 300, (
@@ -324,7 +324,7 @@ async def test_the_factor_library_is_downloaded_from_the_platform(
         at = datetime.fromtimestamp(bench.now(), UTC)
         publisher.publisher.publish(_published_library(revision + 50), f"{version}-x", at,
                                     tamper=True)  # fmt: skip
-    tampered = await bench.dut.management.request("POST", "/accounting/factors/download", json={})
+    tampered = await bench.management.request("POST", "/accounting/factors/download", json={})
     evidence.attach_json("tampered.json", {"status": tampered.status_code, "body": tampered.text})
     after_tamper = _revisions(await _get(bench, "/accounting/factors"))
     if tampered.status_code < 300 or after_tamper != before:
@@ -337,7 +337,7 @@ async def test_the_factor_library_is_downloaded_from_the_platform(
         published = _published_library(revision)
         publisher.publisher.publish(published, version, at)
     evidence.attach("published.yaml", published, "application/yaml")
-    answer = await bench.dut.management.request("POST", "/accounting/factors/download", json={})
+    answer = await bench.management.request("POST", "/accounting/factors/download", json={})
     evidence.attach_json("download.json", {"status": answer.status_code, "body": answer.text})
     assert answer.status_code < 300, f"the download was refused: HTTP {answer.status_code}"
     asked = publisher.library_downloads[fetched:]
@@ -349,7 +349,7 @@ async def test_the_factor_library_is_downloaded_from_the_platform(
     published_vintages = {v["vintage"] for v in yaml.safe_load(published)["vintages"]}
     wrong = {v: now.get(v) for v in published_vintages if now.get(v) != {revision}}
     assert not wrong, f"published at revision {revision}, the terminal uses {wrong}"
-    events = await bench.dut.management.events(start=start)
+    events = await bench.management.events(start=start)
     logged = [e for e in events if version in e.details.values()]
     evidence.attach_json("events.json", [{"kind": e.kind, **e.details} for e in logged])
     assert logged, f"the download of version {version} is not in the terminal's log"
@@ -483,7 +483,7 @@ async def test_reports_and_statistics_by_scope_and_period(
     evidence.attach_json("judgements.json", [j.data() for j in judged])
     stats = await _get(bench, "/accounting/statistics", period="day")
     assert {"yoy", "mom"} <= set(stats), f"statistics: {sorted(stats)}"
-    exported = await bench.dut.management.request("GET", "/accounting/reports/day/export")
+    exported = await bench.management.request("GET", "/accounting/reports/day/export")
     assert exported.status_code == 200 and exported.content, "the report does not export"
     _settle(judged, evidence, "period figures")
 
@@ -502,7 +502,7 @@ async def test_manual_entries_become_emissions_at_once(
         raise Inconclusive("the fleet accounts no activity entered by hand", "CSMT §11.6")
     binding = manual[0]
     _, bound = accounted[binding.point]
-    management = bench.dut.management
+    management = bench.management
     latest = await management.latest(binding.point)
     if latest is None or latest.quality != "manual":
         t0 = bench.now()
@@ -557,7 +557,7 @@ async def test_the_meter_ledger_traces_records_to_meters(bench: Bench) -> None:
     levels = {getattr(m.nameplate, "level", None) for m in bench.rig.fleet.spec.meters}
     if 1 in levels:
         assert filtered, "no level-1 meter in the ledger, though the plant has some"
-    exported = await bench.dut.management.request("GET", "/meters/export")
+    exported = await bench.management.request("GET", "/meters/export")
     assert exported.status_code == 200 and exported.content, "the ledger does not export"
 
 
@@ -582,7 +582,7 @@ async def test_emission_anomalies_raise_alarms(bench: Bench, oracle: Oracle) -> 
     )
     await bench.wait(300)
     bench.rig.clear_fault(fault)
-    alarms = await bench.dut.management.events(kind="alarm", start=start)
+    alarms = await bench.management.events(kind="alarm", start=start)
     assert alarms, f"no alarm on a fifty-fold emission of {binding.point}"
 
 

@@ -52,7 +52,7 @@ async def _window(
             continue
         assert binding.meter is not None and binding.quantity is not None
         shown = bench.rig.shown(binding.meter, binding.quantity, start - 60, end + 10)
-        for r in await bench.dut.management.readings(binding.point, start, end):
+        for r in await bench.management.readings(binding.point, start, end):
             if r.quality in USABLE and r.value is not None:
                 out.append((binding, r, _near(r, shown)))
     return out
@@ -119,8 +119,8 @@ async def test_activity_data_sources_are_listed(bench: Bench, evidence: TestLog)
     """The terminal lists its activity data sources with each meter's name and model,
     location, measurement frequency, accuracy, calibration interval and related activity."""
     await bench.warm()
-    listed = {p["id"]: p for p in await bench.dut.management.points()}
-    config = await bench.dut.management.config()
+    listed = {p["id"]: p for p in await bench.management.points()}
+    config = await bench.management.config()
     devices: dict[str, dict[str, Any]] = {
         str(d.get("id")): d for d in config.get("devices", []) if isinstance(d, dict)
     }
@@ -161,7 +161,7 @@ async def test_collected_data_are_timely_and_true(bench: Bench, evidence: TestLo
             if not bench.fleet_meter(binding) or binding.quantity is None:
                 continue
             period = float(bench.dut.target.parameters.periods.get(binding.group, 60))
-            readings = await bench.dut.management.readings(binding.point, end - WINDOW_S, end)
+            readings = await bench.management.readings(binding.point, end - WINDOW_S, end)
             # timely: a value collected (one failing a range check was collected too; a value
             # interpolated over a gap was not)
             collected = [r for r in readings if r.value is not None and r.quality != "interpolated"]

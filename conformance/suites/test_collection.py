@@ -15,7 +15,7 @@ from conformance.bench import Bench, local, posix
 from conformance.dut import PointBinding, SetPeriod
 from conformance.evidence import TestLog, step
 from conformance.judge import spacing
-from conformance.suites.readback import entered, judge_point, plant_text
+from conformance.suites.readback import entered, judge_points, plant_text
 from conformance.verdicts import Inconclusive
 
 #: CSMT §11.3 a): field meters; b): collectors; c): plant systems (the fleet's historian for
@@ -47,17 +47,18 @@ async def _judge_access(
     declared = set(bench.dut.target.implementation.protocols)
     problems: list[str] = []
     judged: dict[str, list[str]] = {}
+    points: list[PointBinding] = []
     for family, protocols in families.items():
         if not declared & set(protocols):
             problems.append(f"{family}: not declared ({', '.join(protocols)})")
             continue
-        points = [b for b in bench.dut.points() if b.protocol in protocols and bench.fleet_meter(b)]
-        if not points:
+        read = [b for b in bench.dut.points() if b.protocol in protocols and bench.fleet_meter(b)]
+        if not read:
             raise Inconclusive(f"{family}: no meter of the bench's fleet is read over it", clause)
-        judged[family] = [b.point for b in points]
-        with step(f"{family}: compare {len(points)} points with their meters"):
-            for binding in points:
-                problems += (await judge_point(bench, binding))[0]
+        judged[family] = [b.point for b in read]
+        points += read
+    with step(f"compare the minute data of {len(points)} points with their meters' logs"):
+        problems += (await judge_points(bench, points))[0]
     evidence.attach_json("judged.json", judged)
     assert not problems, "\n".join(problems[:20])
 
@@ -102,10 +103,10 @@ async def _follows_period(
     five minutes at the minute level): the readings come at that spacing, no more often."""
     watch = max(seconds, 240.0) + 600.0
     with step(f"{label}: group {binding.group} to {seconds:g} s, watch {binding.point}"):
-        await bench.dut.configure(SetPeriod(binding.group, seconds))
+        await bench.configure(SetPeriod(binding.group, seconds))
         start = bench.now()
         await bench.wait(watch)
-        readings = await bench.dut.management.readings(
+        readings = await bench.management.readings(
             binding.point, start + min(90.0, seconds / 2), bench.now()
         )
     gaps = spacing([r.t for r in readings])
@@ -135,7 +136,7 @@ async def _minute_and_hour(
         await _follows_period(bench, evidence, binding, MINUTE, f"{who}, minute level")
         await _follows_period(bench, evidence, binding, HOUR, f"{who}, hour level")
     finally:
-        await bench.dut.configure(SetPeriod(binding.group, original))
+        await bench.configure(SetPeriod(binding.group, original))
         await bench.wait(3 * original)  # fresh readings for the tests that follow
 
 
@@ -197,7 +198,7 @@ async def test_manual_data_at_least_monthly(bench: Bench, evidence: TestLog) -> 
     ]
     body = "period_start,period_end,point,quantity,value,unit,entered_by,source\n" + ",".join(row)
     with step(f"import {previous:%Y-%m}'s figure for {binding.point}"):
-        response = await bench.dut.management.request(
+        response = await bench.management.request(
             "POST", "/manual/csv", content=body.encode(), headers={"Content-Type": "text/csv"}
         )
     evidence.attach("import.csv", body, "text/csv")
@@ -206,7 +207,7 @@ async def test_manual_data_at_least_monthly(bench: Bench, evidence: TestLog) -> 
     answer = response.json()
     assert answer.get("accepted") and not answer.get("rejected"), answer
     end = posix(month_start)
-    stored = await bench.dut.management.readings(binding.point, end - 1, end + 1)
+    stored = await bench.management.readings(binding.point, end - 1, end + 1)
     assert any(r.value == Decimal(month_value) for r in stored), (
         f"{binding.point}: the month's figure is not stored at its period's end: "
         f"{[asdict(r) for r in stored]}"
@@ -215,7 +216,7 @@ async def test_manual_data_at_least_monthly(bench: Bench, evidence: TestLog) -> 
     with step("two values typed in ten minutes apart, the same day"):
         for t in (now - 600, now):
             value = plant_text(bench, binding, t)
-            await bench.dut.management.enter_manual(binding.point, value, t, "carbench")
+            await bench.management.enter_manual(binding.point, value, t, "carbench")
             problems += await entered(bench, binding, value, t)
     assert not problems, "; ".join(problems)
 
@@ -230,8 +231,8 @@ async def test_manual_entry_for_what_is_not_online(bench: Bench, evidence: TestL
     t = bench.now()
     value = plant_text(bench, binding, t)
     with step(f"type {value} for {binding.point}"):
-        await bench.dut.management.enter_manual(binding.point, value, t, "carbench")
-    stored = await bench.dut.management.readings(binding.point, t - 1, t + 1)
+        await bench.management.enter_manual(binding.point, value, t, "carbench")
+    stored = await bench.management.readings(binding.point, t - 1, t + 1)
     evidence.attach_json("stored.json", [asdict(r) for r in stored])
     problems = await entered(bench, binding, value, t)
     assert not problems, "; ".join(problems)
@@ -266,6 +267,6 @@ async def test_manual_collection_of_activity_data(bench: Bench) -> None:
             continue
         binding = manual[0]
         truth = plant_text(bench, binding, now)
-        await bench.dut.management.enter_manual(binding.point, truth, now, "carbench")
+        await bench.management.enter_manual(binding.point, truth, now, "carbench")
         problems += await entered(bench, binding, truth, now)
     assert not problems, "; ".join(problems)

@@ -45,9 +45,9 @@ async def test_edge_processing_latency_from_the_wire(bench: Bench, evidence: Tes
             # virtual time stands still: the rest of the bench (fleet, centres) shares this
             # process and would otherwise be timed as the terminal's processing
             with bench.rig.hold():
-                answer = await bench.dut.management.read_now(binding.point)
+                answer = await bench.management.read_now(binding.point)
                 back = time.perf_counter()
-                await bench.dut.management.latest(binding.point)
+                await bench.management.latest(binding.point)
                 baselines.append((time.perf_counter() - back) * 1000)
             values = [a for a in answer if a.get("point") == binding.point]
             if not values or values[0].get("value") is None:
@@ -63,7 +63,7 @@ async def test_edge_processing_latency_from_the_wire(bench: Bench, evidence: Tes
             ]
             if sent:
                 latencies.append((back - sent[-1].wall) * 1000)
-    stored = await bench.dut.management.latest(binding.point)
+    stored = await bench.management.latest(binding.point)
     assert stored is not None and stored.value is not None, "the on-command reads were not stored"
     if len(latencies) < READS // 2:
         raise Inconclusive(f"only {len(latencies)} of {READS} reads could be timed", "ISC-2 §9.4")
@@ -106,7 +106,7 @@ async def test_edge_figures_at_minute_level(bench: Bench) -> None:
         period = float(bench.dut.target.parameters.periods.get(binding.group, 60))
         if period > 60:
             continue
-        minutes = await bench.dut.management.derived(binding.point, "minute", start + 60, end)
+        minutes = await bench.management.derived(binding.point, "minute", start + 60, end)
         if len(minutes) < 8:
             missing.append(f"{binding.point}: {len(minutes)} minute figures in 11 minutes")
     assert not missing, "\n".join(missing[:20])

@@ -304,7 +304,7 @@ async def test_garbage_on_the_bus_is_never_stored_as_a_reading(
         bench.rig.clear_fault(fault)
     await bench.wait(period)
     end = bench.now()
-    readings = await bench.dut.management.readings(binding.point, start, end)
+    readings = await bench.management.readings(binding.point, start, end)
     shown = bench.rig.shown(binding.meter, binding.quantity, start - 60, end + 10)
     evidence.attach_json("readings.json", [asdict(r) for r in readings])
     garbled = [e for e in bench.rig.fleet.fault_events if e.meter == binding.meter and e.t >= start]

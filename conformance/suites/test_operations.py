@@ -63,7 +63,7 @@ async def _health_once_acquiring(bench: Bench) -> dict[str, Any]:
 
     async def read_since_start() -> bool:
         nonlocal health
-        health = await bench.dut.management.health()
+        health = await bench.management.health()
         scheduler = health.get("scheduler") or {}
         return health.get("state") == "running" and int(scheduler.get("reads", 0)) > 0
 
@@ -80,7 +80,7 @@ async def test_remote_monitoring_shows_resources_and_errors(
     acquisition per point, upload per centre, and an error log that shows an error as it
     happens (a meter made silent)."""
     await bench.warm()
-    management = bench.dut.management
+    management = bench.management
     document = await management.monitor()
     if document is None:  # no /monitor: a terminal may show it all in its status
         document = await management.health()
@@ -221,7 +221,7 @@ async def test_an_upload_address_is_changed_remotely(bench: Bench, evidence: Tes
     moved = await bench.rig.extra_proxy("moved", centre)
     try:
         with step(f"move {centre} to {moved.host}:{moved.port}"):
-            await bench.dut.configure(MoveCentre(centre, moved.host, moved.port))
+            await bench.configure(MoveCentre(centre, moved.host, moved.port))
             since = bench.now()
             await bench.wait(300)
         stats = bench.rig.proxies["moved"].stats
@@ -232,7 +232,7 @@ async def test_an_upload_address_is_changed_remotely(bench: Bench, evidence: Tes
         assert stats.connections_accepted > 0, "the terminal never dialled the new address"
         assert arrived, "no minute data reached the centre through its new address"
     finally:
-        await bench.dut.configure(MoveCentre(centre, original.host, original.port))
+        await bench.configure(MoveCentre(centre, original.host, original.port))
         await bench.rig.drop_proxy("moved")
 
 
@@ -245,7 +245,7 @@ async def test_a_remote_change_is_validated_logged_and_applied_without_restart(
     (a point's range) is applied while the terminal runs: it does not restart, acquisition
     goes on, the configuration read back shows it, and the configuration log records it."""
     await bench.warm()
-    management = bench.dut.management
+    management = bench.management
     gauges = [b for b in bench.points(acquisition="polled") if b.kind == "gauge"]
     if not gauges:
         raise Inconclusive("no polled gauge point to change the range of", "ISC-2 §8.3")
@@ -267,7 +267,7 @@ async def test_a_remote_change_is_validated_logged_and_applied_without_restart(
     low, high = Decimal("-1000000000"), Decimal("1000000000")
     try:
         with step(f"{binding.point}'s range set to [{low}, {high}]"):
-            await bench.dut.configure(SetRange(binding.point, low, high))
+            await bench.configure(SetRange(binding.point, low, high))
         await bench.wait(3 * period)
         shown = await management.config()
         point: dict[str, Any] = next(
@@ -291,7 +291,7 @@ async def test_a_remote_change_is_validated_logged_and_applied_without_restart(
         )
     finally:
         restore = (original.get("min"), original.get("max"))
-        await bench.dut.configure(
+        await bench.configure(
             SetRange(
                 binding.point,
                 None if restore[0] is None else Decimal(str(restore[0])),
@@ -319,17 +319,17 @@ async def test_the_configuration_tool_covers_every_protocol(bench: Bench) -> Non
     """The configuration read out names a device for every declared protocol, is accepted
     back as it is, and a wrong value is refused with the field named."""
     await bench.warm()
-    config = await bench.dut.management.config()
+    config = await bench.management.config()
     protocols = {str(d.get("protocol")) for d in config.get("devices", [])}
     # a 4–20 mA input is a point of an I/O module (a Modbus device), not a device of its own
     protocols |= {b.protocol for b in bench.dut.points() if b.protocol}
     declared = set(bench.dut.target.implementation.protocols)
     assert declared <= protocols, f"nothing configured for {sorted(declared - protocols)}"
-    valid = await bench.dut.management.request("POST", "/config/validate", json=config)
+    valid = await bench.management.request("POST", "/config/validate", json=config)
     assert valid.status_code == 200, f"its own configuration refused: {valid.text[:300]}"
     broken = copy.deepcopy(config)
     broken["groups"][0]["period_s"] = 0
-    refused = await bench.dut.management.request("POST", "/config/validate", json=broken)
+    refused = await bench.management.request("POST", "/config/validate", json=broken)
     assert refused.status_code == 422, f"a period of 0 s answered {refused.status_code}"
     assert "period_s" in refused.text, f"the refusal does not name the field: {refused.text[:300]}"
 
@@ -363,9 +363,9 @@ async def test_logs_of_acquisition_upload_and_configuration(
     groups = bench.dut.target.parameters.periods
     with step("change the configuration (a period set to what it is)"):
         group, seconds = next(iter(groups.items()))
-        await bench.dut.configure(SetPeriod(group, float(seconds)))
+        await bench.configure(SetPeriod(group, float(seconds)))
     await bench.wait(5)
-    management = bench.dut.management
+    management = bench.management
     logs = {
         category: await management.logs(category, start=start - 1)
         for category in ("acquisition", "upload", "configuration")
@@ -404,7 +404,7 @@ async def test_logs_of_acquisition_upload_and_configuration(
 async def test_applications_are_listed_with_versions(bench: Bench, evidence: TestLog) -> None:
     """The terminal lists its applications with their versions."""
     await bench.warm()
-    apps = await bench.dut.management.apps()
+    apps = await bench.management.apps()
     evidence.attach_json("apps.json", apps)
     assert apps, "GET /apps lists nothing (not even the terminal's own program)"
     unversioned = [a.get("name") for a in apps if not a.get("version")]
@@ -425,7 +425,7 @@ async def test_only_signed_applications_are_installed(bench: Bench, evidence: Te
     """A package changed after signing, or signed for another package, is refused and not
     installed; an operator who is not the administrator cannot install one."""
     await bench.warm()
-    management = bench.dut.management
+    management = bench.management
     packages = bench.dut.app_packages()
     first = packages.first
     answers = {}
@@ -472,7 +472,7 @@ async def _digest(bench: Bench, points: Sequence[str], end: float) -> tuple[str,
     sha = hashlib.sha256()
     n = 0
     for point in points:
-        for r in await bench.dut.management.readings(point, end=end):
+        for r in await bench.management.readings(point, end=end):
             sha.update(f"{r.point}|{r.t!r}|{r.raw}|{r.value}|{r.quality}|{r.digits}\n".encode())
             n += 1
     return sha.hexdigest(), n
@@ -487,7 +487,7 @@ async def test_applications_are_installed_upgraded_and_rolled_back_without_touch
     uninstalled, all remotely, while acquisition goes on without a gap, and what the terminal
     stored before is exactly as it was (no emission data changed)."""
     await bench.history(300)
-    management = bench.dut.management
+    management = bench.management
     packages = bench.dut.app_packages()
     name = packages.first.name
     polled = [b for b in bench.points(acquisition="polled") if bench.fleet_meter(b)][:6]

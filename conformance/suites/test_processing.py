@@ -55,7 +55,7 @@ async def test_readings_outside_the_range_are_flagged_and_kept_out(
     binding = None
     recent: list[Decimal] = []
     for candidate in gauges:
-        readings = await bench.dut.management.readings(candidate.point, now - 600, now)
+        readings = await bench.management.readings(candidate.point, now - 600, now)
         recent = [r.value for r in readings if r.value is not None and r.value > 0]
         if len(recent) >= 3:
             binding = candidate
@@ -67,7 +67,7 @@ async def test_readings_outside_the_range_are_flagged_and_kept_out(
     period = _period(bench, binding)
     try:
         with step(f"{binding.point} gets the range [0, {high}]"):
-            await bench.dut.configure(SetRange(binding.point, Decimal(0), high))
+            await bench.configure(SetRange(binding.point, Decimal(0), high))
             await bench.wait(period)
         start = bench.now()
         with step(f"{binding.meter} reads ten times too high for {3 * period:g} s"):
@@ -79,10 +79,10 @@ async def test_readings_outside_the_range_are_flagged_and_kept_out(
             await bench.wait(3 * period)
         end = bench.now()
     finally:
-        await bench.dut.configure(SetRange(binding.point, None, None))
-    readings = await bench.dut.management.readings(binding.point, start, end)
-    events = await bench.dut.management.events(point=binding.point, start=start, end=end + 1)
-    windows = await bench.dut.management.derived(binding.point, "minute", start, end)
+        await bench.configure(SetRange(binding.point, None, None))
+    readings = await bench.management.readings(binding.point, start, end)
+    events = await bench.management.events(point=binding.point, start=start, end=end + 1)
+    windows = await bench.management.derived(binding.point, "minute", start, end)
     evidence.attach_json("readings.json", [asdict(r) for r in readings])
     high_ones = [r for r in readings if r.value is not None and r.value > high]
     assert high_ones, "the spike never reached the terminal's readings"
@@ -127,37 +127,23 @@ async def test_counter_rollover_adds_the_full_scale(bench: Bench, evidence: Test
         # the jump back is read, and rightly found suspect, here and not in the next test
         bench.rig.clear_fault(fault)
         await bench.wait(2 * period)
-    readings = [
-        r
-        for r in await bench.dut.management.readings(binding.point, start, end)
-        if r.value is not None and r.quality in ("good", "backup")
-    ]
-    increments = await bench.dut.management.derived(binding.point, "increment", start, end)
-    events = await bench.dut.management.events(point=binding.point, start=start, end=end + 1)
-    evidence.attach_json("readings.json", [asdict(r) for r in readings])
-    evidence.attach_json("increments.json", [asdict(i) for i in increments])
-    assert len(readings) >= 4, f"{binding.point}: {len(readings)} readings in the window"
-    values = [r.value for r in readings if r.value is not None]
-    assert any(b < a for a, b in itertools.pairwise(values)), (
-        f"{binding.point}: the meter never wrapped in the window: {values}"
+    assert binding.code is not None, f"{binding.point} is uploaded under no item code"
+    centre = bench.rig.centres[0].name
+    shown = [o.value for o in bench.rig.shown(binding.meter, binding.quantity, start, end)]
+    assert any(b < a for a, b in itertools.pairwise(shown)), (
+        f"{binding.meter} never wrapped in the window: {shown}"
     )
-    first, last = readings[0], readings[-1]
-    between = [i for i in increments if first.t < i.end <= last.t and i.value is not None]
-    counted = sum((i.value for i in between if i.value is not None), Decimal(0))
-    truth = Decimal(repr(bench.rig.fleet.plant.value(binding.quantity, last.t))) - Decimal(
-        repr(bench.rig.fleet.plant.value(binding.quantity, first.t))
-    )
-    step_ = Decimal(1).scaleb(-binding.decimals)
-    evidence.record_measurement("counted", float(counted))
-    evidence.record_measurement("truth", float(truth))
-    assert all(i.value is None or i.value >= 0 for i in between), "a negative increment"
-    assert abs(counted - truth) <= 2 * step_, (
-        f"{binding.point}: increments across the wrap add to {counted}, the meter advanced "
-        f"{truth:.{binding.decimals}f}"
-    )
-    assert any(e.kind == "rollover" for e in events), (
-        f"no rollover event: {[e.kind for e in events]}"
-    )
+    with step(f"the minute data at {centre} across the wrap"):
+        owed, result = await bench.minutes_arrive(
+            centre, start, end, within=900, codes={binding.code}
+        )
+    evidence.attach("check.txt", f"{owed.summary()}\n{result.summary()}")
+    counted = sum((w.value for p in owed.points.values() for w in p.owed.values()), Decimal(0))
+    evidence.record_measurement("counted_by_the_meters_log", float(counted))
+    assert owed.windows >= 4, f"{binding.point}: {owed.windows} windows owed across the wrap"
+    # the wrap shows in no window as a negative or a full-scale jump: each is what the meter
+    # advanced in it, the register's full scale added where it wrapped (CSMT §8.2.2)
+    assert result.complete, result.summary()
 
 
 def _rate(bench: Bench, binding: PointBinding) -> float:
@@ -165,6 +151,25 @@ def _rate(bench: Bench, binding: PointBinding) -> float:
     plant = bench.rig.fleet.plant
     now = bench.now()
     return (plant.value(binding.quantity, now) - plant.value(binding.quantity, now - 600)) / 600
+
+
+@pytest.mark.clause("CSMT §8.2.1")
+async def test_minute_figures_are_the_meters_increments_and_extremes(
+    bench: Bench, evidence: TestLog
+) -> None:
+    """Each minute window at the first centre carries what the meters' logs give it: a
+    counter's increment with the largest and smallest increment of one acquisition interval, a
+    gauge's mean with its extremes, flag N ("同样计算出秒、分钟、小时数据")."""
+    await bench.warm()
+    centre = bench.rig.centres[0].name
+    start = bench.now()
+    with step("ten minutes of minute data"):
+        await bench.wait(600)
+    owed, result = await bench.minutes_arrive(centre, start, bench.now(), within=900, figures=True)
+    evidence.attach("check.txt", f"{owed.summary()}\n{result.summary()}")
+    evidence.record_measurement("windows", owed.windows)
+    assert owed.windows, "the meters' logs owe no minute window: the terminal read nothing"
+    assert result.complete, result.summary()
 
 
 @pytest.mark.clause("CSMT §8.2.1")
@@ -184,7 +189,7 @@ async def test_daily_settlement_rolls_up_into_month_and_year(
 
     async def settled() -> bool:
         for binding in counters:
-            rows = await bench.dut.management.derived(binding.point, "day", day_start, midnight)
+            rows = await bench.management.derived(binding.point, "day", day_start, midnight)
             if not rows:
                 return False
         return True
@@ -194,13 +199,13 @@ async def test_daily_settlement_rolls_up_into_month_and_year(
     problems = []
     report = {}
     for binding in counters:
-        rows = await bench.dut.management.derived(binding.point, None, day_start, midnight)
+        rows = await bench.management.derived(binding.point, None, day_start, midnight)
         by_kind: dict[str, list[DerivedValue]] = {}
         for row in rows:
             by_kind.setdefault(row.kind, []).append(row)
         day = [d for d in by_kind.get("day", []) if d.start == day_start]
         if not day or day[0].value is None:
-            readings = await bench.dut.management.readings(binding.point, day_start, midnight)
+            readings = await bench.management.readings(binding.point, day_start, midnight)
             kinds = {k: len(v) for k, v in by_kind.items()}
             problems.append(
                 f"{binding.point}: no daily settlement for {local(day_start):%Y-%m-%d} "
@@ -217,7 +222,7 @@ async def test_daily_settlement_rolls_up_into_month_and_year(
             if not by_kind.get(extreme):
                 problems.append(f"{binding.point}: no {extreme}")
         if local(midnight).day == 1:  # a month (and maybe a year) ended too
-            months = await bench.dut.management.derived(binding.point, "month", None, midnight)
+            months = await bench.management.derived(binding.point, "month", None, midnight)
             if not months:
                 problems.append(f"{binding.point}: no monthly figure at the month's end")
     evidence.attach_json("settlement.json", report)
@@ -246,8 +251,8 @@ async def test_fault_gaps_are_interpolated_flagged_and_totals_kept(
         bench.rig.clear_fault(fault)
     await bench.wait(3 * period)
     end = bench.now()
-    readings = await bench.dut.management.readings(binding.point, start - period, end)
-    events = await bench.dut.management.events(point=binding.point, start=start - period, end=end)
+    readings = await bench.management.readings(binding.point, start - period, end)
+    events = await bench.management.events(point=binding.point, start=start - period, end=end)
     evidence.attach_json("readings.json", [asdict(r) for r in readings])
     faults = [r for r in readings if r.quality == "comm_fault"]
     filled = [r for r in readings if r.quality == "interpolated"]
@@ -263,7 +268,7 @@ async def test_fault_gaps_are_interpolated_flagged_and_totals_kept(
     kinds = {e.kind for e in events}
     assert {"gap", "interpolated"} <= kinds, f"fills not logged: events {sorted(kinds)}"
     first, last = good[0], good[-1]
-    increments = await bench.dut.management.derived(binding.point, "increment", first.t, end)
+    increments = await bench.management.derived(binding.point, "increment", first.t, end)
     counted = sum(
         (i.value for i in increments if i.value is not None and first.t < i.end <= last.t),
         Decimal(0),
@@ -287,13 +292,13 @@ async def test_an_increment_over_twice_the_monthly_history_is_suspect(
     for binding in _fleet_points(bench, kind="counter"):
         if binding.acquisition != "polled":
             continue
-        months = await bench.dut.management.derived(binding.point, "month", None, bench.now())
+        months = await bench.management.derived(binding.point, "month", None, bench.now())
         totals = [
             m.value
             for m in months
             if m.value is not None and m.value > 0 and m.quality in ("good", "backup")
         ]
-        latest = await bench.dut.management.latest(binding.point)
+        latest = await bench.management.latest(binding.point)
         if not totals or latest is None or latest.value is None:
             continue
         # the jump must show on the register: not past its full scale (it would wrap), so not
@@ -319,8 +324,8 @@ async def test_an_increment_over_twice_the_monthly_history_is_suspect(
         await bench.wait(period)
         bench.rig.clear_fault(fault)
         await bench.wait(2 * period)
-    readings = await bench.dut.management.readings(binding.point, start, bench.now())
-    events = await bench.dut.management.events(point=binding.point, start=start)
+    readings = await bench.management.readings(binding.point, start, bench.now())
+    events = await bench.management.events(point=binding.point, start=start)
     evidence.attach_json("readings.json", [asdict(r) for r in readings])
     jumped = [r for r in readings if r.value is not None and r.value > latest.value + 2 * month]
     assert jumped, "the jump never reached the terminal"
@@ -332,7 +337,7 @@ async def test_an_increment_over_twice_the_monthly_history_is_suspect(
 async def test_units_follow_the_meters(bench: Bench) -> None:
     """Every point carries the unit of the quantity its meter shows."""
     await bench.warm()
-    listed = {p["id"]: p for p in await bench.dut.management.points()}
+    listed = {p["id"]: p for p in await bench.management.points()}
     plant = bench.rig.fleet.plant
     wrong = []
     for binding in bench.dut.points():

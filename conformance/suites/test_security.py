@@ -43,7 +43,7 @@ AGED_MARGIN_S = 120.0
 async def test_the_management_interface_refuses_strangers(bench: Bench, evidence: TestLog) -> None:
     """Without credentials, nobody reads the configuration or changes it."""
     await bench.warm()
-    management = bench.dut.management
+    management = bench.management
     read = await management.request("GET", "/config", authenticated=False)
     config = await management.config()
     write = await management.request("PUT", "/config", authenticated=False, json=config)
@@ -62,7 +62,7 @@ async def test_the_management_interface_refuses_strangers(bench: Bench, evidence
 async def test_repeated_login_failures_lock_the_account(bench: Bench, evidence: TestLog) -> None:
     """After repeated failed logins the account is locked: even the right password is refused."""
     await bench.warm()
-    management = bench.dut.management
+    management = bench.management
     probe = await management.request(
         "POST", "/auth/login", authenticated=False, json={"user": "carbench", "password": "x"}
     )
@@ -100,7 +100,7 @@ async def test_administrators_log_in_only_from_allowed_addresses(
     other roles log in from there and the administrator from the bench's usual address."""
     await bench.warm()
     refused_from = bench.dut.target.parameters.admin_refused_source
-    management = bench.dut.management
+    management = bench.management
     admin = management.account(ADMINISTRATOR)
     if refused_from is None or admin is None:
         raise Inconclusive(
@@ -139,7 +139,7 @@ async def test_three_roles_each_with_least_privilege(bench: Bench, evidence: Tes
     the auditor changes no configuration, the administrator reads no audit trail, the
     operator changes no configuration; each may do its own part."""
     await bench.warm()
-    management = bench.dut.management
+    management = bench.management
     roles = ("administrator", "security_operator", "auditor")
     missing = [r for r in roles if management.account(r) is None]
     if missing:
@@ -170,7 +170,7 @@ async def test_three_roles_each_with_least_privilege(bench: Bench, evidence: Tes
 
 
 async def _audit(bench: Bench, **params: object) -> list[dict[str, object]]:
-    response = await bench.dut.management.request("GET", "/audit", params=params)
+    response = await bench.management.request("GET", "/audit", params=params)
     assert response.status_code == 200, f"GET /audit answered {response.status_code}"
     items: list[dict[str, object]] = response.json()["items"]
     return items
@@ -184,14 +184,14 @@ async def test_audit_records_time_user_type_and_outcome(bench: Bench, evidence: 
     await bench.history(600)
     start = bench.now()
     end = start - 300
-    await bench.dut.management.backfill("minute", end - 120, end - 60, "conformance: audit probe")
+    await bench.management.backfill("minute", end - 120, end - 60, "conformance: audit probe")
     entries = await _audit(bench, start=repr(start - 1), limit=1000)
     evidence.attach_json("audit.json", entries)
     assert entries, "the backfill left no audit record"
     problems = [e for e in entries if not all(e.get(k) for k in ("t", "user", "type", "outcome"))]
     assert not problems, f"audit records without time, user, type or outcome: {problems[:3]}"
     seq = entries[-1].get("seq")
-    deleted = await bench.dut.management.request("DELETE", f"/audit/{seq}")
+    deleted = await bench.management.request("DELETE", f"/audit/{seq}")
     after = await _audit(bench, start=repr(start - 1), limit=1000)
     assert deleted.status_code >= 400, f"one audit entry could be deleted ({deleted.status_code})"
     assert [e.get("seq") for e in entries] == [e.get("seq") for e in after][: len(entries)]
@@ -206,7 +206,7 @@ async def test_the_audit_log_is_kept_six_months(bench: Bench, evidence: TestLog)
     and is asked for them again. A device whose clock the bench does not keep: inconclusive,
     to be checked in service."""
     await bench.warm()
-    await bench.dut.management.health()  # at least one fresh entry
+    await bench.management.health()  # at least one fresh entry
     kept = await _audit(bench, sort="seq", order="desc", limit=KEPT_ENTRIES)
     read_at = bench.now()
     assert kept, "the audit log is empty"
@@ -239,7 +239,7 @@ async def test_the_audit_log_is_kept_six_months(bench: Bench, evidence: TestLog)
 async def _renew_expired_password(bench: Bench, role: str) -> None:
     """Months later the role's password may have expired (ISC-2 §7.4.1.1(1)): change it, as
     its holder would at the next login."""
-    management = bench.dut.management
+    management = bench.management
     if management.account(role) is None:
         return
     session = await management.request("GET", "/auth/session", as_role=role)
@@ -268,14 +268,14 @@ async def test_stored_credentials_changed_behind_its_back_are_refused(
         )
     answers: dict[str, str] = {}
     for what, path in files.items():
-        await dut.power_off()
+        await bench.power_off()
         original = path.read_bytes()
         with step(f"change one bit of the {what} ({path.name}, {len(original)} bytes)"):
             _write_synced(path, flip_middle(original))
         refused, since = "", bench.now()
         try:
             try:
-                await dut.power_on()
+                await bench.power_on()
             except DutError as exc:
                 refused = str(exc)
             else:
@@ -285,15 +285,15 @@ async def test_stored_credentials_changed_behind_its_back_are_refused(
                     if e.get("outcome") == "failure" and _about_integrity(e)
                 ]
                 refused = f"started and audited {failures[0]}" if failures else ""
-                await dut.power_off()
+                await bench.power_off()
         finally:
             with step(f"put the {what} back as it was"):
                 _write_synced(path, original)
-            await dut.power_on()
+            await bench.power_on()
         answers[what] = refused or "started on the altered data and audited nothing of it"
         assert refused, f"the terminal took its altered {what} ({path.name}) as good"
     evidence.attach_json("answers.json", answers)
-    health = await dut.management.request("GET", "/health")
+    health = await bench.management.request("GET", "/health")
     assert health.status_code == 200, f"with its files restored, GET /health {health.status_code}"
 
 
@@ -321,7 +321,7 @@ async def test_every_input_is_validated(bench: Bench, evidence: TestLog) -> None
     """Malformed input is refused with the field named: a time without a zone, a value given
     as a JSON number, an unknown point."""
     await bench.warm()
-    management = bench.dut.management
+    management = bench.management
     point = bench.points(acquisition="polled")[0].point
     answers = {
         "time without zone": await management.request(
@@ -350,7 +350,7 @@ async def test_secrets_are_not_read_back_in_clear(bench: Bench, evidence: TestLo
     """The platform passwords the terminal holds are not handed out in clear by its
     management interface."""
     await bench.warm()
-    response = await bench.dut.management.request("GET", "/config")
+    response = await bench.management.request("GET", "/config")
     if response.status_code in REFUSED:
         raise Inconclusive("the configuration could not be read with the target's credentials")
     text = response.text
@@ -459,7 +459,7 @@ async def test_the_management_port_speaks_only_the_sm_channel(
     plain HTTP, to a record with a changed bit, to a record sent again, or to a client that
     cannot finish the handshake."""
     await bench.warm()
-    management = bench.dut.management
+    management = bench.management
     channel = management.channel
     if channel is None:
         raise Inconclusive(
@@ -536,7 +536,7 @@ async def test_the_audit_log_is_searched_sorted_and_exported(
     either way, and exports as a file."""
     await bench.warm()
     start = bench.now()
-    await bench.dut.management.health()  # at least one fresh entry
+    await bench.management.health()  # at least one fresh entry
     await bench.wait(5)
     everything = await _audit(bench, start=repr(start - 1), limit=1000)
     assert everything, "no audit entry for the requests just made"
@@ -548,7 +548,7 @@ async def test_the_audit_log_is_searched_sorted_and_exported(
     newest = await _audit(bench, start=repr(start - 1), sort="t", order="desc", limit=1000)
     times = [float(str(e["t"])) for e in newest]
     assert times == sorted(times, reverse=True), "not sorted newest first"
-    exported = await bench.dut.management.request(
+    exported = await bench.management.request(
         "GET", "/audit/export", params={"format": "csv", "start": repr(start - 1)}
     )
     assert exported.status_code == 200, f"export answered {exported.status_code}"

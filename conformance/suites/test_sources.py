@@ -16,7 +16,7 @@ import pytest
 from conformance.bench import Bench
 from conformance.dut import PointBinding
 from conformance.evidence import TestLog, step
-from conformance.suites.readback import USABLE, WINDOW_S, entered, judge_point, plant_text
+from conformance.suites.readback import USABLE, WINDOW_S, entered, judge_points, plant_text
 from conformance.verdicts import Inconclusive
 from simulators.fleet.schema import point_quantities
 
@@ -78,15 +78,10 @@ async def _judge_kind(
         )
     unread = sorted(set(meters) - {p.meter for p in points})
     assert not unread, f"{label} meters of the fleet the terminal does not read: {unread}"
-    problems: list[str] = []
-    judged: dict[str, int] = {}
-    with step(f"compare {len(points)} {label} points with their meters and the plant"):
-        for binding in points:
-            found, n = await judge_point(bench, binding)
-            problems += found
-            judged[binding.point] = n
+    with step(f"compare {len(points)} {label} points' minute data with their meters' logs"):
+        problems, judged = await judge_points(bench, points)
     evidence.attach_json("judged.json", judged)
-    evidence.record_measurement("readings_judged", sum(judged.values()))
+    evidence.record_measurement("windows_judged", sum(judged.values()))
     assert not problems, "\n".join(problems[:20])
 
 
@@ -163,8 +158,8 @@ async def test_manual_entry_and_external_systems(bench: Bench, evidence: TestLog
     t = bench.now()
     value = plant_text(bench, binding, t)
     with step(f"enter {value} for {binding.point} by hand"):
-        await bench.dut.management.enter_manual(binding.point, value, t, operator="carbench")
-    stored = await bench.dut.management.readings(binding.point, t - 1, t + 1)
+        await bench.management.enter_manual(binding.point, value, t, operator="carbench")
+    stored = await bench.management.readings(binding.point, t - 1, t + 1)
     evidence.attach_json("manual.json", [asdict(r) for r in stored])
     entry = await entered(bench, binding, value, t)
     assert not entry, "; ".join(entry)
@@ -175,10 +170,8 @@ async def test_manual_entry_and_external_systems(bench: Bench, evidence: TestLog
     ]
     if not external:
         raise Inconclusive("the terminal reads no external system of the bench's fleet")
-    problems: list[str] = []
     with step(f"compare {len(external)} points of external systems with what they showed"):
-        for b in external:
-            problems += (await judge_point(bench, b))[0]
+        problems, _ = await judge_points(bench, external)
     assert not problems, "\n".join(problems[:20])
 
 
@@ -202,8 +195,8 @@ async def test_every_activity_of_the_plant_is_collected(bench: Bench) -> None:
         for b in points:
             if b.acquisition == "manual":
                 value = plant_text(bench, b, now)
-                await bench.dut.management.enter_manual(b.point, value, now, "carbench")
-            readings = await bench.dut.management.readings(b.point, now - WINDOW_S, now + 1)
+                await bench.management.enter_manual(b.point, value, now, "carbench")
+            readings = await bench.management.readings(b.point, now - WINDOW_S, now + 1)
             if any(
                 r.value is not None and r.quality in (*USABLE, "manual", "suspect")
                 for r in readings

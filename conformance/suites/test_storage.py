@@ -65,9 +65,9 @@ async def test_history_is_queryable_and_exportable(bench: Bench, evidence: TestL
     start = end - 1800
     points = [b.point for b in bench.points(acquisition="polled")][:6]
     with step("query the readings of the last 30 minutes"):
-        queried = {p: await bench.dut.management.readings(p, start, end) for p in points}
+        queried = {p: await bench.management.readings(p, start, end) for p in points}
     with step("export the same range as CSV"):
-        response = await bench.dut.management.export("readings", "csv", start, end, points)
+        response = await bench.management.export("readings", "csv", start, end, points)
     evidence.attach("export.csv", response.content, "text/csv")
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert rows, "the export is empty"
@@ -80,7 +80,7 @@ async def test_history_is_queryable_and_exportable(bench: Bench, evidence: TestL
         want = sorted(str(r.value) for r in readings if r.value is not None)
         got = sorted(v for v in exported.get(point, []) if v not in ("", "None"))
         assert got == want, f"{point}: exported {len(got)} values, stored {len(want)}"
-    config = await bench.dut.management.config()
+    config = await bench.management.config()
     days = (
         config.get("storage", {}).get("retention_days") or bench.dut.target.parameters.history_days
     )
@@ -98,7 +98,7 @@ async def test_raw_readings_are_kept_beside_converted_values(bench: Bench) -> No
     end = bench.now()
     problems = []
     for binding in bench.points(acquisition="polled"):
-        for r in await bench.dut.management.readings(binding.point, end - 900, end):
+        for r in await bench.management.readings(binding.point, end - 900, end):
             if r.quality in ("good", "backup", "out_of_range") and not r.raw:
                 problems.append(f"{binding.point} @ {r.t:.0f}: no raw form kept ({r.value})")
             if r.value is not None and r.digits != _digits(r.value):
@@ -120,9 +120,9 @@ async def test_backup_holds_every_record_and_the_configuration_round_trips(
     await bench.history(600)
     end = bench.now()
     point = bench.points(acquisition="polled")[0].point
-    stored = await bench.dut.management.readings(point, bench.t0, end)
+    stored = await bench.management.readings(point, bench.t0, end)
     with step("make a backup"):
-        response = await bench.dut.management.backup()
+        response = await bench.management.backup()
     assert response.content, "the backup is empty"
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "backup.db"
@@ -137,8 +137,8 @@ async def test_backup_holds_every_record_and_the_configuration_round_trips(
     evidence.record_measurement("backup_bytes", len(response.content))
     assert n >= len(stored), f"{point}: {n} readings in the backup, {len(stored)} stored"
     with step("put the configuration back as it was read"):
-        config = await bench.dut.management.config()
-        applied = await bench.dut.management.put_config(config)
+        config = await bench.management.config()
+        applied = await bench.management.put_config(config)
     assert applied.get("applied") is True, applied
 
 
@@ -150,20 +150,20 @@ async def test_a_backup_can_be_restored(bench: Bench) -> None:
     await bench.history(300)
     made = bench.now()
     point = bench.points(acquisition="polled")[0].point
-    stored = {r.t for r in await bench.dut.management.readings(point, bench.t0, made)}
+    stored = {r.t for r in await bench.management.readings(point, bench.t0, made)}
     with step("make a backup"):
-        backup = await bench.dut.management.backup()
+        backup = await bench.management.backup()
     await bench.wait(60)  # readings the restore will take away
     with step("restore it"):
-        response = await bench.dut.management.restore(backup.content)
+        response = await bench.management.restore(backup.content)
     assert response.status_code < 300, f"restore answered {response.status_code}: {response.text}"
-    restored = {r.t for r in await bench.dut.management.readings(point, bench.t0, made)}
+    restored = {r.t for r in await bench.management.readings(point, bench.t0, made)}
     missing = sorted(stored - restored)
     assert not missing, f"{point}: {len(missing)} readings of the backup not restored"
     resumed = bench.now()
 
     async def acquiring() -> bool:
-        return bool(await bench.dut.management.readings(point, resumed, bench.now() + 1))
+        return bool(await bench.management.readings(point, resumed, bench.now() + 1))
 
     assert await bench.until(acquiring, within=300), (
         f"{point}: no reading stored in the 300 s after the restore"

@@ -45,7 +45,7 @@ async def test_store_by_source_import_and_export(bench: Bench, evidence: TestLog
     """Stored data are listed and exported source by source (each source's points alone, every
     stored row), and data imported as a file are stored and exported again."""
     await bench.history(900)
-    listed = {p["id"]: p for p in await bench.dut.management.points()}
+    listed = {p["id"]: p for p in await bench.management.points()}
     by_source = _by_source(bench)
     if not by_source:
         raise Inconclusive("no point of the terminal reads a source of the bench's plant")
@@ -59,13 +59,13 @@ async def test_store_by_source_import_and_export(bench: Bench, evidence: TestLog
             problems.append(f"{source}: points {unlisted} not in the terminal's list")
             continue
         with step(f"export the readings of source {source} ({len(ids)} points)"):
-            response = await bench.dut.management.export("readings", "csv", start, end, ids)
+            response = await bench.management.export("readings", "csv", start, end, ids)
         rows = _rows(response.text)
         foreign = sorted({r["point"] for r in rows} - set(ids))
         if foreign:
             problems.append(f"{source}: the export also holds {foreign}")
         for point in ids:
-            stored = await bench.dut.management.readings(point, start, end)
+            stored = await bench.management.readings(point, start, end)
             got = sum(1 for r in rows if r["point"] == point)
             if got != len(stored):
                 problems.append(f"{source}/{point}: {got} rows exported, {len(stored)} stored")
@@ -84,7 +84,7 @@ async def test_store_by_source_import_and_export(bench: Bench, evidence: TestLog
         "conformance import\n"
     )
     with step(f"import a day's figure for {binding.point} as a file"):
-        answer = await bench.dut.management.request(
+        answer = await bench.management.request(
             "POST", "/manual/csv", content=body.encode(), headers={"Content-Type": "text/csv"}
         )
     evidence.attach("import-answer.json", answer.text, "application/json")
@@ -92,7 +92,7 @@ async def test_store_by_source_import_and_export(bench: Bench, evidence: TestLog
     accepted = answer.json().get("accepted") or []
     assert accepted, f"nothing accepted: {answer.text[:300]}"
     t = float(accepted[0]["t"])
-    exported = await bench.dut.management.export("readings", "csv", t - 1, t + 1, [binding.point])
+    exported = await bench.management.export("readings", "csv", t - 1, t + 1, [binding.point])
     values = [r.get("value") for r in _rows(exported.text)]
     assert "96.25" in values, f"{binding.point}: the imported value is not exported: {values}"
 
@@ -121,7 +121,7 @@ async def test_interface_to_third_party_platforms(bench: Bench, evidence: TestLo
     assert frames, f"{centre} (HTTPS, TLS): no activity data arrived from the terminal"
     missing = {}
     for what, path in THIRD_PARTY_ROUTES.items():
-        response = await bench.dut.management.request("GET", path)
+        response = await bench.management.request("GET", path)
         evidence.record_measurement(f"status {path}", response.status_code)
         if response.status_code >= 400:
             missing[what] = f"{path}: HTTP {response.status_code}"

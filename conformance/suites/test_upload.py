@@ -95,7 +95,8 @@ async def test_realtime_indicators_every_15_minutes(bench: Bench, evidence: Test
             problems.append(f"{centre.name}: real-time data {max(gaps):g} s apart (DataTimes)")
         by_time: dict[datetime, set[str]] = defaultdict(set)
         for r in rows:
-            by_time[r.data_time].add(r.code)
+            if r.value is not None:  # a flag alone is no indicator
+                by_time[r.data_time].add(r.code)
         for when, codes in sorted(by_time.items()):
             absent = await _unexcused(bench, expected - codes, posix(when), limit)
             if absent:
@@ -105,16 +106,20 @@ async def test_realtime_indicators_every_15_minutes(bench: Bench, evidence: Test
 
 
 async def _unexcused(bench: Bench, codes: set[str], t: float, interval: float) -> list[str]:
-    """Codes missing from a real-time frame at ``t`` that the terminal had a value for: a
-    point whose latest reading of the interval has no value (the meter did not answer) is
-    sent flag-only, and the HTTPS body has no form for an item without a value."""
-    by_code = {b.code: b.point for b in bench.coded()}
+    """Codes without a value in a real-time frame at ``t`` that the meters' logs do not excuse:
+    excused only where the terminal asked the meter in the interval before and it failed to
+    answer surely (a communication fault); a meter surely answered, or never asked, is no
+    excuse (the HTTPS body has no form for an item without a value: absent there)."""
+    log = bench.rig.meter_log
+    by_code = {b.code: b for b in bench.coded()}
     out = []
     for code in sorted(codes):
-        readings = await bench.dut.management.readings(by_code[code], t - interval, t + 1e-3)
-        # as the terminal saw them when it built the frame: fills of a gap come later
-        latest = [r for r in readings if r.t <= t and r.quality != "interpolated"]
-        if latest and latest[-1].value is not None:
+        binding = by_code[code]
+        if binding.meter is None or binding.quantity is None or not bench.fleet_meter(binding):
+            continue  # not the bench's meter: nothing of the bench's own to judge it by
+        answers = log.answers(binding.meter, binding.quantity, t - interval, t - 1.0)
+        failed = log.fault_times(binding.meter, t - interval, t - 1.0)
+        if any(a.certain for a in answers) or not (answers or failed):
             out.append(code)
     return out
 
@@ -216,10 +221,10 @@ async def test_retransmission_after_network_errors(bench: Bench, evidence: TestL
     await bench.wait(120)
     end = bench.now()
     with step(f"every minute window of the window reaches {centre}"):
-        expected, result = await bench.minutes_arrive(centre, start, end, within=1800)
-    evidence.attach("check.txt", result.summary())
-    during = [e for e in expected if local(lost_from) <= e.data_time < local(lost_until)]
-    assert during, "no minute window was stored while the link swallowed the frames"
+        owed, result = await bench.minutes_arrive(centre, start, end, within=1800)
+    evidence.attach("check.txt", f"{owed.summary()}\n{result.summary()}")
+    during = [e for e in owed.expected() if local(lost_from) <= e.data_time < local(lost_until)]
+    assert during, "the meters' logs owe no minute window of the time the link swallowed"
     assert result.complete, result.summary()
 
 
@@ -243,9 +248,9 @@ async def test_backfill_after_a_long_outage(bench: Bench, evidence: TestLog) -> 
         await bench.rig.link(centre, up=True)
     up = bench.now()
     with step("the backlog arrives"):
-        expected, result = await bench.minutes_arrive(centre, down, up, within=3600)
-    evidence.attach("check.txt", result.summary())
-    evidence.record_measurement("backlog_windows", len(expected))
+        owed, result = await bench.minutes_arrive(centre, down, up, within=3600)
+    evidence.attach("check.txt", f"{owed.summary()}\n{result.summary()}")
+    evidence.record_measurement("backlog_windows", owed.windows)
     arrived_at = max(
         (bench.rig.arrival(r.at) for r in bench.readings(centre, MINUTE, since=down, before=up)),
         default=up,
@@ -319,7 +324,8 @@ async def test_platform_sets_the_upload_schedule(bench: Bench, evidence: TestLog
 @pytest.mark.requires("transport:hj212", "feature:history-request")
 async def test_platform_commands_follow_appendix_c(bench: Bench, evidence: TestLog) -> None:
     """OverTime/ReCount (1000), the terminal's time (1011) and minute history (2051) are
-    answered as HJ 212-2017 Appendix C has it, history equal to what is stored."""
+    answered as HJ 212-2017 Appendix C has it, the history holding every window the meters'
+    logs owe."""
     await bench.history(1200)
     centre = bench.rig.hj212_centres()[0]
     mn = bench.dut.mn(centre)
@@ -334,7 +340,7 @@ async def test_platform_commands_follow_appendix_c(bench: Bench, evidence: TestL
     got_time = await commands.get_time()
     end = (bench.now() - 300) // 60 * 60  # whole minutes: BeginTime/EndTime have seconds
     begin = end - 600
-    stored = await bench.stored_minutes(centre, begin, end)
+    owed = bench.owed_minutes(centre, begin, end)
     history = await commands.minute_history(local(begin), local(end - 60))
     outcomes = {"1000": timeouts, "1000 restore": restored, "1011": got_time, "2051": history}
     evidence.attach_json(
@@ -352,7 +358,7 @@ async def test_platform_commands_follow_appendix_c(bench: Bench, evidence: TestL
         f"SystemTime {system_time}, the centre's time {local(bench.now())}"
     )
     got = {(r.cp.data_time, code) for r in history.records for code in r.cp.pollutants}
-    want = {(e.data_time, e.code) for e in stored}
+    want = {(e.data_time, e.code) for e in owed.expected()}
     assert want <= got, f"history lacks {sorted(want - got)[:5]}"
 
 
@@ -402,14 +408,14 @@ async def test_manual_send_now_and_resend(bench: Bench, evidence: TestLog) -> No
     delivers those windows again under new QNs."""
     await bench.history(1200)
     centre = bench.rig.centres[0].name
-    status = await bench.dut.management.send_now(centre)
+    status = await bench.management.send_now(centre)
     assert status.get("name") == centre, status
     end = bench.now() - 300
     start = end - 300
     before = bench.readings(centre, MINUTE, since=start, before=end)
     qns_before = {r.qn for r in before}
     with step(f"resend minute data of [{local(start)}, {local(end)}] to {centre}"):
-        answer = await bench.dut.management.resend(centre, "minute", start, end - 60)
+        answer = await bench.management.resend(centre, "minute", start, end - 60)
     evidence.attach_json("resend.json", answer)
     assert int(answer["frames"][centre]) >= 1, answer
 
@@ -431,7 +437,7 @@ async def test_manual_backfill_of_corrected_data(bench: Bench) -> None:
     reason = "conformance: meter recalibrated"
     names = [c.name for c in bench.rig.centres]
     before = {n: {r.qn for r in bench.readings(n, MINUTE, since=start, before=end)} for n in names}
-    answer = await bench.dut.management.backfill("minute", start, end - 60, reason)
+    answer = await bench.management.backfill("minute", start, end - 60, reason)
     queued = {k: int(v) for k, v in answer["frames"].items()}
     assert set(queued) == set(names) and all(v >= 1 for v in queued.values()), answer
 
@@ -448,7 +454,7 @@ async def test_manual_backfill_of_corrected_data(bench: Bench) -> None:
             if not {r.qn for r in bench.readings(n, MINUTE, since=start, before=end)} - before[n]
         ]
         raise AssertionError(f"the corrected data did not reach {missing} (queued: {queued})")
-    audits = await bench.dut.management.events(kind="audit", start=bench.now() - 1200)
+    audits = await bench.management.events(kind="audit", start=bench.now() - 1200)
     assert any(reason in " ".join(e.details.values()) for e in audits), (
         "the backfill left no audit record with its reason"
     )

@@ -43,7 +43,7 @@ async def test_device_values_are_converted_and_statistics_add_up(
     first_hour = bench.t0 - bench.t0 % 3600 + 3600  # the first whole hour the terminal lives
     await bench.history(first_hour + 3600 + 300 - bench.t0)
     plant = bench.rig.fleet.plant
-    listed = {p["id"]: p for p in await bench.dut.management.points()}
+    listed = {p["id"]: p for p in await bench.management.points()}
     converted: list[str] = []
     problems: list[str] = []
     with step("raw forms converted into the meters' values and units"):
@@ -57,7 +57,7 @@ async def test_device_values_are_converted_and_statistics_add_up(
                 problems.append(f"{binding.point}: unit {shown!r}, not {unit!r}")
             found, _ = await judge_point(bench, binding)
             problems += found
-            latest = await bench.dut.management.latest(binding.point)
+            latest = await bench.management.latest(binding.point)
             if latest is not None and latest.value is not None and latest.raw != str(latest.value):
                 converted.append(f"{binding.point}: raw {latest.raw!r} → {latest.value}")
     evidence.attach("converted.txt", "\n".join(converted))
@@ -67,10 +67,8 @@ async def test_device_values_are_converted_and_statistics_add_up(
     hour_start = hour_end - 3600
     with step("each counter's hour figure against its minute figures"):
         for binding in _counters(bench):
-            hours = await bench.dut.management.derived(binding.point, "hour", hour_start, hour_end)
-            minutes = await bench.dut.management.derived(
-                binding.point, "minute", hour_start, hour_end
-            )
+            hours = await bench.management.derived(binding.point, "hour", hour_start, hour_end)
+            minutes = await bench.management.derived(binding.point, "minute", hour_start, hour_end)
             hour = [h for h in hours if h.start == hour_start]
             if not hour or hour[0].value is None:
                 problems.append(f"{binding.point}: no hour figure for the hour at {hour_start:.0f}")
@@ -98,7 +96,7 @@ async def test_incoming_data_are_validated(bench: Bench, evidence: TestLog) -> N
     now = bench.now()
     chosen: tuple[PointBinding, Decimal] | None = None
     for binding in gauges:
-        readings = await bench.dut.management.readings(binding.point, now - 600, now)
+        readings = await bench.management.readings(binding.point, now - 600, now)
         values = [r.value for r in readings if r.value is not None and r.value > 0]
         if values:
             chosen = (binding, min(values) / 2)
@@ -109,15 +107,15 @@ async def test_incoming_data_are_validated(bench: Bench, evidence: TestLog) -> N
     period = float(bench.dut.target.parameters.periods.get(binding.group, 60))
     try:
         with step(f"{binding.point} gets the range [0, {high}], below what it reads"):
-            await bench.dut.configure(SetRange(binding.point, Decimal(0), high))
+            await bench.configure(SetRange(binding.point, Decimal(0), high))
             start = bench.now()
             await bench.wait(3 * period)
             end = bench.now()
     finally:
-        await bench.dut.configure(SetRange(binding.point, None, None))
+        await bench.configure(SetRange(binding.point, None, None))
         await bench.wait(2 * period)  # usable readings again for the tests that follow
-    readings = await bench.dut.management.readings(binding.point, start + 1, end)
-    events = await bench.dut.management.events(point=binding.point, start=start, end=end + 1)
+    readings = await bench.management.readings(binding.point, start + 1, end)
+    events = await bench.management.events(point=binding.point, start=start, end=end + 1)
     evidence.attach_json("readings.json", [asdict(r) for r in readings])
     above = [r for r in readings if r.value is not None and r.value > high]
     assert above, f"{binding.point}: no reading after the range was set"

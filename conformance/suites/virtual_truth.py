@@ -115,9 +115,7 @@ async def series(
     assert binding.meter is not None and binding.quantity is not None
     plant = bench.rig.fleet.plant
     step = Decimal(1).scaleb(-binding.decimals)
-    readings = await bench.dut.management.readings(
-        binding.point, start - 2 * MARGIN_S, end + MARGIN_S
-    )
+    readings = await bench.management.readings(binding.point, start - 2 * MARGIN_S, end + MARGIN_S)
     shown = bench.rig.shown(
         binding.meter, binding.quantity, start - 3 * MARGIN_S, end + 2 * MARGIN_S
     )
@@ -403,7 +401,7 @@ async def judge_rules(bench: Bench, evidence: TestLog, *rules: _Rule) -> None:
         f"{r.change.point} = {r.change.operation}({', '.join(r.change.inputs)})" for r in rules
     )
     with step(f"define {shown}"):
-        await bench.dut.configure(*(r.change for r in rules))
+        await bench.configure(*(r.change for r in rules))
     start = bench.now()
     try:
         await bench.wait(WATCH_S)
@@ -414,7 +412,7 @@ async def judge_rules(bench: Bench, evidence: TestLog, *rules: _Rule) -> None:
             with step(f"{rule.change.point}: its minute windows against the plant"):
                 inputs = [await series(bench, b, start, end, per_s=rule.per_s) for b in rule.inputs]
                 for point, formula in rule.results:
-                    result = await bench.dut.management.derived(point, "minute", start, end)
+                    result = await bench.management.derived(point, "minute", start, end)
                     if not result:
                         wrong.append(f"{point}: no minute figures in {WATCH_S:g} s")
                         continue
@@ -434,7 +432,7 @@ async def judge_rules(bench: Bench, evidence: TestLog, *rules: _Rule) -> None:
                     elif j.judged < MIN_JUDGED:
                         thin.append(f"{point}: {j.judged} window(s) judged ({j.unjudged} not)")
     finally:
-        await bench.dut.configure(*(RemoveVirtualPoint(r.change.point) for r in rules))
+        await bench.configure(*(RemoveVirtualPoint(r.change.point) for r in rules))
     assert not wrong, "\n".join(wrong)
     if thin:
         raise Inconclusive("too few windows could be judged: " + "; ".join(thin))

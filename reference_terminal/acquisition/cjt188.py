@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Final
 
+from common.clock import Clock
 from protocols.cjt188 import (
     READ,
     READ_DATA_DI,
@@ -39,7 +40,6 @@ from reference_terminal.acquisition.serial_port import (
     SerialPortError,
     transact,
 )
-from reference_terminal.clock import Clock
 from reference_terminal.config import Cjt188Device, Point, Source
 from reference_terminal.model import RawValue
 

@@ -22,6 +22,7 @@ from datetime import datetime, tzinfo
 from decimal import Decimal
 from typing import Final
 
+from common.clock import Clock
 from protocols.dlt645 import (
     DEFAULT_REGISTRY,
     Address,
@@ -43,7 +44,6 @@ from reference_terminal.acquisition.serial_port import (
     SerialPortError,
     transact,
 )
-from reference_terminal.clock import Clock
 from reference_terminal.config import Dlt645Device, Point, Source
 from reference_terminal.model import RawValue
 

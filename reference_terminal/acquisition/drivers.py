@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
+from common.clock import Clock
 from reference_terminal.acquisition.cjt188 import Cjt188Driver
 from reference_terminal.acquisition.dlt645 import Dlt645Driver
 from reference_terminal.acquisition.driver import Driver
@@ -38,7 +39,6 @@ from reference_terminal.acquisition.modbus import ModbusRtuDriver, ModbusTcpDriv
 from reference_terminal.acquisition.opcua import OpcUaDriver
 from reference_terminal.acquisition.serial_port import BusArbiter
 from reference_terminal.acquisition.sql import SqlDriver
-from reference_terminal.clock import Clock
 from reference_terminal.config import (
     Cjt188Device,
     Device,

@@ -30,6 +30,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
+from common.clock import Clock
 from reference_terminal.acquisition.driver import DriverError
 from reference_terminal.acquisition.mqtt import (
     MAX_DOCUMENT_BYTES,
@@ -38,7 +39,6 @@ from reference_terminal.acquisition.mqtt import (
     MalformedDocument,
     parse_document,
 )
-from reference_terminal.clock import Clock
 from reference_terminal.config import HttpsDevice, Point, Source
 from reference_terminal.model import RawValue
 

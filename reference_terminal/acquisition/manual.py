@@ -32,7 +32,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Final, TextIO
 
-from reference_terminal.clock import Clock
+from common.clock import Clock
 from reference_terminal.config import Point
 from reference_terminal.model import RawValue
 

@@ -45,6 +45,7 @@ from pymodbus.pdu.register_message import (
     ReadInputRegistersRequest,
 )
 
+from common.clock import Clock
 from protocols.errors import CodecError
 from reference_terminal.acquisition.driver import DriverError
 from reference_terminal.acquisition.float32 import shortest_float32_text
@@ -54,7 +55,6 @@ from reference_terminal.acquisition.serial_port import (
     SerialPortError,
     transact,
 )
-from reference_terminal.clock import Clock
 from reference_terminal.config import (
     Analog,
     ModbusRtuDevice,

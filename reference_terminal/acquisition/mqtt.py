@@ -32,7 +32,7 @@ from typing import Final
 
 import aiomqtt
 
-from reference_terminal.clock import Clock
+from common.clock import Clock
 from reference_terminal.config import MqttDevice, Point, Source
 from reference_terminal.model import RawValue
 from reference_terminal.tasks import raise_if_cancelling

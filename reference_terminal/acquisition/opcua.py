@@ -28,9 +28,9 @@ from typing import Any, Final
 from asyncua import Client as _Client  # type: ignore[attr-defined]
 from asyncua import ua as _ua
 
+from common.clock import Clock
 from reference_terminal.acquisition.driver import DriverError
 from reference_terminal.acquisition.float32 import shortest_float32_text
-from reference_terminal.clock import Clock
 from reference_terminal.config import OpcUaDevice, Point, Source
 from reference_terminal.model import RawValue
 

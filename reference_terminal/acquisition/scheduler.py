@@ -22,9 +22,9 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from common.clock import Clock
 from reference_terminal.acquisition.driver import Driver, DriverError
 from reference_terminal.acquisition.watchdog import GapWatchdog
-from reference_terminal.clock import Clock
 from reference_terminal.config import Point, Source, TerminalConfig
 from reference_terminal.model import Event, RawValue
 

@@ -16,7 +16,7 @@ port on first use and again after the port failed (an unplugged USB adapter).
 timeout and an idle limit inside a frame; what goes wrong comes out as :class:`ExchangeError`
 with a ``kind`` (timeout, checksum, garbled, truncated) the drivers retry on.
 
-All waiting is on the terminal's :class:`~reference_terminal.clock.Clock`.
+All waiting is on the terminal's :class:`~common.clock.Clock`.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from typing import Final, Protocol, TypeVar
 
 import serial
 
+from common.clock import Clock
 from protocols.errors import CodecError
-from reference_terminal.clock import Clock
 from reference_terminal.config import SerialBus
 
 __all__ = [

@@ -25,9 +25,9 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from common.clock import Clock
 from reference_terminal.acquisition.driver import DriverError
 from reference_terminal.acquisition.serial_port import within
-from reference_terminal.clock import Clock
 from reference_terminal.config import Point, Source, SqlDevice
 from reference_terminal.model import RawValue
 

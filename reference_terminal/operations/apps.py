@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.clock import Clock
 from protocols.smcrypto import sm3
-from reference_terminal.clock import Clock
 from reference_terminal.config import Apps
 from reference_terminal.durable import fsync_dir, write_file
 from reference_terminal.model import Event

@@ -17,7 +17,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
-from reference_terminal.clock import Clock
+from common.clock import Clock
 
 #: The package logger every part of the terminal logs under.
 LOGGER = "reference_terminal"

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, or_, select
 
-from reference_terminal.clock import Clock, sleep_to_grid
+from common.clock import Clock, sleep_to_grid
 from reference_terminal.model import Event
 from reference_terminal.storage.schema import events, row_event
 from reference_terminal.storage.store import Store

@@ -41,8 +41,8 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Select, func, select
 
+from common.clock import Clock
 from protocols.smcrypto import sm3
-from reference_terminal.clock import Clock
 from reference_terminal.security.errors import AuditUnavailable, SecretsError
 from reference_terminal.security.secrets import SealedFile, SecretBox
 from reference_terminal.storage.schema import ID_LENGTH, audit_log

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from reference_terminal.clock import Clock
+from common.clock import Clock
 from reference_terminal.config import Security
 from reference_terminal.security.audit import AuditLog
 from reference_terminal.security.errors import (

@@ -18,8 +18,8 @@ import os
 import re
 from dataclasses import dataclass
 
+from common.clock import Clock
 from protocols.smcrypto import sm3
-from reference_terminal.clock import Clock
 from reference_terminal.config import SessionRules
 from reference_terminal.security.errors import SessionInvalid, TooManySessions
 from reference_terminal.security.roles import Role

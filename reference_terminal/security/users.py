@@ -35,7 +35,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from reference_terminal.clock import Clock
+from common.clock import Clock
 from reference_terminal.config import Security
 from reference_terminal.security.errors import (
     AccountLocked,

@@ -1971,7 +1971,7 @@ class Store:
         """Whether work was handed to the store's threads that none has taken up yet. A thread
         blocked on its queue looks idle (its innermost frame is a waiting one) until it wakes
         and takes what was put there, so a virtual clock that moves whenever every thread
-        waits (``simulators.clock.Quiescence``) must also ask this: otherwise a transaction
+        waits (``common.clock_follower.Quiescence``) must also ask this: otherwise a transaction
         handed over just before the clock looks "takes" the time to the next sleeper. A read
         counts until its result is back on the event loop."""
         return (

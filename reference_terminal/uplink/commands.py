@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from common.clock import Clock
 from protocols.hj212 import Command, Cp, ExeRtn, Packet, QnRtn
-from reference_terminal.clock import Clock
 from reference_terminal.config import MIN_INTERVALS, CentreBase
 from reference_terminal.model import Event
 from reference_terminal.storage.store import Store

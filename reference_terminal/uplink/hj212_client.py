@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from common.clock import Clock
 from protocols.hj212 import EDITIONS, DecodeOptions, SessionConfig, Sm4CpCipher
 from protocols.hj212 import events as ev
-from reference_terminal.clock import Clock
 from reference_terminal.config import Hj212Centre
 from reference_terminal.tasks import first_of
 from reference_terminal.uplink.commands import Commands

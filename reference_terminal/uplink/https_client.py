@@ -19,7 +19,7 @@ from collections import deque
 
 import httpx
 
-from reference_terminal.clock import Clock
+from common.clock import Clock
 from reference_terminal.config import HttpsCentre
 from reference_terminal.model import Event
 from reference_terminal.uplink.hj212_client import BACKLOG_CHUNK, ClientStatus

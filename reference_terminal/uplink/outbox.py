@@ -36,8 +36,8 @@ from datetime import datetime, timedelta
 import orjson
 from sqlalchemy import Connection, bindparam, func, select, tuple_
 
+from common.clock import Clock
 from protocols.hj212.packet import make_qn, qn_to_datetime
-from reference_terminal.clock import Clock
 from reference_terminal.model import Event
 from reference_terminal.storage.schema import uplink_outbox, uplink_state
 from reference_terminal.storage.statements import (

@@ -22,7 +22,7 @@ from functools import partial
 
 from sqlalchemy import Connection, select
 
-from reference_terminal.clock import Clock
+from common.clock import Clock
 from reference_terminal.config import CentreBase
 from reference_terminal.model import Reading
 from reference_terminal.storage.schema import (

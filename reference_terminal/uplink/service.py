@@ -15,7 +15,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from reference_terminal.clock import Clock
+from common.clock import Clock
 from reference_terminal.config import CentreBase, Hj212Centre, HttpsCentre, TerminalConfig
 from reference_terminal.model import Event
 from reference_terminal.processing.virtual import plan

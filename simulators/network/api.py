@@ -25,7 +25,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from simulators.clock import Clock
+from common.clock import Clock
 from simulators.network.config import ProxyUpdate, parse_populate, parse_proxy, parse_proxy_update
 from simulators.network.errors import BadRequest, NetworkFaultError
 from simulators.network.listener import tcp_listener

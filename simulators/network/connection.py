@@ -19,7 +19,7 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from simulators.clock import Clock
+from common.clock import Clock
 from simulators.network.config import Address
 from simulators.network.link import Link, StreamCounters
 from simulators.network.stages import Stage

@@ -20,7 +20,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from simulators.clock import Clock
+from common.clock import Clock
 from simulators.network.stages import Item, Kind, Stage
 from simulators.network.toxics import Stream
 

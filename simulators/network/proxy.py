@@ -17,7 +17,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from simulators.clock import Clock
+from common.clock import Clock
 from simulators.network.config import Address, ProxyConfig, ProxyUpdate, parse_address
 from simulators.network.connection import Connection
 from simulators.network.errors import ListenError, ToxicAlreadyExists, ToxicNotFound

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Final
 
-from simulators.clock import Clock, RealClock
+from common.clock import Clock, RealClock
 from simulators.network.config import (
     DEFAULT_LISTEN,
     Address,

@@ -22,11 +22,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from common.clock import Clock
 from protocols.hj212 import events as ev
 from protocols.hj212.codes import Command, ExeRtn, QnRtn
 from protocols.hj212.cp import Cp
 from protocols.hj212.packet import Packet
-from simulators.clock import Clock
 from simulators.platform.flows import FlowStep, check_flow
 
 

@@ -53,7 +53,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
-from simulators.clock import Clock
+from common.clock import Clock
 from simulators.meters.https import TlsFiles, make_tls
 from simulators.network.listener import tcp_listener
 from simulators.platform.behaviour import (

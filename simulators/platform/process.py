@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.clock_follower import ControlServer, FollowerClock, SharedTime
 from simulators.clock import VirtualClock
-from simulators.clock_peer import ControlServer, FollowerClock, ProcessPeer, SharedTime
+from simulators.clock_peer import ProcessPeer
 from simulators.platform.config import PlatformFile
 from simulators.platform.record import Record
 from simulators.platform.runner import running_platforms

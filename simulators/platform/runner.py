@@ -13,7 +13,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from simulators.clock import Clock, RealClock
+from common.clock import Clock, RealClock
 from simulators.platform.checker import CheckResult, Expected, check
 from simulators.platform.config import HttpsCentre, PlatformFile, load_platform_file
 from simulators.platform.https import HttpsServer

@@ -26,6 +26,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from common.clock import Clock
 from protocols.hj212 import events as ev
 from protocols.hj212.codes import Command
 from protocols.hj212.cp import Cp
@@ -33,7 +34,6 @@ from protocols.hj212.errors import GarbageSkipped, HJ212Error
 from protocols.hj212.packet import DecodeOptions, Flag, Packet, decode, enclose
 from protocols.hj212.session import PlatformSession, SessionConfig
 from protocols.hj212.stream import MAX_FRAME
-from simulators.clock import Clock
 from simulators.platform.behaviour import (
     AcknowledgeLate,
     BadCrc,

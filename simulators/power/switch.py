@@ -25,7 +25,7 @@ from typing import IO, Any, Protocol
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from simulators.clock import Clock, RealClock
+from common.clock import Clock, RealClock
 from simulators.power.mount import (
     CutReport,
     PowerCutMode,

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.terminal_for_fleet import terminal_config
+from common.clock import RealClock
 from reference_terminal.acquisition.drivers import make_driver, requests_for
 from reference_terminal.config import Analog, ModbusTcpDevice, SqlDevice, TerminalConfig
 from reference_terminal.model import Quality, RawValue
 from reference_terminal.processing.validation import to_reading
-from simulators.clock import RealClock
 from simulators.fleet import FleetRuntime
 from simulators.fleet.loader import load_fleet
 from simulators.fleet.runner import running_fleet

@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from common.clock import RealClock
 from conformance.suites.test_negative import HeldOutput, _frame, send_in_pieces
 from protocols.hj212 import events as ev
 from protocols.hj212.codes import Command
 from protocols.hj212.cp import Cp
 from protocols.hj212.errors import TruncatedFrame
-from simulators.clock import RealClock
 from simulators.platform import Hj212Centre, Hj212Server, Record
 from simulators.platform.commands import PendingCommand
 from tests.simulators.platform.device import MN, PW, T0, Device, data_cp

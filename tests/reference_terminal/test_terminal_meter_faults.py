@@ -15,11 +15,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from bench.terminal_for_fleet import terminal_config
+from common.clock import RealClock
 from reference_terminal.app import Terminal
 from reference_terminal.config import TerminalConfig
 from reference_terminal.model import Quality
 from reference_terminal.storage.store import Store
-from simulators.clock import RealClock
 from simulators.fleet import FleetRuntime
 from simulators.fleet.loader import load_fleet
 from simulators.fleet.runner import running_fleet

@@ -4,12 +4,12 @@ sleepers' deadlines are stops on the way."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+import socket
 
 import pytest
 
 from simulators.clock import VirtualClock
-from simulators.clock_peer import SharedTime
+from simulators.clock_peer import LoopTraffic
 
 pytestmark = pytest.mark.anyio
 
@@ -53,16 +53,6 @@ class Peer:
             self.sent += 1  # a woken sleeper is work
 
 
-def test_shared_time_is_what_every_mapping_of_the_file_reads(tmp_path: Path) -> None:
-    leader = SharedTime(tmp_path / "time", create=True)
-    follower = SharedTime(tmp_path / "time")
-    assert follower.read() == 0.0
-    leader.write(86_400.25)
-    assert follower.read() == 86_400.25
-    leader.close()
-    follower.close()
-
-
 async def test_time_stops_at_a_peers_deadline_on_its_way_to_its_own() -> None:
     clock = VirtualClock(T0)
     peer = Peer([10.0, 25.0])
@@ -102,3 +92,35 @@ async def test_a_quiet_peer_costs_no_question() -> None:
     stop()
     await clock.sleep(1)
     assert len(peer.advanced) == 10
+
+
+async def test_the_loops_traffic_counts_every_event_it_handled_but_the_ignored_ones() -> None:
+    """What the bench's loop may have sent a follower the whole bench talks to: anything it
+    handled may have made it send (a meter answering a request), except the control line."""
+    traffic = LoopTraffic.of()
+    assert LoopTraffic.of() is traffic  # one count per loop, shared by its followers
+    meter, terminal = socket.socketpair()
+    control, follower = socket.socketpair()
+    meter_reader, meter_writer = await asyncio.open_connection(sock=meter)
+    control_reader, control_writer = await asyncio.open_connection(sock=control)
+    counted_again = traffic.ignore(control.fileno())
+    try:
+        before = traffic.events
+        follower.send(b'{"deadline": null}\n')  # a settle's answer: no news
+        await control_reader.readline()
+        assert traffic.events == before
+
+        terminal.send(b"request\n")  # something the bench may answer
+        await meter_reader.readline()
+        assert traffic.events > before
+
+        counted_again()
+        before = traffic.events
+        follower.send(b"again\n")
+        await control_reader.readline()
+        assert traffic.events > before
+    finally:
+        for writer in (meter_writer, control_writer):
+            writer.close()
+        terminal.close()
+        follower.close()

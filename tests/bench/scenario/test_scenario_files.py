@@ -13,8 +13,8 @@ import yaml
 
 from bench.scenario import RunDirectoryError, ScenarioError, load_scenario, run_scenario
 from bench.scenario.outcome import Outcome
-from bench.scenario.schema import parse_duration
-from bench.scenario.timeline import expand
+from conformance.scenario.schema import parse_duration
+from conformance.scenario.timeline import expand
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "fixtures" / "scenarios"
 

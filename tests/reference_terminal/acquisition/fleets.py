@@ -8,8 +8,8 @@ from decimal import Decimal
 from itertools import count
 from typing import Any
 
+from common.clock import RealClock
 from reference_terminal.acquisition.serial_port import BusArbiter
-from reference_terminal.clock import RealClock
 from reference_terminal.config import Point, SerialBus, Source
 from reference_terminal.model import RawValue
 from simulators.fleet import FleetRuntime, Observation

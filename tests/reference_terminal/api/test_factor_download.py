@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
+from common.clock import RealClock
 from reference_terminal.config import TerminalConfig
-from simulators.clock import RealClock
 from simulators.platform import HttpsCentre, HttpsServer, Record
 from simulators.platform.factor_library import FactorPublisher, public_key_file
 from tests.reference_terminal.accounting.terminal_config import LIBRARY, VINTAGE

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from bench.adapters.apps import BROKEN, WELL, package
+from common.clock import RealClock
 from protocols.smcrypto import Sm2PrivateKey
-from reference_terminal.clock import RealClock
 from reference_terminal.config import Apps
 from reference_terminal.model import Event
 from reference_terminal.operations.apps import AppError, AppHost

@@ -14,10 +14,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from common.clock import RealClock
 from protocols.hj212 import Cp, Packet, PlatformSession, SessionConfig
 from protocols.hj212 import events as ev
 from reference_terminal.app import Terminal
-from reference_terminal.clock import RealClock
 from reference_terminal.config import TerminalConfig
 from reference_terminal.model import Quality
 from reference_terminal.storage.schema import Derived, WindowFigures

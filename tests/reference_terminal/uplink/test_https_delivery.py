@@ -14,6 +14,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from common.clock import RealClock
 from reference_terminal.app import Terminal
 from reference_terminal.security.secrets import SecretBox
 from reference_terminal.security.tls_client import (
@@ -21,7 +22,6 @@ from reference_terminal.security.tls_client import (
     create_tls_key,
     install_tls_certificate,
 )
-from simulators.clock import RealClock
 from simulators.meters.https import make_tls
 from simulators.platform import HttpsCentre, HttpsServer, Record
 from simulators.platform.client_tls import ClientCa

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection
 
-from reference_terminal.clock import RealClock
+from common.clock import RealClock
 from reference_terminal.storage.store import Store
 from reference_terminal.uplink.frames import Frame, Item
 from reference_terminal.uplink.outbox import LIVE, Entry, Outbox, insert

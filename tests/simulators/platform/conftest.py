@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from simulators.clock import RealClock
+from common.clock import RealClock
 from simulators.platform import Hj212Centre, Hj212Server, Record
 from tests.simulators.platform.device import Device
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from simulators.clock import RealClock
+from common.clock import RealClock
 from simulators.platform import HttpsCentre, HttpsServer, Record
 from simulators.platform.client_tls import ClientCa, ClientCaError
 from tests.simulators.platform.device import MN, PW

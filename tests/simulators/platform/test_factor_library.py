@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from common.clock import RealClock
 from protocols.factor_envelope import signed_text
 from protocols.smcrypto import Sm2PublicKey, sm3
-from simulators.clock import RealClock
 from simulators.platform import HttpsCentre, HttpsServer, Record
 from simulators.platform.factor_library import (
     FactorPublisher,

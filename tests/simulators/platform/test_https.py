@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from simulators.clock import RealClock
+from common.clock import RealClock
 from simulators.platform import HttpsCentre, HttpsServer, Record
 from simulators.platform.https_schema import UploadBody
 from tests.simulators.platform.device import MN, PW

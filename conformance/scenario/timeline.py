@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
-from bench.scenario.schema import (
+from conformance.scenario.schema import (
     ClockJump,
     ConfigChange,
     LinkDown,

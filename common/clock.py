@@ -1,5 +1,6 @@
-"""The terminal's clock. Everything with a notion of time takes one (DESIGN.md), so a bench can
-run the terminal in virtual time; on a gateway it is the wall clock."""
+"""The clock protocol: everything with a notion of time takes one (DESIGN.md), so the bench can
+run a terminal or a simulator in virtual time; on a gateway, and for real-time runs, it is the
+wall clock (:class:`RealClock`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ class Clock(Protocol):
 
 
 class RealClock:
+    """The wall clock."""
+
     def time(self) -> float:
         return time.time()
 
@@ -27,6 +30,11 @@ class RealClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+def time_at(clock: Clock, monotonic: float) -> float:
+    """The clock's POSIX time at its ``monotonic`` instant (past or planned)."""
+    return clock.time() + (monotonic - clock.monotonic())
 
 
 async def sleep_to_grid(clock: Clock, every_s: float) -> None:

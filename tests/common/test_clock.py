@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from reference_terminal.clock import sleep_to_grid
+from common.clock import sleep_to_grid
 from tests.reference_terminal.clocks import SteppingClock
 
 MINUTE_ON_GRID = 1_800_000_000.0  # a multiple of 60
