@@ -35,8 +35,6 @@ from pydantic import (
     model_validator,
 )
 
-from conformance.oracle.minutes import Tolerances as OracleTolerances
-
 Protocol = Literal[
     "modbus-tcp",
     "modbus-rtu",
@@ -210,21 +208,22 @@ class AppFiles(_Strict):
     broken: AppFile | None = None
 
 
+#: Which minute window an increment between two reads counts in (``Tolerances``).
+CounterRule = Literal["middle", "end", "start"]
+
+
 class Tolerances(_Strict):
     """What the clauses leave open, as test parameters (PIXIT) the oracle holds the terminal to;
     the report states the values a run used (``conformance.oracle.minutes``)."""
 
     #: Which minute window an increment between two reads counts in: the window of the
     #: interval's middle (polls on the minute measure the minute before), its end, or its start.
-    counter_window: Literal["middle", "end", "start"] = "middle"
+    counter_window: CounterRule = "middle"
     #: The terminal stamps a reading at most this long after its meter answered.
     stamp_lag_s: float = Field(1.0, ge=0, le=60)
     #: A reading its meter gave this close before a power cut may be lost (ISC-2 §9.2 keeps
     #: data across power loss without saying from which instant).
     cut_loss_s: float = Field(5.0, ge=0, le=3600)
-
-    def oracle(self) -> OracleTolerances:
-        return OracleTolerances(self.counter_window, self.stamp_lag_s, self.cut_loss_s)
 
 
 class Parameters(_Strict):

@@ -3,7 +3,8 @@ truth (the meters' logs, the plant, the bench's power cuts), never from the devi
 
 from conformance.oracle.arrivals import Owed, judge
 from conformance.oracle.meter_log import Answer, MeterLog
-from conformance.oracle.minutes import OwedWindow, PointWindows, Tolerances, owed_windows
+from conformance.oracle.minutes import OwedWindow, PointWindows, owed_windows
+from conformance.target import Tolerances
 
 __all__ = [
     "Answer",

@@ -33,23 +33,12 @@ from typing import Literal
 
 from conformance.judge import digits
 from conformance.oracle.meter_log import BOOT_S, Answer, MeterLog
+from conformance.target import CounterRule, Tolerances
 
 WINDOW_S = 60
+DEFAULT_TOLERANCES = Tolerances()
 #: An interval between two reads longer than this many times the point's usual one is a gap.
 GAP_FACTOR = 1.5
-CounterRule = Literal["middle", "end", "start"]
-
-
-@dataclass(frozen=True, slots=True)
-class Tolerances:
-    """What the clauses leave open (test parameters; the defaults are stated in the report)."""
-
-    counter_window: CounterRule = "middle"
-    #: The terminal stamps a reading at most this long after its meter answered.
-    stamp_lag_s: float = 1.0
-    #: A reading its meter gave this close before a power cut may be lost (ISC-2 §9.2 says
-    #: "掉电后数据保存" without saying from which instant).
-    cut_loss_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +66,6 @@ class PointWindows:
     excused: set[float] = field(default_factory=set)
     unpolled: set[float] = field(default_factory=set)
 
-    def excuse(self, start: float) -> None:
-        self.excused.add(start)
-        self.owed.pop(start, None)
-
 
 def window_of(t: float) -> float:
     return t - t % WINDOW_S
@@ -102,7 +87,7 @@ def owed_windows(
     kind: Literal["counter", "gauge"],
     start: float,
     end: float,
-    tolerances: Tolerances = Tolerances(),
+    tolerances: Tolerances = DEFAULT_TOLERANCES,
     period: float | None = None,
 ) -> PointWindows:
     """The windows starting in ``[start, end)`` that one point owes (see the module text).
@@ -127,7 +112,7 @@ def owed_windows(
         if start <= w < end:
             inside.owed[w] = owed
     inside.excused = {w for w in out.excused if start <= w < end}
-    if period is not None and log.kind(meter) == "answered":
+    if period is not None and not offered:
         asked = sorted([a.t for a in answers] + log.fault_times(meter, start - period, end))
         inside.unpolled = {
             w

@@ -26,15 +26,6 @@ def full_scale(bench: Bench, binding: PointBinding) -> Decimal | None:
     return None
 
 
-def truth_tolerance(bench: Bench, binding: PointBinding, t: float) -> Decimal:
-    """How far a reading may lie from the plant's value at its time: the meter's last digit,
-    plus what the quantity moves while an answer travels (``judge.ANSWER_BEFORE_S``)."""
-    assert binding.quantity is not None
-    plant = bench.rig.fleet.plant
-    drift = abs(plant.value(binding.quantity, t) - plant.value(binding.quantity, t - 20.0))
-    return Decimal(1).scaleb(-binding.decimals) + Decimal(repr(drift))
-
-
 async def judge_points(
     bench: Bench, bindings: Sequence[PointBinding]
 ) -> tuple[list[str], dict[str, int]]:

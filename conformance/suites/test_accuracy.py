@@ -103,10 +103,8 @@ async def test_uploaded_values_keep_the_meters_digits(bench: Bench, evidence: Te
                 f"{sorted({str(o.value) for o in shown})[-3:]}"
             )
     evidence.record_measurement("judged", judged)
-    if judged == 0:
-        from conformance.verdicts import Inconclusive  # noqa: PLC0415
-
-        raise Inconclusive("no real-time value reached the centre in three hours", "ISC-2 §9.3")
+    # a terminal whose real-time frames carry flags and no value has collected nothing
+    assert judged, f"no real-time value of a point of the bench's meters reached {centre}"
     assert not problems, "\n".join(problems[:10])
 
 

@@ -251,7 +251,7 @@ def test_a_counters_owed_increments_add_up_to_what_its_register_moved(
     windows = owed_windows(
         log, meter="em-grid", quantity="grid.energy_import_kwh", kind="counter",
         start=T0 - 600, end=T0 + 60 * (len(values) + 10),
-        tolerances=Tolerances(counter_window=rule),  # type: ignore[arg-type]
+        tolerances=Tolerances(counter_window=rule),
     )  # fmt: skip
     assert not windows.excused
     assert sum((o.value for o in windows.owed.values()), Decimal(0)) == sum(steps, Decimal(0))
