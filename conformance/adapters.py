@@ -11,9 +11,9 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Protocol, cast
 
+from common.clock import Clock
 from conformance.dut import ClockMode, Dut, DutError
 from conformance.target import Target
-from simulators.clock import Clock
 from simulators.fleet import FleetRuntime
 from simulators.pki import TestCa
 from simulators.platform.client_tls import ClientCa

@@ -24,10 +24,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from common.clock import Clock, RealClock
 from conformance.dut import CentreEndpoint, ClockMode
 from conformance.oracle import MeterLog
 from conformance.target import Target
-from simulators.clock import Clock, RealClock, VirtualClock
+from simulators.clock import VirtualClock
 from simulators.fleet import FleetRuntime, Observation
 from simulators.fleet.loader import load_fleet
 from simulators.fleet.runner import FleetStartError, run_fleet, waiting_for

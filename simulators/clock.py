@@ -16,10 +16,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
-from common.clock import Clock, RealClock, time_at
 from common.clock_follower import Quiescence, Sleepers
 
-__all__ = ["Clock", "Peer", "RealClock", "VirtualClock", "time_at", "utc"]
+__all__ = ["Peer", "VirtualClock", "utc"]
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from common.clock import Clock
 from conformance.adapters import load_adapter
 from conformance.dut import ClockMode, Dut
 from conformance.target import Target
-from simulators.clock import Clock
 from simulators.fleet import FleetRuntime
 from simulators.pki import TestCa
 from simulators.platform.client_tls import ClientCa

@@ -54,6 +54,7 @@ from bench.adapters.management_server import free_port
 from bench.adapters.process_clock import ProcessFollower
 from bench.adapters.reference_setup import ReferenceSetup, point_bindings, stored_files
 from bench.scenario.target import tear_disk
+from common.clock import Clock
 from conformance.dut import (
     AppPackages,
     CentreEndpoint,
@@ -68,7 +69,7 @@ from conformance.target import Target
 from conformance.verdicts import Inconclusive
 from protocols.smchannel import ServerTrust
 from reference_terminal.config import TerminalConfig
-from simulators.clock import Clock, VirtualClock
+from simulators.clock import VirtualClock
 from simulators.fleet import FleetRuntime
 from simulators.pki import TestCa
 from simulators.platform.client_tls import ClientCa

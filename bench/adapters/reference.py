@@ -30,6 +30,7 @@ from bench.adapters.reference_setup import ReferenceSetup, point_bindings, store
 from bench.adapters.relay import BrokenUplink
 from bench.scenario.model_link import ModelLink
 from bench.scenario.target import ReferenceTarget, TargetError
+from common.clock import Clock
 from conformance.dut import (
     AppPackages,
     CentreEndpoint,
@@ -47,7 +48,7 @@ from reference_terminal.api import create_app
 from reference_terminal.api.channel_server import ChannelCredentials, channel_protocol
 from reference_terminal.config import TerminalConfig
 from reference_terminal.security.errors import SecurityError
-from simulators.clock import Clock, VirtualClock
+from simulators.clock import VirtualClock
 from simulators.fleet import FleetRuntime
 from simulators.pki import TestCa
 from simulators.platform.client_tls import ClientCa

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Literal
 
-from simulators.clock import Clock, RealClock
+from common.clock import Clock, RealClock
 from simulators.fleet.loader import load_fleet
 from simulators.fleet.runtime import FleetRuntime, MeterRuntime
 from simulators.fleet.schema import (

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import Final, Literal
 
-from simulators.clock import Clock, RealClock
+from common.clock import Clock, RealClock
 from simulators.fleet.schema import (
     COMMUNICATION_FAULTS,
     Fault,

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Final
 
-from simulators.clock import RealClock
+from common.clock import RealClock
 
 PR_SET_PDEATHSIG: Final = 1  # <linux/prctl.h>
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
+from common.clock import time_at
 from protocols.dlt645 import (
     BROADCAST_TIME,
     DEFAULT_REGISTRY,
@@ -45,7 +46,6 @@ from protocols.dlt645 import (
     read_address_reply,
     read_reply,
 )
-from simulators.clock import time_at
 from simulators.fleet.runtime import FleetRuntime, MeterRuntime
 from simulators.fleet.schema import Bus, Dlt645Meter, Dlt645Point
 from simulators.meters.serial_line import Answer, Layout, SerialLine, answer, stream_frames

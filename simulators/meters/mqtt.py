@@ -38,7 +38,8 @@ from typing import Final
 
 import aiomqtt
 
-from simulators.clock import Clock, VirtualClock
+from common.clock import Clock
+from simulators.clock import VirtualClock
 from simulators.fleet.runtime import FleetRuntime, MeterRuntime
 from simulators.fleet.schema import HttpsCollector, MqttCollector, NamedPoint
 

@@ -52,7 +52,7 @@ from asyncua import ua as _ua
 from asyncua.common.callback import CallbackType, ServerItemCallback
 from asyncua.server.server import Server
 
-from simulators.clock import time_at
+from common.clock import time_at
 from simulators.fleet.runtime import FleetRuntime, MeterRuntime
 from simulators.fleet.schema import Fault, NamedPoint, OpcUaServer
 

@@ -43,7 +43,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Literal, Protocol, TypeVar
 
-from simulators.clock import Clock, VirtualClock, time_at
+from common.clock import Clock, time_at
+from simulators.clock import VirtualClock
 from simulators.fleet.runtime import FleetRuntime, MeterRuntime
 from simulators.fleet.schema import Bus, Fault
 

@@ -20,8 +20,9 @@ from typing import Any, TypeVar
 import pytest
 import serial
 
+from common.clock import RealClock
 from protocols import dlt645
-from simulators.clock import RealClock, VirtualClock
+from simulators.clock import VirtualClock
 from simulators.fleet import FleetRuntime
 from simulators.fleet.schema import Bus, Fault, Fleet
 from simulators.meters.serial_buses import running_serial_buses, serve_serial_buses
