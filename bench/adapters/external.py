@@ -41,6 +41,8 @@ from conformance.management import ChannelAccess, Management, ManagementUnavaila
 from conformance.target import AppFile, Target
 from conformance.verdicts import Inconclusive, PendingOperator
 from simulators.fleet import FleetRuntime
+from simulators.pki import TestCa
+from simulators.platform.client_tls import ClientCa
 from simulators.power import (
     ModbusRelayConfig,
     ModbusRelaySwitch,
@@ -63,6 +65,8 @@ class ExternalDut:
         clock: Clock,
         clock_mode: ClockMode,
         workdir: Path,
+        ca: TestCa | None = None,  # the adapters' one signature: a device's keys are its own
+        client_ca: ClientCa | None = None,
     ) -> None:
         if target.adapter.kind != "external":
             raise DutError(f"target {target.name!r} is not an external device")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from bench.adapters import make_dut
 from bench.adapters.reference import ReferenceDut
 from bench.scenario.model_link import ModelLink
 from conformance.dut import ClockMode
@@ -24,7 +23,7 @@ def test_an_unattended_stretch_reads_the_models_then_the_wire_again(tmp_path: Pa
         async with running_rig(
             target, profile="quick", clock_mode=ClockMode.VIRTUAL, workdir=tmp_path
         ) as rig:
-            dut = make_dut(
+            dut = ReferenceDut(
                 target,
                 fleet=rig.fleet,
                 clock=rig.clock,
@@ -33,7 +32,6 @@ def test_an_unattended_stretch_reads_the_models_then_the_wire_again(tmp_path: Pa
                 ca=rig.ca,
                 client_ca=rig.client_ca,
             )
-            assert isinstance(dut, ReferenceDut)
             await dut.start(rig.centres)
             try:
 

@@ -7,17 +7,17 @@ import inspect
 
 import pytest
 
-from bench.adapters import factories
+from bench.adapters.external import ExternalDut
+from bench.adapters.process import ProcessDut
+from bench.adapters.reference import ReferenceDut
 from conformance.adapters import AdapterFactory, installed_kinds, load_adapter
 from conformance.dut import DutError
 
 
-def test_the_reference_kind_is_the_reference_adapters_factory() -> None:
-    assert load_adapter("reference") is factories.reference
-
-
-def test_the_external_kind_is_the_external_adapters_factory() -> None:
-    assert load_adapter("external") is factories.external
+def test_each_kind_is_its_adapter_class() -> None:
+    assert load_adapter("reference") is ReferenceDut
+    assert load_adapter("process") is ProcessDut
+    assert load_adapter("external") is ExternalDut
 
 
 def test_an_unknown_kind_is_refused_naming_it_and_the_kinds_installed() -> None:
@@ -31,7 +31,7 @@ def test_an_unknown_kind_is_refused_naming_it_and_the_kinds_installed() -> None:
 
 def test_every_installed_kind_takes_the_one_factory_signature() -> None:
     expected = list(inspect.signature(AdapterFactory.__call__).parameters.values())[1:]
-    assert {"reference", "external"} <= set(installed_kinds())
+    assert {"reference", "process", "external"} <= set(installed_kinds())
     for kind in installed_kinds():
         taken = list(inspect.signature(load_adapter(kind)).parameters.values())
         assert [(p.name, p.kind, p.default) for p in taken] == [

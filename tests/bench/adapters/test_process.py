@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from bench.adapters import make_dut
 from bench.adapters.process import ProcessDut
 from conformance.dut import ClockMode, DutError, SetPeriod
 from conformance.rig import Rig, running_rig
@@ -40,7 +39,7 @@ async def started(
 ) -> AsyncIterator[tuple[Rig, ProcessDut]]:
     """The quick rig and the terminal process on it, started; stopped (orderly) at the end."""
     async with running_rig(target, profile="quick", clock_mode=mode, workdir=workdir) as rig:
-        dut = make_dut(
+        dut = ProcessDut(
             target,
             fleet=rig.fleet,
             clock=rig.clock,
@@ -49,7 +48,6 @@ async def started(
             ca=rig.ca,
             client_ca=rig.client_ca,
         )
-        assert isinstance(dut, ProcessDut)  # found through the carbench.adapters entry point
         before = rig.clock.monotonic()
         await dut.start(rig.centres)
         if mode is ClockMode.VIRTUAL:
