@@ -45,6 +45,7 @@ from typing import Any
 
 import httpx
 
+from conformance.target import Management as ManagementSection
 from conformance.target import ManagementChannel, TargetError
 from conformance.verdicts import ClauseFailure, Inconclusive
 from protocols.smchannel import ServerTrust
@@ -236,6 +237,30 @@ class Management:
         self._tokens: dict[str, str] = {} if token is None else {"default": token}
         self._refused: set[str] = set()  # roles whose login failed: not retried (lockout)
         self._client: httpx.AsyncClient | None = None
+
+    @classmethod
+    def declared(
+        cls,
+        section: ManagementSection,
+        base_url: str,
+        *,
+        still: Callable[[], AbstractContextManager[None]] | None = None,
+        channel: ChannelAccess | None = None,
+    ) -> Management:
+        """A client with what a target file's ``management`` section declares (its accounts,
+        token, timeout) at ``base_url``; ``channel`` overrides the section's SM channel."""
+        if channel is None and section.channel is not None:
+            channel = ChannelAccess.declared(section.channel)
+        return cls(
+            base_url,
+            user=section.user,
+            password=section.password,
+            token=section.token,
+            accounts={role: (a.user, a.password) for role, a in section.accounts.items()},
+            timeout_s=section.timeout_s,
+            still=still,
+            channel=channel,
+        )
 
     def account(self, role: str) -> tuple[str, str] | None:
         return self.accounts.get(role)

@@ -37,7 +37,7 @@ from conformance.dut import (
     PointBinding,
     PowerCut,
 )
-from conformance.management import ChannelAccess, Management, ManagementUnavailable
+from conformance.management import Management, ManagementUnavailable
 from conformance.target import AppFile, Target
 from conformance.verdicts import Inconclusive, PendingOperator
 from simulators.fleet import FleetRuntime
@@ -85,16 +85,7 @@ class ExternalDut:
         self.fleet = fleet
         self.clock = clock
         self.workdir = workdir
-        m = target.management
-        self._management = Management(
-            base_url,
-            user=m.user,
-            password=m.password,
-            token=m.token,
-            accounts={role: (a.user, a.password) for role, a in m.accounts.items()},
-            timeout_s=m.timeout_s,
-            channel=None if m.channel is None else ChannelAccess.declared(m.channel),
-        )
+        self._management = Management.declared(target.management, base_url)
         self.switch: PowerSwitch | None = None
         self._stack = AsyncExitStack()
         self._powered = False

@@ -430,13 +430,9 @@ class ProcessDut:
     def _client(self, *, still: bool) -> Management:
         """A client of its API (carbench profile) with the target's accounts, through the SM
         channel when declared; ``still``: reading it back holds virtual time."""
-        m = self._target.management
-        return Management(
+        return Management.declared(
+            self._target.management,
             f"http://{self.host}:{self.api_port}",
-            user=m.user,
-            password=m.password,
-            accounts={role: (a.user, a.password) for role, a in m.accounts.items()},
-            timeout_s=m.timeout_s,
             still=self._still if still else None,
             channel=self._channel,
         )

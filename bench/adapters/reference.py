@@ -91,15 +91,8 @@ class ReferenceDut:
                 self.channel_server.port,
                 ServerTrust(ca=ca.certificate, subject=self.setup.subject()),
             )
-        m = target.management
-        self._management = Management(
-            self.server.base_url,
-            user=m.user,
-            password=m.password,
-            accounts={role: (a.user, a.password) for role, a in m.accounts.items()},
-            timeout_s=m.timeout_s,
-            still=self._still,
-            channel=channel,
+        self._management = Management.declared(
+            target.management, self.server.base_url, still=self._still, channel=channel
         )
         self.runner: ReferenceTarget | None = None
         self.config: TerminalConfig | None = None
