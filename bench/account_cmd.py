@@ -1,6 +1,6 @@
 """``carbench account FILE``: the emission calculator alone, from a YAML list of sources.
 
-The file (README, "Carbon accounting calculator")::
+The file (docs/accounting.md, "Carbon accounting calculator")::
 
     vintage: 2015 guidelines / GB/T 32150     # optional: every library lookup in this vintage
     sources:

@@ -1,5 +1,5 @@
 """``carbench inventory PLANT DATA --period P``: the inventory report from a plant file and its
-meters' per-minute data (README, "Statistics, alarms and the inventory report").
+meters' per-minute data (docs/accounting.md, "Statistics, alarms and the inventory report").
 
 PLANT is the plant's accounting description (YAML: enterprise, boundary, sources bound to
 meters, intensity bases, the meter ledger); DATA the meters' activity per minute (CSV or
