@@ -5,14 +5,92 @@ test module)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
-from conformance.bench import Bench
+from conformance.bench import Bench, posix
 from conformance.dut import PointBinding
+from conformance.oracle.minutes import GAP_FACTOR
+from protocols.hj212 import Command
+from simulators.fleet import Observation
 
 #: How long a stretch of a point's minute windows is judged (s).
 WINDOW_S = 300.0
+#: How long a stretch of uploaded values is judged (s): two real-time frames at the 15-minute
+#: interval of ISC-2 §7.2.4(1).
+UPLOADS_S = 1800.0
 USABLE = ("good", "backup")
+
+
+@dataclass(frozen=True, slots=True)
+class Uploaded:
+    """One value of a point as a centre received it (a real-time Rtd, a gauge's minute Min or
+    Max: each is one reading, not a figure worked out from several), and every value its meter
+    gave out in the time that reading can have been taken."""
+
+    binding: PointBinding
+    where: str  # "Rtd 20270101001500"
+    text: str
+    shown: tuple[Observation, ...]
+
+    @property
+    def value(self) -> Decimal | None:
+        try:
+            return Decimal(self.text)
+        except InvalidOperation:
+            return None
+
+    def equal(self) -> list[Observation]:
+        """What the meter showed that equals the uploaded value (digits aside)."""
+        return [o for o in self.shown if self.value is not None and o.value == self.value]
+
+    def as_shown(self) -> bool:
+        """Whether the meter gave out this very text: the value with its significant digits."""
+        return any(str(o.value) == self.text for o in self.shown)
+
+    def __str__(self) -> str:
+        near = sorted({str(o.value) for o in self.shown})[:4]
+        return f"{self.binding.point} {self.where}: {self.text}, its meter gave {near}"
+
+
+async def uploaded_values(bench: Bench, bindings: Sequence[PointBinding]) -> list[Uploaded]:
+    """The values of ``bindings`` the first centre receives over the next
+    :data:`UPLOADS_S` seconds (real-time Rtd; a gauge's minute Min and Max), each paired with
+    what its meter gave out from one and a half periods before the frame's DataTime to just
+    after it (a reading is stamped when it was taken or when the frame was made). Judged from
+    the wire and the meters' logs alone: a fresh window, so what an earlier test did to a meter
+    is not judged here."""
+    by_code = {b.code: b for b in bindings if b.code and bench.fleet_meter(b)}
+    centre = bench.rig.centres[0].name
+    start = bench.now()
+    await bench.wait(UPLOADS_S)
+    end = bench.now()
+    await bench.rig.sleep_until(end + bench.settled_after())
+    lag = bench.tolerances.stamp_lag_s
+    out: list[Uploaded] = []
+    streams = [(Command.REALTIME_DATA, ("Rtd",)), (Command.MINUTE_DATA, ("Min", "Max"))]
+    for cn, fields in streams:
+        for row in bench.readings(centre, int(cn), since=start, before=end):
+            binding = by_code.get(row.code)
+            if binding is None or (cn == Command.MINUTE_DATA and binding.kind == "counter"):
+                continue
+            assert binding.meter is not None and binding.quantity is not None
+            t = posix(row.data_time)
+            period = bench.longest_period(binding.group, start, end)
+            before = GAP_FACTOR * period + lag
+            # a minute figure is stamped with its window's start and spans the minute
+            after = lag + (60.0 if cn == Command.MINUTE_DATA else 0.0)
+            shown = tuple(
+                bench.rig.meter_log.shown(
+                    binding.meter, binding.quantity, t - before, t + after + 1
+                )
+            )
+            for name in fields:
+                text = row.fields.get(name)
+                if text is not None:
+                    where = f"{name} {row.data_time:%Y%m%d%H%M%S}"
+                    out.append(Uploaded(binding, where, text, shown))
+    return out
 
 
 def full_scale(bench: Bench, binding: PointBinding) -> Decimal | None:
