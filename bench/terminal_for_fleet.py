@@ -3,7 +3,8 @@ would do on site, done from the fleet's endpoints (the bench knows where each me
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -393,3 +394,23 @@ def item_codes(points: Sequence[Any]) -> list[dict[str, Any]]:
         }
         for n, p in enumerate(points, start=1)
     ]
+
+
+def with_ranges_and_backups(
+    data: dict[str, Any],
+    ranges: Mapping[str, tuple[Decimal, Decimal]],
+    backups: Mapping[str, str],
+) -> dict[str, Any]:
+    """``data`` (a terminal configuration as JSON data) set up as a lab sets the box up for a
+    target's test parameters: each point of ``ranges`` with its valid ``min``/``max`` (CSMT
+    §8.1.1), each point of ``backups`` with the source of the point named there as its
+    ``backup`` (ISC-2 §7.2.3(1)). A point this configuration lacks is left out (the PIXIT names
+    the quick fleet's points): the tests that need it say so."""
+    points = {p["id"]: dict(p) for p in data.get("points", [])}
+    for point, (low, high) in ranges.items():
+        if point in points:
+            points[point] |= {"min": str(low), "max": str(high)}
+    for point, backup in backups.items():
+        if point in points and backup in points:
+            points[point]["backup"] = dict(points[backup]["source"])
+    return {**data, "points": list(points.values())}

@@ -137,9 +137,14 @@ class Rate:
 
 def library(directory: Path = LIBRARY) -> dict[tuple[str, str], dict[str, Any]]:
     """(vintage, name) → the factor's entry, from the library files as they are."""
+    return library_of(path.read_text(encoding="utf-8") for path in sorted(directory.glob("*.yaml")))
+
+
+def library_of(texts: Iterable[str]) -> dict[tuple[str, str], dict[str, Any]]:
+    """:func:`library` of library files' texts (one vintage, or ``vintages:`` several)."""
     out: dict[tuple[str, str], dict[str, Any]] = {}
-    for path in sorted(directory.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for text in texts:
+        data = yaml.safe_load(text)
         for vintage in data.get("vintages", [data]):
             for entry in vintage["factors"]:
                 key = (vintage["vintage"], entry["name"])

@@ -22,6 +22,7 @@ variant of the reference target is a few lines. Errors name the file and the fie
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -62,6 +63,7 @@ Mutation = Literal[
     "no-client-certificate",
     "no-readings",
     "ram-store",
+    "late-upload",
 ]
 CentreName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", max_length=64)]
 
@@ -208,6 +210,179 @@ class AppFiles(_Strict):
     broken: AppFile | None = None
 
 
+#: Operations of a virtual point (CSMT §8.3.2: "数据累加、相减、乘除、分摊、积分").
+VirtualOperation = Literal["add", "subtract", "multiply", "divide", "allocate", "integrate"]
+#: Inputs each operation takes: (fewest, most; None: no limit).
+VIRTUAL_ARITY: dict[str, tuple[int, int | None]] = {
+    "add": (2, None),
+    "subtract": (2, None),
+    "multiply": (1, 1),
+    "divide": (2, 2),
+    "allocate": (1, 1),
+    "integrate": (1, 1),
+}
+
+
+class AllocationTarget(_Strict):
+    """One point an allocation makes: its fixed share of the source and its data item code."""
+
+    point: str
+    share: Decimal = Field(gt=0, le=1)
+    code: str
+
+
+class VirtualPointSpec(_Strict):
+    """A virtual point the lab configured on the terminal before the run (CSMT §8.3.2), window
+    by window: ``add`` sums ``inputs``; ``subtract`` takes the others from the first;
+    ``multiply`` is ``factor`` times its one input; ``divide`` is ``factor`` times the first
+    over the second; ``integrate`` turns its one input, a rate per ``per_s`` seconds, into a
+    total; ``allocate`` splits its one input over ``targets`` by their shares (``point`` then
+    names the rule, and each target has its own code). Inputs are the terminal's point ids;
+    ``code`` is the data item code its window figures are uploaded under."""
+
+    point: str
+    operation: VirtualOperation
+    inputs: list[str] = Field(min_length=1)
+    code: str | None = None
+    factor: Decimal = Decimal(1)
+    per_s: int = Field(3600, ge=1)
+    targets: list[AllocationTarget] = []
+
+    @model_validator(mode="after")
+    def _fits(self) -> VirtualPointSpec:
+        fewest, most = VIRTUAL_ARITY[self.operation]
+        n = len(self.inputs)
+        if n < fewest or (most is not None and n > most):
+            wanted = f"{fewest}" if most == fewest else f"at least {fewest}"
+            raise ValueError(f"inputs: {self.operation} takes {wanted} input(s), got {n}")
+        if self.operation == "allocate":
+            if not self.targets or self.code is not None:
+                raise ValueError("targets: an allocation's results are its targets, each coded")
+            total = sum((t.share for t in self.targets), Decimal(0))
+            if total != 1:
+                raise ValueError(f"targets: the shares sum to {total}, not 1")
+        elif self.targets or self.code is None:
+            raise ValueError(f"code: a {self.operation} point is uploaded under its own code")
+        return self
+
+    def results(self) -> list[tuple[str, str]]:
+        """(point, data item code) of every point it makes."""
+        if self.operation == "allocate":
+            return [(t.point, t.code) for t in self.targets]
+        assert self.code is not None
+        return [(self.point, self.code)]
+
+
+#: What a source's method is (GB/T 32150, as the bench's fleets and ``carbench account`` say).
+SourceKind = Literal[
+    "combustion",
+    "process",
+    "carbonate",
+    "electricity",
+    "heat",
+    "exported_electricity",
+    "exported_heat",
+    "recovered",
+    "biomass",
+]
+#: CSMT §9.4 categories: scope 1 a) 1)–5), scope 2 b) 1)–2); biomass is reported apart.
+EmissionCategory = Literal[
+    "combustion",
+    "process",
+    "carbonates",
+    "destruction_recovery",
+    "sector_specific",
+    "electricity",
+    "heat",
+    "biomass",
+]
+#: How this bench's reference terminal files categories in a code's activity digits (CSMT §7.2
+#: names the digits, not their values; a lab declares its terminal's own).
+ACTIVITY_DIGITS: dict[str, EmissionCategory] = {
+    "01": "combustion",
+    "02": "process",
+    "03": "electricity",
+    "04": "heat",
+    "05": "carbonates",
+    "06": "destruction_recovery",
+    "07": "sector_specific",
+    "08": "biomass",
+}
+
+
+class MeterRead(_Strict):
+    """A bench meter's reading of a plant quantity (a counter: its increments are activity)."""
+
+    meter: str
+    quantity: str
+
+
+class EmissionSource(_Strict):
+    """An emission source as the lab configured the terminal to account it: its accounting
+    unit, what feeds it, and its method (``carbench account``'s fields). ``published``: its
+    library values (a ``fuel``, a named ``factor``) are those the bench's platform publishes for
+    download (CSMT §11.4), not the bench's own library."""
+
+    id: str
+    unit: str
+    kind: SourceKind
+    #: The CSMT §9.4 category; default: the kind's (electricity and heat exported are scope 2's
+    #: electricity and heat, recovered CO2 destruction_recovery, carbonate carbonates).
+    category: EmissionCategory | None = None
+    reads: list[MeterRead] = Field(min_length=1)
+    fuel: str | None = None
+    factor: str | None = None
+    ncv: str | None = None
+    carbon_content: str | None = None
+    oxidation: str | None = None
+    purity: str | None = None
+    published: bool = False
+
+
+class EmissionCode(_Strict):
+    """A data item code the terminal uploads an emission under (CN 2051/2061/2031, ``Cou`` =
+    tCO2 in the period): one source's, an accounting unit's or the whole boundary's (scope 1 +
+    scope 2)."""
+
+    code: str
+    of: Literal["source", "unit", "boundary"]
+    id: str | None = None  # the source's or unit's; none for the boundary
+
+
+class Emissions(_Strict):
+    """ISC-2 §7.2.3(3), CSMT §9: the emissions the terminal was configured to upload, judged
+    against the plant's truth from the wire."""
+
+    #: The one vintage every library value comes from.
+    vintage: str | None = None
+    sources: list[EmissionSource] = Field(min_length=1)
+    codes: list[EmissionCode] = Field(min_length=1)
+    #: A code's activity digits (characters 6–7 of a CSMT §7.2 code) → its category.
+    activities: dict[str, EmissionCategory] = ACTIVITY_DIGITS
+    #: How often (s) the terminal looks for a new factor publication of the bench's platform by
+    #: itself (CSMT §11.4 a)); None: it does not, and the download is judged with the profile.
+    factor_poll_s: float | None = Field(None, gt=0, le=7 * 86400)
+
+    @model_validator(mode="after")
+    def _references(self) -> Emissions:
+        ids = [s.id for s in self.sources]
+        units = {s.unit for s in self.sources}
+        for i, source in enumerate(self.sources):
+            if ids.index(source.id) != i:
+                raise ValueError(f"sources[{i}].id: {source.id!r} is used twice")
+        codes: set[str] = set()
+        for i, code in enumerate(self.codes):
+            known: set[str | None] = {None}
+            if code.of != "boundary":
+                known = set(ids) if code.of == "source" else set(units)
+            if code.id not in known:
+                raise ValueError(f"codes[{i}].id: {code.id!r} is no {code.of} of sources")
+            if code.code in codes:
+                raise ValueError(f"codes[{i}].code: {code.code!r} is used twice")
+            codes.add(code.code)
+        return self
+
+
 #: Which minute window an increment between two reads counts in (``Tolerances``).
 CounterRule = Literal["middle", "end", "start"]
 
@@ -224,6 +399,9 @@ class Tolerances(_Strict):
     #: A reading its meter gave this close before a power cut may be lost (ISC-2 §9.2 keeps
     #: data across power loss without saying from which instant).
     cut_loss_s: float = Field(5.0, ge=0, le=3600)
+    #: A minute window reaches the centres at most this long after the read that settles it
+    #: (CSMT §12.3.2 asks for timely data without a figure).
+    upload_lag_s: float = Field(30.0, ge=0, le=3600)
 
 
 class Parameters(_Strict):
@@ -248,11 +426,46 @@ class Parameters(_Strict):
     admin_refused_source: IPvAnyAddress | None = None
     #: What the clauses leave open (see :class:`Tolerances`).
     tolerances: Tolerances = Tolerances()
+    #: The bench fleet whose points the set-up below names (``ranges``, ``backups``,
+    #: ``virtual_points``, ``emissions``: the configuration the lab gave the terminal before the
+    #: run); a run on another fleet has none of it (:meth:`set_up_for`). None: any fleet.
+    set_up_fleet: str | None = None
+    #: CSMT §8.1.1: valid ranges the lab set on points before the run (point id → [min, max],
+    #: bounds included); none: the range check is not applicable.
+    ranges: dict[str, tuple[Decimal, Decimal]] = {}
+    #: ISC-2 §7.2.3(1): backup devices the lab set before the run (point id → the point that
+    #: reads the same quantity from its backup device); none: the switch-over is not applicable.
+    backups: dict[str, str] = {}
     #: External devices: the terminal's points and the bench's meters they read.
     points: list[PointMap] = []
+    #: Virtual points the terminal was configured with before the run (CSMT §8.3.2), judged
+    #: from their uploaded window figures; none: the virtual-point tests are not applicable.
+    virtual_points: list[VirtualPointSpec] = []
     #: External devices declaring remote-upgrade: signed packages to install (the reference
     #: adapter signs its own).
     apps: AppFiles | None = None
+    #: The emissions the terminal uploads (ISC-2 §7.2.3(3), CSMT §9); none: the wire
+    #: accounting tests are not applicable.
+    emissions: Emissions | None = None
+
+    def set_up_for(self, fleet: str) -> Parameters:
+        """These parameters for a run on ``fleet``: without the set-up declared for another
+        (its tests are then not applicable: nothing declared to judge)."""
+        if self.set_up_fleet in (None, fleet):
+            return self
+        return self.model_copy(
+            update={"ranges": {}, "backups": {}, "virtual_points": [], "emissions": None}
+        )
+
+    @model_validator(mode="after")
+    def _ranges_and_backups(self) -> Parameters:
+        for point, (low, high) in self.ranges.items():
+            if low >= high:
+                raise ValueError(f"ranges.{point}: min {low} is not below max {high}")
+        for point, backup in self.backups.items():
+            if backup == point:
+                raise ValueError(f"backups.{point}: a point is not its own backup")
+        return self
 
 
 class Account(_Strict):
@@ -337,6 +550,18 @@ class UplinkSpec(_Strict):
         return self
 
 
+class Wiring(_Strict):
+    """Fixed addresses for the bench's meters, so that a real box can be wired to them once
+    (the run prints the whole wiring sheet). Unnamed ones get a free port or a fresh
+    pseudo-terminal each run."""
+
+    #: Meter id → the TCP port it listens on (Modbus TCP, OPC UA, HTTPS collectors).
+    ports: dict[str, Annotated[int, Field(ge=1, le=65535)]] = {}
+    #: Serial bus id → a symlink the bench points at its pseudo-terminal (a lab bridges it to
+    #: an RS-485 adapter, e.g. with socat, or a terminal on this machine opens it).
+    links: dict[str, Annotated[str, Field(min_length=1, max_length=255)]] = {}
+
+
 class Relay(_Strict):
     host: str | None = None
     port: int = Field(502, ge=1, le=65535)
@@ -367,6 +592,7 @@ class Target(_Strict):
     parameters: Parameters = Parameters()
     management: Management = Management()
     uplink: UplinkSpec = UplinkSpec()
+    wiring: Wiring = Wiring()
     power: PowerSpec = PowerSpec()
     #: Clock modes the terminal can run in (an external device: real only).
     clocks: list[ClockName] = ["real"]

@@ -23,6 +23,7 @@ own event loop, ``bench.adapters.reference``, or as a process, ``bench.adapters.
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import sys
 from collections.abc import Sequence
@@ -32,12 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.adapters.apps import bench_packages, signing_key
-from bench.adapters.changes import render_code
+from bench.adapters.changes import render_code, virtual_entry
+from bench.adapters.emission_setup import declared_emissions
 from bench.adapters.relay import BrokenUplink, relay_fault
 from bench.adapters.unwired import unwired
 from bench.scenario.config import deep_merge
-from bench.terminal_for_fleet import item_codes, terminal_config
+from bench.terminal_for_fleet import item_codes, terminal_config, with_ranges_and_backups
 from conformance.dut import (
+    AddVirtualPoint,
     AppPackages,
     CentreEndpoint,
     Change,
@@ -45,7 +48,7 @@ from conformance.dut import (
     MoveCentre,
     PointBinding,
 )
-from conformance.target import Target
+from conformance.target import Target, VirtualPointSpec
 from protocols.smcrypto import Sm2PrivateKey
 from reference_terminal.config import TerminalConfig
 from reference_terminal.security.identity import create_device_key, install_certificate
@@ -133,6 +136,51 @@ def point_bindings(config: TerminalConfig) -> list[PointBinding]:
             )
         )
     return out
+
+
+def declared_virtual_points(
+    specs: Sequence[VirtualPointSpec], points: set[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The target's virtual points (PIXIT) as the reference terminal's ``virtual_points``
+    entries and the ``uplink.codes`` rows of what they make: what the lab sets up on the box
+    before the run. One reading a point this fleet's terminal lacks is left out (the PIXIT
+    names the quick fleet's points); its tests say so."""
+    rules: list[dict[str, Any]] = []
+    codes: list[dict[str, Any]] = []
+    for spec in specs:
+        if not set(spec.inputs) <= points:
+            continue
+        allocated = spec.operation == "allocate"
+        change = AddVirtualPoint(
+            spec.point,
+            spec.operation,
+            tuple(spec.inputs),
+            factor=spec.factor,
+            targets=tuple(t.point for t in spec.targets) if allocated else (),
+            shares=tuple(t.share for t in spec.targets) if allocated else (),
+            per_s=spec.per_s,
+        )
+        rules.append(virtual_entry(change))
+        for point, code in spec.results():
+            codes.append({"point": point, "code": _code_entry(code)})
+    return rules, codes
+
+
+#: A structured CSMT §7.2 data item code as it goes on the wire (the terminal's layout:
+#: industry, activity, source, parameter, point number).
+STRUCTURED_CODE = re.compile(
+    r"(?P<industry>[A-T][0-9]{4})(?P<activity>[0-9]{2})(?P<source>[0-9]{3})"
+    r"(?P<parameter>[A-Za-z0-9]{3})(?P<point>[0-9]{2})"
+)
+
+
+def _code_entry(code: str) -> dict[str, Any] | str:
+    """A code of the wire as the terminal's ``uplink.codes`` take it: a structured code taken
+    apart, an HJ 212 pollutant code as it is."""
+    match = STRUCTURED_CODE.fullmatch(code)
+    if match is None:
+        return code
+    return {**match.groupdict(), "point": int(match["point"])}
 
 
 def stored_files(config: TerminalConfig, *, enrolled: bool) -> dict[str, Path]:
@@ -353,7 +401,7 @@ class ReferenceSetup:
                 and isinstance(change, MoveCentre)
                 and change.centre in (self.relays)
             ):
-                relay = BrokenUplink((change.host, change.port), fault)
+                relay = BrokenUplink((change.host, change.port), fault, clock=self.fleet.clock)
                 await relay.start()
                 stack.push_async_callback(relay.close)
                 self.relays[change.centre] = relay
@@ -371,7 +419,7 @@ class ReferenceSetup:
         for centre in centres:
             address = (centre.host, centre.port)
             if fault is not None and centre.protocol == "hj212":
-                relay = BrokenUplink(address, fault)
+                relay = BrokenUplink(address, fault, clock=self.fleet.clock)
                 await relay.start()
                 stack.push_async_callback(relay.close)
                 self.relays[centre.name] = relay
@@ -437,6 +485,10 @@ class ReferenceSetup:
             self.ram.mkdir(parents=True, exist_ok=True)
             changes["storage"] = {"url": f"sqlite:///{self.ram / 'terminal.db'}"}
         data = deep_merge(config.model_dump(mode="json"), changes)
+        data = with_ranges_and_backups(data, pixit.ranges, pixit.backups)
+        rules, codes = declared_virtual_points(pixit.virtual_points, {p.id for p in config.points})
+        data["virtual_points"] = [*data.get("virtual_points", []), *rules]
+        data["uplink"]["codes"] += codes
         if mutation == "no-readings":
             data = unwired(data)
         publishing = [c for c in centres if c.factors_url and c.publisher_key]
@@ -450,6 +502,8 @@ class ReferenceSetup:
                 "ca_file": None if centre.ca_file is None else str(centre.ca_file),
                 "trusted_keys": [str(centre.publisher_key)],
             }
+        # the emissions the lab configures before the run (PIXIT), then any mutation of them
+        declared_emissions(data, pixit.emissions)
         if mutation == "wrong-factor" and data.get("accounting"):
             for unit in data["accounting"]["units"]:
                 for source in unit["sources"]:

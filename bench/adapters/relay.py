@@ -9,6 +9,10 @@ its HJ 212 client and the network, that makes the terminal behave as a faulty on
 - ``no-retransmission``: a frame goes out once; when the terminal sends the same QN again (a
   retry after OverTime, or its backlog after a reconnect) the relay answers 9014 itself, as if
   the terminal had forgotten the frame — a terminal without retransmission.
+- ``late-upload``: each minute-data frame is answered (9014) at once, as if delivered, and
+  reaches the platform ``late_s`` later on the terminal's connection (the platform's own answer
+  to it swallowed): a terminal that uploads a minute's data two minutes late. Frames held when
+  the connection ends go out first on the next one, oldest first, as a terminal's would.
 
 The reference terminal itself is not changed (no test-only code paths in it): from the
 platform's side of the wire the relay and the terminal together are the broken terminal.
@@ -19,13 +23,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections import deque
 from typing import Literal, cast, get_args
 
+from common.clock import Clock, RealClock
 from protocols.hj212 import EDITIONS, SessionConfig
 from protocols.hj212.packet import enclose
 from simulators.platform.server import AckTemplate, corrupt_crc, header_of
 
-Fault = Literal["bad-crc", "no-extremes", "no-retransmission"]
+Fault = Literal["bad-crc", "no-extremes", "no-retransmission", "late-upload"]
+#: ``late-upload``: how late a minute's data reach the platform (s).
+LATE_S = 120.0
 UPLOADS = frozenset({2011, 2031, 2051, 2061, 2071})
 #: A long frame goes as several packets sharing one QN (HJ 212-2017 PNUM/PNO): a packet is
 #: its QN and its number.
@@ -36,6 +44,12 @@ _EXTREME = re.compile(rb"[^=]*-(?:Min|Max)=")
 def relay_fault(mutation: str) -> Fault | None:
     """The relay's fault for a target's mutation; None: the mutation is not the relay's."""
     return cast(Fault, mutation) if mutation in get_args(Fault) else None
+
+
+def _asks_answer(header: dict[bytes, bytes]) -> bool:
+    """Whether a frame asks for an answer (HJ 212-2017 表 6: Flag bit A)."""
+    flag = header.get(b"Flag", b"0")
+    return flag.isdigit() and bool(int(flag) & 1)
 
 
 def without_extremes(frame: bytes) -> bytes:
@@ -54,10 +68,25 @@ def without_extremes(frame: bytes) -> bytes:
 class BrokenUplink:
     """One relay: listens on loopback, forwards to ``upstream`` with ``fault`` applied."""
 
-    def __init__(self, upstream: tuple[str, int], fault: Fault, *, every: int = 4) -> None:
+    def __init__(
+        self,
+        upstream: tuple[str, int],
+        fault: Fault,
+        *,
+        every: int = 4,
+        clock: Clock | None = None,
+        late_s: float = LATE_S,
+    ) -> None:
         self.upstream = upstream
         self.fault = fault
         self.every = every
+        self.clock = clock or RealClock()
+        self.late_s = late_s
+        #: ``late-upload``: frames held, with when each is due, and the QNs whose platform
+        #: answer is the relay's to swallow (the terminal had its answer long before)
+        self.held: deque[tuple[float, bytes]] = deque()
+        self.held_qns: set[bytes] = set()
+        self._held_more = asyncio.Event()
         self.port = 0
         self.sent: set[tuple[str, bytes]] = set()
         self.minute_frames = 0
@@ -90,7 +119,11 @@ class BrokenUplink:
                 return  # the network beyond is down: the terminal sees its connection close
             try:
                 async with asyncio.TaskGroup() as group:
-                    group.create_task(self._pipe(up_reader, writer))
+                    if self.fault == "late-upload":
+                        group.create_task(self._answers(up_reader, writer))
+                        group.create_task(self._release(up_writer))
+                    else:
+                        group.create_task(self._pipe(up_reader, writer))
                     group.create_task(self._frames(reader, up_writer, writer))
             except* (OSError, EOFError):
                 pass
@@ -106,6 +139,48 @@ class BrokenUplink:
             writer.write(data)
             await writer.drain()
         raise EOFError
+
+    async def _answers(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """The platform's frames to the terminal, less its answers to frames held late."""
+        while True:
+            try:
+                frame = await reader.readuntil(b"\r\n")
+            except asyncio.IncompleteReadError:
+                raise EOFError from None
+            header = header_of(frame)
+            if header.get(b"CN") == b"9014" and header.get(b"QN") in self.held_qns:
+                continue
+            writer.write(frame)
+            await writer.drain()
+
+    async def _release(self, upstream: asyncio.StreamWriter) -> None:
+        """Send each held frame when it is due, oldest first."""
+        while True:
+            if not self.held:
+                self._held_more.clear()
+                await self._held_more.wait()
+                continue
+            due, frame = self.held[0]
+            if (wait := due - self.clock.time()) > 0:
+                await self.clock.sleep(wait)
+                continue
+            self.held.popleft()
+            try:
+                upstream.write(frame)
+                await upstream.drain()
+            except OSError:
+                self.held.appendleft((due, frame))  # the next connection sends it
+                raise
+
+    def _hold(
+        self, frame: bytes, header: dict[bytes, bytes], terminal: asyncio.StreamWriter
+    ) -> None:
+        qn = header[b"QN"]
+        self.held.append((self.clock.time() + self.late_s, frame))
+        self._held_more.set()
+        self.held_qns.add(qn)
+        with contextlib.suppress(Exception):
+            terminal.write(self._ack(header, qn.decode()))
 
     async def _frames(
         self,
@@ -140,6 +215,10 @@ class BrokenUplink:
             return frame
         if self.fault == "no-extremes" and cn == 2051:
             return without_extremes(frame)
+        if self.fault == "late-upload" and cn == 2051 and qn and _asks_answer(header):
+            # a live upload; the records answering a history request leave on time
+            self._hold(frame, header, terminal)
+            return b""
         if self.fault == "no-retransmission" and cn in UPLOADS and qn:
             found = _PNO.search(frame)
             packet = (qn, found.group(1) if found else b"")

@@ -8,12 +8,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from conformance.bench import Bench, posix
+from conformance.bench import Bench, local, posix
 from conformance.dut import PointBinding
 from conformance.oracle.minutes import GAP_FACTOR
 from protocols.hj212 import Command
 from simulators.fleet import Observation
+from simulators.platform import ReadingRow
 
+#: Protocols of the fleet's serial buses.
+SERIAL = ("dlt645-2007", "dlt645-1997", "modbus-rtu", "cjt188")
+#: Fields of an uploaded item that carry a number.
+FIGURES = ("Rtd", "Avg", "Cou", "Min", "Max")
 #: How long a stretch of a point's minute windows is judged (s).
 WINDOW_S = 300.0
 #: How long a stretch of uploaded values is judged (s): two real-time frames at the 15-minute
@@ -167,3 +172,54 @@ async def entered(bench: Bench, binding: PointBinding, value: str, t: float) -> 
     if events:
         return []  # flagged otherwise (e.g. suspect by the second check), entry logged
     return [f"{binding.point}: {value} stored as {same[0].quality}, no manual entry logged"]
+
+
+def declared_period(bench: Bench, binding: PointBinding) -> float:
+    """``binding``'s declared acquisition period (s)."""
+    return float(bench.dut.target.parameters.periods.get(binding.group, 60))
+
+
+def uploaded(
+    bench: Bench,
+    centre: str,
+    code: str,
+    start: float,
+    end: float,
+    *,
+    cn: int = int(Command.MINUTE_DATA),
+) -> dict[float, ReadingRow]:
+    """The first copy of each ``code`` item of ``centre``'s CN ``cn`` data with DataTime in
+    ``[start, end)``, by DataTime (POSIX)."""
+    out: dict[float, ReadingRow] = {}
+    rows = bench.readings(centre, cn, since=start, before=end)
+    for row in sorted(rows, key=lambda r: r.frame_id):
+        if row.code == code:
+            out.setdefault(posix(row.data_time), row)
+    return out
+
+
+def figures(row: ReadingRow) -> dict[str, Decimal]:
+    """The figures of an uploaded item that are numbers."""
+    out = {}
+    for name in FIGURES:
+        text = row.fields.get(name)
+        if text is None:
+            continue
+        try:
+            out[name] = Decimal(text)
+        except InvalidOperation:
+            continue
+    return out
+
+
+async def arrive(bench: Bench, centre: str, code: str, windows: Sequence[float]) -> None:
+    """Wait (up to 15 minutes) until the minutes ``windows`` of ``code`` reached ``centre``."""
+    wanted = {local(w) for w in windows}
+
+    async def arrived() -> bool:
+        rows = bench.readings(
+            centre, int(Command.MINUTE_DATA), since=windows[0], before=windows[-1] + 60
+        )
+        return wanted <= {r.data_time for r in rows if r.code == code}
+
+    await bench.until(arrived, within=900, every=30)

@@ -2,18 +2,25 @@
 emissions computed from activity data (per minute, cumulative; manual entries at once), the
 reports and statistics, the meter ledger, and alarms on emission anomalies.
 
-The routes are the accounting part of the carbench profile (``/accounting/…``, ``/meters``).
-Every emission figure is recomputed from the plant's truth by the accounting oracle
-(:mod:`conformance.accounting_oracle`): the fleet file says which meter reading feeds which
-source with which method, the bench's factor library gives the factors, and each figure is
-judged with the tolerance its meters' resolution allows (inconclusive where the bench cannot
-tell).
+**On the wire** (any terminal): the emissions it uploads under the codes its test parameters
+declare (``parameters.emissions``: which source, unit or boundary, which meters, which method)
+— per minute, hour and day, per source, unit and boundary, filed by category — are judged
+against the meters' logs times each source's rate (:mod:`conformance.wire_emissions`,
+:mod:`conformance.emission_plan`), and followed as the bench's platform publishes a new factor
+library (CSMT §11.4).
+
+**Through the carbench profile** (``/accounting/…``, ``/meters``): what only it shows — the
+library and its export, the stored figures and their registers, reports, statistics, the
+ledger, alarms. Every emission figure there is recomputed from the plant's truth by the
+accounting oracle (:mod:`conformance.accounting_oracle`): the fleet file says which meter
+reading feeds which source with which method, the bench's factor library gives the factors, and
+each figure is judged with the tolerance its meters' resolution allows (inconclusive where the
+bench cannot tell).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +28,6 @@ import pytest
 import yaml
 
 from conformance.accounting_oracle import (
-    LIBRARY,
     Bound,
     Interval,
     Judgement,
@@ -36,10 +42,42 @@ from conformance.accounting_oracle import (
     overall,
     unjudged,
 )
-from conformance.bench import Bench
+from conformance.bench import Bench, local
 from conformance.dut import PointBinding
+from conformance.emission_plan import (
+    Plan,
+    PlannedSource,
+    Rates,
+    activity_digits,
+    downloaded,
+    next_revision,
+    plan_for,
+    publish,
+    published_in_force,
+    published_library,
+    publishing_centre,
+    survey_sources,
+)
 from conformance.evidence import TestLog
-from conformance.verdicts import ClauseFailure, Inconclusive
+from conformance.target import EmissionCategory, EmissionCode
+from conformance.verdicts import ClauseFailure, Inconclusive, NotApplicable
+from conformance.wire_emissions import (
+    DAY_CN,
+    FIGURE_LAG_S,
+    HOUR_CN,
+    MINUTE_CN,
+    Known,
+    Truth,
+    Unknown,
+    Uploaded,
+    could_tell,
+    expected_minute,
+    first_hj212_centre,
+    judge_figure,
+    judge_minutes,
+    minutes_uploaded,
+    period_sum,
+)
 
 pytestmark = pytest.mark.requires("feature:accounting")
 
@@ -285,16 +323,6 @@ async def test_the_factor_library_is_versioned_and_exportable(bench: Bench) -> N
     assert all(f.get("source") for f in factors), "factors without a source"
 
 
-def _published_library(revision: int) -> str:
-    """The bench's factor library (the oracle's) with every vintage at ``revision``."""
-    vintages = []
-    for path in sorted(LIBRARY.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        for vintage in data.get("vintages", [data]):
-            vintages.append(vintage | {"revision": revision})
-    return yaml.safe_dump({"vintages": vintages}, allow_unicode=True, sort_keys=False)
-
-
 def _revisions(factors: Sequence[Mapping[str, Any]]) -> dict[str, set[int]]:
     out: dict[str, set[int]] = {}
     for f in factors:
@@ -320,10 +348,8 @@ async def test_the_factor_library_is_downloaded_from_the_platform(
     version = f"carbench-{revision}"
     start = bench.now()
     fetched = len(publisher.library_downloads)
-    with bench.rig.hold():
-        at = datetime.fromtimestamp(bench.now(), UTC)
-        publisher.publisher.publish(_published_library(revision + 50), f"{version}-x", at,
-                                    tamper=True)  # fmt: skip
+    # published through the registry, so that the wire tests know what was in force when
+    publish(bench, centre.name, published_library(revision + 50), f"{version}-x", tamper=True)
     tampered = await bench.management.request("POST", "/accounting/factors/download", json={})
     evidence.attach_json("tampered.json", {"status": tampered.status_code, "body": tampered.text})
     after_tamper = _revisions(await _get(bench, "/accounting/factors"))
@@ -332,10 +358,8 @@ async def test_the_factor_library_is_downloaded_from_the_platform(
             f"CSMT §11.4: a library changed after the platform signed it was taken "
             f"(HTTP {tampered.status_code}; revisions {after_tamper}, before {before})"
         )
-    with bench.rig.hold():
-        at = datetime.fromtimestamp(bench.now(), UTC)
-        published = _published_library(revision)
-        publisher.publisher.publish(published, version, at)
+    published = published_library(revision)
+    publish(bench, centre.name, published, version)
     evidence.attach("published.yaml", published, "application/yaml")
     answer = await bench.management.request("POST", "/accounting/factors/download", json={})
     evidence.attach_json("download.json", {"status": answer.status_code, "body": answer.text})
@@ -365,13 +389,14 @@ async def test_methods_single_point_boundary_and_classified(bench: Bench) -> Non
 
 
 @pytest.mark.clause("ISC-2 §7.2.3(3)", "CSMT §9.2")
-async def test_emissions_per_minute_follow_activity_and_factor(
+async def test_stored_minute_emissions_trace_to_the_meters(
     bench: Bench, evidence: TestLog, oracle: Oracle
 ) -> None:
-    """Each minute's emission of each accounted point is what the plant's truth over the
-    minute's measured span gives with the fleet's method, within its meter's resolution; the
-    minutes chain (each starts at the register the one before ended at) and the cumulative
-    emission adds them up."""
+    """Each minute's emission the terminal keeps for each accounted point (with the activity
+    and the registers it spans, CSMT §9.2 "保留转换前后原始数据、碳排放数据") is what the
+    plant's truth over the minute's measured span gives with the fleet's method, within its
+    meter's resolution; the minutes chain (each starts at the register the one before ended
+    at) and the cumulative emission adds them up."""
     await bench.history(900)
     end = bench.now() - 120
     accounted = _accounted(bench, oracle)
@@ -635,10 +660,11 @@ async def test_the_accounting_boundary_is_configured(bench: Bench) -> None:
 
 
 @pytest.mark.clause("ISC-2 §7.2.1")
-async def test_the_boundary_takes_in_every_source_of_the_plant(bench: Bench) -> None:
-    """The monitoring boundary follows the plant's real sources: every source of the site's
-    survey (the fleet's accounting description), its auxiliary and ancillary systems as much
-    as the main production, is inside it with each meter that measures it."""
+async def test_the_configured_boundary_lists_every_meter_of_the_plant(bench: Bench) -> None:
+    """The monitoring boundary the terminal shows follows the plant's real sources: every
+    source of the site's survey (the fleet's accounting description), its auxiliary and
+    ancillary systems as much as the main production, is inside it with each meter that
+    measures it."""
     survey = bench.rig.fleet.spec.accounting
     if survey is None:
         raise Inconclusive(
@@ -678,3 +704,434 @@ async def test_classified_accounting_by_scope_and_category(bench: Bench) -> None
         Decimal(0),
     )
     assert _close(total, Decimal(report["total"])), (total, report["total"])
+
+
+# ---- on the wire: the emissions the terminal uploads (any terminal) -------------------------
+
+#: Seconds of its own a wire test watches.
+WATCH_S = 600.0
+#: The first seconds of the run, while the terminal starts reading its meters: a period's
+#: minutes before them are taken as uploaded (the terminal was starting, not judged).
+STARTING_S = 900.0
+#: How much the CSMT §11.4 test changes the published library values, and the tampered
+#: publication's (which must change nothing).
+CHANGED = Decimal("1.25")
+TAMPERED = Decimal("1.5")
+#: CSMT §9.4 items: the categories of scope 1 (a) 1)–5)) and scope 2 (b) 1)–2)).
+CATEGORY_ITEMS: tuple[tuple[EmissionCategory, str], ...] = (
+    ("combustion", "CSMT §9.4 a) 1)"),
+    ("process", "CSMT §9.4 a) 2)"),
+    ("carbonates", "CSMT §9.4 a) 3)"),
+    ("destruction_recovery", "CSMT §9.4 a) 4)"),
+    ("sector_specific", "CSMT §9.4 a) 5)"),
+    ("electricity", "CSMT §9.4 b) 1)"),
+    ("heat", "CSMT §9.4 b) 2)"),
+)
+
+
+def item_of(category: str) -> str:
+    return next(item for c, item in CATEGORY_ITEMS if c == category)
+
+
+@pytest.fixture
+def plan(bench: Bench) -> Plan:
+    return plan_for(bench)
+
+
+async def _watch(
+    bench: Bench,
+    plan: Plan,
+    codes: Sequence[EmissionCode],
+    extra: Sequence[PlannedSource] = (),
+) -> tuple[Truth, Rates, Uploaded]:
+    """Minutes of the test's own: the terminal warm and on a library the bench knows, then
+    :data:`WATCH_S` of it; the truth, the rates and the figures that arrived."""
+    await bench.warm()
+    await published_in_force(bench, plan)
+    start = bench.now()
+    await bench.wait(WATCH_S)
+    _, truth, rates, uploaded = await minutes_uploaded(
+        bench, plan, codes, start, bench.now(), extra
+    )
+    return truth, rates, uploaded
+
+
+def _decide(judged: Sequence[Judgement], evidence: TestLog, name: str) -> None:
+    """The test's verdict from its figures; a plant that stood still shows nothing."""
+    evidence.attach_json(f"{name.replace(' ', '-')}.json", [j.data() for j in judged])
+    if not any(j.outcome is Outcome.FAIL for j in judged) and not could_tell(judged):
+        raise Inconclusive(f"{name}: no figure judged had an emission other than zero")
+    _settle(judged, evidence, name)
+
+
+@pytest.mark.clause("ISC-2 §7.2.3(3)", "CSMT §9.2", "CSMT §9.2 a)", "CSMT §9.2 b)", "CSMT §9.2 c)")
+async def test_emissions_per_minute_follow_activity_and_factor(
+    bench: Bench, evidence: TestLog, plan: Plan
+) -> None:
+    """Single-point accounting, every minute: each declared source's emission goes up under its
+    code (CN 2051, ``Cou`` in tCO2) and is its meters' increments in that minute, as their logs
+    show them, times the rate its declared method gives — each activity point bound to its
+    method, formula and factor — within the rounding of the places the terminal reports."""
+    codes = [c for c in plan.codes if c.of == "source"]
+    if not codes:
+        raise NotApplicable("parameters.emissions.codes: no source's code is declared")
+    truth, rates, uploaded = await _watch(bench, plan, codes)
+    _decide(judge_minutes(plan, truth, rates, codes, uploaded), evidence, "source minutes")
+
+
+@pytest.mark.clause("ISC-2 §7.2.3(3)")
+async def test_hourly_and_daily_emissions_add_up_their_minutes(
+    bench: Bench, evidence: TestLog, plan: Plan
+) -> None:
+    """The hourly and daily emission of every code (CN 2061 and 2031, ``Cou``) is its minutes'
+    added up: the first hour after the first local midnight the terminal lives through, and the
+    day that midnight ends (from the terminal's start) — each minute at its truth where the
+    bench knows it, else as it was uploaded (the minute tests judge those)."""
+    await bench.warm()
+    await published_in_force(bench, plan)
+    midnight = bench.first_midnight()
+    hour_end = midnight + 3600
+    due = hour_end + bench.settled_after() + FIGURE_LAG_S + 300
+    bench.needs(due - bench.now(), ("ISC-2 §7.2.3(3)",))
+    await bench.rig.sleep_until(due)
+    centre = first_hj212_centre(bench)
+    day_start = midnight - 86400
+    truth = Truth(bench, plan.sources.values(), max(day_start, bench.t0 + STARTING_S), hour_end)
+    rates = Rates.now(bench, plan)
+    minutes = Uploaded.read(bench, centre, MINUTE_CN, day_start, hour_end)
+    judged: list[Judgement] = []
+    for cn, start, end, what in (
+        (HOUR_CN, midnight, hour_end, "hour"),
+        (DAY_CN, day_start, midnight, "day"),
+    ):
+        got = Uploaded.read(bench, centre, cn, start, start + 1)
+        windows = [start + 60 * i for i in range(int(end - start) // 60)]
+        for code in plan.codes:
+            by_hand = all(s.manual for s in plan.members(code))
+            if by_hand and not any((code.code, w) in minutes.values for w in windows):
+                continue  # entered by hand, and nothing entered that period
+            expected = period_sum(plan, truth, rates, code, windows, minutes)
+            reported = got.values.get((code.code, start), [])
+            judged += judge_figure(f"{code.code} {what} {local(start):%m-%d %H:%M}", expected,
+                                   reported)  # fmt: skip
+    _decide(judged, evidence, "period figures on the wire")
+
+
+@pytest.mark.clause("CSMT §9.1", "CSMT §9.3", "CSMT §9.3 b)", "CSMT §9.3 d)", "CSMT §9.3 e)")
+async def test_units_and_the_boundary_roll_up_their_sources(
+    bench: Bench, evidence: TestLog, plan: Plan
+) -> None:
+    """Boundary accounting, rolled up level by level: every minute each accounting unit's
+    emission and the whole boundary's go up under their codes, each the sum over the sources
+    configured in it (scope 1 and 2) of its meters' increments times its method's rate; a
+    source entered by hand counts as its own code's figure."""
+    codes = [c for c in plan.codes if c.of != "source"]
+    if not codes:
+        raise NotApplicable("parameters.emissions.codes: no unit's or boundary's code")
+    truth, rates, uploaded = await _watch(bench, plan, codes)
+    _decide(judge_minutes(plan, truth, rates, codes, uploaded), evidence, "roll-up minutes")
+
+
+@pytest.mark.clause("ISC-2 §7.2.1")
+async def test_the_boundary_takes_in_every_source_of_the_plant(
+    bench: Bench, evidence: TestLog, plan: Plan
+) -> None:
+    """The monitoring boundary follows the plant's real sources: every minute the boundary's
+    emission is the sum over every source of the site's survey (the fleet's accounting
+    section) — auxiliary and ancillary systems as much as the main production — of its meters'
+    increments times its method's rate. A source left outside falls short by its emission."""
+    boundary = [c for c in plan.codes if c.of == "boundary"]
+    if not boundary:
+        raise NotApplicable("parameters.emissions.codes: no code for the whole boundary")
+    surveyed = survey_sources(bench, plan)
+    if not surveyed:
+        raise Inconclusive("the fleet describes no accounting boundary to compare with")
+    evidence.attach_json("survey.json", [s.spec.model_dump(mode="json") for s in surveyed])
+    truth, rates, uploaded = await _watch(bench, plan, boundary, surveyed)
+    judged: list[Judgement] = []
+    for code in boundary:
+        for w in truth.minutes():
+            expected = expected_minute(plan, truth, rates, surveyed, w, uploaded)
+            got = uploaded.values.get((code.code, w), [])
+            if isinstance(expected, Unknown) and not expected.blame and not got:
+                continue
+            judged += judge_figure(f"{code.code} {local(w):%H:%M}", expected, got)
+    _decide(judged, evidence, "boundary minutes")
+
+
+def _filed(plan: Plan) -> dict[str, EmissionCategory | None]:
+    """Each source code and the category its activity digits file it under."""
+    return {
+        c.code: plan.emissions.activities.get(activity_digits(c.code) or "")
+        for c in plan.codes
+        if c.of == "source"
+    }
+
+
+def _misfiled(plan: Plan, category: str | None = None) -> list[str]:
+    """Source codes whose activity digits do not say their source's category (of those of
+    ``category`` or filed under it, if given)."""
+    filed = _filed(plan)
+    out = []
+    for c in plan.codes:
+        if c.of != "source":
+            continue
+        own = plan.sources[str(c.id)].category
+        if filed[c.code] != own and category in (None, own, filed[c.code]):
+            out.append(f"{c.code}: {own}, filed as {filed[c.code]}")
+    return out
+
+
+def _sum_of(plan: Plan, uploaded: Uploaded, codes: Sequence[str], w: float) -> list[Decimal]:
+    """What a platform adding up ``codes`` has for minute ``w`` (nothing: a metered source's
+    figure is missing; a code of entries has none in a minute without one)."""
+    by_hand = {c.code for c in plan.codes if all(s.manual for s in plan.members(c))}
+    parts = [uploaded.first(code, w) for code in codes]
+    if any(p is None for code, p in zip(codes, parts, strict=True) if code not in by_hand):
+        return []
+    return [sum((p for p in parts if p is not None), Decimal(0))]
+
+
+def _classified(
+    plan: Plan,
+    truth: Truth,
+    rates: Rates,
+    sources: Sequence[PlannedSource],
+    codes: Sequence[str],
+    uploaded: Uploaded,
+    what: str,
+) -> list[Judgement]:
+    """Each minute's sum of ``codes`` against the emission of ``sources``."""
+    judged: list[Judgement] = []
+    for w in truth.minutes():
+        expected = expected_minute(plan, truth, rates, sources, w, uploaded)
+        got = _sum_of(plan, uploaded, codes, w)
+        if isinstance(expected, Unknown) and not expected.blame and not got:
+            continue
+        if isinstance(expected, Known):  # each code rounded on its own
+            expected = Known(expected.value, expected.width, max(expected.parts, len(codes)))
+        judged += judge_figure(f"{what} {local(w):%H:%M}", expected, got)
+    return judged
+
+
+@pytest.mark.clause("CSMT §9.4")
+async def test_figures_filed_by_category_add_up_to_scope_1_and_2(
+    bench: Bench, evidence: TestLog, plan: Plan
+) -> None:
+    """Classified accounting on top of single-point and boundary accounting: every source's
+    code says its category in its activity digits (as the target declares its terminal files
+    them), and every minute the figures so filed — scope 1's categories and scope 2's — add up
+    to the emission of every source in the boundary."""
+    misfiled = _misfiled(plan)
+    assert not misfiled, f"codes whose activity digits do not say their category: {misfiled}"
+    sources = [s for s in plan.sources.values() if s.scope is not None]
+    filed = sorted(
+        c.code for c in plan.codes if c.of == "source" and c.id in {s.id for s in sources}
+    )
+    truth, rates, uploaded = await _watch(bench, plan, [c for c in plan.codes if c.code in filed])
+    judged = _classified(plan, truth, rates, sources, filed, uploaded, "scope 1 + 2")
+    _decide(judged, evidence, "classified minutes")
+
+
+@pytest.mark.parametrize(
+    "category",
+    [
+        pytest.param(category, marks=pytest.mark.clause(item), id=category)
+        for category, item in CATEGORY_ITEMS
+    ],
+)
+async def test_each_category_is_filed_under_its_activity_code(
+    bench: Bench, evidence: TestLog, plan: Plan, category: EmissionCategory
+) -> None:
+    """Classified accounting, one category (scope 1: combustion, process, carbonates,
+    destruction or recovery, sector-specific; scope 2: electricity, heat): its sources go up
+    under codes whose activity digits say it, and a platform adding up the codes so filed gets,
+    every minute, the category's emission — its sources' meters' increments times their rates;
+    for sources entered by hand, what the bench enters (through the profile) times theirs."""
+    sources = [s for s in plan.sources.values() if s.category == category]
+    if not sources:
+        raise NotApplicable(f"parameters.emissions declares no {category} source")
+    filed = sorted(code for code, c in _filed(plan).items() if c == category)
+    misfiled = _misfiled(plan, category)
+    assert not misfiled, f"codes whose activity digits do not say their category: {misfiled}"
+    if all(s.manual for s in sources):
+        judged = await _entered(bench, plan, sources, filed, category)
+    else:
+        codes = [c for c in plan.codes if c.code in filed]
+        truth, rates, uploaded = await _watch(bench, plan, codes)
+        judged = _classified(plan, truth, rates, sources, filed, uploaded, category)
+    _decide(judged, evidence, f"{category} minutes")
+
+
+async def _entered(
+    bench: Bench,
+    plan: Plan,
+    sources: Sequence[PlannedSource],
+    filed: Sequence[str],
+    category: str,
+) -> list[Judgement]:
+    """Sources entered by hand: the bench enters the plant's value of each now (the profile
+    is its hand), and the minute's figure of the codes filed under ``category`` must be each
+    entry's increment over the value before it times its rate."""
+    from conformance.suites.readback import plant_text  # noqa: PLC0415
+
+    management = bench.management  # not applicable without it: an operator must enter them
+    await bench.warm()
+    await published_in_force(bench, plan)
+    by_read = {(b.meter, b.quantity): b for b in bench.dut.points() if b.meter and b.quantity}
+    entries: list[tuple[PlannedSource, PointBinding, Decimal]] = []
+    for source in sources:
+        for meter, quantity, _ in source.reads:
+            binding = by_read.get((meter, quantity))
+            if binding is None:
+                raise Inconclusive(f"the terminal has no point for {meter}'s {quantity} to enter")
+            before = await management.latest(binding.point)
+            if before is None or before.value is None:  # a first entry is a baseline
+                await management.enter_manual(
+                    binding.point, plant_text(bench, binding, bench.now()), bench.now(),
+                    operator="carbench",
+                )  # fmt: skip
+                await bench.wait(600)
+                before = await management.latest(binding.point)
+            assert before is not None and before.value is not None
+            entries.append((source, binding, before.value))
+    # a hand entry is as good as the ticket it copies: wait for a ticket (a truck on the
+    # weighbridge) that makes a difference
+    await bench.wait(60)
+    for _, binding, before_value in entries:
+        t = bench.now()
+        while Decimal(plant_text(bench, binding, t)) == before_value and t < bench.now() + 86400:
+            t += 60
+        bench.needs(t + 60 - bench.now(), (item_of(category),))
+        await bench.rig.sleep_until(t + 60)
+    t = bench.now()
+    w = t - t % 60
+    expected = Decimal(0)
+    rates = Rates.now(bench, plan)
+    for source, binding, before_value in entries:
+        text = plant_text(bench, binding, t)
+        await management.enter_manual(binding.point, text, t, operator="carbench")
+        rate = rates.at(source, 0, w)
+        assert not isinstance(rate, str), rate
+        expected += (Decimal(text) - before_value) * rate
+    centre = first_hj212_centre(bench)
+
+    async def arrived() -> bool:
+        got = Uploaded.read(bench, centre, MINUTE_CN, w, w + 60)
+        return any(got.first(code, w) is not None for code in filed)
+
+    came = await bench.until(arrived, within=600, every=30)
+    got = _sum_of(plan, Uploaded.read(bench, centre, MINUTE_CN, w, w + 60), filed, w)
+    got = got if came else []
+    known = Known(expected, Decimal(0), len(filed))
+    return judge_figure(f"{category} entered {local(t):%H:%M:%S}", known, got)
+
+
+@pytest.mark.requires("feature:factor-download")
+@pytest.mark.clause("CSMT §11.4", "CSMT §11.4 a)")
+async def test_emissions_follow_the_library_the_platform_publishes(
+    bench: Bench, evidence: TestLog, plan: Plan
+) -> None:
+    """Online methodology configuration: the terminal looks for the factor library the bench's
+    platform publishes as often as it declares, refuses a publication changed after it was
+    signed (its emissions stay as they were), and takes a new one: from then on the emissions
+    of the sources that take published values follow the new library, minute by minute. The
+    bench's own library is published again at the end."""
+    published = [s for s in plan.sources.values() if s.spec.published and not s.manual]
+    if not published:
+        raise NotApplicable("parameters.emissions: no metered source takes published values")
+    poll = plan.emissions.factor_poll_s
+    if poll is None:
+        raise NotApplicable(
+            "parameters.emissions.factor_poll_s: the target does not say how often the "
+            "terminal looks for a new publication (with the profile, the download is judged "
+            "on request)"
+        )
+    centre = publishing_centre(bench)
+    if centre is None:
+        raise Inconclusive("no centre of the bench publishes a factor library", "CSMT §11.4")
+    names = {s.spec.fuel or s.spec.factor or "" for s in published}
+    ids = {s.id for s in published}
+    # their own codes (a unit's or the boundary's, when they have none): the other sources'
+    # figures are the minute tests' to judge
+    codes = [c for c in plan.codes if c.of == "source" and c.id in ids] or [
+        c for c in plan.codes if any(s.id in ids for s in plan.members(c))
+    ]
+    await bench.warm()
+    await published_in_force(bench, plan)
+    revision = next_revision(bench, centre)
+    start = bench.now()
+    try:
+        taken: dict[str, float] = {}
+        # first one tampered with (refused: nothing changes), then a new one (taken)
+        for step, (scale, tamper) in enumerate(((TAMPERED, True), (CHANGED, False))):
+            version = f"carbench-wire-{revision + step}{'-x' if tamper else ''}"
+            text = published_library(revision + step, dict.fromkeys(names, scale))
+            since = bench.now()
+            publish(bench, centre, text, version, tamper=tamper)
+            evidence.attach(f"{version}.yaml", text, "application/yaml")
+
+            async def fetched(version: str = version, since: float = since) -> bool:
+                return downloaded(bench, centre, version, since)
+
+            if not await bench.until(fetched, within=poll + 120, every=10):
+                raise ClauseFailure(
+                    f"CSMT §11.4 a): the terminal did not look for the publication {version} "
+                    f"within {poll + 120:.0f} s (it declares it looks every {poll:.0f} s)"
+                )
+            taken[version] = bench.now()
+            await bench.wait(WATCH_S)
+        _, truth, rates, uploaded = await minutes_uploaded(bench, plan, codes, start, bench.now())
+        # a minute booked as a library was taken may have either rate: not judged
+        steady = [w for w in truth.minutes() if not rates.switching(w)]
+        judged = judge_minutes(plan, truth, rates, codes, uploaded, steady)
+        evidence.attach_json("downloads.json", {v: local(t).isoformat() for v, t in taken.items()})
+        _settle(judged, evidence, "minutes around the publications")
+        # the new library (the last one taken) must have made a difference the bench can see
+        before = Rates(plan, rates.changes[:-1])
+        switched = rates.changes[-1][0]
+        moved = any(
+            _moved(plan, truth, rates, before, code, w, uploaded)
+            for code in codes
+            for w in steady
+            if w >= switched
+        )
+        if not moved:
+            raise Inconclusive("the published library changed no emission the bench could see")
+    finally:
+        await _republish(bench, plan, centre)
+
+
+def _moved(
+    plan: Plan,
+    truth: Truth,
+    now: Rates,
+    before: Rates,
+    code: EmissionCode,
+    w: float,
+    uploaded: Uploaded,
+) -> bool:
+    """Whether ``code``'s minute ``w`` is due at a different figure under the new library than
+    under the one before (by more than the rounding)."""
+    members = plan.members(code)
+    new = expected_minute(plan, truth, now, members, w, uploaded)
+    old = expected_minute(plan, truth, before, members, w, uploaded)
+    if not isinstance(new, Known) or not isinstance(old, Known):
+        return False
+    return abs(new.value - old.value) > Decimal("1e-9")
+
+
+async def _republish(bench: Bench, plan: Plan, centre: str) -> None:
+    """The bench's own library published again and taken, and the minutes around the change
+    behind: tests judging recent figures against the bench's library come after."""
+    revision = next_revision(bench, centre)
+    version = f"carbench-wire-{revision}"
+    since = bench.now()
+    publish(bench, centre, published_library(revision), version)
+
+    async def fetched() -> bool:
+        return downloaded(bench, centre, version, since)
+
+    poll = plan.emissions.factor_poll_s or 60.0
+    await bench.until(fetched, within=poll + 120, every=10)
+    await bench.wait(900)

@@ -1,5 +1,14 @@
-"""Latency: edge processing measured from the wire (ISC-2 §9.4: ≤ 20 ms, minute-level
-figures), and real-time data at the centres within 2 s of its time (CPCIF §6.1)."""
+"""Latency: edge processing (ISC-2 §9.4: minute-level figures, ≤ 20 ms), and real-time data
+at the centres within 2 s of its time (CPCIF §6.1).
+
+ISC-2 §9.4 names no end points for its 20 ms. The wire cannot show them: after a meter's
+answer the next thing on the wire is an upload the terminal sends on its own schedule (a
+real-time frame at its interval, a minute once it has closed and waited for late reads), seconds
+to minutes later, so the wire bounds nothing near 20 ms; and under the virtual clock no
+terminal time passes while the terminal computes, so a virtual-time delay cannot fail. The
+20 ms is timed from a meter's answer to the terminal's answer of an on-command read, which
+needs the carbench management profile. The minute-level computation is judged on the wire.
+"""
 
 from __future__ import annotations
 
@@ -14,18 +23,31 @@ import pytest
 from conformance.bench import Bench, posix
 from conformance.evidence import TestLog, step
 from conformance.judge import percentile
-from conformance.verdicts import Inconclusive
+from conformance.suites.readback import judge_points
+from conformance.target import MANAGEMENT_PROFILE
+from conformance.verdicts import Inconclusive, NotApplicable
 from protocols.hj212 import Command
 
 READS = 60
+#: ISC-2 §9.4: computation at minute level or finer.
+MINUTE_S = 60.0
 REALTIME_LIMIT_S = 2.0
 
 
 @pytest.mark.clause("ISC-2 §9.4")
 @pytest.mark.requires("feature:on-command-read")
 async def test_edge_processing_latency_from_the_wire(bench: Bench, evidence: TestLog) -> None:
-    """From a meter's answer leaving the meter to the processed, stored value coming back from
-    the terminal (an on-command read): within the limit (ISC-2 §9.4: 20 ms), 95th percentile."""
+    """From a meter's answer leaving the meter (the wire) to the processed, stored value coming
+    back from the terminal (an on-command read): within the limit (ISC-2 §9.4: 20 ms), 95th
+    percentile. The read is the carbench management profile's: see the module text for why the
+    uploads cannot time 20 ms."""
+    if not bench.dut.target.declares(f"feature:{MANAGEMENT_PROFILE}"):
+        raise NotApplicable(
+            "the 20 ms is timed to the answer of an on-command read of the carbench management "
+            "profile, which the target does not declare; the uploads leave on the terminal's "
+            "schedule, seconds after any processing, and bound nothing near 20 ms",
+            "ISC-2 §9.4",
+        )
     await bench.warm()
     network = [
         b
@@ -95,21 +117,24 @@ def collector_paused() -> Iterator[None]:
 
 
 @pytest.mark.clause("ISC-2 §9.4")
-async def test_edge_figures_at_minute_level(bench: Bench) -> None:
-    """Every point polled once a minute or faster has its minute figures computed at the edge."""
+async def test_edge_figures_at_minute_level(bench: Bench, evidence: TestLog) -> None:
+    """The terminal computes at minute level (ISC-2 §9.4 分钟级以上计算能力): every point it
+    reads from the bench's meters once a minute or faster reaches the first centre with its
+    minute figures (HJ 212 2051), minute by minute as its meter's log owes them (a point it
+    uploads under no item code shows nothing, and fails)."""
     await bench.warm()
-    start = bench.now()
-    await bench.wait(780)
-    end = start + 720
-    missing = []
-    for binding in bench.points(acquisition="polled"):
-        period = float(bench.dut.target.parameters.periods.get(binding.group, 60))
-        if period > 60:
-            continue
-        minutes = await bench.management.derived(binding.point, "minute", start + 60, end)
-        if len(minutes) < 8:
-            missing.append(f"{binding.point}: {len(minutes)} minute figures in 11 minutes")
-    assert not missing, "\n".join(missing[:20])
+    periods = bench.dut.target.parameters.periods
+    points = [
+        b
+        for b in bench.points(acquisition="polled")
+        if bench.fleet_meter(b) and float(periods.get(b.group, 60)) <= MINUTE_S
+    ]
+    if not points:
+        raise Inconclusive("no point is read from the bench's meters once a minute", "ISC-2 §9.4")
+    with step(f"the minute data of {len(points)} points against their meters' logs"):
+        problems, judged = await judge_points(bench, points)
+    evidence.attach_json("judged.json", judged)
+    assert not problems, "\n".join(problems[:20])
 
 
 @pytest.mark.clause("CPCIF §6.1")

@@ -1,14 +1,13 @@
 """Negative tests: frames the terminal must refuse or survive — a platform command with a bad
 CRC, the wrong PW or MN, an oversize frame, a command split across TCP segments or preceded by
-garbage — and garbage on its meter bus. Each refused command must leave the terminal's setting
-as it was and its link working."""
+garbage. Each refused command must leave the terminal's setting as it was and its link working
+(garbage on a meter's bus: ``test_acquisition``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
@@ -278,44 +277,3 @@ async def test_split_segments_and_leading_garbage_are_survived(
     finally:
         if before is not None:
             await target.server.commands(target.mn, timeout=300).set_rtd_interval(int(before))
-
-
-@pytest.mark.clause("ISC-2 §9.3", "ISC-2 §7.2.3(1)")
-async def test_garbage_on_the_bus_is_never_stored_as_a_reading(
-    bench: Bench, evidence: TestLog
-) -> None:
-    """A meter answering garbled frames: no garbage becomes a stored value; the failed reads
-    are recorded as such."""
-    await bench.history(300)
-    serial = [
-        b
-        for b in bench.points(acquisition="polled")
-        if bench.fleet_meter(b) and b.protocol in ("dlt645-2007", "cjt188", "modbus-rtu")
-    ]
-    if not serial:
-        raise Inconclusive("no meter on a serial bus to garble", "ISC-2 §9.3")
-    binding = serial[-1]
-    assert binding.meter is not None and binding.quantity is not None
-    period = float(bench.dut.target.parameters.periods.get(binding.group, 60))
-    start = bench.now()
-    with step(f"{binding.meter} answers garbled frames for {4 * period:g} s"):
-        fault = bench.rig.meter_fault(binding.meter, "garbled", seconds=4 * period)
-        await bench.wait(4 * period)
-        bench.rig.clear_fault(fault)
-    await bench.wait(period)
-    end = bench.now()
-    readings = await bench.management.readings(binding.point, start, end)
-    shown = bench.rig.shown(binding.meter, binding.quantity, start - 60, end + 10)
-    evidence.attach_json("readings.json", [asdict(r) for r in readings])
-    garbled = [e for e in bench.rig.fleet.fault_events if e.meter == binding.meter and e.t >= start]
-    assert garbled, "the meter never garbled an answer"
-    values = {o.value for o in shown}
-    stored_garbage = [
-        r
-        for r in readings
-        if r.quality in ("good", "backup") and r.value is not None and r.value not in values
-    ]
-    assert not stored_garbage, f"values the meter never showed stored: {stored_garbage[:5]}"
-    failed = [r for r in readings if r.quality == "comm_fault"]
-    good = [r for r in readings if r.quality == "good"]
-    assert failed or good, "the garbled period left no record at all"

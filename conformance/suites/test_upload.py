@@ -392,6 +392,14 @@ async def test_item_codes_identify_industry_activity_source_parameter_point(
 async def test_every_frame_names_the_terminal(bench: Bench) -> None:
     """Every frame carries the terminal's identity (MN) at that centre, one per centre."""
     await bench.warm()
+
+    async def every_centre_heard() -> bool:
+        return all(
+            bench.rig.record.frames(centre=c.name, direction="in") for c in bench.rig.centres
+        )
+
+    # a centre hears the terminal at its first upload: a minute's data, at most a minute on
+    await bench.until(every_centre_heard, within=600, every=10)
     problems = []
     for centre in bench.rig.centres:
         frames = bench.rig.record.frames(centre=centre.name, direction="in")

@@ -1,29 +1,44 @@
-"""What a virtual point's window figures should be, from the plant (not a test module).
+"""What a virtual point's window figures should be, from the plant, and the judgement of the
+figures a terminal gives for them (not a test module).
 
 A virtual point (CSMT §8.3.2) is judged against the plant's ground truth, not against the
 terminal's own figures for its inputs: a terminal that sums its inputs' windows right but got
 those windows wrong still fails, and one that computes the virtual point wrong cannot hide
 behind consistent inputs.
 
-**What flowed.** Each input is a series of *intervals* between two consecutive readings the
-terminal stored (its own times ``t0``, ``t1``):
+**What flowed.** Each input is a series of *intervals* between two consecutive answers its meter
+gave the terminal (the meter's log: each answer to a request is one reading the terminal took,
+``conformance.oracle.meter_log``), at the answers' times ``a0``, ``a1``:
 
-- a counter's interval is worth what the plant used between the two meter answers those readings
-  are (``judge.matching_answer``): ``plant(τ1) − plant(τ0)``. Over consecutive intervals this
-  telescopes, so a window of them is within two of the meter's last digit of the readings'
-  difference (each reading is the meter's rounding of the plant);
-- a rate's interval is worth the plant's rate integrated over ``[t0, t1]`` (÷ ``per_s``), exact
+- a counter's interval is worth what the plant used between the two answers:
+  ``plant(a1) − plant(a0)``. Over consecutive intervals this telescopes, so a window of them is
+  within two of the meter's last digit of the readings' difference (each reading is the meter's
+  rounding of the plant);
+- a rate's interval is worth the plant's rate integrated over ``[a0, a1]`` (÷ ``per_s``), exact
   since the plant's rates are constant within each minute. A terminal knows the rate only at its
   samples, so any sound integral (trapezoid, step, …) lies within the plant's lowest and highest
   rate over the interval times its length: that band, plus the readings' last digit over the
-  interval, is the tolerance.
+  interval and the stamp lag at both ends, is the tolerance.
 
 **Which window.** A window's figure holds the intervals the terminal attributes to it: at their
 middle, their end or their start (terminals differ; CSMT §8.2.1 does not say). The judgement
 finds the attribution that explains the terminal's windows best and requires every judged
-window to agree under it. A window is judged only when every input has an interval in it, and
-none of its readings near it was unusable or unlike the meter's answer (those are the accuracy
-suites' business).
+window to agree under it. The terminal stamps a reading when it has the answer, at most the
+target's ``stamp_lag_s`` later: an interval that may land on either side of a window's edge
+leaves the window unjudged, and so do an input without an interval in it and a window near an
+answer the terminal may not have had (a communication fault, a disturbed value, a power cut)
+or a silence of the meter (those are the accuracy suites' business).
+
+**Never read.** A window in which the terminal never asked an input's meter although its
+declared acquisition period says it must have (the oracle's *unpolled*) cannot carry a measured
+figure: the virtual point's window is wrong there, whatever arrived. A terminal that reads
+nothing fails.
+
+**Where the figures come from.** The virtual points the lab configured before the run are
+test parameters (``parameters.virtual_points``): their minute figures are read off the wire at
+the first centre (HJ 212 CN 2051, under the declared data item codes). Virtual points made at
+run time through the carbench management profile (:func:`judge_rules`) are read back through
+it.
 """
 
 from __future__ import annotations
@@ -33,23 +48,25 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
-from conformance.bench import Bench
-from conformance.dut import AddVirtualPoint, PointBinding, RemoveVirtualPoint
+from conformance.bench import MINUTE_DATA, Bench, local, posix, whole_minutes
+from conformance.dut import PointBinding
 from conformance.evidence import TestLog, step
-from conformance.judge import matching_answer
-from conformance.management import DerivedValue
-from conformance.verdicts import Inconclusive
+from conformance.oracle import owed_windows
+from conformance.oracle.minutes import GAP_FACTOR
+from conformance.target import VirtualOperation, VirtualPointSpec
+from conformance.verdicts import Inconclusive, NotApplicable
+from simulators.platform import ReadingRow
 
-USABLE = ("good", "backup")
 #: Where a terminal may attribute an interval between two readings.
 ATTRIBUTIONS = ("mid", "end", "start")
-#: Readings this close to a window (s) must be usable and the meter's for it to be judged.
+#: Answers this close to a window (s) must be certain for it to be judged.
 MARGIN_S = 150.0
-#: How long a virtual point is watched, and how close to its end windows may still be open.
+#: How long a virtual point is watched, and how long its last windows may take to arrive.
 WATCH_S = 600.0
-SETTLE_S = 120.0
+ARRIVAL_S = 900.0
+WINDOW_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,25 +92,41 @@ class Series:
     kind: str  # counter | rate
     step: Decimal  # the meter's last digit
     intervals: list[Interval]
-    #: Times of readings that were not usable or not the meter's: windows near them are skipped.
-    doubtful: list[float] = field(default_factory=list)
+    #: How much later than its meter's answer the terminal may stamp a reading (s).
+    lag: float = 0.0
+    #: Spans (from, to) of answers the terminal may not have had, or of a silence: windows near
+    #: them are skipped.
+    doubtful: list[tuple[float, float]] = field(default_factory=list)
+    #: Starts of minute windows in which the terminal never asked the meter (oracle).
+    unpolled: frozenset[float] = frozenset()
 
     def evidence(self) -> dict[str, object]:
         return {
             "point": self.point,
             "kind": self.kind,
             "step": str(self.step),
-            "doubtful": [f"{t:.1f}" for t in self.doubtful],
+            "doubtful": [f"{a:.1f}–{b:.1f}" for a, b in self.doubtful],
+            "never read": sorted(f"{w:.0f}" for w in self.unpolled),
             "intervals": [
                 f"{i.t0:.1f}–{i.t1:.1f}: {i.truth:.6f} ± {i.band:.6f}" for i in self.intervals
             ],
         }
 
+    def never_read(self, start: float, end: float) -> bool:
+        return any(start <= w < end for w in self.unpolled)
+
     def window(self, start: float, end: float, attribution: str) -> tuple[Decimal, Decimal] | None:
         """(truth, tolerance) of the window ``[start, end)``; None when it cannot be judged."""
-        if any(start - MARGIN_S <= t < end + MARGIN_S for t in self.doubtful):
+        if any(a - MARGIN_S < end and b + MARGIN_S >= start for a, b in self.doubtful):
             return None
-        inside = [i for i in self.intervals if start <= i.at(attribution) < end]
+        inside = []
+        for i in self.intervals:
+            at = i.at(attribution)
+            early, late = start <= at < end, start <= at + self.lag < end
+            if early != late:
+                return None  # stamped on one side of an edge or the other
+            if early:
+                inside.append(i)
         if not inside:
             return None
         truth = sum((i.truth for i in inside), Decimal(0))
@@ -106,38 +139,61 @@ def _dec(x: float) -> Decimal:
     return Decimal(repr(x))
 
 
-async def series(
+def series(
     bench: Bench, binding: PointBinding, start: float, end: float, *, per_s: int = 0
 ) -> Series:
-    """The input ``binding`` over ``[start, end)`` (readings a little beyond, for the intervals
-    at the edges). ``per_s``: the rate's time unit, for a rate integrated over time; 0 for a
-    counter."""
+    """The input ``binding`` over ``[start, end)`` from its meter's log (answers a little
+    beyond, for the intervals at the edges). ``per_s``: the rate's time unit, for a rate
+    integrated over time; 0 for a counter."""
     assert binding.meter is not None and binding.quantity is not None
-    plant = bench.rig.fleet.plant
+    log = bench.rig.meter_log
+    if log.kind(binding.meter) == "offered":
+        raise Inconclusive(
+            f"{binding.point} reads {binding.meter}, a source that offers states: its log does "
+            "not say when the terminal read it, so its intervals are unknown"
+        )
+    tolerances = bench.tolerances
+    lag = tolerances.stamp_lag_s
     step = Decimal(1).scaleb(-binding.decimals)
-    readings = await bench.management.readings(binding.point, start - 2 * MARGIN_S, end + MARGIN_S)
-    shown = bench.rig.shown(
-        binding.meter, binding.quantity, start - 3 * MARGIN_S, end + 2 * MARGIN_S
+    begin, until = start - 2 * MARGIN_S, end + MARGIN_S
+    answers = log.answers(
+        binding.meter, binding.quantity, begin, until, cut_loss_s=tolerances.cut_loss_s
     )
-    doubtful: list[float] = []
-    matched: list[tuple[float, float]] = []  # (reading time, the meter's answer time)
-    for r in readings:
-        answer = matching_answer(r, shown) if r.quality in USABLE else None
-        if answer is None:
-            doubtful.append(r.t)
-        else:
-            matched.append((r.t, answer.t))
-    value = functools.partial(plant.value, binding.quantity)
+    certain = [a for a in answers if a.certain]
+    doubtful = [(a.t, a.t) for a in answers if not a.certain]
+    doubtful += [(t, t) for t in log.fault_times(binding.meter, begin, until)]
+    doubtful += log.off_between(begin, until)
+    gaps = [b.t - a.t for a, b in itertools.pairwise(certain)]
+    usual = sorted(gaps)[len(gaps) // 2] if gaps else WINDOW_S
+    value = functools.partial(bench.rig.fleet.plant.value, binding.quantity)
     intervals = []
-    for (t0, a0), (t1, a1) in itertools.pairwise(matched):
-        if per_s:
-            truth = _dec(_integral(value, t0, t1) / per_s)
-            low, high = _range(value, min(t0, a0), max(t1, a1))
-            band = _dec((high - low) * (t1 - t0) / per_s) + step * _dec((t1 - t0) / per_s)
-            intervals.append(Interval(t0, t1, truth, band))
+    for a0, a1 in itertools.pairwise(certain):
+        if a1.t - a0.t > GAP_FACTOR * usual:
+            doubtful.append((a0.t, a1.t))  # the meter fell silent, or was not asked
+        elif per_s:
+            span = a1.t - a0.t
+            truth = _dec(_integral(value, a0.t, a1.t) / per_s)
+            low, high = _range(value, a0.t, a1.t + lag)
+            band = _dec((high - low) * span / per_s) + step * _dec(span / per_s)
+            band += _dec(2 * lag * max(abs(low), abs(high)) / per_s)
+            intervals.append(Interval(a0.t, a1.t, truth, band))
         else:
-            intervals.append(Interval(t0, t1, _dec(value(a1)) - _dec(value(a0)), Decimal(0)))
-    return Series(binding.point, "rate" if per_s else "counter", step, intervals, doubtful)
+            truth = _dec(value(a1.t)) - _dec(value(a0.t))
+            intervals.append(Interval(a0.t, a1.t, truth, Decimal(0)))
+    owed = owed_windows(
+        log,
+        meter=binding.meter,
+        quantity=binding.quantity,
+        kind=binding.kind,
+        start=start,
+        end=end,
+        tolerances=tolerances,
+        period=bench.longest_period(binding.group, start, end),
+    )
+    kind = "rate" if per_s else "counter"
+    return Series(
+        binding.point, kind, step, intervals, lag, sorted(doubtful), frozenset(owed.unpolled)
+    )
 
 
 def _pieces(a: float, b: float) -> list[tuple[float, float]]:
@@ -198,6 +254,14 @@ def ratio(factor: Decimal) -> Formula:
     return formula
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One window figure of a virtual point as the terminal gave it (value None: without one)."""
+
+    start: float
+    value: Decimal | None
+
+
 @dataclass
 class Judgement:
     attribution: str
@@ -208,44 +272,55 @@ class Judgement:
 
 
 def judge(
-    result: Sequence[DerivedValue],
+    result: Sequence[Window],
     inputs: Sequence[Series],
     formula: Formula,
+    starts: Sequence[float],
 ) -> Judgement:
     """The virtual point's windows ``result`` against the truth of ``inputs`` (in formula
-    order), under the attribution that explains them best (see the module text)."""
+    order) for the minute windows beginning at ``starts``, under the attribution that explains
+    them best (see the module text). A window owed and not in ``result`` is wrong."""
+    given = {w.start: w for w in result}
     best: Judgement | None = None
     for attribution in ATTRIBUTIONS:
         wrong: list[str] = []
         rows: list[dict[str, str]] = []
         judged = unjudged = 0
-        for window in result:
-            parts = [s.window(window.start, window.end, attribution) for s in inputs]
-            if any(p is None for p in parts):
-                unjudged += 1
+        for start in starts:
+            window = given.get(start)
+            shown = "nothing" if window is None else str(window.value)
+            when = f"{local(start):%Y-%m-%d %H:%M}"
+            unread = [s.point for s in inputs if s.never_read(start, start + WINDOW_S)]
+            if unread:
+                judged += 1
+                wrong.append(
+                    f"{when}: expected a figure measured from its inputs, but the terminal "
+                    f"never asked the meter of {', '.join(unread)} in this window "
+                    f"({shown} arrived)"
+                )
                 continue
-            expected = formula([p for p in parts if p is not None])
+            parts = [s.window(start, start + WINDOW_S, attribution) for s in inputs]
+            expected = None if None in parts else formula([p for p in parts if p is not None])
             if expected is None:
                 unjudged += 1
                 continue
             want, error = expected
-            value = window.value
-            quantum = Decimal(1) if value is None else _quantum(value)
-            tolerance = error + quantum
+            value = None if window is None else window.value
+            tolerance = error + (Decimal(1) if value is None else _quantum(value))
             judged += 1
             rows.append(
                 {
-                    "start": f"{window.start:.0f}",
-                    "terminal": str(value),
+                    "window": when,
+                    "terminal": shown,
                     "plant": f"{want:.6f}",
                     "tolerance": f"{tolerance:.6f}",
                 }
             )
             if value is None:
-                wrong.append(f"{window.start:.0f}: no value, the plant gives {want:.4f}")
+                wrong.append(f"{when}: expected the plant's {want:.4f}, {shown} arrived")
             elif abs(value - want) > tolerance:
                 wrong.append(
-                    f"{window.start:.0f}: {value}, the plant gives {want:.4f} ± {tolerance:.4f}"
+                    f"{when}: expected the plant's {want:.4f} ± {tolerance:.4f}, {value} arrived"
                 )
         found = Judgement(attribution, judged, wrong, unjudged, rows)
         if best is None or (len(found.wrong), -found.judged) < (len(best.wrong), -best.judged):
@@ -259,180 +334,215 @@ def _quantum(value: Decimal) -> Decimal:
     return Decimal(1).scaleb(exponent if isinstance(exponent, int) else 0)
 
 
-# ---- asking the terminal for virtual points and judging them -----------------------------------
-
 #: Windows a virtual point must get right for a verdict (fewer judged: inconclusive).
 MIN_JUDGED = 3
-#: An input judged must have moved this many of its last digit in ten minutes (a meter standing
+#: An input judged must have moved this many of its last digit over the watch (a meter standing
 #: still cannot tell an addition from a subtraction).
 MIN_STEPS = 50
-PREFIX = "conformance.vp"
 
 
-@dataclass(frozen=True, slots=True)
-class _Rule:
-    """A virtual point asked of the terminal and how its results are judged."""
-
-    change: AddVirtualPoint
-    inputs: tuple[PointBinding, ...]
-    results: tuple[tuple[str, Formula], ...]  # (point made, its formula over the inputs)
-    per_s: int = 0  # integrate: the rate's time unit
-
-
-def _advance(bench: Bench, binding: PointBinding, seconds: float = 600.0) -> float:
-    """What the plant did over the last ``seconds`` (since it started, at most), in the
-    meter's last digit: a counter's advance, a rate's integral (per hour)."""
+def _advance(bench: Bench, binding: PointBinding, start: float, end: float) -> float:
+    """What the plant did over ``[start, end)`` in the meter's last digit: a counter's advance,
+    a gauge's rate summed over the minutes (per hour)."""
     assert binding.quantity is not None
     plant = bench.rig.fleet.plant
-    now = bench.now()
-    since = max(now - seconds, bench.rig.fleet.spec.start.timestamp())
+    start = max(start, bench.rig.fleet.spec.start.timestamp())
     if binding.kind == "counter":
-        moved = plant.value(binding.quantity, now) - plant.value(binding.quantity, since)
+        moved = plant.value(binding.quantity, end) - plant.value(binding.quantity, start)
     else:
-        # the rate at each minute of the span, for a minute each
-        minutes = [now - 60.0 * (k + 1) for k in range(int((now - since) // 60))]
+        minutes = [end - 60.0 * (k + 1) for k in range(int((end - start) // 60))]
         moved = sum(plant.value(binding.quantity, t) for t in minutes) / 60
     return float(abs(moved) * 10.0**binding.decimals)
 
 
-def _busy(bench: Bench, kind: str) -> list[PointBinding]:
-    """Polled points of the fleet's meters of ``kind`` (``counter`` or ``rate``: a gauge the
-    plant integrates per hour), busiest first, the idle ones left out."""
-    plant = bench.rig.fleet.plant
-    found = []
-    for b in bench.points(acquisition="polled"):
-        if not bench.fleet_meter(b) or b.quantity not in plant.quantities:
-            continue
-        q = plant.quantity(b.quantity)
-        if kind == "counter" and (b.kind != "counter" or q.kind != "total"):
-            continue
-        if kind == "rate" and (b.kind != "gauge" or q.kind != "rate" or _per_s(q.unit) != 3600):
-            continue
-        if _advance(bench, b) >= MIN_STEPS:
-            found.append(b)
-    return sorted(found, key=lambda b: -_advance(bench, b))
+@dataclass
+class _Verdict:
+    """What the judged points add up to."""
 
+    wrong: list[str] = field(default_factory=list)
+    thin: list[str] = field(default_factory=list)
 
-def _per_s(unit: str) -> int:
-    """The time unit of a rate's unit, in seconds (0: not a rate per unit of time)."""
-    if unit in ("kW", "MW") or unit.endswith("/h"):
-        return 3600
-    if unit.endswith("/min"):
-        return 60
-    if unit.endswith("/s") or unit == "W":
-        return 1
-    return 0
-
-
-def _alike(bench: Bench, n: int, what: str) -> tuple[PointBinding, ...]:
-    """Up to ``n`` busy counters of different quantities in one unit (the busiest unit with at
-    least two): two meters of one quantity would hide a subtraction done as anything else."""
-    by_unit: dict[str, dict[str, PointBinding]] = {}
-    for b in _busy(bench, "counter"):
-        assert b.quantity is not None
-        by_unit.setdefault(b.unit, {}).setdefault(b.quantity, b)
-    groups = [list(g.values()) for g in by_unit.values() if len(g) >= 2]
-    if not groups:
-        raise Inconclusive(
-            f"no two busy counters of different quantities in one unit to {what} "
-            "(the plant is idle?)"
+    def take(
+        self,
+        evidence: TestLog,
+        point: str,
+        what: str,
+        result: Sequence[Window],
+        inputs: Sequence[Series],
+        formula: Formula,
+        starts: Sequence[float],
+    ) -> None:
+        j = judge(result, inputs, formula, starts)
+        evidence.attach_json(
+            f"{point}.json",
+            {
+                "attribution": j.attribution,
+                "judged": j.judged,
+                "windows": j.rows,
+                "inputs": [s.evidence() for s in inputs],
+            },
         )
-    return tuple(groups[0][:n])
+        evidence.record_measurement(f"{point} windows judged", j.judged)
+        if j.wrong:
+            self.wrong += [f"{point} ({what}): {w}" for w in j.wrong[:5]]
+        elif j.judged < MIN_JUDGED:
+            self.thin.append(f"{point}: {j.judged} window(s) judged ({j.unjudged} not)")
+
+    def idle(self, bench: Bench, inputs: Sequence[PointBinding], start: float, end: float) -> None:
+        for binding in inputs:
+            moved = _advance(bench, binding, start, end)
+            if moved < MIN_STEPS:
+                self.thin.append(
+                    f"{binding.point} moved {moved:.0f} of its last digit in "
+                    f"{(end - start) / 60:.0f} min (the plant is idle there)"
+                )
+
+    def conclude(self) -> None:
+        assert not self.wrong, "\n".join(self.wrong)
+        if self.thin:
+            raise Inconclusive("too little to judge: " + "; ".join(self.thin))
 
 
-def _one_counter(bench: Bench) -> PointBinding:
-    busy = _busy(bench, "counter")
-    if not busy:
-        raise Inconclusive("no busy counter among the fleet's polled points (the plant is idle?)")
-    return busy[0]
+# ---- the virtual points declared (PIXIT), judged on the wire -----------------------------------
 
 
-def adding(bench: Bench, name: str) -> _Rule:
-    inputs = _alike(bench, 3, "add")
-    change = AddVirtualPoint(name, "add", tuple(b.point for b in inputs))
-    return _Rule(change, inputs, ((name, add),))
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """A virtual point of ``parameters.virtual_points`` this run can judge: its inputs, and
+    each point it makes with its data item code and formula."""
+
+    spec: VirtualPointSpec
+    inputs: tuple[PointBinding, ...]
+    results: tuple[tuple[str, str, Formula], ...]  # (point, code, formula)
+
+    @property
+    def field(self) -> str:
+        """The field its minute figure travels in: a ratio of two totals is a mean (Avg), the
+        others are totals (Cou)."""
+        return "Avg" if self.spec.operation == "divide" else "Cou"
+
+    @property
+    def per_s(self) -> int:
+        return self.spec.per_s if self.spec.operation == "integrate" else 0
+
+    def __str__(self) -> str:
+        return f"{self.spec.point} = {self.spec.operation}({', '.join(self.spec.inputs)})"
 
 
-def subtracting(bench: Bench, name: str) -> _Rule:
-    inputs = _alike(bench, 2, "subtract")
-    change = AddVirtualPoint(name, "subtract", tuple(b.point for b in inputs))
-    return _Rule(change, inputs, ((name, subtract),))
+def _formulas(spec: VirtualPointSpec) -> tuple[tuple[str, str, Formula], ...]:
+    formula: Formula
+    match spec.operation:
+        case "allocate":
+            return tuple((t.point, t.code, times(t.share)) for t in spec.targets)
+        case "subtract":
+            formula = subtract
+        case "multiply":
+            formula = times(spec.factor)
+        case "divide":
+            formula = ratio(spec.factor)
+        case _:  # add; integrate: the one input's integral
+            formula = add
+    ((point, code),) = spec.results()
+    return ((point, code, formula),)
 
 
-#: A typical constant (a density, a conversion): neither 1 nor a power of ten.
-FACTOR = Decimal("2.5")
+def declared(
+    bench: Bench, operations: Sequence[VirtualOperation]
+) -> tuple[list[Declared], list[str]]:
+    """The declared virtual points of ``operations`` this run can judge, and why the others
+    cannot (an input that is not one of the terminal's points read from the bench's meters, or
+    not of the kind the operation takes): not applicable when the target declares none (a
+    PIXIT), inconclusive when it can judge none of them."""
+    specs = [v for v in bench.dut.target.parameters.virtual_points if v.operation in operations]
+    if not specs:
+        raise NotApplicable(
+            f"parameters.virtual_points declares no {' or '.join(operations)} point: the lab "
+            "configures one on the terminal before the run and declares it there (PIXIT)"
+        )
+    bindings = {b.point: b for b in bench.dut.points()}
+    out: list[Declared] = []
+    skipped: list[str] = []
+    for spec in specs:
+        inputs = [bindings.get(x) for x in spec.inputs]
+        want = "gauge" if spec.operation == "integrate" else "counter"
+        problem = next(
+            (
+                f"{x}: not a point of the terminal read from the bench's meters"
+                if b is None or not bench.fleet_meter(b) or b.quantity is None
+                else f"{x}: a {b.kind}, {spec.operation} is judged over a {want}"
+                for x, b in zip(spec.inputs, inputs, strict=True)
+                if b is None or not bench.fleet_meter(b) or b.quantity is None or b.kind != want
+            ),
+            None,
+        )
+        if problem is not None:
+            skipped.append(f"{spec.point}: {problem}")
+            continue
+        chosen = tuple(b for b in inputs if b is not None)
+        out.append(Declared(spec, chosen, _formulas(spec)))
+    if not out:
+        raise Inconclusive(
+            "no declared virtual point can be judged in this run: " + "; ".join(skipped)
+        )
+    return out, skipped
 
 
-def multiplying(bench: Bench, name: str) -> _Rule:
-    source = _one_counter(bench)
-    change = AddVirtualPoint(name, "multiply", (source.point,), factor=FACTOR)
-    return _Rule(change, (source,), ((name, times(FACTOR)),))
-
-
-def dividing(bench: Bench, name: str) -> _Rule:
-    inputs = _alike(bench, 2, "divide")
-    change = AddVirtualPoint(name, "divide", tuple(b.point for b in inputs))
-    return _Rule(change, inputs, ((name, ratio(Decimal(1))),))
-
-
-SHARES = (Decimal("0.3"), Decimal("0.7"))
-
-
-def allocating(bench: Bench, name: str) -> _Rule:
-    source = _one_counter(bench)
-    targets = tuple(f"{name}.{k}" for k in range(len(SHARES)))
-    change = AddVirtualPoint(name, "allocate", (source.point,), targets=targets, shares=SHARES)
-    results = tuple((t, times(share)) for t, share in zip(targets, SHARES, strict=True))
-    return _Rule(change, (source,), results)
-
-
-def integrating(bench: Bench, name: str) -> _Rule:
-    rates = _busy(bench, "rate")
-    if not rates:
-        raise Inconclusive("no busy rate (per hour) among the fleet's polled gauges to integrate")
-    change = AddVirtualPoint(name, "integrate", (rates[0].point,), per_s=3600)
-    return _Rule(change, (rates[0],), ((name, add),), per_s=3600)
-
-
-async def judge_rules(bench: Bench, evidence: TestLog, *rules: _Rule) -> None:
-    """Ask the terminal for ``rules``, watch ``WATCH_S``, judge every result's minute windows
-    against the plant; the virtual points are removed again afterwards."""
-    shown = "; ".join(
-        f"{r.change.point} = {r.change.operation}({', '.join(r.change.inputs)})" for r in rules
-    )
-    with step(f"define {shown}"):
-        await bench.configure(*(r.change for r in rules))
-    start = bench.now()
+def _figure(row: ReadingRow, name: str) -> Decimal | None:
+    text = row.fields.get(name)
+    if text is None or row.flag not in ("N", None):
+        return None  # a figure flagged as not measured is no measured figure
     try:
+        return Decimal(text)
+    except InvalidOperation:
+        return None
+
+
+def uploaded(rows: Sequence[ReadingRow], code: str, name: str) -> list[Window]:
+    """The minute windows of ``code`` in ``rows``, the first copy of each (later copies are
+    the upload suites' business)."""
+    first: dict[float, Window] = {}
+    for row in sorted(rows, key=lambda r: r.frame_id):
+        if row.code == code:
+            first.setdefault(posix(row.data_time), Window(posix(row.data_time), _figure(row, name)))
+    return sorted(first.values(), key=lambda w: w.start)
+
+
+async def judge_declared(bench: Bench, evidence: TestLog, *operations: VirtualOperation) -> None:
+    """Watch the declared virtual points of ``operations`` for ``WATCH_S``, then judge each
+    minute window of every point they make, as the first centre received it, against the
+    plant (see the module text)."""
+    points, skipped = declared(bench, operations)
+    centre = bench.rig.centres[0].name
+    start = bench.now()
+    with step(f"watch {'; '.join(map(str, points))} for {WATCH_S:g} s"):
         await bench.wait(WATCH_S)
-        end = bench.now() - SETTLE_S
-        wrong: list[str] = []
-        thin: list[str] = []
-        for rule in rules:
-            with step(f"{rule.change.point}: its minute windows against the plant"):
-                inputs = [await series(bench, b, start, end, per_s=rule.per_s) for b in rule.inputs]
-                for point, formula in rule.results:
-                    result = await bench.management.derived(point, "minute", start, end)
-                    if not result:
-                        wrong.append(f"{point}: no minute figures in {WATCH_S:g} s")
-                        continue
-                    j = judge(result, inputs, formula)
-                    evidence.attach_json(
-                        f"{point}.json",
-                        {
-                            "attribution": j.attribution,
-                            "judged": j.judged,
-                            "windows": j.rows,
-                            "inputs": [s.evidence() for s in inputs],
-                        },
-                    )
-                    evidence.record_measurement(f"{point} windows judged", j.judged)
-                    if j.wrong:
-                        wrong += [f"{point} ({rule.change.operation}): {w}" for w in j.wrong[:5]]
-                    elif j.judged < MIN_JUDGED:
-                        thin.append(f"{point}: {j.judged} window(s) judged ({j.unjudged} not)")
-    finally:
-        await bench.configure(*(RemoveVirtualPoint(r.change.point) for r in rules))
-    assert not wrong, "\n".join(wrong)
-    if thin:
-        raise Inconclusive("too few windows could be judged: " + "; ".join(thin))
+    first, end = whole_minutes(start, bench.now())
+    starts = [first + WINDOW_S * k for k in range(int((end - first) // WINDOW_S))]
+    codes = {code for d in points for _, code, _ in d.results}
+    # the last window needs the reads after it, then its upload
+    await bench.rig.sleep_until(end + bench.settled_after())
+
+    def rows() -> list[ReadingRow]:
+        return [
+            r
+            for r in bench.readings(centre, MINUTE_DATA, since=first, before=end)
+            if r.code in codes
+        ]
+
+    async def arrived() -> bool:
+        seen = {(r.code, posix(r.data_time)) for r in rows()}
+        return all((c, w) in seen for c in codes for w in starts)
+
+    with step(f"their minute windows reach {centre}"):
+        await bench.until(arrived, within=ARRIVAL_S, every=30)
+    received = rows()
+    verdict = _Verdict(thin=[f"not judged here: {s}" for s in skipped])
+    for d in points:
+        with step(f"{d}: its minute windows at {centre} against the plant"):
+            inputs = [series(bench, b, first, end, per_s=d.per_s) for b in d.inputs]
+            verdict.idle(bench, d.inputs, first, end)
+            for point, code, formula in d.results:
+                result = uploaded(received, code, d.field)
+                what = f"{d.spec.operation}, {code} {d.field}"
+                verdict.take(evidence, point, what, result, inputs, formula, starts)
+    verdict.conclude()

@@ -28,6 +28,11 @@ rules on emissions (ISC-2 §7.2.6)::
       factor_download:                          # the platform publishing the library
         url: https://platform.example/methodology/factors
         trusted_keys: [/opt/terminal/platform-publisher.pub.pem]
+        every_s: 3600                           # look for a new publication hourly
+      uploads:                                  # emissions uploaded, per code (CSMT §7.2)
+        - {code: C301101001co201, of: source, id: boiler}
+        - {code: C301100102co201, of: unit, id: utilities}
+        - {code: C301100000co201, of: boundary}
 
 The models here check what one section can check alone (ids unique, a point in one source, the
 shape of each rule). Whether the points exist and are counters, whether the library has the
@@ -41,9 +46,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from reference_terminal.accounting.methods import SourceKindName
+from reference_terminal.uplink.codes import HJ212_CODE, ItemCode
 
 Id = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", max_length=64)]
 Text = Annotated[str, Field(min_length=1)]
@@ -176,6 +182,37 @@ class FactorDownload(_Strict):
     #: The platform's publishing keys (SM2 public keys, PEM): a download is taken only when
     #: one of them verifies its signature. Empty: the digest is checked, nothing is vouched.
     trusted_keys: list[str] = []
+    #: How often (s) the terminal looks for a new publication by itself (CSMT §11.4 a):
+    #: "定期" search and download; :mod:`.scheduled_download`). None: only when asked.
+    every_s: float | None = Field(None, ge=60, le=31 * 86400)
+
+
+class EmissionUpload(_Strict):
+    """An emission figure uploaded under a data item code (CSMT §7.2) with the minute, hourly
+    and daily data (CN 2051/2061/2031, ``Cou``: tCO2 in the period): one source's, an
+    accounting unit's (its sources') or the whole boundary's (:mod:`.uploads`)."""
+
+    #: A structured CSMT §7.2 code (its activity digits say the category), or an HJ 212 code.
+    code: ItemCode | Annotated[str, Field(pattern=HJ212_CODE.pattern)]
+    of: Literal["source", "unit", "boundary"]
+    #: The source's or the unit's id; none for the boundary.
+    id: Id | None = None
+
+    @field_validator("code", mode="before")
+    @classmethod
+    def _rendered(cls, code: object) -> object:
+        """A structured code may be written as it goes on the wire (``C301101001co201``)."""
+        if isinstance(code, str) and not HJ212_CODE.fullmatch(code):
+            return ItemCode.parse(code)
+        return code
+
+    @model_validator(mode="after")
+    def _named(self) -> EmissionUpload:
+        if (self.of == "boundary") != (self.id is None):
+            raise ValueError(
+                "id: a source or unit figure names its source or unit; the boundary's none"
+            )
+        return self
 
 
 class Accounting(_Strict):
@@ -195,6 +232,8 @@ class Accounting(_Strict):
     alarms: list[AlarmRule] = []
     #: Where ``POST /accounting/factors/download`` gets the library when no URL is given.
     factor_download: FactorDownload | None = None
+    #: Emission figures uploaded with the data (CSMT §7.2 codes; ISC-2 §7.2.3(3)).
+    uploads: list[EmissionUpload] = []
 
     @model_validator(mode="after")
     def _unique(self) -> Accounting:
@@ -221,6 +260,15 @@ class Accounting(_Strict):
         for i, rule in enumerate(self.alarms):
             if ids.index(rule.id) != i:
                 raise ValueError(f"alarms[{i}].id: {rule.id!r} is used twice")
+        codes: set[str] = set()
+        for i, upload in enumerate(self.uploads):
+            known = units if upload.of == "unit" else sources.keys()
+            if upload.id is not None and upload.id not in known:
+                raise ValueError(f"uploads[{i}].id: no {upload.of} {upload.id!r}")
+            code = str(upload.code)
+            if code in codes:
+                raise ValueError(f"uploads[{i}].code: {code!r} is used twice")
+            codes.add(code)
         return self
 
     def sources(self) -> list[tuple[Unit, Source]]:

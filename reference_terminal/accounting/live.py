@@ -322,6 +322,15 @@ class LiveAccounting:
         self.last_minute = minute
         return SourceMinute(emission, cumulative, closed, opened, alarms)
 
+    def set_rate(self, name: str, rate: SourceRate) -> None:
+        """Account ``name`` at ``rate`` from the next minute on (a new factor library); the
+        periods open now are totalled at it too, as :func:`~.statistics.totals` would."""
+        if name not in self.rates:
+            raise AccountingError(f"{name!r} is no source of this accounting")
+        self.rates[name] = rate
+        self._rate[name] = rate.rate
+        self._scope[name] = rate.scope
+
     def _advance(self, minute: int) -> tuple[list[PeriodSums], list[Span]]:
         """Move on to ``minute``: the periods it closes and those it opens (none, mostly)."""
         if self.last_minute is not None and minute < self.last_minute:

@@ -8,7 +8,12 @@ The terminal hands :meth:`RunningAccounting.book` everything processing produced
   "人工填报数据应即时转换"), in the minute of the entry;
 - the periods (hour … year) a point's minute closes, with their totals;
 - alarms: each point's own rules per minute and per period, and the enterprise measures
-  (total, scopes, intensities) once every metered point has closed a period.
+  (total, scopes, intensities) once every metered point has closed a period;
+- the figures it uploads (``accounting.uploads``, :mod:`.uploads`): each code's minute once
+  every point it adds up has booked it, and its periods.
+
+A library downloaded on the terminal's own schedule (:mod:`.scheduled_download`) applies from
+the next minute booked: each point's rate is bound again with it.
 
 It returns the derived values to store (:mod:`.records`) and the alarm events. One
 ``LiveAccounting`` per point, not one for all: processing closes each point's windows in time
@@ -26,7 +31,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta, timezone
 from decimal import Decimal
@@ -53,6 +58,7 @@ from reference_terminal.accounting.records import (
     select_latest,
     stored,
 )
+from reference_terminal.accounting.scheduled_download import library_generation, library_key
 from reference_terminal.accounting.statistics import (
     EXACT,
     Basis,
@@ -65,6 +71,7 @@ from reference_terminal.accounting.statistics import (
     rolled_up,
 )
 from reference_terminal.accounting.units import parse_unit
+from reference_terminal.accounting.uploads import UploadedEmissions
 from reference_terminal.config import TerminalConfig
 from reference_terminal.model import Event, Quality
 from reference_terminal.processing.pipeline import Output
@@ -130,8 +137,19 @@ class _Enterprise:
 class RunningAccounting:
     """The accounting of one running terminal (see the module text)."""
 
-    def __init__(self, bindings: Bindings, *, utc_offset_s: int = CHINA_OFFSET_S) -> None:
+    def __init__(
+        self,
+        bindings: Bindings,
+        *,
+        utc_offset_s: int = CHINA_OFFSET_S,
+        rebind: Callable[[], Bindings] | None = None,
+    ) -> None:
         self.bindings = bindings
+        #: Binds the points again with the library as it is now (None: never); done when a
+        #: scheduled download changed the library in ``imports_dir``.
+        self._rebind = rebind
+        self._imports = library_key(bindings.config.imports_dir)
+        self._generation = library_generation(self._imports)
         self.tz = timezone(timedelta(seconds=utc_offset_s))
         self.offset = utc_offset_s // 60
         self.live: dict[str, LiveAccounting] = {}
@@ -164,6 +182,8 @@ class RunningAccounting:
         self._rate = {p: b.rate.rate for p, b in bindings.points.items()}
         self._factor_text = {p: f"{rate:f}" for p, rate in self._rate.items()}
         self.enterprise = _Enterprise(bindings, metered) if bindings.rules else None
+        #: the figures uploaded per code (None: none configured)
+        self.uploads = UploadedEmissions.from_bindings(bindings, self.offset)
 
     @classmethod
     def from_config(
@@ -171,17 +191,43 @@ class RunningAccounting:
     ) -> RunningAccounting | None:
         if config.accounting is None:
             return None
+        accounting = config.accounting
         manual = frozenset(d.id for d in config.devices if d.protocol == "manual")
-        bindings = resolve(
-            config.accounting, config.points, config.virtual_points, manual_devices=manual
-        )
-        return cls(bindings, utc_offset_s=utc_offset_s)
+
+        def bind() -> Bindings:
+            return resolve(accounting, config.points, config.virtual_points, manual_devices=manual)
+
+        return cls(bind(), utc_offset_s=utc_offset_s, rebind=bind)
+
+    def _library_changed(self) -> None:
+        """A scheduled download changed the library: each point's rate from now on is its
+        method's with the new library (the same bindings otherwise: the configuration did not
+        change). A library that no longer binds was refused before it was kept."""
+        self._generation = library_generation(self._imports)
+        if self._rebind is None:
+            return
+        try:
+            bindings = self._rebind()
+        except AccountingError as exc:
+            log.error("accounting: the downloaded library does not bind: %s", exc)
+            return
+        for point, b in bindings.points.items():
+            live = self.live.get(point)
+            if live is None or point not in self._rate:
+                continue
+            live.set_rate(point, b.rate)
+            self._rate[point] = b.rate.rate
+            self._factor_text[point] = f"{b.rate.rate:f}"
+        self.bindings = bindings
+        log.info("accounting: rates bound again with the downloaded library")
 
     # ---- booking --------------------------------------------------------------------------
     def book(self, output: Output, now: float) -> Booked:
         """Book what processing produced (see the module text); cheap, synchronous, and in the
         order processing produced it."""
         booked = Booked()
+        if library_generation(self._imports) != self._generation:
+            self._library_changed()
         metered = self._metered
         if output.aggregates:
             for a in output.aggregates:
@@ -265,6 +311,8 @@ class RunningAccounting:
                     stored(update.cumulative), quality, "", now,
                 )
             )  # fmt: skip
+            if self.uploads is not None:
+                rows += self.uploads.add(point, minute, update.emission, quality, now)
         else:
             rows.append(
                 Derived(
@@ -324,6 +372,10 @@ class RunningAccounting:
         are stored before this returns. Returns how many points continued."""
         found = await store.run_in_reader(self._select)
         await self._restore_alarms(store, found)
+        uploads = self.uploads
+        if uploads is not None:
+            last = {p: r.last_minute for p, r in found.items()}
+            await store.run_in_reader(lambda conn: uploads.resume(conn, last))
         booked = Booked()
         for point, r in found.items():
             self.live[point].restore(r.last_minute, {point: r.cumulative}, r.opened)

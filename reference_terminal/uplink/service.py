@@ -5,6 +5,12 @@ centre's schedule and a client (HJ 212 or HTTPS), all on the terminal's store an
 cursors begin before any new data) and runs ``await uplink.run()`` beside acquisition, inside
 the store's lifetime. The management API calls :meth:`Uplink.resend`,
 :meth:`Uplink.backfill_corrected`, :meth:`Uplink.send_now` and :meth:`Uplink.status`.
+
+Besides the data, each centre is sent the emission figures the accounting uploads
+(``accounting.uploads``: derived values of the points ``co2@<code>``,
+:mod:`reference_terminal.accounting.uploads`), and the uplink asks the platform publishing the
+factor library for a new one on the accounting's schedule
+(:mod:`reference_terminal.accounting.scheduled_download`).
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from common.clock import Clock
+from reference_terminal.accounting.scheduled_download import ScheduledDownload
+from reference_terminal.accounting.uploads import upload_point
 from reference_terminal.config import CentreBase, Hj212Centre, HttpsCentre, TerminalConfig
 from reference_terminal.model import Event
 from reference_terminal.processing.virtual import plan
@@ -144,8 +152,25 @@ def coding_for(config: TerminalConfig, centre: CentreBase) -> Coding:
     codes = {e.point: render_code(e.code) for e in table if wanted is None or e.point in wanted}
     # virtual points' kinds too: a virtual counter's window figures go up as totals (Cou)
     kinds = plan(config.points, config.virtual_points).kinds
-    counters = frozenset(point for point, kind in kinds.items() if kind == "counter")
-    return Coding(codes, counters)
+    counters = {point for point, kind in kinds.items() if kind == "counter"}
+    for code in emission_codes(config):
+        point = upload_point(code)
+        if wanted is None or point in wanted:
+            if code in codes.values():
+                raise ValueError(
+                    f"uplink {centre.name}: accounting.uploads code {code!r} is also a point's "
+                    "code: a platform could not tell the two apart (CSMT §7.2)"
+                )
+            codes[point] = code
+            counters.add(point)  # tCO2 in the period: a total (Cou)
+    return Coding(codes, frozenset(counters))
+
+
+def emission_codes(config: TerminalConfig) -> list[str]:
+    """The codes the accounting's emission figures are uploaded under."""
+    if config.accounting is None:
+        return []
+    return [render_code(u.code) for u in config.accounting.uploads]
 
 
 def load_identity(config: TerminalConfig) -> DeviceIdentity | None:
@@ -182,6 +207,13 @@ class Uplink:
         self.clock = clock
         up = config.uplink
         identity = load_identity(config)
+        platform = None if config.accounting is None else config.accounting.factor_download
+        #: The factor library looked for on the accounting's schedule (None: only when asked).
+        self.factors = (
+            ScheduledDownload(config, store, clock)
+            if platform is not None and platform.every_s is not None
+            else None
+        )
         self.centres: dict[str, _Centre] = {
             c.name: _Centre(
                 c,
@@ -215,6 +247,8 @@ class Uplink:
                         group.create_task(
                             self._keep_running(centre, part, run), name=f"uplink {name} {part}"
                         )
+                if self.factors is not None:
+                    group.create_task(self._factors(self.factors), name="factor library")
         finally:
             for centre in self.centres.values():
                 try:
@@ -246,6 +280,19 @@ class Uplink:
                     part,
                     RESTART_S,
                 )
+            await self.clock.sleep(RESTART_S)
+
+    async def _factors(self, factors: ScheduledDownload) -> None:
+        """The scheduled factor download, run again after an unexpected failure (it must not
+        stop the uploads)."""
+        while True:
+            try:
+                await factors.run()
+                return
+            except StoreClosed:
+                raise
+            except Exception:
+                log.exception("factor library: the scheduled download failed")
             await self.clock.sleep(RESTART_S)
 
     def _centre(self, name: str) -> _Centre:
