@@ -5,13 +5,18 @@ test runs alone proves little more: an earlier test may heal the terminal, a lat
 fail on what an earlier one left behind. So every broken target of
 ``fixtures/mutations.yaml`` runs the whole profile, as a lab would run it, and must
 fail exactly the clauses listed there — and the healthy terminal none.
+
+``--as-process`` runs each as a stranger's box would be run: the reference terminal as a
+process of its own (``adapter.kind: process``) with no management profile, judged on the wire
+alone. A listed clause that only the profile can judge is then not applicable, not failed: the
+check says which, and holds the run to the rest.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +55,8 @@ class Checked:
     #: tests that neither passed, failed nor were not applicable (error, inconclusive …)
     unjudged: list[str]
     at_least: bool = False
+    #: listed clauses the run could not judge (not applicable: no management profile)
+    not_applicable: list[str] = field(default_factory=list)
 
     @property
     def missing(self) -> list[str]:
@@ -88,20 +95,50 @@ def load_mutations(path: Path = MUTATIONS) -> list[Mutation]:
     return out
 
 
-def check(mutation: Mutation, *, profile: str, clock: str, out: Path) -> Checked:
+def as_process(target: Path, run_dir: Path) -> Path:
+    """A target file that runs ``target``'s terminal as a process, with no management
+    profile (as ``fixtures/targets/reference-process.yaml`` runs the healthy one)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    derived = run_dir / "target-process.yaml"
+    data = {
+        "extends": str(target.resolve()),
+        "adapter": {"kind": "process"},
+        "management": {"profile": "none"},
+    }
+    derived.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return derived
+
+
+def check(
+    mutation: Mutation, *, profile: str, clock: str, out: Path, process: bool = False
+) -> Checked:
     run_dir = out / mutation.name
+    target = as_process(mutation.target, run_dir) if process else mutation.target
     wall0 = time.perf_counter()
-    run_cmd.main(run_cmd.RunOptions(mutation.target, profile=profile, clock=clock, out=run_dir))
+    run_cmd.main(run_cmd.RunOptions(target, profile=profile, clock=clock, out=run_dir))
     wall = time.perf_counter() - wall0
     results_file = run_dir / run_cmd.RESULTS
     expected = sorted(mutation.fails)
     if not results_file.exists():
         return Checked(mutation.name, str(run_dir), wall, expected, [], ["no run"])
     results = RunResults.load(results_file)
-    failed = sorted(c for c, v in results.clause_verdicts().items() if v is Verdict.FAIL)
+    verdicts = results.clause_verdicts()
+    failed = sorted(c for c, v in verdicts.items() if v is Verdict.FAIL)
     judged = (Verdict.PASS, Verdict.FAIL, Verdict.NOT_APPLICABLE)
     unjudged = [f"{t.nodeid}: {t.verdict.value}" for t in results.tests if t.verdict not in judged]
-    return Checked(mutation.name, str(run_dir), wall, expected, failed, unjudged, mutation.at_least)
+    not_applicable = [c for c in expected if verdicts.get(c) is Verdict.NOT_APPLICABLE]
+    if process:
+        expected = [c for c in expected if c not in not_applicable]
+    return Checked(
+        mutation.name,
+        str(run_dir),
+        wall,
+        expected,
+        failed,
+        unjudged,
+        mutation.at_least,
+        not_applicable,
+    )
 
 
 def _row(c: Checked) -> str:
@@ -114,6 +151,8 @@ def _row(c: Checked) -> str:
         text += f"\n{'':34}missing: {', '.join(c.missing)}"
     if c.extra:
         text += f"\n{'':34}beyond its clauses: {', '.join(c.extra)}"
+    if c.not_applicable:
+        text += f"\n{'':34}not applicable here: {', '.join(c.not_applicable)}"
     for line in c.unjudged[:5]:
         text += f"\n{'':34}not judged: {line}"
     return text
@@ -139,8 +178,14 @@ def _row(c: Checked) -> str:
     default=Path("reports") / "mutations",
     show_default=True,
 )
+@click.option(
+    "--as-process",
+    "process",
+    is_flag=True,
+    help="Run each terminal as a process with no management profile (judged on the wire).",
+)
 def mutations_command(
-    profile: str, clock: str, only: tuple[str, ...], file_: Path, out: Path
+    profile: str, clock: str, only: tuple[str, ...], file_: Path, out: Path, process: bool
 ) -> None:
     """Run every deliberately broken reference terminal through the whole profile; each must
     fail exactly the clauses its entry lists (and the healthy one nothing). Exit 1 otherwise."""
@@ -153,13 +198,15 @@ def mutations_command(
         raise click.BadParameter(f"no such mutation: {', '.join(unknown)}", param_hint="--only")
     chosen = [m for m in mutations if not only or m.name in only]
     out.mkdir(parents=True, exist_ok=True)
-    checked = [check(m, profile=profile, clock=clock, out=out) for m in chosen]
-    click.echo(f"\nmutation check, whole {profile} runs ({clock} clock):")
+    checked = [check(m, profile=profile, clock=clock, out=out, process=process) for m in chosen]
+    how = "as processes, no management profile" if process else "in-process"
+    click.echo(f"\nmutation check, whole {profile} runs ({clock} clock, {how}):")
     for c in checked:
         click.echo(_row(c))
     summary: dict[str, Any] = {
         "profile": profile,
         "clock": clock,
+        "as_process": process,
         "mutations": [{**asdict(c), "exact": c.exact} for c in checked],
     }
     (out / "mutations.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")

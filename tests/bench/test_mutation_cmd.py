@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.mutation_cmd import Checked, MutationsError, load_mutations
+from bench.mutation_cmd import Checked, MutationsError, as_process, load_mutations
+from conformance.target import load_target
 
 
 def test_the_shipped_file_names_a_target_for_every_mutation_and_the_healthy_one() -> None:
@@ -43,3 +44,11 @@ def test_a_run_is_exact_only_when_it_fails_what_it_must_and_nothing_else() -> No
     assert not checked(["A", "B", "C"]).exact  # one beyond its clauses
     assert checked(["A", "B", "C"], at_least=True).exact  # broken at its root
     assert not checked(["A", "C"], at_least=True).exact
+
+
+def test_as_a_process_each_mutant_runs_with_no_management_profile(tmp_path: Path) -> None:
+    mutation = {m.name: m for m in load_mutations()}["sync-off"]
+    target = load_target(as_process(mutation.target, tmp_path))
+    assert target.adapter.kind == "process"
+    assert target.adapter.mutation == "sync-off"  # the mutant's own fault, kept
+    assert target.management.profile == "none"

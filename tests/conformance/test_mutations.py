@@ -38,6 +38,7 @@ ACCOUNTING = "conformance/suites/test_accounting.py::"
 EMISSIONS = ACCOUNTING + "test_emissions_per_minute_follow_activity_and_factor"
 BOUNDARY = ACCOUNTING + "test_the_accounting_boundary_is_configured"
 CERTIFICATES = "conformance/suites/test_security.py::test_platform_connections_use_certificates"
+TIMELY = "conformance/suites/test_accuracy_items.py::test_collected_data_are_timely_and_true"
 
 #: mutation → the tests run against it: the healthy terminal runs them all; a broken one runs
 #: the test it must fail and a control that must still pass (the 48-hour power-loss scenario,
@@ -53,6 +54,7 @@ SELECTION = {
         ACCURACY,
         EMISSIONS,
         CERTIFICATES,
+        TIMELY,
     ],
     "sync-off": [POWER_LOSS, FRAMES],
     "no-retransmission": [RETRANSMISSION, FRAMES],
@@ -63,6 +65,7 @@ SELECTION = {
     "no-client-certificate": [CERTIFICATES, FRAMES],
     "no-readings": [TWO_CENTRES, FRAMES],
     "ram-store": [POWER_LOSS, FRAMES],
+    "late-upload": [TIMELY, FIGURES],
 }
 
 #: mutation → the tests it must fail (every other test of its selection must pass)
@@ -79,6 +82,8 @@ EXPECTED = {
     # it boots, connects and uploads on schedule, every item a flag without a value
     "no-readings": {"test_at_least_two_centres_at_once"},
     "ram-store": {"test_data_survives_48_hours_without_power"},
+    # every window arrives whole and right, each two minutes after the healthy one would
+    "late-upload": {"test_collected_data_are_timely_and_true"},
 }
 #: the clauses each must fail, as the clause matrix shows them (the whole-run check's own list)
 EXPECTED_CLAUSES = {m.name: set(m.fails) for m in load_mutations()}
