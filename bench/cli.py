@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from conformance.profiles import PROFILES
+
 # Each command imports what it needs when it runs: the scenario engine, the terminal and the
 # simulators take seconds to import, which `carbench decode` or `--help` has no use for.
 # ruff: noqa: PLC0415
@@ -267,7 +269,13 @@ def proxy(host: str, port: int, seed: int, config: Path | None) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Target file: implementation statement and test parameters (fixtures/targets/*.yaml).",
 )
-@click.option("--profile", type=click.Choice(["quick", "full"]), default="quick", show_default=True)
+@click.option(
+    "--profile",
+    type=click.Choice(tuple(PROFILES)),
+    default="quick",
+    show_default=True,
+    help="; ".join(p.help for p in PROFILES.values()),
+)
 @click.option("--suite", "suites", multiple=True, help="Run only this suite (repeatable).")
 @click.option(
     "--select",

@@ -28,7 +28,9 @@ import click
 from bench.report import catalogue_view, html, manifest, signing
 from bench.report.progress import ENV as PROGRESS_ENV
 from bench.report.summary import EXIT_BENCH_ERROR, Outcome, judge, tested_clause_ids
+from conformance import profiles
 from conformance.results import RunResults, TestRecord, Verdict
+from conformance.wiring import WIRING
 
 REPO = Path(__file__).resolve().parents[1]
 SUITES_DIR = REPO / "conformance" / "suites"
@@ -39,7 +41,7 @@ JUNIT = "junit.xml"
 ALLURE = "allure-results"
 EVIDENCE = "evidence"
 LOG = "pytest.log"
-PROFILES = ("quick", "full")
+PROFILES = tuple(profiles.PROFILES)
 CLOCKS = ("virtual", "real")
 
 #: pytest's exit codes other than 0 (all passed) and 1 (some failed): the run itself broke
@@ -176,6 +178,9 @@ def run_pytest(cmd: list[str], run_dir: Path) -> PytestRun:
                         continue
                     if event.get("event") == "collected":
                         run.collected = int(event["count"])
+                    elif event.get("event") == "wiring":
+                        click.echo(f"wiring sheet (also {run_dir / WIRING}):")
+                        click.echo(str(event.get("text", "")))
                     elif event.get("event") == "test":
                         run.finished.append(event)
                         _show(event, len(run.finished), run.collected)
@@ -278,6 +283,25 @@ def _print_summary(results: RunResults, outcome: Outcome, run_dir: Path, size: i
     click.echo(f"report: {run_dir / REPORT} ({size // 1024} KiB); results: {run_dir / RESULTS}")
 
 
+def _check_wiring(opts: RunOptions) -> None:
+    """A target's fixed addresses name meters and buses of the profile's fleet (a
+    ``RunError`` before the run, not an error in every test)."""
+    # the rig imports the simulators: only a run needs them, not `carbench --help`
+    from conformance.dut import ClockMode  # noqa: PLC0415
+    from conformance.rig import WiringError, fleet_spec, wired  # noqa: PLC0415
+    from conformance.target import TargetError, load_target  # noqa: PLC0415
+
+    try:
+        target = load_target(opts.target)
+    except TargetError:
+        return  # the plugin reports a broken target file, test by test and in the manifest
+    spec, path = fleet_spec(opts.profile, ClockMode(opts.clock))
+    try:
+        wired(spec, target.wiring, path)
+    except WiringError as exc:
+        raise RunError(str(exc)) from None
+
+
 def run(opts: RunOptions) -> int:
     """The whole job; returns the exit status."""
     started = datetime.now(UTC)
@@ -288,9 +312,12 @@ def run(opts: RunOptions) -> int:
     if find_spec("allure_pytest") is None:
         raise RunError("allure-pytest is not installed (pip install -e .): no allure-results/")
     paths = select_suites(opts.suites_dir, opts.suites)
+    if opts.clock not in profiles.PROFILES[opts.profile].clocks:
+        raise RunError(f"--profile {opts.profile} runs on the wall clock only: add --clock real")
     try:
         key, key_path, created = signing.load_or_create_key(opts.key)
         manifest.target_entry(opts.target)  # a broken target file fails now, not after the run
+        _check_wiring(opts)
     except (signing.SigningError, manifest.ManifestError) as exc:
         raise RunError(str(exc)) from None
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -21,13 +21,12 @@ from conformance.dut import Change, Dut, PointBinding, PowerCut, SetPeriod
 from conformance.management import Management
 from conformance.oracle import Owed, PointWindows, Tolerances, judge, owed_windows
 from conformance.oracle.minutes import GAP_FACTOR
+from conformance.profiles import PROFILES
 from conformance.rig import Rig
 from conformance.target import MANAGEMENT_PROFILE
-from conformance.verdicts import Inconclusive, NotApplicable
+from conformance.verdicts import Inconclusive, LeftOut, NotApplicable
 from simulators.platform import CheckResult, FrameRow, ReadingKey, ReadingRow
 
-#: Longest wait (s) a test may ask for on the wall clock, per profile.
-REAL_BUDGET_S = {"quick": 15 * 60.0, "full": 8 * 3600.0}
 UPLOADS = (2011, 2031, 2051, 2061)
 MINUTE_DATA = 2051
 
@@ -64,7 +63,10 @@ class Bench:
     profile: str
     manifest: dict[str, Any]
     t0: float = 0.0
+    #: When the running test began, in plant time (the warm-up excluded).
+    test_started: float = 0.0
     _warm: bool = field(default=False)
+    _warming: bool = field(default=False)
     _periods: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
     # ---- time ----------------------------------------------------------------------------
@@ -78,11 +80,23 @@ class Bench:
         return next_midnight(start)
 
     def needs(self, seconds: float, clauses: Sequence[str] = ()) -> None:
-        """A test that must watch ``seconds`` of terminal time: fine under the virtual clock,
-        inconclusive on the wall clock when longer than the profile allows."""
-        if self.rig.virtual:
+        """A test that must watch ``seconds`` more of terminal time: fine under the virtual
+        clock; on the wall clock inconclusive when longer than the profile allows, or in a
+        profile that budgets each test (hil) left out once the test would spend more than its
+        budget (the warm-up excepted)."""
+        if self.rig.virtual or self._warming:
             return
-        budget = REAL_BUDGET_S[self.profile]
+        profile = PROFILES[self.profile]
+        budget = profile.real_budget_s
+        if profile.marked_only:  # hil: each test held to its budget of plant time as it goes
+            spent = self.now() - self.test_started
+            if spent + seconds > budget:
+                raise LeftOut(
+                    f"needs {spent + seconds:.0f} s of plant time, more than the {self.profile} "
+                    f"profile gives a test on the wall clock ({budget:.0f} s)",
+                    *clauses,
+                )
+            return
         if seconds > budget:
             raise Inconclusive(
                 f"needs {seconds / 3600:.1f} h of real time, more than the {self.profile} "
@@ -104,14 +118,19 @@ class Bench:
     ) -> bool:
         """Poll ``test`` every ``every`` terminal seconds until it holds or ``within`` passed;
         whether it held."""
-        self.needs(within)
+        by_step = PROFILES[self.profile].marked_only  # hil: what it spends, not its bound
+        if not by_step:
+            self.needs(within)
         deadline = self.now() + within
         while True:
             if await test():
                 return True
             if self.now() >= deadline:
                 return False
-            await self.rig.sleep(min(every, max(0.001, deadline - self.now())))
+            step = min(every, max(0.001, deadline - self.now()))
+            if by_step:
+                self.needs(step)
+            await self.rig.sleep(step)
 
     async def history(self, seconds: float) -> None:
         """Make sure the terminal has run for ``seconds`` since the run began (tests that judge
@@ -158,13 +177,19 @@ class Bench:
             return not unread() and not unconnected()
 
         within = 3 * max(periods) + 600
-        if not await self.until(ready, within=within, every=10):
+        self._warming = True  # the run's warm-up is no test's cost
+        try:
+            warm = await self.until(ready, within=within, every=10)
+        finally:
+            self._warming = False
+        if not warm:
             self.manifest["not_warm"] = {
                 "after_s": within,
                 "points_never_asked_for": unread(),
                 "centres_never_connected": unconnected(),
             }
         self._warm = True
+        self.test_started = self.now()
 
     # ---- the management profile ---------------------------------------------------------
     @property

@@ -44,15 +44,11 @@ import pytest
 
 from conformance import evidence
 from conformance.loop import BenchLoop
+from conformance.profiles import PROFILES
 from conformance.results import RunResults, TestRecord, Verdict
 from conformance.target import Target, TargetError, load_target
-from conformance.verdicts import ClauseFailure, VerdictException
+from conformance.verdicts import ClauseFailure, LeftOut, VerdictException
 
-#: Wall seconds an ``async def`` test may take before the bench counts as stalled, by profile:
-#: the full profile plays the 48-hour power-loss scenario on the works fleet (13 minutes here
-#: beside other work; 94 on a busier day with the meters' wire) and a week offline on it
-#: (35 minutes), with room for a slower machine.
-TEST_WALL_LIMIT_S = {"quick": 900.0, "full": 8 * 3600.0}
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 _REPO = Path(__file__).resolve().parents[1]
 
@@ -118,6 +114,7 @@ STATE = pytest.StashKey[ConformanceState]()
 _current_state: contextvars.ContextVar[ConformanceState] = contextvars.ContextVar("state")
 PHASES = pytest.StashKey[dict[str, Phase]]()
 LOG = pytest.StashKey[evidence.TestLog]()
+LEFT_OUT = pytest.StashKey[str]()  # why the profile left a begun test out
 
 
 def state_of(config: pytest.Config) -> ConformanceState:
@@ -132,9 +129,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--target", metavar="FILE", help="target file (fixtures/targets/*.yaml)")
     group.addoption(
         "--profile",
-        choices=("quick", "full"),
+        choices=tuple(PROFILES),
         default="quick",
-        help="quick: minutes, small fleet; full: long clauses at full length, works fleet",
+        help="; ".join(p.help for p in PROFILES.values()),
     )
     group.addoption(
         "--clock",
@@ -147,22 +144,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--evidence-dir", metavar="DIR", help="where tests write their evidence")
 
 
+#: The suites' markers (registered here; ``tests/conformance`` imports suite modules too).
+MARKERS = (
+    "clause(*ids): the clauses this test judges, IDs as in CLAUSES.md",
+    "requires(*what): protocol:X, transport:X, edition:X, feature:X or clause:ID the "
+    "implementation statement must declare, else the test is not applicable",
+    "profile(name): run only in this profile (full: long clauses)",
+    "hil: judges within minutes of plant time: runs in the hil profile too",
+    "ages_terminal: leaves the terminal's clock ahead of the bench's for good; runs last",
+)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "clause(*ids): the clauses this test judges, IDs as in CLAUSES.md"
-    )
-    config.addinivalue_line(
-        "markers",
-        "requires(*what): protocol:X, transport:X, edition:X, feature:X or clause:ID the "
-        "implementation statement must declare, else the test is not applicable",
-    )
-    config.addinivalue_line(
-        "markers", "profile(name): run only in this profile (full: long clauses)"
-    )
-    config.addinivalue_line(
-        "markers",
-        "ages_terminal: leaves the terminal's clock ahead of the bench's for good; runs last",
-    )
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
     results = config.getoption("--results-json")
     evidence_dir = config.getoption("--evidence-dir")
     if evidence_dir is None:
@@ -203,10 +198,21 @@ def pytest_collection_modifyitems(
             '(@pytest.mark.clause("ISC-2 §9.2", …)); missing on: ' + ", ".join(missing)
         )
     state = state_of(config)
+    profile = PROFILES[state.profile]
     keep, drop = [], []
     for item in items:
         wanted = [str(a) for m in item.iter_markers("profile") for a in m.args]
-        if wanted and state.profile not in wanted:
+        if profile.marked_only and item.get_closest_marker(profile.name) is None:
+            drop.append(item)
+            state.not_run.append(
+                {
+                    "nodeid": item.nodeid,
+                    "clauses": list(clauses_of(item)),
+                    "why": f"not in the {profile.name} profile: it needs more plant time than "
+                    f"the profile gives a test on the wall clock ({profile.real_budget_s:.0f} s)",
+                }
+            )
+        elif wanted and state.profile not in wanted:
             drop.append(item)
             state.not_run.append(
                 {
@@ -234,6 +240,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     log = evidence.TestLog(item.nodeid, state.evidence_dir)
     item.stash[LOG] = log
     evidence.begin(log)
+    budget = PROFILES[state.profile].session_budget_s
+    if budget is not None and time.perf_counter() - state.wall0 > budget:
+        raise LeftOut(
+            f"the {state.profile} profile's {budget / 60:.0f} minutes on the wall clock were "
+            "spent before this test began"
+        )
     requirements = [str(a) for m in item.iter_markers("requires") for a in m.args]
     if not requirements:
         return
@@ -276,7 +288,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     names = pyfuncitem._fixtureinfo.argnames
     kwargs = {name: pyfuncitem.funcargs[name] for name in names}
     state = state_of(pyfuncitem.config)
-    state.loop().run(function(**kwargs), timeout=TEST_WALL_LIMIT_S[state.profile])
+    state.loop().run(function(**kwargs), timeout=PROFILES[state.profile].test_wall_limit_s)
     return True
 
 
@@ -298,6 +310,8 @@ def classify(
         return Phase(Verdict.PASS)
     error = excinfo.value
     text = str(error).strip() or type(error).__name__
+    if isinstance(error, LeftOut):  # no verdict; shown as skipped, listed as not run
+        return Phase(Verdict.NOT_APPLICABLE, text)
     if isinstance(error, VerdictException):
         return Phase(Verdict(error.verdict), text)
     if excinfo.errisinstance(pytest.skip.Exception):
@@ -327,6 +341,8 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     phases = item.stash.setdefault(PHASES, {})
+    if call.excinfo is not None and isinstance(call.excinfo.value, LeftOut):
+        item.stash[LEFT_OUT] = call.excinfo.value.message
     phase = classify(item, call.when, call.excinfo)
     phases[call.when] = phase
     if phase.verdict in (
@@ -343,7 +359,14 @@ def pytest_runtest_makereport(
             (location[1] or 0) + 1,
             f"{phase.verdict}: {phase.reason}",
         )
-    if call.when == "teardown":
+    if call.when == "teardown" and LEFT_OUT in item.stash:
+        # no verdict: listed as not run, with why (it judged nothing)
+        evidence.end()
+        state = state_of(item.config)
+        why = item.stash[LEFT_OUT]
+        state.not_run.append({"nodeid": item.nodeid, "clauses": list(clauses_of(item)), "why": why})
+        report.user_properties.append(("verdict", "not-run"))
+    elif call.when == "teardown":
         verdict = overall(phases)
         report.user_properties.append(("verdict", verdict.verdict.value))
         report.user_properties.append(("clauses", "; ".join(clauses_of(item))))

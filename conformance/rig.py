@@ -27,7 +27,8 @@ from typing import Any, Literal
 from common.clock import Clock, RealClock
 from conformance.dut import CentreEndpoint, ClockMode
 from conformance.oracle import MeterLog
-from conformance.target import Target
+from conformance.profiles import PROFILES
+from conformance.target import Target, Wiring
 from simulators.clock import VirtualClock
 from simulators.fleet import FleetRuntime, Observation
 from simulators.fleet.loader import load_fleet
@@ -48,7 +49,7 @@ from simulators.platform.factor_library import FactorPublisher, public_key_file
 from simulators.tasks import cancel_and_wait
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-FLEETS = {"quick": FIXTURES / "fleets" / "small.yaml", "full": FIXTURES / "fleets" / "works.yaml"}
+FLEETS = {name: FIXTURES / "fleets" / p.fleet for name, p in PROFILES.items()}
 #: Where virtual time starts (plant-local): 30 minutes before a year ends.
 VIRTUAL_START = "2026-12-31T23:30:00+08:00"
 FLEET_START_TIMEOUT_S = 120.0
@@ -242,6 +243,33 @@ def fleet_spec(profile: str, clock_mode: ClockMode) -> tuple[Fleet, Path]:
     return spec, path
 
 
+class WiringError(ValueError):
+    """A target's ``wiring`` names a meter or bus the run's fleet does not have."""
+
+
+def wired(spec: Fleet, wiring: Wiring, path: Path) -> Fleet:
+    """``spec`` with the target's fixed ports and serial links (``Target.wiring``)."""
+    meters = {m.id: m for m in spec.meters}
+    buses = {b.id: b for b in spec.buses}
+    for meter_id, port in wiring.ports.items():
+        meter = meters.get(meter_id)
+        if meter is None or not hasattr(meter, "port"):
+            have = sorted(m.id for m in spec.meters if hasattr(m, "port"))
+            raise WiringError(
+                f"wiring.ports.{meter_id}: the fleet {path.name} has no meter {meter_id!r} "
+                f"listening on a TCP port of its own (those that do: {', '.join(have)})"
+            )
+        meters[meter_id] = meter.model_copy(update={"port": port})
+    for bus_id, link in wiring.links.items():
+        if bus_id not in buses:
+            raise WiringError(
+                f"wiring.links.{bus_id}: the fleet {path.name} has no serial bus {bus_id!r} "
+                f"(it has {', '.join(sorted(buses))})"
+            )
+        buses[bus_id] = buses[bus_id].model_copy(update={"link": link})
+    return spec.model_copy(update={"meters": list(meters.values()), "buses": list(buses.values())})
+
+
 #: Under virtual time every wake-up of a simulator costs wall time whether anyone reads it or
 #: not; collectors refresh or publish at most this often (the terminal polls every minute).
 COLLECTOR_MIN_S = 10.0
@@ -316,6 +344,7 @@ async def running_rig(
 ) -> AsyncIterator[Rig]:
     """Stand the rig up for ``target``; everything stops on exit."""
     spec, path = fleet_spec(profile, clock_mode)
+    spec = wired(spec, target.wiring, path)
     clock: Clock = (
         VirtualClock(spec.start.timestamp(), stuck_after_s=STUCK_AFTER_S)
         if clock_mode is ClockMode.VIRTUAL

@@ -8,6 +8,9 @@ from pytest itself (an assertion about the terminal failed: fail). The others ar
 - :class:`PendingOperator` — a lab step awaits a person (a prompt nobody answered);
 - :class:`NotApplicable` — the implementation statement does not declare the feature.
 
+:class:`LeftOut` is no verdict: the profile did not give the test the time it needs, and the
+report lists it as not run.
+
 Any other exception is *error*: the bench itself failed and the run says nothing about the
 terminal. :class:`ClauseFailure` is the explicit way for a helper outside the suites to say
 "the terminal failed this clause" (a bare ``assert`` deep in bench code is a bench bug, not a
@@ -53,6 +56,13 @@ class NotApplicable(VerdictException):
     """The implementation statement does not declare what this test judges."""
 
     verdict = "not-applicable"
+
+
+class LeftOut(VerdictException):
+    """The run's profile leaves this test out (its budget of time is spent): no verdict, the
+    test is listed as not run with the reason."""
+
+    verdict = "not-run"
 
 
 class ClauseFailure(AssertionError):

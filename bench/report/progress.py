@@ -1,30 +1,20 @@
 """A pytest plugin loaded into the run's subprocess to tell ``carbench run`` what finished.
 
-It writes one JSON line per event to the file descriptor named by ``CARBENCH_PROGRESS_FD``
-(a pipe the parent reads). A pipe, not stdout, because pytest captures and the conformance
-plugin may print; a line per finished test lets the parent show progress and, if the
-subprocess dies, still say which tests had run.
+It writes one JSON line per event through ``conformance.progress`` (a pipe the parent reads);
+a line per finished test lets the parent show progress and, if the subprocess dies, still say
+which tests had run.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 from typing import Any
 
 import pytest
 
-ENV = "CARBENCH_PROGRESS_FD"
+from conformance.progress import ENV
+from conformance.progress import emit as _emit
 
-
-def _emit(event: dict[str, Any]) -> None:
-    fd = os.environ.get(ENV)
-    if not fd:
-        return
-    # the parent may have gone away (Ctrl-C): the run itself must go on
-    with contextlib.suppress(OSError):
-        os.write(int(fd), (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8"))
+__all__ = ["ENV"]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

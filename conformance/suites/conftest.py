@@ -18,8 +18,11 @@ from conformance.bench import Bench
 from conformance.dut import ClockMode, Dut
 from conformance.evidence import TestLog, current
 from conformance.plugin import ConformanceState, state_of
+from conformance.profiles import PROFILES
+from conformance.progress import emit
 from conformance.rig import Rig, open_rig
 from conformance.target import Target
+from conformance.wiring import WIRING, as_json, sheet, wiring
 from simulators.clock import VirtualClock
 
 pytest_plugins = ("conformance.plugin",)
@@ -42,6 +45,8 @@ def target(conformance: ConformanceState) -> Target:
 @pytest.fixture(scope="session")
 def rig(conformance: ConformanceState, target: Target) -> Iterator[Rig]:
     mode = ClockMode(conformance.clock_mode)
+    if mode.value not in PROFILES[conformance.profile].clocks:
+        raise pytest.UsageError(f"--profile {conformance.profile} runs on the wall clock only")
     if mode.value not in target.clocks:
         raise pytest.UsageError(
             f"--clock {mode.value}: target {target.name!r} runs on {', '.join(target.clocks)}"
@@ -61,6 +66,12 @@ def rig(conformance: ConformanceState, target: Target) -> Iterator[Rig]:
     conformance.note("centres", [f"{c.name} {c.protocol} {c.host}:{c.port}" for c in made.centres])
     conformance.note("virtual_start", made.fleet.spec.start.isoformat() if made.virtual else None)
     conformance.note("platform_record", str(conformance.evidence_dir / "platform-record.sqlite"))
+    # where the bench's meters and centres listen: what a lab connects a real box to
+    wires = wiring(made.fleet, [(c.name, c.protocol, f"{c.host}:{c.port}") for c in made.centres])
+    conformance.note("wiring", as_json(wires))
+    text = sheet(wires)
+    (conformance.evidence_dir.parent / WIRING).write_text(text, encoding="utf-8")
+    emit({"event": "wiring", "text": text})
     try:
         yield made
     finally:
@@ -80,6 +91,13 @@ def rig(conformance: ConformanceState, target: Target) -> Iterator[Rig]:
 
 @pytest.fixture(scope="session")
 def dut(conformance: ConformanceState, target: Target, rig: Rig) -> Iterator[Dut]:
+    fleet = rig.fleet.spec.name
+    parameters = target.parameters.set_up_for(fleet)
+    if parameters is not target.parameters:
+        conformance.note(
+            "set_up", f"declared for fleet {target.parameters.set_up_fleet}, not {fleet}: none"
+        )
+        target = target.model_copy(update={"parameters": parameters})
     make = load_adapter(target.adapter.kind)
     loop = conformance.loop()
     made = make(
@@ -113,3 +131,13 @@ def bench(conformance: ConformanceState, rig: Rig, dut: Dut) -> Bench:
 @pytest.fixture
 def evidence() -> TestLog:
     return current()
+
+
+@pytest.fixture(autouse=True)
+def plant_time(bench: Bench, evidence: TestLog) -> Iterator[None]:
+    """What each test costs in plant time, measured (``plant_s``): under the wall clock that
+    is its cost in lab time, and the hil profile holds each test to a budget of it
+    (``Bench.needs``)."""
+    bench.test_started = bench.now()
+    yield
+    evidence.record_measurement("plant_s", round(bench.now() - bench.test_started, 1))

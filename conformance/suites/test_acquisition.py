@@ -257,6 +257,7 @@ async def test_on_command_read_returns_what_the_meter_shows(bench: Bench) -> Non
 
 @pytest.mark.clause("ISC-2 §9.1")
 @pytest.mark.requires("transport:hj212")
+@pytest.mark.hil
 async def test_platform_requested_acquisition(bench: Bench) -> None:
     """A platform's request for real-time data (CN 2011, flow C.10) is accepted and executed,
     and real-time data of every uploaded point follows within one real-time interval."""

@@ -200,6 +200,7 @@ async def _refused(bench: Bench, evidence: TestLog, raw: bytes, qn: str, why: st
 
 @pytest.mark.clause("ISC-2 §7.2.4", "ISC-2 §7.4.1.4")
 @pytest.mark.requires("transport:hj212")
+@pytest.mark.hil
 async def test_a_command_with_a_bad_crc_is_not_executed(bench: Bench, evidence: TestLog) -> None:
     """A platform command whose CRC does not match its data segment is not executed."""
     target = Target(bench)
@@ -210,6 +211,7 @@ async def test_a_command_with_a_bad_crc_is_not_executed(bench: Bench, evidence: 
 
 @pytest.mark.clause("ISC-2 §7.2.4", "SSEA §5.5.3")
 @pytest.mark.requires("transport:hj212")
+@pytest.mark.hil
 async def test_a_command_with_the_wrong_password_is_refused(
     bench: Bench, evidence: TestLog
 ) -> None:
@@ -222,6 +224,7 @@ async def test_a_command_with_the_wrong_password_is_refused(
 
 @pytest.mark.clause("ISC-2 §7.2.4")
 @pytest.mark.requires("transport:hj212")
+@pytest.mark.hil
 async def test_a_command_for_another_mn_is_refused(bench: Bench, evidence: TestLog) -> None:
     """A platform command addressed to another MN is not executed by this terminal."""
     target = Target(bench)
@@ -244,6 +247,7 @@ async def test_an_oversize_frame_is_refused_and_survived(bench: Bench, evidence:
 
 @pytest.mark.clause("ISC-2 §7.2.4")
 @pytest.mark.requires("transport:hj212", "feature:platform-intervals")
+@pytest.mark.hil
 async def test_split_segments_and_leading_garbage_are_survived(
     bench: Bench, evidence: TestLog
 ) -> None:

@@ -367,6 +367,7 @@ def _parse_time(text: str) -> datetime:
 
 
 @pytest.mark.clause("CSMT §7.2")
+@pytest.mark.hil
 async def test_item_codes_identify_industry_activity_source_parameter_point(
     bench: Bench,
 ) -> None:
@@ -389,6 +390,7 @@ async def test_item_codes_identify_industry_activity_source_parameter_point(
 
 
 @pytest.mark.clause("CSMT §6.3")
+@pytest.mark.hil
 async def test_every_frame_names_the_terminal(bench: Bench) -> None:
     """Every frame carries the terminal's identity (MN) at that centre, one per centre."""
     await bench.warm()

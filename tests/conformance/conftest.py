@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-SUITE_MARKERS = ("clause(*ids): clauses judged", "requires(*what): declarations needed")
+from conformance.plugin import MARKERS
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for line in SUITE_MARKERS:
+    for line in MARKERS:
         config.addinivalue_line("markers", line)

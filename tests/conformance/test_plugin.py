@@ -220,6 +220,37 @@ def test_the_full_profile_runs_long_clauses(pytester: pytest.Pytester) -> None:
     assert verdicts(data)["test_long_clause"] == "fail"
 
 
+HIL = """
+import pytest
+from conformance.verdicts import LeftOut
+
+@pytest.mark.clause("ISC-2 §9.1")
+@pytest.mark.hil
+def test_short():
+    pass
+
+@pytest.mark.clause("ISC-2 §9.2")
+@pytest.mark.hil
+def test_that_runs_out_of_time():
+    raise LeftOut("needs 900 s of plant time, more than the hil profile gives a test")
+
+@pytest.mark.clause("ISC-2 §9.3 a)")
+def test_long():
+    raise AssertionError("must not run in the hil profile")
+"""
+
+
+def test_the_hil_profile_runs_the_marked_tests_and_lists_what_it_left_out(
+    pytester: pytest.Pytester,
+) -> None:
+    _, data = run(pytester, HIL, "--profile=hil", "--clock=real")
+    assert verdicts(data) == {"test_short": "pass"}  # no verdict for what was left out
+    why = {n["nodeid"].split("::")[-1]: n["why"] for n in data["manifest"]["not_run"]}
+    assert set(why) == {"test_that_runs_out_of_time", "test_long"}
+    assert "needs 900 s" in why["test_that_runs_out_of_time"]
+    assert "not in the hil profile" in why["test_long"]
+
+
 EVIDENCE = """
 import asyncio, threading
 import pytest
