@@ -349,6 +349,16 @@ class Bench:
             return owed, seen.result
         return owed, self.minute_check(centre, owed, start, end, figures=figures)
 
+    # ---- meter faults ----------------------------------------------------------------------
+    async def fault_for(self, meter: str, kind: str, seconds: float, **params: Any) -> None:
+        """``meter`` plays fault ``kind`` for the next ``seconds`` of plant time, waited out
+        here; cleared however the wait ends (a later test must find the meter sound)."""
+        fault = self.rig.meter_fault(meter, kind, seconds=seconds, **params)
+        try:
+            await self.wait(seconds)
+        finally:
+            self.rig.clear_fault(fault)
+
     # ---- power -----------------------------------------------------------------------------
     async def power_off(self, *, torn_after: int | None = None) -> PowerCut:
         """Cut the terminal's power (``Dut.power_off``), noting the instant for the oracle:

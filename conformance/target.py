@@ -36,6 +36,8 @@ from pydantic import (
     model_validator,
 )
 
+from simulators.fleet.accounting import SourceKind
+
 Protocol = Literal[
     "modbus-tcp",
     "modbus-rtu",
@@ -273,18 +275,6 @@ class VirtualPointSpec(_Strict):
         return [(self.point, self.code)]
 
 
-#: What a source's method is (GB/T 32150, as the bench's fleets and ``carbench account`` say).
-SourceKind = Literal[
-    "combustion",
-    "process",
-    "carbonate",
-    "electricity",
-    "heat",
-    "exported_electricity",
-    "exported_heat",
-    "recovered",
-    "biomass",
-]
 #: CSMT §9.4 categories: scope 1 a) 1)–5), scope 2 b) 1)–2); biomass is reported apart.
 EmissionCategory = Literal[
     "combustion",

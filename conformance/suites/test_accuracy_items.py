@@ -15,7 +15,7 @@ from conformance.bench import Bench, posix
 from conformance.dut import PointBinding
 from conformance.evidence import TestLog, step
 from conformance.oracle.minutes import GAP_FACTOR
-from conformance.suites.readback import WINDOW_S, Uploaded, judge_points, uploaded_values
+from conformance.suites.readback import WINDOW_S, judge_points, uploaded_values
 from conformance.verdicts import Inconclusive
 from protocols.hj212 import Command
 
@@ -37,8 +37,24 @@ def _of(bench: Bench, protocols: tuple[str, ...]) -> list[PointBinding]:
     return [b for b in bench.coded() if b.protocol in protocols and bench.fleet_meter(b)]
 
 
-def _not_shown(values: list[Uploaded]) -> list[str]:
-    return [str(v) for v in values if not v.equal()]
+async def _equal_to_their_sources(
+    bench: Bench, evidence: TestLog, protocols: tuple[str, ...], what: str
+) -> None:
+    """Every value of the points read over ``protocols`` that reached the first centre is one
+    their source's log shows, and their minute figures are what its answers owe."""
+    points = _of(bench, protocols)
+    if not points:
+        raise Inconclusive(f"the terminal uploads no point of a {what} of the fleet")
+    with step(f"{len(points)} points of {what}s, uploaded values against their logs"):
+        values = await uploaded_values(bench, points)
+        wrong = [str(v) for v in values if not v.equal()]
+    evidence.record_measurement("values", len(values))
+    assert values, f"no value of a {what} reached the first centre"
+    assert not wrong, f"{len(wrong)} of {len(values)}:\n" + "\n".join(wrong[:10])
+    with step(f"their minute figures against what the {what}s' logs owe"):
+        problems, judged = await judge_points(bench, points)
+    evidence.attach_json("windows.json", judged)
+    assert not problems, "\n".join(problems[:20])
 
 
 @pytest.mark.clause("ISC-2 §9.3 a)")
@@ -46,19 +62,7 @@ async def test_values_equal_the_connected_systems(bench: Bench, evidence: TestLo
     """Values taken from connected systems (DCS, collectors, energy-management system) equal
     what those systems gave: each value uploaded for them is one the system's log shows, and
     their minute figures are what the system's values owe."""
-    points = _of(bench, SYSTEMS)
-    if not points:
-        raise Inconclusive("the terminal uploads no point of a connected system of the fleet")
-    with step(f"{len(points)} points of connected systems, uploaded values against their logs"):
-        values = await uploaded_values(bench, points)
-        wrong = _not_shown(values)
-    evidence.record_measurement("values", len(values))
-    assert values, "no value of a connected system reached the first centre"
-    assert not wrong, f"{len(wrong)} of {len(values)}:\n" + "\n".join(wrong[:10])
-    with step("their minute figures against what the systems' logs owe"):
-        problems, judged = await judge_points(bench, points)
-    evidence.attach_json("windows.json", judged)
-    assert not problems, "\n".join(problems[:20])
+    await _equal_to_their_sources(bench, evidence, SYSTEMS, "connected system")
 
 
 @pytest.mark.clause("ISC-2 §9.3 b)")
@@ -80,19 +84,7 @@ async def test_values_keep_the_meters_significant_digits(bench: Bench, evidence:
 async def test_values_equal_the_field_meters_readings(bench: Bench, evidence: TestLog) -> None:
     """Values read from field meters equal the meters' actual readings: each value uploaded for
     them is one the meter's log shows, and their minute figures are what its answers owe."""
-    points = _of(bench, FIELD_METERS)
-    if not points:
-        raise Inconclusive("the terminal uploads no point of a field meter of the fleet")
-    with step(f"{len(points)} points of field meters, uploaded values against their logs"):
-        values = await uploaded_values(bench, points)
-        wrong = _not_shown(values)
-    evidence.record_measurement("values", len(values))
-    assert values, "no value of a field meter reached the first centre"
-    assert not wrong, f"{len(wrong)} of {len(values)}:\n" + "\n".join(wrong[:10])
-    with step("their minute figures against what the meters' logs owe"):
-        problems, judged = await judge_points(bench, points)
-    evidence.attach_json("windows.json", judged)
-    assert not problems, "\n".join(problems[:20])
+    await _equal_to_their_sources(bench, evidence, FIELD_METERS, "field meter")
 
 
 @pytest.mark.clause("ISC-2 §7.3.1")

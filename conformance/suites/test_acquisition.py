@@ -306,11 +306,7 @@ async def test_silent_meter_switches_to_its_backup(bench: Bench, evidence: TestL
     await bench.wait(2 * period)
     silenced = bench.now()
     with step(f"{primary.meter} stops answering for {6 * period:g} s"):
-        fault = bench.rig.meter_fault(primary.meter, "no_answer", seconds=6 * period)
-        try:
-            await bench.wait(6 * period)
-        finally:
-            bench.rig.clear_fault(fault)
+        await bench.fault_for(primary.meter, "no_answer", 6 * period)
     resumed = bench.now()
     with step(f"the minute data at {centre} before the silence"):
         owed, result = await bench.minutes_arrive(
@@ -416,11 +412,7 @@ async def test_the_operator_is_told_of_a_silent_meter(bench: Bench, evidence: Te
     period = declared_period(bench, binding)
     start = bench.now()
     with step(f"{binding.meter} stops answering for {4 * period:g} s"):
-        fault = bench.rig.meter_fault(binding.meter, "no_answer", seconds=4 * period)
-        try:
-            await bench.wait(4 * period)
-        finally:
-            bench.rig.clear_fault(fault)
+        await bench.fault_for(binding.meter, "no_answer", 4 * period)
     await _back_on_primary(bench, binding, bench.now())
     events = await management.events(point=binding.point, start=start - 1)
     evidence.attach_json("events.json", [asdict(e) for e in events])
@@ -493,11 +485,7 @@ async def test_garbled_answers_never_reach_the_centres(bench: Bench, evidence: T
     await bench.wait(period)
     garbled = bench.now()
     with step(f"{meter} answers garbled frames for {4 * period:g} s"):
-        fault = bench.rig.meter_fault(meter, "garbled", seconds=4 * period)
-        try:
-            await bench.wait(4 * period)
-        finally:
-            bench.rig.clear_fault(fault)
+        await bench.fault_for(meter, "garbled", 4 * period)
     await bench.wait(2 * period)
     end = bench.now()
     codes = {b.code for b in points if b.code}

@@ -103,17 +103,13 @@ async def test_readings_outside_the_range_are_flagged_and_kept_out(
     await bench.wait(2 * period)
     excursion = bench.now()
     with step(f"{binding.meter} shows ten times {binding.point}'s maximum {high}"):
-        fault = bench.rig.meter_fault(
+        await bench.fault_for(
             binding.meter,
             "spike",
-            seconds=3 * period,
+            3 * period,
             factor=float(10 * high / level),
             quantities=[binding.quantity],
         )
-        try:
-            await bench.wait(3 * period)
-        finally:
-            bench.rig.clear_fault(fault)
     await bench.wait(3 * period)
     end = bench.now()
     with step(f"the minute data at {centre} around the excursion"):
@@ -369,11 +365,7 @@ async def test_fault_gaps_are_interpolated_flagged_and_totals_kept(
     await bench.wait(2 * period)
     silenced = bench.now()
     with step(f"{binding.meter} does not answer for {3 * period:g} s"):
-        fault = bench.rig.meter_fault(binding.meter, "no_answer", seconds=3 * period)
-        try:
-            await bench.wait(3 * period)
-        finally:
-            bench.rig.clear_fault(fault)
+        await bench.fault_for(binding.meter, "no_answer", 3 * period)
     resumed = bench.now()
     await bench.wait(3 * period)
     end = bench.now()
@@ -531,17 +523,13 @@ async def test_an_increment_over_twice_the_monthly_history_is_suspect(
     start = bench.now()
     await bench.wait(jump_at - start)
     with step(f"{binding.meter} jumps by four times the month's total {month}"):
-        fault = bench.rig.meter_fault(
+        await bench.fault_for(
             binding.meter,
             "spike",
-            seconds=period,
+            period,
             factor=1 + float(4 * month) / last[-1].truth,
             quantities=[binding.quantity],
         )
-        try:
-            await bench.wait(period)
-        finally:
-            bench.rig.clear_fault(fault)
     await bench.wait(3 * period)
     end = bench.now()
     with step(f"the minute data at {centre} across the jump"):

@@ -212,14 +212,10 @@ async def test_incoming_data_are_validated(bench: Bench, evidence: TestLog) -> N
     with step(f"{binding.point} read as it is for {3 * period:g} s"):
         await bench.wait(3 * period)
     spiked_at = bench.now()
-    fault = bench.rig.meter_fault(
-        binding.meter, "spike", seconds=3 * period, factor=factor, quantities=[binding.quantity]
-    )
-    try:
-        with step(f"its meter shows {factor:g} × the plant, above {high}, for {3 * period:g} s"):
-            await bench.wait(3 * period)
-    finally:
-        bench.rig.clear_fault(fault)
+    with step(f"its meter shows {factor:g} × the plant, above {high}, for {3 * period:g} s"):
+        await bench.fault_for(
+            binding.meter, "spike", 3 * period, factor=factor, quantities=[binding.quantity]
+        )
     first, end = whole_minutes(begin, bench.now() + 60)
     await bench.rig.sleep_until(end + bench.settled_after())
     centre = bench.rig.centres[0].name

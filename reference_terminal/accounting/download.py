@@ -16,6 +16,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from protocols.factor_envelope import FORMAT, signed_text
 from protocols.smcrypto import Sm2PublicKey, SmCryptoError, sm3
 from reference_terminal.accounting.errors import AccountingError
+from reference_terminal.accounting.factors import FactorLibrary
 
 
 class DownloadRefused(AccountingError):
@@ -137,3 +140,31 @@ def _verifies(key: Sm2PublicKey, message: bytes, signature: bytes) -> bool:
         return key.verify_der(message, signature)
     except SmCryptoError:
         return False
+
+
+def _slug(vintage: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", vintage).strip("-").lower() or "vintage"
+
+
+def save_library(directory: Path, library: FactorLibrary) -> list[str]:
+    """Each vintage of ``library`` as its own file in ``directory``, atomically and durably
+    (the files ``POST /accounting/factors/import`` writes)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in library.vintages:
+        one = FactorLibrary(
+            {name: library.vintages[name]}, tuple(f for f in library.factors if f.vintage == name)
+        )
+        target = directory / f"{_slug(name)}.yaml"
+        partial = target.with_suffix(".yaml.partial")
+        one.export(partial)
+        with partial.open("rb") as handle:
+            os.fsync(handle.fileno())
+        partial.replace(target)
+        written.append(str(target))
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return written

@@ -16,7 +16,6 @@ import asyncio
 import json
 import logging
 import os
-import re
 import ssl
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import yaml
 from common.clock import Clock
 from protocols.smcrypto import sm3
 from reference_terminal.accounting.bindings import load_library, resolve
-from reference_terminal.accounting.download import DownloadRefused, check, load_keys
+from reference_terminal.accounting.download import DownloadRefused, check, load_keys, save_library
 from reference_terminal.accounting.errors import AccountingError
 from reference_terminal.accounting.factors import FactorLibrary
 from reference_terminal.config import TerminalConfig
@@ -57,34 +56,6 @@ def library_generation(key: str) -> int:
 def _library_changed(imports_dir: str) -> None:
     key = library_key(imports_dir)
     _GENERATIONS[key] = _GENERATIONS.get(key, 0) + 1
-
-
-def _slug(vintage: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", vintage).strip("-").lower() or "vintage"
-
-
-def save_library(directory: Path, library: FactorLibrary) -> list[str]:
-    """Each vintage of ``library`` as its own file in ``directory``, atomically and durably
-    (the files ``POST /accounting/factors/import`` writes)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name in library.vintages:
-        one = FactorLibrary(
-            {name: library.vintages[name]}, tuple(f for f in library.factors if f.vintage == name)
-        )
-        target = directory / f"{_slug(name)}.yaml"
-        partial = target.with_suffix(".yaml.partial")
-        one.export(partial)
-        with partial.open("rb") as handle:
-            os.fsync(handle.fileno())
-        partial.replace(target)
-        written.append(str(target))
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return written
 
 
 def parse_library(body: bytes) -> FactorLibrary:

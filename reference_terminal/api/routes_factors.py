@@ -12,8 +12,6 @@ accounting carries on with it.
 from __future__ import annotations
 
 import json
-import os
-import re
 import ssl
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,7 +23,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from reference_terminal.accounting.bindings import resolve
-from reference_terminal.accounting.download import DownloadRefused, check, load_keys
+from reference_terminal.accounting.download import DownloadRefused, check, load_keys, save_library
 from reference_terminal.accounting.errors import AccountingError
 from reference_terminal.accounting.factors import Factor, FactorKind, FactorLibrary
 from reference_terminal.accounting.methods import CO2_PER_C
@@ -102,33 +100,6 @@ def _parse(body: bytes) -> FactorLibrary:
         raise ApiError(422, "invalid_library", str(exc)) from None
 
 
-def _slug(vintage: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", vintage).strip("-").lower() or "vintage"
-
-
-def _save(directory: Path, library: FactorLibrary) -> list[str]:
-    """Each vintage of ``library`` as its own file in ``directory``, atomically and durably."""
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name in library.vintages:
-        one = FactorLibrary(
-            {name: library.vintages[name]}, tuple(f for f in library.factors if f.vintage == name)
-        )
-        target = directory / f"{_slug(name)}.yaml"
-        partial = target.with_suffix(".yaml.partial")
-        one.export(partial)
-        with partial.open("rb") as handle:
-            os.fsync(handle.fileno())
-        partial.replace(target)
-        written.append(str(target))
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return written
-
-
 def factor_routes(ctx: ApiContext) -> APIRouter:
     router = APIRouter(tags=["accounting"])
 
@@ -197,7 +168,7 @@ def factor_routes(ctx: ApiContext) -> APIRouter:
         except AccountingError as exc:
             raise ApiError(422, "library_refused", str(exc)) from None
         changed = merged.to_data() != current.to_data()
-        files = _save(Path(config.accounting.imports_dir), imported) if changed else []
+        files = save_library(Path(config.accounting.imports_dir), imported) if changed else []
         details = {
             "vintages": ", ".join(imported.vintages),
             "revisions": ", ".join(f"{v.name}: {v.revision}" for v in imported.vintages.values()),

@@ -32,20 +32,24 @@ class Read(_Strict):
     quantity: Text
 
 
+#: What a source's method is (GB/T 32150, as ``carbench account`` says).
+SourceKind = Literal[
+    "combustion",
+    "process",
+    "carbonate",
+    "electricity",
+    "heat",
+    "exported_electricity",
+    "exported_heat",
+    "recovered",
+    "biomass",
+]
+
+
 class Source(_Strict):
     id: Id
     name: str = ""
-    kind: Literal[
-        "combustion",
-        "process",
-        "carbonate",
-        "electricity",
-        "heat",
-        "exported_electricity",
-        "exported_heat",
-        "recovered",
-        "biomass",
-    ]
+    kind: SourceKind
     reads: Annotated[list[Read], Field(min_length=1)]
     fuel: Text | None = None
     factor: Text | None = None
