@@ -11,8 +11,9 @@ its HJ 212 client and the network, that makes the terminal behave as a faulty on
   the terminal had forgotten the frame — a terminal without retransmission.
 - ``late-upload``: each minute-data frame is answered (9014) at once, as if delivered, and
   reaches the platform ``late_s`` later on the terminal's connection (the platform's own answer
-  to it swallowed): a terminal that uploads a minute's data two minutes late. Frames held when
-  the connection ends go out first on the next one, oldest first, as a terminal's would.
+  to it swallowed): a terminal that uploads a minute's data two minutes late. Frames held, or
+  sent and not yet answered, when the connection ends go out first on the next one, oldest
+  first, as a terminal's would.
 
 The reference terminal itself is not changed (no test-only code paths in it): from the
 platform's side of the wire the relay and the terminal together are the broken terminal.
@@ -84,8 +85,11 @@ class BrokenUplink:
         self.late_s = late_s
         #: ``late-upload``: frames held, with when each is due, and the QNs whose platform
         #: answer is the relay's to swallow (the terminal had its answer long before)
-        self.held: deque[tuple[float, bytes]] = deque()
+        self.held: deque[tuple[float, bytes, bytes]] = deque()
         self.held_qns: set[bytes] = set()
+        #: held frames sent on and not yet answered by the platform: sent again, first, on the
+        #: next connection (the terminal had its answer long ago and will not resend them)
+        self.unanswered: list[tuple[float, bytes, bytes]] = []
         self._held_more = asyncio.Event()
         self.port = 0
         self.sent: set[tuple[str, bytes]] = set()
@@ -148,35 +152,37 @@ class BrokenUplink:
             except asyncio.IncompleteReadError:
                 raise EOFError from None
             header = header_of(frame)
-            if header.get(b"CN") == b"9014" and header.get(b"QN") in self.held_qns:
+            qn = header.get(b"QN")
+            if header.get(b"CN") == b"9014" and qn in self.held_qns:
+                self.unanswered = [u for u in self.unanswered if u[2] != qn]
                 continue
             writer.write(frame)
             await writer.drain()
 
     async def _release(self, upstream: asyncio.StreamWriter) -> None:
-        """Send each held frame when it is due, oldest first."""
+        """Send each held frame when it is due, oldest first; those a broken connection left
+        unanswered go first."""
+        self.held.extendleft(reversed(self.unanswered))
+        self.unanswered = []
         while True:
             if not self.held:
                 self._held_more.clear()
                 await self._held_more.wait()
                 continue
-            due, frame = self.held[0]
+            due, frame, qn = self.held[0]
             if (wait := due - self.clock.time()) > 0:
                 await self.clock.sleep(wait)
                 continue
             self.held.popleft()
-            try:
-                upstream.write(frame)
-                await upstream.drain()
-            except OSError:
-                self.held.appendleft((due, frame))  # the next connection sends it
-                raise
+            self.unanswered.append((due, frame, qn))  # until the platform answers it
+            upstream.write(frame)
+            await upstream.drain()
 
     def _hold(
         self, frame: bytes, header: dict[bytes, bytes], terminal: asyncio.StreamWriter
     ) -> None:
         qn = header[b"QN"]
-        self.held.append((self.clock.time() + self.late_s, frame))
+        self.held.append((self.clock.time() + self.late_s, frame, qn))
         self._held_more.set()
         self.held_qns.add(qn)
         with contextlib.suppress(Exception):

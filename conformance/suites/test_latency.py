@@ -90,11 +90,20 @@ async def test_edge_processing_latency_from_the_wire(bench: Bench, evidence: Tes
     if len(latencies) < READS // 2:
         raise Inconclusive(f"only {len(latencies)} of {READS} reads could be timed", "ISC-2 §9.4")
     p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
-    evidence.record_measurement("query_p50_ms", percentile(baselines, 0.5))
+    query = percentile(baselines, 0.5)
+    evidence.record_measurement("query_p50_ms", query)
     evidence.record_measurement("p50_ms", p50)
     evidence.record_measurement("p95_ms", p95)
     evidence.record_measurement("max_ms", max(latencies))
     evidence.attach_json("latencies_ms.json", {"read": latencies, "query": baselines})
+    if query >= limit / 2:
+        # the management path alone costs half the limit: this host's load, not the
+        # terminal's processing, would decide the verdict
+        raise Inconclusive(
+            f"a plain query's round trip takes {query:.1f} ms (median), half the {limit:g} ms "
+            f"limit or more: this host cannot time the terminal now (read median {p50:.1f} ms)",
+            "ISC-2 §9.4",
+        )
     assert p50 <= limit, f"median {p50:.1f} ms > {limit:g} ms (p95 {p95:.1f} ms)"
     if p95 > limit:
         raise Inconclusive(
