@@ -96,9 +96,9 @@ async def test_edge_processing_latency_from_the_wire(bench: Bench, evidence: Tes
     evidence.record_measurement("p95_ms", p95)
     evidence.record_measurement("max_ms", max(latencies))
     evidence.attach_json("latencies_ms.json", {"read": latencies, "query": baselines})
-    if query >= limit / 2:
+    if p95 > limit and query >= limit / 2:
         # the management path alone costs half the limit: this host's load, not the
-        # terminal's processing, would decide the verdict
+        # terminal's processing, would decide the verdict (load only adds: a pass stands)
         raise Inconclusive(
             f"a plain query's round trip takes {query:.1f} ms (median), half the {limit:g} ms "
             f"limit or more: this host cannot time the terminal now (read median {p50:.1f} ms)",
