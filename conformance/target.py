@@ -66,6 +66,7 @@ Mutation = Literal[
     "no-readings",
     "ram-store",
     "late-upload",
+    "accepts-bad-requests",
 ]
 CentreName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", max_length=64)]
 

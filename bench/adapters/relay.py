@@ -14,6 +14,10 @@ its HJ 212 client and the network, that makes the terminal behave as a faulty on
   to it swallowed): a terminal that uploads a minute's data two minutes late. Frames held, or
   sent and not yet answered, when the connection ends go out first on the next one, oldest
   first, as a terminal's would.
+- ``accepts-bad-requests``: every platform request is answered as carried out: a refusal
+  (9011 QnRtn ≠ 1) leaves as 9011 QnRtn=1 followed by 9012 ExeRtn=1, a failure (9012 ExeRtn ≠
+  1) as ExeRtn=1 — a terminal that says yes to values it does not take (HJ 212-2017 表 4's
+  ranges, a wrong password).
 
 The reference terminal itself is not changed (no test-only code paths in it): from the
 platform's side of the wire the relay and the terminal together are the broken terminal.
@@ -32,7 +36,9 @@ from protocols.hj212 import EDITIONS, SessionConfig
 from protocols.hj212.packet import enclose
 from simulators.platform.server import AckTemplate, corrupt_crc, header_of
 
-Fault = Literal["bad-crc", "no-extremes", "no-retransmission", "late-upload"]
+Fault = Literal[
+    "bad-crc", "no-extremes", "no-retransmission", "late-upload", "accepts-bad-requests"
+]
 #: ``late-upload``: how late a minute's data reach the platform (s).
 LATE_S = 120.0
 UPLOADS = frozenset({2011, 2031, 2051, 2061, 2071})
@@ -40,6 +46,8 @@ UPLOADS = frozenset({2011, 2031, 2051, 2061, 2071})
 #: its QN and its number.
 _PNO = re.compile(rb"PNO=(\d+)")
 _EXTREME = re.compile(rb"[^=]*-(?:Min|Max)=")
+_REFUSAL = re.compile(rb"QnRtn=(?!1[;&])\d+")
+_FAILURE = re.compile(rb"ExeRtn=(?!1[;&])\d+")
 
 
 def relay_fault(mutation: str) -> Fault | None:
@@ -51,6 +59,20 @@ def _asks_answer(header: dict[bytes, bytes]) -> bool:
     """Whether a frame asks for an answer (HJ 212-2017 表 6: Flag bit A)."""
     flag = header.get(b"Flag", b"0")
     return flag.isdigit() and bool(int(flag) & 1)
+
+
+def as_carried_out(frame: bytes) -> bytes:
+    """A terminal's answer to a platform request made into success: 9011 QnRtn ≠ 1 becomes
+    9011 QnRtn=1 and 9012 ExeRtn=1 (two frames), 9012 ExeRtn ≠ 1 becomes ExeRtn=1; anything
+    else is left as it is."""
+    data = frame[6:-6]
+    if b"CN=9011" in data and _REFUSAL.search(data):
+        accepted = _REFUSAL.sub(b"QnRtn=1", data)
+        done = accepted.replace(b"CN=9011", b"CN=9012").replace(b"QnRtn=1", b"ExeRtn=1")
+        return enclose(accepted) + enclose(done)
+    if b"CN=9012" in data and _FAILURE.search(data):
+        return enclose(_FAILURE.sub(b"ExeRtn=1", data))
+    return frame
 
 
 def without_extremes(frame: bytes) -> bytes:
@@ -221,6 +243,8 @@ class BrokenUplink:
             return frame
         if self.fault == "no-extremes" and cn == 2051:
             return without_extremes(frame)
+        if self.fault == "accepts-bad-requests" and cn in (9011, 9012):
+            return as_carried_out(frame)
         if self.fault == "late-upload" and cn == 2051 and qn and _asks_answer(header):
             # a live upload; the records answering a history request leave on time
             self._hold(frame, header, terminal)

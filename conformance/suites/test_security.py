@@ -8,18 +8,20 @@ import contextlib
 import json
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from conformance.bench import Bench, months_after
+from conformance.bench import Bench, local, months_after
 from conformance.channel_probe import Probe, flip, http_get
 from conformance.dut import DutError
 from conformance.evidence import TestLog, step
 from conformance.management import ADMINISTRATOR, AUDITOR, OPERATOR, Management
 from conformance.verdicts import Inconclusive
-from protocols.hj212 import Command
+from protocols.hj212 import Command, Cp
 from simulators.platform import HttpsServer
+from simulators.platform.commands import CommandStatus
 
 #: ISC-2 §7.4.1.1: failed logins before an account locks (a terminal may lock sooner).
 LOCKOUT_AFTER = 5
@@ -343,6 +345,59 @@ async def test_every_input_is_validated(bench: Bench, evidence: TestLog) -> None
         if r.status_code == 422 and not any(w in r.text for w in ("start", "value", "point"))
     ]
     assert not unnamed, f"refused without naming the field: {unnamed}"
+
+
+@pytest.mark.clause("ISC-2 §7.4.1.4(3)")
+@pytest.mark.requires("transport:hj212", "feature:platform-intervals")
+async def test_platform_requests_out_of_range_change_nothing(
+    bench: Bench, evidence: TestLog
+) -> None:
+    """Input from a platform is validated too, on the wire alone: requests whose values 表 4 of
+    HJ 212-2017 does not allow, and a history range that ends before it begins, are each
+    refused or fail (never 9012 ExeRtn=1), and the intervals read back with 1061/1063
+    afterwards are those read before. (A wrong password, MN or CRC: ``test_negative.py``.)"""
+    await bench.warm()
+    centre = bench.rig.hj212_centres()[0]
+    mn = bench.dut.mn(centre)
+    server = bench.rig.platforms.hj212(centre)
+    await server.wait_connected(mn, 600)
+    commands = server.commands(mn, timeout=300)
+    with step("1061/1063: the intervals before"):
+        before = (await commands.get_rtd_interval(), await commands.get_min_interval())
+    assert all(o.ok for o in before), [(o.cn, o.status, o.reason) for o in before]
+    rtd, minute = before[0].value("RtdInterval"), before[1].value("MinInterval")
+    now = local(bench.now())
+    bad = {
+        "1062 RtdInterval=5 (表 4: 30 ≤ n ≤ 3600)": (1062, Cp.build(RtdInterval=5)),
+        "1062 RtdInterval=86400": (1062, Cp.build(RtdInterval=86400)),
+        "1064 MinInterval=7 (not one of 表 4's)": (1064, Cp.build(MinInterval=7)),
+        "1000 OverTime=0 ReCount=3": (1000, Cp.build(OverTime=0, ReCount=3)),
+        "2051 EndTime before BeginTime": (
+            2051,
+            Cp.build(BeginTime=now, EndTime=now - timedelta(hours=1)),
+        ),
+    }
+    outcomes = {}
+    for name, (cn, cp) in bad.items():
+        with step(name):
+            outcomes[name] = await commands.request(cn, cp)
+    with step("1061/1063: the intervals after"):
+        after = (await commands.get_rtd_interval(), await commands.get_min_interval())
+    evidence.attach_json(
+        "outcomes.json",
+        {
+            k: {"status": str(o.status), "QnRtn": o.qn_rtn, "ExeRtn": o.exe_rtn, "why": o.reason}
+            for k, o in outcomes.items()
+        },
+    )
+    carried_out = [k for k, o in outcomes.items() if o.status is CommandStatus.COMPLETED]
+    assert not carried_out, f"carried out (9012 ExeRtn=1): {carried_out}"
+    assert all(o.ok for o in after), [(o.cn, o.status, o.reason) for o in after]
+    changed = (after[0].value("RtdInterval"), after[1].value("MinInterval")) != (rtd, minute)
+    assert not changed, (
+        f"RtdInterval/MinInterval {rtd}/{minute} before, "
+        f"{after[0].value('RtdInterval')}/{after[1].value('MinInterval')} after"
+    )
 
 
 @pytest.mark.clause("ISC-2 §7.4.1.4", "ISC-2 §7.4.1.4(2)")

@@ -373,8 +373,8 @@ async def test_stats_count_the_writers_busy_time_by_kind_of_work(tmp_path: Path)
         await store.run_in_writer(lambda _conn: time.sleep(0.05))
     busy = store.stats.busy_s  # once closed: the writer counts a job's time after answering it
     assert all(busy[kind] > 0 for kind in ("apply", "behind", "settle")), busy
+    # the call's 50 ms are its own (how long the other jobs took depends on the host's load)
     assert 0.05 <= busy["calls"] < 1.0, busy
-    assert busy["apply"] + busy["behind"] + busy["settle"] < 0.05 + busy["calls"], busy
 
 
 async def test_writes_behind_made_with_a_write_share_its_transaction(url: str) -> None:
