@@ -12,6 +12,9 @@ from protocols.errors import CodecError
 
 START: Final = 0x68
 END: Final = 0x16
+#: The 0xFE wake-up bytes a stream decoder keeps before a 0x68 (senders use four; more is
+#: noise, dropped as it comes, so an endless run costs linear time and bounded memory).
+MAX_PREAMBLE: Final = 16
 
 
 def checked_end(data: bytes, start: int, length: int, min_len: int, error: type[CodecError]) -> int:

@@ -19,7 +19,7 @@ from protocols.dlt645.frame import (
     Frame,
     decode,
 )
-from protocols.meterframe import END, START
+from protocols.meterframe import END, MAX_PREAMBLE, START
 
 __all__ = ["StreamDecoder"]
 
@@ -75,13 +75,13 @@ class StreamDecoder:
         while True:
             start = buf.find(START)
             if start < 0:
-                # Keep a trailing FE run: it may be the preamble of the next frame.
-                keep = len(buf) - len(buf.rstrip(b"\xfe"))
+                # Keep a trailing FE run, up to a preamble's length: the next frame's, maybe.
+                keep = min(len(buf) - len(buf.rstrip(b"\xfe")), MAX_PREAMBLE)
                 self.discarded += len(buf) - keep
                 del buf[: len(buf) - keep]
                 return out
             first = start
-            while first and buf[first - 1] == PREAMBLE_BYTE:
+            while first and start - first < MAX_PREAMBLE and buf[first - 1] == PREAMBLE_BYTE:
                 first -= 1
             if first:
                 self.discarded += first

@@ -398,8 +398,12 @@ def parse_data_segment(
     flag: Flag | None = None
     if "Flag" in fields:
         text_flag = fields["Flag"]
-        if not (text_flag.isascii() and text_flag.isdigit()) or int(text_flag) > 255:
-            raise HeaderError(f"Flag={text_flag!r}: expected an integer 0-255 (表 3)")
+        if (
+            len(text_flag) > 3
+            or not (text_flag.isascii() and text_flag.isdigit())
+            or int(text_flag) > 255
+        ):
+            raise HeaderError(f"Flag={text_flag[:20]!r}: expected an integer 0-255 (表 3)")
         flag = _FLAGS[int(text_flag)]
     if options.edition is not None:
         edition = options.edition
@@ -494,7 +498,8 @@ def _classify_order(
             ranked = [k for k in reference if k in order]
             known = known or ranked == [k for k in order if k in reference]
         found = (None if canonical == list(order) else order, known)
-        if len(_ORDERS) < 4096:  # bounded: a peer sending junk field names cannot grow it
+        # bounded in entries and in bytes: a peer sending junk field names cannot grow it
+        if len(_ORDERS) < 4096 and sum(map(len, order)) <= 256:
             _ORDERS[key] = found
     return found
 

@@ -19,11 +19,13 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocols import cjt188, dlt645
 from protocols.errors import CodecError
+from protocols.meterframe import MAX_PREAMBLE
 from tests.protocols.test_meter_vectors import CJT188_VECTORS, DLT645_VECTORS
 
 FUZZ = settings(
@@ -201,3 +203,20 @@ def test_seeded_mutation_loop_covers_100_000_inputs() -> None:
             stream.feed(mutate(rng.choice(seeds), rng)[: rng.randrange(1, 80)])
         check_stream(stream, rng.randbytes(100))
     assert total >= 100_000
+
+
+@pytest.mark.parametrize(
+    ("decoder", "frame"),
+    [(dlt645.StreamDecoder, DLT645_SEEDS[0]), (cjt188.StreamDecoder, CJT188_SEEDS[0])],
+    ids=["dlt645", "cjt188"],
+)
+def test_an_endless_preamble_is_held_to_a_preambles_length(
+    decoder: Callable[[], dlt645.StreamDecoder | cjt188.StreamDecoder], frame: bytes
+) -> None:
+    """0xFE wake-up bytes without end (a line stuck at mark, a hostile peer) cost bounded
+    memory: the decoder keeps a preamble's worth, and the frame that follows still decodes."""
+    stream = decoder()
+    for _ in range(256):  # 1 MiB
+        assert stream.feed(b"\xfe" * 4096) == []
+    assert stream.pending <= MAX_PREAMBLE
+    assert [type(f).__name__ for f in stream.feed(frame)] == ["Frame"]

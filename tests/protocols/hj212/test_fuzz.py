@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import random
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -82,3 +83,19 @@ def test_any_text_after_a_valid_frame_header(text: str) -> None:
     decode_or_codec_error(
         b"##%04d%s%04X\r\n" % (len(body) % 10000, body, hj212.crc16(body)), LENIENT
     )
+
+
+def test_integers_too_long_for_python_are_codec_errors() -> None:
+    """int() refuses more than 4 300 digits with a plain ValueError; the codec names the field
+    instead, oversize frames allowed or not."""
+    head = b"QN=20260101120000001;ST=32;CN=2051;PW=123456;MN=010000A8900016F000169DC0"
+    long_int = b"9" * 5000
+    frames = [
+        head + b";Flag=5;CP=&&DataTime=20260101120000;OverTime=" + long_int + b"&&",
+        head + b";Flag=" + long_int + b";CP=&&DataTime=20260101120000&&",
+    ]
+    for body in frames:
+        with pytest.raises(HJ212Error, match="expected"):
+            hj212.decode(refit(b"##0000" + body + b"0000\r\n"), LENIENT)
+    with pytest.raises(HJ212Error, match="at most 18 digits"):
+        _ = hj212.Cp.parse("OverTime=" + "9" * 5000).over_time
