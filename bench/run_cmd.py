@@ -283,9 +283,9 @@ def _print_summary(results: RunResults, outcome: Outcome, run_dir: Path, size: i
     click.echo(f"report: {run_dir / REPORT} ({size // 1024} KiB); results: {run_dir / RESULTS}")
 
 
-def _check_wiring(opts: RunOptions) -> None:
-    """A target's fixed addresses name meters and buses of the profile's fleet (a
-    ``RunError`` before the run, not an error in every test)."""
+def _check_target(opts: RunOptions) -> None:
+    """The target file loads, and its fixed addresses name meters and buses of the profile's
+    fleet (a ``RunError`` before the run, not an error in every test)."""
     # the rig imports the simulators: only a run needs them, not `carbench --help`
     from conformance.dut import ClockMode  # noqa: PLC0415
     from conformance.rig import WiringError, fleet_spec, wired  # noqa: PLC0415
@@ -293,8 +293,8 @@ def _check_wiring(opts: RunOptions) -> None:
 
     try:
         target = load_target(opts.target)
-    except TargetError:
-        return  # the plugin reports a broken target file, test by test and in the manifest
+    except TargetError as exc:  # refused up front: not an error in every test (issue 65)
+        raise RunError(str(exc)) from None
     spec, path = fleet_spec(opts.profile, ClockMode(opts.clock))
     try:
         wired(spec, target.wiring, path)
@@ -317,7 +317,8 @@ def run(opts: RunOptions) -> int:
     try:
         key, key_path, created = signing.load_or_create_key(opts.key)
         manifest.target_entry(opts.target)  # a broken target file fails now, not after the run
-        _check_wiring(opts)
+        if opts.plugin == PLUGIN:  # a stand-in plugin (tests) reads targets of its own
+            _check_target(opts)
     except (signing.SigningError, manifest.ManifestError) as exc:
         raise RunError(str(exc)) from None
     run_dir.mkdir(parents=True, exist_ok=True)

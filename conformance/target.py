@@ -402,7 +402,11 @@ class Parameters(_Strict):
     mn: dict[str, Annotated[str, Field(pattern=r"^[0-9A-Za-z]{1,24}$")]] = {}
     pw: Annotated[str, Field(pattern=r"^[0-9A-Za-z]{1,9}$")] = "123456"
     #: Acquisition period (s) per point group of the terminal.
-    periods: dict[str, float] = {"serial": 60.0, "network": 60.0, "push": 60.0}
+    periods: dict[str, Annotated[float, Field(gt=0)]] = {
+        "serial": 60.0,
+        "network": 60.0,
+        "push": 60.0,
+    }
     #: RtdInterval the terminal starts with (ISC-2 §7.2.4(1) asks for 15 minutes).
     realtime_interval_s: int = Field(900, ge=30, le=3600)
     over_time_s: int = Field(10, ge=1, le=99)
@@ -410,7 +414,7 @@ class Parameters(_Strict):
     #: ISC-2 §9.4: edge processing latency limit.
     latency_limit_ms: float = Field(20.0, gt=0)
     #: ISC-2 §7.2.3(4): days of history kept online (≥ 183).
-    history_days: int | None = None
+    history_days: int | None = Field(None, ge=1)
     #: ISC-2 §7.4.1.2(3): an address of the bench's host from which the terminal must refuse an
     #: administrator's login (the address the bench otherwise connects from being allowed).
     #: None: the clause is not judged.

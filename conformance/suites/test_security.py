@@ -1,6 +1,7 @@
 """Security, as far as the management interface exposes it: authentication and least
 privilege, login-failure lockout, the audit trail, validation of every input, secrets kept
-out of what is read back, certificates and SM algorithms towards the platforms."""
+out of what is read back; and on the wire: platform requests out of range, certificates and
+SM algorithms towards the platforms."""
 
 from __future__ import annotations
 

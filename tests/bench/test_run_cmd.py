@@ -226,3 +226,20 @@ def test_verify_command(tmp_path: Path) -> None:
     tampered = runner.invoke(main, ["verify", "--content-only", str(out / "results.json")])
     assert tampered.exit_code == 1 and "content changed after signing" in tampered.output
     json.loads((out / "results.json").read_text())  # still valid JSON: caught by the hash
+
+
+def test_a_broken_target_file_is_refused_before_the_run(tmp_path: Path) -> None:
+    """A misspelt key or an impossible parameter is one clear message and exit status 2, not
+    an error in every test."""
+    reference = Path(__file__).resolve().parents[2] / "fixtures" / "targets" / "reference.yaml"
+    target = tmp_path / "typo.yaml"
+    target.write_text(
+        f"extends: {reference}\nimplementaton: {{}}\nparameters:\n  periods: {{serial: 0}}\n"
+    )
+    out = tmp_path / "run"
+    args = ["run", "--target", str(target), "--out", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "implementaton: Extra inputs are not permitted" in result.output
+    assert "parameters.periods.serial: Input should be greater than 0" in result.output
+    assert not out.exists()
