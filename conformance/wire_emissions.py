@@ -32,6 +32,7 @@ from conformance.bench import Bench, local, posix, whole_minutes
 from conformance.emission_plan import Plan, PlannedSource, Rates
 from conformance.oracle import PointWindows, owed_windows
 from conformance.target import EmissionCode
+from protocols.hj212 import Packet
 
 MINUTE_CN, HOUR_CN, DAY_CN = 2051, 2061, 2031
 WINDOW_S = 60.0
@@ -80,6 +81,21 @@ class Uploaded:
             got = out.values.setdefault((row.code, posix(row.data_time)), [])
             if row.value not in got:
                 got.append(row.value)
+        return out
+
+    @classmethod
+    def answered(cls, records: Iterable[Packet]) -> Uploaded:
+        """The ``Cou`` figures of the records a history request returned (2061, 2031 …)."""
+        out = cls()
+        for packet in records:
+            data_time = packet.cp.data_time
+            if data_time is None:
+                continue
+            for code, pollutant in packet.cp.pollutants.items():
+                value = pollutant.values.get("Cou")
+                got = out.values.setdefault((code, posix(data_time)), [])
+                if value is not None and value not in got:
+                    got.append(value)
         return out
 
     def first(self, code: str, w: float) -> Decimal | None:

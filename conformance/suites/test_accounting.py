@@ -21,6 +21,7 @@ bench cannot tell).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -58,7 +59,7 @@ from conformance.emission_plan import (
     publishing_centre,
     survey_sources,
 )
-from conformance.evidence import TestLog
+from conformance.evidence import TestLog, step
 from conformance.target import EmissionCategory, EmissionCode
 from conformance.verdicts import ClauseFailure, Inconclusive, NotApplicable
 from conformance.wire_emissions import (
@@ -787,34 +788,83 @@ async def test_hourly_and_daily_emissions_add_up_their_minutes(
     added up: the first hour after the first local midnight the terminal lives through, and the
     day that midnight ends (from the terminal's start) — each minute at its truth where the
     bench knows it, else as it was uploaded (the minute tests judge those)."""
+    periods = await _periods(bench, plan, "ISC-2 §7.2.3(3)")
+    judged: list[Judgement] = []
+    for cn, start, end, what in periods.spans:
+        got = Uploaded.read(bench, periods.centre, cn, start, start + 1)
+        judged += periods.judge(plan, what, start, end, got)
+    _decide(judged, evidence, "period figures on the wire")
+
+
+@pytest.mark.clause("ISC-2 §7.2.3(5)")
+@pytest.mark.requires("transport:hj212", "feature:history-request")
+async def test_a_platform_queries_hourly_and_daily_emissions(
+    bench: Bench, evidence: TestLog, plan: Plan
+) -> None:
+    """Query and statistics of carbon data, on the wire: the platform asks for the hour and
+    the day of ``test_hourly_and_daily_emissions_add_up_their_minutes`` (2061 and 2031 with
+    BeginTime = EndTime = the period's start), and every code's ``Cou`` in the answer is its
+    minutes added up, as the uploads' must be."""
+    periods = await _periods(bench, plan, "ISC-2 §7.2.3(5)")
+    server = bench.rig.platforms.hj212(periods.centre)
+    commands = server.commands(bench.dut.mn(periods.centre), timeout=600)
+    judged: list[Judgement] = []
+    for cn, start, end, what in periods.spans:
+        with step(f"{cn} for the {what} from {local(start):%m-%d %H:%M}"):
+            answer = await commands.history(cn, local(start), local(start))
+        assert answer.ok, f"{cn}: {answer.status} {answer.reason} {list(answer.departures)}"
+        got = Uploaded.answered(answer.records)
+        judged += periods.judge(plan, what, start, end, got)
+    _decide(judged, evidence, "period figures a platform asked for")
+
+
+@dataclass(frozen=True)
+class _Periods:
+    """The hour after the first local midnight the terminal lives through and the day that
+    midnight ends, with what judging their figures needs."""
+
+    centre: str
+    spans: tuple[tuple[int, float, float, str], ...]  # (CN, start, end, "hour" | "day")
+    truth: Truth
+    rates: Rates
+    minutes: Uploaded
+
+    def judge(
+        self, plan: Plan, what: str, start: float, end: float, got: Uploaded
+    ) -> list[Judgement]:
+        """Each code's figure for ``[start, end)`` in ``got`` against its minutes added up —
+        each minute at its truth where the bench knows it, else as it was uploaded."""
+        judged: list[Judgement] = []
+        windows = [start + 60 * i for i in range(int(end - start) // 60)]
+        for code in plan.codes:
+            by_hand = all(s.manual for s in plan.members(code))
+            if by_hand and not any((code.code, w) in self.minutes.values for w in windows):
+                continue  # entered by hand, and nothing entered that period
+            expected = period_sum(plan, self.truth, self.rates, code, windows, self.minutes)
+            reported = got.values.get((code.code, start), [])
+            judged += judge_figure(f"{code.code} {what} {local(start):%m-%d %H:%M}", expected,
+                                   reported)  # fmt: skip
+        return judged
+
+
+async def _periods(bench: Bench, plan: Plan, clause: str) -> _Periods:
     await bench.warm()
     await published_in_force(bench, plan)
     midnight = bench.first_midnight()
     hour_end = midnight + 3600
     due = hour_end + bench.settled_after() + FIGURE_LAG_S + 300
-    bench.needs(due - bench.now(), ("ISC-2 §7.2.3(3)",))
+    bench.needs(due - bench.now(), (clause,))
     await bench.rig.sleep_until(due)
     centre = first_hj212_centre(bench)
     day_start = midnight - 86400
     truth = Truth(bench, plan.sources.values(), max(day_start, bench.t0 + STARTING_S), hour_end)
-    rates = Rates.now(bench, plan)
-    minutes = Uploaded.read(bench, centre, MINUTE_CN, day_start, hour_end)
-    judged: list[Judgement] = []
-    for cn, start, end, what in (
-        (HOUR_CN, midnight, hour_end, "hour"),
-        (DAY_CN, day_start, midnight, "day"),
-    ):
-        got = Uploaded.read(bench, centre, cn, start, start + 1)
-        windows = [start + 60 * i for i in range(int(end - start) // 60)]
-        for code in plan.codes:
-            by_hand = all(s.manual for s in plan.members(code))
-            if by_hand and not any((code.code, w) in minutes.values for w in windows):
-                continue  # entered by hand, and nothing entered that period
-            expected = period_sum(plan, truth, rates, code, windows, minutes)
-            reported = got.values.get((code.code, start), [])
-            judged += judge_figure(f"{code.code} {what} {local(start):%m-%d %H:%M}", expected,
-                                   reported)  # fmt: skip
-    _decide(judged, evidence, "period figures on the wire")
+    return _Periods(
+        centre,
+        ((HOUR_CN, midnight, hour_end, "hour"), (DAY_CN, day_start, midnight, "day")),
+        truth,
+        Rates.now(bench, plan),
+        Uploaded.read(bench, centre, MINUTE_CN, day_start, hour_end),
+    )
 
 
 @pytest.mark.clause("CSMT §9.1", "CSMT §9.3", "CSMT §9.3 b)", "CSMT §9.3 d)", "CSMT §9.3 e)")
