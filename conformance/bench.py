@@ -26,6 +26,7 @@ from conformance.rig import Rig
 from conformance.target import MANAGEMENT_PROFILE
 from conformance.verdicts import Inconclusive, LeftOut, NotApplicable
 from simulators.platform import CheckResult, FrameRow, ReadingKey, ReadingRow
+from simulators.platform.commands import TerminalCommands
 
 UPLOADS = (2011, 2031, 2051, 2061)
 MINUTE_DATA = 2051
@@ -359,6 +360,15 @@ class Bench:
             await self.wait(seconds)
         finally:
             self.rig.clear_fault(fault)
+
+    # ---- platform commands -------------------------------------------------------------------
+    async def commands(self, centre: str, *, timeout: float = 300.0) -> TerminalCommands:
+        """HJ 212 platform commands from ``centre`` to the terminal, once it is connected there
+        (each command given up after ``timeout`` s)."""
+        mn = self.dut.mn(centre)
+        server = self.rig.platforms.hj212(centre)
+        await server.wait_connected(mn, 600)
+        return server.commands(mn, timeout=timeout)
 
     # ---- power -----------------------------------------------------------------------------
     async def power_off(self, *, torn_after: int | None = None) -> PowerCut:

@@ -806,8 +806,7 @@ async def test_a_platform_queries_hourly_and_daily_emissions(
     BeginTime = EndTime = the period's start), and every code's ``Cou`` in the answer is its
     minutes added up, as the uploads' must be."""
     periods = await _periods(bench, plan, "ISC-2 §7.2.3(5)")
-    server = bench.rig.platforms.hj212(periods.centre)
-    commands = server.commands(bench.dut.mn(periods.centre), timeout=600)
+    commands = await bench.commands(periods.centre, timeout=600)
     judged: list[Judgement] = []
     for cn, start, end, what in periods.spans:
         with step(f"{cn} for the {what} from {local(start):%m-%d %H:%M}"):

@@ -358,11 +358,7 @@ async def test_platform_requests_out_of_range_change_nothing(
     refused or fail (never 9012 ExeRtn=1), and the intervals read back with 1061/1063
     afterwards are those read before. (A wrong password, MN or CRC: ``test_negative.py``.)"""
     await bench.warm()
-    centre = bench.rig.hj212_centres()[0]
-    mn = bench.dut.mn(centre)
-    server = bench.rig.platforms.hj212(centre)
-    await server.wait_connected(mn, 600)
-    commands = server.commands(mn, timeout=300)
+    commands = await bench.commands(bench.rig.hj212_centres()[0])
     with step("1061/1063: the intervals before"):
         before = (await commands.get_rtd_interval(), await commands.get_min_interval())
     assert all(o.ok for o in before), [(o.cn, o.status, o.reason) for o in before]

@@ -293,10 +293,7 @@ async def test_platform_sets_the_upload_schedule(bench: Bench, evidence: TestLog
     1061/1063) and the uploads follow them."""
     await bench.warm()
     centre = bench.rig.hj212_centres()[0]
-    mn = bench.dut.mn(centre)
-    server = bench.rig.platforms.hj212(centre)
-    await server.wait_connected(mn, 600)
-    commands = server.commands(mn, timeout=300)
+    commands = await bench.commands(centre)
     original = bench.dut.target.parameters.realtime_interval_s
     try:
         with step("1062 RtdInterval=300, 1061 reads it back"):
@@ -328,10 +325,7 @@ async def test_platform_commands_follow_appendix_c(bench: Bench, evidence: TestL
     logs owe."""
     await bench.history(1200)
     centre = bench.rig.hj212_centres()[0]
-    mn = bench.dut.mn(centre)
-    server = bench.rig.platforms.hj212(centre)
-    await server.wait_connected(mn, 600)
-    commands = server.commands(mn, timeout=300)
+    commands = await bench.commands(centre)
     pixit = bench.dut.target.parameters
     try:
         timeouts = await commands.set_timeouts(20, 2)
