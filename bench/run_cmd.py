@@ -276,7 +276,7 @@ def _print_summary(results: RunResults, outcome: Outcome, run_dir: Path, size: i
         + ", ".join(f"{n} {v}" for v, n in sorted(clauses.items()))
         + ")"
     )
-    colour = {"PASS": "green", "FAIL": "red"}.get(outcome.label, "magenta")
+    colour = {"PASS": "green", "FAIL": "red", "SUBSET": "yellow"}.get(outcome.label, "magenta")
     click.echo(click.style(f"{outcome.label}: {outcome.explanation}", fg=colour, bold=True))
     for clause in outcome.deciding[:20]:
         click.echo(f"  {clause}")
@@ -300,6 +300,16 @@ def _check_target(opts: RunOptions) -> None:
         wired(spec, target.wiring, path)
     except WiringError as exc:
         raise RunError(str(exc)) from None
+
+
+def _subset(opts: RunOptions) -> str:
+    """How the run was cut down from the whole profile ("" when it was not)."""
+    parts = [f"--suite {s}" for s in opts.suites]
+    if opts.select:
+        parts.append(f"--select {opts.select!r}")
+    if profiles.PROFILES[opts.profile].marked_only:
+        parts.append(f"the {opts.profile} profile's marked tests")
+    return ", ".join(parts)
 
 
 def run(opts: RunOptions) -> int:
@@ -331,7 +341,7 @@ def run(opts: RunOptions) -> int:
     results, problem = collect_results(run_dir, pytest_run)
     catalogue = catalogue_view.load(tested_clause_ids(results))
     mandatory = catalogue.view.mandatory(results.clause_verdicts()) if catalogue.view else None
-    outcome = judge(results, mandatory, bench_error=problem)
+    outcome = judge(results, mandatory, bench_error=problem, subset=_subset(opts))
     per_suite: dict[str, float] = {}
     for t in results.tests:
         per_suite[t.suite] = per_suite.get(t.suite, 0.0) + t.seconds

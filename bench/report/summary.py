@@ -78,7 +78,7 @@ class Outcome:
     """The run's overall judgement and the exit status that goes with it."""
 
     status: int
-    label: str  # PASS | FAIL | ERROR
+    label: str  # PASS | SUBSET | NOT-JUDGED | FAIL | ERROR
     explanation: str
     deciding: tuple[str, ...] = ()  # the clauses that made it not pass
 
@@ -104,12 +104,15 @@ def judge(
     mandatory: set[str] | None,
     *,
     bench_error: str = "",
+    subset: str = "",
 ) -> Outcome:
     """Exit 0 only when every applicable mandatory clause passes.
 
     ``mandatory`` is the catalogue's "shall" clauses, or None without a catalogue (then every
     judged clause counts). A failed clause outranks a bench error: it is a finding about the
-    terminal, while an error only says the bench could not judge.
+    terminal, while an error only says the bench could not judge. ``subset`` says how the run
+    was cut down (``--suite upload``): its pass is SUBSET, never a bare PASS for the target. A
+    run that judged no applicable clause is NOT-JUDGED and does not pass.
     """
     if bench_error:
         return Outcome(EXIT_BENCH_ERROR, "ERROR", bench_error)
@@ -147,6 +150,13 @@ def judge(
             tuple(unjudged),
         )
     if not deciding:
-        return Outcome(EXIT_PASS, "PASS", f"no applicable {scope} in this selection")
+        return Outcome(EXIT_FAIL, "NOT-JUDGED", f"no applicable {scope}: nothing was judged")
     n = len(deciding)
+    if subset:
+        return Outcome(
+            EXIT_PASS,
+            "SUBSET",
+            f"{n} of {n} applicable {scope} judged by this subset ({subset}) pass; the others "
+            "were not run: no verdict on the target",
+        )
     return Outcome(EXIT_PASS, "PASS", f"{n} of {n} applicable {scope} pass")

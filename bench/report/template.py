@@ -24,6 +24,7 @@ h1 { font-size: 22px; margin: 18px 0 6px; } h2 { font-size: 18px; margin: 28px 0
 .banner small { display: block; font-size: 13px; opacity: .9; }
 .banner.PASS { background: var(--pass); } .banner.FAIL { background: var(--fail); }
 .banner.ERROR { background: var(--error); }
+.banner.SUBSET, .banner.NOT-JUDGED { background: var(--inconclusive); }
 table { border-collapse: collapse; width: 100%; margin: 6px 0; }
 th, td { border: 1px solid #e0e0e0; padding: 4px 6px; text-align: left; vertical-align: top; }
 th { background: #f5f5f5; font-weight: 600; }

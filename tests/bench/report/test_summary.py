@@ -38,6 +38,21 @@ def test_only_mandatory_clauses_decide_with_a_catalogue() -> None:
     assert judge(results, shall | {CLAUSE_OF[Verdict.FAIL]}).status == 1
 
 
+def test_a_subset_never_passes_for_the_target() -> None:
+    outcome = judge(run(Verdict.PASS), None, subset="--suite upload")
+    assert (outcome.status, outcome.label) == (0, "SUBSET")
+    assert (
+        "--suite upload" in outcome.explanation
+        and "no verdict on the target" in outcome.explanation
+    )
+    assert judge(run(Verdict.FAIL), None, subset="--suite upload").label == "FAIL"
+
+
+def test_a_run_that_judged_nothing_does_not_pass() -> None:
+    outcome = judge(run(Verdict.NOT_APPLICABLE), None)
+    assert (outcome.status, outcome.label) == (1, "NOT-JUDGED")
+
+
 def test_bench_error_and_empty_runs() -> None:
     assert judge(run(Verdict.PASS), None, bench_error="pytest died").status == 2
     assert judge(RunResults([]), None).status == 2
