@@ -52,7 +52,7 @@ from simulators.platform.commands import (
     TerminalCommands,
 )
 from simulators.platform.config import Hj212Centre
-from simulators.platform.flows import FlowStep
+from simulators.platform.flows import FlowKind, FlowStep, flow_kind
 from simulators.platform.record import Direction, Record
 from simulators.platform.signatures import SignatureVerifier
 
@@ -613,6 +613,12 @@ class Connection(asyncio.Protocol):
                 related.add(event.request_qn)
             elif isinstance(event, ev.RequestFailed):
                 related.add(event.qn)
+        # A get-request's data under a QN of its own belongs to the exchange too: the flow
+        # check then says what came and under which QN, not that nothing came.
+        cn = _int(header.get(b"CN"))
+        for open_request in self.pending.values():
+            if open_request.cn == cn and flow_kind(cn) is FlowKind.GET:
+                related.add(open_request.qn)
         for qn in related:
             pending = self.pending.get(qn or "")
             if pending is not None:

@@ -160,6 +160,22 @@ async def test_an_outer_timeout_returns_accepted_when_9012_is_late(
     assert (outcome.status, outcome.reason) == (CommandStatus.ACCEPTED, "no outcome within 0.3 s")
 
 
+async def test_get_data_under_a_new_qn_is_named_not_missed(
+    centre: Hj212Server, device_factory: DeviceFactory
+) -> None:
+    async def new_qn(device: Device, request: Packet) -> None:
+        session = device.session
+        session.accept(request)
+        session.send_record(request, Cp.build(params={"SystemTime": T0}), T0)
+        session.complete(request)
+
+    await connected(centre, device_factory, responder=new_qn)
+    got = await centre.commands(MN).get_time()
+    assert len(got.departures) == 1, got.departures
+    assert got.departures[0].startswith("HJ 212-2017 表 C.2: the data carries QN ")
+    assert got.departures[0].endswith(f"; it must echo the request's {got.qn}")
+
+
 async def test_departures_are_reported_with_the_table_and_step(
     centre: Hj212Server, device_factory: DeviceFactory
 ) -> None:
