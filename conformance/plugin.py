@@ -163,6 +163,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if evidence_dir is None:
         base = Path(results).parent if results else Path(tempfile.mkdtemp(prefix="carbench-"))
         evidence_dir = str(base / "evidence")
+    held = Path(evidence_dir)
+    if held.is_dir() and any(held.iterdir()) and not config.option.collectonly:
+        # a run's platform record and the terminal's disk live there: a second run in the same
+        # place would judge the first one's frames as its own (seen: every window "twice")
+        raise pytest.UsageError(
+            f"--evidence-dir {held} already holds a run's evidence; give each run a new one"
+        )
     target = config.getoption("--target")
     state = ConformanceState(
         target_path=None if target is None else Path(target),

@@ -220,6 +220,17 @@ def test_the_full_profile_runs_long_clauses(pytester: pytest.Pytester) -> None:
     assert verdicts(data)["test_long_clause"] == "fail"
 
 
+def test_an_evidence_directory_already_used_is_refused(pytester: pytest.Pytester) -> None:
+    """A run's platform record and the terminal's disk live in its evidence directory: a second
+    run there would judge the first one's frames as its own."""
+    earlier = pytester.path / "evidence"
+    earlier.mkdir()
+    (earlier / "platform-record.sqlite").write_bytes(b"an earlier run's frames")
+    outcome, data = run(pytester, GATED)
+    assert outcome.ret == pytest.ExitCode.USAGE_ERROR and not data
+    outcome.stderr.fnmatch_lines(["*already holds a run's evidence; give each run a new one*"])
+
+
 HIL = """
 import pytest
 from conformance.verdicts import LeftOut
