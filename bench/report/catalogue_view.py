@@ -49,10 +49,20 @@ class CatalogueView:
     unknown: tuple[str, ...] = ()
 
     def mandatory(self, tested: Iterable[str] = ()) -> set[str]:
-        """The "shall" clauses, plus any tested ID the catalogue does not know: a misspelt
-        marker must not turn a failure into an optional one."""
+        """The "shall" clauses, plus any tested ID the catalogue does not know (a misspelt
+        marker must not turn a failure into an optional one) and any tested heading with a
+        "shall" below it (a test marked with the heading judges what its items require)."""
         shall = {c.id for c in self.clauses.values() if c.level == "shall"}
-        return shall | {c for c in tested if c not in self.clauses}
+        out = shall | {c for c in tested if c not in self.clauses}
+        for heading in tested:
+            info = self.clauses.get(heading)
+            if (
+                info is not None
+                and not info.requirement
+                and any(_within(s, heading) for s in shall)
+            ):
+                out.add(heading)
+        return out
 
     def untested_auto(self, tested: Iterable[str]) -> list[ClauseInfo]:
         seen = set(tested)
@@ -73,6 +83,11 @@ class CatalogueView:
 class CatalogueLoad:
     view: CatalogueView | None
     note: str  # why it is missing, or where it came from
+
+
+def _within(clause_id: str, heading: str) -> bool:
+    """Whether ``clause_id`` lies under ``heading`` (its items, subsections, lettered items)."""
+    return clause_id.startswith(heading) and clause_id[len(heading) : len(heading) + 1] in " (."
 
 
 def _attr(obj: Any, *names: str, default: Any = "") -> Any:

@@ -74,6 +74,8 @@ def test_reads_the_catalogue(monkeypatch: pytest.MonkeyPatch) -> None:
         "ISC-2 §7.1.1",
         "ISC-2 §99",
     }
+    # a heading with a "shall" below it decides the run as its items do
+    assert "ISC-2 §9" in view.mandatory(["ISC-2 §9"])
     assert view.clauses["ISC-2 §9.2"].quote == "应保存"
     assert not view.clauses["ISC-2 §9"].requirement
     assert [c.id for c in view.untested_auto(["ISC-2 §9.2"])] == ["ISC-2 §9.3"]
