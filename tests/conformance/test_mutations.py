@@ -28,7 +28,7 @@ FRAMES = UPLOAD + "test_every_frame_is_hj212_conformant"
 REALTIME = UPLOAD + "test_realtime_indicators_every_15_minutes"
 TWO_CENTRES = UPLOAD + "test_at_least_two_centres_at_once"
 RETRANSMISSION = UPLOAD + "test_retransmission_after_network_errors"
-POWER_LOSS = "conformance/suites/test_power_loss.py::test_data_survives_48_hours_without_power"
+POWER_LOSS = "conformance/suites/test_storage.py::test_data_survives_48_hours_without_power"
 ACCURACY = "conformance/suites/test_accuracy.py::test_stored_values_equal_the_meters_readings"
 FIGURES = (
     "conformance/suites/test_processing.py::"
