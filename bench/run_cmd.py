@@ -44,6 +44,7 @@ LOG = "pytest.log"
 PROFILES = tuple(profiles.PROFILES)
 CLOCKS = ("virtual", "real")
 
+PYTEST_INTERRUPTED = 2  # pytest.ExitCode.INTERRUPTED (pytest is not imported here)
 #: pytest's exit codes other than 0 (all passed) and 1 (some failed): the run itself broke
 PYTEST_BROKE = {
     2: "pytest was interrupted (or a suite failed to import: see pytest.log)",
@@ -84,7 +85,11 @@ class PytestRun:
     exit_code: int
     seconds: float
     collected: int | None = None
+    collected_ids: list[str] = field(default_factory=list)
     finished: list[dict[str, Any]] = field(default_factory=list)
+    #: pytest's own session status (its "finished" event), whatever the process exits with
+    session_status: int | None = None
+    interrupted: bool = False  # Ctrl-C reached carbench run
 
 
 def default_out(target: Path, profile: str, now: datetime) -> Path:
@@ -178,6 +183,9 @@ def run_pytest(cmd: list[str], run_dir: Path) -> PytestRun:
                         continue
                     if event.get("event") == "collected":
                         run.collected = int(event["count"])
+                        run.collected_ids = [str(n) for n in event.get("nodeids", [])]
+                    elif event.get("event") == "finished":
+                        run.session_status = int(event.get("exitstatus", -1))
                     elif event.get("event") == "wiring":
                         click.echo(f"wiring sheet (also {run_dir / WIRING}):")
                         click.echo(str(event.get("text", "")))
@@ -186,6 +194,7 @@ def run_pytest(cmd: list[str], run_dir: Path) -> PytestRun:
                         _show(event, len(run.finished), run.collected)
         except KeyboardInterrupt:
             # the child got the same SIGINT; give it time to write what it has
+            run.interrupted = True
             click.echo("interrupted: waiting for pytest to write its results", err=True)
         try:
             run.exit_code = proc.wait(timeout=120)
@@ -266,6 +275,21 @@ def collect_results(run_dir: Path, run: PytestRun) -> tuple[RunResults, str]:
     return RunResults([*seen, crash], {}), problem
 
 
+def never_ran(run: PytestRun, results: RunResults) -> list[str]:
+    """The collected tests with no record in the results: they never ran."""
+    recorded = {t.nodeid for t in results.tests}
+    return [n for n in run.collected_ids if n not in recorded]
+
+
+def stopped_early(run: PytestRun, missing: list[str]) -> str:
+    """What cut the run short ("" when it ran whole). pytest interrupted can still exit 1 when
+    its teardown breaks: its own status and the tests that never ran decide, not the exit
+    code (a run cut by Ctrl-C once said PASS)."""
+    if run.interrupted or run.session_status == PYTEST_INTERRUPTED or missing:
+        return f"{len(missing)} of {run.collected} tests never ran"
+    return ""
+
+
 def _print_summary(results: RunResults, outcome: Outcome, run_dir: Path, size: int) -> None:
     tests = Counter(t.verdict.value for t in results.tests)
     clauses = Counter(v.value for v in results.clause_verdicts().values())
@@ -280,6 +304,13 @@ def _print_summary(results: RunResults, outcome: Outcome, run_dir: Path, size: i
     click.echo(click.style(f"{outcome.label}: {outcome.explanation}", fg=colour, bold=True))
     for clause in outcome.deciding[:20]:
         click.echo(f"  {clause}")
+    never = results.manifest.get("never_ran") or []
+    if never:
+        click.echo(f"never ran ({len(never)}):")
+        for nodeid in never[:20]:
+            click.echo(f"  {nodeid}")
+        if len(never) > 20:
+            click.echo(f"  … and {len(never) - 20} more (results.json, manifest.never_ran)")
     click.echo(f"report: {run_dir / REPORT} ({size // 1024} KiB); results: {run_dir / RESULTS}")
 
 
@@ -341,7 +372,14 @@ def run(opts: RunOptions) -> int:
     results, problem = collect_results(run_dir, pytest_run)
     catalogue = catalogue_view.load(tested_clause_ids(results))
     mandatory = catalogue.view.mandatory(results.clause_verdicts()) if catalogue.view else None
-    outcome = judge(results, mandatory, bench_error=problem, subset=_subset(opts))
+    missing = never_ran(pytest_run, results)
+    outcome = judge(
+        results,
+        mandatory,
+        bench_error=problem,
+        subset=_subset(opts),
+        interrupted=stopped_early(pytest_run, missing),
+    )
     per_suite: dict[str, float] = {}
     for t in results.tests:
         per_suite[t.suite] = per_suite.get(t.suite, 0.0) + t.seconds
@@ -364,6 +402,8 @@ def run(opts: RunOptions) -> int:
         repo=REPO,
     )
     results.manifest["outcome"] = {"status": outcome.status, "label": outcome.label}
+    if missing:
+        results.manifest["never_ran"] = missing
     results.manifest["catalogue"] = catalogue.note
     files = manifest.evidence_hashes(run_dir, (RESULTS, REPORT))
     results.manifest["files_sm3"] = files.sm3

@@ -18,7 +18,14 @@ __all__ = ["ENV"]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    _emit({"event": "collected", "count": len(session.items)})
+    # the ids too: a run that ends early can then say which tests never ran
+    _emit(
+        {
+            "event": "collected",
+            "count": len(session.items),
+            "nodeids": [item.nodeid for item in session.items],
+        }
+    )
 
 
 _running: dict[str, dict[str, Any]] = {}

@@ -54,14 +54,17 @@ class NotRun:
 
 
 def not_run(results: RunResults) -> list[NotRun]:
+    """Tests the profile left out, and those an interrupted run never reached."""
     entries = results.manifest.get("not_run")
-    if not isinstance(entries, list):
-        return []
-    return [
+    out = [
         NotRun(str(e.get("nodeid", "?")), tuple(map(str, e.get("clauses", ()))), str(e.get("why")))
-        for e in entries
+        for e in (entries if isinstance(entries, list) else [])
         if isinstance(e, dict)
     ]
+    never = results.manifest.get("never_ran")
+    for nodeid in never if isinstance(never, list) else []:
+        out.append(NotRun(str(nodeid), (), "never ran: the run ended before it"))
+    return out
 
 
 def tested_clause_ids(results: RunResults) -> set[str]:
@@ -78,7 +81,7 @@ class Outcome:
     """The run's overall judgement and the exit status that goes with it."""
 
     status: int
-    label: str  # PASS | SUBSET | NOT-JUDGED | FAIL | ERROR
+    label: str  # PASS | SUBSET | NOT-JUDGED | FAIL | ERROR | INTERRUPTED
     explanation: str
     deciding: tuple[str, ...] = ()  # the clauses that made it not pass
 
@@ -105,6 +108,7 @@ def judge(
     *,
     bench_error: str = "",
     subset: str = "",
+    interrupted: str = "",
 ) -> Outcome:
     """Exit 0 only when every applicable mandatory clause passes.
 
@@ -112,8 +116,11 @@ def judge(
     judged clause counts). A failed clause outranks a bench error: it is a finding about the
     terminal, while an error only says the bench could not judge. ``subset`` says how the run
     was cut down (``--suite upload``): its pass is SUBSET, never a bare PASS for the target. A
-    run that judged no applicable clause is NOT-JUDGED and does not pass.
+    run that judged no applicable clause is NOT-JUDGED and does not pass. ``interrupted`` says
+    what a run cut short never ran: INTERRUPTED, whatever ran before.
     """
+    if interrupted:
+        return Outcome(EXIT_BENCH_ERROR, "INTERRUPTED", interrupted)
     if bench_error:
         return Outcome(EXIT_BENCH_ERROR, "ERROR", bench_error)
     verdicts = results.clause_verdicts()

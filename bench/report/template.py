@@ -23,7 +23,7 @@ h1 { font-size: 22px; margin: 18px 0 6px; } h2 { font-size: 18px; margin: 28px 0
 .banner { padding: 14px 18px; border-radius: 6px; color: #fff; font-size: 18px; margin: 10px 0; }
 .banner small { display: block; font-size: 13px; opacity: .9; }
 .banner.PASS { background: var(--pass); } .banner.FAIL { background: var(--fail); }
-.banner.ERROR { background: var(--error); }
+.banner.ERROR, .banner.INTERRUPTED { background: var(--error); }
 .banner.SUBSET, .banner.NOT-JUDGED { background: var(--inconclusive); }
 table { border-collapse: collapse; width: 100%; margin: 6px 0; }
 th, td { border: 1px solid #e0e0e0; padding: 4px 6px; text-align: left; vertical-align: top; }
@@ -128,7 +128,7 @@ nav a { margin-right: 12px; }
 {% endfor %}
 {% endfor %}
 {% if not tests %}<p class="note">The run recorded no tests.</p>{% endif %}
-{% if not_run %}<h3>Not run in this profile <span class="muted">({{ not_run|length }})</span></h3>
+{% if not_run %}<h3>Not run <span class="muted">({{ not_run|length }})</span></h3>
 <table><tr><th>Test</th><th>Clauses</th><th>Why</th></tr>
 {% for e in not_run %}<tr><td class="mono">{{ e.nodeid }}</td><td>{{ e.clauses|join(', ') }}</td><td>{{ e.why }}</td></tr>{% endfor %}</table>{% endif %}
 

@@ -243,3 +243,31 @@ def test_a_broken_target_file_is_refused_before_the_run(tmp_path: Path) -> None:
     assert "implementaton: Extra inputs are not permitted" in result.output
     assert "parameters.periods.serial: Input should be greater than 0" in result.output
     assert not out.exists()
+
+
+STOPPED = """
+import pytest
+
+
+@pytest.mark.clause("ISC-2 §9.3 a)")
+def test_stops_the_run():
+    pytest.exit("the operator pressed Ctrl-C")
+
+
+@pytest.mark.clause("ISC-2 §9.3 b)")
+def test_never_reached():
+    pass
+"""
+
+
+def test_an_interrupted_run_says_so_and_lists_what_never_ran(tmp_path: Path) -> None:
+    """Tests that passed before the interruption must not make it a PASS: INTERRUPTED, exit 2,
+    the tests that never ran listed on the console and in the results."""
+    code, output, out = _run(tmp_path, _suites(tmp_path, storage=PASSING, zstop=STOPPED))
+    assert code == 2, output
+    assert "INTERRUPTED: " in output and "PASS" not in output
+    assert "suites/test_zstop.py::test_never_reached" in output
+    results = RunResults.load(out / "results.json")
+    assert results.manifest["outcome"]["label"] == "INTERRUPTED"
+    assert any(n.endswith("::test_never_reached") for n in results.manifest["never_ran"])
+    assert "INTERRUPTED" in (out / "report.html").read_text()

@@ -48,6 +48,12 @@ def test_a_subset_never_passes_for_the_target() -> None:
     assert judge(run(Verdict.FAIL), None, subset="--suite upload").label == "FAIL"
 
 
+def test_an_interrupted_run_is_interrupted_whatever_passed_before() -> None:
+    outcome = judge(run(Verdict.PASS), None, interrupted="17 of 137 tests never ran")
+    assert (outcome.status, outcome.label) == (2, "INTERRUPTED")
+    assert outcome.explanation == "17 of 137 tests never ran"
+
+
 def test_a_run_that_judged_nothing_does_not_pass() -> None:
     outcome = judge(run(Verdict.NOT_APPLICABLE), None)
     assert (outcome.status, outcome.label) == (1, "NOT-JUDGED")
