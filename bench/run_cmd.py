@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 SUITES_DIR = REPO / "conformance" / "suites"
 PLUGIN = "conformance.plugin"
 RESULTS = "results.json"
-REPORT = "report.html"
+REPORT = signing.REPORT
 JUNIT = "junit.xml"
 ALLURE = "allure-results"
 EVIDENCE = "evidence"
@@ -405,7 +405,7 @@ def run(opts: RunOptions) -> int:
     if missing:
         results.manifest["never_ran"] = missing
     results.manifest["catalogue"] = catalogue.note
-    files = manifest.evidence_hashes(run_dir, (RESULTS, REPORT))
+    files = manifest.evidence_hashes(run_dir, (RESULTS, REPORT, f"{REPORT}.sig"))
     results.manifest["files_sm3"] = files.sm3
     if files.unreadable:
         results.manifest["files_unreadable"] = files.unreadable
@@ -415,6 +415,7 @@ def run(opts: RunOptions) -> int:
     document = signing.sign(results.to_json(), key)
     signing.write(run_dir / RESULTS, document)
     size = html.write(run_dir / REPORT, document, outcome, catalogue)
+    signing.sign_file(run_dir / REPORT, key)
     _print_summary(results, outcome, run_dir, size)
     return outcome.status
 

@@ -25,6 +25,9 @@ ALGORITHM = "SM2-with-SM3"
 CANONICAL = "JSON: keys sorted, separators ',' ':', UTF-8, without the integrity block"
 INTEGRITY = "integrity"
 KEY_FILE = "bench-signing-key.pem"
+#: The run's page, signed beside results.json (it shows results.json's hash, so it cannot be in
+#: the manifest results.json signs): ``report.html.sig``.
+REPORT = "report.html"
 PUBLIC_KEY_FILE = "bench-signing-key.pub.pem"
 
 
@@ -100,6 +103,51 @@ def sign(document: dict[str, Any], key: Sm2PrivateKey) -> dict[str, Any]:
         "fingerprint": fingerprint(public),
     }
     return signed
+
+
+def signature_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sig")
+
+
+def sign_file(path: Path, key: Sm2PrivateKey) -> Path:
+    """A detached signature of ``path``'s bytes beside it (``<name>.sig``, JSON)."""
+    data = path.read_bytes()
+    public = key.public_key()
+    block = {
+        "file": path.name,
+        "algorithm": ALGORITHM,
+        "sm3": sm3(data).hex(),
+        "signature": key.sign(data).hex(),
+        "uid": DEFAULT_UID.decode(),
+        "fingerprint": fingerprint(public),
+    }
+    out = signature_path(path)
+    out.write_text(json.dumps(block, indent=1) + "\n", "utf-8")
+    return out
+
+
+def verify_file(path: Path, public_key: Sm2PublicKey) -> None:
+    """Raise :class:`VerificationError` unless ``path`` has a signature beside it that
+    ``public_key`` made over its bytes as they are."""
+    sig = signature_path(path)
+    try:
+        block = json.loads(sig.read_text("utf-8"))
+    except FileNotFoundError:
+        raise VerificationError(f"{path.name} is not signed: no {sig.name} beside it") from None
+    except (OSError, ValueError) as exc:
+        raise VerificationError(f"{sig.name} unreadable: {exc}") from None
+    data = path.read_bytes()
+    if not isinstance(block, Mapping) or block.get("sm3") != sm3(data).hex():
+        raise VerificationError(f"{path.name} changed after signing (SM3 differs from {sig.name})")
+    try:
+        valid = public_key.verify(data, _hex(block, "signature"))
+    except SmCryptoError as exc:
+        raise VerificationError(f"{sig.name}: signature malformed: {exc}") from None
+    if not valid:
+        raise VerificationError(
+            f"{sig.name} does not verify with key {fingerprint(public_key)}: another key signed "
+            f"{path.name}, or the signature was altered"
+        )
 
 
 def write(path: Path, document: Mapping[str, Any]) -> None:
@@ -192,6 +240,10 @@ def verify(
     checked = 0
     if run_dir is not None:
         checked = _verify_files(document, run_dir)
+        report = run_dir / REPORT
+        if report.exists():  # the page a certifier reads: signed by the same key
+            verify_file(report, public_key or embedded)
+            checked += 1
     return Verified(actual.hex(), fingerprint(embedded), public_key is not None, checked)
 
 

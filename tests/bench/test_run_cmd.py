@@ -271,3 +271,19 @@ def test_an_interrupted_run_says_so_and_lists_what_never_ran(tmp_path: Path) -> 
     assert results.manifest["outcome"]["label"] == "INTERRUPTED"
     assert any(n.endswith("::test_never_reached") for n in results.manifest["never_ran"])
     assert "INTERRUPTED" in (out / "report.html").read_text()
+
+
+def test_an_edited_report_fails_verification(tmp_path: Path) -> None:
+    """The page a certifier reads is signed with the run's key (report.html.sig): changing its
+    banner after the run makes `carbench verify` fail."""
+    code, output, out = _run(tmp_path, _suites(tmp_path, processing=FAILING))
+    assert code == 1, output
+    verify = ["verify", str(out / "results.json")]
+    assert CliRunner().invoke(main, verify).exit_code == 0
+    report = out / "report.html"
+    page = report.read_text()
+    assert "FAIL — " in page
+    report.write_text(page.replace("FAIL — ", "PASS — ", 1))
+    result = CliRunner().invoke(main, verify)
+    assert result.exit_code != 0
+    assert "report.html changed after signing" in result.output
