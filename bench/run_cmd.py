@@ -27,7 +27,7 @@ import click
 
 from bench.report import catalogue_view, html, manifest, signing
 from bench.report.progress import ENV as PROGRESS_ENV
-from bench.report.summary import EXIT_BENCH_ERROR, Outcome, judge, tested_clause_ids
+from bench.report.summary import EXIT_BENCH_ERROR, Outcome, judge, not_run, tested_clause_ids
 from conformance import profiles
 from conformance.results import RunResults, TestRecord, Verdict
 from conformance.wiring import WIRING
@@ -47,7 +47,7 @@ CLOCKS = ("virtual", "real")
 PYTEST_INTERRUPTED = 2  # pytest.ExitCode.INTERRUPTED (pytest is not imported here)
 #: pytest's exit codes other than 0 (all passed) and 1 (some failed): the run itself broke
 PYTEST_BROKE = {
-    2: "pytest was interrupted (or a suite failed to import: see pytest.log)",
+    PYTEST_INTERRUPTED: "pytest was interrupted (or a suite failed to import: see pytest.log)",
     3: "pytest hit an internal error (see pytest.log)",
     4: "pytest refused its command line (see pytest.log)",
     5: "no test was collected: check --suite",
@@ -276,8 +276,9 @@ def collect_results(run_dir: Path, run: PytestRun) -> tuple[RunResults, str]:
 
 
 def never_ran(run: PytestRun, results: RunResults) -> list[str]:
-    """The collected tests with no record in the results: they never ran."""
-    recorded = {t.nodeid for t in results.tests}
+    """The collected tests with no record in the results, nor left out by the profile with a
+    reason (``not_run``): they never ran."""
+    recorded = {t.nodeid for t in results.tests} | {e.nodeid for e in not_run(results)}
     return [n for n in run.collected_ids if n not in recorded]
 
 
