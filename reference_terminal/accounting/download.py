@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from protocols.factor_envelope import FORMAT, signed_text
@@ -140,6 +141,17 @@ def _verifies(key: Sm2PublicKey, message: bytes, signature: bytes) -> bool:
         return key.verify_der(message, signature)
     except SmCryptoError:
         return False
+
+
+def parse_library(body: bytes, what: str) -> FactorLibrary:
+    """A library file's text (YAML or JSON) as a library (``AccountingError`` if it is none);
+    ``what`` names it in the message."""
+    try:
+        text = body.decode("utf-8")
+        data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+    except (UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        raise AccountingError(f"{what} cannot be read: {exc}") from None
+    return FactorLibrary.from_data(data, what)
 
 
 def _slug(vintage: str) -> str:

@@ -13,21 +13,24 @@ A publication already taken, or one that changes nothing, is left alone: no even
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import ssl
 from pathlib import Path
 
 import httpx
-import yaml
 
 from common.clock import Clock
 from protocols.smcrypto import sm3
 from reference_terminal.accounting.bindings import load_library, resolve
-from reference_terminal.accounting.download import DownloadRefused, check, load_keys, save_library
+from reference_terminal.accounting.download import (
+    DownloadRefused,
+    check,
+    load_keys,
+    parse_library,
+    save_library,
+)
 from reference_terminal.accounting.errors import AccountingError
-from reference_terminal.accounting.factors import FactorLibrary
 from reference_terminal.config import TerminalConfig
 from reference_terminal.model import Event
 from reference_terminal.storage.store import Store
@@ -56,16 +59,6 @@ def library_generation(key: str) -> int:
 def _library_changed(imports_dir: str) -> None:
     key = library_key(imports_dir)
     _GENERATIONS[key] = _GENERATIONS.get(key, 0) + 1
-
-
-def parse_library(body: bytes) -> FactorLibrary:
-    """A library file's text (YAML or JSON) as a library (``AccountingError`` if it is none)."""
-    try:
-        text = body.decode("utf-8")
-        data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
-    except (UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
-        raise AccountingError(f"the downloaded library cannot be read: {exc}") from None
-    return FactorLibrary.from_data(data, "the downloaded library")
 
 
 class ScheduledDownload:
@@ -115,7 +108,7 @@ class ScheduledDownload:
         self._seen = digest
         try:
             got = check(answer.content, load_keys(self.platform.trusted_keys))
-            imported = parse_library(got.library)
+            imported = parse_library(got.library, "the downloaded library")
             current = load_library(self.accounting)
             merged = current.merged(imported, replace=True)
             manual = frozenset(d.id for d in self.config.devices if d.protocol == "manual")

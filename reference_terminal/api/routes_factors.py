@@ -23,7 +23,13 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from reference_terminal.accounting.bindings import resolve
-from reference_terminal.accounting.download import DownloadRefused, check, load_keys, save_library
+from reference_terminal.accounting.download import (
+    DownloadRefused,
+    check,
+    load_keys,
+    parse_library,
+    save_library,
+)
 from reference_terminal.accounting.errors import AccountingError
 from reference_terminal.accounting.factors import Factor, FactorKind, FactorLibrary
 from reference_terminal.accounting.methods import CO2_PER_C
@@ -93,10 +99,8 @@ def _parse(body: bytes) -> FactorLibrary:
     if len(body) > MAX_LIBRARY_BYTES:
         raise ApiError(413, "too_large", f"a library of {len(body)} bytes is beyond the limit")
     try:
-        text = body.decode("utf-8")
-        data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
-        return FactorLibrary.from_data(data, "the imported library")
-    except (UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        return parse_library(body, "the imported library")
+    except ValueError as exc:  # AccountingError, and what the library's checks raise
         raise ApiError(422, "invalid_library", str(exc)) from None
 
 
