@@ -11,7 +11,10 @@ price is that only markers written literally are seen, which is how the suites w
 - ``pytestmark = pytest.mark.clause(...)`` or a list/tuple of marks, in a module or a class;
 - ``marks=pytest.mark.clause(...)`` inside a ``pytest.param`` of ``@pytest.mark.parametrize``;
 - arguments that are string literals, module-level string constants, or ``*NAMES`` of a
-  module-level tuple/list of strings.
+  module-level tuple/list of strings;
+- in ``[pytest.param(…, marks=pytest.mark.clause(item)) for …, item in TABLE]``, a loop name
+  over a module-level table (a tuple/list of tuples of strings): the test names every value
+  of its column.
 
 Anything else in a clause marker (an f-string, a call) is reported as a problem rather than
 guessed. IDs are normalised with ``catalogue.canonical_id`` so spacing differences merge.
@@ -78,6 +81,7 @@ class _Module:
         self.mark_names: set[str] = set()  # names bound to pytest.mark
         self.clause_names: set[str] = set()  # names bound to pytest.mark.clause
         self.constants: dict[str, list[str]] = {}  # NAME = "…" or ("…", "…")
+        self.tables: dict[str, list[list[str]]] = {}  # NAME = (("…", "…"), ("…", "…"))
         for node in tree.body:
             if isinstance(node, ast.Import):
                 for alias in node.names:
@@ -102,6 +106,28 @@ class _Module:
         if strings is not None:
             for name in names:
                 self.constants[name] = strings
+        elif isinstance(node.value, ast.Tuple | ast.List):
+            rows = [_strings(e) if isinstance(e, ast.Tuple | ast.List) else None
+                    for e in node.value.elts]  # fmt: skip
+            if rows and all(r is not None and len(r) == len(rows[0]) for r in rows):
+                for name in names:
+                    self.tables[name] = [r for r in rows if r is not None]
+
+    def columns(self, generators: list[ast.comprehension]) -> dict[str, list[str]]:
+        """Loop names of ``for a, b in TABLE`` (or ``for a in NAMES``) → the values each takes."""
+        if len(generators) != 1 or not isinstance(generators[0].iter, ast.Name):
+            return {}
+        target, source = generators[0].target, generators[0].iter.id
+        if isinstance(target, ast.Name) and source in self.constants:
+            return {target.id: self.constants[source]}
+        rows = self.tables.get(source)
+        if not isinstance(target, ast.Tuple) or rows is None or len(target.elts) != len(rows[0]):
+            return {}
+        return {
+            t.id: [row[i] for row in rows]
+            for i, t in enumerate(target.elts)
+            if isinstance(t, ast.Name)
+        }
 
     def is_mark(self, node: ast.expr) -> bool:
         """``pytest.mark`` (or an alias of it)."""
@@ -138,6 +164,7 @@ class _Scanner:
         self.label = _label(path)
         self.module = _Module(tree)
         self.scan = scan
+        self.bound: dict[str, list[str]] = {}  # loop names of the comprehension being read
 
     def problem(self, node: ast.AST, message: str) -> None:
         line = getattr(node, "lineno", 0)
@@ -162,6 +189,8 @@ class _Scanner:
         if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
             return [arg.value]
         name = arg.value if isinstance(arg, ast.Starred) else arg
+        if isinstance(name, ast.Name) and name.id in self.bound:
+            return self.bound[name.id]
         if isinstance(name, ast.Name) and name.id in self.module.constants:
             values = self.module.constants[name.id]
             if isinstance(arg, ast.Starred) or len(values) == 1:
@@ -174,12 +203,23 @@ class _Scanner:
         if isinstance(expr, ast.List | ast.Tuple):
             return [i for e in expr.elts for i in self.marks_in(e)]
         ids = self.clause_ids(expr)
-        # marks=pytest.mark.clause(…) inside @pytest.mark.parametrize(…, [pytest.param(…)])
         if isinstance(expr, ast.Call) and not ids:
-            for node in ast.walk(expr):
-                if isinstance(node, ast.keyword) and node.arg == "marks":
-                    ids += self.marks_in(node.value)
+            ids = self.param_marks(expr)
         return ids
+
+    def param_marks(self, node: ast.AST) -> list[str]:
+        """``marks=pytest.mark.clause(…)`` of the ``pytest.param(…)`` below ``node`` (inside
+        ``@pytest.mark.parametrize``), the loop names of a comprehension bound while it is read."""
+        if isinstance(node, ast.keyword) and node.arg == "marks":
+            return self.marks_in(node.value)
+        if isinstance(node, ast.ListComp | ast.GeneratorExp):
+            outer = self.bound
+            self.bound = outer | self.module.columns(node.generators)
+            try:
+                return self.param_marks(node.elt)
+            finally:
+                self.bound = outer
+        return [i for child in ast.iter_child_nodes(node) for i in self.param_marks(child)]
 
     def pytestmark(self, body: list[ast.stmt]) -> list[str]:
         ids: list[str] = []

@@ -205,3 +205,25 @@ def test_a_missing_or_empty_suites_directory_is_an_empty_scan(tmp_path: Path) ->
 def test_files_in_the_repository_are_named_as_pytest_names_them() -> None:
     found = scan([Path("tests/conformance/test_coverage_scan.py")])
     assert "tests/conformance/test_coverage_scan.py::test_only_test_files_are_read" in found.tests
+
+
+def test_params_built_from_a_table_name_every_value_of_their_column(tmp_path: Path) -> None:
+    path = suite(
+        tmp_path,
+        "test_table.py",
+        """
+        import pytest
+
+        ITEMS = (("combustion", "CSMT §9.4 a) 1)"), ("heat", "CSMT §9.4 b) 2)"))
+
+        @pytest.mark.parametrize(
+            "category",
+            [pytest.param(c, marks=pytest.mark.clause(item), id=c) for c, item in ITEMS],
+        )
+        def test_filed(category): ...
+        """,
+    )
+    result = scan([tmp_path])
+    assert result.problems == []
+    test = f"{path.as_posix()}::test_filed"
+    assert result.tests_by_clause == {"CSMT §9.4 a) 1)": {test}, "CSMT §9.4 b) 2)": {test}}
