@@ -74,7 +74,7 @@ async def test_stored_values_equal_the_meters_readings(bench: Bench, evidence: T
     )
 
 
-@pytest.mark.clause("SSEA §6.4")
+@pytest.mark.clause("SSEA §6.4 b)", "SSEA §6.4 c)")
 async def test_accuracy_and_correctness_over_the_run(bench: Bench, evidence: TestLog) -> None:
     """Over the run: ≥ 99 % of the readings equal the meters' (accuracy) and ≥ 98 % of the
     readings due on schedule are there and usable (correctness)."""

@@ -198,7 +198,7 @@ async def _refused(bench: Bench, evidence: TestLog, raw: bytes, qn: str, why: st
             await target.server.commands(target.mn, timeout=300).set_rtd_interval(int(before))
 
 
-@pytest.mark.clause("ISC-2 §7.2.4", "ISC-2 §7.4.1.4")
+@pytest.mark.clause("ISC-2 §7.2.4", "ISC-2 §7.4.1.4(3)")
 @pytest.mark.requires("transport:hj212")
 @pytest.mark.hil
 async def test_a_command_with_a_bad_crc_is_not_executed(bench: Bench, evidence: TestLog) -> None:

@@ -313,7 +313,7 @@ async def test_a_remote_change_is_validated_logged_and_applied_without_restart(
     )
 
 
-@pytest.mark.clause("ISC-2 §7.2.2", "CSMT §11.3", "ISC-2 §7.4.1.4", "ISC-2 §7.1.1 e)")
+@pytest.mark.clause("ISC-2 §7.2.2", "CSMT §11.3", "ISC-2 §7.4.1.4(3)", "ISC-2 §7.1.1 e)")
 @pytest.mark.requires("feature:remote-config")
 async def test_the_configuration_tool_covers_every_protocol(bench: Bench) -> None:
     """The configuration read out names a device for every declared protocol, is accepted
@@ -419,7 +419,7 @@ def _tampered(package: AppPackage) -> bytes:
     return bytes(data)
 
 
-@pytest.mark.clause("ISC-2 §8.4", "CSMT §10.6.4", "ISC-2 §7.4.1.2")
+@pytest.mark.clause("ISC-2 §8.4", "CSMT §10.6.4", "ISC-2 §7.4.1.2(2)")
 @pytest.mark.requires("feature:remote-upgrade")
 async def test_only_signed_applications_are_installed(bench: Bench, evidence: TestLog) -> None:
     """A package changed after signing, or signed for another package, is refused and not

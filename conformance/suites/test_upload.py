@@ -430,7 +430,7 @@ async def test_manual_send_now_and_resend(bench: Bench, evidence: TestLog) -> No
     assert await bench.until(again, within=600, every=30), "the resent windows did not arrive"
 
 
-@pytest.mark.clause("ISC-2 §7.2.4(5)", "ISC-2 §7.4.1.3")
+@pytest.mark.clause("ISC-2 §7.2.4(5)", "ISC-2 §7.4.1.3(1)")
 @pytest.mark.requires("feature:manual-backfill")
 async def test_manual_backfill_of_corrected_data(bench: Bench) -> None:
     """Corrected data of a range goes to every centre with its original DataTime, and the

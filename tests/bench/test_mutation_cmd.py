@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.mutation_cmd import Checked, MutationsError, as_process, load_mutations
+from conformance.catalogue import load_catalogue
 from conformance.target import load_target
 
 
@@ -16,6 +17,13 @@ def test_the_shipped_file_names_a_target_for_every_mutation_and_the_healthy_one(
     assert mutations["none"].fails == frozenset()
     assert all(m.target.is_file() for m in mutations.values())
     assert {"sync-off", "ram-store", "no-readings"} <= set(mutations)
+
+
+def test_the_shipped_file_names_requirements_never_headings() -> None:
+    catalogue = load_catalogue()
+    named = {c for m in load_mutations() for c in m.fails}
+    assert not {c for c in named if c not in catalogue}, "clauses the catalogue does not know"
+    assert not {c for c in named if not catalogue.get(c).is_requirement}, "headings"
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conformance.catalogue import Catalogue, load_catalogue
-from conformance.coverage_scan import scan_clause_markers
+from conformance.coverage_scan import scan, scan_clause_markers
 from tests.conformance.test_catalogue import heading, requirement, write_catalogue
 from tests.conformance.test_coverage_scan import suite
 
@@ -93,3 +93,14 @@ def test_the_real_catalogue_counts_only_requirements() -> None:
     isc2 = result.for_standard("ISC-2")
     assert isc2.auto == len(catalogue.filter(standard="ISC-2", testability="auto"))
     assert isc2.covered == 1
+
+
+def test_every_test_of_the_suites_names_requirements_and_never_a_heading() -> None:
+    """A heading is no requirement: a test under it would judge nothing, and its failure
+    would change no clause's verdict. Every marker is read, and names items or clauses."""
+    found = scan()
+    assert [str(p) for p in found.problems] == []
+    assert found.untagged == []
+    result = load_catalogue().coverage(found.tests_by_clause)
+    assert result.unknown == []
+    assert result.headings == []

@@ -15,7 +15,7 @@ CLAUSE_OF = {
     Verdict.PASS: "ISC-2 §9.2",
     Verdict.FAIL: "ISC-2 §9.10",
     Verdict.ERROR: "CSMT §8.2.2",
-    Verdict.INCONCLUSIVE: "SSEA §6.4",
+    Verdict.INCONCLUSIVE: "SSEA §6.4 b)",
     Verdict.PENDING_OPERATOR: "ISC-2 §7.1.1",
     Verdict.NOT_APPLICABLE: "CSMT §7.3",
 }
