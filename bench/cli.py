@@ -49,6 +49,7 @@ class LazyGroup(click.Group):
         "clauses": "bench.clauses_cmd:clauses",
         "inventory": "bench.inventory_cmd:inventory_command",
         "mutations": "bench.mutation_cmd:mutations_command",
+        "rerun": "bench.rerun_cmd:rerun_command",
     },
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -278,6 +279,20 @@ def proxy(host: str, port: int, seed: int, config: Path | None) -> None:
 )
 @click.option("--suite", "suites", multiple=True, help="Run only this suite (repeatable).")
 @click.option(
+    "--test",
+    "tests",
+    multiple=True,
+    metavar="NODEID",
+    help="Run only this test, named as a run prints it (repeatable).",
+)
+@click.option(
+    "--clause",
+    "clauses",
+    multiple=True,
+    metavar="ID",
+    help="Run only the tests that judge this clause, e.g. 'ISC-2 §9.4' (repeatable).",
+)
+@click.option(
     "--select",
     "-k",
     metavar="EXPR",
@@ -302,6 +317,8 @@ def run_cmd(
     target: Path,
     profile: str,
     suites: tuple[str, ...],
+    tests: tuple[str, ...],
+    clauses: tuple[str, ...],
     select: str | None,
     clock: str,
     out: Path | None,
@@ -315,6 +332,7 @@ def run_cmd(
     from bench import run_cmd as job
 
     opts = job.RunOptions(target, profile, suites, clock, out=out, key=key, select=select)
+    opts = dataclasses.replace(opts, tests=tests, clauses=clauses)
     if suites_dir is not None:
         opts = dataclasses.replace(opts, suites_dir=suites_dir)
     if plugin is not None:

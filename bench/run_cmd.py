@@ -28,6 +28,7 @@ import click
 from bench.report import catalogue_view, html, manifest, signing
 from bench.report.progress import ENV as PROGRESS_ENV
 from bench.report.summary import EXIT_BENCH_ERROR, Outcome, judge, not_run, tested_clause_ids
+from bench.selection import Selection, SelectionError, pytest_paths
 from conformance import profiles
 from conformance.results import RunResults, TestRecord, Verdict
 from conformance.wiring import WIRING
@@ -45,12 +46,13 @@ PROFILES = tuple(profiles.PROFILES)
 CLOCKS = ("virtual", "real")
 
 PYTEST_INTERRUPTED = 2  # pytest.ExitCode.INTERRUPTED (pytest is not imported here)
+PYTEST_NOTHING_COLLECTED = 5  # pytest.ExitCode.NO_TESTS_COLLECTED
 #: pytest's exit codes other than 0 (all passed) and 1 (some failed): the run itself broke
 PYTEST_BROKE = {
     PYTEST_INTERRUPTED: "pytest was interrupted (or a suite failed to import: see pytest.log)",
     3: "pytest hit an internal error (see pytest.log)",
     4: "pytest refused its command line (see pytest.log)",
-    5: "no test was collected: check --suite",
+    PYTEST_NOTHING_COLLECTED: "no test was collected: check --suite, --test, --clause and --select",
 }
 
 
@@ -69,12 +71,17 @@ class RunOptions:
     select: str | None = None  # a pytest -k expression over test names
     suites_dir: Path = SUITES_DIR
     plugin: str = PLUGIN
+    tests: tuple[str, ...] = ()  # node IDs (--test)
+    clauses: tuple[str, ...] = ()  # the tests that judge these (--clause)
+
+    @property
+    def selection(self) -> Selection:
+        return Selection(self.suites, self.tests, self.clauses)
 
     def command(self) -> list[str]:
         """The command line that reproduces this run (recorded in the manifest)."""
         cmd = ["carbench", "run", "--target", str(self.target), "--profile", self.profile]
-        for suite in self.suites:
-            cmd += ["--suite", suite]
+        cmd += self.selection.options()
         if self.select:
             cmd += ["--select", self.select]
         return [*cmd, "--clock", self.clock]
@@ -96,23 +103,8 @@ def default_out(target: Path, profile: str, now: datetime) -> Path:
     return Path("reports") / f"{target.stem}-{profile}-{now:%Y%m%dT%H%M%SZ}"
 
 
-def select_suites(suites_dir: Path, names: tuple[str, ...]) -> list[Path]:
-    """Suite files for ``--suite`` names (``upload`` → ``test_upload.py``); all when none."""
-    if not suites_dir.is_dir():
-        raise RunError(f"no conformance suites at {suites_dir} (the suites are not built yet?)")
-    available = {p.stem.removeprefix("test_"): p for p in sorted(suites_dir.glob("test_*.py"))}
-    if not available:
-        raise RunError(f"no suite files (test_*.py) in {suites_dir}")
-    if not names:
-        return [suites_dir]
-    unknown = [n for n in names if n not in available]
-    if unknown:
-        raise RunError(f"unknown suite(s) {', '.join(unknown)}; available: {', '.join(available)}")
-    return [available[n] for n in dict.fromkeys(names)]
-
-
-def pytest_command(opts: RunOptions, run_dir: Path, paths: list[Path]) -> list[str]:
-    cmd = [sys.executable, "-m", "pytest", *(str(p) for p in paths)]
+def pytest_command(opts: RunOptions, run_dir: Path, paths: list[str]) -> list[str]:
+    cmd = [sys.executable, "-m", "pytest", *paths]
     # no:timeout: the project's own per-test limit is not the suites' (a full-profile test
     # plays 48 hours in about an hour; the conformance plugin has limits by profile)
     cmd += ["-p", "bench.report.progress", "-p", "no:cacheprovider", "-p", "no:timeout"]
@@ -250,6 +242,9 @@ def collect_results(run_dir: Path, run: PytestRun) -> tuple[RunResults, str]:
         results = None
         problem = f"the conformance plugin wrote an unreadable {RESULTS}: {exc}"
     if results is not None:
+        left_out = results.manifest.get("not_run") or []
+        if run.exit_code == PYTEST_NOTHING_COLLECTED and left_out:
+            problem = f"no test of this selection runs in this profile: {left_out[0]['why']}"
         return results, problem
     seen = [
         TestRecord(
@@ -336,7 +331,7 @@ def _check_target(opts: RunOptions) -> None:
 
 def _subset(opts: RunOptions) -> str:
     """How the run was cut down from the whole profile ("" when it was not)."""
-    parts = [f"--suite {s}" for s in opts.suites]
+    parts = [shlex.join(opts.selection.options())] if not opts.selection.whole else []
     if opts.select:
         parts.append(f"--select {opts.select!r}")
     if profiles.PROFILES[opts.profile].marked_only:
@@ -353,7 +348,10 @@ def run(opts: RunOptions) -> int:
         raise RunError(f"{run_dir} already holds a run; choose another --out")
     if find_spec("allure_pytest") is None:
         raise RunError("allure-pytest is not installed (pip install -e .): no allure-results/")
-    paths = select_suites(opts.suites_dir, opts.suites)
+    try:
+        paths = pytest_paths(opts.suites_dir, opts.selection)
+    except SelectionError as exc:
+        raise RunError(str(exc)) from None
     if opts.clock not in profiles.PROFILES[opts.profile].clocks:
         raise RunError(f"--profile {opts.profile} runs on the wall clock only: add --clock real")
     try:

@@ -157,6 +157,14 @@ def judge(
             tuple(unjudged),
         )
     if not deciding:
+        judged = {c: v for c, v in verdicts.items() if v is not Verdict.NOT_APPLICABLE}
+        if subset and judged and all(v is Verdict.PASS for v in judged.values()):
+            return Outcome(
+                EXIT_PASS,
+                "SUBSET",
+                f"this subset ({subset}) judges no mandatory clause; the {len(judged)} "
+                "optional (should/may) clauses it judged pass: no verdict on the target",
+            )
         return Outcome(EXIT_FAIL, "NOT-JUDGED", f"no applicable {scope}: nothing was judged")
     n = len(deciding)
     if subset:

@@ -189,6 +189,58 @@ def test_a_selection_by_name_runs_only_the_matching_tests(tmp_path: Path) -> Non
     assert command[command.index("--select") + 1] == "keeps_data or rollover"  # reproducible
 
 
+def test_single_tests_and_the_tests_of_a_clause_can_be_chosen(tmp_path: Path) -> None:
+    suites = _suites(tmp_path, storage=PASSING, processing=FAILING)
+    one = f"{suites.name}/test_storage.py::test_fast_enough"
+    code, output, out = _run(tmp_path, suites, "--test", one, "--clause", "CSMT §8.2.2")
+    assert code == 1, output  # the rollover test judges CSMT §8.2.2, and fails
+    results = RunResults.load(out / "results.json")
+    assert sorted(t.title for t in results.tests) == ["test_fast_enough", "test_rollover"]
+    command = results.manifest["command"]
+    assert command[command.index("--test") + 1] == one  # reproducible
+    assert command[command.index("--clause") + 1] == "CSMT §8.2.2"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [
+        ("--test", "test_storage.py::test_none", "--test test_storage.py::test_none: no such"),
+        ("--clause", "ISC-2 §7.9", "--clause ISC-2 §7.9: no test's marker names it"),
+    ],
+)
+def test_a_test_or_clause_naming_nothing_is_a_usage_error(
+    tmp_path: Path, option: str, value: str, said: str
+) -> None:
+    code, output, out = _run(tmp_path, _suites(tmp_path, storage=PASSING), option, value)
+    assert code == 2
+    assert said in output and "Traceback" not in output
+    assert not out.exists()
+
+
+def test_a_rerun_of_the_failed_runs_only_what_did_not_pass(tmp_path: Path) -> None:
+    suites = _suites(tmp_path, storage=PASSING, processing=FAILING)
+    code, output, first = _run(tmp_path, suites)
+    assert code == 1, output
+    again = tmp_path / "again"
+    args = ["rerun", str(first), "--failed", "--out", str(again)]
+    result = CliRunner().invoke(main, [*args, "--suites-dir", str(suites), "--plugin", ""])
+    assert result.exit_code == 1, result.output  # still failing: the vendor fixed nothing
+    results = RunResults.load(again / "results.json")
+    assert [t.title for t in results.tests] == ["test_rollover"]
+    assert "--test" in results.manifest["command"]
+
+
+def test_a_rerun_of_edited_results_is_refused(tmp_path: Path) -> None:
+    code, output, first = _run(tmp_path, _suites(tmp_path, storage=PASSING))
+    assert code == 0, output
+    text = (first / "results.json").read_text()
+    (first / "results.json").write_text(text.replace('"pass"', '"fail"', 1))
+    result = CliRunner().invoke(main, ["rerun", str(first), "--failed"])
+    assert result.exit_code == 2
+    assert f"carbench rerun: {first / 'results.json'}:" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_unknown_suite_is_a_usage_error(tmp_path: Path) -> None:
     code, output, out = _run(tmp_path, _suites(tmp_path, storage=PASSING), "--suite", "nope")
     assert code == 2

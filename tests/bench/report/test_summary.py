@@ -59,6 +59,16 @@ def test_a_run_that_judged_nothing_does_not_pass() -> None:
     assert (outcome.status, outcome.label) == (1, "NOT-JUDGED")
 
 
+def test_a_subset_of_optional_clauses_that_pass_is_a_subset_pass() -> None:
+    results = run(Verdict.PASS)
+    shall: set[str] = set()  # the clause it judges is a "should"
+    assert judge(results, shall).label == "NOT-JUDGED"  # a whole run of it judges nothing
+    outcome = judge(results, shall, subset="--test x")
+    assert (outcome.status, outcome.label) == (0, "SUBSET")
+    assert "no mandatory clause" in outcome.explanation
+    assert judge(run(Verdict.ERROR), shall, subset="--test x").label == "NOT-JUDGED"
+
+
 def test_bench_error_and_empty_runs() -> None:
     assert judge(run(Verdict.PASS), None, bench_error="pytest died").status == 2
     assert judge(RunResults([]), None).status == 2
