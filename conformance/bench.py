@@ -81,6 +81,14 @@ class Bench:
         start = self.rig.fleet.spec.start.timestamp() if self.rig.virtual else self.t0
         return next_midnight(start)
 
+    def first_month_end(self) -> float:
+        """The first plant-local midnight that ends a month in the terminal's life (under
+        virtual time, minutes after the start)."""
+        t = self.first_midnight()
+        while local(t).day != 1:
+            t = next_midnight(t)
+        return t
+
     def needs(self, seconds: float, clauses: Sequence[str] = ()) -> None:
         """A test that must watch ``seconds`` more of terminal time: fine under the virtual
         clock; on the wall clock inconclusive when longer than the profile allows, or in a

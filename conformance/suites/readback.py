@@ -168,7 +168,8 @@ async def entered(bench: Bench, binding: PointBinding, value: str, t: float) -> 
         return [f"{binding.point}: entered {value}, stored {[str(r.value) for r in stored]}"]
     if any(r.quality == "manual" for r in same):
         return []
-    events = await bench.management.events("manual_entry", binding.point, t - 1, t + 1)
+    # the entry is logged when it is made, which for a back-dated value is after ``t``
+    events = await bench.management.events("manual_entry", binding.point, t - 1, bench.now() + 1)
     if events:
         return []  # flagged otherwise (e.g. suspect by the second check), entry logged
     return [f"{binding.point}: {value} stored as {same[0].quality}, no manual entry logged"]

@@ -178,11 +178,17 @@ def _source_name(bench: Bench, binding: PointBinding) -> str:
 @pytest.mark.requires("feature:manual-entry")
 async def test_manual_data_at_least_monthly(bench: Bench, evidence: TestLog) -> None:
     """Manual data are taken for a calendar month (a month's figure, imported as a file) and
-    more often too (values typed in the same day)."""
+    more often too (values typed in the same day). The month is the first the terminal lives
+    to the end of (the plant's figure is known from its start); under the virtual clock the
+    run starts half an hour before one ends."""
     await bench.warm()
     binding = _manual(bench)
+    month_end = bench.first_month_end()
+    typed_from = month_end + 60  # values typed in after the month's figure, not before it
+    bench.needs(typed_from + 600 - bench.now(), ("CSMT §11.2 c)",))
+    await bench.rig.sleep_until(typed_from + 600)
     now = bench.now()
-    month_start = local(now).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    month_start = local(month_end)  # the day after the month imported
     previous = (month_start - timedelta(days=1)).replace(day=1)
     iso = "%Y-%m-%dT%H:%M:%S+08:00"
     month_value = plant_text(bench, binding, posix(month_start))

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from conformance.bench import Bench, local, next_midnight, posix, whole_minutes
+from conformance.bench import Bench, local, posix, whole_minutes
 from conformance.dut import PointBinding
 from conformance.evidence import TestLog, step
 from conformance.management import DerivedValue
@@ -497,7 +497,7 @@ async def test_an_increment_over_twice_the_monthly_history_is_suspect(
     and the minutes around the jump are what the meter gave. Under the virtual clock the run
     starts half an hour before a month ends; on the wall clock it waits for one."""
     await bench.warm()
-    month_end = _first_month_end(bench)
+    month_end = bench.first_month_end()
     bench.needs(month_end + 600 - bench.now(), ("CSMT §8.1.2",))
     await bench.rig.sleep_until(month_end + 600)
     log = bench.rig.meter_log
@@ -557,14 +557,6 @@ async def test_an_increment_over_twice_the_monthly_history_is_suspect(
         f"{binding.point}: increments above twice the month's {month} arrived as measured "
         "(flag N): " + "; ".join(passed_off)
     )
-
-
-def _first_month_end(bench: Bench) -> float:
-    """The first plant-local midnight that ends a month in the terminal's life."""
-    t = bench.first_midnight()
-    while local(t).day != 1:
-        t = next_midnight(t)
-    return t
 
 
 def _counter_with_a_month(bench: Bench, month_end: float) -> tuple[PointBinding, Decimal]:
