@@ -50,6 +50,8 @@ class Scan:
     tests_by_clause: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     tests: set[str] = field(default_factory=set)
     problems: list[ScanProblem] = field(default_factory=list)
+    #: tests marked ``@pytest.mark.profile("full")``: the only profiles they run in
+    profiles: dict[str, set[str]] = field(default_factory=dict)
 
     @property
     def untagged(self) -> list[str]:
@@ -107,11 +109,11 @@ class _Module:
             for name in names:
                 self.constants[name] = strings
         elif isinstance(node.value, ast.Tuple | ast.List):
-            rows = [_strings(e) if isinstance(e, ast.Tuple | ast.List) else None
-                    for e in node.value.elts]  # fmt: skip
-            if rows and all(r is not None and len(r) == len(rows[0]) for r in rows):
+            rows = [_strings(e) for e in node.value.elts if isinstance(e, ast.Tuple | ast.List)]
+            table = [r for r in rows if r is not None]
+            if table and len(table) == len(node.value.elts) and len({len(r) for r in table}) == 1:
                 for name in names:
-                    self.tables[name] = [r for r in rows if r is not None]
+                    self.tables[name] = table
 
     def columns(self, generators: list[ast.comprehension]) -> dict[str, list[str]]:
         """Loop names of ``for a, b in TABLE`` (or ``for a in NAMES``) → the values each takes."""
@@ -221,6 +223,18 @@ class _Scanner:
                 self.bound = outer
         return [i for child in ast.iter_child_nodes(node) for i in self.param_marks(child)]
 
+    def profiles_in(self, decorator: ast.expr) -> list[str]:
+        """``@pytest.mark.profile("full", …)``: the profiles named (literal strings)."""
+        if not (isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Attribute)):
+            return []
+        if decorator.func.attr != "profile" or not self.module.is_mark(decorator.func.value):
+            return []
+        return [
+            a.value
+            for a in decorator.args
+            if isinstance(a, ast.Constant) and isinstance(a.value, str)
+        ]
+
     def pytestmark(self, body: list[ast.stmt]) -> list[str]:
         ids: list[str] = []
         for node in body:
@@ -236,6 +250,9 @@ class _Scanner:
                 if node.name.startswith("test"):
                     own = [i for d in node.decorator_list for i in self.marks_in(d)]
                     self.record(f"{prefix}::{node.name}", inherited + own)
+                    profiles = {p for d in node.decorator_list for p in self.profiles_in(d)}
+                    if profiles:
+                        self.scan.profiles[f"{prefix}::{node.name}"] = profiles
             elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
                 own = [i for d in node.decorator_list for i in self.marks_in(d)]
                 own += self.pytestmark(node.body)

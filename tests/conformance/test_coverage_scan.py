@@ -227,3 +227,21 @@ def test_params_built_from_a_table_name_every_value_of_their_column(tmp_path: Pa
     assert result.problems == []
     test = f"{path.as_posix()}::test_filed"
     assert result.tests_by_clause == {"CSMT §9.4 a) 1)": {test}, "CSMT §9.4 b) 2)": {test}}
+
+
+def test_the_profiles_a_test_is_marked_for_are_read(tmp_path: Path) -> None:
+    path = suite(
+        tmp_path,
+        "test_long.py",
+        """
+        import pytest
+
+        @pytest.mark.clause("CPCIF §8.3 b)")
+        @pytest.mark.profile("full")
+        async def test_a_week_offline(): ...
+
+        @pytest.mark.clause("ISC-2 §9.2")
+        def test_short(): ...
+        """,
+    )
+    assert scan([tmp_path]).profiles == {f"{path.as_posix()}::test_a_week_offline": {"full"}}

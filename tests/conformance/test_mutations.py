@@ -10,17 +10,14 @@ the quick profile's rig, in virtual time.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bench.mutation_cmd import load_mutations
-from conformance.results import RunResults, Verdict
+from conformance.results import Verdict
+from tests.conformance.suite_runs import TARGETS, run_tests
 
-REPO = Path(__file__).resolve().parents[2]
 WALL_LIMIT_S = 900
 
 UPLOAD = "conformance/suites/test_upload.py::"
@@ -100,43 +97,7 @@ EXPECTED_CLAUSES = {m.name: set(m.fails) for m in load_mutations()}
 
 def target_file(mutation: str) -> Path:
     name = "reference.yaml" if mutation == "none" else f"reference-broken-{mutation}.yaml"
-    return REPO / "fixtures" / "targets" / name
-
-
-def run_selection(mutation: str, out: Path) -> RunResults:
-    results = out / "results.json"
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        *SELECTION[mutation],
-        "-p",
-        "conformance.plugin",
-        "-p",
-        "no:xdist",
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:timeout",
-        "-q",
-        f"--target={target_file(mutation)}",
-        "--profile=quick",
-        "--clock=virtual",
-        f"--results-json={results}",
-        f"--evidence-dir={out / 'evidence'}",
-    ]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        command,
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=WALL_LIMIT_S,
-        check=False,
-    )
-    assert results.exists(), f"no results ({done.returncode}):\n{done.stdout[-3000:]}"
-    return RunResults.load(results)
+    return TARGETS / name
 
 
 @pytest.mark.timeout(WALL_LIMIT_S + 60)
@@ -144,7 +105,9 @@ def run_selection(mutation: str, out: Path) -> RunResults:
 def test_a_broken_terminal_fails_exactly_the_clauses_concerned(
     mutation: str, tmp_path: Path
 ) -> None:
-    results = run_selection(mutation, tmp_path)
+    results = run_tests(
+        SELECTION[mutation], target_file(mutation), tmp_path, wall_limit_s=WALL_LIMIT_S
+    )
     verdicts = {t.nodeid.split("::")[-1]: t for t in results.tests}
     assert len(verdicts) == len(SELECTION[mutation]), sorted(verdicts)
     failed = {name for name, t in verdicts.items() if t.verdict is Verdict.FAIL}
