@@ -214,6 +214,11 @@ def coverage_json(coverage: cat.Coverage, found: Scan) -> dict[str, Any]:
                 "covered": s.covered,
                 "percent": s.percent,
                 "untested": s.untested,
+                "lab_procedures": s.lab,
+                "declarations": s.declared,
+                "not_applicable": s.not_applicable,
+                "without_procedure": s.without_procedure,
+                "with_procedure_percent": s.with_procedure_percent,
             }
             for s in coverage.standards
         ],
@@ -283,15 +288,33 @@ def _print_coverage(
     console = _console()
     table = Table(header_style="bold")
     table.add_column("Standard")
-    for column in ("Auto clauses", "Covered", "%"):
+    columns = ("Auto clauses", "Covered", "%", "Lab", "Declared", "n/a", "With a procedure %")
+    for column in columns:
         table.add_column(column, justify="right")
     for s in shown:
         percent = "—" if s.percent is None else f"{s.percent:.1f}"
-        table.add_row(s.standard, str(s.auto), str(s.covered), percent)
+        whole = s.with_procedure_percent
+        table.add_row(
+            s.standard,
+            str(s.auto),
+            str(s.covered),
+            percent,
+            str(s.lab),
+            str(s.declared),
+            str(s.not_applicable),
+            "—" if whole is None else f"{whole:.1f}",
+        )
     console.print(table)
+    console.print(
+        "A procedure: a test (auto), an operator's steps (lab) or a declaration to record "
+        "(declared); n/a clauses bind the enterprise, not the terminal."
+    )
     where = ", ".join(str(p) for p in suites)
     console.print(f"{len(found.tests)} tests in {where}")
     for s in shown:
+        if s.without_procedure:
+            console.print(f"\n[bold]{s.standard} lab/declared without a procedure[/bold]")
+            console.print(Padding(Columns([escape(i) for i in s.without_procedure]), (0, 2)))
         if s.untested:
             console.print(f"\n[bold]{s.standard} untested[/bold] ({len(s.untested)})")
             # Columns keep each ID on one line ("ISC-2 §7.1.1 a)" never splits at its spaces)

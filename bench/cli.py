@@ -49,6 +49,7 @@ class LazyGroup(click.Group):
         "clauses": "bench.clauses_cmd:clauses",
         "inventory": "bench.inventory_cmd:inventory_command",
         "mutations": "bench.mutation_cmd:mutations_command",
+        "answer": "bench.answer_cmd:answer_command",
         "rerun": "bench.rerun_cmd:rerun_command",
     },
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -311,6 +312,17 @@ def proxy(host: str, port: int, seed: int, config: Path | None) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="SM2 private key (PEM) to sign results.json (default: the bench key, made on first use).",
 )
+@click.option(
+    "--answers",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Operator records and vendor declarations (YAML) for the lab and declared clauses.",
+)
+@click.option("--operator", default="", help="Who records the operator steps of this run.")
+@click.option(
+    "--ask/--no-ask",
+    default=None,
+    help="Ask at the terminal for records the answers lack (default: when run at a terminal).",
+)
 @click.option("--suites-dir", type=click.Path(path_type=Path), hidden=True)
 @click.option("--plugin", hidden=True, help="pytest plugin module ('' for none).")
 def run_cmd(
@@ -323,6 +335,9 @@ def run_cmd(
     clock: str,
     out: Path | None,
     key: Path | None,
+    answers: Path | None,
+    operator: str,
+    ask: bool | None,
     suites_dir: Path | None,
     plugin: str | None,
 ) -> None:
@@ -332,7 +347,10 @@ def run_cmd(
     from bench import run_cmd as job
 
     opts = job.RunOptions(target, profile, suites, clock, out=out, key=key, select=select)
-    opts = dataclasses.replace(opts, tests=tests, clauses=clauses)
+    opts = dataclasses.replace(opts, tests=tests, clauses=clauses, answers=answers)
+    opts = dataclasses.replace(
+        opts, operator=operator, ask=sys.stdin.isatty() if ask is None else ask
+    )
     if suites_dir is not None:
         opts = dataclasses.replace(opts, suites_dir=suites_dir)
     if plugin is not None:

@@ -32,6 +32,7 @@ from bench.selection import Selection, SelectionError, pytest_paths
 from conformance import profiles
 from conformance.results import RunResults, TestRecord, Verdict
 from conformance.wiring import WIRING
+from protocols.smcrypto import Sm2PrivateKey
 
 REPO = Path(__file__).resolve().parents[1]
 SUITES_DIR = REPO / "conformance" / "suites"
@@ -73,6 +74,9 @@ class RunOptions:
     plugin: str = PLUGIN
     tests: tuple[str, ...] = ()  # node IDs (--test)
     clauses: tuple[str, ...] = ()  # the tests that judge these (--clause)
+    answers: Path | None = None  # operator records and declarations (--answers)
+    operator: str = ""  # who records (--operator)
+    ask: bool = False  # ask a person at the terminal for missing records
 
     @property
     def selection(self) -> Selection:
@@ -82,6 +86,10 @@ class RunOptions:
         """The command line that reproduces this run (recorded in the manifest)."""
         cmd = ["carbench", "run", "--target", str(self.target), "--profile", self.profile]
         cmd += self.selection.options()
+        if self.answers:
+            cmd += ["--answers", str(self.answers)]
+        if self.operator:
+            cmd += ["--operator", self.operator]
         if self.select:
             cmd += ["--select", self.select]
         return [*cmd, "--clock", self.clock]
@@ -113,6 +121,12 @@ def pytest_command(opts: RunOptions, run_dir: Path, paths: list[str]) -> list[st
         cmd += ["-k", opts.select]
     if opts.plugin:
         cmd += ["-p", opts.plugin]
+    if opts.answers:
+        cmd += ["--answers", str(opts.answers.resolve())]
+    if opts.operator:
+        cmd += ["--operator", opts.operator]
+    if opts.ask:
+        cmd += ["--ask"]
     return [
         *cmd,
         "--target",
@@ -369,16 +383,8 @@ def run(opts: RunOptions) -> int:
     cmd = pytest_command(opts, run_dir.resolve(), paths)
     pytest_run = run_pytest(cmd, run_dir)
     results, problem = collect_results(run_dir, pytest_run)
-    catalogue = catalogue_view.load(tested_clause_ids(results))
-    mandatory = catalogue.view.mandatory(results.clause_verdicts()) if catalogue.view else None
     missing = never_ran(pytest_run, results)
-    outcome = judge(
-        results,
-        mandatory,
-        bench_error=problem,
-        subset=_subset(opts),
-        interrupted=stopped_early(pytest_run, missing),
-    )
+    subset = _subset(opts)
     per_suite: dict[str, float] = {}
     for t in results.tests:
         per_suite[t.suite] = per_suite.get(t.suite, 0.0) + t.seconds
@@ -400,9 +406,44 @@ def run(opts: RunOptions) -> int:
         },
         repo=REPO,
     )
-    results.manifest["outcome"] = {"status": outcome.status, "label": outcome.label}
     if missing:
         results.manifest["never_ran"] = missing
+    if subset:
+        results.manifest["subset"] = subset
+    return seal(
+        run_dir,
+        results,
+        key,
+        bench_error=problem,
+        interrupted=stopped_early(pytest_run, missing),
+    )
+
+
+def seal(
+    run_dir: Path,
+    results: RunResults,
+    key: Sm2PrivateKey,
+    *,
+    bench_error: str = "",
+    interrupted: str = "",
+) -> int:
+    """Judge the run, sign results.json with the SM3 of every file of the run, write and sign
+    report.html, print the summary; the exit status. Also used when records are added to a
+    finished run (``carbench answer``)."""
+    catalogue = catalogue_view.load(tested_clause_ids(results))
+    mandatory = catalogue.view.mandatory(results.clause_verdicts()) if catalogue.view else None
+    outcome = judge(
+        results,
+        mandatory,
+        bench_error=bench_error,
+        subset=str(results.manifest.get("subset", "")),
+        interrupted=interrupted,
+    )
+    results.manifest["outcome"] = {"status": outcome.status, "label": outcome.label}
+    if bench_error:
+        results.manifest["bench_error"] = bench_error
+    if interrupted:
+        results.manifest["interrupted"] = interrupted
     results.manifest["catalogue"] = catalogue.note
     files = manifest.evidence_hashes(run_dir, (RESULTS, REPORT, f"{REPORT}.sig"))
     results.manifest["files_sm3"] = files.sm3

@@ -164,6 +164,21 @@ class Parameter(_Strict):
         return self
 
 
+#: ops a recorded number can be judged by
+NUMERIC_OPS = frozenset({"==", "<", "<=", ">", ">=", "between"})
+
+
+class Procedure(_Strict):
+    """How a clause the bench cannot measure gets its verdict: the steps an operator takes
+    (testability ``lab``) or what the vendor declares (``declared``), recorded with the run
+    (``conformance.operator``) and judged against the clause's parameters."""
+
+    steps: list[str] = Field(min_length=1)  # lab: what to do; declared: what to declare
+    observe: str = Field(min_length=1)  # what the operator looks for; it passes when seen
+    values: list[str] = []  # parameters the record carries, each judged against its limit
+    evidence: bool = False  # a photo, test report or other file belongs to the record
+
+
 class Conflict(_Strict):
     """Another clause this one disagrees with, and why in one line."""
 
@@ -189,6 +204,7 @@ class Clause(_Strict):
     unclear: list[str] = []  # wording a drafter should fix; the bench's reading is in notes
     notes: str | None = None
     data: list[str] | None = None  # annex tables and lists carried as data
+    procedure: Procedure | None = None  # lab and declared clauses: how they are judged
 
     @field_validator("id")
     @classmethod
@@ -226,6 +242,18 @@ class Clause(_Strict):
                 raise ValueError(f"a requirement needs {', '.join(missing)}")
         elif self.level is not None or self.testability is not None:
             raise ValueError(f"a {self.kind} states no requirement: drop level and testability")
+        if self.procedure is not None:
+            if self.testability not in ("lab", "declared"):
+                raise ValueError(
+                    "a procedure is for lab and declared clauses (auto ones have tests)"
+                )
+            numeric = {p.name for p in self.parameters if p.op in NUMERIC_OPS}
+            unknown = [v for v in self.procedure.values if v not in numeric]
+            if unknown:
+                raise ValueError(
+                    f"procedure.values {unknown}: not a numeric parameter of this clause "
+                    f"(has {sorted(numeric) or 'none'})"
+                )
         return self
 
     @property
@@ -283,10 +311,22 @@ class StandardCoverage:
     auto: int  # auto clauses and items
     covered: int  # of those, named by at least one test
     untested: list[str]
+    lab: int = 0  # lab clauses with an operator procedure
+    declared: int = 0  # declared clauses with a declaration to record
+    not_applicable: int = 0  # n/a: not a requirement on the terminal (none needed)
+    #: lab and declared clauses with no procedure (and the untested auto ones above)
+    without_procedure: list[str] = field(default_factory=list)
 
     @property
     def percent(self) -> float | None:
         return 100.0 * self.covered / self.auto if self.auto else None
+
+    @property
+    def with_procedure_percent(self) -> float | None:
+        """Applicable requirements with a procedure: a test, an operator's or a declaration."""
+        applicable = self.auto + self.lab + self.declared + len(self.without_procedure)
+        done = self.covered + self.lab + self.declared
+        return 100.0 * done / applicable if applicable else None
 
 
 @dataclass(frozen=True)
@@ -386,8 +426,22 @@ class Catalogue:
         for standard in STANDARDS:
             auto = self.filter(standard=standard, testability="auto", requirements_only=True)
             untested = [c.id for c in auto if c.id not in tested]
+            others = [c for c in self.filter(standard=standard, requirements_only=True)
+                      if c.testability != "auto"]  # fmt: skip
+            ruled = [c for c in others if c.procedure is not None]
             per_standard.append(
-                StandardCoverage(standard, len(auto), len(auto) - len(untested), untested)
+                StandardCoverage(
+                    standard,
+                    len(auto),
+                    len(auto) - len(untested),
+                    untested,
+                    lab=sum(1 for c in ruled if c.testability == "lab"),
+                    declared=sum(1 for c in ruled if c.testability == "declared"),
+                    not_applicable=sum(1 for c in others if c.testability == "n/a"),
+                    without_procedure=[
+                        c.id for c in others if c.testability != "n/a" and c.procedure is None
+                    ],
+                )
             )
         return Coverage(per_standard, unknown, headings, not_auto)
 

@@ -52,12 +52,15 @@ class Scan:
     problems: list[ScanProblem] = field(default_factory=list)
     #: tests marked ``@pytest.mark.profile("full")``: the only profiles they run in
     profiles: dict[str, set[str]] = field(default_factory=dict)
+    #: tests marked ``@pytest.mark.procedures``: they judge the catalogue's lab and declared
+    #: clauses from records, their clause marks built from the catalogue
+    procedure_tests: set[str] = field(default_factory=set)
 
     @property
     def untagged(self) -> list[str]:
         """Tests that name no clause (the plugin refuses to collect them)."""
         tagged = set().union(*self.tests_by_clause.values()) if self.tests_by_clause else set()
-        return sorted(self.tests - tagged)
+        return sorted(self.tests - tagged - self.procedure_tests)
 
 
 def suite_files(paths: Iterable[Path]) -> list[Path]:
@@ -223,6 +226,14 @@ class _Scanner:
                 self.bound = outer
         return [i for child in ast.iter_child_nodes(node) for i in self.param_marks(child)]
 
+    def is_named_mark(self, decorator: ast.expr, name: str) -> bool:
+        """``@pytest.mark.<name>`` (uncalled)."""
+        return (
+            isinstance(decorator, ast.Attribute)
+            and decorator.attr == name
+            and self.module.is_mark(decorator.value)
+        )
+
     def profiles_in(self, decorator: ast.expr) -> list[str]:
         """``@pytest.mark.profile("full", …)``: the profiles named (literal strings)."""
         if not (isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Attribute)):
@@ -248,11 +259,16 @@ class _Scanner:
         for node in body:
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 if node.name.startswith("test"):
+                    name = f"{prefix}::{node.name}"
+                    if any(self.is_named_mark(d, "procedures") for d in node.decorator_list):
+                        self.scan.tests.add(name)
+                        self.scan.procedure_tests.add(name)
+                        continue
                     own = [i for d in node.decorator_list for i in self.marks_in(d)]
-                    self.record(f"{prefix}::{node.name}", inherited + own)
+                    self.record(name, inherited + own)
                     profiles = {p for d in node.decorator_list for p in self.profiles_in(d)}
                     if profiles:
-                        self.scan.profiles[f"{prefix}::{node.name}"] = profiles
+                        self.scan.profiles[name] = profiles
             elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
                 own = [i for d in node.decorator_list for i in self.marks_in(d)]
                 own += self.pytestmark(node.body)

@@ -3,7 +3,8 @@ steps and evidence, and the run's results as JSON.
 
 Load it with ``-p conformance.plugin`` (``conformance/suites/conftest.py`` also names it).
 Options (a contract with ``carbench run``): ``--target FILE``, ``--profile quick|full``,
-``--clock virtual|real``, ``--results-json PATH``, ``--evidence-dir DIR``.
+``--clock virtual|real``, ``--results-json PATH``, ``--evidence-dir DIR``, ``--answers FILE``,
+``--operator NAME``, ``--ask``.
 
 Every test carries ``@pytest.mark.clause("ISC-2 §9.2", …)`` (IDs as in CLAUSES.md); a test
 without one stops the collection. ``@pytest.mark.requires("protocol:dlt645-2007", …)`` names
@@ -44,6 +45,7 @@ import pytest
 
 from conformance import evidence
 from conformance.loop import BenchLoop
+from conformance.operator_records import Answer, AnswersError, load_answers
 from conformance.profiles import PROFILES
 from conformance.results import RunResults, TestRecord, Verdict
 from conformance.target import Target, TargetError, load_target
@@ -74,6 +76,10 @@ class ConformanceState:
     #: Filled by fixtures and tests: seeds, fleet, scenario files, power-cut mode …
     manifest: dict[str, Any] = field(default_factory=dict)
     not_run: list[dict[str, Any]] = field(default_factory=list)
+    #: operator records and declarations given up front (``--answers``), by clause ID
+    answers: dict[str, Answer] = field(default_factory=dict)
+    operator: str = ""  # who records (``--operator``)
+    ask: bool = False  # ask a person at the terminal for what ``answers`` lacks
     durations: dict[str, list[float]] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
     wall0: float = field(default_factory=time.perf_counter)
@@ -142,6 +148,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--results-json", metavar="PATH", help="write the run's results here")
     group.addoption("--evidence-dir", metavar="DIR", help="where tests write their evidence")
+    group.addoption(
+        "--answers", metavar="FILE", help="operator records and declarations (YAML) to use"
+    )
+    group.addoption("--operator", default="", help="who records the operator steps")
+    group.addoption(
+        "--ask",
+        action="store_true",
+        help="ask a person at the terminal (/dev/tty) for records the answers file lacks",
+    )
 
 
 #: The suites' markers (registered here; ``tests/conformance`` imports suite modules too).
@@ -152,6 +167,8 @@ MARKERS = (
     "profile(name): run only in this profile (full: long clauses)",
     "hil: judges within minutes of plant time: runs in the hil profile too",
     "ages_terminal: leaves the terminal's clock ahead of the bench's for good; runs last",
+    "procedures: judges lab and declared clauses from records (its clauses come from the "
+    "catalogue's procedures)",
 )
 
 
@@ -177,6 +194,8 @@ def pytest_configure(config: pytest.Config) -> None:
         clock=config.getoption("--clock"),
         results_json=None if results is None else Path(results),
         evidence_dir=Path(evidence_dir).resolve(),
+        operator=config.getoption("--operator"),
+        ask=config.getoption("--ask"),
     )
     if state.target_path is not None:
         try:
@@ -184,6 +203,13 @@ def pytest_configure(config: pytest.Config) -> None:
         except TargetError as exc:
             # every test that needs the terminal errors with this; the run still reports
             state.target_error = str(exc)
+    # the target's own records first, those given for the run over them
+    files = [state.target.records if state.target else None, config.getoption("--answers")]
+    try:
+        for file in filter(None, files):
+            state.answers.update(load_answers(Path(file)))
+    except AnswersError as exc:
+        raise pytest.UsageError(str(exc)) from None
     config.stash[STATE] = state
     _current_state.set(state)
 

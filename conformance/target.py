@@ -591,6 +591,9 @@ class Target(_Strict):
     power: PowerSpec = PowerSpec()
     #: Clock modes the terminal can run in (an external device: real only).
     clocks: list[ClockName] = ["real"]
+    #: Operator records and vendor declarations of the lab and declared clauses (an answers
+    #: file, ``conformance.operator_records``; relative to the target file that names it).
+    records: str | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Target:
@@ -656,6 +659,8 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise TargetError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise TargetError(f"{path}: a target is a mapping (name, adapter, implementation, …)")
+    if isinstance(data.get("records"), str):  # relative to the file that names it
+        data["records"] = str((path.parent / data["records"]).resolve())
     base = data.pop("extends", None)
     if base is None:
         return data

@@ -134,10 +134,14 @@ def evidence() -> TestLog:
 
 
 @pytest.fixture(autouse=True)
-def plant_time(bench: Bench, evidence: TestLog) -> Iterator[None]:
+def plant_time(request: pytest.FixtureRequest, evidence: TestLog) -> Iterator[None]:
     """What each test costs in plant time, measured (``plant_s``): under the wall clock that
     is its cost in lab time, and the hil profile holds each test to a budget of it
-    (``Bench.needs``)."""
+    (``Bench.needs``). A record of a lab or declared clause needs no rig."""
+    if request.node.get_closest_marker("procedures") is not None:
+        yield
+        return
+    bench: Bench = request.getfixturevalue("bench")
     bench.test_started = bench.now()
     yield
     evidence.record_measurement("plant_s", round(bench.now() - bench.test_started, 1))

@@ -312,3 +312,19 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
 def test_an_empty_directory_is_an_error_not_an_empty_catalogue(tmp_path: Path) -> None:
     (error,) = errors_of(tmp_path)
     assert error.message == "no *.yaml files"
+
+
+@pytest.mark.parametrize(
+    ("fields", "said"),
+    [
+        ({"testability": "auto"}, "a procedure is for lab and declared clauses"),
+        ({"testability": "lab", "procedure": {"steps": ["x"], "observe": "y", "values": ["v"]}},
+         "procedure.values ['v']: not a numeric parameter of this clause"),
+    ],
+)  # fmt: skip
+def test_a_procedure_fits_its_clause(tmp_path: Path, fields: dict[str, Any], said: str) -> None:
+    fields = {"procedure": {"steps": ["Count the ports."], "observe": "At least two."}, **fields}
+    write_catalogue(tmp_path, [heading("ISC-2 §9"), requirement("ISC-2 §9.2", **fields)])
+    with pytest.raises(CatalogueInvalid) as caught:
+        load_catalogue(tmp_path)
+    assert said in str(caught.value)

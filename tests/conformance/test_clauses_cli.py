@@ -120,6 +120,11 @@ def test_coverage_reports_per_standard_and_what_covers_nothing(tmp_path: Path) -
         "covered": 1,
         "percent": 50.0,
         "untested": ["ISC-2 §9.2"],
+        "lab_procedures": 0,
+        "declarations": 0,
+        "not_applicable": 0,
+        "without_procedure": [],
+        "with_procedure_percent": 50.0,
     }
     assert data["headings"] == ["ISC-2 §9.3"]
     assert list(data["unknown"]) == ["ISC-2 §99"] and data["tests"] == 1

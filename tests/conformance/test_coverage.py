@@ -104,3 +104,21 @@ def test_every_test_of_the_suites_names_requirements_and_never_a_heading() -> No
     result = load_catalogue().coverage(found.tests_by_clause)
     assert result.unknown == []
     assert result.headings == []
+
+
+def test_lab_and_declared_clauses_count_as_covered_by_their_procedure(tmp_path: Path) -> None:
+    procedure = {"steps": ["Count the ports."], "observe": "At least two.", "values": []}
+    write_catalogue(
+        tmp_path,
+        [
+            heading("ISC-2 §7"),
+            requirement("ISC-2 §7.2"),
+            requirement("ISC-2 §7.5", testability="lab", procedure=procedure),
+            requirement("ISC-2 §7.6", testability="declared"),  # no procedure yet
+            requirement("ISC-2 §7.7", testability="n/a"),
+        ],
+    )
+    isc2 = load_catalogue(tmp_path).coverage({"ISC-2 §7.2"}).for_standard("ISC-2")
+    assert (isc2.covered, isc2.lab, isc2.declared, isc2.not_applicable) == (1, 1, 0, 1)
+    assert isc2.without_procedure == ["ISC-2 §7.6"]
+    assert isc2.with_procedure_percent == pytest.approx(200 / 3)

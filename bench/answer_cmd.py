@@ -1,0 +1,143 @@
+"""``carbench answer RUN_DIR``: complete a finished run's operator records. Each lab or
+declared clause the run left *pending-operator* gets its verdict from a record (``--answers
+FILE``, or asked at the terminal), judged as the run itself would have judged it; the record
+and its evidence join the run's evidence, and results.json and report.html are signed again.
+
+Only records are added: a test that needed a person while the bench was running (a power cut
+by hand) cannot be answered after the fact and stays pending until the run is repeated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from bench import run_cmd
+from bench.report import signing
+from bench.report.summary import EXIT_BENCH_ERROR
+from conformance.catalogue import load_catalogue
+from conformance.evidence import slug
+from conformance.operator_records import (
+    Answer,
+    AnswersError,
+    ask_at_terminal,
+    judge_record,
+    load_answers,
+)
+from conformance.results import Attachment, RunResults, TestRecord, Verdict
+
+PROCEDURES = "conformance/suites/test_lab_procedures.py::"
+
+
+class AnswerError(Exception):
+    """The run cannot take records (one line: which file and why)."""
+
+
+def pending_records(results: RunResults) -> list[TestRecord]:
+    """The run's lab and declared clauses still awaiting a record."""
+    return [
+        t
+        for t in results.tests
+        if t.nodeid.startswith(PROCEDURES) and t.verdict is Verdict.PENDING_OPERATOR
+    ]
+
+
+def recorded(record: TestRecord, answer: Answer, run_dir: Path) -> TestRecord:
+    """``record`` judged from ``answer``, the record and its evidence kept with the run."""
+    clause = load_catalogue().get(record.clauses[0])
+    judged = judge_record(clause, answer)
+    directory = run_dir / run_cmd.EVIDENCE / slug(record.nodeid)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "record.json").write_text(
+        json.dumps(answer.data(), ensure_ascii=False, indent=1), encoding="utf-8"
+    )
+    kept = [Attachment("record.json", str((directory / "record.json").relative_to(
+        run_dir / run_cmd.EVIDENCE)), "application/json")]  # fmt: skip
+    if answer.evidence is not None:
+        copy = directory / slug(f"evidence-{answer.evidence.name}")
+        copy.write_bytes(answer.evidence.read_bytes())
+        kept.append(Attachment(copy.name, str(copy.relative_to(run_dir / run_cmd.EVIDENCE)),
+                               "application/octet-stream"))  # fmt: skip
+    return dataclasses.replace(
+        record,
+        verdict=Verdict(judged.verdict),
+        reason=f"{judged.reason} (recorded after the run by carbench answer)",
+        attachments=(*record.attachments, *kept),
+    )
+
+
+def answer_run(
+    run_dir: Path, answers: dict[str, Answer], *, operator: str, at_terminal: bool
+) -> tuple[RunResults, int]:
+    """The run with every pending record it could be given; how many were given."""
+    path = run_dir / run_cmd.RESULTS
+    try:
+        document = signing.read(path)
+        signing.verify(document, run_dir=run_dir)
+    except signing.VerificationError as exc:
+        raise AnswerError(f"{path}: {exc}") from None
+    results = RunResults.from_json(document)
+    if results.manifest.get("interrupted"):
+        raise AnswerError(f"{path}: the run was interrupted; run it again (carbench rerun)")
+    catalogue = load_catalogue()
+    given = 0
+    tests = list(results.tests)
+    for i, test in enumerate(tests):
+        if test not in pending_records(results):
+            continue
+        answer = answers.get(test.clauses[0])
+        if answer is None and at_terminal:
+            answer = ask_at_terminal(catalogue.get(test.clauses[0]), operator)
+        if answer is not None:
+            tests[i] = recorded(test, answer, run_dir)
+            given += 1
+    return dataclasses.replace(results, tests=tests), given
+
+
+@click.command("answer")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--answers",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Operator records and vendor declarations (YAML).",
+)
+@click.option("--operator", default="", help="Who records.")
+@click.option(
+    "--ask/--no-ask",
+    default=None,
+    help="Ask at the terminal for records the answers lack (default: when run at a terminal).",
+)
+@click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="SM2 private key (PEM) to sign with (default: the bench key).",
+)
+def answer_command(
+    run_dir: Path, answers: Path | None, operator: str, ask: bool | None, key: Path | None
+) -> None:
+    """Give a finished run the operator records it awaits, and sign it again."""
+    try:
+        given = {} if answers is None else load_answers(answers)
+        at_terminal = sys.stdin.isatty() if ask is None else ask
+        results, count = answer_run(run_dir, given, operator=operator, at_terminal=at_terminal)
+        private, _, _ = signing.load_or_create_key(key)
+    except (AnswersError, AnswerError, signing.SigningError) as exc:
+        click.echo(f"carbench answer: {exc}", err=True)
+        sys.exit(EXIT_BENCH_ERROR)
+    left = len(pending_records(results))
+    click.echo(f"{count} record(s) given; {left} clause(s) still await one")
+    results.manifest.setdefault("answered", []).append(
+        {"records": count, "by": operator or "(as recorded)", "answers": str(answers or "")}
+    )
+    sys.exit(
+        run_cmd.seal(
+            run_dir,
+            results,
+            private,
+            bench_error=str(results.manifest.get("bench_error", "")),
+        )
+    )
