@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 
 from conformance.catalogue import Clause, load_catalogue
 from conformance.operator_records import Answer, AnswersError, judge_record, load_answers
+from conformance.target import load_target
+from tests.conformance.suite_runs import TARGETS
 
 CATALOGUE = load_catalogue()
 SUPPLY = CATALOGUE.get("ISC-2 §7.1.2")  # between 198 and 242 V, 49 and 51 Hz; no evidence
@@ -135,3 +137,11 @@ def test_any_text_loads_or_is_refused_with_answers_error(
     path.write_text(text, encoding="utf-8")
     with contextlib.suppress(AnswersError):  # the only error it may raise
         load_answers(path)
+
+
+def test_the_reference_terminal_has_a_record_for_every_lab_and_declared_clause() -> None:
+    records = load_target(TARGETS / "reference.yaml").records
+    assert records is not None
+    given = load_answers(Path(records))
+    owed = {c.id for c in CATALOGUE if c.procedure and c.standard in ("ISC-2", "CSMT")}
+    assert owed <= set(given), sorted(owed - set(given))
