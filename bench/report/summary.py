@@ -110,7 +110,7 @@ def judge(
     subset: str = "",
     interrupted: str = "",
 ) -> Outcome:
-    """Exit 0 only when every applicable mandatory clause passes.
+    """Exit 0 only when every applicable mandatory clause passes and no clause fails.
 
     ``mandatory`` is the catalogue's "shall" clauses, or None without a catalogue (then every
     judged clause counts). A failed clause outranks a bench error: it is a finding about the
@@ -136,10 +136,16 @@ def judge(
     }
     scope = "mandatory (shall) clauses" if mandatory is not None else "clauses with tests"
     failed = sorted((c for c, v in deciding.items() if v is Verdict.FAIL), key=clause_key)
-    if failed:
-        return Outcome(
-            EXIT_FAIL, "FAIL", f"{len(failed)} of {len(deciding)} {scope} fail", tuple(failed)
-        )
+    # a test that fails fails the run, whatever it judges: an optional clause too
+    optional = sorted(
+        (c for c, v in verdicts.items() if v is Verdict.FAIL and c not in deciding),
+        key=clause_key,
+    )
+    if failed or optional:
+        said = [f"{len(failed)} of {len(deciding)} {scope} fail"] if failed else []
+        if optional:
+            said.append(f"{len(optional)} optional (should/may) clause(s) fail")
+        return Outcome(EXIT_FAIL, "FAIL", "; ".join(said), (*failed, *optional))
     errored = sorted((c for c, v in deciding.items() if v is Verdict.ERROR), key=clause_key)
     if errored:
         return Outcome(

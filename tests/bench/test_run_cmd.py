@@ -170,6 +170,13 @@ def test_failing_clause_exits_1_and_is_reported(tmp_path: Path) -> None:
     assert "rollover &lt;b&gt;not&lt;/b&gt; handled" in html
 
 
+def test_a_failing_test_fails_the_run_whatever_clause_it_judges(tmp_path: Path) -> None:
+    should = FAILING.replace("CSMT §8.2.2", "ISC-2 §4.2")  # a "should" clause
+    code, output, _ = _run(tmp_path, _suites(tmp_path, storage=PASSING, design=should))
+    assert code == 1, output
+    assert "FAIL: 1 optional (should/may) clause(s) fail" in output and "ISC-2 §4.2" in output
+
+
 def test_suite_selection_runs_only_that_file(tmp_path: Path) -> None:
     suites = _suites(tmp_path, storage=PASSING, processing=FAILING)
     code, output, out = _run(tmp_path, suites, "--suite", "storage")

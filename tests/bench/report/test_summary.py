@@ -31,11 +31,18 @@ def test_inconclusive_and_pending_do_not_pass() -> None:
     assert judge(run(Verdict.PENDING_OPERATOR), None).status == 1
 
 
-def test_only_mandatory_clauses_decide_with_a_catalogue() -> None:
+def test_a_test_that_fails_fails_the_run_under_any_clause() -> None:
     results = run(Verdict.PASS, Verdict.FAIL)
     shall = {CLAUSE_OF[Verdict.PASS]}  # the failing one is a "should"
-    assert judge(results, shall).status == 0
+    outcome = judge(results, shall)
+    assert (outcome.status, outcome.label) == (1, "FAIL")
+    assert outcome.explanation == "1 optional (should/may) clause(s) fail"
     assert judge(results, shall | {CLAUSE_OF[Verdict.FAIL]}).status == 1
+
+
+def test_only_mandatory_clauses_must_be_judged() -> None:
+    shall = {CLAUSE_OF[Verdict.PASS]}  # the inconclusive one is a "should"
+    assert judge(run(Verdict.PASS, Verdict.INCONCLUSIVE), shall).status == 0
 
 
 def test_a_subset_never_passes_for_the_target() -> None:
