@@ -51,9 +51,11 @@ class LazyGroup(click.Group):
         "mutations": "bench.mutation_cmd:mutations_command",
         "answer": "bench.answer_cmd:answer_command",
         "rerun": "bench.rerun_cmd:rerun_command",
+        "diff": "bench.diff_cmd:diff_command",
     },
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+@click.version_option(package_name="carbench", message="%(prog)s %(version)s")
 def main() -> None:
     """carbench: conformance bench for carbon-emission monitoring terminals."""
 

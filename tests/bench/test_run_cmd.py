@@ -248,6 +248,19 @@ def test_a_rerun_of_edited_results_is_refused(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
+def test_diff_names_each_clause_whose_verdict_changed(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _, _, before = _run(tmp_path / "a", _suites(tmp_path / "a", storage=PASSING))
+    broken = PASSING.replace("1 + 1 == 2", "1 + 1 == 3")
+    _, _, after = _run(tmp_path / "b", _suites(tmp_path / "b", storage=broken))
+    result = CliRunner().invoke(main, ["diff", str(before), str(after), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["outcome"] == {"a": "PASS", "b": "FAIL"}
+    assert data["clauses"] == [{"clause": "ISC-2 §9.4", "a": "pass", "b": "fail"}]
+
+
 def test_unknown_suite_is_a_usage_error(tmp_path: Path) -> None:
     code, output, out = _run(tmp_path, _suites(tmp_path, storage=PASSING), "--suite", "nope")
     assert code == 2
