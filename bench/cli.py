@@ -319,7 +319,8 @@ def proxy(host: str, port: int, seed: int, config: Path | None) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Operator records and vendor declarations (YAML) for the lab and declared clauses.",
 )
-@click.option("--operator", default="", help="Who records the operator steps of this run.")
+@click.option("--operator", default="", help="Who runs the test and records its operator steps.")
+@click.option("--lab", default="", help="The laboratory that runs the test (the report's header).")
 @click.option(
     "--ask/--no-ask",
     default=None,
@@ -339,6 +340,7 @@ def run_cmd(
     key: Path | None,
     answers: Path | None,
     operator: str,
+    lab: str,
     ask: bool | None,
     suites_dir: Path | None,
     plugin: str | None,
@@ -351,7 +353,7 @@ def run_cmd(
     opts = job.RunOptions(target, profile, suites, clock, out=out, key=key, select=select)
     opts = dataclasses.replace(opts, tests=tests, clauses=clauses, answers=answers)
     opts = dataclasses.replace(
-        opts, operator=operator, ask=sys.stdin.isatty() if ask is None else ask
+        opts, operator=operator, lab=lab, ask=sys.stdin.isatty() if ask is None else ask
     )
     if suites_dir is not None:
         opts = dataclasses.replace(opts, suites_dir=suites_dir)

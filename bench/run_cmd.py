@@ -76,6 +76,7 @@ class RunOptions:
     clauses: tuple[str, ...] = ()  # the tests that judge these (--clause)
     answers: Path | None = None  # operator records and declarations (--answers)
     operator: str = ""  # who records (--operator)
+    lab: str = ""  # the laboratory that ran it (--lab), for the report's header
     ask: bool = False  # ask a person at the terminal for missing records
 
     @property
@@ -90,6 +91,8 @@ class RunOptions:
             cmd += ["--answers", str(self.answers)]
         if self.operator:
             cmd += ["--operator", self.operator]
+        if self.lab:
+            cmd += ["--lab", self.lab]
         if self.select:
             cmd += ["--select", self.select]
         return [*cmd, "--clock", self.clock]
@@ -410,6 +413,7 @@ def run(opts: RunOptions) -> int:
         results.manifest["never_ran"] = missing
     if subset:
         results.manifest["subset"] = subset
+    results.manifest["lab"] = {"name": opts.lab, "operator": opts.operator}
     return seal(
         run_dir,
         results,

@@ -31,6 +31,7 @@ import importlib.metadata
 import inspect
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -421,9 +422,14 @@ def overall(phases: dict[str, Phase]) -> Phase:
 
 
 def _title(item: pytest.Item) -> str:
+    """The first sentence of the test's docstring, whole (a docstring wraps its lines: the
+    first line alone is cut mid-sentence), with the parameter it ran for."""
     doc = inspect.getdoc(getattr(item, "obj", None)) or ""
-    first = doc.strip().splitlines()[0] if doc.strip() else ""
-    return first or item.name.removeprefix("test_").replace("_", " ")
+    paragraph = " ".join(doc.strip().split("\n\n", 1)[0].split())
+    sentence = re.split(r"(?<=[.;:])\s+(?=[A-Z(])", paragraph, maxsplit=1)[0]
+    title = sentence or item.name.split("[", 1)[0].removeprefix("test_").replace("_", " ")
+    parameter = item.name.partition("[")[2].rstrip("]")
+    return f"{title} [{parameter}]" if parameter else title
 
 
 def _suite(item: pytest.Item) -> str:

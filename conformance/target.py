@@ -147,7 +147,8 @@ class Implementation(_Strict):
 
     vendor: str
     model: str
-    version: str = ""
+    version: str = ""  # the firmware or software version under test
+    serial: str = ""  # the unit on the bench (its serial number), for the report's header
     protocols: list[Protocol] = []
     transports: list[Transport] = ["hj212"]
     editions: list[Edition] = ["2017"]

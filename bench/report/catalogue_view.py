@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bench.report.summary import clause_key, sorted_standards, standard_of
@@ -47,6 +47,8 @@ class CatalogueView:
     coverage: dict[str, Coverage]
     #: clause IDs that tests name but the catalogue does not know
     unknown: tuple[str, ...] = ()
+    #: standard → its document's title (as printed, and in English)
+    documents: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def mandatory(self, tested: Iterable[str] = ()) -> set[str]:
         """The "shall" clauses, plus any tested ID the catalogue does not know (a misspelt
@@ -195,5 +197,10 @@ def load(tested: Iterable[str]) -> CatalogueLoad:
         unknown = tuple(sorted(i for i in tested_ids if i not in clauses))
         theirs = _own_coverage(clauses, tested_ids), unknown
     coverage, unknown = theirs
-    view = CatalogueView(clauses, coverage, unknown)
+    files = getattr(catalogue, "files", {})
+    documents = {
+        str(k): (str(getattr(f, "document", "")), str(getattr(f, "document_en", "")))
+        for k, f in files.items()
+    }
+    view = CatalogueView(clauses, coverage, unknown, documents)
     return CatalogueLoad(view, f"catalogue: {len(clauses)} clauses")

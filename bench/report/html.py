@@ -97,7 +97,7 @@ class TestView:
     clause_links: list[ClauseLink]
     reason: str
     steps: tuple[Any, ...]
-    measurements: list[tuple[str, str]]
+    measurements: list[tuple[str, str, str]]  # name, value, unit
     attachments: list[AttachmentView]
     open: bool
 
@@ -149,6 +149,14 @@ def _attachment(run_dir: Path, path: str, name: str, media_type: str) -> Attachm
         uri = f"data:{media_type};base64,{data}"
         return AttachmentView(name, path, media_type, "image", href=href, data_uri=uri)
     return AttachmentView(name, path, media_type, "link", href=href, note=f"{size} bytes")
+
+
+#: a measurement's unit, from the suffix its name ends with (``worst_s``, ``p99_ms``)
+UNITS = {"_s": "s", "_ms": "ms", "_pct": "%", "_bytes": "B", "_mib": "MiB", "_kib": "KiB"}
+
+
+def unit_of(name: str) -> str:
+    return next((unit for suffix, unit in UNITS.items() if name.endswith(suffix)), "")
 
 
 def _short(test: TestRecord) -> str:
@@ -229,7 +237,8 @@ def _test_views(results: RunResults, anchors: dict[str, str], run_dir: Path) -> 
             reason=t.reason,
             steps=t.steps,
             measurements=[
-                (k, f"{v:g}" if isinstance(v, float) else str(v)) for k, v in t.measurements.items()
+                (k, f"{v:g}" if isinstance(v, float) else str(v), unit_of(k))
+                for k, v in t.measurements.items()
             ],
             attachments=[_attachment(run_dir, a.path, a.name, a.media_type) for a in t.attachments],
             open=t.verdict not in (Verdict.PASS, Verdict.NOT_APPLICABLE),
@@ -274,6 +283,18 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _documents(results: RunResults, catalogue: CatalogueLoad) -> list[tuple[str, str, str]]:
+    """The standards this run judged clauses of, named in full."""
+    if catalogue.view is None:
+        return []
+    judged = {c.split(" ", 1)[0] for c in results.clause_verdicts()}
+    return [
+        (standard, *catalogue.view.documents[standard])
+        for standard in sorted(judged, key=standard_key)
+        if standard in catalogue.view.documents
+    ]
+
+
 def render(
     document: Mapping[str, Any], run_dir: Path, outcome: Outcome, catalogue: CatalogueLoad
 ) -> str:
@@ -310,6 +331,9 @@ def render(
         coverage=sorted(coverage, key=lambda c: standard_key(c.standard)),
         catalogue_loaded=catalogue.view is not None,
         catalogue_note=catalogue.note,
+        documents=_documents(results, catalogue),
+        dut=_mapping(manifest.get("declaration")),
+        lab=_mapping(manifest.get("lab")),
         unknown_clauses=catalogue.view.unknown if catalogue.view else (),
         standards=_standards(results, anchors, catalogue),
         not_run=not_run(results),

@@ -56,18 +56,30 @@ svg.chart { font: 12px system-ui, sans-serif; max-width: 100%; height: auto; dis
                   padding: 2px 8px; cursor: pointer; } .filters button.on { background: #e3f2fd; }
 img.evidence { max-width: 100%; border: 1px solid #eee; }
 nav a { margin-right: 12px; }
+table.signoff td { height: 34px; }
+@media print {
+  @page { size: A4; margin: 14mm 12mm; }
+  body { max-width: none; padding: 0; font-size: 10.5px; }
+  nav, .filters, script { display: none; }
+  h2 { break-after: avoid; } tr, details.test, svg.chart { break-inside: avoid; }
+  pre { max-height: none; overflow: visible; } .reason { max-height: none; }
+  .banner, .v { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+  a { color: inherit; text-decoration: none; }
+}
 </style>
 </head>
 <body>
 <h1>carbench conformance report</h1>
-<nav><a href="#summary">Summary</a><a href="#matrix">Clause matrix</a><a href="#charts">Charts</a>
+<nav><a href="#summary">Summary</a><a href="#standards">Standards</a><a href="#matrix">Clause matrix</a><a href="#charts">Charts</a>
 <a href="#tests">Tests</a><a href="#manifest">Manifest</a><a href="#integrity">Integrity</a></nav>
 
 <div class="banner {{ outcome.label }}" id="summary">{{ outcome.label }} — {{ outcome.explanation }}
 <small>exit status {{ outcome.status }}{% if outcome.deciding %}: {{ outcome.deciding[:12]|join(', ') }}{% if outcome.deciding|length > 12 %} …{% endif %}{% endif %}</small></div>
 
 <table class="kv">
+<tr><th>Device under test</th><td><b>{{ dut.get('vendor', '?') }} {{ dut.get('model', '?') }}</b>{% if dut.get('version') %} · version {{ dut.get('version') }}{% endif %}{% if dut.get('serial') %} · serial {{ dut.get('serial') }}{% endif %}</td></tr>
 <tr><th>Target</th><td>{{ target_name }} <span class="mono muted">{{ target.get('path', '') }} · SM3 {{ target.get('sm3', '')[:16] }}…</span></td></tr>
+<tr><th>Lab · operator</th><td>{{ lab.get('name') or '—' }} · {{ lab.get('operator') or '—' }}</td></tr>
 <tr><th>Profile · clock</th><td>{{ manifest.get('profile', '?') }} · {{ manifest.get('clock', '?') }} · suites: {{ manifest.get('suites', ['?'])|join(', ') }}</td></tr>
 <tr><th>Started · ended</th><td>{{ (manifest.get('started', '?')|string)[:19] }} · {{ (manifest.get('ended', '?')|string)[:19] }} UTC</td></tr>
 <tr><th>Duration</th><td>{{ duration }}</td></tr>
@@ -77,6 +89,8 @@ nav a { margin-right: 12px; }
 <tr><th>Clause coverage</th><td>{% if coverage %}{% for c in coverage %}<span style="margin-right:14px">{{ c.standard }} {% if c.percent is none %}—{% else %}{{ '%.0f'|format(c.percent) }} %{% endif %} <span class="muted">({{ c.auto_tested }}/{{ c.auto_total }} auto)</span></span>{% endfor %}{% else %}<span class="muted">{{ catalogue_note }}</span>{% endif %}</td></tr>
 <tr><th>results.json</th><td class="mono">{% if integrity %}SM3 {{ integrity.get('sm3', '') }} · SM2 key {{ integrity.get('fingerprint', '') }}{% else %}unsigned{% endif %}</td></tr>
 </table>
+{% if documents %}<h2 id="standards">Standards</h2>
+<table class="kv">{% for sid, title, title_en in documents %}<tr><th>{{ sid }}</th><td lang="zh">{{ title }}<div class="muted">{{ title_en }}</div></td></tr>{% endfor %}</table>{% endif %}
 {% if not catalogue_loaded %}<p class="note">{{ catalogue_note }} — the matrix lists the clauses the tests name; mandatory clauses, coverage and untested clauses cannot be shown.</p>{% endif %}
 
 <h2 id="matrix">Clause matrix</h2>
@@ -117,7 +131,7 @@ nav a { margin-right: 12px; }
 {% if t.reason %}<tr><th>Reason</th><td><pre>{{ t.reason }}</pre></td></tr>{% endif %}
 {% if t.steps %}<tr><th>Steps</th><td><table><tr><th>#</th><th>Step</th><th>Outcome</th><th>s</th></tr>
 {% for st in t.steps %}<tr><td>{{ loop.index }}</td><td>{{ st.title }}</td><td>{{ st.outcome }}</td><td>{{ '%.3f'|format(st.seconds) }}</td></tr>{% endfor %}</table></td></tr>{% endif %}
-{% if t.measurements %}<tr><th>Measurements</th><td><table>{% for k, v in t.measurements %}<tr><td class="mono">{{ k }}</td><td>{{ v }}</td></tr>{% endfor %}</table></td></tr>{% endif %}
+{% if t.measurements %}<tr><th>Measurements</th><td><table>{% for k, v, unit in t.measurements %}<tr><td class="mono">{{ k }}</td><td>{{ v }} {{ unit }}</td></tr>{% endfor %}</table></td></tr>{% endif %}
 {% if t.attachments %}<tr><th>Evidence</th><td>{% for a in t.attachments %}
 <div><b>{{ a.name }}</b> <span class="muted mono">{{ a.path }} · {{ a.media_type }}</span>{% if a.href %} · <a href="{{ a.href }}">open</a>{% endif %}
 {% if a.kind == 'text' %}<pre>{{ a.text }}</pre>{% elif a.kind == 'image' %}<br><img class="evidence" alt="{{ a.name }}" src="{{ a.data_uri }}">{% endif %}
@@ -136,6 +150,12 @@ nav a { margin-right: 12px; }
 <table class="kv">
 {% for k, v in manifest_rows %}<tr><th>{{ k }}</th><td>{% if v.multiline %}<pre>{{ v.text }}</pre>{% else %}<span class="mono">{{ v.text }}</span>{% endif %}</td></tr>{% endfor %}
 </table>
+
+<h2 id="sign-off">Sign-off</h2>
+<table class="signoff"><tr><th></th><th>Name</th><th>Signature</th><th>Date</th></tr>
+<tr><th>Tested by</th><td>{{ lab.get('operator', '') }}</td><td></td><td></td></tr>
+<tr><th>Reviewed by</th><td></td><td></td><td></td></tr>
+<tr><th>Approved by</th><td></td><td></td><td></td></tr></table>
 
 <h2 id="integrity">Integrity</h2>
 {% if integrity %}

@@ -47,6 +47,8 @@ def results() -> RunResults:
         "bench": {"name": "carbench", "version": "0.1.0"},
         "git": {"revision": "0123456789abcdef", "dirty": True},
         "durations": {"wall_s": 12.5, "pytest_s": 11.0},
+        "declaration": {"vendor": "Acme", "model": "CT-9", "version": "2.4.1", "serial": "SN042"},
+        "lab": {"name": "Test Lab 1", "operator": "Li Wei"},
     }
     return RunResults([record(v) for v in Verdict], manifest)
 
@@ -67,7 +69,8 @@ def catalogue() -> CatalogueLoad:
         "CSMT": Coverage("CSMT", 2, 2),
         "SSEA": Coverage("SSEA", 1, 1),
     }
-    return CatalogueLoad(CatalogueView(clauses, coverage), "catalogue: 8 clauses")
+    documents = {"ISC-2": ("T/ISC XXX 第 2 部分: 碳排放在线监测终端技术要求", "Part 2: terminal")}
+    return CatalogueLoad(CatalogueView(clauses, coverage, (), documents), "catalogue: 8 clauses")
 
 
 @pytest.fixture

@@ -35,6 +35,19 @@ def test_every_verdict_kind_is_shown(results: RunResults, run_dir: Path) -> None
     assert "0123456789ab (dirty)" in page and "quick" in page and "12.5 s" in page
 
 
+def test_a_certifier_finds_the_box_the_lab_the_standards_and_where_to_sign(
+    results: RunResults, run_dir: Path, catalogue: CatalogueLoad
+) -> None:
+    page = render(results, run_dir, catalogue)
+    assert "<b>Acme CT-9</b> · version 2.4.1 · serial SN042" in page
+    assert "Test Lab 1 · Li Wei" in page
+    standards = page[page.index('id="standards"') :]
+    assert "碳排放在线监测终端技术要求" in standards[:600]  # named in full, as printed
+    assert "Tested by</th><td>Li Wei" in page and "Approved by" in page
+    assert "4.25 ms" in page  # a measurement with its unit
+    assert "@media print" in page and "size: A4" in page
+
+
 def test_banner_pass(run_dir: Path) -> None:
     results = RunResults([record(Verdict.PASS), record(Verdict.NOT_APPLICABLE)])
     page = render(results, run_dir)
