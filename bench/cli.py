@@ -52,6 +52,7 @@ class LazyGroup(click.Group):
         "answer": "bench.answer_cmd:answer_command",
         "rerun": "bench.rerun_cmd:rerun_command",
         "diff": "bench.diff_cmd:diff_command",
+        "dossier": "bench.dossier_cmd:dossier_command",
     },
     context_settings={"help_option_names": ["-h", "--help"]},
 )

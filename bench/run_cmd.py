@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -449,6 +450,10 @@ def seal(
     if interrupted:
         results.manifest["interrupted"] = interrupted
     results.manifest["catalogue"] = catalogue.note
+    stale = run_dir / Path(signing.DOSSIER_HTML).parent
+    if stale.is_dir():  # it describes the run as it was: make it again (carbench dossier)
+        shutil.rmtree(stale)
+        click.echo("the dossier described the run before this change: removed, make it again")
     files = manifest.evidence_hashes(run_dir, (RESULTS, REPORT, f"{REPORT}.sig"))
     results.manifest["files_sm3"] = files.sm3
     if files.unreadable:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
@@ -88,6 +89,23 @@ def describe_file(path: Path) -> dict[str, Any]:
         return {"path": str(path), "sm3": None, "note": f"unreadable: {exc.strerror or exc}"}
 
 
+#: keys whose values are secrets: the reports and the dossier show that there is one, not it
+SECRET_KEY = re.compile(r"(^|_)(password|passwd|pw|secret|token|private_key)$", re.IGNORECASE)
+REDACTED = "(redacted)"
+
+
+def redacted(value: Any) -> Any:
+    """``value`` with every secret (a password, an HJ 212 PW, a token) replaced."""
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if isinstance(k, str) and SECRET_KEY.search(k) and v else redacted(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redacted(v) for v in value]
+    return value
+
+
 def target_entry(path: Path) -> dict[str, Any]:
     """The target file: path, hash and its declaration (implementation statement, PIXIT)."""
     try:
@@ -102,8 +120,8 @@ def target_entry(path: Path) -> dict[str, Any]:
     files = sorted({str(p): p for p in _referenced_files(declaration, path.parent)}.items())
     return {
         "path": str(path),
-        "sm3": h.hexdigest(),
-        "declaration": declaration,
+        "sm3": h.hexdigest(),  # of the file as it is: the secrets below are hashed, not shown
+        "declaration": redacted(declaration),
         "referenced_files": [describe_file(p) for _, p in files],
     }
 

@@ -28,6 +28,9 @@ KEY_FILE = "bench-signing-key.pem"
 #: The run's page, signed beside results.json (it shows results.json's hash, so it cannot be in
 #: the manifest results.json signs): ``report.html.sig``.
 REPORT = "report.html"
+#: the dossier a certifier gets (bench.report.dossier), signed beside each file when made
+DOSSIER_HTML = "dossier/dossier.html"
+DOSSIER_PDF = "dossier/dossier.pdf"
 PUBLIC_KEY_FILE = "bench-signing-key.pub.pem"
 
 
@@ -244,7 +247,23 @@ def verify(
         if report.exists():  # the page a certifier reads: signed by the same key
             verify_file(report, public_key or embedded)
             checked += 1
+        checked += _verify_dossier(run_dir, public_key or embedded, actual.hex())
     return Verified(actual.hex(), fingerprint(embedded), public_key is not None, checked)
+
+
+def _verify_dossier(run_dir: Path, key: Sm2PublicKey, results_sm3: str) -> int:
+    """The dossier, when one was made: both files signed by the run's key, and the page names
+    this run's results (a dossier of another run is refused)."""
+    page, pdf = run_dir / DOSSIER_HTML, run_dir / DOSSIER_PDF
+    if not (page.exists() or pdf.exists()):
+        return 0
+    for path in (page, pdf):
+        if not path.exists():
+            raise VerificationError(f"{path.relative_to(run_dir)} is missing from the dossier")
+        verify_file(path, key)
+    if results_sm3 not in page.read_text("utf-8", errors="replace"):
+        raise VerificationError(f"{DOSSIER_HTML} describes another run (its results SM3 differs)")
+    return 2
 
 
 def _verify_files(document: Mapping[str, Any], run_dir: Path) -> int:

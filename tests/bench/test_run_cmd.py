@@ -9,6 +9,7 @@ progress pipe, signing and rendering without depending on the real suites.
 from __future__ import annotations
 
 import json
+import shutil
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -259,6 +260,20 @@ def test_diff_names_each_clause_whose_verdict_changed(tmp_path: Path) -> None:
     data = json.loads(result.output)
     assert data["outcome"] == {"a": "PASS", "b": "FAIL"}
     assert data["clauses"] == [{"clause": "ISC-2 §9.4", "a": "pass", "b": "fail"}]
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="no Chromium: the PDF is not printed")
+def test_a_dossier_is_made_signed_and_verified_with_its_run(tmp_path: Path) -> None:
+    code, output, run = _run(tmp_path, _suites(tmp_path, storage=PASSING))
+    assert code == 0, output
+    made = CliRunner().invoke(main, ["dossier", str(run)])
+    assert made.exit_code == 0, made.output
+    page, pdf = run / "dossier" / "dossier.html", run / "dossier" / "dossier.pdf"
+    assert pdf.read_bytes().startswith(b"%PDF-") and "Sign-off" in page.read_text()
+    assert CliRunner().invoke(main, ["verify", str(run / "results.json")]).exit_code == 0
+    page.write_text(page.read_text().replace("PASS", "FAIL"))
+    checked = CliRunner().invoke(main, ["verify", str(run / "results.json")])
+    assert checked.exit_code == 1 and "dossier.html changed after signing" in checked.output
 
 
 def test_unknown_suite_is_a_usage_error(tmp_path: Path) -> None:

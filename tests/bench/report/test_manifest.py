@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -131,3 +132,17 @@ def test_an_unreadable_run_file_is_listed_and_the_others_still_hashed(tmp_path: 
         files = manifest.evidence_hashes(tmp_path, ())
     assert files.sm3 == {"evidence/a.txt": sm3(b"a").hex()}
     assert files.unreadable == {"evidence/control.sock": "No such device or address"}
+
+
+def test_the_target_files_secrets_are_hashed_never_shown(tmp_path: Path) -> None:
+    target = tmp_path / "box.yaml"
+    target.write_text(
+        "name: box\nparameters: {pw: '123456', mn: M1}\n"
+        "management: {accounts: {administrator: {user: admin, password: 'S3cret!'}}}\n"
+    )
+    entry = manifest.target_entry(target)
+    shown = json.dumps(entry)
+    assert "S3cret!" not in shown and "123456" not in shown
+    assert entry["declaration"]["parameters"] == {"pw": "(redacted)", "mn": "M1"}
+    assert entry["declaration"]["management"]["accounts"]["administrator"]["user"] == "admin"
+    assert entry["sm3"] == manifest.sm3_file(target)  # the file as it is
