@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import hashlib
 import importlib.metadata
 import inspect
 import os
@@ -454,8 +455,22 @@ def _record(item: pytest.Item, phase: Phase, report: pytest.TestReport) -> None:
             steps=tuple(log.steps) if log else (),
             attachments=tuple(log.attachments) if log else (),
             measurements=dict(log.measurements) if log else {},
+            case=case_id(item),
         )
     )
+
+
+def case_id(item: pytest.Item) -> str:
+    """A stable test-case ID, as Matter's and OCTT's test plans have: a parametrised case's
+    own (``TC-ISC2-7.1.2-OP``), else ``TC-<first clause>-<4 hex of the test's name>``, which
+    stays as long as the test keeps its name and its first clause."""
+    parameter = item.name.partition("[")[2].rstrip("]")
+    if parameter.startswith("TC-"):
+        return parameter
+    first = next(iter(clauses_of(item)), "X §0")
+    standard, _, number = first.partition(" §")
+    digest = hashlib.sha1(item.name.encode(), usedforsecurity=False).hexdigest()[:4]
+    return f"TC-{standard.replace('-', '')}-{re.sub(r'[^0-9A-Za-z.]', '', number)}-{digest}"
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -66,6 +66,8 @@ class TestRecord:
     attachments: tuple[Attachment, ...] = ()
     #: figures the test measured, for charts and the JSON report (e.g. {"p99_ms": 3.1})
     measurements: dict[str, float] = field(default_factory=dict)
+    #: the stable test-case ID reports cite (``TC-ISC2-9.4-3f2a``, ``TC-ISC2-7.1.2-OP``)
+    case: str = ""
 
 
 @dataclass

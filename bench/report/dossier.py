@@ -75,7 +75,7 @@ def render(document: Mapping[str, Any], run_dir: Path, catalogue: CatalogueLoad)
     target = html._mapping(manifest.get("target"))
     declaration = target.get("declaration")
     measured = [
-        (t.title, t.nodeid, name, f"{value:g}", html.unit_of(name))
+        (t.title, t.case, name, f"{value:g}", html.unit_of(name))
         for t in results.tests
         for name, value in t.measurements.items()
         if name != "plant_s" and t.verdict is not Verdict.NOT_APPLICABLE

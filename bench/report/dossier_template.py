@@ -68,8 +68,8 @@ table.signoff td { height: 14mm; }
 <p class="muted">The clauses of these standards this run judged; report.html lists the whole catalogue.</p>
 
 <h2>5. Measurements</h2>
-{% if measured %}<table><tr><th>Test</th><th>Measurement</th><th>Value</th></tr>
-{% for title, nodeid, name, value, unit in measured %}<tr><td>{{ title }}</td><td class="mono">{{ name }}</td><td>{{ value }} {{ unit }}</td></tr>{% endfor %}</table>{% else %}<p>No test recorded a measurement.</p>{% endif %}
+{% if measured %}<table><tr><th>Case</th><th>Test</th><th>Measurement</th><th>Value</th></tr>
+{% for title, case, name, value, unit in measured %}<tr><td class="mono">{{ case }}</td><td>{{ title }}</td><td class="mono">{{ name }}</td><td>{{ value }} {{ unit }}</td></tr>{% endfor %}</table>{% else %}<p>No test recorded a measurement.</p>{% endif %}
 
 {% if not_run %}<h2>6. Not run</h2>
 <table><tr><th>Test</th><th>Clauses</th><th>Why</th></tr>{% for e in not_run %}<tr><td class="mono">{{ e.nodeid }}</td><td>{{ e.clauses|join(', ') }}</td><td>{{ e.why }}</td></tr>{% endfor %}</table>{% endif %}

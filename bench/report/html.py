@@ -90,6 +90,7 @@ class StandardSection:
 class TestView:
     anchor: str
     nodeid: str
+    case: str
     title: str
     verdict: str
     seconds: float
@@ -229,6 +230,7 @@ def _test_views(results: RunResults, anchors: dict[str, str], run_dir: Path) -> 
         TestView(
             anchor=anchors[t.nodeid],
             nodeid=t.nodeid,
+            case=t.case,
             title=t.title or t.nodeid,
             verdict=t.verdict.value,
             seconds=t.seconds,

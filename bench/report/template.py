@@ -124,9 +124,9 @@ table.signoff td { height: 34px; }
 <h3>{{ suite }} <span class="muted">({{ group|length }})</span></h3>
 {% for t in group %}
 <details class="test" id="{{ t.anchor }}" data-verdict="{{ t.verdict }}"{% if t.open %} open{% endif %}>
-<summary><span class="v v-{{ t.verdict }}">{{ t.verdict }}</span> <b>{{ t.title }}</b> <span class="muted">{{ '%.2f'|format(t.seconds) }} s · {{ t.clauses|join(', ') }}</span></summary>
+<summary><span class="v v-{{ t.verdict }}">{{ t.verdict }}</span> <span class="mono">{{ t.case }}</span> <b>{{ t.title }}</b> <span class="muted">{{ '%.2f'|format(t.seconds) }} s · {{ t.clauses|join(', ') }}</span></summary>
 <table class="kv">
-<tr><th>Test</th><td class="mono">{{ t.nodeid }}</td></tr>
+<tr><th>Test</th><td class="mono">{{ t.case }} · {{ t.nodeid }}</td></tr>
 <tr><th>Clauses</th><td>{% for c in t.clause_links %}<a class="mono" href="#clause-{{ c.anchor }}">{{ c.id }}</a>{% if not loop.last %}, {% endif %}{% endfor %}</td></tr>
 {% if t.reason %}<tr><th>Reason</th><td><pre>{{ t.reason }}</pre></td></tr>{% endif %}
 {% if t.steps %}<tr><th>Steps</th><td><table><tr><th>#</th><th>Step</th><th>Outcome</th><th>s</th></tr>

@@ -4,6 +4,8 @@ statement, steps and evidence, the results JSON and its manifest."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -383,3 +385,33 @@ def test_a_test_that_ages_the_terminal_runs_after_all_others(pytester: pytest.Py
         "test_another_ordinary_one",
         "test_ages_the_terminal",
     ]
+
+
+CASES = '''
+import pytest
+
+@pytest.mark.clause("ISC-2 §7.2.4(4)", "CSMT §7.6")
+def test_retransmits():
+    """Resends what the centre did not acknowledge. Then more words."""
+
+@pytest.mark.clause("ISC-2 §7.1.2")
+@pytest.mark.parametrize("case", [pytest.param(1, id="TC-ISC2-7.1.2-OP")])
+def test_recorded(case):
+    pass
+'''
+
+
+def test_every_test_carries_a_stable_case_id_and_its_whole_first_sentence(
+    pytester: pytest.Pytester,
+) -> None:
+    _, first = run(pytester, CASES)
+    cases = {t["nodeid"].split("::")[-1]: t["case"] for t in first["tests"]}
+    assert re.fullmatch(r"TC-ISC2-7\.2\.44-[0-9a-f]{4}", cases["test_retransmits"])
+    assert cases["test_recorded[TC-ISC2-7.1.2-OP]"] == "TC-ISC2-7.1.2-OP"
+    assert record(first, "test_retransmits")["title"] == (
+        "Resends what the centre did not acknowledge."
+    )
+    (pytester.path / "out" / "results.json").unlink()
+    shutil.rmtree(pytester.path / "evidence", ignore_errors=True)  # a second run needs a new one
+    _, again = run(pytester, CASES)
+    assert {t["nodeid"].split("::")[-1]: t["case"] for t in again["tests"]} == cases
