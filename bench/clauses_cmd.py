@@ -145,6 +145,19 @@ def show(ctx: click.Context, clause_id: str, suites: Path, as_json: bool) -> Non
             unit = f" {p.unit}" if p.unit else ""
             note = f"  ({escape(p.note)})" if p.note else ""
             console.print(f"  {p.name} {p.op} {escape(str(p.value))}{unit}{note}")
+    if clause.procedure:
+        kind = "Declaration" if clause.testability == "declared" else "Operator procedure"
+        console.print(f"\n[bold]{kind}[/bold]")
+        for n, step in enumerate(clause.procedure.steps, 1):
+            console.print(f"  {n}. {escape(step)}")
+        console.print(f"  Passes when: {escape(clause.procedure.observe)}")
+        if clause.procedure.values:
+            console.print(f"  The record carries: {', '.join(clause.procedure.values)}")
+        if clause.procedure.evidence:
+            console.print("  With evidence: a photo, a test report or another file")
+    if clause.judged_in_part:
+        console.print("\n[bold]Judged in part[/bold]")
+        console.print(f"  Not judged: {escape(clause.judged_in_part)}")
     _show_links(console, catalogue, clause, children)
     for title, lines in (("Unclear", clause.unclear), ("Notes", [clause.notes or ""])):
         if any(lines):
@@ -219,6 +232,7 @@ def coverage_json(coverage: cat.Coverage, found: Scan) -> dict[str, Any]:
                 "not_applicable": s.not_applicable,
                 "without_procedure": s.without_procedure,
                 "with_procedure_percent": s.with_procedure_percent,
+                "judged_in_part": s.partial,
             }
             for s in coverage.standards
         ],
@@ -312,6 +326,10 @@ def _print_coverage(
     where = ", ".join(str(p) for p in suites)
     console.print(f"{len(found.tests)} tests in {where}")
     for s in shown:
+        if s.partial:
+            console.print(f"\n[bold]{s.standard} judged in part[/bold] ({len(s.partial)}; "
+                          "`carbench clauses show ID` says what is not judged)")  # fmt: skip
+            console.print(Padding(Columns([escape(i) for i in s.partial], padding=(0, 3)), (0, 2)))
         if s.without_procedure:
             console.print(f"\n[bold]{s.standard} lab/declared without a procedure[/bold]")
             console.print(Padding(Columns([escape(i) for i in s.without_procedure]), (0, 2)))

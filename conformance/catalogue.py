@@ -205,6 +205,8 @@ class Clause(_Strict):
     notes: str | None = None
     data: list[str] | None = None  # annex tables and lists carried as data
     procedure: Procedure | None = None  # lab and declared clauses: how they are judged
+    #: what the tests of an auto clause leave unjudged: its verdict is then reported as partial
+    judged_in_part: str | None = Field(None, min_length=10)
 
     @field_validator("id")
     @classmethod
@@ -242,6 +244,8 @@ class Clause(_Strict):
                 raise ValueError(f"a requirement needs {', '.join(missing)}")
         elif self.level is not None or self.testability is not None:
             raise ValueError(f"a {self.kind} states no requirement: drop level and testability")
+        if self.judged_in_part is not None and self.testability != "auto":
+            raise ValueError("judged_in_part is for auto clauses (their tests judge a part)")
         if self.procedure is not None:
             if self.testability not in ("lab", "declared"):
                 raise ValueError(
@@ -316,6 +320,8 @@ class StandardCoverage:
     not_applicable: int = 0  # n/a: not a requirement on the terminal (none needed)
     #: lab and declared clauses with no procedure (and the untested auto ones above)
     without_procedure: list[str] = field(default_factory=list)
+    #: covered auto clauses whose tests judge a part only (``judged_in_part``)
+    partial: list[str] = field(default_factory=list)
 
     @property
     def percent(self) -> float | None:
@@ -441,6 +447,7 @@ class Catalogue:
                     without_procedure=[
                         c.id for c in others if c.testability != "n/a" and c.procedure is None
                     ],
+                    partial=[c.id for c in auto if c.id in tested and c.judged_in_part],
                 )
             )
         return Coverage(per_standard, unknown, headings, not_auto)

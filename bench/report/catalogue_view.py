@@ -25,6 +25,8 @@ class ClauseInfo:
     summary: str
     quote: str = ""  # the Chinese text of the seed: the authority, shown beside the summary
     requirement: bool = True  # headings and annexes state none and are not in the matrix
+    #: what its tests leave unjudged (its verdict is partial), "" when they judge it whole
+    judged_in_part: str = ""
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ def _clause(obj: Any) -> ClauseInfo:
         summary=str(_attr(obj, "summary", "english", "summary_en", "title", default="") or ""),
         quote=" ".join(quote) if isinstance(quote, list) else str(quote or ""),
         requirement=bool(_attr(obj, "is_requirement", default=True)),
+        judged_in_part=str(_attr(obj, "judged_in_part", default="") or ""),
     )
 
 

@@ -61,7 +61,7 @@ table.signoff td { height: 14mm; }
 <h2 class="page-break">4. Clause matrix</h2>
 {% for s in standards %}<h3>{{ s.name }}</h3>
 <table><tr><th style="width:26mm">Clause</th><th style="width:12mm">Level</th><th style="width:14mm">Class</th><th>Summary</th><th style="width:22mm">Verdict</th></tr>
-{% for r in s.rows if r.verdict != 'untested' %}<tr><td class="mono">{{ r.id }}</td><td>{{ r.level }}</td><td>{{ r.testability }}</td><td>{{ r.summary }}{% if r.reason and r.verdict not in ('pass', 'untested') %}<div class="muted">{{ r.reason|truncate(300, True, ' …') }}</div>{% endif %}</td><td class="v-{{ r.verdict }}">{{ r.verdict }}</td></tr>{% endfor %}
+{% for r in s.rows if r.verdict != 'untested' %}<tr><td class="mono">{{ r.id }}</td><td>{{ r.level }}</td><td>{{ r.testability }}</td><td>{{ r.summary }}{% if r.reason and r.verdict not in ('pass', 'untested') %}<div class="muted">{{ r.reason|truncate(300, True, ' …') }}</div>{% endif %}{% if r.partial %}<div><b>Not judged:</b> {{ r.partial }}</div>{% endif %}</td><td class="v-{{ r.verdict }}">{{ r.verdict }}{% if r.partial %} (partial){% endif %}</td></tr>{% endfor %}
 </table>
 {% if s.untested %}<p><b>Auto clauses no test judged ({{ s.untested|length }}):</b> {% for c in s.untested %}<span class="mono">{{ c.id }}</span>{% if not loop.last %}, {% endif %}{% endfor %}</p>{% endif %}
 {% endfor %}

@@ -76,6 +76,7 @@ class ClauseRow:
     tests: list[TestLink]
     verdict: str
     reason: str
+    partial: str = ""  # what the tests leave unjudged (a judged clause's verdict is partial)
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,7 @@ def _standards(
                     tests=links,
                     verdict=verdict,
                     reason=reason,
+                    partial=info.judged_in_part if info and cid in verdicts else "",
                 )
             )
         tested = set(tests_of) | set(skipped)

@@ -103,7 +103,7 @@ table.signoff td { height: 34px; }
 <tr id="clause-{{ r.anchor }}" data-verdict="{{ r.verdict }}"><td class="mono">{{ r.id }}</td>{% if catalogue_loaded %}<td>{{ r.level }}</td><td>{{ r.testability }}</td>{% endif %}
 <td>{{ r.summary }}{% if r.quote %}<div class="quote" lang="zh">{{ r.quote }}</div>{% endif %}</td>
 <td>{% for t in r.tests %}{% if t.anchor %}<a href="#{{ t.anchor }}"><span class="v v-{{ t.verdict }}" title="{{ t.verdict }}">{{ t.short }}</span></a>{% else %}<span class="v v-{{ t.verdict }}" title="{{ t.verdict }}">{{ t.short }}</span>{% endif %} {% endfor %}</td>
-<td><span class="v v-{{ r.verdict }}">{{ r.verdict }}</span></td><td><div class="reason">{{ r.reason|truncate(400, True, ' …') }}</div></td></tr>
+<td><span class="v v-{{ r.verdict }}">{{ r.verdict }}</span>{% if r.partial %} <span class="v v-inconclusive" title="judged in part">partial</span>{% endif %}</td><td>{% if r.partial %}<div class="reason"><b>Not judged:</b> {{ r.partial }}</div>{% endif %}<div class="reason">{{ r.reason|truncate(400, True, ' …') }}</div></td></tr>
 {% endfor %}
 </table>
 {% if s.untested %}<p><b>Untested auto clauses ({{ s.untested|length }}):</b> {% for c in s.untested %}<span class="mono">{{ c.id }}</span>{% if c.summary %} <span class="muted">({{ c.summary }})</span>{% endif %}{% if not loop.last %}; {% endif %}{% endfor %}</p>{% endif %}

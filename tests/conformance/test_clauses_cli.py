@@ -125,6 +125,7 @@ def test_coverage_reports_per_standard_and_what_covers_nothing(tmp_path: Path) -
         "not_applicable": 0,
         "without_procedure": [],
         "with_procedure_percent": 50.0,
+        "judged_in_part": [],
     }
     assert data["headings"] == ["ISC-2 §9.3"]
     assert list(data["unknown"]) == ["ISC-2 §99"] and data["tests"] == 1
@@ -140,3 +141,12 @@ def test_coverage_can_gate_a_build(tmp_path: Path) -> None:
                  "--standard", "ISC-2", "--fail-under", "80")  # fmt: skip
     assert result.exit_code == 1
     assert "coverage under 80 %: ISC-2 0.0 %" in result.stderr
+
+
+def test_show_prints_a_lab_clauses_procedure(tmp_path: Path) -> None:
+    procedure = {"steps": ["Count the RS485 ports."], "observe": "At least two.", "evidence": True}
+    write_catalogue(tmp_path, [*BASE, requirement("ISC-2 §9.5", testability="lab",
+                                                  procedure=procedure)])  # fmt: skip
+    shown = run("--catalogue", str(tmp_path), "show", "ISC-2 §9.5").stdout
+    assert "Operator procedure" in shown and "1. Count the RS485 ports." in shown
+    assert "Passes when: At least two." in shown and "With evidence" in shown

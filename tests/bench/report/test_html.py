@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -46,6 +47,21 @@ def test_a_certifier_finds_the_box_the_lab_the_standards_and_where_to_sign(
     assert "Tested by</th><td>Li Wei" in page and "Approved by" in page
     assert "4.25 ms" in page  # a measurement with its unit
     assert "@media print" in page and "size: A4" in page
+
+
+def test_a_clause_judged_in_part_says_what_was_not_judged(
+    results: RunResults, run_dir: Path, catalogue: CatalogueLoad
+) -> None:
+    assert catalogue.view is not None
+    kept = catalogue.view.clauses["ISC-2 §9.2"]
+    catalogue.view.clauses["ISC-2 §9.2"] = dataclasses.replace(
+        kept, judged_in_part="the 5-year capacity is not shown"
+    )
+    page = render(results, run_dir, catalogue)
+    row = page[page.index('id="clause-c-ISC-2-9-2"') :]
+    row = row[: row.index("</tr>")]
+    assert "v-pass" in row and ">partial<" in row
+    assert "Not judged:</b> the 5-year capacity is not shown" in row
 
 
 def test_banner_pass(run_dir: Path) -> None:
