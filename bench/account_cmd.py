@@ -28,6 +28,7 @@ import click
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from common import yaml_input
 from reference_terminal.accounting.errors import AccountingError
 from reference_terminal.accounting.factors import FactorLibrary
 from reference_terminal.accounting.inventory import Inventory, account
@@ -85,8 +86,10 @@ def _located(exc: ValidationError, data: Any) -> str:
 
 def load(path: Path) -> AccountFile:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        data = yaml_input.load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise click.ClickException(yaml_input.where(str(path), exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:
         raise click.ClickException(f"{path}: cannot read: {exc}") from None
     try:
         parsed = AccountFile.model_validate(data)

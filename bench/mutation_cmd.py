@@ -24,6 +24,7 @@ import click
 import yaml
 
 from bench import run_cmd
+from common import yaml_input
 from conformance.results import RunResults, Verdict
 
 MUTATIONS = Path(__file__).resolve().parents[1] / "fixtures" / "mutations.yaml"
@@ -76,9 +77,11 @@ class Checked:
 
 def load_mutations(path: Path = MUTATIONS) -> list[Mutation]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise MutationsError(f"{path}: cannot read: {exc}") from None
+        data = yaml_input.load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise MutationsError(yaml_input.where(str(path), exc)) from None
+    except OSError as exc:
+        raise MutationsError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if not isinstance(data, dict):
         raise MutationsError(f"{path}: a mapping of mutation name -> {{target, fails}}")
     out = []

@@ -31,6 +31,8 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from common import yaml_input
+
 REPO = Path(__file__).resolve().parent.parent
 CATALOGUE_DIR = REPO / "fixtures" / "clauses"
 # The seeds live beside the checkout (../shared/seeds); a user's machine may not have them.
@@ -488,7 +490,7 @@ def _load_file(
     name = path.name
     text = path.read_text(encoding="utf-8")
     try:
-        raw = yaml.load(text, Loader=_LOADER)  # a safe loader (libyaml or Python)
+        raw = yaml_input.load(text)
     except yaml.YAMLError as exc:
         errors.append(CatalogueError(name, None, None, f"not YAML: {exc}"))
         return None, []

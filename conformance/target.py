@@ -36,6 +36,7 @@ from pydantic import (
     model_validator,
 )
 
+from common import yaml_input
 from simulators.fleet.accounting import SourceKind
 
 Protocol = Literal[
@@ -653,11 +654,11 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if path in seen:
         raise TargetError(f"{path}: extends itself (through {' -> '.join(map(str, seen))})")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml_input.load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise TargetError(f"{path}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise TargetError(f"{path}: not valid YAML: {exc}") from None
+        raise TargetError(yaml_input.where(str(path), exc)) from None
     if not isinstance(data, dict):
         raise TargetError(f"{path}: a target is a mapping (name, adapter, implementation, …)")
     if isinstance(data.get("records"), str):  # relative to the file that names it

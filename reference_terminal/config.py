@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, model_validator
 
+from common import yaml_input
 from reference_terminal.accounting.configuration import Accounting
 from reference_terminal.uplink.codes import HJ212_CODE, ItemCode
 
@@ -867,12 +868,12 @@ class TerminalConfig(Strict):
 def load_config(path: str | Path) -> TerminalConfig:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml_input.load(path.read_text(encoding="utf-8"))
         return TerminalConfig.model_validate(data)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(yaml_input.where(str(path), exc)) from None
     except ValidationError as exc:
         problems = [
             f"  {'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()

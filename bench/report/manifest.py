@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from common import yaml_input
 from protocols.smcrypto import Sm3
 
 #: manifest keys the conformance plugin knows better than the bench (it ran the scenarios)
@@ -113,9 +114,11 @@ def target_entry(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ManifestError(f"cannot read target file {path}: {exc.strerror or exc}") from None
     try:
-        declaration = yaml.safe_load(raw.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ManifestError(f"target file {path} is not valid YAML: {exc}") from None
+        declaration = yaml_input.load(raw.decode("utf-8"))
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"target file {yaml_input.where(str(path), exc)}") from None
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"target file {path} is not UTF-8 at byte {exc.start}") from None
     h = Sm3(raw)
     files = sorted({str(p): p for p in _referenced_files(declaration, path.parent)}.items())
     return {

@@ -28,6 +28,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from common import yaml_input
 from simulators.fleet.schema import FaultKind
 from simulators.platform.config import PlatformFile
 
@@ -275,9 +276,11 @@ def load_scenario(
     ``dotted.key=value`` (a YAML value) one of its settings, e.g. ``terminal.synchronous=OFF``."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ScenarioError(f"{path}: {exc}") from exc
+        data = yaml_input.load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ScenarioError(yaml_input.where(str(path), exc)) from None
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}: a scenario is a mapping (name, fleet, duration, …)")
     if seed is not None:

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from common import yaml_input
 from protocols.hj212.editions import EDITIONS, Edition
 from simulators.platform.behaviour import Acknowledge, Behaviour, check_for
 
@@ -143,9 +144,11 @@ class PlatformFileError(ValueError):
 
 def load_platform_file(path: Path) -> PlatformFile:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise PlatformFileError(f"{path}: {exc}") from None
+        data = yaml_input.load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise PlatformFileError(yaml_input.where(str(path), exc)) from None
+    except OSError as exc:
+        raise PlatformFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
         return PlatformFile.model_validate(data)
     except ValidationError as exc:

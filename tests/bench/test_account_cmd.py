@@ -149,7 +149,7 @@ def source(**fields: Any) -> dict[str, Any]:
             },
             "one vintage only",
         ),
-        ("sources: [unclosed", "cannot read"),
+        ("sources: [unclosed", "not valid YAML"),
     ],
 )
 def test_errors_exit_1_with_one_message_on_stderr(tmp_path: Path, data: Any, message: str) -> None:
