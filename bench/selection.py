@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance.catalogue import canonical_id
+from conformance.catalogue import canonical_id, load_catalogue
 from conformance.coverage_scan import scan
+from conformance.operator_records import case_id
 
 
 class SelectionError(Exception):
@@ -68,8 +69,13 @@ def pytest_paths(suites_dir: Path, selection: Selection) -> list[str]:
             if name not in known:
                 raise SelectionError(f"--test {test}: no such test in {suites_dir}")
             paths.append(str(suites_dir / _relative(test)))
+        catalogue = load_catalogue() if selection.clauses else None
         for clause in selection.clauses:
-            tests = found.tests_by_clause.get(canonical_id(clause))
+            clause_id = canonical_id(clause)
+            tests = set(found.tests_by_clause.get(clause_id, ()))
+            entry = catalogue.get(clause_id) if catalogue and clause_id in catalogue else None
+            if entry is not None and entry.procedure is not None:  # its record's own case
+                tests |= {f"{t}[{case_id(entry)}]" for t in found.procedure_tests}
             if not tests:
                 raise SelectionError(
                     f"--clause {clause}: no test's marker names it "

@@ -24,6 +24,7 @@ An answers file::
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -134,6 +135,14 @@ def _limit(parameter: Parameter) -> str:
         assert isinstance(parameter.value, list)
         return f"the range {parameter.value[0]}…{parameter.value[1]}{unit} to cover"
     return f"{parameter.op} {parameter.value}{unit}"
+
+
+def case_id(clause: Clause) -> str:
+    """A record's stable test-case ID: ``ISC-2 §7.1.1 b)`` → ``TC-ISC2-7.1.1b-OP`` (an
+    operator's procedure), ``-DC`` for a declaration."""
+    number = re.sub(r"[^0-9A-Za-z.]", "", clause.id.split("§", 1)[1])
+    kind = "DC" if clause.testability == "declared" else "OP"
+    return f"TC-{clause.standard.replace('-', '')}-{number}-{kind}"
 
 
 # ---- answers files ----------------------------------------------------------------------------

@@ -11,13 +11,11 @@ here are built from the catalogue (``@pytest.mark.procedures`` tells the source 
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from conformance.catalogue import Clause, load_catalogue
+from conformance.catalogue import load_catalogue
 from conformance.evidence import TestLog
-from conformance.operator_records import ask_at_terminal, judge_record
+from conformance.operator_records import ask_at_terminal, case_id, judge_record
 from conformance.plugin import state_of
 from conformance.verdicts import NotApplicable, PendingOperator
 
@@ -25,13 +23,6 @@ from conformance.verdicts import NotApplicable, PendingOperator
 TERMINAL_STANDARDS = ("ISC-2", "CSMT")
 CATALOGUE = load_catalogue()
 CLAUSES = [c for c in CATALOGUE if c.procedure is not None and c.standard in TERMINAL_STANDARDS]
-
-
-def case_id(clause: Clause) -> str:
-    """A stable test-case ID: ``ISC-2 §7.1.1 b)`` → ``TC-ISC2-7.1.1b-OP`` (``-DC`` declared)."""
-    number = re.sub(r"[^0-9A-Za-z.]", "", clause.id.split("§", 1)[1])
-    kind = "DC" if clause.testability == "declared" else "OP"
-    return f"TC-{clause.standard.replace('-', '')}-{number}-{kind}"
 
 
 @pytest.mark.procedures

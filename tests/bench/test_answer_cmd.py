@@ -52,7 +52,8 @@ def test_without_a_record_the_run_awaits_an_operator_until_answered(
     box: Path, tmp_path: Path
 ) -> None:
     run = tmp_path / "run"
-    done = carbench("run", "--target", str(box), "--test", SUPPLY_TEST, "--out", str(run),
+    # chosen by its clause: a lab clause's record is its test case
+    done = carbench("run", "--target", str(box), "--clause", "ISC-2 §7.1.2", "--out", str(run),
                     "--no-ask")  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr
     assert verdict(run)[0] is Verdict.PENDING_OPERATOR
