@@ -74,15 +74,12 @@ def answer_run(
     run_dir: Path, answers: dict[str, Answer], *, operator: str, at_terminal: bool
 ) -> tuple[RunResults, int]:
     """The run with every pending record it could be given; how many were given."""
-    path = run_dir / run_cmd.RESULTS
     try:
-        document = signing.read(path)
-        signing.verify(document, run_dir=run_dir)
+        results = RunResults.from_json(signing.read_sealed(run_dir))
     except signing.VerificationError as exc:
-        raise AnswerError(f"{path}: {exc}") from None
-    results = RunResults.from_json(document)
+        raise AnswerError(str(exc)) from None
     if results.manifest.get("interrupted"):
-        raise AnswerError(f"{path}: the run was interrupted; run it again (carbench rerun)")
+        raise AnswerError(f"{run_dir}: the run was interrupted; run it again (carbench rerun)")
     catalogue = load_catalogue()
     given = 0
     tests = list(results.tests)

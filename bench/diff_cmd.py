@@ -19,8 +19,6 @@ from bench.report import signing
 from bench.report.summary import EXIT_BENCH_ERROR, clause_key
 from conformance.results import RunResults
 
-RESULTS = "results.json"
-
 
 class DiffError(Exception):
     """A run that cannot be compared (one line: which file and why)."""
@@ -49,13 +47,10 @@ class RunDiff:
 
 
 def load_run(run_dir: Path) -> RunResults:
-    path = run_dir / RESULTS
     try:
-        document = signing.read(path)
-        signing.verify(document, run_dir=run_dir)
+        return RunResults.from_json(signing.read_sealed(run_dir))
     except signing.VerificationError as exc:
-        raise DiffError(f"{path}: {exc}") from None
-    return RunResults.from_json(document)
+        raise DiffError(str(exc)) from None
 
 
 def compare(a: RunResults, b: RunResults, *, tolerance: float = 0.05) -> RunDiff:

@@ -12,8 +12,6 @@ from bench.report import catalogue_view, dossier, signing
 from bench.report.summary import EXIT_BENCH_ERROR, tested_clause_ids
 from conformance.results import RunResults
 
-RESULTS = "results.json"
-
 
 @click.command("dossier")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -25,8 +23,7 @@ RESULTS = "results.json"
 def dossier_command(run_dir: Path, key: Path | None) -> None:
     """Make the signed dossier (HTML and PDF) of a finished run for a certifier."""
     try:
-        document = signing.read(run_dir / RESULTS)
-        signing.verify(document, run_dir=run_dir)
+        document = signing.read_sealed(run_dir)
         private, _, _ = signing.load_or_create_key(key)
         if signing.fingerprint(private.public_key()) != document["integrity"]["fingerprint"]:
             raise dossier.DossierError(

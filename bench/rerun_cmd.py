@@ -38,11 +38,9 @@ def chosen_tests(results: RunResults, *, failed_only: bool) -> list[str]:
 def options(run_dir: Path, *, failed_only: bool, out: Path | None) -> run_cmd.RunOptions:
     path = run_dir / run_cmd.RESULTS
     try:
-        document = signing.read(path)
-        signing.verify(document, run_dir=run_dir)
+        results = RunResults.from_json(signing.read_sealed(run_dir))
     except signing.VerificationError as exc:
-        raise RerunError(f"{path}: {exc}") from None
-    results = RunResults.from_json(document)
+        raise RerunError(str(exc)) from None
     manifest = results.manifest
     target = Path(str(manifest.get("target", {}).get("path", "")))
     if not target.is_file():

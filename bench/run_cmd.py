@@ -38,7 +38,7 @@ from protocols.smcrypto import Sm2PrivateKey
 REPO = Path(__file__).resolve().parents[1]
 SUITES_DIR = REPO / "conformance" / "suites"
 PLUGIN = "conformance.plugin"
-RESULTS = "results.json"
+RESULTS = signing.RESULTS
 REPORT = signing.REPORT
 JUNIT = "junit.xml"
 ALLURE = "allure-results"

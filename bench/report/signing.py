@@ -28,6 +28,7 @@ KEY_FILE = "bench-signing-key.pem"
 #: The run's page, signed beside results.json (it shows results.json's hash, so it cannot be in
 #: the manifest results.json signs): ``report.html.sig``.
 REPORT = "report.html"
+RESULTS = "results.json"
 #: the dossier a certifier gets (bench.report.dossier), signed beside each file when made
 DOSSIER_HTML = "dossier/dossier.html"
 DOSSIER_PDF = "dossier/dossier.pdf"
@@ -192,6 +193,18 @@ def read(path: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(document, dict):
         raise VerificationError(f"{path} does not hold a results object")
+    return document
+
+
+def read_sealed(run_dir: Path) -> dict[str, Any]:
+    """A sealed run's results.json, its signature and every file of the run checked: the
+    commands that build on a run (rerun, answer, diff, dossier) refuse one edited since."""
+    path = run_dir / RESULTS
+    try:
+        document = read(path)
+        verify(document, run_dir=run_dir)
+    except VerificationError as exc:
+        raise VerificationError(f"{path}: {exc}") from None
     return document
 
 
