@@ -112,6 +112,12 @@ def canonical_id(raw: str) -> str:
     return re.sub(r" \((?=\d)", "(", text)
 
 
+def compact_id(clause_id: str) -> str:
+    """A clause ID for a test-case ID: ``ISC-2 §7.1.1 b)`` → ``ISC2-7.1.1b``."""
+    standard, _, number = clause_id.partition(" §")
+    return f"{standard.replace('-', '')}-{re.sub(r'[^0-9A-Za-z.]', '', number)}"
+
+
 def parent_id(clause_id: str) -> str | None:
     """The enclosing clause: the item's clause, or the section one level up (None at top)."""
     match = ID_PATTERN.match(clause_id)

@@ -24,7 +24,6 @@ An answers file::
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,7 +33,7 @@ from typing import IO, Any, Literal, NoReturn
 
 import yaml
 
-from conformance.catalogue import Clause, Parameter, canonical_id
+from conformance.catalogue import Clause, Parameter, canonical_id, compact_id
 
 MAX_ANSWERS_BYTES = 1_000_000
 MAX_TEXT = 2_000  # characters of a note, a name or a path
@@ -140,9 +139,8 @@ def _limit(parameter: Parameter) -> str:
 def case_id(clause: Clause) -> str:
     """A record's stable test-case ID: ``ISC-2 §7.1.1 b)`` → ``TC-ISC2-7.1.1b-OP`` (an
     operator's procedure), ``-DC`` for a declaration."""
-    number = re.sub(r"[^0-9A-Za-z.]", "", clause.id.split("§", 1)[1])
     kind = "DC" if clause.testability == "declared" else "OP"
-    return f"TC-{clause.standard.replace('-', '')}-{number}-{kind}"
+    return f"TC-{compact_id(clause.id)}-{kind}"
 
 
 # ---- answers files ----------------------------------------------------------------------------

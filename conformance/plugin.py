@@ -46,6 +46,7 @@ from typing import Any
 import pytest
 
 from conformance import evidence
+from conformance.catalogue import compact_id
 from conformance.loop import BenchLoop
 from conformance.operator_records import Answer, AnswersError, load_answers
 from conformance.profiles import PROFILES
@@ -468,9 +469,8 @@ def case_id(item: pytest.Item) -> str:
     if parameter.startswith("TC-"):
         return parameter
     first = next(iter(clauses_of(item)), "X §0")
-    standard, _, number = first.partition(" §")
     digest = hashlib.sha1(item.name.encode(), usedforsecurity=False).hexdigest()[:4]
-    return f"TC-{standard.replace('-', '')}-{re.sub(r'[^0-9A-Za-z.]', '', number)}-{digest}"
+    return f"TC-{compact_id(first)}-{digest}"
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
