@@ -454,7 +454,8 @@ def seal(
     if stale.is_dir():  # it describes the run as it was: make it again (carbench dossier)
         shutil.rmtree(stale)
         click.echo("the dossier described the run before this change: removed, make it again")
-    files = manifest.evidence_hashes(run_dir, (RESULTS, REPORT, f"{REPORT}.sig"))
+    signatures = (*signing.signature_files(RESULTS), *signing.signature_files(REPORT))
+    files = manifest.evidence_hashes(run_dir, (RESULTS, REPORT, *signatures))
     results.manifest["files_sm3"] = files.sm3
     if files.unreadable:
         results.manifest["files_unreadable"] = files.unreadable
@@ -463,6 +464,7 @@ def seal(
             click.echo(f"  {rel}: {why}")
     document = signing.sign(results.to_json(), key)
     signing.write(run_dir / RESULTS, document)
+    signing.sign_file(run_dir / RESULTS, key)  # the file's own bytes: OpenSSL checks these
     size = html.write(run_dir / REPORT, document, outcome, catalogue)
     signing.sign_file(run_dir / REPORT, key)
     _print_summary(results, outcome, run_dir, size)

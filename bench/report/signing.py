@@ -113,9 +113,20 @@ def signature_path(path: Path) -> Path:
     return path.with_name(path.name + ".sig")
 
 
+def der_signature_path(path: Path) -> Path:
+    """The same signature in DER, as OpenSSL reads it (``docs/lab-guide.md`` has the command)."""
+    return path.with_name(path.name + ".sig.der")
+
+
+def signature_files(name: str) -> tuple[str, str]:
+    return f"{name}.sig", f"{name}.sig.der"
+
+
 def sign_file(path: Path, key: Sm2PrivateKey) -> Path:
-    """A detached signature of ``path``'s bytes beside it (``<name>.sig``, JSON)."""
+    """Detached signatures of ``path``'s bytes beside it: ``<name>.sig`` (JSON: SM3, the
+    signature, key fingerprint) and ``<name>.sig.der`` (DER, for OpenSSL alone)."""
     data = path.read_bytes()
+    der_signature_path(path).write_bytes(key.sign_der(data))
     public = key.public_key()
     block = {
         "file": path.name,
@@ -147,6 +158,12 @@ def verify_file(path: Path, public_key: Sm2PublicKey) -> None:
         valid = public_key.verify(data, _hex(block, "signature"))
     except SmCryptoError as exc:
         raise VerificationError(f"{sig.name}: signature malformed: {exc}") from None
+    der = der_signature_path(path)
+    if valid and der.exists():  # what OpenSSL would check must hold as well
+        try:
+            valid = public_key.verify_der(data, der.read_bytes())
+        except SmCryptoError as exc:
+            raise VerificationError(f"{der.name}: signature malformed: {exc}") from None
     if not valid:
         raise VerificationError(
             f"{sig.name} does not verify with key {fingerprint(public_key)}: another key signed "
@@ -256,10 +273,12 @@ def verify(
     checked = 0
     if run_dir is not None:
         checked = _verify_files(document, run_dir)
-        report = run_dir / REPORT
-        if report.exists():  # the page a certifier reads: signed by the same key
-            verify_file(report, public_key or embedded)
-            checked += 1
+        for signed in (run_dir / RESULTS, run_dir / REPORT):
+            # the results file's own bytes (what OpenSSL checks), and the page a certifier
+            # reads: each signed beside it by the same key
+            if signed.exists() and (signed.name == REPORT or signature_path(signed).exists()):
+                verify_file(signed, public_key or embedded)
+                checked += 1
         checked += _verify_dossier(run_dir, public_key or embedded, actual.hex())
     return Verified(actual.hex(), fingerprint(embedded), public_key is not None, checked)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -274,6 +275,24 @@ def test_a_dossier_is_made_signed_and_verified_with_its_run(tmp_path: Path) -> N
     page.write_text(page.read_text().replace("PASS", "FAIL"))
     checked = CliRunner().invoke(main, ["verify", str(run / "results.json")])
     assert checked.exit_code == 1 and "dossier.html changed after signing" in checked.output
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="no OpenSSL CLI to verify with")
+def test_openssl_alone_verifies_the_results_and_the_report(tmp_path: Path) -> None:
+    code, output, run = _run(tmp_path, _suites(tmp_path, storage=PASSING))
+    assert code == 0, output
+    public = tmp_path / "config" / "carbench" / "bench-signing-key.pub.pem"
+    for name in ("results.json", "report.html"):
+        checked = subprocess.run(
+            ["openssl", "dgst", "-sm3", "-verify", str(public), "-sigopt",
+             "distid:1234567812345678", "-signature", str(run / f"{name}.sig.der"),
+             str(run / name)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert checked.returncode == 0 and "Verified OK" in checked.stdout, checked.stderr
+    (run / "results.json").write_text((run / "results.json").read_text() + " ")
+    checked = CliRunner().invoke(main, ["verify", str(run / "results.json")])
+    assert checked.exit_code == 1 and "results.json changed after signing" in checked.output
 
 
 def test_unknown_suite_is_a_usage_error(tmp_path: Path) -> None:
