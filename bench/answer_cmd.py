@@ -27,6 +27,7 @@ from conformance.operator_records import (
     ask_at_terminal,
     judge_record,
     load_answers,
+    recordable,
 )
 from conformance.results import Attachment, RunResults, TestRecord, Verdict
 
@@ -72,8 +73,9 @@ def recorded(record: TestRecord, answer: Answer, run_dir: Path) -> TestRecord:
 
 def answer_run(
     run_dir: Path, answers: dict[str, Answer], *, operator: str, at_terminal: bool
-) -> tuple[RunResults, int]:
-    """The run with every pending record it could be given; how many were given."""
+) -> tuple[RunResults, int, list[str]]:
+    """The run with every pending clause judged whose record is whole; how many were, and
+    why each record that was not whole still leaves its clause pending."""
     try:
         results = RunResults.from_json(signing.read_sealed(run_dir))
     except signing.VerificationError as exc:
@@ -82,17 +84,24 @@ def answer_run(
         raise AnswerError(f"{run_dir}: the run was interrupted; run it again (carbench rerun)")
     catalogue = load_catalogue()
     given = 0
+    incomplete: list[str] = []
     tests = list(results.tests)
     for i, test in enumerate(tests):
         if test not in pending_records(results):
             continue
-        answer = answers.get(test.clauses[0])
+        clause = catalogue.get(test.clauses[0])
+        answer = answers.get(clause.id)
         if answer is None and at_terminal:
-            answer = ask_at_terminal(catalogue.get(test.clauses[0]), operator)
-        if answer is not None:
-            tests[i] = recorded(test, answer, run_dir)
-            given += 1
-    return dataclasses.replace(results, tests=tests), given
+            answer = ask_at_terminal(clause, operator)
+        if answer is None:
+            continue
+        judged = judge_record(clause, answer)
+        if judged.verdict == "pending-operator":
+            incomplete.append(judged.reason)
+            continue
+        tests[i] = recorded(test, answer, run_dir)
+        given += 1
+    return dataclasses.replace(results, tests=tests), given, incomplete
 
 
 @click.command("answer")
@@ -118,15 +127,22 @@ def answer_command(
 ) -> None:
     """Give a finished run the operator records it awaits, and sign it again."""
     try:
-        given = {} if answers is None else load_answers(answers)
+        given = {} if answers is None else load_answers(answers, recordable())
         at_terminal = sys.stdin.isatty() if ask is None else ask
-        results, count = answer_run(run_dir, given, operator=operator, at_terminal=at_terminal)
+        results, count, incomplete = answer_run(
+            run_dir, given, operator=operator, at_terminal=at_terminal
+        )
         private, _, _ = signing.load_or_create_key(key)
     except (AnswersError, AnswerError, signing.SigningError) as exc:
         click.echo(f"carbench answer: {exc}", err=True)
         sys.exit(EXIT_BENCH_ERROR)
     left = len(pending_records(results))
     click.echo(f"{count} record(s) given; {left} clause(s) still await one")
+    for why in incomplete:
+        click.echo(f"  not taken: {why}")
+    if not count:  # nothing to judge again: the signed run stays as it is
+        click.echo("nothing changed: the run and its dossier stay as they were")
+        sys.exit(int(results.manifest.get("outcome", {}).get("status", 1)))
     results.manifest.setdefault("answered", []).append(
         {"records": count, "by": operator or "(as recorded)", "answers": str(answers or "")}
     )

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from conformance import catalogue as cat
 from conformance.coverage_scan import SUITES_DIR, Scan, scan
+from conformance.operator_records import case_id
 
 _DIR = click.Path(file_okay=False, path_type=Path)
 
@@ -119,7 +120,10 @@ def show(ctx: click.Context, clause_id: str, suites: Path, as_json: bool) -> Non
         clause = catalogue.get(clause_id)
     except KeyError as exc:
         raise click.ClickException(str(exc.args[0])) from None
-    tests = sorted(scan([suites]).tests_by_clause.get(clause.id, set()))
+    found = scan([suites])
+    tests = sorted(found.tests_by_clause.get(clause.id, set()))
+    if clause.procedure is not None:  # its record is a case of the records' test
+        tests += sorted(f"{t}[{case_id(clause)}]" for t in found.procedure_tests)
     children = [c.id for c in catalogue.children(clause.id)]
     if as_json:
         record = clause_json(clause) | {"children": children, "tests": tests}
@@ -151,10 +155,17 @@ def show(ctx: click.Context, clause_id: str, suites: Path, as_json: bool) -> Non
         for n, step in enumerate(clause.procedure.steps, 1):
             console.print(f"  {n}. {escape(step)}")
         console.print(f"  Passes when: {escape(clause.procedure.observe)}")
-        if clause.procedure.values:
-            console.print(f"  The record carries: {', '.join(clause.procedure.values)}")
+        console.print(f"\n[bold]Its record[/bold], test case {case_id(clause)} (docs/lab-guide.md)")
+        console.print("  result: yes | no | n/a (with a note saying why it does not apply)")
+        by_name = {p.name: p for p in clause.parameters}
+        for name in clause.procedure.values:
+            shape = "[low, high]: the range shown" if by_name[name].op == "between" else "a number"
+            console.print(f"  values: {{{name}: {shape}}}  (needed for yes and no alike)")
         if clause.procedure.evidence:
-            console.print("  With evidence: a photo, a test report or another file")
+            console.print("  evidence: FILE (a photo, a test report), needed for yes and no")
+        others = [p.name for p in clause.parameters if p.name not in clause.procedure.values]
+        if others:
+            console.print(f"  ({', '.join(others)}: judged by the operator's yes or no)")
     if clause.judged_in_part:
         console.print("\n[bold]Judged in part[/bold]")
         console.print(f"  Not judged: {escape(clause.judged_in_part)}")

@@ -103,9 +103,15 @@ def diff_command(run_a: Path, run_b: Path, tolerance: float, as_json: bool) -> N
         click.echo(json.dumps(found.data(), ensure_ascii=False, indent=2))
         return
     click.echo(f"outcome: {found.outcomes[0]} → {found.outcomes[1]}")
-    click.echo(f"clauses whose verdict changed: {len(found.clauses)}")
-    for clause, a, b in found.clauses:
+    changed = [(c, a, b) for c, a, b in found.clauses if "—" not in (a, b)]
+    click.echo(f"clauses whose verdict changed: {len(changed)}")
+    for clause, a, b in changed:
         click.echo(f"  {clause:24} {a:>16} → {b}")
+    for side, (absent, present) in enumerate((("A", "B"), ("B", "A"))):
+        missing = [c for c, *verdicts in found.clauses if verdicts[side] == "—"]
+        if missing:
+            shown = ", ".join(missing[:8]) + (" …" if missing[8:] else "")
+            click.echo(f"judged in run {present}, not in {absent}: {len(missing)} ({shown})")
     click.echo(f"measurements that moved by more than {tolerance:.0%}: {len(found.measurements)}")
     for m in found.measurements:
         click.echo(f"  {m.test} {m.name}: {m.before:g} → {m.after:g}")

@@ -35,5 +35,5 @@ def dossier_command(run_dir: Path, key: Path | None) -> None:
     except (signing.VerificationError, signing.SigningError, dossier.DossierError) as exc:
         click.echo(f"carbench dossier: {exc}", err=True)
         sys.exit(EXIT_BENCH_ERROR)
-    click.echo(f"dossier: {page} ({page.stat().st_size // 1024} KiB), {pdf} "
-               f"({pdf.stat().st_size // 1024} KiB), each signed beside it (.sig)")  # fmt: skip
+    sizes = f"{page.stat().st_size // 1024} KiB, {pdf.stat().st_size // 1024} KiB"
+    click.echo(f"dossier: {page}, {pdf} ({sizes}), each signed beside it (.sig, .sig.der)")

@@ -50,12 +50,15 @@ def options(run_dir: Path, *, failed_only: bool, out: Path | None) -> run_cmd.Ru
     tests = chosen_tests(results, failed_only=failed_only)
     if not tests:
         raise RerunError(f"{path}: nothing to rerun: every test of that run passed")
+    lab = manifest.get("lab") or {}
     return run_cmd.RunOptions(
         target,
         str(manifest.get("profile", "quick")),
         clock=str(manifest.get("clock", "virtual")),
         out=out,
         tests=tuple(tests),
+        lab=str(lab.get("name", "")),
+        operator=str(lab.get("operator", "")),
     )
 
 
@@ -67,17 +70,37 @@ def options(run_dir: Path, *, failed_only: bool, out: Path | None) -> run_cmd.Ru
     type=click.Path(file_okay=False, path_type=Path),
     help="Run directory of the new run (default reports/<target>-<profile>-<UTC time>).",
 )
+@click.option(
+    "--answers",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Operator records and declarations for the rerun (those given with carbench answer "
+    "belong to the earlier run: give them again here).",
+)
+@click.option(
+    "--ask/--no-ask",
+    default=None,
+    help="Ask at the terminal for records the answers lack (default: when run at a terminal).",
+)
 @click.option("--suites-dir", type=click.Path(path_type=Path), hidden=True)
 @click.option("--plugin", hidden=True, help="pytest plugin module ('' for none).")
 def rerun_command(
-    run_dir: Path, failed: bool, out: Path | None, suites_dir: Path | None, plugin: str | None
+    run_dir: Path,
+    failed: bool,
+    out: Path | None,
+    answers: Path | None,
+    ask: bool | None,
+    suites_dir: Path | None,
+    plugin: str | None,
 ) -> None:
-    """Run the tests of an earlier run again (the target file, profile and clock it used)."""
+    """Run the tests of an earlier run again (its target file, profile, clock, lab and
+    operator)."""
     try:
         opts = options(run_dir, failed_only=failed, out=out)
     except RerunError as exc:
         click.echo(f"carbench rerun: {exc}", err=True)
         sys.exit(EXIT_BENCH_ERROR)
+    at_terminal = sys.stdin.isatty() if ask is None else ask
+    opts = dataclasses.replace(opts, answers=answers, ask=at_terminal)
     if suites_dir is not None:  # as `carbench run` has them, for the bench's own tests
         opts = dataclasses.replace(opts, suites_dir=suites_dir)
     if plugin is not None:

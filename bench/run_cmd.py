@@ -49,11 +49,12 @@ CLOCKS = ("virtual", "real")
 
 PYTEST_INTERRUPTED = 2  # pytest.ExitCode.INTERRUPTED (pytest is not imported here)
 PYTEST_NOTHING_COLLECTED = 5  # pytest.ExitCode.NO_TESTS_COLLECTED
+PYTEST_REFUSED = 4  # pytest.ExitCode.USAGE_ERROR (a node ID it cannot find, for one)
 #: pytest's exit codes other than 0 (all passed) and 1 (some failed): the run itself broke
 PYTEST_BROKE = {
     PYTEST_INTERRUPTED: "pytest was interrupted (or a suite failed to import: see pytest.log)",
     3: "pytest hit an internal error (see pytest.log)",
-    4: "pytest refused its command line (see pytest.log)",
+    PYTEST_REFUSED: "pytest refused its command line (see pytest.log)",
     PYTEST_NOTHING_COLLECTED: "no test was collected: check --suite, --test, --clause and --select",
 }
 
@@ -125,12 +126,13 @@ def pytest_command(opts: RunOptions, run_dir: Path, paths: list[str]) -> list[st
         cmd += ["-k", opts.select]
     if opts.plugin:
         cmd += ["-p", opts.plugin]
-    if opts.answers:
-        cmd += ["--answers", str(opts.answers.resolve())]
-    if opts.operator:
-        cmd += ["--operator", opts.operator]
-    if opts.ask:
-        cmd += ["--ask"]
+    if opts.plugin == PLUGIN:  # the records' options are the conformance plugin's
+        if opts.answers:
+            cmd += ["--answers", str(opts.answers.resolve())]
+        if opts.operator:
+            cmd += ["--operator", opts.operator]
+        if opts.ask:
+            cmd += ["--ask"]
     return [
         *cmd,
         "--target",
@@ -238,6 +240,13 @@ def _verdict_of(event: dict[str, Any]) -> Verdict:
     return Verdict.PASS if event.get("outcome") == "passed" else Verdict.NOT_APPLICABLE
 
 
+def _log_lines(run_dir: Path) -> list[str]:
+    try:
+        return (run_dir / LOG).read_text("utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+
+
 def collect_results(run_dir: Path, run: PytestRun) -> tuple[RunResults, str]:
     """The plugin's results and a bench-error message ("" when the run was sound).
 
@@ -259,10 +268,18 @@ def collect_results(run_dir: Path, run: PytestRun) -> tuple[RunResults, str]:
     except (ValueError, KeyError, TypeError) as exc:
         results = None
         problem = f"the conformance plugin wrote an unreadable {RESULTS}: {exc}"
+    if run.exit_code == PYTEST_REFUSED:  # its own words are one line of the log
+        said = [line for line in _log_lines(run_dir) if line.startswith("ERROR:")]
+        if said:
+            problem = f"pytest refused its command line: {said[0].removeprefix('ERROR: ')}"
     if results is not None:
         left_out = results.manifest.get("not_run") or []
         if run.exit_code == PYTEST_NOTHING_COLLECTED and left_out:
-            problem = f"no test of this selection runs in this profile: {left_out[0]['why']}"
+            first = left_out[0]
+            problem = (
+                "no test of this selection runs: none matched it, or the profile leaves them "
+                f"out ({len(left_out)} left out, e.g. {first['nodeid']}: {first['why']})"
+            )
         return results, problem
     seen = [
         TestRecord(
@@ -318,6 +335,8 @@ def _print_summary(results: RunResults, outcome: Outcome, run_dir: Path, size: i
     click.echo(click.style(f"{outcome.label}: {outcome.explanation}", fg=colour, bold=True))
     for clause in outcome.deciding[:20]:
         click.echo(f"  {clause}")
+    if len(outcome.deciding) > 20:
+        click.echo(f"  … and {len(outcome.deciding) - 20} more (the report lists them all)")
     never = results.manifest.get("never_ran") or []
     if never:
         click.echo(f"never ran ({len(never)}):")

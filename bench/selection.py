@@ -7,6 +7,7 @@ before pytest starts, so a typo is one line naming it rather than a run that col
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,10 +65,15 @@ def pytest_paths(suites_dir: Path, selection: Selection) -> list[str]:
     if selection.tests or selection.clauses:
         found = scan([suites_dir])
         known = {_relative(test) for test in found.tests}
+        cases = _record_cases(found.procedure_tests)
         for test in selection.tests:
-            name = _relative(test.split("[", 1)[0])
+            name, _, parameter = _relative(test).partition("[")
             if name not in known:
                 raise SelectionError(f"--test {test}: no such test in {suites_dir}")
+            if name in cases and parameter.rstrip("]") not in cases[name]:
+                near = difflib.get_close_matches(parameter.rstrip("]"), cases[name], n=1)
+                hint = f" (did you mean {near[0]}?)" if near else ""
+                raise SelectionError(f"--test {test}: no such case of {name}{hint}")
             paths.append(str(suites_dir / _relative(test)))
         catalogue = load_catalogue() if selection.clauses else None
         for clause in selection.clauses:
@@ -76,13 +82,26 @@ def pytest_paths(suites_dir: Path, selection: Selection) -> list[str]:
             entry = catalogue.get(clause_id) if catalogue and clause_id in catalogue else None
             if entry is not None and entry.procedure is not None:  # its record's own case
                 tests |= {f"{t}[{case_id(entry)}]" for t in found.procedure_tests}
+            if not tests and entry is None:
+                ids = [c.id for c in catalogue] if catalogue else []
+                near = difflib.get_close_matches(clause_id, ids, n=1)
+                hint = f" (did you mean {near[0]}?)" if near else ""
+                raise SelectionError(f"--clause {clause}: no such clause in the catalogue{hint}")
             if not tests:
                 raise SelectionError(
-                    f"--clause {clause}: no test's marker names it "
-                    f"(`carbench clauses show '{clause}'` says how it is judged)"
+                    f"--clause {clause}: no test judges it (a {entry.testability} "
+                    f"{entry.kind}: `carbench clauses show '{clause}'` says how it is judged)"
+                    if entry
+                    else f"--clause {clause}: no test judges it"
                 )
             paths += [str(suites_dir / _relative(t)) for t in sorted(tests)]
     return list(dict.fromkeys(paths))
+
+
+def _record_cases(procedure_tests: set[str]) -> dict[str, set[str]]:
+    """The records' test → the case IDs it runs (one per lab or declared clause)."""
+    ids = {case_id(c) for c in load_catalogue() if c.procedure is not None}
+    return {_relative(t): ids for t in procedure_tests}
 
 
 def _relative(test: str) -> str:

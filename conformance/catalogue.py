@@ -113,9 +113,11 @@ def canonical_id(raw: str) -> str:
 
 
 def compact_id(clause_id: str) -> str:
-    """A clause ID for a test-case ID: ``ISC-2 §7.1.1 b)`` → ``ISC2-7.1.1b``."""
+    """A clause ID for a test-case ID: ``ISC-2 §7.1.1 b)`` → ``ISC2-7.1.1b``,
+    ``ISC-2 §7.2.2(1) b)`` → ``ISC2-7.2.2(1)b`` (an item's number keeps its parentheses)."""
     standard, _, number = clause_id.partition(" §")
-    return f"{standard.replace('-', '')}-{re.sub(r'[^0-9A-Za-z.]', '', number)}"
+    number = re.sub(r"\s+([0-9A-Za-z]+)\)", r"\1", number.strip())  # " b)" → "b"
+    return f"{standard.replace('-', '')}-{re.sub(r'[^0-9A-Za-z.()]', '', number)}"
 
 
 def parent_id(clause_id: str) -> str | None:

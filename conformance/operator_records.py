@@ -23,8 +23,9 @@ An answers file::
 
 from __future__ import annotations
 
+import difflib
 import io
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -33,7 +34,7 @@ from typing import IO, Any, Literal, NoReturn
 
 import yaml
 
-from conformance.catalogue import Clause, Parameter, canonical_id, compact_id
+from conformance.catalogue import Clause, Parameter, canonical_id, compact_id, load_catalogue
 
 MAX_ANSWERS_BYTES = 1_000_000
 MAX_TEXT = 2_000  # characters of a note, a name or a path
@@ -146,8 +147,14 @@ def case_id(clause: Clause) -> str:
 # ---- answers files ----------------------------------------------------------------------------
 
 
-def load_answers(path: Path) -> dict[str, Answer]:
-    """Clause ID → its record; :class:`AnswersError` names the file, line and key."""
+def recordable() -> list[str]:
+    """The clauses a record can be given for: those with a procedure (lab, declared)."""
+    return [c.id for c in load_catalogue() if c.procedure is not None]
+
+
+def load_answers(path: Path, known: Collection[str] | None = None) -> dict[str, Answer]:
+    """Clause ID → its record; :class:`AnswersError` names the file, line and key (and, with
+    ``known``, a clause no record is for: a typo must not leave a clause silently pending)."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -169,6 +176,10 @@ def load_answers(path: Path) -> dict[str, Answer]:
         reader.fail(answers, "answers", "a mapping of clause ID → record")
     for key_node, value_node in answers.value:
         clause = canonical_id(reader.text(key_node, "answers"))
+        if known is not None and clause not in known:
+            near = difflib.get_close_matches(clause, list(known), n=1)
+            hint = f"; did you mean {near[0]}?" if near else ""
+            reader.fail(key_node, clause, f"a lab or declared clause ID (this is none{hint})")
         out[clause] = reader.answer(clause, value_node, operator)
     return out
 

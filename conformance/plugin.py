@@ -48,7 +48,7 @@ import pytest
 from conformance import evidence
 from conformance.catalogue import compact_id
 from conformance.loop import BenchLoop
-from conformance.operator_records import Answer, AnswersError, load_answers
+from conformance.operator_records import Answer, AnswersError, load_answers, recordable
 from conformance.profiles import PROFILES
 from conformance.results import RunResults, TestRecord, Verdict
 from conformance.target import Target, TargetError, load_target
@@ -209,8 +209,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # the target's own records first, those given for the run over them
     files = [state.target.records if state.target else None, config.getoption("--answers")]
     try:
+        known = recordable() if any(files) else None
         for file in filter(None, files):
-            state.answers.update(load_answers(Path(file)))
+            state.answers.update(load_answers(Path(file), known))
     except AnswersError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[STATE] = state

@@ -23,8 +23,9 @@ import yaml
 
 from bench.report import html, signing
 from bench.report.catalogue_view import CatalogueLoad
-from bench.report.manifest import redacted
+from bench.report.manifest import redacted, sm3_file
 from bench.report.summary import not_run
+from common import yaml_input
 from conformance.results import RunResults, Verdict
 from protocols.smcrypto import Sm2PrivateKey
 
@@ -68,6 +69,23 @@ def _records(results: RunResults, run_dir: Path) -> list[RecordRow]:
     return rows
 
 
+def _read_from(target: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """The YAML files the target file drew on (``extends``: the statement and parameters it
+    inherits), each as it is now if it is still the file the run read (secrets redacted)."""
+    out = []
+    for entry in target.get("referenced_files") or []:
+        path, digest = Path(str(entry.get("path", ""))), str(entry.get("sm3", ""))
+        if path.suffix not in (".yaml", ".yml"):
+            continue
+        if not path.is_file() or sm3_file(path) != digest:
+            out.append((str(path), digest, "(changed or gone since the run: its SM3 is above)"))
+            continue
+        data = yaml_input.load(path.read_text("utf-8"))
+        out.append((str(path), digest, yaml.safe_dump(redacted(data), allow_unicode=True,
+                                                      sort_keys=False)))  # fmt: skip
+    return out
+
+
 def render(document: Mapping[str, Any], run_dir: Path, catalogue: CatalogueLoad) -> str:
     results = RunResults.from_json(dict(document))
     manifest = results.manifest
@@ -94,6 +112,7 @@ def render(document: Mapping[str, Any], run_dir: Path, catalogue: CatalogueLoad)
         statement=yaml.safe_dump(redacted(declaration), allow_unicode=True, sort_keys=False)
         if declaration
         else "",
+        read_from=_read_from(target),
         documents=html._documents(results, catalogue),
         standards=[s for s in html._standards(results, anchors, catalogue) if s.name in judged],
         records=_records(results, run_dir),

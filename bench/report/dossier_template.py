@@ -51,6 +51,7 @@ table.signoff td { height: 14mm; }
 <h2>2. Implementation statement and test parameters</h2>
 <p class="muted">The target file <span class="mono">{{ target.get('path', '') }}</span> (SM3 <span class="mono">{{ target.get('sm3', '') }}</span>), as the run read it.</p>
 {% if statement %}<pre>{{ statement }}</pre>{% else %}<p>The run recorded no target file.</p>{% endif %}
+{% for path, sm3, text in read_from %}<h3>Read from {{ path }}</h3><p class="muted mono">SM3 {{ sm3 }}</p><pre>{{ text }}</pre>{% endfor %}
 
 <h2>3. Operator records and declarations</h2>
 {% if records %}<table><tr><th>Case</th><th>Clause</th><th>Verdict</th><th>Record</th></tr>

@@ -62,6 +62,12 @@ def test_without_a_record_the_run_awaits_an_operator_until_answered(
         'operator: Li Wei\nanswers:\n  "ISC-2 §7.1.2":\n    result: yes\n'
         "    values: {supply_voltage: [198, 242], supply_frequency: [49, 51]}\n"
     )
+    incomplete = tmp_path / "incomplete.yaml"
+    incomplete.write_text('operator: Li Wei\nanswers:\n  "ISC-2 §7.1.2": {result: no}\n')
+    done = carbench("answer", str(run), "--answers", str(incomplete), "--no-ask")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "not taken: ISC-2 §7.1.2: the record has no supply_voltage" in done.stdout
+    assert "nothing changed" in done.stdout and verdict(run)[0] is Verdict.PENDING_OPERATOR
     done = carbench("answer", str(run), "--answers", str(answers), "--no-ask")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 record(s) given; 0 clause(s) still await one" in done.stdout

@@ -214,7 +214,8 @@ def test_single_tests_and_the_tests_of_a_clause_can_be_chosen(tmp_path: Path) ->
     ("option", "value", "said"),
     [
         ("--test", "test_storage.py::test_none", "--test test_storage.py::test_none: no such"),
-        ("--clause", "ISC-2 §7.9", "--clause ISC-2 §7.9: no test's marker names it"),
+        ("--clause", "ISC-2 §7.9", "--clause ISC-2 §7.9: no such clause in the catalogue"),
+        ("--clause", "ISC-2 §4.3", "--clause ISC-2 §4.3: no test judges it (a auto clause"),
     ],
 )
 def test_a_test_or_clause_naming_nothing_is_a_usage_error(
@@ -228,7 +229,7 @@ def test_a_test_or_clause_naming_nothing_is_a_usage_error(
 
 def test_a_rerun_of_the_failed_runs_only_what_did_not_pass(tmp_path: Path) -> None:
     suites = _suites(tmp_path, storage=PASSING, processing=FAILING)
-    code, output, first = _run(tmp_path, suites)
+    code, output, first = _run(tmp_path, suites, "--lab", "Lab 7", "--operator", "Li Wei")
     assert code == 1, output
     again = tmp_path / "again"
     args = ["rerun", str(first), "--failed", "--out", str(again)]
@@ -237,6 +238,7 @@ def test_a_rerun_of_the_failed_runs_only_what_did_not_pass(tmp_path: Path) -> No
     results = RunResults.load(again / "results.json")
     assert [t.title for t in results.tests] == ["test_rollover"]
     assert "--test" in results.manifest["command"]
+    assert results.manifest["lab"] == {"name": "Lab 7", "operator": "Li Wei"}  # kept
 
 
 def test_a_rerun_of_edited_results_is_refused(tmp_path: Path) -> None:

@@ -149,4 +149,5 @@ def test_show_prints_a_lab_clauses_procedure(tmp_path: Path) -> None:
                                                   procedure=procedure)])  # fmt: skip
     shown = run("--catalogue", str(tmp_path), "show", "ISC-2 §9.5").stdout
     assert "Operator procedure" in shown and "1. Count the RS485 ports." in shown
-    assert "Passes when: At least two." in shown and "With evidence" in shown
+    assert "Passes when: At least two." in shown and "evidence: FILE" in shown
+    assert "test case TC-ISC2-9.5-OP" in shown

@@ -106,6 +106,16 @@ def test_an_answers_file_gives_records_by_clause(tmp_path: Path) -> None:
     assert judge_record(gateway, records["CSMT §10.1 b)"]).verdict == "not-applicable"
 
 
+def test_an_answer_for_no_lab_or_declared_clause_is_refused_at_its_line(tmp_path: Path) -> None:
+    path = answers_file(tmp_path, 'operator: Li\nanswers:\n  "ISC-2 §7.1.22":\n    result: yes\n')
+    with pytest.raises(AnswersError) as caught:
+        load_answers(path, known=["ISC-2 §7.1.2", "CSMT §10.3"])
+    assert str(caught.value) == (
+        f"{path}:3: ISC-2 §7.1.22: expected a lab or declared clause ID "
+        "(this is none; did you mean ISC-2 §7.1.2?)"
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "said"),
     [
