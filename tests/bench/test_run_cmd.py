@@ -293,8 +293,8 @@ def test_openssl_alone_verifies_the_results_and_the_report(tmp_path: Path) -> No
         )  # fmt: skip
         assert checked.returncode == 0 and "Verified OK" in checked.stdout, checked.stderr
     (run / "results.json").write_text((run / "results.json").read_text() + " ")
-    checked = CliRunner().invoke(main, ["verify", str(run / "results.json")])
-    assert checked.exit_code == 1 and "results.json changed after signing" in checked.output
+    verified = CliRunner().invoke(main, ["verify", str(run / "results.json")])
+    assert verified.exit_code == 1 and "results.json changed after signing" in verified.output
 
 
 def test_unknown_suite_is_a_usage_error(tmp_path: Path) -> None:
