@@ -24,7 +24,7 @@ from common.clock_follower import ControlServer, FollowDirectory, FollowerClock,
 from reference_terminal.api import create_app
 from reference_terminal.api.channel_server import ChannelCredentials, channel_protocol
 from reference_terminal.app import Terminal
-from reference_terminal.config import ConfigError, load_config
+from reference_terminal.config import ConfigError, TerminalConfig, load_config
 from reference_terminal.runtime import SETTLED_AFTER_S, settle_heap, tune_process
 from reference_terminal.security.errors import SecurityError
 
@@ -126,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    refusal = _open_api(config, args.config)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
     follow: FollowDirectory | None = None
     clock: FollowerClock | None = None
     if args.follow_clock is not None:
@@ -148,6 +152,29 @@ def main(argv: list[str] | None = None) -> int:
             print(f"the terminal refuses to start: {reason}", file=sys.stderr)
         return 3
     return 0
+
+
+def _open_api(config: TerminalConfig, path: str) -> str:
+    """Secure by default: a management API with no security is served only when the file says
+    so (``security.enabled: false``), and then with a warning at every start; a file that says
+    nothing is refused, naming what to write."""
+    if config.api is None or config.security.enabled:
+        return ""
+    where = f"{config.api.host}:{config.api.port}"
+    if "security" not in config.model_fields_set or (
+        "enabled" not in config.security.model_fields_set
+    ):
+        return (
+            f"{path}: security: the management API at {where} would be open to anyone: give "
+            "security.enabled: true with an administrator (security.initial_users), or write "
+            "security.enabled: false to run it open on purpose"
+        )
+    logging.getLogger("reference_terminal").warning(
+        "security.enabled is false: anyone who reaches %s can read the store, enter data and "
+        "change the configuration (ISC-2 §7.4.1)",
+        where,
+    )
+    return ""
 
 
 def _refusals(exc: BaseException) -> list[SecurityError] | None:

@@ -541,7 +541,9 @@ class InitialUser(Strict):
 class Security(Strict):
     """Users, roles, sessions, audit and secrets at rest of the management API (ISC-2 §7.4.1).
 
-    Off by default: the API then lets everybody do everything, as before the security work."""
+    Off unless enabled, but ``python -m reference_terminal`` serves an API without it only when
+    the file says ``enabled: false`` (and warns at every start): a file silent about security
+    is refused, so the product never starts open by accident."""
 
     enabled: bool = False
     #: The master key (SM4 + HMAC-SM3 of stored credentials, the audit seals); created 0600 on

@@ -83,6 +83,25 @@ def test_a_bad_config_exits_2_naming_the_field(tmp_path: Path) -> None:
     assert "groups.0.period_s" in result.stderr
 
 
+def test_a_management_api_is_never_served_open_unless_the_file_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "silent.yaml"
+    path.write_text("api: {host: 127.0.0.1, port: 0}\n")  # says nothing about security
+    result = subprocess.run(
+        [sys.executable, "-m", "reference_terminal", "--config", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"{path}: security: the management API at 127.0.0.1:0 would be open to anyone: give "
+        "security.enabled: true with an administrator (security.initial_users), or write "
+        "security.enabled: false to run it open on purpose"
+    )
+
+
 def test_altered_stored_accounts_stop_it_with_exit_3_naming_the_clause(tmp_path: Path) -> None:
     """ISC-2 §7.4.1.4(1): its accounts file, changed behind its back, is not taken as its own."""
     config = secure_config(tmp_path).model_dump(mode="json")
