@@ -282,6 +282,11 @@ class Api(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8480, ge=0, le=65535)
     sm_channel: SmChannel | None = None
+    #: The largest request body a route takes (its own limit where it takes files: an
+    #: application package, a manual-entry CSV, a factor library, a backup to restore).
+    max_body_bytes: int = Field(1024 * 1024, ge=4096, le=64 * 1024 * 1024)
+    #: The largest backup ``POST /restore`` takes (a copy of the store).
+    max_restore_bytes: int = Field(4 * 1024**3, ge=1024 * 1024, le=64 * 1024**3)
 
 
 # ---- upload to data centres (ISC-2 §7.2.4, CSMT §7, CPCIF §8.3) --------------------------------

@@ -22,20 +22,23 @@ from __future__ import annotations
 
 from fastapi import Depends, FastAPI
 
+from reference_terminal.api.body_limit import BodyLimit
 from reference_terminal.api.context import ApiContext
 from reference_terminal.api.errors import install
 from reference_terminal.api.routes_accounting import accounting_routes
 from reference_terminal.api.routes_apps import app_routes
 from reference_terminal.api.routes_config import config_routes
 from reference_terminal.api.routes_data import data_routes
+from reference_terminal.api.routes_factors import MAX_LIBRARY_BYTES
 from reference_terminal.api.routes_files import file_routes
 from reference_terminal.api.routes_health import health_routes
-from reference_terminal.api.routes_manual import manual_routes
+from reference_terminal.api.routes_manual import MAX_CSV_BYTES, manual_routes
 from reference_terminal.api.routes_monitor import monitor_routes
 from reference_terminal.api.routes_uplink import uplink_routes
 from reference_terminal.api.secured import install as install_security
 from reference_terminal.api.security import Action, authorize
 from reference_terminal.app import Terminal
+from reference_terminal.config import Api
 from reference_terminal.web import console as web_console
 
 __all__ = ["create_app"]
@@ -53,6 +56,17 @@ def create_app(terminal: Terminal) -> FastAPI:
         version="1",
     )
     install(app)
+    limits = terminal.config.api or Api()
+    app.add_middleware(
+        BodyLimit,
+        default=limits.max_body_bytes,
+        by_prefix={
+            "/apps": terminal.config.apps.max_package_bytes + 1024 * 1024,  # and the form
+            "/restore": limits.max_restore_bytes,
+            "/manual/csv": MAX_CSV_BYTES,
+            "/accounting/factors/import": MAX_LIBRARY_BYTES,
+        },
+    )
     app.include_router(health_routes(ctx, intake))
     app.include_router(config_routes(ctx))
     app.include_router(data_routes(ctx))
