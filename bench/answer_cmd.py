@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from bench import run_cmd
+from bench import cli_options, run_cmd
 from bench.report import signing
 from bench.report.summary import EXIT_BENCH_ERROR
 from conformance.catalogue import load_catalogue
@@ -112,11 +112,7 @@ def answer_run(
     help="Operator records and vendor declarations (YAML).",
 )
 @click.option("--operator", default="", help="Who records.")
-@click.option(
-    "--ask/--no-ask",
-    default=None,
-    help="Ask at the terminal for records the answers lack (default: when run at a terminal).",
-)
+@cli_options.ask
 @click.option(
     "--key",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -128,7 +124,7 @@ def answer_command(
     """Give a finished run the operator records it awaits, and sign it again."""
     try:
         given = {} if answers is None else load_answers(answers, recordable())
-        at_terminal = sys.stdin.isatty() if ask is None else ask
+        at_terminal = cli_options.at_terminal(ask)
         results, count, incomplete = answer_run(
             run_dir, given, operator=operator, at_terminal=at_terminal
         )

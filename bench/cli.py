@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from bench import cli_options
 from conformance.profiles import PROFILES
 
 # Each command imports what it needs when it runs: the scenario engine, the terminal and the
@@ -322,13 +323,9 @@ def proxy(host: str, port: int, seed: int, config: Path | None) -> None:
 )
 @click.option("--operator", default="", help="Who runs the test and records its operator steps.")
 @click.option("--lab", default="", help="The laboratory that runs the test (the report's header).")
-@click.option(
-    "--ask/--no-ask",
-    default=None,
-    help="Ask at the terminal for records the answers lack (default: when run at a terminal).",
-)
-@click.option("--suites-dir", type=click.Path(path_type=Path), hidden=True)
-@click.option("--plugin", hidden=True, help="pytest plugin module ('' for none).")
+@cli_options.ask
+@cli_options.suites_dir
+@cli_options.plugin
 def run_cmd(
     target: Path,
     profile: str,
@@ -353,9 +350,7 @@ def run_cmd(
 
     opts = job.RunOptions(target, profile, suites, clock, out=out, key=key, select=select)
     opts = dataclasses.replace(opts, tests=tests, clauses=clauses, answers=answers)
-    opts = dataclasses.replace(
-        opts, operator=operator, lab=lab, ask=sys.stdin.isatty() if ask is None else ask
-    )
+    opts = dataclasses.replace(opts, operator=operator, lab=lab, ask=cli_options.at_terminal(ask))
     if suites_dir is not None:
         opts = dataclasses.replace(opts, suites_dir=suites_dir)
     if plugin is not None:

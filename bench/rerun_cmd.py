@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from bench import run_cmd
+from bench import cli_options, run_cmd
 from bench.report import signing
 from bench.report.manifest import sm3_file
 from bench.report.summary import EXIT_BENCH_ERROR
@@ -76,13 +76,9 @@ def options(run_dir: Path, *, failed_only: bool, out: Path | None) -> run_cmd.Ru
     help="Operator records and declarations for the rerun (those given with carbench answer "
     "belong to the earlier run: give them again here).",
 )
-@click.option(
-    "--ask/--no-ask",
-    default=None,
-    help="Ask at the terminal for records the answers lack (default: when run at a terminal).",
-)
-@click.option("--suites-dir", type=click.Path(path_type=Path), hidden=True)
-@click.option("--plugin", hidden=True, help="pytest plugin module ('' for none).")
+@cli_options.ask
+@cli_options.suites_dir
+@cli_options.plugin
 def rerun_command(
     run_dir: Path,
     failed: bool,
@@ -99,7 +95,7 @@ def rerun_command(
     except RerunError as exc:
         click.echo(f"carbench rerun: {exc}", err=True)
         sys.exit(EXIT_BENCH_ERROR)
-    at_terminal = sys.stdin.isatty() if ask is None else ask
+    at_terminal = cli_options.at_terminal(ask)
     opts = dataclasses.replace(opts, answers=answers, ask=at_terminal)
     if suites_dir is not None:  # as `carbench run` has them, for the bench's own tests
         opts = dataclasses.replace(opts, suites_dir=suites_dir)

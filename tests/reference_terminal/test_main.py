@@ -68,17 +68,22 @@ def test_runs_from_a_config_file_stores_readings_and_stops_on_sigterm(tmp_path: 
     asyncio.run(main())
 
 
-def test_a_bad_config_exits_2_naming_the_field(tmp_path: Path) -> None:
-    path = tmp_path / "bad.yaml"
-    path.write_text("groups: [{id: g, period_s: 0.1}]\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "reference_terminal", "--config", str(path)],
+def run_main(config: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m reference_terminal --config FILE`` for a configuration it must refuse."""
+    return subprocess.run(
+        [sys.executable, "-m", "reference_terminal", "--config", str(config)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_a_bad_config_exits_2_naming_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("groups: [{id: g, period_s: 0.1}]\n")
+    result = run_main(path)
     assert result.returncode == 2
     assert "groups.0.period_s" in result.stderr
 
@@ -86,14 +91,7 @@ def test_a_bad_config_exits_2_naming_the_field(tmp_path: Path) -> None:
 def test_a_management_api_is_never_served_open_unless_the_file_says_so(tmp_path: Path) -> None:
     path = tmp_path / "silent.yaml"
     path.write_text("api: {host: 127.0.0.1, port: 0}\n")  # says nothing about security
-    result = subprocess.run(
-        [sys.executable, "-m", "reference_terminal", "--config", str(path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_main(path)
     assert result.returncode == 2
     assert result.stderr.strip() == (
         f"{path}: security: the management API at 127.0.0.1:0 would be open to anyone: give "
@@ -114,14 +112,7 @@ def test_altered_stored_accounts_stop_it_with_exit_3_naming_the_clause(tmp_path:
     accounts.path.write_bytes(bytes(sealed))
     path = tmp_path / "terminal.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True))
-    result = subprocess.run(
-        [sys.executable, "-m", "reference_terminal", "--config", str(path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_main(path)
     assert result.returncode == 3, result.stderr
     assert "refuses to start" in result.stderr
     assert "fails its HMAC-SM3 check" in result.stderr
