@@ -10,7 +10,6 @@ by hand) cannot be answered after the fact and stays pending until the run is re
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -20,16 +19,17 @@ from bench import cli_options, run_cmd
 from bench.report import signing
 from bench.report.summary import EXIT_BENCH_ERROR
 from conformance.catalogue import load_catalogue
-from conformance.evidence import slug
+from conformance.evidence import TestLog
 from conformance.operator_records import (
     Answer,
     AnswersError,
     ask_at_terminal,
     judge_record,
+    keep,
     load_answers,
     recordable,
 )
-from conformance.results import Attachment, RunResults, TestRecord, Verdict
+from conformance.results import RunResults, TestRecord, Verdict
 
 PROCEDURES = "conformance/suites/test_lab_procedures.py::"
 
@@ -51,23 +51,13 @@ def recorded(record: TestRecord, answer: Answer, run_dir: Path) -> TestRecord:
     """``record`` judged from ``answer``, the record and its evidence kept with the run."""
     clause = load_catalogue().get(record.clauses[0])
     judged = judge_record(clause, answer)
-    directory = run_dir / run_cmd.EVIDENCE / slug(record.nodeid)
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "record.json").write_text(
-        json.dumps(answer.data(), ensure_ascii=False, indent=1), encoding="utf-8"
-    )
-    kept = [Attachment("record.json", str((directory / "record.json").relative_to(
-        run_dir / run_cmd.EVIDENCE)), "application/json")]  # fmt: skip
-    if answer.evidence is not None:
-        copy = directory / slug(f"evidence-{answer.evidence.name}")
-        copy.write_bytes(answer.evidence.read_bytes())
-        kept.append(Attachment(copy.name, str(copy.relative_to(run_dir / run_cmd.EVIDENCE)),
-                               "application/octet-stream"))  # fmt: skip
+    log = TestLog(record.nodeid, run_dir / run_cmd.EVIDENCE)
+    keep(answer, log)
     return dataclasses.replace(
         record,
         verdict=Verdict(judged.verdict),
         reason=f"{judged.reason} (recorded after the run by carbench answer)",
-        attachments=(*record.attachments, *kept),
+        attachments=(*record.attachments, *log.attachments),
     )
 
 
@@ -106,18 +96,10 @@ def answer_run(
 
 @click.command("answer")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--answers",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Operator records and vendor declarations (YAML).",
-)
-@click.option("--operator", default="", help="Who records.")
+@cli_options.answers
+@cli_options.operator
 @cli_options.ask
-@click.option(
-    "--key",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="SM2 private key (PEM) to sign with (default: the bench key).",
-)
+@cli_options.key
 def answer_command(
     run_dir: Path, answers: Path | None, operator: str, ask: bool | None, key: Path | None
 ) -> None:

@@ -306,22 +306,10 @@ def proxy(host: str, port: int, seed: int, config: Path | None) -> None:
 @click.option(
     "--clock", type=click.Choice(["virtual", "real"]), default="virtual", show_default=True
 )
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Run directory (default reports/<target>-<profile>-<UTC time>).",
-)
-@click.option(
-    "--key",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="SM2 private key (PEM) to sign results.json (default: the bench key, made on first use).",
-)
-@click.option(
-    "--answers",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Operator records and vendor declarations (YAML) for the lab and declared clauses.",
-)
-@click.option("--operator", default="", help="Who runs the test and records its operator steps.")
+@cli_options.out
+@cli_options.key
+@cli_options.answers
+@cli_options.operator
 @click.option("--lab", default="", help="The laboratory that runs the test (the report's header).")
 @cli_options.ask
 @cli_options.suites_dir

@@ -7,6 +7,26 @@ from pathlib import Path
 
 import click
 
+#: ``--answers FILE``: operator records and vendor declarations of the lab and declared clauses
+answers = click.option(
+    "--answers",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Operator records and vendor declarations (YAML) for the lab and declared clauses.",
+)
+#: ``--operator NAME``: who runs the test and records its operator steps
+operator = click.option("--operator", default="", help="Who runs the test and records its steps.")
+#: ``--key FILE``: the SM2 key that signs a run (and everything made from it)
+key = click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="SM2 private key (PEM) that signs the run (default: the bench key, made on first use).",
+)
+#: ``--out DIR``: where a new run goes
+out = click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory (default reports/<target>-<profile>-<UTC time>).",
+)
 #: ``--ask/--no-ask``: ask a person at the terminal for the records the answers lack
 ask = click.option(
     "--ask/--no-ask",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from bench import cli_options
 from bench.report import catalogue_view, dossier, signing
 from bench.report.summary import EXIT_BENCH_ERROR, tested_clause_ids
 from conformance.results import RunResults
@@ -15,11 +16,7 @@ from conformance.results import RunResults
 
 @click.command("dossier")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--key",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="SM2 private key (PEM) that signed the run (default: the bench key).",
-)
+@cli_options.key
 def dossier_command(run_dir: Path, key: Path | None) -> None:
     """Make the signed dossier (HTML and PDF) of a finished run for a certifier."""
     try:

@@ -65,17 +65,8 @@ def options(run_dir: Path, *, failed_only: bool, out: Path | None) -> run_cmd.Ru
 @click.command("rerun")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--failed", is_flag=True, help="Only the tests that did not pass (or never ran).")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Run directory of the new run (default reports/<target>-<profile>-<UTC time>).",
-)
-@click.option(
-    "--answers",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Operator records and declarations for the rerun (those given with carbench answer "
-    "belong to the earlier run: give them again here).",
-)
+@cli_options.out
+@cli_options.answers  # those given to the earlier run with carbench answer: give them again
 @cli_options.ask
 @cli_options.suites_dir
 @cli_options.plugin

@@ -11,7 +11,7 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance.catalogue import canonical_id, load_catalogue
+from conformance.catalogue import Catalogue, canonical_id, load_catalogue
 from conformance.coverage_scan import scan
 from conformance.operator_records import case_id
 
@@ -65,7 +65,8 @@ def pytest_paths(suites_dir: Path, selection: Selection) -> list[str]:
     if selection.tests or selection.clauses:
         found = scan([suites_dir])
         known = {_relative(test) for test in found.tests}
-        cases = _record_cases(found.procedure_tests)
+        catalogue = load_catalogue()
+        cases = _record_cases(found.procedure_tests, catalogue)
         for test in selection.tests:
             name, _, parameter = _relative(test).partition("[")
             if name not in known:
@@ -75,16 +76,14 @@ def pytest_paths(suites_dir: Path, selection: Selection) -> list[str]:
                 hint = f" (did you mean {near[0]}?)" if near else ""
                 raise SelectionError(f"--test {test}: no such case of {name}{hint}")
             paths.append(str(suites_dir / _relative(test)))
-        catalogue = load_catalogue() if selection.clauses else None
         for clause in selection.clauses:
             clause_id = canonical_id(clause)
             tests = set(found.tests_by_clause.get(clause_id, ()))
-            entry = catalogue.get(clause_id) if catalogue and clause_id in catalogue else None
+            entry = catalogue.get(clause_id) if clause_id in catalogue else None
             if entry is not None and entry.procedure is not None:  # its record's own case
                 tests |= {f"{t}[{case_id(entry)}]" for t in found.procedure_tests}
             if not tests and entry is None:
-                ids = [c.id for c in catalogue] if catalogue else []
-                near = difflib.get_close_matches(clause_id, ids, n=1)
+                near = difflib.get_close_matches(clause_id, [c.id for c in catalogue], n=1)
                 hint = f" (did you mean {near[0]}?)" if near else ""
                 raise SelectionError(f"--clause {clause}: no such clause in the catalogue{hint}")
             if not tests:
@@ -98,9 +97,9 @@ def pytest_paths(suites_dir: Path, selection: Selection) -> list[str]:
     return list(dict.fromkeys(paths))
 
 
-def _record_cases(procedure_tests: set[str]) -> dict[str, set[str]]:
+def _record_cases(procedure_tests: set[str], catalogue: Catalogue) -> dict[str, set[str]]:
     """The records' test → the case IDs it runs (one per lab or declared clause)."""
-    ids = {case_id(c) for c in load_catalogue() if c.procedure is not None}
+    ids = {case_id(c) for c in catalogue if c.procedure is not None}
     return {_relative(t): ids for t in procedure_tests}
 
 

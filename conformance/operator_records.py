@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import io
+import mimetypes
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ from typing import IO, Any, Literal, NoReturn
 import yaml
 
 from conformance.catalogue import Clause, Parameter, canonical_id, compact_id, load_catalogue
+from conformance.evidence import TestLog
 
 MAX_ANSWERS_BYTES = 1_000_000
 MAX_TEXT = 2_000  # characters of a note, a name or a path
@@ -135,6 +137,15 @@ def _limit(parameter: Parameter) -> str:
         assert isinstance(parameter.value, list)
         return f"the range {parameter.value[0]}…{parameter.value[1]}{unit} to cover"
     return f"{parameter.op} {parameter.value}{unit}"
+
+
+def keep(answer: Answer, log: TestLog) -> None:
+    """The record, and a copy of its evidence, among the test's attachments: files of the run
+    that its signed manifest covers."""
+    log.attach_json("record.json", answer.data())
+    if answer.evidence is not None:
+        kind = mimetypes.guess_type(answer.evidence.name)[0] or "application/octet-stream"
+        log.attach(f"evidence-{answer.evidence.name}", answer.evidence, kind)
 
 
 def case_id(clause: Clause) -> str:

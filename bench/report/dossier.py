@@ -90,7 +90,7 @@ def render(document: Mapping[str, Any], run_dir: Path, catalogue: CatalogueLoad)
     results = RunResults.from_json(dict(document))
     manifest = results.manifest
     anchors = {t.nodeid: f"t{i}" for i, t in enumerate(results.tests)}
-    target = html._mapping(manifest.get("target"))
+    target = html.mapping_of(manifest.get("target"))
     declaration = target.get("declaration")
     measured = [
         (t.title, t.case, name, f"{value:g}", html.unit_of(name))
@@ -106,20 +106,22 @@ def render(document: Mapping[str, Any], run_dir: Path, catalogue: CatalogueLoad)
     return env.from_string(TEMPLATE).render(
         outcome=manifest.get("outcome") or {},
         manifest=manifest,
-        dut=html._mapping(manifest.get("declaration")),
-        lab=html._mapping(manifest.get("lab")),
+        dut=html.mapping_of(manifest.get("declaration")),
+        lab=html.mapping_of(manifest.get("lab")),
         target=target,
         statement=yaml.safe_dump(redacted(declaration), allow_unicode=True, sort_keys=False)
         if declaration
         else "",
         read_from=_read_from(target),
-        documents=html._documents(results, catalogue),
-        standards=[s for s in html._standards(results, anchors, catalogue) if s.name in judged],
+        documents=html.standard_documents(results, catalogue),
+        standards=[
+            s for s in html.standard_sections(results, anchors, catalogue) if s.name in judged
+        ],
         records=_records(results, run_dir),
         measured=measured,
         not_run=not_run(results),
         integrity=integrity if isinstance(integrity, Mapping) else {},
-        duration=html._duration(manifest),
+        duration=html.duration_text(manifest),
     )
 
 

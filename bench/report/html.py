@@ -166,7 +166,7 @@ def _short(test: TestRecord) -> str:
     return name if len(name) <= 28 else name[:27] + "…"
 
 
-def _standards(
+def standard_sections(
     results: RunResults, anchors: dict[str, str], catalogue: CatalogueLoad
 ) -> list[StandardSection]:
     tests_of: dict[str, list[TestRecord]] = defaultdict(list)
@@ -265,7 +265,7 @@ def _manifest_rows(manifest: Mapping[str, Any]) -> list[tuple[str, ManifestValue
     return rows
 
 
-def _duration(manifest: Mapping[str, Any]) -> str:
+def duration_text(manifest: Mapping[str, Any]) -> str:
     durations = manifest.get("durations")
     if not isinstance(durations, Mapping):
         return "?"
@@ -283,11 +283,11 @@ def _git_text(git: Any) -> str:
     return f"{str(git['revision'])[:12]}{' (dirty)' if git.get('dirty') else ''}"
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
+def mapping_of(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _documents(results: RunResults, catalogue: CatalogueLoad) -> list[tuple[str, str, str]]:
+def standard_documents(results: RunResults, catalogue: CatalogueLoad) -> list[tuple[str, str, str]]:
     """The standards this run judged clauses of, named in full."""
     if catalogue.view is None:
         return []
@@ -314,7 +314,7 @@ def render(
     order = list(Verdict)
     test_counts = Counter(t.verdict for t in results.tests)
     clause_counts = Counter(results.clause_verdicts().values())
-    target = _mapping(manifest.get("target"))
+    target = mapping_of(manifest.get("target"))
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     from bench.report.template import TEMPLATE  # noqa: PLC0415 — large string, load on use
 
@@ -324,9 +324,9 @@ def render(
         manifest=manifest,
         target=target,
         target_name=Path(str(target.get("path", "unknown target"))).stem,
-        bench=_mapping(manifest.get("bench")),
+        bench=mapping_of(manifest.get("bench")),
         git_text=_git_text(manifest.get("git")),
-        duration=_duration(manifest),
+        duration=duration_text(manifest),
         tests=views,
         suites=sorted(suites.items()),
         test_counts=[(v.value, test_counts[v]) for v in order if test_counts[v]],
@@ -335,11 +335,11 @@ def render(
         coverage=sorted(coverage, key=lambda c: standard_key(c.standard)),
         catalogue_loaded=catalogue.view is not None,
         catalogue_note=catalogue.note,
-        documents=_documents(results, catalogue),
-        dut=_mapping(manifest.get("declaration")),
-        lab=_mapping(manifest.get("lab")),
+        documents=standard_documents(results, catalogue),
+        dut=mapping_of(manifest.get("declaration")),
+        lab=mapping_of(manifest.get("lab")),
         unknown_clauses=catalogue.view.unknown if catalogue.view else (),
-        standards=_standards(results, anchors, catalogue),
+        standards=standard_sections(results, anchors, catalogue),
         not_run=not_run(results),
         chart_suites=charts.verdicts_per_suite(results),
         chart_slowest=charts.slowest_tests(results),

@@ -15,7 +15,7 @@ import pytest
 
 from conformance.catalogue import load_catalogue
 from conformance.evidence import TestLog
-from conformance.operator_records import ask_at_terminal, case_id, judge_record
+from conformance.operator_records import ask_at_terminal, case_id, judge_record, keep
 from conformance.plugin import state_of
 from conformance.verdicts import NotApplicable, PendingOperator
 
@@ -42,9 +42,7 @@ def test_a_lab_or_declared_clause_is_judged_from_its_record(
     if answer is None and state.ask:
         answer = ask_at_terminal(clause, state.operator)
     if answer is not None:
-        evidence.attach_json("record.json", answer.data())
-        if answer.evidence is not None:
-            evidence.attach(f"evidence-{answer.evidence.name}", answer.evidence)
+        keep(answer, evidence)
     judged = judge_record(clause, answer)
     if judged.verdict == "pending-operator":
         raise PendingOperator(judged.reason)
