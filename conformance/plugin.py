@@ -207,7 +207,7 @@ def pytest_configure(config: pytest.Config) -> None:
             # every test that needs the terminal errors with this; the run still reports
             state.target_error = str(exc)
     # the target's own records first, those given for the run over them
-    files = [state.target.records if state.target else None, config.getoption("--answers")]
+    files = [*(state.target.records if state.target else []), config.getoption("--answers")]
     try:
         known = recordable() if any(files) else None
         for file in filter(None, files):

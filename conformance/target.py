@@ -33,6 +33,7 @@ from pydantic import (
     Field,
     IPvAnyAddress,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -593,9 +594,15 @@ class Target(_Strict):
     power: PowerSpec = PowerSpec()
     #: Clock modes the terminal can run in (an external device: real only).
     clocks: list[ClockName] = ["real"]
-    #: Operator records and vendor declarations of the lab and declared clauses (an answers
-    #: file, ``conformance.operator_records``; relative to the target file that names it).
-    records: str | None = None
+    #: Operator records and vendor declarations of the lab and declared clauses (answers
+    #: files, ``conformance.operator_records``, relative to the target file that names them;
+    #: a later file's record of a clause replaces an earlier one's).
+    records: list[str] = []
+
+    @field_validator("records", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else [] if value is None else value
 
     @model_validator(mode="after")
     def _consistent(self) -> Target:
@@ -661,8 +668,10 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise TargetError(yaml_input.where(str(path), exc)) from None
     if not isinstance(data, dict):
         raise TargetError(f"{path}: a target is a mapping (name, adapter, implementation, …)")
-    if isinstance(data.get("records"), str):  # relative to the file that names it
-        data["records"] = str((path.parent / data["records"]).resolve())
+    records = data.get("records")  # relative to the file that names them
+    if isinstance(records, str | list):
+        files = [records] if isinstance(records, str) else records
+        data["records"] = [str((path.parent / str(f)).resolve()) for f in files]
     base = data.pop("extends", None)
     if base is None:
         return data
